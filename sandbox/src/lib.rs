@@ -1,0 +1,1 @@
+//! hstore-sandbox.

@@ -1,0 +1,176 @@
+//! The store crate's [`Error`] and the [`Hint`] trait the CLI uses to print `hint:` lines.
+
+use std::path::PathBuf;
+
+use crate::digest::Digest;
+use crate::path_component::PathComponentError;
+use crate::tree::DecodeError;
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An I/O operation on a named path failed.
+    #[error("failed to {action} `{}`", path.display())]
+    Io {
+        /// What we were doing ("read", "create", "rename into place"…).
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Bytes did not hash to the address they claimed.
+    #[error("content does not match its address for `{}`\n  expected: {expected}\n  computed: {actual}", path.display())]
+    DigestMismatch {
+        /// The address that was claimed.
+        expected: Digest,
+        /// The address the bytes actually have.
+        actual: Digest,
+        /// Where the bytes were.
+        path: PathBuf,
+    },
+    /// An object file exists but cannot be decoded.
+    #[error("store object {digest} at `{}` is corrupt: {reason}", path.display())]
+    CorruptObject {
+        /// The object's address.
+        digest: Digest,
+        /// Its file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A directory node failed to decode.
+    #[error("directory node {digest} is malformed")]
+    MalformedDirectory {
+        /// The node's address.
+        digest: Digest,
+        /// Why.
+        #[source]
+        source: DecodeError,
+    },
+    /// The object is not in the store.
+    #[error("object {digest} is not in the store")]
+    MissingObject {
+        /// The address looked for.
+        digest: Digest,
+    },
+    /// A blob was asked for where the address names a directory, or the other way round.
+    #[error("object {digest} is a {found}, expected a {expected}")]
+    WrongKind {
+        /// The address.
+        digest: Digest,
+        /// What the caller needed.
+        expected: &'static str,
+        /// What the store holds.
+        found: &'static str,
+    },
+    /// A file system entry cannot be stored (socket, FIFO, device…).
+    #[error("cannot store `{}`: {kind} files are not supported", path.display())]
+    UnsupportedFileType {
+        /// The entry.
+        path: PathBuf,
+        /// Its kind, in words.
+        kind: &'static str,
+    },
+    /// A file name cannot be stored.
+    #[error("cannot store `{}`", path.display())]
+    InvalidName {
+        /// The entry.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: PathComponentError,
+    },
+    /// A symlink target cannot be stored.
+    #[error("cannot store symlink `{}`: its target is empty, longer than 4096 bytes or contains NUL", path.display())]
+    InvalidSymlinkTarget {
+        /// The symlink.
+        path: PathBuf,
+    },
+    /// A file changed size while it was being stored.
+    #[error("`{}` changed while it was being stored (expected {expected} bytes, read {actual})", path.display())]
+    SizeChanged {
+        /// The file.
+        path: PathBuf,
+        /// Size from metadata.
+        expected: u64,
+        /// Bytes actually read.
+        actual: u64,
+    },
+    /// A materialization destination is not empty.
+    #[error("destination `{}` already exists and is not an empty directory", path.display())]
+    DestinationExists {
+        /// The destination.
+        path: PathBuf,
+    },
+    /// The store directory holds an incompatible format.
+    #[error("`{}` is not a version-1 hstore store (found {found:?})", path.display())]
+    IncompatibleStore {
+        /// The store root.
+        path: PathBuf,
+        /// What the VERSION file says.
+        found: String,
+    },
+    /// A metadata key or root name is not acceptable.
+    #[error("invalid metadata name `{name}`: use letters, digits, `.`, `_`, `-` (at most 200)")]
+    InvalidMetadataName {
+        /// The rejected name.
+        name: String,
+    },
+    /// A JSON metadata file could not be read or written.
+    #[error("metadata file `{}` is not valid", path.display())]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl Error {
+    /// Wraps an I/O error with what we were doing and where.
+    pub fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}
+
+/// Suggestions printed after an error as `hint:` lines.
+pub trait Hint {
+    /// A suggestion for the user, if this error has one.
+    fn hint(&self) -> Option<String>;
+}
+
+impl Hint for Error {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Error::DigestMismatch { .. } | Error::CorruptObject { .. } | Error::MalformedDirectory { .. } => Some(
+                "run `hstore store verify --repair` to drop corrupt objects, then `hstore fetch` to get them again"
+                    .into(),
+            ),
+            Error::MissingObject { .. } => {
+                Some("run `hstore fetch` on a connected machine, or `hstore import` a bundle that holds it".into())
+            }
+            Error::DestinationExists { .. } => Some("choose a new path or remove the existing one".into()),
+            Error::IncompatibleStore { .. } => {
+                Some("point `--store` (or HSTORE_STORE) at an empty directory or an hstore store".into())
+            }
+            Error::UnsupportedFileType { .. } => {
+                Some("remove sockets, FIFOs and device files from the tree, or exclude them".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Result alias for the store crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,156 @@
+//! The on-disk layout of a store, and the names that define it.
+//!
+//! ```text
+//! <root>/
+//! ├── VERSION                    "hstore-store-v1\n"; a different value is refused, never migrated
+//! ├── objects-v1/                immutable, self-validating objects, sharded by the first two hex digits
+//! │   └── ab/
+//! │       ├── ab…ef.raw          a blob stored as is (already-compressed formats, tiny files)
+//! │       ├── ab…ef.zst          a blob stored as one zstd frame; its address is of the decompressed bytes
+//! │       └── ab…ef.dir          a directory node in canonical encoding (see `tree`)
+//! ├── trees-v1/<hex>/            read-only materialized trees (a cache: deleting it loses nothing)
+//! ├── roots-v1/<name>.json       gc roots: `{"addresses": ["b3:…"], "description": "…"}`
+//! ├── meta-v1/<namespace>/<key>.json   small JSON records (upstream integrity → address, build records)
+//! ├── tmp/                       temp files and dirs on the same file system; only ever renamed out of
+//! └── locks/store.lock           shared by every command, exclusive for gc
+//! ```
+//! The suffix, never the content, says how an object is stored: raw and zstd are never guessed. Every name above
+//! that holds data carries a version; a format change adds a new name beside it.
+
+use std::path::{Path, PathBuf};
+
+use crate::digest::Digest;
+
+/// Content of the `VERSION` file.
+pub const STORE_VERSION: &str = "hstore-store-v1\n";
+/// The `VERSION` file name.
+pub const VERSION_FILE: &str = "VERSION";
+/// Object directory.
+pub const OBJECTS_DIR: &str = "objects-v1";
+/// Materialized tree cache.
+pub const TREES_DIR: &str = "trees-v1";
+/// gc roots.
+pub const ROOTS_DIR: &str = "roots-v1";
+/// JSON metadata.
+pub const META_DIR: &str = "meta-v1";
+/// Temp files.
+pub const TMP_DIR: &str = "tmp";
+/// Lock files.
+pub const LOCKS_DIR: &str = "locks";
+/// The store-wide lock.
+pub const STORE_LOCK: &str = "store.lock";
+
+/// How an object is stored on disk; the file suffix records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ObjectFormat {
+    /// A blob, bytes as is.
+    RawBlob,
+    /// A blob, one zstd frame.
+    ZstdBlob,
+    /// A directory node.
+    Directory,
+}
+
+impl ObjectFormat {
+    /// All formats, in lookup order.
+    pub const ALL: [ObjectFormat; 3] = [
+        ObjectFormat::RawBlob,
+        ObjectFormat::ZstdBlob,
+        ObjectFormat::Directory,
+    ];
+
+    /// The file suffix.
+    pub const fn suffix(self) -> &'static str {
+        match self {
+            ObjectFormat::RawBlob => "raw",
+            ObjectFormat::ZstdBlob => "zst",
+            ObjectFormat::Directory => "dir",
+        }
+    }
+
+    /// Parses a suffix.
+    pub fn from_suffix(suffix: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|format| format.suffix() == suffix)
+    }
+
+    /// Whether this is a blob (raw or compressed).
+    pub const fn is_blob(self) -> bool {
+        matches!(self, ObjectFormat::RawBlob | ObjectFormat::ZstdBlob)
+    }
+
+    /// The object kind in words, as `store ls` prints it.
+    pub const fn kind_name(self) -> &'static str {
+        if self.is_blob() { "blob" } else { "tree" }
+    }
+}
+
+/// Paths inside one store root.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    /// The layout of the store at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The store root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `objects-v1/`.
+    pub fn objects(&self) -> PathBuf {
+        self.root.join(OBJECTS_DIR)
+    }
+
+    /// The shard directory holding `digest`.
+    pub fn shard(&self, digest: &Digest) -> PathBuf {
+        self.objects().join(&digest.to_hex()[..2])
+    }
+
+    /// The file of `digest` stored as `format`.
+    pub fn object(&self, digest: &Digest, format: ObjectFormat) -> PathBuf {
+        self.shard(digest)
+            .join(format!("{}.{}", digest.to_hex(), format.suffix()))
+    }
+
+    /// `trees-v1/`.
+    pub fn trees(&self) -> PathBuf {
+        self.root.join(TREES_DIR)
+    }
+
+    /// The materialized copy of tree `digest`.
+    pub fn tree(&self, digest: &Digest) -> PathBuf {
+        self.trees().join(digest.to_hex())
+    }
+
+    /// `roots-v1/`.
+    pub fn roots(&self) -> PathBuf {
+        self.root.join(ROOTS_DIR)
+    }
+
+    /// `meta-v1/`.
+    pub fn meta(&self) -> PathBuf {
+        self.root.join(META_DIR)
+    }
+
+    /// `tmp/`.
+    pub fn tmp(&self) -> PathBuf {
+        self.root.join(TMP_DIR)
+    }
+
+    /// `locks/store.lock`.
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join(LOCKS_DIR).join(STORE_LOCK)
+    }
+
+    /// `VERSION`.
+    pub fn version_file(&self) -> PathBuf {
+        self.root.join(VERSION_FILE)
+    }
+}

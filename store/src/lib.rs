@@ -1,0 +1,39 @@
+//! hstore-store: the content-addressed object store at the bottom of hstore.
+//!
+//! The store knows nothing of recipes, fetchers or builds: it stores bytes and trees by their BLAKE3 address,
+//! serializes them as NAR, keeps gc roots and small JSON records, and carries objects across the air gap in bundles.
+//!
+//! # Glossary
+//! - **store object**: a blob or a directory node, stored once under its address in `objects-v1/`.
+//! - **digest** / **address**: `b3:` + 64 lowercase hex of BLAKE3 over an object's canonical bytes ([`Digest`]).
+//! - **blob**: a file's bytes. **tree**: a Merkle directory; its address is its root directory node's address.
+//! - **NAR**: the Nix ARchive serialization, byte-identical to `nix-store --dump` ([`nar`]).
+//! - **root**: a named record of addresses that gc keeps, with everything below them ([`Root`]).
+//! - **bundle**: one streamed file carrying objects and records from one store to another.
+//! - **recipe** / **lockfile**: defined by the layers above; the store only sees the lockfile as a blob.
+#![deny(missing_docs)]
+
+pub mod digest;
+pub mod error;
+pub mod gc;
+pub mod ingest;
+pub mod layout;
+pub mod materialize;
+pub mod meta;
+pub mod nar;
+pub mod path_component;
+pub mod store;
+pub mod tree;
+pub mod verify;
+
+pub use digest::Digest;
+pub use error::{Error, Hint, Result};
+pub use gc::GcReport;
+pub use ingest::{Added, hash_file, hash_tree};
+pub use layout::{Layout, ObjectFormat};
+pub use materialize::{Permissions, remove_tree};
+pub use meta::Root;
+pub use path_component::PathComponent;
+pub use store::{BlobReader, LockMode, ObjectInfo, Store};
+pub use tree::{Directory, Node};
+pub use verify::{Problem, VerifyReport};

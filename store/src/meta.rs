@@ -1,0 +1,163 @@
+//! Small JSON records beside the objects: gc roots (`roots-v1/`) and namespaced metadata (`meta-v1/`).
+//!
+//! Records are written atomically and are hints: losing one loses no object, and every consumer re-checks that
+//! the objects a record names exist. Names are restricted to `[A-Za-z0-9._-]`, at most 200 bytes, not starting with
+//! `.`, so a name can never point outside its directory.
+
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+/// A gc root: objects (and everything below them) that gc must keep.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Root {
+    /// What registered it, for people reading `roots-v1/`.
+    pub description: String,
+    /// Addresses kept alive.
+    pub addresses: Vec<Digest>,
+}
+
+fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidMetadataName {
+            name: name.to_owned(),
+        })
+    }
+}
+
+impl Store {
+    fn root_path(&self, name: &str) -> Result<PathBuf> {
+        validate_name(name)?;
+        Ok(self.layout().roots().join(format!("{name}.json")))
+    }
+
+    fn meta_path(&self, namespace: &str, key: &str) -> Result<PathBuf> {
+        validate_name(namespace)?;
+        validate_name(key)?;
+        Ok(self
+            .layout()
+            .meta()
+            .join(namespace)
+            .join(format!("{key}.json")))
+    }
+
+    /// Registers (or replaces) the gc root `name`.
+    pub fn set_root(&self, name: &str, root: &Root) -> Result<()> {
+        let path = self.root_path(name)?;
+        self.write_json(&path, root)
+    }
+
+    /// Removes the gc root `name`; a missing root is not an error.
+    pub fn remove_root(&self, name: &str) -> Result<()> {
+        let path = self.root_path(name)?;
+        match fs::remove_file(&path) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => {
+                Err(Error::io("remove", &path)(error))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Every gc root, sorted by name.
+    pub fn roots(&self) -> Result<Vec<(String, Root)>> {
+        let dir = self.layout().roots();
+        let mut roots = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(Error::io("list", &dir))? {
+            let entry = entry.map_err(Error::io("list", &dir))?;
+            let file_name = entry.file_name();
+            let Some(name) = file_name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+                continue;
+            };
+            if let Some(root) = read_json::<Root>(&entry.path())? {
+                roots.push((name.to_owned(), root));
+            }
+        }
+        roots.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(roots)
+    }
+
+    /// Writes the record `namespace/key`.
+    pub fn put_meta<T: Serialize>(&self, namespace: &str, key: &str, value: &T) -> Result<()> {
+        let path = self.meta_path(namespace, key)?;
+        self.write_json(&path, value)
+    }
+
+    /// Reads the record `namespace/key`; `Ok(None)` if absent.
+    pub fn get_meta<T: DeserializeOwned>(&self, namespace: &str, key: &str) -> Result<Option<T>> {
+        read_json(&self.meta_path(namespace, key)?)
+    }
+
+    /// Keys of every record in `namespace`, sorted.
+    pub fn list_meta(&self, namespace: &str) -> Result<Vec<String>> {
+        validate_name(namespace)?;
+        let dir = self.layout().meta().join(namespace);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(Error::io("list", &dir)(error)),
+        };
+        let mut keys = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(Error::io("list", &dir))?;
+            if let Some(key) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+            {
+                keys.push(key.to_owned());
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    fn write_json<T: Serialize>(&self, path: &std::path::Path, value: &T) -> Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(value).map_err(|source| Error::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        bytes.push(b'\n');
+        self.write_file_atomic(path, &bytes)
+    }
+}
+
+fn read_json<T: DeserializeOwned>(path: &std::path::Path) -> Result<Option<T>> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| Error::Json {
+                path: path.to_path_buf(),
+                source,
+            }),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(Error::io("read", path)(error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_cannot_escape() {
+        for bad in ["", "..", "../x", "a/b", ".hidden", "a b"] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+        assert!(validate_name("lockfile-ab12.json_x").is_ok());
+    }
+}

@@ -1,0 +1,646 @@
+//! [`Store`]: the object store on disk — opening, locking, writing and reading objects.
+//!
+//! Invariants:
+//! - Every write goes temp file in `tmp/` → hash while streaming → fsync → no-clobber rename into `objects-v1/`.
+//!   A killed process leaves only temp files; an object file that exists is complete.
+//! - A [`Store`] holds the store lock for its whole life: shared for normal work, exclusive for gc. So gc never
+//!   runs while another command is between adding an object and recording the root that keeps it.
+//! - Memory is bounded by the buffer size whatever the object size: bytes stream from source to hasher to encoder.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use tempfile::NamedTempFile;
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::layout::{Layout, ObjectFormat, STORE_VERSION};
+use crate::tree::Directory;
+
+/// Size of the streaming buffer; memory per concurrent write is a small multiple of it.
+pub(crate) const BUFFER_SIZE: usize = 1 << 20;
+
+/// Blobs smaller than this are stored raw: a zstd frame header would eat the gain.
+const MIN_COMPRESS_SIZE: u64 = 128;
+
+/// Blobs larger than this are compressed with zstd's worker threads.
+const MULTITHREAD_COMPRESS_SIZE: u64 = 64 << 20;
+
+/// Default zstd level (ARCHITECTURE.md §2).
+pub const DEFAULT_COMPRESSION_LEVEL: i32 = 3;
+
+/// How a [`Store`] holds the store lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockMode {
+    /// Normal commands: many at once.
+    Shared,
+    /// gc: alone.
+    Exclusive,
+}
+
+/// Facts about one stored object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Its address.
+    pub digest: Digest,
+    /// How it is stored.
+    pub format: ObjectFormat,
+    /// For a blob, its byte length; for a tree, the total bytes of files below it.
+    pub size: u64,
+}
+
+/// A readable blob with its length.
+pub struct BlobReader {
+    /// The decompressed bytes.
+    pub reader: Box<dyn Read + Send>,
+    /// The blob's length in bytes.
+    pub size: u64,
+}
+
+/// An open store. See the module docs for its invariants.
+#[derive(Debug)]
+pub struct Store {
+    layout: Layout,
+    lock: File,
+    lock_mode: LockMode,
+    dirty_dirs: Mutex<BTreeSet<PathBuf>>,
+    compression_level: i32,
+}
+
+/// Whether the first bytes of a blob show a format that is already compressed (zstd gains ≤0.4% on these).
+fn is_already_compressed(head: &[u8]) -> bool {
+    const MAGICS: [&[u8]; 8] = [
+        b"\x1f\x8b",           // gzip: .crate, .tar.gz, .tgz
+        b"PK\x03\x04",         // zip: .whl, .zip, .jar
+        b"\x28\xb5\x2f\xfd",   // zstd
+        b"\xfd7zXZ\x00",       // xz
+        b"BZh",                // bzip2
+        b"7z\xbc\xaf\x27\x1c", // 7z
+        b"\x89PNG\r\n\x1a\n",  // png
+        b"\x04\x22\x4d\x18",   // lz4
+    ];
+    MAGICS.iter().any(|magic| head.starts_with(magic))
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `root` with a shared lock.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        Self::open_with(root, LockMode::Shared)
+    }
+
+    /// Opens the store at `root`, holding the lock in `mode` until dropped; waits for conflicting holders.
+    pub fn open_with(root: impl Into<PathBuf>, mode: LockMode) -> Result<Self> {
+        let layout = Layout::new(root);
+        let root = layout.root().to_path_buf();
+        for dir in [
+            layout.objects(),
+            layout.trees(),
+            layout.roots(),
+            layout.meta(),
+            layout.tmp(),
+        ] {
+            fs::create_dir_all(&dir).map_err(Error::io("create directory", &dir))?;
+        }
+        let lock_path = layout.lock_file();
+        if let Some(parent) = lock_path.parent() {
+            fs::create_dir_all(parent).map_err(Error::io("create directory", parent))?;
+        }
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&lock_path)
+            .map_err(Error::io("open lock file", &lock_path))?;
+        match mode {
+            LockMode::Shared => lock.lock_shared(),
+            LockMode::Exclusive => lock.lock(),
+        }
+        .map_err(Error::io("lock", &lock_path))?;
+        let store = Self {
+            layout,
+            lock,
+            lock_mode: mode,
+            dirty_dirs: Mutex::new(BTreeSet::new()),
+            compression_level: DEFAULT_COMPRESSION_LEVEL,
+        };
+        store.check_version(&root)?;
+        Ok(store)
+    }
+
+    fn check_version(&self, root: &Path) -> Result<()> {
+        let version_path = self.layout.version_file();
+        match fs::read_to_string(&version_path) {
+            Ok(found) if found == STORE_VERSION => Ok(()),
+            Ok(found) => Err(Error::IncompatibleStore {
+                path: root.to_path_buf(),
+                found,
+            }),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                self.write_file_atomic(&version_path, STORE_VERSION.as_bytes())
+            }
+            Err(error) => Err(Error::io("read", &version_path)(error)),
+        }
+    }
+
+    /// The store's paths.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The store root.
+    pub fn root(&self) -> &Path {
+        self.layout.root()
+    }
+
+    /// How this handle holds the store lock.
+    pub fn lock_mode(&self) -> LockMode {
+        self.lock_mode
+    }
+
+    /// Sets the zstd level for new compressed blobs (does not change addresses).
+    pub fn set_compression_level(&mut self, level: i32) {
+        self.compression_level = level;
+    }
+
+    /// A new temp file in `tmp/`, on the store's file system.
+    pub fn temp_file(&self) -> Result<NamedTempFile> {
+        tempfile::Builder::new()
+            .prefix("obj-")
+            .tempfile_in(self.layout.tmp())
+            .map_err(Error::io("create temp file in", self.layout.tmp()))
+    }
+
+    /// A new temp directory in `tmp/`, for callers that assemble a tree before adding it.
+    pub fn temp_dir(&self) -> Result<tempfile::TempDir> {
+        tempfile::Builder::new()
+            .prefix("dir-")
+            .tempdir_in(self.layout.tmp())
+            .map_err(Error::io("create temp directory in", self.layout.tmp()))
+    }
+
+    /// Stores the bytes read from `reader` as a blob. `size`, when known, is checked and recorded in the
+    /// compressed frame; `expected`, when given, must match or nothing is stored.
+    pub fn add_blob_reader(
+        &self,
+        reader: &mut dyn Read,
+        size: Option<u64>,
+        expected: Option<Digest>,
+        source_path: &Path,
+    ) -> Result<(Digest, u64)> {
+        let mut buffer = vec![0u8; BUFFER_SIZE];
+        let head_len =
+            read_full(reader, &mut buffer[..4096]).map_err(Error::io("read", source_path))?;
+        let compress = size.map_or(head_len as u64, |s| s.max(head_len as u64))
+            >= MIN_COMPRESS_SIZE
+            && !is_already_compressed(&buffer[..head_len]);
+        let temp = self.temp_file()?;
+        let mut hasher = blake3::Hasher::new();
+        let mut total: u64 = 0;
+        let temp_path = temp.path().to_path_buf();
+        let file = temp
+            .as_file()
+            .try_clone()
+            .map_err(Error::io("open", &temp_path))?;
+        let mut sink: Box<dyn Write> = if compress {
+            let mut encoder = zstd::stream::Encoder::new(
+                BufWriter::with_capacity(BUFFER_SIZE, file),
+                self.compression_level,
+            )
+            .map_err(Error::io("start compressing into", &temp_path))?;
+            encoder
+                .set_pledged_src_size(size)
+                .map_err(Error::io("start compressing into", &temp_path))?;
+            encoder
+                .include_contentsize(size.is_some())
+                .map_err(Error::io("start compressing into", &temp_path))?;
+            if size.is_some_and(|s| s >= MULTITHREAD_COMPRESS_SIZE) {
+                let workers =
+                    std::thread::available_parallelism().map_or(1, std::num::NonZero::get) as u32;
+                encoder
+                    .multithread(workers.min(4))
+                    .map_err(Error::io("start compressing into", &temp_path))?;
+            }
+            Box::new(encoder.auto_finish())
+        } else {
+            Box::new(BufWriter::with_capacity(BUFFER_SIZE, file))
+        };
+        let mut chunk_len = head_len;
+        while chunk_len > 0 {
+            let chunk = &buffer[..chunk_len];
+            if chunk_len >= BUFFER_SIZE / 2 {
+                hasher.update_rayon(chunk);
+            } else {
+                hasher.update(chunk);
+            }
+            sink.write_all(chunk)
+                .map_err(Error::io("write", &temp_path))?;
+            total += chunk_len as u64;
+            chunk_len = read_full(reader, &mut buffer).map_err(Error::io("read", source_path))?;
+        }
+        sink.flush().map_err(Error::io("write", &temp_path))?;
+        drop(sink);
+        if let Some(expected_size) = size
+            && expected_size != total
+        {
+            return Err(Error::SizeChanged {
+                path: source_path.to_path_buf(),
+                expected: expected_size,
+                actual: total,
+            });
+        }
+        let digest = Digest::from(hasher.finalize());
+        if let Some(expected) = expected
+            && expected != digest
+        {
+            return Err(Error::DigestMismatch {
+                expected,
+                actual: digest,
+                path: source_path.to_path_buf(),
+            });
+        }
+        if self.blob_format(&digest)?.is_some() {
+            return Ok((digest, total));
+        }
+        let format = if compress {
+            ObjectFormat::ZstdBlob
+        } else {
+            ObjectFormat::RawBlob
+        };
+        self.persist(temp, &digest, format)?;
+        Ok((digest, total))
+    }
+
+    /// Stores a regular file's bytes as a blob.
+    pub fn add_blob_file(&self, path: &Path) -> Result<(Digest, u64)> {
+        let mut file = File::open(path).map_err(Error::io("open", path))?;
+        let size = file.metadata().map_err(Error::io("stat", path))?.len();
+        self.add_blob_reader(&mut file, Some(size), None, path)
+    }
+
+    /// Stores a regular file, failing with [`Error::DigestMismatch`] (and storing nothing) unless it hashes to
+    /// `expected`. Import and fetch use this so that only verified bytes become visible.
+    pub fn add_blob_file_expecting(&self, path: &Path, expected: Digest) -> Result<u64> {
+        let mut file = File::open(path).map_err(Error::io("open", path))?;
+        let size = file.metadata().map_err(Error::io("stat", path))?.len();
+        self.add_blob_reader(&mut file, Some(size), Some(expected), path)
+            .map(|(_, size)| size)
+    }
+
+    /// Stores an in-memory byte string (metadata-sized things: lockfiles, logs).
+    pub fn add_bytes(&self, bytes: &[u8]) -> Result<Digest> {
+        let mut reader = bytes;
+        self.add_blob_reader(
+            &mut reader,
+            Some(bytes.len() as u64),
+            None,
+            Path::new("<memory>"),
+        )
+        .map(|(digest, _)| digest)
+    }
+
+    /// Stores a directory node and returns its address.
+    pub fn put_directory(&self, directory: &Directory) -> Result<Digest> {
+        let bytes = directory.encode();
+        let digest = Digest::of_bytes(&bytes);
+        self.put_directory_bytes(&digest, &bytes)?;
+        Ok(digest)
+    }
+
+    /// Stores an already-encoded directory node, checking that it decodes and hashes to `digest`.
+    pub fn put_directory_bytes(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
+        let actual = Digest::of_bytes(bytes);
+        if actual != *digest {
+            return Err(Error::DigestMismatch {
+                expected: *digest,
+                actual,
+                path: PathBuf::from("<directory node>"),
+            });
+        }
+        Directory::decode(bytes).map_err(|source| Error::MalformedDirectory {
+            digest: *digest,
+            source,
+        })?;
+        let target = self.layout.object(digest, ObjectFormat::Directory);
+        if target.exists() {
+            return Ok(());
+        }
+        let mut temp = self.temp_file()?;
+        temp.write_all(bytes)
+            .map_err(Error::io("write", temp.path()))?;
+        self.persist(temp, digest, ObjectFormat::Directory)
+    }
+
+    /// fsyncs `temp` and renames it to the object's place without clobbering. Losing a race to an identical
+    /// object is success: both have the same bytes.
+    fn persist(&self, temp: NamedTempFile, digest: &Digest, format: ObjectFormat) -> Result<()> {
+        temp.as_file()
+            .sync_all()
+            .map_err(Error::io("fsync", temp.path()))?;
+        let shard = self.layout.shard(digest);
+        fs::create_dir_all(&shard).map_err(Error::io("create directory", &shard))?;
+        let target = self.layout.object(digest, format);
+        match temp.persist_noclobber(&target) {
+            Ok(_) => {}
+            Err(error) if error.error.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(Error::io("rename into place", &target)(error.error)),
+        }
+        self.mark_dirty(shard);
+        Ok(())
+    }
+
+    fn mark_dirty(&self, dir: PathBuf) {
+        if let Ok(mut dirty) = self.dirty_dirs.lock() {
+            dirty.insert(dir);
+        }
+    }
+
+    /// fsyncs every directory that gained an entry since the last flush, so renames survive a power loss.
+    /// Called on drop; call it explicitly to see errors.
+    pub fn flush(&self) -> Result<()> {
+        let dirs = match self.dirty_dirs.lock() {
+            Ok(mut dirty) => std::mem::take(&mut *dirty),
+            Err(_) => return Ok(()),
+        };
+        for dir in dirs {
+            File::open(&dir)
+                .and_then(|handle| handle.sync_all())
+                .map_err(Error::io("fsync", &dir))?;
+        }
+        Ok(())
+    }
+
+    /// Writes a small file atomically (temp, fsync, rename; replaces an existing file).
+    pub fn write_file_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let mut temp = self.temp_file()?;
+        temp.write_all(bytes)
+            .map_err(Error::io("write", temp.path()))?;
+        temp.as_file()
+            .sync_all()
+            .map_err(Error::io("fsync", temp.path()))?;
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(Error::io("create directory", parent))?;
+            self.mark_dirty(parent.to_path_buf());
+        }
+        temp.persist(path)
+            .map_err(|error| Error::io("rename into place", path)(error.error))?;
+        Ok(())
+    }
+
+    /// How `digest` is stored, if it is a blob in this store.
+    pub fn blob_format(&self, digest: &Digest) -> Result<Option<ObjectFormat>> {
+        for format in [ObjectFormat::RawBlob, ObjectFormat::ZstdBlob] {
+            if self.layout.object(digest, format).exists() {
+                return Ok(Some(format));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether the store holds `digest`, and how.
+    pub fn object_format(&self, digest: &Digest) -> Result<Option<ObjectFormat>> {
+        if let Some(format) = self.blob_format(digest)? {
+            return Ok(Some(format));
+        }
+        let dir = self.layout.object(digest, ObjectFormat::Directory);
+        Ok(dir.exists().then_some(ObjectFormat::Directory))
+    }
+
+    /// Opens a blob for streaming reads; `Ok(None)` if it is not stored.
+    pub fn open_blob(&self, digest: &Digest) -> Result<Option<BlobReader>> {
+        let Some(format) = self.blob_format(digest)? else {
+            if self.layout.object(digest, ObjectFormat::Directory).exists() {
+                return Err(Error::WrongKind {
+                    digest: *digest,
+                    expected: "blob",
+                    found: "tree",
+                });
+            }
+            return Ok(None);
+        };
+        let path = self.layout.object(digest, format);
+        let file = File::open(&path).map_err(Error::io("open", &path))?;
+        if format == ObjectFormat::RawBlob {
+            let size = file.metadata().map_err(Error::io("stat", &path))?.len();
+            Ok(Some(BlobReader {
+                reader: Box::new(BufReader::with_capacity(BUFFER_SIZE, file)),
+                size,
+            }))
+        } else {
+            let size = Self::zstd_content_size(digest, &path)?;
+            let decoder =
+                zstd::stream::Decoder::new(file).map_err(Error::io("decompress", &path))?;
+            Ok(Some(BlobReader {
+                reader: Box::new(decoder),
+                size,
+            }))
+        }
+    }
+
+    /// The decompressed size recorded in a zstd object's frame header (or counted, if it was not recorded).
+    fn zstd_content_size(digest: &Digest, path: &Path) -> Result<u64> {
+        let mut head = [0u8; 18];
+        let mut file = File::open(path).map_err(Error::io("open", path))?;
+        let len = read_full(&mut file, &mut head).map_err(Error::io("read", path))?;
+        match zstd::zstd_safe::get_frame_content_size(&head[..len]) {
+            Ok(Some(size)) => Ok(size),
+            Ok(None) => {
+                // Written from a reader of unknown length: count by decompressing from the start.
+                let file = File::open(path).map_err(Error::io("open", path))?;
+                let mut decoder =
+                    zstd::stream::Decoder::new(file).map_err(Error::io("decompress", path))?;
+                io::copy(&mut decoder, &mut io::sink()).map_err(Error::io("decompress", path))
+            }
+            Err(_) => Err(Error::CorruptObject {
+                digest: *digest,
+                path: path.to_path_buf(),
+                reason: "not a zstd frame".into(),
+            }),
+        }
+    }
+
+    /// Reads a whole blob into memory (for small objects such as lockfiles and records).
+    pub fn read_blob(&self, digest: &Digest) -> Result<Option<Vec<u8>>> {
+        let Some(mut blob) = self.open_blob(digest)? else {
+            return Ok(None);
+        };
+        let mut bytes =
+            Vec::with_capacity(usize::try_from(blob.size).unwrap_or(0).min(BUFFER_SIZE));
+        blob.reader.read_to_end(&mut bytes).map_err(Error::io(
+            "read",
+            self.layout.object(digest, ObjectFormat::ZstdBlob),
+        ))?;
+        Ok(Some(bytes))
+    }
+
+    /// Reads and decodes a directory node; `Ok(None)` if it is not stored.
+    pub fn get_directory(&self, digest: &Digest) -> Result<Option<Directory>> {
+        let path = self.layout.object(digest, ObjectFormat::Directory);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                if self.blob_format(digest)?.is_some() {
+                    return Err(Error::WrongKind {
+                        digest: *digest,
+                        expected: "tree",
+                        found: "blob",
+                    });
+                }
+                return Ok(None);
+            }
+            Err(error) => return Err(Error::io("read", &path)(error)),
+        };
+        let directory = Directory::decode(&bytes).map_err(|source| Error::MalformedDirectory {
+            digest: *digest,
+            source,
+        })?;
+        Ok(Some(directory))
+    }
+
+    /// Like [`Store::get_directory`], but a missing node is an error.
+    pub fn directory(&self, digest: &Digest) -> Result<Directory> {
+        self.get_directory(digest)?
+            .ok_or(Error::MissingObject { digest: *digest })
+    }
+
+    /// Like [`Store::open_blob`], but a missing blob is an error.
+    pub fn blob(&self, digest: &Digest) -> Result<BlobReader> {
+        self.open_blob(digest)?
+            .ok_or(Error::MissingObject { digest: *digest })
+    }
+
+    /// Every object in the store, sorted by address. Unknown files (never written by us) are skipped.
+    pub fn list_objects(&self) -> Result<Vec<ObjectInfo>> {
+        let mut objects = Vec::new();
+        for (digest, format, path) in self.object_files()? {
+            let size = match format {
+                ObjectFormat::RawBlob => {
+                    fs::metadata(&path).map_err(Error::io("stat", &path))?.len()
+                }
+                ObjectFormat::ZstdBlob => Self::zstd_content_size(&digest, &path)?,
+                ObjectFormat::Directory => match self.get_directory(&digest) {
+                    Ok(Some(directory)) => directory.total_size(),
+                    _ => 0,
+                },
+            };
+            objects.push(ObjectInfo {
+                digest,
+                format,
+                size,
+            });
+        }
+        Ok(objects)
+    }
+
+    /// Every object file: address, format and path, sorted by address.
+    pub fn object_files(&self) -> Result<Vec<(Digest, ObjectFormat, PathBuf)>> {
+        let objects_dir = self.layout.objects();
+        let mut found = Vec::new();
+        for shard in fs::read_dir(&objects_dir).map_err(Error::io("list", &objects_dir))? {
+            let shard = shard.map_err(Error::io("list", &objects_dir))?;
+            let shard_path = shard.path();
+            if !shard_path.is_dir() {
+                continue;
+            }
+            for entry in fs::read_dir(&shard_path).map_err(Error::io("list", &shard_path))? {
+                let entry = entry.map_err(Error::io("list", &shard_path))?;
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                let Some((hex_digits, suffix)) = name.split_once('.') else {
+                    continue;
+                };
+                let (Ok(digest), Some(format)) = (
+                    Digest::from_hex(hex_digits),
+                    ObjectFormat::from_suffix(suffix),
+                ) else {
+                    continue;
+                };
+                found.push((digest, format, entry.path()));
+            }
+        }
+        found.sort_by_key(|a| (a.0, a.1));
+        Ok(found)
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Err(error) = self.flush() {
+            tracing::warn!("{error}");
+        }
+        let _ = self.lock.unlock();
+    }
+}
+
+/// Reads until `buffer` is full or the reader is exhausted; returns the bytes read.
+pub(crate) fn read_full(reader: &mut dyn Read, buffer: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match reader.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compressed_formats_are_detected() {
+        assert!(is_already_compressed(b"\x1f\x8b\x08\x00"));
+        assert!(is_already_compressed(b"PK\x03\x04rest"));
+        assert!(!is_already_compressed(b"fn main() {}"));
+    }
+
+    #[test]
+    fn blob_round_trip_raw_and_compressed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let text = b"hello world, hello world, hello world, hello world, hello world, hello world, hello world!!"
+            .repeat(10);
+        let digest = store.add_bytes(&text).unwrap();
+        assert_eq!(digest, Digest::of_bytes(&text));
+        assert_eq!(
+            store.blob_format(&digest).unwrap(),
+            Some(ObjectFormat::ZstdBlob)
+        );
+        assert_eq!(store.read_blob(&digest).unwrap().unwrap(), text);
+
+        let gz = b"\x1f\x8b\x08\x00 pretend gzip body that is long enough to be compressed otherwise......"
+            .repeat(3);
+        let digest = store.add_bytes(&gz).unwrap();
+        assert_eq!(
+            store.blob_format(&digest).unwrap(),
+            Some(ObjectFormat::RawBlob)
+        );
+        let listed = store.list_objects().unwrap();
+        assert_eq!(listed.len(), 2);
+        assert!(listed.iter().any(|o| o.size == text.len() as u64));
+    }
+
+    #[test]
+    fn expected_digest_mismatch_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut reader = &b"some bytes"[..];
+        let error = store
+            .add_blob_reader(
+                &mut reader,
+                Some(10),
+                Some(Digest::of_bytes(b"other")),
+                Path::new("x"),
+            )
+            .unwrap_err();
+        assert!(matches!(error, Error::DigestMismatch { .. }));
+        assert!(store.list_objects().unwrap().is_empty());
+        assert_eq!(fs::read_dir(store.layout().tmp()).unwrap().count(), 0);
+    }
+}
