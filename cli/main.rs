@@ -1,1 +1,21 @@
-fn main() {}
+//! The `hstore` binary: parse arguments, start logging, run one command, render its error. Nothing else lives here.
+
+mod args;
+mod commands;
+mod env_vars;
+mod printer;
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    let printer = printer::Printer::new(&cli.global);
+    printer::init_logging(&cli.global);
+    match commands::run(cli, &printer) {
+        Ok(status) => status.into(),
+        Err(error) => printer.render_error(&error),
+    }
+}

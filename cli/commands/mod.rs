@@ -1,0 +1,17 @@
+//! Dispatch: one module per command, each `run(&settings, printer) -> Result<ExitStatus>`.
+
+mod store;
+
+use anyhow::Result;
+
+use crate::args::{Cli, Commands};
+use crate::printer::{ExitStatus, Printer};
+use crate::settings::GlobalSettings;
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus> {
+    let global = GlobalSettings::resolve(&cli.global)?;
+    match cli.command {
+        Commands::Store(command) => store::run(command, &global, printer),
+    }
+}

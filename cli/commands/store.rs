@@ -1,0 +1,151 @@
+//! `hstore store …`: direct access to the object store.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use hstore_store::{Digest, LockMode, Permissions, Store};
+
+use crate::args::StoreCommand;
+use crate::printer::{ExitStatus, Printer};
+use crate::settings::GlobalSettings;
+
+/// Opens the store at the configured location for normal (shared) work.
+pub fn open_store(global: &GlobalSettings) -> Result<Store> {
+    Store::open(&global.store)
+        .with_context(|| format!("failed to open the store at `{}`", global.store.display()))
+}
+
+/// Parses an address given on the command line.
+pub fn parse_address(text: &str) -> Result<Digest> {
+    text.parse::<Digest>().with_context(|| {
+        format!("`{text}` is not an hstore address (expected `b3:` and 64 lowercase hex digits)")
+    })
+}
+
+pub fn run(
+    command: StoreCommand,
+    global: &GlobalSettings,
+    printer: &Printer,
+) -> Result<ExitStatus> {
+    match command {
+        StoreCommand::Add { path } => add(global, &path),
+        StoreCommand::Cat { address } => cat(global, &address),
+        StoreCommand::Materialize { address, dest } => {
+            let store = open_store(global)?;
+            let digest = parse_address(&address)?;
+            store
+                .materialize(&digest, &dest, Permissions::Writable)
+                .with_context(|| {
+                    format!("failed to materialize {digest} at `{}`", dest.display())
+                })?;
+            printer.status("Materialized", format!("{digest} at {}", dest.display()));
+            Ok(ExitStatus::Success)
+        }
+        StoreCommand::Dump { address } => {
+            let store = open_store(global)?;
+            let digest = parse_address(&address)?;
+            let stdout = io::stdout().lock();
+            let mut out = io::BufWriter::with_capacity(1 << 20, stdout);
+            store
+                .dump_nar(&digest, &mut out)
+                .with_context(|| format!("failed to dump {digest} as a NAR"))?;
+            out.flush().context("failed to write to stdout")?;
+            Ok(ExitStatus::Success)
+        }
+        StoreCommand::Ls => {
+            let store = open_store(global)?;
+            let mut out = io::BufWriter::new(io::stdout().lock());
+            for object in store.list_objects()? {
+                writeln!(
+                    out,
+                    "{} {} {}",
+                    object.digest,
+                    object.format.kind_name(),
+                    object.size
+                )?;
+            }
+            out.flush()?;
+            Ok(ExitStatus::Success)
+        }
+        StoreCommand::Verify { repair } => {
+            let store = open_store(global)?;
+            let report = store.verify(repair)?;
+            for problem in &report.problems {
+                printer.warn(problem);
+            }
+            if report.problems.is_empty() {
+                printer.status(
+                    "Verified",
+                    format!("{} objects, no problems", report.checked),
+                );
+                Ok(ExitStatus::Success)
+            } else if repair {
+                printer.status(
+                    "Repaired",
+                    format!(
+                        "removed {} corrupt entries of {} objects; run `hstore fetch` or `hstore import` to restore them",
+                        report.repaired, report.checked
+                    ),
+                );
+                Ok(ExitStatus::Failure)
+            } else {
+                printer.status(
+                    "Failed",
+                    format!(
+                        "{} problems in {} objects",
+                        report.problems.len(),
+                        report.checked
+                    ),
+                );
+                Ok(ExitStatus::Failure)
+            }
+        }
+        StoreCommand::Gc { dry_run } => {
+            let store =
+                Store::open_with(&global.store, LockMode::Exclusive).with_context(|| {
+                    format!(
+                        "failed to lock the store at `{}` for gc",
+                        global.store.display()
+                    )
+                })?;
+            let report = store.gc(dry_run)?;
+            let verb = if dry_run { "Would remove" } else { "Removed" };
+            printer.status(
+                verb,
+                format!(
+                    "{} objects ({} bytes), {} cached trees, {} temp entries; kept {} objects",
+                    report.removed.len(),
+                    report.removed_bytes,
+                    report.removed_trees,
+                    report.removed_temp,
+                    report.kept
+                ),
+            );
+            Ok(ExitStatus::Success)
+        }
+    }
+}
+
+fn add(global: &GlobalSettings, path: &Path) -> Result<ExitStatus> {
+    let store = open_store(global)?;
+    let added = store
+        .add_path(path)
+        .with_context(|| format!("failed to add `{}`", path.display()))?;
+    store.flush()?;
+    let mut stdout = io::stdout().lock();
+    writeln!(stdout, "{}", added.digest())?;
+    Ok(ExitStatus::Success)
+}
+
+fn cat(global: &GlobalSettings, address: &str) -> Result<ExitStatus> {
+    let store = open_store(global)?;
+    let digest = parse_address(address)?;
+    let Some(mut blob) = store.open_blob(&digest)? else {
+        bail!(hstore_store::Error::MissingObject { digest });
+    };
+    let mut stdout = io::stdout().lock();
+    io::copy(&mut blob.reader, &mut stdout)
+        .with_context(|| format!("failed to write {digest} to stdout"))?;
+    Ok(ExitStatus::Success)
+}

@@ -1,0 +1,141 @@
+//! The one place hstore writes to the terminal: status lines and errors on stderr, data on stdout.
+//! Meaning never depends on colour; colour is off for NO_COLOR and non-terminals.
+#![expect(
+    clippy::print_stderr,
+    reason = "the printer is the CLI's only writer to stderr"
+)]
+
+use std::io::{self, IsTerminal, Write};
+use std::process::ExitCode;
+
+use tracing_subscriber::EnvFilter;
+
+use crate::args::{ColorChoice, GlobalArgs};
+use crate::env_vars;
+
+/// How a command ended when it did not error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Everything worked.
+    Success,
+    /// A check failed (verify found corruption, `--locked` found a stale lockfile).
+    Failure,
+}
+
+impl From<ExitStatus> for ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        match status {
+            ExitStatus::Success => ExitCode::SUCCESS,
+            ExitStatus::Failure => ExitCode::from(1),
+        }
+    }
+}
+
+/// Writes status lines and errors to stderr.
+#[derive(Debug, Clone)]
+pub struct Printer {
+    quiet: bool,
+    color: bool,
+    progress: bool,
+}
+
+impl Printer {
+    pub fn new(args: &GlobalArgs) -> Self {
+        let terminal = io::stderr().is_terminal();
+        let no_color = std::env::var_os(env_vars::NO_COLOR).is_some_and(|v| !v.is_empty());
+        let color = match args.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => terminal && !no_color,
+        };
+        Self {
+            quiet: args.quiet > 0,
+            color,
+            progress: terminal && !args.no_progress && args.quiet == 0,
+        }
+    }
+
+    /// Whether progress bars may be drawn.
+    pub fn progress_enabled(&self) -> bool {
+        self.progress
+    }
+
+    /// A cargo-style status line: a right-aligned verb and a message.
+    pub fn status(&self, verb: &str, message: impl std::fmt::Display) {
+        if self.quiet {
+            return;
+        }
+        if self.color {
+            eprintln!("\x1b[1;32m{verb:>12}\x1b[0m {message}");
+        } else {
+            eprintln!("{verb:>12} {message}");
+        }
+    }
+
+    /// A warning the user should act on, shown even when quiet.
+    pub fn warn(&self, message: impl std::fmt::Display) {
+        if self.color {
+            eprintln!("\x1b[1;33mwarning\x1b[0m: {message}");
+        } else {
+            eprintln!("warning: {message}");
+        }
+    }
+
+    /// Renders an error chain with its hints; a broken pipe is a normal end (exit 0).
+    pub fn render_error(&self, error: &anyhow::Error) -> ExitCode {
+        if error.chain().any(|cause| {
+            cause
+                .downcast_ref::<io::Error>()
+                .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+        }) {
+            return ExitCode::SUCCESS;
+        }
+        let label = if self.color {
+            "\x1b[1;31merror\x1b[0m"
+        } else {
+            "error"
+        };
+        let mut stderr = io::stderr().lock();
+        let _ = writeln!(stderr, "{label}: {error}");
+        for cause in error.chain().skip(1) {
+            let _ = writeln!(stderr, "  caused by: {cause}");
+        }
+        let hints: Vec<String> = error.chain().filter_map(hint_of).collect();
+        if !hints.is_empty() {
+            let _ = writeln!(stderr);
+            for hint in hints {
+                let _ = writeln!(stderr, "hint: {hint}");
+            }
+        }
+        ExitCode::from(2)
+    }
+}
+
+/// The hint of the first error type in the chain that has one.
+fn hint_of(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use hstore_store::Hint;
+    if let Some(error) = cause.downcast_ref::<hstore_store::Error>() {
+        return error.hint();
+    }
+    None
+}
+
+/// Starts tracing: `-v` debug, `-vv` trace, `-q` errors only; RUST_LOG overrides.
+pub fn init_logging(args: &GlobalArgs) {
+    let level = match (args.quiet, args.verbose) {
+        (q, _) if q > 0 => "error",
+        (_, 0) => "warn",
+        (_, 1) => "debug",
+        _ => "trace",
+    };
+    let filter = std::env::var(env_vars::RUST_LOG)
+        .ok()
+        .and_then(|value| EnvFilter::try_new(value).ok())
+        .unwrap_or_else(|| EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .without_time()
+        .with_target(false)
+        .try_init();
+}
