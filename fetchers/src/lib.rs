@@ -1,1 +1,8 @@
-//! hstore-fetchers.
+//! hstore-fetchers: what recipes ask for ([`recipe`]), what a lock pinned ([`lockfile`]), and the fetchers that
+//! turn each source kind into verified store objects.
+//!
+//! Fetchers never write into the store's object directory themselves: they hand a finished temp file or directory
+//! to [`hstore_store::Store`], which hashes, verifies and renames it into place.
+
+pub mod lockfile;
+pub mod recipe;

@@ -1,0 +1,425 @@
+//! `lockfile.json`: exactly which bytes every recipe source resolved to.
+//!
+//! Format version 1 (documented for users in `docs/lockfile.md`):
+//! ```json
+//! {
+//!   "version": 1,
+//!   "recipes": [ { "name": "…", "sources": [ { "name": "…", "spec": { "kind": "git", … }, "artifacts": ["id", …] } ] } ],
+//!   "artifacts": [ { "kind": "git" | "crate" | "url" | "path", "id": "…", …identity…, …integrity…, "address": "b3:…", "size": N } ]
+//! }
+//! ```
+//! Determinism rules, enforced by [`Lockfile::to_json`] and not by callers: recipes sorted by name, sources by
+//! name, artifacts by `id` with no duplicates, each source's artifact ids sorted, fields in declaration order, two-space
+//! indentation, a trailing newline, no timestamps. The same inputs give the same bytes on any machine.
+//! A source's `spec` is the recipe's normalized source table, so `--locked` can tell whether recipes changed.
+//! New source kinds (wheel, xmake) are new [`Artifact`] variants; existing ones never change shape within a version.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use hstore_store::Digest;
+use serde::{Deserialize, Serialize};
+
+use crate::recipe::SourceSpec;
+
+/// The format version this build reads and writes.
+pub const LOCKFILE_VERSION: u32 = 1;
+
+/// Why a lockfile could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be read or written.
+    #[error("failed to {action} lockfile `{}`", path.display())]
+    Io {
+        /// "read" or "write".
+        action: &'static str,
+        /// The lockfile.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The JSON is invalid.
+    #[error("lockfile `{}` is not valid", path.display())]
+    Parse {
+        /// The lockfile.
+        path: PathBuf,
+        /// serde's error, with line and column.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The version is not one we read.
+    #[error("lockfile `{}` has format version {found}; this hstore reads version {LOCKFILE_VERSION}", path.display())]
+    UnsupportedVersion {
+        /// The lockfile.
+        path: PathBuf,
+        /// Its version.
+        found: u32,
+    },
+    /// A source refers to an artifact id that is not listed.
+    #[error("lockfile `{}`: source `{recipe}.{source_name}` refers to unknown artifact `{id}`", path.display())]
+    DanglingArtifact {
+        /// The lockfile.
+        path: PathBuf,
+        /// The recipe.
+        recipe: String,
+        /// The source.
+        source_name: String,
+        /// The missing id.
+        id: String,
+    },
+}
+
+impl hstore_store::Hint for Error {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Error::Io { action: "read", .. } => Some("run `hstore lock` to create it, or pass `--lockfile FILE`".into()),
+            Error::UnsupportedVersion { .. } => Some("use the hstore release that wrote it, or re-run `hstore lock`".into()),
+            Error::Parse { .. } | Error::DanglingArtifact { .. } => {
+                Some("the lockfile was edited by hand or truncated; restore it from version control or re-run `hstore lock`".into())
+            }
+            Error::Io { .. } => None,
+        }
+    }
+}
+
+/// The whole lockfile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lockfile {
+    /// Format version ([`LOCKFILE_VERSION`]).
+    pub version: u32,
+    /// What each recipe's sources resolved to.
+    pub recipes: Vec<LockedRecipe>,
+    /// Every artifact, once.
+    pub artifacts: Vec<Artifact>,
+}
+
+/// One recipe's resolution.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedRecipe {
+    /// The recipe's name.
+    pub name: String,
+    /// Its sources.
+    pub sources: Vec<LockedSource>,
+}
+
+/// One source's resolution.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedSource {
+    /// The source's name in the recipe.
+    pub name: String,
+    /// The recipe's source table when it was locked.
+    pub spec: SourceSpec,
+    /// Ids of the artifacts it resolved to (one for most kinds, many for `cargo_lock`).
+    pub artifacts: Vec<String>,
+}
+
+/// A git submodule pinned inside a git artifact.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedSubmodule {
+    /// Its path in the parent tree.
+    pub path: String,
+    /// Its canonical URL (resolved against the parent's URL when relative).
+    pub url: String,
+    /// The commit the parent pins.
+    pub commit: String,
+}
+
+/// One artifact: identity, origin, upstream integrity, and content address.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Artifact {
+    /// A git commit's tree (no `.git`), submodules in place.
+    Git {
+        /// `git+<url>#<commit>`.
+        id: String,
+        /// Canonical repository URL.
+        url: String,
+        /// The full commit id (upstream integrity).
+        commit: String,
+        /// Submodules, recursively, sorted by path.
+        submodules: Vec<LockedSubmodule>,
+        /// Address of the tree.
+        address: Digest,
+        /// Total file bytes of the tree.
+        size: u64,
+    },
+    /// A crate from a Cargo.lock, stored as its vendored directory (with `.cargo-checksum.json`).
+    Crate {
+        /// `crate+<source>#<name>@<version>`.
+        id: String,
+        /// Package name.
+        name: String,
+        /// Package version.
+        version: String,
+        /// The Cargo.lock `source` (e.g. `registry+https://github.com/rust-lang/crates.io-index`).
+        source: String,
+        /// Where the `.crate` was downloaded from (registry crates).
+        url: Option<String>,
+        /// Cargo.lock checksum: sha256 of the `.crate` (registry crates).
+        sha256: Option<String>,
+        /// The commit (git crates).
+        commit: Option<String>,
+        /// Address of the vendored directory tree.
+        address: Digest,
+        /// Total file bytes of the tree.
+        size: u64,
+    },
+    /// A plain download.
+    Url {
+        /// `url+<url>`.
+        id: String,
+        /// Canonical URL.
+        url: String,
+        /// sha256 from the recipe.
+        sha256: String,
+        /// Stored unpacked as a tree (else as a blob).
+        unpack: bool,
+        /// Address of the blob or tree.
+        address: Digest,
+        /// Size of the blob, or total file bytes of the tree.
+        size: u64,
+    },
+    /// A local directory.
+    Path {
+        /// `path+<path relative to the lockfile's directory>`.
+        id: String,
+        /// Path relative to the lockfile's directory.
+        path: String,
+        /// Address of the tree.
+        address: Digest,
+        /// Total file bytes of the tree.
+        size: u64,
+    },
+}
+
+impl Artifact {
+    /// The unique id entries are sorted and referred to by.
+    pub fn id(&self) -> &str {
+        match self {
+            Artifact::Git { id, .. }
+            | Artifact::Crate { id, .. }
+            | Artifact::Url { id, .. }
+            | Artifact::Path { id, .. } => id,
+        }
+    }
+
+    /// The content address.
+    pub fn address(&self) -> Digest {
+        match self {
+            Artifact::Git { address, .. }
+            | Artifact::Crate { address, .. }
+            | Artifact::Url { address, .. }
+            | Artifact::Path { address, .. } => *address,
+        }
+    }
+
+    /// Size in bytes (blob length or total file bytes of a tree).
+    pub fn size(&self) -> u64 {
+        match self {
+            Artifact::Git { size, .. }
+            | Artifact::Crate { size, .. }
+            | Artifact::Url { size, .. }
+            | Artifact::Path { size, .. } => *size,
+        }
+    }
+
+    /// The kind, as written in the lockfile.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Artifact::Git { .. } => "git",
+            Artifact::Crate { .. } => "crate",
+            Artifact::Url { .. } => "url",
+            Artifact::Path { .. } => "path",
+        }
+    }
+}
+
+impl Default for Lockfile {
+    fn default() -> Self {
+        Self {
+            version: LOCKFILE_VERSION,
+            recipes: Vec::new(),
+            artifacts: Vec::new(),
+        }
+    }
+}
+
+impl Lockfile {
+    /// Reads and checks a lockfile.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+            action: "read",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_slice(&bytes, path)
+    }
+
+    /// Parses lockfile bytes; `path` is for messages.
+    pub fn from_slice(bytes: &[u8], path: &Path) -> Result<Self, Error> {
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            version: u32,
+        }
+        if let Ok(VersionOnly { version }) = serde_json::from_slice::<VersionOnly>(bytes)
+            && version != LOCKFILE_VERSION
+        {
+            return Err(Error::UnsupportedVersion {
+                path: path.to_path_buf(),
+                found: version,
+            });
+        }
+        let lockfile: Lockfile = serde_json::from_slice(bytes).map_err(|source| Error::Parse {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let ids: BTreeSet<&str> = lockfile.artifacts.iter().map(Artifact::id).collect();
+        for recipe in &lockfile.recipes {
+            for source in &recipe.sources {
+                if let Some(id) = source
+                    .artifacts
+                    .iter()
+                    .find(|id| !ids.contains(id.as_str()))
+                {
+                    return Err(Error::DanglingArtifact {
+                        path: path.to_path_buf(),
+                        recipe: recipe.name.clone(),
+                        source_name: source.name.clone(),
+                        id: id.clone(),
+                    });
+                }
+            }
+        }
+        Ok(lockfile)
+    }
+
+    /// Puts everything in canonical order and drops duplicate artifacts (same id).
+    pub fn normalize(&mut self) {
+        self.recipes.sort_by(|a, b| a.name.cmp(&b.name));
+        for recipe in &mut self.recipes {
+            recipe.sources.sort_by(|a, b| a.name.cmp(&b.name));
+            for source in &mut recipe.sources {
+                source.artifacts.sort();
+                source.artifacts.dedup();
+            }
+        }
+        let mut by_id: BTreeMap<String, Artifact> = BTreeMap::new();
+        for artifact in self.artifacts.drain(..) {
+            by_id.entry(artifact.id().to_owned()).or_insert(artifact);
+        }
+        self.artifacts = by_id.into_values().collect();
+    }
+
+    /// The canonical bytes (see the module docs).
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut normalized = self.clone();
+        normalized.normalize();
+        // Serializing plain data structures to a Vec cannot fail.
+        let mut bytes = serde_json::to_vec_pretty(&normalized).unwrap_or_default();
+        bytes.push(b'\n');
+        bytes
+    }
+
+    /// Writes the canonical bytes atomically (temp file beside it, then rename).
+    pub fn save(&self, path: &Path) -> Result<(), Error> {
+        let io_error = |source| Error::Io {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        };
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(io_error)?;
+        std::io::Write::write_all(&mut temp, &self.to_json()).map_err(io_error)?;
+        temp.as_file().sync_all().map_err(io_error)?;
+        temp.persist(path).map_err(|error| io_error(error.error))?;
+        Ok(())
+    }
+
+    /// Looks up an artifact by id.
+    pub fn artifact(&self, id: &str) -> Option<&Artifact> {
+        self.artifacts.iter().find(|artifact| artifact.id() == id)
+    }
+
+    /// Every content address the lockfile names, sorted and unique: its closure's roots.
+    pub fn addresses(&self) -> Vec<Digest> {
+        let set: BTreeSet<Digest> = self.artifacts.iter().map(Artifact::address).collect();
+        set.into_iter().collect()
+    }
+
+    /// The locked recipe named `name`.
+    pub fn recipe(&self, name: &str) -> Option<&LockedRecipe> {
+        self.recipes.iter().find(|recipe| recipe.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn artifact(id: &str, byte: u8) -> Artifact {
+        Artifact::Url {
+            id: id.into(),
+            url: format!("http://127.0.0.1/{id}"),
+            sha256: "00".repeat(32),
+            unpack: false,
+            address: Digest::from_bytes([byte; 32]),
+            size: 3,
+        }
+    }
+
+    #[test]
+    fn canonical_bytes_ignore_input_order_and_round_trip() {
+        let source = |artifacts: Vec<&str>| LockedSource {
+            name: "t".into(),
+            spec: SourceSpec::Path {
+                path: ".".into(),
+                exclude: vec![],
+            },
+            artifacts: artifacts.into_iter().map(String::from).collect(),
+        };
+        let a = Lockfile {
+            version: LOCKFILE_VERSION,
+            recipes: vec![LockedRecipe {
+                name: "r".into(),
+                sources: vec![source(vec!["url+b", "url+a"])],
+            }],
+            artifacts: vec![
+                artifact("url+b", 2),
+                artifact("url+a", 1),
+                artifact("url+a", 1),
+            ],
+        };
+        let mut b = a.clone();
+        b.artifacts.reverse();
+        assert_eq!(a.to_json(), b.to_json());
+        let bytes = a.to_json();
+        assert!(bytes.ends_with(b"}\n"));
+        let parsed = Lockfile::from_slice(&bytes, Path::new("lockfile.json")).unwrap();
+        assert_eq!(parsed.to_json(), bytes);
+        assert_eq!(parsed.artifacts.len(), 2);
+        assert_eq!(parsed.addresses().len(), 2);
+    }
+
+    #[test]
+    fn rejects_other_versions_and_dangling_ids() {
+        let error = Lockfile::from_slice(
+            br#"{"version": 2, "recipes": [], "artifacts": []}"#,
+            Path::new("l.json"),
+        )
+        .unwrap_err();
+        assert!(matches!(error, Error::UnsupportedVersion { found: 2, .. }));
+        let dangling = br#"{"version":1,"recipes":[{"name":"r","sources":[{"name":"s","spec":{"kind":"path","path":".","exclude":[]},"artifacts":["nope"]}]}],"artifacts":[]}"#;
+        assert!(matches!(
+            Lockfile::from_slice(dangling, Path::new("l.json")).unwrap_err(),
+            Error::DanglingArtifact { .. }
+        ));
+    }
+}
