@@ -1,6 +1,7 @@
 //! Dispatch: one module per command, each `run(&settings, printer) -> Result<ExitStatus>`.
 
-mod store;
+mod build;
+pub mod store;
 
 use anyhow::Result;
 
@@ -13,5 +14,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus> {
     let global = GlobalSettings::resolve(&cli.global)?;
     match cli.command {
         Commands::Store(command) => store::run(command, &global, printer),
+        Commands::Build(args) => build::run(args, &global, printer),
+        Commands::Log(args) => build::log(&args, &global),
     }
 }
