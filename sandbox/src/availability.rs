@@ -17,12 +17,15 @@ pub(crate) type SysctlReader<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// Reads `/proc/sys/<path>`, trimmed.
 pub(crate) fn read_proc_sys(path: &str) -> Option<String> {
-    std::fs::read_to_string(format!("/proc/sys/{path}")).ok().map(|s| s.trim().to_owned())
+    std::fs::read_to_string(format!("/proc/sys/{path}"))
+        .ok()
+        .map(|s| s.trim().to_owned())
 }
 
 /// A setting that is known to forbid user namespaces, checked before starting anything.
 pub(crate) fn known_blocker(read: SysctlReader<'_>) -> Option<Error> {
-    (read("user/max_user_namespaces").as_deref() == Some("0")).then(|| diagnose(None, "unshare", read))
+    (read("user/max_user_namespaces").as_deref() == Some("0"))
+        .then(|| diagnose(None, "unshare", read))
 }
 
 /// Explains a namespace refusal reported by the helper.
@@ -77,7 +80,12 @@ mod tests {
     }
 
     fn diagnosed(sysctls: &[(&str, &str)]) -> (String, String) {
-        let read = |path: &str| sysctls.iter().find(|(p, _)| *p == path).map(|(_, v)| (*v).to_owned());
+        let read = |path: &str| {
+            sysctls
+                .iter()
+                .find(|(p, _)| *p == path)
+                .map(|(_, v)| (*v).to_owned())
+        };
         match from_failure(&failure(), &read) {
             Error::NamespacesUnavailable { reason, remedy, .. } => (reason, remedy),
             other => panic!("expected NamespacesUnavailable, got {other:?}"),
@@ -96,8 +104,10 @@ mod tests {
 
     #[test]
     fn apparmor_restriction_is_named() {
-        let (reason, remedy) =
-            diagnosed(&[("user/max_user_namespaces", "1000"), ("kernel/apparmor_restrict_unprivileged_userns", "1")]);
+        let (reason, remedy) = diagnosed(&[
+            ("user/max_user_namespaces", "1000"),
+            ("kernel/apparmor_restrict_unprivileged_userns", "1"),
+        ]);
         assert!(reason.contains("AppArmor"));
         assert!(remedy.contains("apparmor_restrict_unprivileged_userns=0"));
     }

@@ -42,7 +42,12 @@ const PACKAGE_DATABASES: &[&str] = &[
     "/var/lib/rpm/Packages",
 ];
 const SYSTEM_FILES: &[&str] = &["/etc/os-release", "/etc/ld.so.cache"];
-const LOCAL_DIRS: &[&str] = &["/usr/local/bin", "/usr/local/sbin", "/usr/local/lib", "/usr/local/include"];
+const LOCAL_DIRS: &[&str] = &[
+    "/usr/local/bin",
+    "/usr/local/sbin",
+    "/usr/local/lib",
+    "/usr/local/include",
+];
 const FALLBACK_TREES: &[&str] = &["/usr/bin", "/usr/lib/gcc"];
 
 /// A host tool whose output identifies it, e.g. `nvcc` with `["--version"]`.
@@ -56,7 +61,10 @@ pub struct HostTool {
 
 impl HostTool {
     /// A tool run as `program args…`.
-    pub fn new(program: impl Into<String>, args: impl IntoIterator<Item = impl Into<String>>) -> Self {
+    pub fn new(
+        program: impl Into<String>,
+        args: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
         HostTool {
             program: program.into(),
             args: args.into_iter().map(Into::into).collect(),
@@ -162,11 +170,16 @@ pub fn fingerprint_host_tools(tools: &[HostTool]) -> Result<Digest> {
             return Err(Error::HostToolFailed {
                 program: tool.program.clone(),
                 status: output.status.to_string(),
-                stderr: stderr.chars().take(500).collect::<String>().trim().to_owned(),
+                stderr: stderr
+                    .chars()
+                    .take(500)
+                    .collect::<String>()
+                    .trim()
+                    .to_owned(),
             });
         }
         hasher.field(tool.program.as_bytes());
-        hasher.number(tool.args.len() as i64);
+        hasher.number(i64::try_from(tool.args.len()).unwrap_or(i64::MAX));
         for arg in &tool.args {
             hasher.field(arg.as_bytes());
         }
@@ -218,7 +231,12 @@ fn walk(hasher: &mut Fingerprinter, root: &Path, relative: &Path, depth: usize) 
     Ok(())
 }
 
-fn hash_entry(hasher: &mut Fingerprinter, relative: &Path, meta: &fs::Metadata, target: Option<&Path>) {
+fn hash_entry(
+    hasher: &mut Fingerprinter,
+    relative: &Path,
+    meta: &fs::Metadata,
+    target: Option<&Path>,
+) {
     hasher.field(relative.as_os_str().as_bytes());
     hasher.number(i64::from(meta.mode()));
     // Directories' sizes and mtimes change when entries are added, which the walk sees anyway; skipping them keeps
@@ -269,24 +287,33 @@ mod tests {
         let a = PathBuf::from("/usr/lib/os-release");
         let b = PathBuf::from("/etc/hostname");
         let forward = fingerprint_host_paths(&[a.clone(), b.clone()]).expect("fingerprint");
-        assert_eq!(forward, fingerprint_host_paths(&[b, a]).expect("fingerprint"));
+        assert_eq!(
+            forward,
+            fingerprint_host_paths(&[b, a]).expect("fingerprint")
+        );
     }
 
     #[test]
     fn missing_host_path_and_tool_are_named() {
         match fingerprint_host_paths(&[PathBuf::from("/nonexistent/opt/hpcc")]) {
-            Err(Error::MissingHostPath { path, .. }) => assert_eq!(path, Path::new("/nonexistent/opt/hpcc")),
+            Err(Error::MissingHostPath { path, .. }) => {
+                assert_eq!(path, Path::new("/nonexistent/opt/hpcc"));
+            }
             other => panic!("expected MissingHostPath, got {other:?}"),
         }
         match fingerprint_host_tools(&[HostTool::new("hstore-no-such-nvcc", ["--version"])]) {
-            Err(Error::MissingHostTool { program, .. }) => assert_eq!(program, "hstore-no-such-nvcc"),
+            Err(Error::MissingHostTool { program, .. }) => {
+                assert_eq!(program, "hstore-no-such-nvcc");
+            }
             other => panic!("expected MissingHostTool, got {other:?}"),
         }
     }
 
     #[test]
     fn host_tool_output_is_fingerprinted() {
-        let echo = |text: &str| fingerprint_host_tools(&[HostTool::new("echo", [text])]).expect("echo runs");
+        let echo = |text: &str| {
+            fingerprint_host_tools(&[HostTool::new("echo", [text])]).expect("echo runs")
+        };
         assert_eq!(echo("release 12.4"), echo("release 12.4"));
         assert_ne!(echo("release 12.4"), echo("release 12.5"));
         match fingerprint_host_tools(&[HostTool::new("false", Vec::<String>::new())]) {

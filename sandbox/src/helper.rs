@@ -46,16 +46,18 @@ const USAGE_EXIT: i32 = 2;
 /// thread exists: the helper calls `unshare(CLONE_NEWUSER)`, which the kernel refuses in a multi-threaded process.
 ///
 /// ```no_run
-/// fn main() {
-///     if std::env::args_os().nth(1).is_some_and(|arg| arg == hstore_sandbox::HELPER_ARG) {
-///         hstore_sandbox::helper_main();
-///     }
-///     // … the normal program, tokio and all …
+/// // First thing in `main`:
+/// if std::env::args_os().nth(1).is_some_and(|arg| arg == hstore_sandbox::HELPER_ARG) {
+///     hstore_sandbox::helper_main();
 /// }
+/// // … the normal program, tokio and all …
 /// ```
 pub fn helper_main() -> ! {
     let code = run_helper();
-    #[expect(clippy::exit, reason = "the helper is a process of its own; its exit status is its result")]
+    #[expect(
+        clippy::exit,
+        reason = "the helper is a process of its own; its exit status is its result"
+    )]
     std::process::exit(code)
 }
 
@@ -63,7 +65,10 @@ fn run_helper() -> i32 {
     // fd 3 must be the status pipe the caller set up; a hand-started helper has no one to report to.
     // SAFETY: F_GETFD only reads the flags of a descriptor number; an unused number yields EBADF.
     if unsafe { libc::fcntl(STATUS_FD, libc::F_GETFD) } < 0 {
-        #[expect(clippy::print_stderr, reason = "started by hand, stderr is the only channel")]
+        #[expect(
+            clippy::print_stderr,
+            reason = "started by hand, stderr is the only channel"
+        )]
         {
             eprintln!("{HELPER_ARG}: this mode is started by hstore-sandbox, not by hand");
         }
@@ -88,8 +93,18 @@ fn prepare_and_fork(status: &File) -> Result<i32, SetupFailure> {
         .map_err(|e| SetupFailure::errno("mark the status pipe close-on-exec", e))?;
     // SAFETY: close_range only changes descriptor flags; with CLOSE_RANGE_CLOEXEC it closes nothing, so no
     // descriptor owned elsewhere in this process becomes dangling.
-    if unsafe { libc::close_range(STATUS_FD as u32 + 1, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) } != 0 {
-        return Err(SetupFailure::errno("mark inherited descriptors close-on-exec", Errno::last()));
+    if unsafe {
+        libc::close_range(
+            STATUS_FD.unsigned_abs() + 1,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC.cast_signed(),
+        )
+    } != 0
+    {
+        return Err(SetupFailure::errno(
+            "mark inherited descriptors close-on-exec",
+            Errno::last(),
+        ));
     }
 
     let mut json = Vec::new();
@@ -102,8 +117,12 @@ fn prepare_and_fork(status: &File) -> Result<i32, SetupFailure> {
         namespaces: false,
     })?;
     // The build reads nothing: stdin is the host's /dev/null, opened before the host's /dev disappears.
-    let null = open("/dev/null", OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(|e| SetupFailure::errno("open `/dev/null`", e))?;
+    let null = open(
+        "/dev/null",
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| SetupFailure::errno("open `/dev/null`", e))?;
     dup2_stdin(&null).map_err(|e| SetupFailure::errno("redirect stdin from `/dev/null`", e))?;
 
     let (uid, gid) = (getuid(), getgid());
@@ -115,19 +134,28 @@ fn prepare_and_fork(status: &File) -> Result<i32, SetupFailure> {
             | CloneFlags::CLONE_NEWIPC
             | CloneFlags::CLONE_NEWUTS,
     )
-    .map_err(|e| SetupFailure::errno("unshare the user, mount, pid, network, ipc and uts namespaces", e).in_namespaces())?;
+    .map_err(|e| {
+        SetupFailure::errno(
+            "unshare the user, mount, pid, network, ipc and uts namespaces",
+            e,
+        )
+        .in_namespaces()
+    })?;
     // Map the caller to root inside. `setgroups` must be denied before an unprivileged process may write gid_map.
     for (file, content) in [
         ("/proc/self/setgroups", "deny".to_owned()),
         ("/proc/self/uid_map", format!("0 {uid} 1")),
         ("/proc/self/gid_map", format!("0 {gid} 1")),
     ] {
-        std::fs::write(file, content).map_err(|e| SetupFailure::io(format!("write `{file}`"), &e).in_namespaces())?;
+        std::fs::write(file, content)
+            .map_err(|e| SetupFailure::io(format!("write `{file}`"), &e).in_namespaces())?;
     }
 
     // SAFETY: this process is single-threaded (a fresh exec whose `main` called us before spawning threads), so
     // the child may run arbitrary code, allocation included.
-    match unsafe { fork() }.map_err(|e| SetupFailure::errno("fork the namespace's init process", e))? {
+    match unsafe { fork() }
+        .map_err(|e| SetupFailure::errno("fork the namespace's init process", e))?
+    {
         ForkResult::Child => {
             let code = match run_init(&request, status) {
                 Ok(code) => code,
@@ -136,7 +164,10 @@ fn prepare_and_fork(status: &File) -> Result<i32, SetupFailure> {
                     SETUP_FAILED_EXIT
                 }
             };
-            #[expect(clippy::exit, reason = "the init process ends here; returning would run the helper's code")]
+            #[expect(
+                clippy::exit,
+                reason = "the init process ends here; returning would run the helper's code"
+            )]
             std::process::exit(code)
         }
         ForkResult::Parent { child } => Ok(wait_for(child).map_or(SETUP_FAILED_EXIT, exit_code)),
@@ -146,14 +177,16 @@ fn prepare_and_fork(status: &File) -> Result<i32, SetupFailure> {
 /// pid 1 of the new pid namespace: set up, run the build as its child, report how it ended.
 fn run_init(request: &Request, status: &File) -> Result<i32, SetupFailure> {
     // If the helper dies (killed by the caller, Ctrl-C), take the namespace down with it.
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| SetupFailure::errno("set the parent-death signal", e))?;
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+        .map_err(|e| SetupFailure::errno("set the parent-death signal", e))?;
     let spec = match request {
         Request::Probe => None,
         Request::Run(spec) => Some(spec),
     };
     mounts::enter_new_root(spec)?;
     sethostname(HOSTNAME).map_err(|e| SetupFailure::errno("set the hostname", e))?;
-    net::bring_loopback_up().map_err(|e| SetupFailure::errno("bring the loopback interface `lo` up", e))?;
+    net::bring_loopback_up()
+        .map_err(|e| SetupFailure::errno("bring the loopback interface `lo` up", e))?;
     nix::sys::prctl::set_no_new_privs().map_err(|e| SetupFailure::errno("set no_new_privs", e))?;
     let Some(spec) = spec else {
         Report::Exited(0).send(status);
@@ -161,7 +194,11 @@ fn run_init(request: &Request, status: &File) -> Result<i32, SetupFailure> {
     };
 
     let program = c_string(&spec.command[0])?;
-    let argv = spec.command.iter().map(|a| c_string(a)).collect::<Result<Vec<_>, _>>()?;
+    let argv = spec
+        .command
+        .iter()
+        .map(|a| c_string(a))
+        .collect::<Result<Vec<_>, _>>()?;
     let envp = environment(spec)
         .iter()
         .map(|(name, value)| c_string(&format!("{name}={value}")))
@@ -172,7 +209,10 @@ fn run_init(request: &Request, status: &File) -> Result<i32, SetupFailure> {
         ForkResult::Child => {
             let failure = exec_build(spec, &program, &argv, &envp);
             Report::SetupFailed(failure).send(status);
-            #[expect(clippy::exit, reason = "the build process failed before execve; nothing else may run here")]
+            #[expect(
+                clippy::exit,
+                reason = "the build process failed before execve; nothing else may run here"
+            )]
             std::process::exit(SETUP_FAILED_EXIT)
         }
         ForkResult::Parent { child } => {
@@ -199,9 +239,20 @@ fn run_init(request: &Request, status: &File) -> Result<i32, SetupFailure> {
 }
 
 /// In the build process: the last steps, then `execve`. Returns only on failure.
-fn exec_build(spec: &SandboxSpec, program: &CString, argv: &[CString], envp: &[CString]) -> SetupFailure {
+fn exec_build(
+    spec: &SandboxSpec,
+    program: &CString,
+    argv: &[CString],
+    envp: &[CString],
+) -> SetupFailure {
     if let Err(e) = chdir(&spec.workdir) {
-        return SetupFailure::errno(format!("chdir to the working directory `{}`", spec.workdir.display()), e);
+        return SetupFailure::errno(
+            format!(
+                "chdir to the working directory `{}`",
+                spec.workdir.display()
+            ),
+            e,
+        );
     }
     // The helper is a Rust program: its runtime ignores SIGPIPE, and an ignored signal stays ignored across
     // execve. Shell pipelines (`yes | head`) rely on the default action, so restore it, and unblock everything.
@@ -221,14 +272,21 @@ fn exec_build(spec: &SandboxSpec, program: &CString, argv: &[CString], envp: &[C
 
 /// The build's environment: exactly the spec's, plus what the sandbox defines.
 pub(crate) fn environment(spec: &SandboxSpec) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut env: Vec<(String, String)> = spec
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     if !spec.env.contains_key("PATH") {
         env.push(("PATH".into(), DEFAULT_PATH.into()));
     }
     env.push(("HOME".into(), HOME_DIR.into()));
     env.push(("TMPDIR".into(), "/tmp".into()));
     env.push(("TERM".into(), "dumb".into()));
-    env.push(("SOURCE_DATE_EPOCH".into(), spec.source_date_epoch.to_string()));
+    env.push((
+        "SOURCE_DATE_EPOCH".into(),
+        spec.source_date_epoch.to_string(),
+    ));
     env.push(("out".into(), spec.output.inside.display().to_string()));
     env.sort();
     env
@@ -246,7 +304,9 @@ fn c_string(text: &str) -> Result<CString, SetupFailure> {
 fn reap_until(build: Pid) -> Option<WaitStatus> {
     loop {
         match waitpid(None::<Pid>, None) {
-            Ok(status @ (WaitStatus::Exited(pid, _) | WaitStatus::Signaled(pid, _, _))) if pid == build => {
+            Ok(status @ (WaitStatus::Exited(pid, _) | WaitStatus::Signaled(pid, _, _)))
+                if pid == build =>
+            {
                 return Some(status);
             }
             Ok(_) | Err(Errno::EINTR) => {}
@@ -258,7 +318,9 @@ fn reap_until(build: Pid) -> Option<WaitStatus> {
 fn wait_for(child: Pid) -> Option<WaitStatus> {
     loop {
         match waitpid(child, None) {
-            Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => return Some(status),
+            Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
+                return Some(status);
+            }
             Ok(_) | Err(Errno::EINTR) => {}
             Err(_) => return None,
         }

@@ -31,7 +31,9 @@ pub mod run;
 pub mod spec;
 
 pub use error::{Error, Result};
-pub use fingerprint::{HostTool, fingerprint_base_system, fingerprint_host_paths, fingerprint_host_tools};
+pub use fingerprint::{
+    HostTool, fingerprint_base_system, fingerprint_host_paths, fingerprint_host_tools,
+};
 pub use helper::{HELPER_ARG, helper_main};
 pub use run::{BuildOutput, BuildStatus, Sandbox, check_available};
 pub use spec::{Bind, SandboxSpec};

@@ -50,7 +50,14 @@ const NEW: &str = "/newroot";
 /// Host directories that make up the base system, bound read-only (or recreated as symlinks) when present.
 const BASE_SYSTEM: &[&str] = &["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 /// Files and directories of the host's `/etc` a toolchain needs, bound read-only when present.
-const ETC_FROM_HOST: &[&str] = &["ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "ssl", "pki"];
+const ETC_FROM_HOST: &[&str] = &[
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "alternatives",
+    "ssl",
+    "pki",
+];
 /// Device nodes bound from the host; no real hardware.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
@@ -59,8 +66,14 @@ const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 pub(crate) fn enter_new_root(spec: Option<&SandboxSpec>) -> Setup {
     // A mount failing with EPERM here means the user namespace gives us no privileges (e.g. AppArmor's
     // `apparmor_restrict_unprivileged_userns`), so it is a namespace problem, not a path problem.
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-        .map_err(|e| SetupFailure::errno("make the mount namespace private", e).in_namespaces())?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| SetupFailure::errno("make the mount namespace private", e).in_namespaces())?;
     mount_tmpfs(Path::new(BASE), "mode=0755,size=1m")?;
     make_dir(&Path::new(BASE).join("newroot"))?;
     make_dir(&Path::new(BASE).join("oldroot"))?;
@@ -87,15 +100,21 @@ pub(crate) fn enter_new_root(spec: Option<&SandboxSpec>) -> Setup {
     if let Some(spec) = spec {
         mount_tmpfs(&inside("/tmp"), "mode=1777")?;
         mount_tmpfs(&inside(HOME_DIR), "mode=0700")?;
-        bind(&host(&spec.build_dir), &inside(BUILD_DIR), Access::ReadWrite)?;
+        bind(
+            &host(&spec.build_dir),
+            &inside(BUILD_DIR),
+            Access::ReadWrite,
+        )?;
         bind_spec_paths(spec)?;
     }
 
-    umount2(OLD, MntFlags::MNT_DETACH).map_err(|e| SetupFailure::errno("detach the host's root", e))?;
+    umount2(OLD, MntFlags::MNT_DETACH)
+        .map_err(|e| SetupFailure::errno("detach the host's root", e))?;
     // The pivot_root(".", ".") idiom from pivot_root(2): the base ends up stacked on `/newroot` and is detached.
     chdir(NEW).map_err(|e| SetupFailure::errno("chdir to the new root", e))?;
     pivot_root(".", ".").map_err(|e| SetupFailure::errno("pivot_root into the new root", e))?;
-    umount2(".", MntFlags::MNT_DETACH).map_err(|e| SetupFailure::errno("detach the staging tmpfs", e))?;
+    umount2(".", MntFlags::MNT_DETACH)
+        .map_err(|e| SetupFailure::errno("detach the staging tmpfs", e))?;
     chdir("/").map_err(|e| SetupFailure::errno("chdir to `/`", e))?;
     remount_read_only(Path::new("/"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV)
 }
@@ -113,7 +132,10 @@ fn inside(path: impl AsRef<Path>) -> PathBuf {
 fn under(root: &str, path: &Path) -> PathBuf {
     // `join` with an absolute path would replace `root`, so strip the leading `/` (and `.`/`//`) first.
     let mut joined = PathBuf::from(root);
-    joined.extend(path.components().filter(|c| matches!(c, std::path::Component::Normal(_))));
+    joined.extend(
+        path.components()
+            .filter(|c| matches!(c, std::path::Component::Normal(_))),
+    );
     joined
 }
 
@@ -128,8 +150,9 @@ fn bind_base_system() -> Setup {
             // usrmerge: `/bin -> usr/bin`. Recreate the link; its target is bound in its own right.
             let link = fs::read_link(&source)
                 .map_err(|e| SetupFailure::io(format!("read the symlink `/{name}`"), &e))?;
-            symlink(&link, &target)
-                .map_err(|e| SetupFailure::io(format!("create the symlink `{}`", target.display()), &e))?;
+            symlink(&link, &target).map_err(|e| {
+                SetupFailure::io(format!("create the symlink `{}`", target.display()), &e)
+            })?;
         } else if meta.is_dir() {
             bind(&source, &target, Access::ReadOnly)?;
         }
@@ -154,7 +177,8 @@ fn populate_etc() -> Setup {
     ];
     for (name, content) in files {
         let path = etc.join(name);
-        fs::write(&path, content).map_err(|e| SetupFailure::io(format!("write `{}`", path.display()), &e))?;
+        fs::write(&path, content)
+            .map_err(|e| SetupFailure::io(format!("write `{}`", path.display()), &e))?;
     }
     for name in ETC_FROM_HOST {
         let source = host(&Path::new("/etc").join(name));
@@ -189,7 +213,9 @@ fn populate_dev() -> Setup {
         ("stderr", "/proc/self/fd/2"),
     ] {
         let link = dev.join(name);
-        symlink(target, &link).map_err(|e| SetupFailure::io(format!("create the symlink `{}`", link.display()), &e))?;
+        symlink(target, &link).map_err(|e| {
+            SetupFailure::io(format!("create the symlink `{}`", link.display()), &e)
+        })?;
     }
     mount_tmpfs(&dev.join("shm"), "mode=1777")?;
     remount_read_only(&dev, MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC)
@@ -204,7 +230,11 @@ fn bind_spec_paths(spec: &SandboxSpec) -> Setup {
     for path in &spec.host_paths {
         binds.push((path.clone(), path.clone(), Access::ReadOnly));
     }
-    binds.push((spec.output.host.clone(), spec.output.inside.clone(), Access::ReadWrite));
+    binds.push((
+        spec.output.host.clone(),
+        spec.output.inside.clone(),
+        Access::ReadWrite,
+    ));
     // `Path`'s ordering is component-wise, so a parent sorts before everything below it.
     binds.sort_by(|a, b| a.1.cmp(&b.1));
     for (source, target, access) in binds {
@@ -223,22 +253,38 @@ enum Access {
 
 /// Bind-mounts `source` on `target`, creating the mount point (an empty file or a directory, like the source).
 fn bind(source: &Path, target: &Path, access: Access) -> Setup {
+    // Staging paths (`/oldroot/…`, `/newroot/…`) mean nothing to the user: show host and inside paths.
     let shown = |path: &Path| -> String {
-        let (root, shown) = if path.starts_with(OLD) { (OLD, "host") } else { (NEW, "sandbox") };
-        let stripped = path.strip_prefix(root).unwrap_or(path);
-        format!("{shown} `/{}`", stripped.display())
+        if let Ok(host) = path.strip_prefix(OLD) {
+            format!("host `/{}`", host.display())
+        } else {
+            let inside = path.strip_prefix(NEW).unwrap_or(path);
+            format!("`/{}` inside the sandbox", inside.display())
+        }
     };
-    let meta = fs::metadata(source).map_err(|e| SetupFailure::io(format!("read the bind source {}", shown(source)), &e))?;
+    let meta = fs::metadata(source)
+        .map_err(|e| SetupFailure::io(format!("read the bind source {}", shown(source)), &e))?;
     create_mount_point(target, meta.is_dir())
         .map_err(|e| SetupFailure::io(format!("create the mount point {}", shown(target)), &e))?;
-    mount(Some(source), target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .map_err(|e| SetupFailure::errno(format!("bind {} at {}", shown(source), shown(target)), e))?;
+    mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| SetupFailure::errno(format!("bind {} at {}", shown(source), shown(target)), e))?;
     if access == Access::ReadOnly {
-        remount_read_only(target, MsFlags::MS_NOSUID | MsFlags::MS_NODEV)
-            .map_err(|failure| SetupFailure {
-                action: format!("make {} read-only (bound from {})", shown(target), shown(source)),
+        remount_read_only(target, MsFlags::MS_NOSUID | MsFlags::MS_NODEV).map_err(|failure| {
+            SetupFailure {
+                action: format!(
+                    "make {} read-only (bound from {})",
+                    shown(target),
+                    shown(source)
+                ),
                 ..failure
-            })?;
+            }
+        })?;
     }
     Ok(())
 }
@@ -260,7 +306,8 @@ fn create_mount_point(target: &Path, directory: bool) -> std::io::Result<()> {
 
 /// Remounts the mount at `path` read-only with `extra` flags, keeping the locked flags of the mount it came from.
 fn remount_read_only(path: &Path, extra: MsFlags) -> Setup {
-    let stat = statvfs(path).map_err(|e| SetupFailure::errno(format!("statvfs `{}`", path.display()), e))?;
+    let stat = statvfs(path)
+        .map_err(|e| SetupFailure::errno(format!("statvfs `{}`", path.display()), e))?;
     let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | extra;
     if stat.flags().contains(FsFlags::ST_NOEXEC) {
         flags |= MsFlags::MS_NOEXEC;
@@ -282,5 +329,6 @@ fn mount_tmpfs(path: &Path, options: &str) -> Setup {
 }
 
 fn make_dir(path: &Path) -> Setup {
-    fs::create_dir_all(path).map_err(|e| SetupFailure::io(format!("create the directory `{}`", path.display()), &e))
+    fs::create_dir_all(path)
+        .map_err(|e| SetupFailure::io(format!("create the directory `{}`", path.display()), &e))
 }

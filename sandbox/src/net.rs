@@ -22,7 +22,8 @@ pub(crate) fn bring_loopback_up() -> Result<(), Errno> {
     // SAFETY: `ifreq` is plain old data (arrays, integers, a union of those and a raw pointer); all-zero is valid.
     let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
     for (slot, byte) in request.ifr_name.iter_mut().zip(b"lo\0") {
-        *slot = *byte as libc::c_char;
+        // `c_char` is `i8` or `u8` depending on the architecture.
+        *slot = libc::c_char::from_ne_bytes([*byte]);
     }
     // SAFETY: SIOCGIFFLAGS reads the NUL-terminated name and writes `ifru_flags` within the `ifreq` we own.
     if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS, &raw mut request) } < 0 {

@@ -122,7 +122,12 @@ impl Sandbox {
         })?;
         let status_raw = status_write.as_raw_fd();
         let mut command = Command::new(helper);
-        command.arg(HELPER_ARG).env_clear().stdin(Stdio::piped()).stdout(stdout).stderr(stderr);
+        command
+            .arg(HELPER_ARG)
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(stdout)
+            .stderr(stderr);
         // SAFETY: the closure runs between fork and exec and calls only `dup2`/`fcntl`, which are
         // async-signal-safe; it allocates nothing and touches no lock.
         unsafe {
@@ -133,7 +138,11 @@ impl Sandbox {
                 } else {
                     libc::dup2(status_raw, STATUS_FD)
                 };
-                if result < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+                if result < 0 {
+                    Err(std::io::Error::last_os_error())
+                } else {
+                    Ok(())
+                }
             });
         }
         let mut child = command.spawn().map_err(|source| Error::SpawnHelper {
@@ -157,10 +166,11 @@ impl Sandbox {
         let mut final_status = None;
         for line in BufReader::new(File::from(status_read)).lines() {
             let line = line.map_err(Error::io("read the status pipe of", helper))?;
-            let report: Report = serde_json::from_str(&line).map_err(|source| Error::BadReport {
-                helper: helper.clone(),
-                source,
-            })?;
+            let report: Report =
+                serde_json::from_str(&line).map_err(|source| Error::BadReport {
+                    helper: helper.clone(),
+                    source,
+                })?;
             match report {
                 Report::SetupFailed(failure) => {
                     first_failure.get_or_insert(failure);
@@ -169,7 +179,9 @@ impl Sandbox {
                 Report::Signaled(signal) => final_status = Some(BuildStatus::Signaled(signal)),
             }
         }
-        let exit = child.wait().map_err(Error::io("wait for the sandbox helper", helper))?;
+        let exit = child
+            .wait()
+            .map_err(Error::io("wait for the sandbox helper", helper))?;
         debug!(%exit, "sandbox helper exited");
 
         if let Some(failure) = first_failure {
@@ -198,7 +210,9 @@ fn output_stdio(output: BuildOutput) -> Result<(Stdio, Stdio)> {
     Ok(match output {
         BuildOutput::LogFile(path) => {
             let log = File::create(&path).map_err(Error::io("create the build log", &path))?;
-            let second = log.try_clone().map_err(Error::io("duplicate the descriptor of", &path))?;
+            let second = log
+                .try_clone()
+                .map_err(Error::io("duplicate the descriptor of", &path))?;
             (Stdio::from(log), Stdio::from(second))
         }
         BuildOutput::Inherit => (Stdio::inherit(), Stdio::inherit()),

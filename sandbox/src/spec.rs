@@ -94,7 +94,11 @@ impl SandboxSpec {
 
     /// A spec running `script` with `/bin/sh -c`; `set -e` and the like are the script's business.
     pub fn shell(script: &str, build_dir: impl Into<PathBuf>, output: Bind) -> Self {
-        Self::new(vec!["/bin/sh".into(), "-c".into(), script.into()], build_dir, output)
+        Self::new(
+            vec!["/bin/sh".into(), "-c".into(), script.into()],
+            build_dir,
+            output,
+        )
     }
 
     /// Checks the invariants listed in the [module docs](self) without touching the file system.
@@ -110,7 +114,10 @@ impl SandboxSpec {
         }
         for argument in &self.command {
             if argument.contains('\0') {
-                return Err(Error::invalid(format!("command argument {argument:?}"), "it contains NUL"));
+                return Err(Error::invalid(
+                    format!("command argument {argument:?}"),
+                    "it contains NUL",
+                ));
             }
         }
         for (name, value) in &self.env {
@@ -127,7 +134,10 @@ impl SandboxSpec {
                 ));
             }
             if value.contains('\0') {
-                return Err(Error::invalid(format!("environment variable `{name}`"), "its value contains NUL"));
+                return Err(Error::invalid(
+                    format!("environment variable `{name}`"),
+                    "its value contains NUL",
+                ));
             }
         }
 
@@ -148,9 +158,15 @@ impl SandboxSpec {
         check_inside_path("output directory", &self.output.inside, &mut seen_inside)?;
         check_absolute_inside("working directory", &self.workdir)?;
 
-        for (role, writable) in [("build directory", &self.build_dir), ("output directory", &self.output.host)] {
+        for (role, writable) in [
+            ("build directory", &self.build_dir),
+            ("output directory", &self.output.host),
+        ] {
             if writable == Path::new("/") {
-                return Err(Error::invalid(format!("{role} `/`"), "the host root cannot be bound writable"));
+                return Err(Error::invalid(
+                    format!("{role} `/`"),
+                    "the host root cannot be bound writable",
+                ));
             }
             for (other_role, read_only) in &read_only_hosts {
                 if writable.starts_with(read_only) || read_only.starts_with(writable) {
@@ -164,10 +180,15 @@ impl SandboxSpec {
                 }
             }
         }
-        if self.build_dir.starts_with(&self.output.host) || self.output.host.starts_with(&self.build_dir) {
+        if self.build_dir.starts_with(&self.output.host)
+            || self.output.host.starts_with(&self.build_dir)
+        {
             return Err(Error::invalid(
                 format!("output directory `{}`", self.output.host.display()),
-                format!("it overlaps the build directory `{}`", self.build_dir.display()),
+                format!(
+                    "it overlaps the build directory `{}`",
+                    self.build_dir.display()
+                ),
             ));
         }
         Ok(())
@@ -191,7 +212,10 @@ impl SandboxSpec {
                 });
             }
         }
-        for (role, dir) in [("build directory", &self.build_dir), ("output directory", &self.output.host)] {
+        for (role, dir) in [
+            ("build directory", &self.build_dir),
+            ("output directory", &self.output.host),
+        ] {
             match std::fs::metadata(dir) {
                 Ok(meta) if meta.is_dir() => {}
                 Ok(_) => {
@@ -217,10 +241,16 @@ impl SandboxSpec {
 /// Host paths must be absolute and free of `..`, because the helper resolves them under the old root.
 fn check_host_path_syntax(role: &str, path: &Path) -> Result<()> {
     if !path.is_absolute() {
-        return Err(Error::invalid(format!("{role} `{}`", path.display()), "host paths must be absolute"));
+        return Err(Error::invalid(
+            format!("{role} `{}`", path.display()),
+            "host paths must be absolute",
+        ));
     }
     if has_nul_or_parent(path) {
-        return Err(Error::invalid(format!("{role} `{}`", path.display()), "it contains `..` or NUL"));
+        return Err(Error::invalid(
+            format!("{role} `{}`", path.display()),
+            "it contains `..` or NUL",
+        ));
     }
     Ok(())
 }
@@ -233,7 +263,10 @@ fn check_absolute_inside(role: &str, path: &Path) -> Result<()> {
         ));
     }
     if has_nul_or_parent(path) {
-        return Err(Error::invalid(format!("{role} `{}`", path.display()), "it contains `..` or NUL"));
+        return Err(Error::invalid(
+            format!("{role} `{}`", path.display()),
+            "it contains `..` or NUL",
+        ));
     }
     Ok(())
 }
@@ -243,22 +276,34 @@ fn check_inside_path(role: &str, path: &Path, seen: &mut BTreeSet<PathBuf>) -> R
     check_absolute_inside(role, path)?;
     let what = || format!("{role} `{}`", path.display());
     if path.parent().is_none() {
-        return Err(Error::invalid(what(), "nothing can be bound over the sandbox's root"));
+        return Err(Error::invalid(
+            what(),
+            "nothing can be bound over the sandbox's root",
+        ));
     }
     for reserved in ["/proc", "/dev", BUILD_DIR] {
         if path.starts_with(reserved) {
-            return Err(Error::invalid(what(), format!("`{reserved}` belongs to the sandbox")));
+            return Err(Error::invalid(
+                what(),
+                format!("`{reserved}` belongs to the sandbox"),
+            ));
         }
     }
     for reserved in ["/tmp", "/etc", HOME_DIR] {
         if path == Path::new(reserved) {
-            return Err(Error::invalid(what(), format!("`{reserved}` belongs to the sandbox")));
+            return Err(Error::invalid(
+                what(),
+                format!("`{reserved}` belongs to the sandbox"),
+            ));
         }
     }
     // `components()` drops `.` and doubled slashes, so `/a/./b` and `/a//b` count as duplicates of `/a/b`.
     let normalized: PathBuf = path.components().collect();
     if !seen.insert(normalized) {
-        return Err(Error::invalid(what(), "another bind already uses this inside path"));
+        return Err(Error::invalid(
+            what(),
+            "another bind already uses this inside path",
+        ));
     }
     Ok(())
 }
@@ -314,7 +359,9 @@ mod tests {
 
     #[test]
     fn inside_paths_must_be_clean_and_unique() {
-        for bad in ["relative", "/", "/a/../b", "/proc/x", "/dev", "/build/x", "/tmp", "/etc"] {
+        for bad in [
+            "relative", "/", "/a/../b", "/proc/x", "/dev", "/build/x", "/tmp", "/etc",
+        ] {
             let mut s = spec();
             s.inputs.push(Bind::new("/store/x", bad));
             s.validate().expect_err(bad);
@@ -356,9 +403,12 @@ mod tests {
     #[test]
     fn missing_declared_host_path_is_named() {
         let mut s = spec();
-        s.host_paths.push(PathBuf::from("/nonexistent/hstore-test-sdk"));
+        s.host_paths
+            .push(PathBuf::from("/nonexistent/hstore-test-sdk"));
         match s.check_host() {
-            Err(Error::MissingHostPath { path, .. }) => assert_eq!(path, Path::new("/nonexistent/hstore-test-sdk")),
+            Err(Error::MissingHostPath { path, .. }) => {
+                assert_eq!(path, Path::new("/nonexistent/hstore-test-sdk"));
+            }
             other => panic!("expected MissingHostPath, got {other:?}"),
         }
     }
