@@ -12,7 +12,10 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     // The sandbox helper must run before anything starts a thread: it unshares a user namespace.
-    if std::env::args_os().nth(1).is_some_and(|arg| arg == hstore_sandbox::HELPER_ARG) {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|arg| arg == hstore_sandbox::HELPER_ARG)
+    {
         hstore_sandbox::helper_main();
     }
     let cli = args::Cli::parse();

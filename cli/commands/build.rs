@@ -45,11 +45,14 @@ struct CaseTable {
 
 pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> Result<ExitStatus> {
     if let Some(case_name) = &args.deployment_case {
-        let case_path = args.recipes_dir.join("cases").join(format!("{case_name}.toml"));
+        let case_path = args
+            .recipes_dir
+            .join("cases")
+            .join(format!("{case_name}.toml"));
         let text = std::fs::read_to_string(&case_path)
             .with_context(|| format!("failed to read deployment case `{}`", case_path.display()))?;
-        let case: DeploymentCase =
-            toml::from_str(&text).with_context(|| format!("invalid deployment case `{}`", case_path.display()))?;
+        let case: DeploymentCase = toml::from_str(&text)
+            .with_context(|| format!("invalid deployment case `{}`", case_path.display()))?;
         if args.recipe.is_empty() {
             args.recipe = case.case.recipes;
         }
@@ -64,7 +67,8 @@ pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> R
     let store = open_store(global)?;
     let recipes = select_recipes(&args.recipes_dir, &args.recipe)?;
     let lockfile = Lockfile::load(&args.lockfile)?;
-    let helper_exe = std::env::current_exe().context("cannot find the hstore executable to run the sandbox helper")?;
+    let helper_exe = std::env::current_exe()
+        .context("cannot find the hstore executable to run the sandbox helper")?;
     let mut status = ExitStatus::Success;
     for recipe in &recipes {
         let plan = plan(recipe, &target, &lockfile, &args.lockfile)?;
@@ -78,7 +82,10 @@ pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> R
         let output = outcome.record.output;
         if let Some(check) = &outcome.check {
             if check.differences.is_empty() {
-                printer.status("Checked", format!("{} is reproducible ({output})", recipe.name));
+                printer.status(
+                    "Checked",
+                    format!("{} is reproducible ({output})", recipe.name),
+                );
             } else {
                 printer.warn(format!(
                     "{} is not reproducible: recorded {} but the rebuild gave {}; differing files:",
@@ -90,7 +97,10 @@ pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> R
                 status = ExitStatus::Failure;
             }
         } else if outcome.cached {
-            printer.status("Fresh", format!("{} (build key {})", recipe.name, outcome.record.key));
+            printer.status(
+                "Fresh",
+                format!("{} (build key {})", recipe.name, outcome.record.key),
+            );
         } else {
             printer.status("Built", format!("{} → {output}", recipe.name));
         }
@@ -106,7 +116,10 @@ pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> R
         }
         if let Some(dir) = &args.install_path {
             let installed = install_bin(&store, &output, dir)?;
-            printer.status("Installed", format!("{installed} programs into {}", dir.display()));
+            printer.status(
+                "Installed",
+                format!("{installed} programs into {}", dir.display()),
+            );
         }
     }
     Ok(status)
@@ -143,10 +156,14 @@ pub fn log(args: &LogArgs, global: &GlobalSettings) -> Result<ExitStatus> {
         };
         let lockfile = Lockfile::load(&args.lockfile)?;
         let plan = plan(recipe, target, &lockfile, &args.lockfile)?;
-        let fingerprints = hstore_sandbox::fingerprint::fingerprints(&plan.host_paths, &plan.host_tools)?;
+        let fingerprints = hstore_sandbox::build::fingerprints(&plan.host_paths, &plan.host_tools)?;
         let key = plan.key(&fingerprints);
-        find_record(&store, &key)?
-            .with_context(|| format!("`{}` has not been built for target `{target}` with these inputs", recipe.name))?
+        find_record(&store, &key)?.with_context(|| {
+            format!(
+                "`{}` has not been built for target `{target}` with these inputs",
+                recipe.name
+            )
+        })?
     };
     let mut blob = store.blob(&record.log)?;
     std::io::copy(&mut blob.reader, &mut std::io::stdout().lock())?;
@@ -157,7 +174,10 @@ pub fn log(args: &LogArgs, global: &GlobalSettings) -> Result<ExitStatus> {
 fn select_recipes(dir: &Path, names: &[String]) -> Result<Vec<Recipe>> {
     let all = Recipe::load_dir(dir)?;
     if names.is_empty() {
-        let buildable: Vec<Recipe> = all.into_iter().filter(|recipe| recipe.build.is_some()).collect();
+        let buildable: Vec<Recipe> = all
+            .into_iter()
+            .filter(|recipe| recipe.build.is_some())
+            .collect();
         if buildable.is_empty() {
             bail!("no recipe in `{}` has a [build] section", dir.display());
         }
@@ -166,10 +186,17 @@ fn select_recipes(dir: &Path, names: &[String]) -> Result<Vec<Recipe>> {
     names
         .iter()
         .map(|name| {
-            all.iter().find(|recipe| &recipe.name == name).cloned().with_context(|| {
-                let known: Vec<&str> = all.iter().map(|r| r.name.as_str()).collect();
-                format!("no recipe named `{name}` in `{}` (recipes: {})", dir.display(), known.join(", "))
-            })
+            all.iter()
+                .find(|recipe| &recipe.name == name)
+                .cloned()
+                .with_context(|| {
+                    let known: Vec<&str> = all.iter().map(|r| r.name.as_str()).collect();
+                    format!(
+                        "no recipe named `{name}` in `{}` (recipes: {})",
+                        dir.display(),
+                        known.join(", ")
+                    )
+                })
         })
         .collect()
 }
@@ -192,16 +219,29 @@ fn expand_home(value: &str) -> String {
 
 /// Translates one recipe + target + lockfile into a plan. Fails before anything runs on: unknown target, recipe
 /// without `[build]`, a recipe the lockfile does not cover, or a source whose table changed since the lock.
-fn plan(recipe: &Recipe, target: &str, lockfile: &Lockfile, lockfile_path: &Path) -> Result<BuildPlan> {
+fn plan(
+    recipe: &Recipe,
+    target: &str,
+    lockfile: &Lockfile,
+    lockfile_path: &Path,
+) -> Result<BuildPlan> {
     let Some(build_section) = &recipe.build else {
-        bail!("recipe `{}` (`{}`) has no [build] section", recipe.name, recipe.file.display());
+        bail!(
+            "recipe `{}` (`{}`) has no [build] section",
+            recipe.name,
+            recipe.file.display()
+        );
     };
     let Some(target_spec) = recipe.targets.get(target) else {
         let known: Vec<&str> = recipe.targets.keys().map(String::as_str).collect();
         bail!(
             "recipe `{}` has no target `{target}`; its targets are: {}",
             recipe.name,
-            if known.is_empty() { "(none)".to_owned() } else { known.join(", ") }
+            if known.is_empty() {
+                "(none)".to_owned()
+            } else {
+                known.join(", ")
+            }
         );
     };
     let stale = || {
@@ -226,10 +266,17 @@ fn plan(recipe: &Recipe, target: &str, lockfile: &Lockfile, lockfile_path: &Path
             .collect::<Result<_>>()?;
         let shape = match spec {
             SourceSpec::CargoLock { .. } => InputShape::CargoVendor {
-                crates: artifacts.iter().filter_map(|artifact| vendored_crate(artifact)).collect(),
+                crates: artifacts
+                    .iter()
+                    .filter_map(|artifact| vendored_crate(artifact))
+                    .collect(),
             },
-            SourceSpec::Url { unpack: false, url, .. } => {
-                let [artifact] = artifacts.as_slice() else { bail!(stale()) };
+            SourceSpec::Url {
+                unpack: false, url, ..
+            } => {
+                let [artifact] = artifacts.as_slice() else {
+                    bail!(stale())
+                };
                 let file_name = url
                     .rsplit('/')
                     .next()
@@ -241,7 +288,9 @@ fn plan(recipe: &Recipe, target: &str, lockfile: &Lockfile, lockfile_path: &Path
                 }
             }
             _ => {
-                let [artifact] = artifacts.as_slice() else { bail!(stale()) };
+                let [artifact] = artifacts.as_slice() else {
+                    bail!(stale())
+                };
                 InputShape::Tree(artifact.address())
             }
         };
@@ -307,11 +356,16 @@ fn out_link(store: &Store, output: &hstore_store::Digest, link: &Path) -> Result
     let target = store.materialized_tree(output)?;
     if let Ok(metadata) = std::fs::symlink_metadata(link) {
         if !metadata.file_type().is_symlink() {
-            bail!("`{}` exists and is not a symlink; refusing to replace it", link.display());
+            bail!(
+                "`{}` exists and is not a symlink; refusing to replace it",
+                link.display()
+            );
         }
-        std::fs::remove_file(link).with_context(|| format!("failed to replace `{}`", link.display()))?;
+        std::fs::remove_file(link)
+            .with_context(|| format!("failed to replace `{}`", link.display()))?;
     }
-    std::os::unix::fs::symlink(&target, link).with_context(|| format!("failed to create `{}`", link.display()))
+    std::os::unix::fs::symlink(&target, link)
+        .with_context(|| format!("failed to create `{}`", link.display()))
 }
 
 /// Copies the output's `bin/*` into `dir` (mode 0755); returns how many files were installed.
@@ -322,18 +376,26 @@ fn install_bin(store: &Store, output: &hstore_store::Digest, dir: &Path) -> Resu
     if !bin.is_dir() {
         bail!("the build output {output} has no `bin/` directory to install");
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("failed to create `{}`", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("failed to create `{}`", dir.display()))?;
     let mut count = 0;
-    for entry in std::fs::read_dir(&bin).with_context(|| format!("failed to list `{}`", bin.display()))? {
+    for entry in
+        std::fs::read_dir(&bin).with_context(|| format!("failed to list `{}`", bin.display()))?
+    {
         let entry = entry?;
         if !entry.file_type()?.is_file() {
             continue;
         }
         let dest = dir.join(entry.file_name());
-        let temp = dir.join(format!(".{}.hstore-tmp", entry.file_name().to_string_lossy()));
-        std::fs::copy(entry.path(), &temp).with_context(|| format!("failed to write `{}`", temp.display()))?;
+        let temp = dir.join(format!(
+            ".{}.hstore-tmp",
+            entry.file_name().to_string_lossy()
+        ));
+        std::fs::copy(entry.path(), &temp)
+            .with_context(|| format!("failed to write `{}`", temp.display()))?;
         std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o755))?;
-        std::fs::rename(&temp, &dest).with_context(|| format!("failed to install `{}`", dest.display()))?;
+        std::fs::rename(&temp, &dest)
+            .with_context(|| format!("failed to install `{}`", dest.display()))?;
         count += 1;
     }
     Ok(count)

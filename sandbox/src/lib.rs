@@ -21,6 +21,7 @@
 #![deny(missing_docs)]
 
 mod availability;
+pub mod build;
 pub mod error;
 pub mod fingerprint;
 mod helper;

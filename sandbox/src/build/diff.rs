@@ -30,11 +30,21 @@ pub fn diff_trees(store: &Store, old: &Digest, new: &Digest) -> Result<Vec<TreeD
     Ok(differences)
 }
 
-fn diff_into(store: &Store, old: &Digest, new: &Digest, prefix: &str, out: &mut Vec<TreeDifference>) -> Result<()> {
+fn diff_into(
+    store: &Store,
+    old: &Digest,
+    new: &Digest,
+    prefix: &str,
+    out: &mut Vec<TreeDifference>,
+) -> Result<()> {
     if old == new {
         return Ok(());
     }
-    let load = |digest: &Digest| store.directory(digest).map_err(|source| BuildError::store("a build output", source));
+    let load = |digest: &Digest| {
+        store
+            .directory(digest)
+            .map_err(|source| BuildError::store("a build output", source))
+    };
     let (old_dir, new_dir) = (load(old)?, load(new)?);
     let join = |name: &hstore_store::PathComponent| {
         if prefix.is_empty() {
@@ -46,18 +56,31 @@ fn diff_into(store: &Store, old: &Digest, new: &Digest, prefix: &str, out: &mut 
     for (name, old_node) in old_dir.entries() {
         let path = join(name);
         match new_dir.get(name) {
-            None => out.push(TreeDifference { path, change: "removed" }),
+            None => out.push(TreeDifference {
+                path,
+                change: "removed",
+            }),
             Some(new_node) if new_node == old_node => {}
-            Some(Node::Directory { digest: new_digest, .. }) => {
-                if let Node::Directory { digest: old_digest, .. } = old_node {
+            Some(Node::Directory {
+                digest: new_digest, ..
+            }) => {
+                if let Node::Directory {
+                    digest: old_digest, ..
+                } = old_node
+                {
                     diff_into(store, old_digest, new_digest, &path, out)?;
                 } else {
-                    out.push(TreeDifference { path, change: "type changed" });
+                    out.push(TreeDifference {
+                        path,
+                        change: "type changed",
+                    });
                 }
             }
             Some(new_node) => {
                 let change = match (old_node, new_node) {
-                    (Node::File { digest: a, .. }, Node::File { digest: b, .. }) if a == b => "executable bit changed",
+                    (Node::File { digest: a, .. }, Node::File { digest: b, .. }) if a == b => {
+                        "executable bit changed"
+                    }
                     (Node::File { .. }, Node::File { .. }) => "contents differ",
                     (Node::Symlink { .. }, Node::Symlink { .. }) => "link target differs",
                     _ => "type changed",

@@ -8,7 +8,7 @@ use hstore_store::Digest;
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// Inputs the lockfile names are not in the store; nothing was started.
-    #[error("{} input(s) of `{recipe}` are not in the store:{}", missing.len(), missing.iter().map(|(input, address)| format!("\n  - {input}: {address}")).collect::<String>())]
+    #[error("{} input(s) of `{recipe}` are not in the store:{}", missing.len(), list_missing(missing))]
     MissingInputs {
         /// The recipe.
         recipe: String,
@@ -62,6 +62,16 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
+}
+
+fn list_missing(missing: &[(String, Digest)]) -> String {
+    use std::fmt::Write as _;
+    missing
+        .iter()
+        .fold(String::new(), |mut text, (input, address)| {
+            let _ = write!(text, "\n  - {input}: {address}");
+            text
+        })
 }
 
 impl BuildError {

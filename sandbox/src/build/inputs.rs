@@ -105,9 +105,9 @@ impl InputShape {
                     .open_blob(digest)
                     .map_err(|source| Error::store(format!("input `{input}`"), source))?
                     .map(|blob| blob.size)
-                    .ok_or_else(|| Error::MissingInput {
-                        input: input.to_owned(),
-                        address: *digest,
+                    .ok_or_else(|| Error::MissingInputs {
+                        recipe: input.to_owned(),
+                        missing: vec![(input.to_owned(), *digest)],
                     })?;
                 let mut directory = Directory::new();
                 directory.insert(
@@ -127,10 +127,12 @@ impl InputShape {
                 for krate in crates {
                     let size = store
                         .get_directory(&krate.tree)
-                        .map_err(|source| Error::store(format!("crate `{}`", krate.dir_name), source))?
-                        .ok_or_else(|| Error::MissingInput {
-                            input: format!("{input}: crate {}", krate.dir_name),
-                            address: krate.tree,
+                        .map_err(|source| {
+                            Error::store(format!("crate `{}`", krate.dir_name), source)
+                        })?
+                        .ok_or_else(|| Error::MissingInputs {
+                            recipe: input.to_owned(),
+                            missing: vec![(format!("crate {}", krate.dir_name), krate.tree)],
                         })?
                         .total_size();
                     directory.insert(
@@ -159,7 +161,10 @@ impl InputShape {
              [source.vendored-sources]\ndirectory = \"{vendor_dir}\"\n\n\
              [net]\noffline = true\n"
         );
-        let mut git: Vec<&GitReplacement> = crates.iter().filter_map(|krate| krate.git.as_ref()).collect();
+        let mut git: Vec<&GitReplacement> = crates
+            .iter()
+            .filter_map(|krate| krate.git.as_ref())
+            .collect();
         git.sort();
         git.dedup();
         for replacement in git {

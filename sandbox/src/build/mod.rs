@@ -18,10 +18,15 @@ use std::path::PathBuf;
 use hstore_store::Digest;
 use serde::Serialize;
 
+use crate::fingerprint::HostTool;
+
 pub use diff::{TreeDifference, diff_trees};
-pub use error::BuildError;
+pub use error::{BuildError, Result};
 pub use inputs::{GitReplacement, Input, InputShape, VendoredCrate};
-pub use record::{BUILD_NAMESPACE, BuildOptions, BuildOutcome, BuildRecord, CheckOutcome, build, find_record, input_env_name};
+pub use record::{
+    BUILD_NAMESPACE, BuildOptions, BuildOutcome, BuildRecord, CheckOutcome, build, find_record,
+    input_env_name,
+};
 
 /// Bumped whenever the sandbox or the input shapes change in a way that can change outputs.
 pub const BUILDER_VERSION: &str = "hstore-builder-v1";
@@ -46,6 +51,39 @@ pub struct BuildPlan {
     pub host_paths: Vec<PathBuf>,
     /// `[targets.T] host_tools`: commands whose output goes into the key.
     pub host_tools: Vec<String>,
+}
+
+/// Host fingerprints for the build key: the base system always, declared host paths and host tools when present.
+/// A host tool is written as a command line (`nvcc --version`); a leading `~/` is the invoking user's home.
+pub fn fingerprints(
+    host_paths: &[PathBuf],
+    host_tools: &[String],
+) -> Result<BTreeMap<String, String>> {
+    let mut fingerprints = BTreeMap::new();
+    fingerprints.insert(
+        "base-system".to_owned(),
+        crate::fingerprint_base_system()?.to_string(),
+    );
+    if !host_paths.is_empty() {
+        fingerprints.insert(
+            "host-paths".to_owned(),
+            crate::fingerprint_host_paths(host_paths)?.to_string(),
+        );
+    }
+    if !host_tools.is_empty() {
+        let tools: Vec<HostTool> = host_tools
+            .iter()
+            .filter_map(|line| {
+                let mut words = line.split_whitespace();
+                words.next().map(|program| HostTool::new(program, words))
+            })
+            .collect();
+        fingerprints.insert(
+            "host-tools".to_owned(),
+            crate::fingerprint_host_tools(&tools)?.to_string(),
+        );
+    }
+    Ok(fingerprints)
 }
 
 /// The document the build key hashes; field order is part of the format.

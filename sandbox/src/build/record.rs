@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::diff::{TreeDifference, diff_trees};
 use super::error::{BuildError, Result};
 use super::{BuildPlan, INPUTS_DIR};
+use crate::run::{BuildOutput, Sandbox};
 use crate::spec::{BUILD_DIR, Bind, SandboxSpec};
 
 /// Metadata namespace of build records.
@@ -79,7 +80,9 @@ pub fn find_record(store: &Store, key: &Digest) -> Result<Option<BuildRecord>> {
     let record: Option<BuildRecord> = store
         .get_meta(BUILD_NAMESPACE, &key.to_hex())
         .map_err(|source| BuildError::store("a build record", source))?;
-    let Some(record) = record else { return Ok(None) };
+    let Some(record) = record else {
+        return Ok(None);
+    };
     for digest in [record.output, record.log] {
         if store
             .object_format(&digest)
@@ -95,7 +98,7 @@ pub fn find_record(store: &Store, key: &Digest) -> Result<Option<BuildRecord>> {
 /// Builds `plan` (or finds it in the cache). See the module docs.
 pub fn build(store: &Store, plan: &BuildPlan, options: &BuildOptions) -> Result<BuildOutcome> {
     check_inputs(store, plan)?;
-    let fingerprints = crate::fingerprint::fingerprints(&plan.host_paths, &plan.host_tools)?;
+    let fingerprints = super::fingerprints(&plan.host_paths, &plan.host_tools)?;
     let key = plan.key(&fingerprints);
     let previous = find_record(store, &key)?;
     if let (Some(record), false) = (&previous, options.check) {
@@ -132,7 +135,9 @@ pub fn build(store: &Store, plan: &BuildPlan, options: &BuildOptions) -> Result<
         });
     }
     let record_error = |source| BuildError::store("the build record", source);
-    store.put_meta(BUILD_NAMESPACE, &key.to_hex(), &record).map_err(record_error)?;
+    store
+        .put_meta(BUILD_NAMESPACE, &key.to_hex(), &record)
+        .map_err(record_error)?;
     store
         .set_root(
             &format!("build-{}", key.to_hex()),
@@ -178,7 +183,11 @@ pub fn input_env_name(name: &str) -> String {
 }
 
 /// Runs the script; returns the stored output tree and log blob.
-fn run_in_sandbox(store: &Store, plan: &BuildPlan, options: &BuildOptions) -> Result<(Digest, Digest)> {
+fn run_in_sandbox(
+    store: &Store,
+    plan: &BuildPlan,
+    options: &BuildOptions,
+) -> Result<(Digest, Digest)> {
     let scratch = store
         .temp_dir()
         .map_err(|source| BuildError::store("the build's scratch directory", source))?;
@@ -198,16 +207,24 @@ fn run_in_sandbox(store: &Store, plan: &BuildPlan, options: &BuildOptions) -> Re
         let inside = format!("{INPUTS_DIR}/{}", input.name);
         env.insert(input_env_name(&input.name), inside.clone());
         if let super::InputShape::File { file_name, .. } = &input.shape {
-            env.insert(format!("{}_file", input_env_name(&input.name)), format!("{inside}/{file_name}"));
+            env.insert(
+                format!("{}_file", input_env_name(&input.name)),
+                format!("{inside}/{file_name}"),
+            );
         }
         if let Some(config) = input.shape.cargo_config(&inside) {
             let cargo_home = build_dir.join(".cargo-home");
-            fs::create_dir_all(&cargo_home).map_err(|source| io_error("create", &cargo_home, source))?;
+            fs::create_dir_all(&cargo_home)
+                .map_err(|source| io_error("create", &cargo_home, source))?;
             let config_path = cargo_home.join("config.toml");
-            fs::write(&config_path, config).map_err(|source| io_error("write", &config_path, source))?;
+            fs::write(&config_path, config)
+                .map_err(|source| io_error("write", &config_path, source))?;
             env.entry("CARGO_HOME".into())
                 .or_insert_with(|| format!("{BUILD_DIR}/.cargo-home"));
-            env.insert("cargo_config".into(), format!("{BUILD_DIR}/.cargo-home/config.toml"));
+            env.insert(
+                "cargo_config".into(),
+                format!("{BUILD_DIR}/.cargo-home/config.toml"),
+            );
         }
         binds.push(Bind::new(host, inside));
     }
@@ -215,15 +232,16 @@ fn run_in_sandbox(store: &Store, plan: &BuildPlan, options: &BuildOptions) -> Re
     spec.env = env;
     spec.inputs = binds;
     spec.host_paths.clone_from(&plan.host_paths);
-    let status = crate::run_logged(&options.helper_exe, &spec, &log_path)?;
-    if !status.success {
+    let status =
+        Sandbox::new(&options.helper_exe).run(&spec, BuildOutput::LogFile(log_path.clone()))?;
+    if !status.success() {
         // Keep the scratch directory so the log (and the build tree) can be inspected.
         let kept = scratch.keep();
         let log = kept.join("build.log");
         return Err(BuildError::ScriptFailed {
             recipe: plan.recipe.clone(),
             target: plan.target.clone(),
-            status: status.description,
+            status: status.to_string(),
             tail: log_tail(&log, 30),
             log,
         });
@@ -234,7 +252,8 @@ fn run_in_sandbox(store: &Store, plan: &BuildPlan, options: &BuildOptions) -> Re
     let (log, _) = store
         .add_blob_file(&log_path)
         .map_err(|source| BuildError::store("the build log", source))?;
-    hstore_store::remove_tree(scratch.path()).map_err(|source| BuildError::store("the scratch directory", source))?;
+    hstore_store::remove_tree(scratch.path())
+        .map_err(|source| BuildError::store("the scratch directory", source))?;
     Ok((output, log))
 }
 
