@@ -51,7 +51,9 @@ use crate::digest::Digest;
 use crate::meta::Root;
 
 pub use inventory::Inventory;
-pub use keys::{KeyError, PublicKey, SecretKey, read_trusted_keys};
+pub use keys::{
+    KeyError, PUBLIC_PREFIX as PUBLIC_KEY_PREFIX, PublicKey, SecretKey, read_trusted_keys,
+};
 pub use read::{ImportOptions, ImportReport, import};
 pub use write::{ExportReport, ExportSpec, export, plan};
 
@@ -222,7 +224,9 @@ pub enum Error {
         name: String,
     },
     /// The bundle was written by an incompatible hstore.
-    #[error("bundle `{name}` has format version {found}; this hstore reads version {FORMAT_VERSION}")]
+    #[error(
+        "bundle `{name}` has format version {found}; this hstore reads version {FORMAT_VERSION}"
+    )]
     UnsupportedVersion {
         /// The input.
         name: String,
@@ -240,7 +244,9 @@ pub enum Error {
         inside: String,
     },
     /// The manifest length is beyond [`MAX_MANIFEST_BYTES`].
-    #[error("bundle `{name}` announces a manifest of {length} bytes (at most {MAX_MANIFEST_BYTES} are accepted)")]
+    #[error(
+        "bundle `{name}` announces a manifest of {length} bytes (at most {MAX_MANIFEST_BYTES} are accepted)"
+    )]
     ManifestTooLarge {
         /// The input.
         name: String,
@@ -265,7 +271,9 @@ pub enum Error {
         problem: String,
     },
     /// A root, lockfile or record refers to an object that is neither in the bundle nor in the store.
-    #[error("bundle `{name}`: {what} names {address}, which is neither in the bundle nor in the store")]
+    #[error(
+        "bundle `{name}`: {what} names {address}, which is neither in the bundle nor in the store"
+    )]
     NotInClosure {
         /// The input.
         name: String,
@@ -330,7 +338,9 @@ pub enum Error {
         found: Digest,
     },
     /// The stream holds fewer objects than the manifest lists.
-    #[error("bundle `{name}` holds {found} objects, but its manifest lists {listed}; the first missing is {missing}")]
+    #[error(
+        "bundle `{name}` holds {found} objects, but its manifest lists {listed}; the first missing is {missing}"
+    )]
     MissingObjects {
         /// The input.
         name: String,
@@ -367,7 +377,9 @@ pub enum Error {
         source: crate::Error,
     },
     /// A directory node names a child that is not earlier in the bundle nor in the store.
-    #[error("bundle `{name}`: directory {parent} names `{entry}` = {kind} {child}, which is neither earlier in the bundle nor in the store")]
+    #[error(
+        "bundle `{name}`: directory {parent} names `{entry}` = {kind} {child}, which is neither earlier in the bundle nor in the store"
+    )]
     MissingChild {
         /// The input.
         name: String,
@@ -464,7 +476,11 @@ mod tests {
         let tree = dir.path().join("tree");
         fs::create_dir_all(tree.join("sub")).unwrap();
         fs::write(tree.join("a.txt"), "hello bundle ".repeat(40)).unwrap();
-        fs::write(tree.join("sub/b.gz"), b"\x1f\x8b\x08\x00 not really gzip but stored raw").unwrap();
+        fs::write(
+            tree.join("sub/b.gz"),
+            b"\x1f\x8b\x08\x00 not really gzip but stored raw",
+        )
+        .unwrap();
         std::os::unix::fs::symlink("a.txt", tree.join("link")).unwrap();
         let added = store.add_path(&tree).unwrap().digest();
         (dir, store, added)
@@ -508,7 +524,11 @@ mod tests {
         assert_eq!(report.roots, vec!["test-root".to_owned()]);
         assert!(dest.verify(false).unwrap().problems.is_empty());
         assert_eq!(dest.list_objects().unwrap(), store.list_objects().unwrap());
-        assert!(dest.get_meta::<serde_json::Value>("build", "k").unwrap().is_some());
+        assert!(
+            dest.get_meta::<serde_json::Value>("build", "k")
+                .unwrap()
+                .is_some()
+        );
         // Incremental: against the destination's inventory nothing is left to ship.
         let mut incremental = spec(address);
         incremental.exclude = Inventory::of_store(&dest).unwrap().into_set();
@@ -524,7 +544,12 @@ mod tests {
         for index in 0..bytes.len() {
             let mut flipped = bytes.clone();
             flipped[index] ^= 0x20;
-            let result = import(&dest, &mut flipped.as_slice(), "b", &ImportOptions::default());
+            let result = import(
+                &dest,
+                &mut flipped.as_slice(),
+                "b",
+                &ImportOptions::default(),
+            );
             assert!(result.is_err(), "flipping byte {index} went unnoticed");
             let truncated = &bytes[..index];
             assert!(import(&dest, &mut &truncated[..], "b", &ImportOptions::default()).is_err());
@@ -546,12 +571,30 @@ mod tests {
         let trust = |keys: Vec<PublicKey>| ImportOptions {
             trusted_keys: Some(keys),
         };
-        let error = import(&dest, &mut unsigned.as_slice(), "b", &trust(vec![key.public_key()])).unwrap_err();
+        let error = import(
+            &dest,
+            &mut unsigned.as_slice(),
+            "b",
+            &trust(vec![key.public_key()]),
+        )
+        .unwrap_err();
         assert!(matches!(error, Error::Unsigned { .. }), "{error}");
-        let error = import(&dest, &mut signed.as_slice(), "b", &trust(vec![other.public_key()])).unwrap_err();
+        let error = import(
+            &dest,
+            &mut signed.as_slice(),
+            "b",
+            &trust(vec![other.public_key()]),
+        )
+        .unwrap_err();
         assert!(matches!(error, Error::UntrustedKey { .. }), "{error}");
         assert!(dest.list_objects().unwrap().is_empty());
-        let report = import(&dest, &mut signed.as_slice(), "b", &trust(vec![key.public_key()])).unwrap();
+        let report = import(
+            &dest,
+            &mut signed.as_slice(),
+            "b",
+            &trust(vec![key.public_key()]),
+        )
+        .unwrap();
         assert_eq!(report.signer, Some(key.public_key()));
     }
 
@@ -584,7 +627,10 @@ mod tests {
         assert!(matches!(try_import(&outside), Error::NotInClosure { .. }));
         let mut twice = good.clone();
         twice.objects.push(twice.objects[0]);
-        assert!(matches!(try_import(&twice), Error::InconsistentManifest { .. }));
+        assert!(matches!(
+            try_import(&twice),
+            Error::InconsistentManifest { .. }
+        ));
         assert!(dest.roots().unwrap().is_empty());
     }
 }

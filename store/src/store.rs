@@ -341,7 +341,12 @@ impl Store {
 
     /// fsyncs `temp` and renames it to the object's place without clobbering. Losing a race to an identical
     /// object is success: both have the same bytes.
-    pub(crate) fn persist(&self, temp: NamedTempFile, digest: &Digest, format: ObjectFormat) -> Result<()> {
+    pub(crate) fn persist(
+        &self,
+        temp: NamedTempFile,
+        digest: &Digest,
+        format: ObjectFormat,
+    ) -> Result<()> {
         temp.as_file()
             .sync_all()
             .map_err(Error::io("fsync", temp.path()))?;

@@ -227,7 +227,8 @@ mod tests {
 
     #[test]
     fn copies_verbatim_and_checks() {
-        let data = b"some text that is long enough to compress, some text that is long enough".repeat(50);
+        let data =
+            b"some text that is long enough to compress, some text that is long enough".repeat(50);
         let encoded = zstd_bytes(&data);
         let digest = Digest::of_bytes(&data);
         let mut out = Vec::new();

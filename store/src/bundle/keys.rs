@@ -268,7 +268,11 @@ mod tests {
         let signature = secret.sign(b"message");
         assert!(public.verify(b"message", &signature));
         assert!(!public.verify(b"messagf", &signature));
-        assert!(!SecretKey::generate().public_key().verify(b"message", &signature));
+        assert!(
+            !SecretKey::generate()
+                .public_key()
+                .verify(b"message", &signature)
+        );
         assert!(!format!("{secret:?}").contains(&secret.to_text()));
         assert!("hstore-ed25519:AAAA".parse::<PublicKey>().is_err());
         assert!("ssh-ed25519 AAAA".parse::<PublicKey>().is_err());

@@ -241,19 +241,6 @@ fn read_head(
     header_hasher.update(&length);
     header_hasher.update(&manifest_bytes);
     let header_digest = Digest::from(header_hasher.finalize());
-    let manifest: Manifest =
-        serde_json::from_slice(&manifest_bytes).map_err(|source| Error::InvalidManifest {
-            name: importer.name.clone(),
-            source,
-        })?;
-    drop(manifest_bytes);
-    if manifest.format != MANIFEST_FORMAT || manifest.version != FORMAT_VERSION {
-        return Err(importer.inconsistent(format!(
-            "it says format `{}` version {}, the header says `{MANIFEST_FORMAT}` version {FORMAT_VERSION}",
-            manifest.format, manifest.version
-        )));
-    }
-
     let mut kind = [0u8; 1];
     importer.exact(&mut kind, || "the signature".into())?;
     let signer = match kind[0] {
@@ -299,6 +286,20 @@ fn read_head(
             Some(_) => {}
         }
     }
+    // Parsed only now: with trust required, an untrusted manifest is never even parsed.
+    let manifest: Manifest =
+        serde_json::from_slice(&manifest_bytes).map_err(|source| Error::InvalidManifest {
+            name: importer.name.clone(),
+            source,
+        })?;
+    drop(manifest_bytes);
+    if manifest.format != MANIFEST_FORMAT || manifest.version != FORMAT_VERSION {
+        return Err(importer.inconsistent(format!(
+            "it says format `{}` version {}, the header says `{MANIFEST_FORMAT}` version {FORMAT_VERSION}",
+            manifest.format, manifest.version
+        )));
+    }
+
     Ok((manifest, signer))
 }
 
@@ -424,7 +425,10 @@ fn read_objects(
             problem,
         };
         let Some(encoding) = PayloadEncoding::from_byte(head[32]) else {
-            return Err(mismatch(format!("has unknown payload encoding {}", head[32])));
+            return Err(mismatch(format!(
+                "has unknown payload encoding {}",
+                head[32]
+            )));
         };
         if encoding.kind() != listed.kind {
             return Err(mismatch(format!(
@@ -509,15 +513,14 @@ fn import_directory(
     bytes: &[u8],
 ) -> Result<bool, Error> {
     let store = importer.store;
-    let directory =
-        store
-            .check_directory_bytes(&address, bytes)
-            .map_err(|source| Error::BadObject {
-                name: importer.name.clone(),
-                position,
-                address,
-                source,
-            })?;
+    let directory = store
+        .check_directory_bytes(&address, bytes)
+        .map_err(|source| Error::BadObject {
+            name: importer.name.clone(),
+            position,
+            address,
+            source,
+        })?;
     for (entry, node) in directory.entries() {
         let (child, kind) = match node {
             Node::File { digest, .. } => (*digest, ObjectKind::Blob),
@@ -567,9 +570,7 @@ fn read_trailer(importer: &mut Importer<'_, '_>, count: usize) -> Result<(), Err
     if trailer_count != count as u64 {
         return Err(Error::BadTrailer {
             name: importer.name.clone(),
-            problem: format!(
-                "the trailer counts {trailer_count} objects, the stream held {count}"
-            ),
+            problem: format!("the trailer counts {trailer_count} objects, the stream held {count}"),
         });
     }
     if computed != stored {

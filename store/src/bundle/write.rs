@@ -62,7 +62,14 @@ pub fn plan(store: &Store, spec: &ExportSpec) -> Result<Manifest, Error> {
     let mut visited: HashSet<Digest> = HashSet::new();
     let mut objects = Vec::new();
     for (start, needed_by) in starts {
-        walk(store, start, &needed_by, &spec.exclude, &mut visited, &mut objects)?;
+        walk(
+            store,
+            start,
+            &needed_by,
+            &spec.exclude,
+            &mut visited,
+            &mut objects,
+        )?;
     }
     let mut records = spec.records.clone();
     for record in &records {
@@ -143,9 +150,7 @@ fn walk(
                 let children: Vec<Digest> = directory
                     .entries()
                     .filter_map(|(_, node)| match node {
-                        Node::File { digest, .. } | Node::Directory { digest, .. } => {
-                            Some(*digest)
-                        }
+                        Node::File { digest, .. } | Node::Directory { digest, .. } => Some(*digest),
                         Node::Symlink { .. } => None,
                     })
                     .collect();
