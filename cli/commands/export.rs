@@ -31,7 +31,7 @@ pub fn lockfile_root_name(bytes: &[u8]) -> String {
     format!("lockfile-{}", &Digest::of_bytes(bytes).to_hex()[..16])
 }
 
-pub fn run(args: ExportArgs, global: &GlobalSettings, printer: &Printer) -> Result<ExitStatus> {
+pub fn run(args: &ExportArgs, global: &GlobalSettings, printer: &Printer) -> Result<ExitStatus> {
     let to_stdout = args.output == Path::new("-");
     if to_stdout && io::stdout().is_terminal() {
         bail!("refusing to write a binary bundle to a terminal; redirect stdout or pass `-o FILE`");
@@ -45,7 +45,7 @@ pub fn run(args: ExportArgs, global: &GlobalSettings, printer: &Printer) -> Resu
         })
         .transpose()?;
     let store = open_store(global)?;
-    let spec = select(&store, &args)?;
+    let spec = select(&store, args)?;
     let manifest =
         bundle::plan(&store, &spec).context("failed to collect the objects to export")?;
     printer.status(

@@ -14,8 +14,8 @@ use crate::commands::store::open_store;
 use crate::printer::{ExitStatus, Printer, human_bytes};
 use crate::settings::GlobalSettings;
 
-pub fn run(args: ImportArgs, global: &GlobalSettings, printer: &Printer) -> Result<ExitStatus> {
-    let trusted_keys = trusted_keys(&args)?;
+pub fn run(args: &ImportArgs, global: &GlobalSettings, printer: &Printer) -> Result<ExitStatus> {
+    let trusted_keys = trusted_keys(args)?;
     let store = open_store(global)?;
     let from_stdin = args.input == Path::new("-");
     let name = if from_stdin {

@@ -16,8 +16,8 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus> {
     let global = GlobalSettings::resolve(&cli.global)?;
     match cli.command {
         Commands::Store(command) => store::run(command, &global, printer),
-        Commands::Export(args) => export::run(args, &global, printer),
-        Commands::Import(args) => import::run(args, &global, printer),
+        Commands::Export(args) => export::run(&args, &global, printer),
+        Commands::Import(args) => import::run(&args, &global, printer),
         Commands::Key(command) => key::run(command, printer),
     }
 }

@@ -89,6 +89,12 @@ pub enum ObjectKind {
     Dir,
 }
 
+impl std::fmt::Display for ObjectKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl ObjectKind {
     /// The kind in words.
     pub const fn name(self) -> &'static str {
@@ -293,16 +299,16 @@ pub enum Error {
     UntrustedKey {
         /// The input.
         name: String,
-        /// The signer's public key.
-        key: PublicKey,
+        /// The signer's public key (text form).
+        key: String,
     },
     /// The signature does not match the manifest.
     #[error("the signature of bundle `{name}` by `{key}` does not match its manifest")]
     BadSignature {
         /// The input.
         name: String,
-        /// The claimed signer.
-        key: PublicKey,
+        /// The claimed signer (text form).
+        key: String,
     },
     /// The signature block has an unknown kind.
     #[error("bundle `{name}` has an unknown signature kind {kind}")]
@@ -374,7 +380,7 @@ pub enum Error {
         address: Digest,
         /// What the check found.
         #[source]
-        source: crate::Error,
+        source: Box<crate::Error>,
     },
     /// A directory node names a child that is not earlier in the bundle nor in the store.
     #[error(
@@ -388,7 +394,7 @@ pub enum Error {
         /// The entry's name.
         entry: String,
         /// The child's kind.
-        kind: &'static str,
+        kind: ObjectKind,
         /// The child's address.
         child: Digest,
     },

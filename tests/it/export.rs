@@ -91,7 +91,7 @@ fn export_is_deterministic_and_pipes_to_import() {
     );
 
     // `export -o - | import -`, as over ssh.
-    let export = env
+    let mut export = env
         .hstore("src")
         .args(["export", "-o", "-"])
         .stdout(Stdio::piped())
@@ -100,9 +100,10 @@ fn export_is_deterministic_and_pipes_to_import() {
     let import = env
         .hstore("dest")
         .args(["import", "-"])
-        .stdin(export.stdout.unwrap())
+        .stdin(export.stdout.take().unwrap())
         .output()
         .unwrap();
+    assert!(export.wait().unwrap().success());
     assert!(
         import.status.success(),
         "{}",

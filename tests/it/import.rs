@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -111,15 +112,15 @@ fn truncated_bundles_are_refused() {
     let big = parsed.records.iter().max_by_key(|r| r.payload_len).unwrap();
     let first = &parsed.records[0];
     let cuts = [
-        5,                                                       // inside the magic
-        20,                                                      // inside the manifest length
-        (parsed.manifest_range.0 + parsed.manifest_range.1) / 2, // inside the manifest
-        parsed.manifest_range.1,                                 // before the signature block
-        first.payload_offset - 10,                               // inside a record header
-        big.payload_offset + big.payload_len / 2,                // inside a payload
-        first.payload_offset + first.payload_len,                // exactly between two records
-        parsed.trailer_offset,                                   // before the trailer
-        bundle.len() - 1,                                        // inside the trailer hash
+        5,                                                                 // inside the magic
+        20, // inside the manifest length
+        usize::midpoint(parsed.manifest_range.0, parsed.manifest_range.1), // inside the manifest
+        parsed.manifest_range.1, // before the signature block
+        first.payload_offset - 10, // inside a record header
+        big.payload_offset + big.payload_len / 2, // inside a payload
+        first.payload_offset + first.payload_len, // exactly between two records
+        parsed.trailer_offset, // before the trailer
+        bundle.len() - 1, // inside the trailer hash
     ];
     for cut in cuts {
         let stderr = import_fails(&env, &bundle[..cut], &[]);
@@ -312,7 +313,6 @@ fn trust_refuses_unsigned_and_foreign_bundles_before_importing_anything() {
         public.trim(),
         fs::read_to_string(env.path("release.pub")).unwrap().trim()
     );
-    use std::os::unix::fs::PermissionsExt;
     let mode = fs::metadata(env.path("release.secret"))
         .unwrap()
         .permissions()

@@ -61,6 +61,7 @@ impl Env {
     }
 
     /// Runs and asserts success; returns stdout.
+    #[expect(clippy::unused_self, reason = "reads as `env.ok(env.hstore(…))` in tests")]
     pub fn ok(&self, command: &mut Command) -> String {
         let output = command.output().unwrap();
         assert!(
@@ -72,6 +73,7 @@ impl Env {
     }
 
     /// Runs and asserts exit code 2; returns stderr.
+    #[expect(clippy::unused_self, reason = "reads as `env.ok(env.hstore(…))` in tests")]
     pub fn fails(&self, command: &mut Command) -> String {
         let output = command.output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();

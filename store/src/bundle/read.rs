@@ -258,7 +258,7 @@ fn read_head(
             if !key.verify(&signed_message(&header_digest), &signature) {
                 return Err(Error::BadSignature {
                     name: importer.name.clone(),
-                    key,
+                    key: key.to_string(),
                 });
             }
             Some(key)
@@ -280,7 +280,7 @@ fn read_head(
             Some(key) if !trusted.contains(&key) => {
                 return Err(Error::UntrustedKey {
                     name: importer.name.clone(),
-                    key,
+                    key: key.to_string(),
                 });
             }
             Some(_) => {}
@@ -490,7 +490,7 @@ fn read_objects(
                             name: importer.name.clone(),
                             position,
                             address: found,
-                            source,
+                            source: Box::new(source),
                         });
                     }
                 }
@@ -519,7 +519,7 @@ fn import_directory(
             name: importer.name.clone(),
             position,
             address,
-            source,
+            source: Box::new(source),
         })?;
     for (entry, node) in directory.entries() {
         let (child, kind) = match node {
@@ -542,7 +542,7 @@ fn import_directory(
                 name: importer.name.clone(),
                 parent: address,
                 entry: String::from_utf8_lossy(entry.as_bytes()).into_owned(),
-                kind: kind.name(),
+                kind,
                 child,
             });
         }

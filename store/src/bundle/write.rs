@@ -265,43 +265,40 @@ fn write_object(
     writer.put(&[encoding as u8])?;
     writer.put(&length.to_le_bytes())?;
     let mut reader = BufReader::with_capacity(BUFFER_SIZE, file).take(length);
-    match BlobEncoding::of_format(format) {
-        Some(blob_encoding) => {
-            let offset = writer.offset;
-            let copied = copy_verified(
-                &mut reader,
-                blob_encoding,
-                &address,
-                object.size,
-                writer,
-                &path,
-                Path::new("<bundle>"),
-            )
-            .map_err(|error| match error {
-                crate::Error::Io {
-                    action: "write",
-                    source,
-                    ..
-                } => Error::Write { offset, source },
-                other => Error::Store(other),
-            })?;
-            if copied != length {
-                return Err(crate::Error::SizeMismatch {
-                    path,
-                    expected: length,
-                    actual: copied,
-                }
-                .into());
+    if let Some(blob_encoding) = BlobEncoding::of_format(format) {
+        let offset = writer.offset;
+        let copied = copy_verified(
+            &mut reader,
+            blob_encoding,
+            &address,
+            object.size,
+            writer,
+            &path,
+            Path::new("<bundle>"),
+        )
+        .map_err(|error| match error {
+            crate::Error::Io {
+                action: "write",
+                source,
+                ..
+            } => Error::Write { offset, source },
+            other => Error::Store(other),
+        })?;
+        if copied != length {
+            return Err(crate::Error::SizeMismatch {
+                path,
+                expected: length,
+                actual: copied,
             }
+            .into());
         }
-        None => {
-            let mut bytes = Vec::with_capacity(usize::try_from(length).unwrap_or(0));
-            reader
-                .read_to_end(&mut bytes)
-                .map_err(crate::Error::io("read", &path))?;
-            store.check_directory_bytes(&address, &bytes)?;
-            writer.put(&bytes)?;
-        }
+    } else {
+        let mut bytes = Vec::with_capacity(usize::try_from(length).unwrap_or(0));
+        reader
+            .read_to_end(&mut bytes)
+            .map_err(crate::Error::io("read", &path))?;
+        store.check_directory_bytes(&address, &bytes)?;
+        writer.put(&bytes)?;
     }
     Ok(())
 }
