@@ -26,8 +26,10 @@ D="$W/data"; mkdir -p "$D/big" "$D/toolchain/share"
 cp -a "$TOOLCHAIN/bin" "$TOOLCHAIN/lib" "$D/toolchain/"
 for doc in std src book; do mkdir -p "$D/toolchain/share/$doc"; cp -a "$TOOLCHAIN/share/doc/rust/html/$doc/." "$D/toolchain/share/$doc/"; done
 head -c $((384 << 20)) /dev/urandom > "$D/big/noise.bin"
+set +o pipefail # head closes the pipe early on purpose
 for _ in $(seq 1 64); do cat "$TOOLCHAIN/share/doc/rust/html/std/index.html" "$TOOLCHAIN/lib/rustlib/multirust-channel-manifest.toml"; done \
   | head -c $((4 << 20)) > "$W/chunk"
+set -o pipefail
 for _ in $(seq 1 64); do cat "$W/chunk"; done > "$D/big/text.bin"; rm "$W/chunk"
 BYTES=$(du -sb "$D" | cut -f1)
 FILES=$(find "$D" -type f | wc -l)
