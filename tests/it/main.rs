@@ -1,1 +1,6 @@
+//! hstore's integration tests: one binary, one module per area. Each test runs the real `hstore` binary in its own
+//! temp directory.
 
+mod export;
+mod import;
+mod support;
