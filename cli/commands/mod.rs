@@ -1,5 +1,7 @@
 //! Dispatch: one module per command, each `run(&settings, printer) -> Result<ExitStatus>`.
 
+mod fetch;
+mod lock;
 mod store;
 
 use anyhow::Result;
@@ -13,5 +15,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus> {
     let global = GlobalSettings::resolve(&cli.global)?;
     match cli.command {
         Commands::Store(command) => store::run(command, &global, printer),
+        Commands::Lock(args) => lock::run(&args, &global, printer),
+        Commands::Fetch(args) => fetch::run(&args, &global, printer),
     }
 }
