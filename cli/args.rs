@@ -80,6 +80,18 @@ hstore fetch --lockfile deploy/lockfile.json --mirror https://index.crates.io/=h
 hstore fetch --offline                   # check that the store already holds it all"
     )]
     Fetch(FetchArgs),
+    /// Build recipes from the store in a sandbox with no network; prints the output's address
+    #[command(
+        after_help = "Examples:\n  hstore build --target cpu --out-link result\n  \
+hstore build infinilm-svc --target cuda --install-path /usr/local/bin\n  \
+hstore build --deployment-case cpu-router --check"
+    )]
+    Build(BuildArgs),
+    /// Print the log of a recorded build
+    #[command(
+        after_help = "Examples:\n  hstore log infinilm-svc --target cpu\n  hstore log b3:…   # a build key or output address"
+    )]
+    Log(LogArgs),
 }
 
 /// `hstore lock`.
@@ -129,6 +141,61 @@ pub struct FetchArgs {
     /// Never touch the network; fail naming what is missing from the store
     #[arg(long)]
     pub offline: bool,
+}
+
+/// `hstore build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Recipes to build [default: every recipe with a [build] section]
+    #[arg(value_name = "RECIPE")]
+    pub recipe: Vec<String>,
+
+    /// The target to build for (one of the recipe's `[targets.*]`)
+    #[arg(long, short)]
+    pub target: Option<String>,
+
+    /// Directory of recipe files
+    #[arg(long = "recipes", value_name = "DIR", default_value = "recipes")]
+    pub recipes_dir: PathBuf,
+
+    /// The lockfile naming the inputs
+    #[arg(long, value_name = "FILE", default_value = "lockfile.json")]
+    pub lockfile: PathBuf,
+
+    /// Leave a symlink to the materialized output here (like Nix's `result`)
+    #[arg(long, value_name = "PATH")]
+    pub out_link: Option<PathBuf>,
+
+    /// Rebuild even if cached and compare with the recorded output; exits 1 listing differing files
+    #[arg(long)]
+    pub check: bool,
+
+    /// Copy the output's `bin/` programs into this directory
+    #[arg(long, value_name = "DIR")]
+    pub install_path: Option<PathBuf>,
+
+    /// Use the preset `RECIPES/cases/NAME.toml` (recipes, target, install path)
+    #[arg(long, value_name = "NAME")]
+    pub deployment_case: Option<String>,
+}
+
+/// `hstore log`.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// A recipe name (with --target), or a build key / output address (`b3:…`)
+    pub what: Option<String>,
+
+    /// The target the recipe was built for
+    #[arg(long, short)]
+    pub target: Option<String>,
+
+    /// Directory of recipe files
+    #[arg(long = "recipes", value_name = "DIR", default_value = "recipes")]
+    pub recipes_dir: PathBuf,
+
+    /// The lockfile naming the inputs
+    #[arg(long, value_name = "FILE", default_value = "lockfile.json")]
+    pub lockfile: PathBuf,
 }
 
 /// `hstore store …`.

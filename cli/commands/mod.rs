@@ -1,8 +1,9 @@
 //! Dispatch: one module per command, each `run(&settings, printer) -> Result<ExitStatus>`.
 
+mod build;
 mod fetch;
 mod lock;
-mod store;
+pub mod store;
 
 use anyhow::Result;
 
@@ -17,5 +18,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus> {
         Commands::Store(command) => store::run(command, &global, printer),
         Commands::Lock(args) => lock::run(&args, &global, printer),
         Commands::Fetch(args) => fetch::run(&args, &global, printer),
+        Commands::Build(args) => build::run(args, &global, printer),
+        Commands::Log(args) => build::log(&args, &global),
     }
 }

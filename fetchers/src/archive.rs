@@ -316,24 +316,21 @@ pub fn unpack(
         strip_components: options.strip_components,
         report: UnpackReport::default(),
     };
-    match format {
+    let unpacked = match format {
         ArchiveFormat::TarGz => {
-            unpacker.tar(flate2::read::MultiGzDecoder::new(BufReader::new(file)))?
+            unpacker.tar(flate2::read::MultiGzDecoder::new(BufReader::new(file)))
         }
         ArchiveFormat::TarXz => unpacker.tar(xz2::read::XzDecoder::new_multi_decoder(
             BufReader::new(file),
-        ))?,
-        ArchiveFormat::TarZst => {
-            let decoder = zstd::stream::read::Decoder::new(file).map_err(|source| Error::Read {
-                archive: unpacker.archive.to_owned(),
-                entry: None,
-                source,
-            })?;
-            unpacker.tar(decoder)?;
-        }
-        ArchiveFormat::Tar => unpacker.tar(BufReader::new(file))?,
-        ArchiveFormat::Zip => unpacker.zip(file)?,
-    }
+        )),
+        ArchiveFormat::TarZst => match zstd::stream::read::Decoder::new(file) {
+            Ok(decoder) => unpacker.tar(decoder),
+            Err(source) => Err(unpacker.read_error(None, source)),
+        },
+        ArchiveFormat::Tar => unpacker.tar(BufReader::new(file)),
+        ArchiveFormat::Zip => unpacker.zip(file),
+    };
+    unpacked?;
     Ok(unpacker.report)
 }
 
@@ -1229,7 +1226,7 @@ mod tests {
     fn corrupt_archive_is_a_read_error() {
         let bytes = compress(
             ArchiveFormat::TarGz,
-            &tar_bytes(&[Item::File("a", &[7; 100_000], 0o644)]),
+            &tar_bytes(&[Item::File("a", &vec![7; 100_000], 0o644)]),
         );
         let scratch = Scratch::new();
         let error = scratch

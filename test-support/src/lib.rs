@@ -1,1 +1,21 @@
-//! hstore-test-support.
+//! hstore-test-support: fixtures shared by hstore's tests (a dev-dependency only, never published).
+//!
+//! - [`TestRegistry`]: a loopback HTTP registry serving a cargo sparse index, PyPI simple pages and plain files,
+//!   with fault injection.
+//! - [`GitRepo`]: real git repositories with reproducible commit ids.
+//! - [`TestEnv`]: a sandboxed home and environment for running the `hstore` binary.
+//!
+//! Everything here talks only to `127.0.0.1` and the local file system.
+
+mod env;
+mod git;
+mod registry;
+mod server;
+
+pub use env::TestEnv;
+pub use git::GitRepo;
+pub use registry::{
+    CrateSpec, Fault, Request, RunningRegistry, TestRegistry, deterministic_tar_gz, index_path,
+    normalize_project, sha256_hex, wheel_bytes,
+};
+pub use server::PYPI_JSON;

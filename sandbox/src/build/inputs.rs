@@ -1,0 +1,208 @@
+//! Phase-2 shapes of inputs: how each locked source appears inside the sandbox.
+//!
+//! - [`InputShape::Tree`]: a git commit, a local path or an unpacked download — the tree's materialized copy from the
+//!   store's read-only cache, bound at `/src/<name>` and exported as `$src_<name>`.
+//! - [`InputShape::File`]: a plain download kept as a blob — a one-file tree `{file_name: blob}` is built in the store
+//!   (no bytes copied), so it is bound like a tree; `$src_<name>` is the directory and `$src_<name>_file` the file.
+//! - [`InputShape::CargoVendor`]: every crate of a Cargo.lock — a vendor tree `{<name>-<version>: crate tree}` is
+//!   assembled from directory nodes alone (the crates are already stored as vendored trees with their
+//!   `.cargo-checksum.json`), materialized once into the cache and bound at `/src/<name>`. A cargo config with the
+//!   source replacement (and one stanza per git source) is written to `$CARGO_HOME/config.toml`, so
+//!   `cargo build --offline --frozen` works with no further setup. Building the vendor tree costs one directory node;
+//!   the cache makes every later build bind it instantly instead of unpacking per build.
+
+use std::fmt::Write as _;
+
+use hstore_store::{Digest, Directory, Node, PathComponent, Store};
+
+use super::error::{BuildError as Error, Result};
+
+/// One recipe source, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    /// The source's name in the recipe (`[sources.<name>]`).
+    pub name: String,
+    /// How it appears inside.
+    pub shape: InputShape,
+}
+
+/// See the module docs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputShape {
+    /// A stored tree.
+    Tree(Digest),
+    /// A stored blob, shown as one file.
+    File {
+        /// The blob.
+        digest: Digest,
+        /// Its file name inside the input directory.
+        file_name: String,
+    },
+    /// Vendored crates.
+    CargoVendor {
+        /// The crates, each a vendored tree.
+        crates: Vec<VendoredCrate>,
+    },
+}
+
+/// One crate of a vendor directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VendoredCrate {
+    /// Directory name in the vendor tree (`<name>-<version>`).
+    pub dir_name: String,
+    /// The vendored crate's tree.
+    pub tree: Digest,
+    /// For crates from git, the source-replacement stanza cargo needs.
+    pub git: Option<GitReplacement>,
+}
+
+/// A `[source."git+…"]` stanza.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GitReplacement {
+    /// The source id as Cargo.lock writes it, without the `#commit` fragment (`git+https://…?branch=x`).
+    pub source_id: String,
+    /// The repository URL.
+    pub url: String,
+    /// `branch`, `tag` or `rev`, with its value, if the dependency named one.
+    pub reference: Option<(String, String)>,
+}
+
+impl InputShape {
+    /// Canonical text of the shape for the build key.
+    pub(crate) fn key_text(&self) -> String {
+        match self {
+            InputShape::Tree(digest) => format!("tree {digest}"),
+            InputShape::File { digest, file_name } => format!("file {file_name} {digest}"),
+            InputShape::CargoVendor { crates } => {
+                let mut text = String::from("cargo-vendor");
+                let mut sorted: Vec<&VendoredCrate> = crates.iter().collect();
+                sorted.sort_by(|a, b| a.dir_name.cmp(&b.dir_name));
+                for krate in sorted {
+                    let _ = write!(text, " {}={}", krate.dir_name, krate.tree);
+                    if let Some(git) = &krate.git {
+                        let _ = write!(text, "({})", git.source_id);
+                    }
+                }
+                text
+            }
+        }
+    }
+
+    /// Every store address this input needs (for the "missing inputs" check before a build starts).
+    pub fn addresses(&self) -> Vec<Digest> {
+        match self {
+            InputShape::Tree(digest) | InputShape::File { digest, .. } => vec![*digest],
+            InputShape::CargoVendor { crates } => crates.iter().map(|krate| krate.tree).collect(),
+        }
+    }
+
+    /// The tree to bind: the input itself, or one assembled from directory nodes (no file bytes copied).
+    pub(crate) fn tree(&self, store: &Store, input: &str) -> Result<Digest> {
+        match self {
+            InputShape::Tree(digest) => Ok(*digest),
+            InputShape::File { digest, file_name } => {
+                let size = store
+                    .open_blob(digest)
+                    .map_err(|source| Error::store(format!("input `{input}`"), source))?
+                    .map(|blob| blob.size)
+                    .ok_or_else(|| Error::MissingInputs {
+                        recipe: input.to_owned(),
+                        missing: vec![(input.to_owned(), *digest)],
+                    })?;
+                let mut directory = Directory::new();
+                directory.insert(
+                    component(input, file_name)?,
+                    Node::File {
+                        digest: *digest,
+                        size,
+                        executable: false,
+                    },
+                );
+                store
+                    .put_directory(&directory)
+                    .map_err(|source| Error::store(format!("input `{input}`"), source))
+            }
+            InputShape::CargoVendor { crates } => {
+                let mut directory = Directory::new();
+                for krate in crates {
+                    let size = store
+                        .get_directory(&krate.tree)
+                        .map_err(|source| {
+                            Error::store(format!("crate `{}`", krate.dir_name), source)
+                        })?
+                        .ok_or_else(|| Error::MissingInputs {
+                            recipe: input.to_owned(),
+                            missing: vec![(format!("crate {}", krate.dir_name), krate.tree)],
+                        })?
+                        .total_size();
+                    directory.insert(
+                        component(input, &krate.dir_name)?,
+                        Node::Directory {
+                            digest: krate.tree,
+                            size,
+                        },
+                    );
+                }
+                store
+                    .put_directory(&directory)
+                    .map_err(|source| Error::store(format!("input `{input}`"), source))
+            }
+        }
+    }
+
+    /// The cargo config a vendor input needs, pointing at `vendor_dir` inside the sandbox.
+    pub(crate) fn cargo_config(&self, vendor_dir: &str) -> Option<String> {
+        let InputShape::CargoVendor { crates } = self else {
+            return None;
+        };
+        let mut config = format!(
+            "# Written by hstore: every crate comes from the vendored tree in the store.\n\
+             [source.crates-io]\nreplace-with = \"vendored-sources\"\n\n\
+             [source.vendored-sources]\ndirectory = \"{vendor_dir}\"\n\n\
+             [net]\noffline = true\n"
+        );
+        let mut git: Vec<&GitReplacement> = crates
+            .iter()
+            .filter_map(|krate| krate.git.as_ref())
+            .collect();
+        git.sort();
+        git.dedup();
+        for replacement in git {
+            let _ = write!(
+                config,
+                "\n[source.{}]\ngit = {}\n",
+                toml_string(&replacement.source_id),
+                toml_string(&replacement.url)
+            );
+            if let Some((kind, value)) = &replacement.reference {
+                let _ = writeln!(config, "{kind} = {}", toml_string(value));
+            }
+            config.push_str("replace-with = \"vendored-sources\"\n");
+        }
+        Some(config)
+    }
+}
+
+fn component(input: &str, name: &str) -> Result<PathComponent> {
+    PathComponent::try_from(name).map_err(|source| Error::InvalidInputName {
+        input: input.to_owned(),
+        name: name.to_owned(),
+        reason: source.reason,
+    })
+}
+
+/// A TOML basic string (quotes and backslashes escaped).
+fn toml_string(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for ch in text.chars() {
+        match ch {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            '\n' => quoted.push_str("\\n"),
+            other => quoted.push(other),
+        }
+    }
+    quoted.push('"');
+    quoted
+}

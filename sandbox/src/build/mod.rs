@@ -1,0 +1,127 @@
+//! Builds: a [`BuildPlan`] (plain data the CLI derives from a recipe, a target and a lockfile) is keyed, looked up,
+//! and — on a miss — run in the sandbox, its output stored as a tree and recorded under its key.
+//!
+//! The build key (ARCHITECTURE.md §6) is BLAKE3 over a canonical JSON document of everything that can change the
+//! output: [`BUILDER_VERSION`], the recipe name, the build script and environment, the target's name, host paths and
+//! tools, every input's address and shape, and the host fingerprints (base system, declared host paths, host tool
+//! output). Same key → cache hit, no rebuild. Nothing is recorded unless the script succeeded and its output was
+//! stored, so a failed or killed build leaves only temp files (collected by gc).
+
+mod diff;
+mod error;
+mod inputs;
+mod record;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use hstore_store::Digest;
+use serde::Serialize;
+
+use crate::fingerprint::HostTool;
+
+pub use diff::{TreeDifference, diff_trees};
+pub use error::{BuildError, Result};
+pub use inputs::{GitReplacement, Input, InputShape, VendoredCrate};
+pub use record::{
+    BUILD_NAMESPACE, BuildOptions, BuildOutcome, BuildRecord, CheckOutcome, build, find_record,
+    input_env_name,
+};
+
+/// Bumped whenever the sandbox or the input shapes change in a way that can change outputs.
+pub const BUILDER_VERSION: &str = "hstore-builder-v1";
+
+/// Where inputs appear inside the sandbox: `/src/<name>`.
+pub const INPUTS_DIR: &str = "/src";
+
+/// Everything one build needs, already resolved to store addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildPlan {
+    /// The recipe's name.
+    pub recipe: String,
+    /// The target's name (`--target`).
+    pub target: String,
+    /// The `[build] script`.
+    pub script: String,
+    /// `[build] env` merged with `[targets.T] env` (target wins).
+    pub env: BTreeMap<String, String>,
+    /// The recipe's sources, by name.
+    pub inputs: Vec<Input>,
+    /// `[targets.T] host_paths`, already expanded (bound read-only at the same path).
+    pub host_paths: Vec<PathBuf>,
+    /// `[targets.T] host_tools`: commands whose output goes into the key.
+    pub host_tools: Vec<String>,
+}
+
+/// Host fingerprints for the build key: the base system always, declared host paths and host tools when present.
+/// A host tool is written as a command line (`nvcc --version`); a leading `~/` is the invoking user's home.
+pub fn fingerprints(
+    host_paths: &[PathBuf],
+    host_tools: &[String],
+) -> Result<BTreeMap<String, String>> {
+    let mut fingerprints = BTreeMap::new();
+    fingerprints.insert(
+        "base-system".to_owned(),
+        crate::fingerprint_base_system()?.to_string(),
+    );
+    if !host_paths.is_empty() {
+        fingerprints.insert(
+            "host-paths".to_owned(),
+            crate::fingerprint_host_paths(host_paths)?.to_string(),
+        );
+    }
+    if !host_tools.is_empty() {
+        let tools: Vec<HostTool> = host_tools
+            .iter()
+            .filter_map(|line| {
+                let mut words = line.split_whitespace();
+                words.next().map(|program| HostTool::new(program, words))
+            })
+            .collect();
+        fingerprints.insert(
+            "host-tools".to_owned(),
+            crate::fingerprint_host_tools(&tools)?.to_string(),
+        );
+    }
+    Ok(fingerprints)
+}
+
+/// The document the build key hashes; field order is part of the format.
+#[derive(Serialize)]
+struct KeyDocument<'a> {
+    builder: &'a str,
+    recipe: &'a str,
+    target: &'a str,
+    script: &'a str,
+    env: &'a BTreeMap<String, String>,
+    inputs: Vec<(&'a str, String)>,
+    host_paths: &'a [PathBuf],
+    host_tools: &'a [String],
+    fingerprints: &'a BTreeMap<String, String>,
+}
+
+impl BuildPlan {
+    /// The build key, given the host fingerprints (see [`crate::fingerprint`]).
+    pub fn key(&self, fingerprints: &BTreeMap<String, String>) -> Digest {
+        let mut inputs: Vec<(&str, String)> = self
+            .inputs
+            .iter()
+            .map(|input| (input.name.as_str(), input.shape.key_text()))
+            .collect();
+        inputs.sort();
+        let document = KeyDocument {
+            builder: BUILDER_VERSION,
+            recipe: &self.recipe,
+            target: &self.target,
+            script: &self.script,
+            env: &self.env,
+            inputs,
+            host_paths: &self.host_paths,
+            host_tools: &self.host_tools,
+            fingerprints,
+        };
+        // Serializing these plain types cannot fail.
+        let bytes = serde_json::to_vec(&document).unwrap_or_default();
+        Digest::of_bytes(&bytes)
+    }
+}

@@ -1,0 +1,285 @@
+//! Running a [`BuildPlan`]: key → cache lookup → sandbox → store the output → record it.
+//!
+//! Records live in the store's metadata namespace [`BUILD_NAMESPACE`] under the key's hex, and a gc root
+//! `build-<key hex>` keeps the output and its log. A record is written only after the output tree and the log are
+//! stored, so a build killed at any point records nothing; its scratch directory lies in the store's `tmp/`, which gc
+//! cleans. A record whose objects have gone missing (gc'd, repaired away) counts as absent.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use hstore_store::{Digest, Root, Store};
+use serde::{Deserialize, Serialize};
+
+use super::diff::{TreeDifference, diff_trees};
+use super::error::{BuildError, Result};
+use super::{BuildPlan, INPUTS_DIR};
+use crate::run::{BuildOutput, Sandbox};
+use crate::spec::{BUILD_DIR, Bind, SandboxSpec};
+
+/// Metadata namespace of build records.
+pub const BUILD_NAMESPACE: &str = "build";
+
+/// Where the output directory appears inside the sandbox (`$out`).
+const OUTPUT_DIR: &str = "/out";
+
+/// What a successful build produced, stored under its key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildRecord {
+    /// The build key.
+    pub key: Digest,
+    /// The recipe.
+    pub recipe: String,
+    /// The target.
+    pub target: String,
+    /// The output tree.
+    pub output: Digest,
+    /// The build log blob.
+    pub log: Digest,
+    /// Each input's shape and address, as hashed into the key.
+    pub inputs: BTreeMap<String, String>,
+    /// The host fingerprints hashed into the key.
+    pub fingerprints: BTreeMap<String, String>,
+}
+
+/// How to run a build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The executable re-run as the single-threaded sandbox helper (the `hstore` binary).
+    pub helper_exe: PathBuf,
+    /// Rebuild even on a cache hit and compare with the recorded output.
+    pub check: bool,
+}
+
+/// The result of [`build`].
+#[derive(Debug, Clone)]
+pub struct BuildOutcome {
+    /// The record of the (possibly cached) build.
+    pub record: BuildRecord,
+    /// Whether it came from the cache without running anything.
+    pub cached: bool,
+    /// With `check`, the comparison.
+    pub check: Option<CheckOutcome>,
+}
+
+/// `--check`: the recorded output against a rebuild.
+#[derive(Debug, Clone)]
+pub struct CheckOutcome {
+    /// The output recorded before.
+    pub recorded: Digest,
+    /// The output of the rebuild.
+    pub rebuilt: Digest,
+    /// Paths that differ (empty when reproducible).
+    pub differences: Vec<TreeDifference>,
+}
+
+/// The record for `key`, if it exists and its objects are all present.
+pub fn find_record(store: &Store, key: &Digest) -> Result<Option<BuildRecord>> {
+    let record: Option<BuildRecord> = store
+        .get_meta(BUILD_NAMESPACE, &key.to_hex())
+        .map_err(|source| BuildError::store("a build record", source))?;
+    let Some(record) = record else {
+        return Ok(None);
+    };
+    for digest in [record.output, record.log] {
+        if store
+            .object_format(&digest)
+            .map_err(|source| BuildError::store("a build record", source))?
+            .is_none()
+        {
+            return Ok(None);
+        }
+    }
+    Ok(Some(record))
+}
+
+/// Builds `plan` (or finds it in the cache). See the module docs.
+pub fn build(store: &Store, plan: &BuildPlan, options: &BuildOptions) -> Result<BuildOutcome> {
+    check_inputs(store, plan)?;
+    let fingerprints = super::fingerprints(&plan.host_paths, &plan.host_tools)?;
+    let key = plan.key(&fingerprints);
+    let previous = find_record(store, &key)?;
+    if let (Some(record), false) = (&previous, options.check) {
+        return Ok(BuildOutcome {
+            record: record.clone(),
+            cached: true,
+            check: None,
+        });
+    }
+    let (output, log) = run_in_sandbox(store, plan, options)?;
+    let record = BuildRecord {
+        key,
+        recipe: plan.recipe.clone(),
+        target: plan.target.clone(),
+        output,
+        log,
+        inputs: plan
+            .inputs
+            .iter()
+            .map(|input| (input.name.clone(), input.shape.key_text()))
+            .collect(),
+        fingerprints,
+    };
+    if let Some(previous) = previous {
+        let differences = diff_trees(store, &previous.output, &record.output)?;
+        return Ok(BuildOutcome {
+            record: previous.clone(),
+            cached: false,
+            check: Some(CheckOutcome {
+                recorded: previous.output,
+                rebuilt: record.output,
+                differences,
+            }),
+        });
+    }
+    let record_error = |source| BuildError::store("the build record", source);
+    store
+        .put_meta(BUILD_NAMESPACE, &key.to_hex(), &record)
+        .map_err(record_error)?;
+    store
+        .set_root(
+            &format!("build-{}", key.to_hex()),
+            &Root {
+                description: format!("build of {} for target {}", plan.recipe, plan.target),
+                addresses: vec![record.output, record.log],
+            },
+        )
+        .map_err(record_error)?;
+    Ok(BuildOutcome {
+        record,
+        cached: false,
+        check: None,
+    })
+}
+
+fn check_inputs(store: &Store, plan: &BuildPlan) -> Result<()> {
+    let mut missing = Vec::new();
+    for input in &plan.inputs {
+        for address in input.shape.addresses() {
+            let present = store
+                .object_format(&address)
+                .map_err(|source| BuildError::store(format!("input `{}`", input.name), source))?
+                .is_some();
+            if !present {
+                missing.push((input.name.clone(), address));
+            }
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(BuildError::MissingInputs {
+            recipe: plan.recipe.clone(),
+            missing,
+        })
+    }
+}
+
+/// The name of an input's environment variable: `src_<name>` with `-` as `_`.
+pub fn input_env_name(name: &str) -> String {
+    format!("src_{}", name.replace('-', "_"))
+}
+
+/// Runs the script; returns the stored output tree and log blob.
+fn run_in_sandbox(
+    store: &Store,
+    plan: &BuildPlan,
+    options: &BuildOptions,
+) -> Result<(Digest, Digest)> {
+    let scratch = store
+        .temp_dir()
+        .map_err(|source| BuildError::store("the build's scratch directory", source))?;
+    let build_dir = scratch.path().join("build");
+    let output_dir = scratch.path().join("out");
+    let log_path = scratch.path().join("build.log");
+    for dir in [&build_dir, &output_dir] {
+        fs::create_dir(dir).map_err(|source| io_error("create", dir, source))?;
+    }
+    let mut env = plan.env.clone();
+    let mut binds = Vec::new();
+    for input in &plan.inputs {
+        let tree = input.shape.tree(store, &input.name)?;
+        let host = store
+            .materialized_tree(&tree)
+            .map_err(|source| BuildError::store(format!("input `{}`", input.name), source))?;
+        let inside = format!("{INPUTS_DIR}/{}", input.name);
+        env.insert(input_env_name(&input.name), inside.clone());
+        if let super::InputShape::File { file_name, .. } = &input.shape {
+            env.insert(
+                format!("{}_file", input_env_name(&input.name)),
+                format!("{inside}/{file_name}"),
+            );
+        }
+        if let Some(config) = input.shape.cargo_config(&inside) {
+            let cargo_home = build_dir.join(".cargo-home");
+            fs::create_dir_all(&cargo_home)
+                .map_err(|source| io_error("create", &cargo_home, source))?;
+            let config_path = cargo_home.join("config.toml");
+            fs::write(&config_path, config)
+                .map_err(|source| io_error("write", &config_path, source))?;
+            env.entry("CARGO_HOME".into())
+                .or_insert_with(|| format!("{BUILD_DIR}/.cargo-home"));
+            env.insert(
+                "cargo_config".into(),
+                format!("{BUILD_DIR}/.cargo-home/config.toml"),
+            );
+        }
+        binds.push(Bind::new(host, inside));
+    }
+    let mut spec = SandboxSpec::shell(&plan.script, &build_dir, Bind::new(&output_dir, OUTPUT_DIR));
+    spec.env = env;
+    spec.inputs = binds;
+    spec.host_paths.clone_from(&plan.host_paths);
+    let status =
+        Sandbox::new(&options.helper_exe).run(&spec, BuildOutput::LogFile(log_path.clone()))?;
+    if !status.success() {
+        // Keep the scratch directory so the log (and the build tree) can be inspected.
+        let kept = scratch.keep();
+        let log = kept.join("build.log");
+        return Err(BuildError::ScriptFailed {
+            recipe: plan.recipe.clone(),
+            target: plan.target.clone(),
+            status: status.to_string(),
+            tail: log_tail(&log, 30),
+            log,
+        });
+    }
+    let (output, _) = store
+        .add_tree(&output_dir, &|_| false)
+        .map_err(|source| BuildError::store("the build output", source))?;
+    let (log, _) = store
+        .add_blob_file(&log_path)
+        .map_err(|source| BuildError::store("the build log", source))?;
+    hstore_store::remove_tree(scratch.path())
+        .map_err(|source| BuildError::store("the scratch directory", source))?;
+    Ok((output, log))
+}
+
+fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> BuildError {
+    BuildError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The last `lines` lines of a log, read from its end (logs can be large).
+fn log_tail(path: &Path, lines: usize) -> String {
+    let Ok(mut file) = fs::File::open(path) else {
+        return String::new();
+    };
+    let len = file.metadata().map_or(0, |m| m.len());
+    let start = len.saturating_sub(16 * 1024);
+    if file.seek(SeekFrom::Start(start)).is_err() {
+        return String::new();
+    }
+    let mut bytes = Vec::new();
+    if file.read_to_end(&mut bytes).is_err() {
+        return String::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

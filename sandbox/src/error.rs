@@ -1,0 +1,163 @@
+//! The sandbox crate's [`Error`] and its [`Hint`] implementation.
+//!
+//! Errors that happen inside the helper (after `unshare`, where nothing can be returned by value) travel back to the
+//! caller as a [`SetupFailure`](crate::protocol::SetupFailure) on the status pipe and become [`Error::Setup`] or
+//! [`Error::NamespacesUnavailable`] here, so the CLI can always say *why* a sandbox could not be built.
+
+use std::path::PathBuf;
+
+use hstore_store::Hint;
+
+/// Everything that can go wrong while preparing, running or fingerprinting a sandboxed build.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The [`SandboxSpec`](crate::SandboxSpec) is malformed; nothing was started.
+    #[error("invalid sandbox spec: {what}: {reason}")]
+    InvalidSpec {
+        /// The field or value at fault, e.g. ``input `/nix/x` ``.
+        what: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A host path that a target declares (a vendor SDK, a toolkit) does not exist on this machine.
+    #[error("declared host path `{}` does not exist on this machine", path.display())]
+    MissingHostPath {
+        /// The declared path.
+        path: PathBuf,
+        /// Why it could not be read.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A host-side path of the spec (an input, the build or output directory) is missing or of the wrong kind.
+    #[error("{role} `{}` is not usable: {reason}", path.display())]
+    BadHostPath {
+        /// What the path is for ("input", "build directory", "output directory").
+        role: &'static str,
+        /// The host path.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A declared host tool (e.g. `nvcc`) cannot be run to fingerprint it.
+    #[error("declared host tool `{program}` could not be run")]
+    MissingHostTool {
+        /// The program as declared.
+        program: String,
+        /// Why it could not be started.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A declared host tool ran but failed, so it cannot be fingerprinted.
+    #[error("declared host tool `{program}` failed ({status}) while being fingerprinted: {stderr}")]
+    HostToolFailed {
+        /// The program as declared.
+        program: String,
+        /// Its exit status, in words.
+        status: String,
+        /// The start of its stderr.
+        stderr: String,
+    },
+    /// The kernel (or a container runtime, or a security module) refuses the namespaces the sandbox needs.
+    /// Builds never fall back to running unsandboxed.
+    #[error("Linux namespaces are unavailable, so builds cannot be sandboxed: {reason}")]
+    NamespacesUnavailable {
+        /// Why, as far as we can tell (which sysctl or mechanism blocks it).
+        reason: String,
+        /// How to enable them; printed as the hint.
+        remedy: String,
+        /// The refused system call's error, when there was one.
+        #[source]
+        source: Option<std::io::Error>,
+    },
+    /// The helper could not set the sandbox up (a mount, a bind, the `execve` of the command failed).
+    #[error("failed to set up the build sandbox: could not {action}")]
+    Setup {
+        /// What the helper was doing, with the paths involved.
+        action: String,
+        /// The system call's error, when there was one.
+        #[source]
+        source: Option<std::io::Error>,
+    },
+    /// The helper executable could not be started.
+    #[error("failed to start the sandbox helper `{}`", helper.display())]
+    SpawnHelper {
+        /// The helper executable.
+        helper: PathBuf,
+        /// Why it could not be started.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The helper exited without reporting anything: it most likely does not dispatch [`HELPER_ARG`](crate::HELPER_ARG).
+    #[error("the sandbox helper `{}` exited ({status}) without reporting a result", helper.display())]
+    HelperSilent {
+        /// The helper executable.
+        helper: PathBuf,
+        /// Its exit status, in words.
+        status: String,
+    },
+    /// The helper wrote something on the status pipe that is not a report.
+    #[error("the sandbox helper `{}` sent an unreadable report", helper.display())]
+    BadReport {
+        /// The helper executable.
+        helper: PathBuf,
+        /// Why it could not be parsed.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An I/O operation of the calling side (pipes, log file, fingerprint reads) failed.
+    #[error("failed to {action} `{}`", path.display())]
+    Io {
+        /// What we were doing.
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Wraps an I/O error with what we were doing and where.
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io {
+            action,
+            path,
+            source,
+        }
+    }
+
+    /// Shorthand for [`Error::InvalidSpec`].
+    pub(crate) fn invalid(what: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::InvalidSpec {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl Hint for Error {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Error::NamespacesUnavailable { remedy, .. } => Some(remedy.clone()),
+            Error::MissingHostPath { .. } => Some(
+                "install the SDK or toolkit at that path, or build a target that does not declare it".into(),
+            ),
+            Error::MissingHostTool { .. } | Error::HostToolFailed { .. } => {
+                Some("install the tool, or make sure it is on `/usr/local/bin:/usr/bin:/bin` or declared by absolute path".into())
+            }
+            Error::HelperSilent { .. } => Some(format!(
+                "the program's `main` must call `hstore_sandbox::helper_main()` first thing when its first argument is `{}`",
+                crate::HELPER_ARG
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Result alias for the sandbox crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

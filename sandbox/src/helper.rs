@@ -1,0 +1,336 @@
+//! The re-exec'd helper: the only code that creates namespaces. It runs as a fresh, single-threaded process.
+//!
+//! Process tree (all share the status pipe described in [`protocol`](crate::protocol)):
+//! ```text
+//! helper   reads the Request, unshare(user|mount|pid|net|ipc|uts), writes uid_map/gid_map, forks init;
+//!          exits with init's status
+//! └ init   pid 1 of the new pid namespace: mounts (see [`mounts`](crate::mounts)), hostname, `lo` up,
+//!          no_new_privs, forks the build, reaps orphans, reports the build's status. When it exits the kernel
+//!          kills whatever the build left behind in the namespace.
+//!   └ build  pid 2: stdin from /dev/null, default signal dispositions, `execve` with exactly the sandbox's env
+//! ```
+//! The build is not pid 1 itself because pid 1 ignores signals it has no handler for and must reap orphans;
+//! shells and compilers are not written for that.
+//!
+//! Every step that can fail sends a [`Report::SetupFailed`] naming what it was doing, then the process exits
+//! with [`SETUP_FAILED_EXIT`]. `fork` is sound here because the helper is single-threaded: it is a fresh `exec`,
+//! and the caller's `main` MUST call [`helper_main`] before starting any thread (tokio runtime included).
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::FromRawFd;
+
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl, open};
+use nix::sched::{CloneFlags, unshare};
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, signal, sigprocmask};
+use nix::sys::stat::Mode;
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, chdir, dup2_stdin, execve, fork, getgid, getuid, sethostname};
+
+use crate::mounts;
+use crate::net;
+use crate::protocol::{Report, Request, STATUS_FD, SetupFailure};
+use crate::spec::{DEFAULT_PATH, HOME_DIR, HOSTNAME, SandboxSpec};
+
+/// The first argument that makes a program act as the sandbox helper; see [`helper_main`].
+pub const HELPER_ARG: &str = "__hstore-sandbox-helper";
+
+/// Exit status of a helper process whose setup failed (the reason is on the status pipe).
+const SETUP_FAILED_EXIT: i32 = 125;
+/// Exit status when the helper was started by hand rather than by [`Sandbox`](crate::Sandbox).
+const USAGE_EXIT: i32 = 2;
+
+/// Runs the sandbox helper and exits. Call it first thing in `main` when `argv[1] == HELPER_ARG`, before any
+/// thread exists: the helper calls `unshare(CLONE_NEWUSER)`, which the kernel refuses in a multi-threaded process.
+///
+/// ```no_run
+/// // First thing in `main`:
+/// if std::env::args_os().nth(1).is_some_and(|arg| arg == hstore_sandbox::HELPER_ARG) {
+///     hstore_sandbox::helper_main();
+/// }
+/// // … the normal program, tokio and all …
+/// ```
+pub fn helper_main() -> ! {
+    let code = run_helper();
+    #[expect(
+        clippy::exit,
+        reason = "the helper is a process of its own; its exit status is its result"
+    )]
+    std::process::exit(code)
+}
+
+fn run_helper() -> i32 {
+    // fd 3 must be the status pipe the caller set up; a hand-started helper has no one to report to.
+    // SAFETY: F_GETFD only reads the flags of a descriptor number; an unused number yields EBADF.
+    if unsafe { libc::fcntl(STATUS_FD, libc::F_GETFD) } < 0 {
+        #[expect(
+            clippy::print_stderr,
+            reason = "started by hand, stderr is the only channel"
+        )]
+        {
+            eprintln!("{HELPER_ARG}: this mode is started by hstore-sandbox, not by hand");
+        }
+        return USAGE_EXIT;
+    }
+    // SAFETY: fd 3 is open (checked above) and, by the protocol, is ours alone: the caller dup2'ed the status
+    // pipe there for us. Wrapping it makes sure it is closed once.
+    let status = unsafe { File::from_raw_fd(STATUS_FD) };
+    match prepare_and_fork(&status) {
+        Ok(code) => code,
+        Err(failure) => {
+            Report::SetupFailed(failure).send(&status);
+            SETUP_FAILED_EXIT
+        }
+    }
+}
+
+fn prepare_and_fork(status: &File) -> Result<i32, SetupFailure> {
+    // The build must not inherit the status pipe (its EOF tells the caller when we are done) nor anything the
+    // caller's process leaked to us.
+    fcntl(status, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+        .map_err(|e| SetupFailure::errno("mark the status pipe close-on-exec", e))?;
+    // SAFETY: close_range only changes descriptor flags; with CLOSE_RANGE_CLOEXEC it closes nothing, so no
+    // descriptor owned elsewhere in this process becomes dangling.
+    if unsafe {
+        libc::close_range(
+            STATUS_FD.unsigned_abs() + 1,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC.cast_signed(),
+        )
+    } != 0
+    {
+        return Err(SetupFailure::errno(
+            "mark inherited descriptors close-on-exec",
+            Errno::last(),
+        ));
+    }
+
+    let mut json = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut json)
+        .map_err(|e| SetupFailure::io("read the request from the caller", &e))?;
+    let request: Request = serde_json::from_slice(&json).map_err(|e| SetupFailure {
+        action: format!("parse the request from the caller ({e})"),
+        errno: None,
+        namespaces: false,
+    })?;
+    // The build reads nothing: stdin is the host's /dev/null, opened before the host's /dev disappears.
+    let null = open(
+        "/dev/null",
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| SetupFailure::errno("open `/dev/null`", e))?;
+    dup2_stdin(&null).map_err(|e| SetupFailure::errno("redirect stdin from `/dev/null`", e))?;
+
+    let (uid, gid) = (getuid(), getgid());
+    unshare(
+        CloneFlags::CLONE_NEWUSER
+            | CloneFlags::CLONE_NEWNS
+            | CloneFlags::CLONE_NEWPID
+            | CloneFlags::CLONE_NEWNET
+            | CloneFlags::CLONE_NEWIPC
+            | CloneFlags::CLONE_NEWUTS,
+    )
+    .map_err(|e| {
+        SetupFailure::errno(
+            "unshare the user, mount, pid, network, ipc and uts namespaces",
+            e,
+        )
+        .in_namespaces()
+    })?;
+    // Map the caller to root inside. `setgroups` must be denied before an unprivileged process may write gid_map.
+    for (file, content) in [
+        ("/proc/self/setgroups", "deny".to_owned()),
+        ("/proc/self/uid_map", format!("0 {uid} 1")),
+        ("/proc/self/gid_map", format!("0 {gid} 1")),
+    ] {
+        std::fs::write(file, content)
+            .map_err(|e| SetupFailure::io(format!("write `{file}`"), &e).in_namespaces())?;
+    }
+
+    // SAFETY: this process is single-threaded (a fresh exec whose `main` called us before spawning threads), so
+    // the child may run arbitrary code, allocation included.
+    match unsafe { fork() }
+        .map_err(|e| SetupFailure::errno("fork the namespace's init process", e))?
+    {
+        ForkResult::Child => {
+            let code = match run_init(&request, status) {
+                Ok(code) => code,
+                Err(failure) => {
+                    Report::SetupFailed(failure).send(status);
+                    SETUP_FAILED_EXIT
+                }
+            };
+            #[expect(
+                clippy::exit,
+                reason = "the init process ends here; returning would run the helper's code"
+            )]
+            std::process::exit(code)
+        }
+        ForkResult::Parent { child } => Ok(wait_for(child).map_or(SETUP_FAILED_EXIT, exit_code)),
+    }
+}
+
+/// pid 1 of the new pid namespace: set up, run the build as its child, report how it ended.
+fn run_init(request: &Request, status: &File) -> Result<i32, SetupFailure> {
+    // If the helper dies (killed by the caller, Ctrl-C), take the namespace down with it.
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+        .map_err(|e| SetupFailure::errno("set the parent-death signal", e))?;
+    let spec = match request {
+        Request::Probe => None,
+        Request::Run(spec) => Some(spec),
+    };
+    mounts::enter_new_root(spec)?;
+    sethostname(HOSTNAME).map_err(|e| SetupFailure::errno("set the hostname", e))?;
+    net::bring_loopback_up()
+        .map_err(|e| SetupFailure::errno("bring the loopback interface `lo` up", e))?;
+    nix::sys::prctl::set_no_new_privs().map_err(|e| SetupFailure::errno("set no_new_privs", e))?;
+    let Some(spec) = spec else {
+        Report::Exited(0).send(status);
+        return Ok(0);
+    };
+
+    let program = c_string(&spec.command[0])?;
+    let argv = spec
+        .command
+        .iter()
+        .map(|a| c_string(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let envp = environment(spec)
+        .iter()
+        .map(|(name, value)| c_string(&format!("{name}={value}")))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    // SAFETY: still single-threaded (init never starts threads).
+    match unsafe { fork() }.map_err(|e| SetupFailure::errno("fork the build process", e))? {
+        ForkResult::Child => {
+            let failure = exec_build(spec, &program, &argv, &envp);
+            Report::SetupFailed(failure).send(status);
+            #[expect(
+                clippy::exit,
+                reason = "the build process failed before execve; nothing else may run here"
+            )]
+            std::process::exit(SETUP_FAILED_EXIT)
+        }
+        ForkResult::Parent { child } => {
+            let report = match reap_until(child) {
+                Some(WaitStatus::Signaled(_, signal, _)) => Report::Signaled(signal as i32),
+                Some(WaitStatus::Exited(_, code)) => Report::Exited(code),
+                _ => {
+                    return Err(SetupFailure {
+                        action: "wait for the build process".into(),
+                        errno: Some(Errno::ECHILD as i32),
+                        namespaces: false,
+                    });
+                }
+            };
+            let code = match report {
+                Report::Exited(code) => code,
+                Report::Signaled(signal) => 128 + signal,
+                Report::SetupFailed(_) => SETUP_FAILED_EXIT,
+            };
+            report.send(status);
+            Ok(code)
+        }
+    }
+}
+
+/// In the build process: the last steps, then `execve`. Returns only on failure.
+fn exec_build(
+    spec: &SandboxSpec,
+    program: &CString,
+    argv: &[CString],
+    envp: &[CString],
+) -> SetupFailure {
+    if let Err(e) = chdir(&spec.workdir) {
+        return SetupFailure::errno(
+            format!(
+                "chdir to the working directory `{}`",
+                spec.workdir.display()
+            ),
+            e,
+        );
+    }
+    // The helper is a Rust program: its runtime ignores SIGPIPE, and an ignored signal stays ignored across
+    // execve. Shell pipelines (`yes | head`) rely on the default action, so restore it, and unblock everything.
+    // SAFETY: installing SIG_DFL does not run any handler code and no other thread exists.
+    if let Err(e) = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) } {
+        return SetupFailure::errno("restore the default SIGPIPE action", e);
+    }
+    if let Err(e) = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None) {
+        return SetupFailure::errno("unblock signals", e);
+    }
+    let error = match execve(program, argv, envp) {
+        Err(e) => e,
+        Ok(infallible) => match infallible {},
+    };
+    SetupFailure::errno(format!("execute `{}`", spec.command[0]), error)
+}
+
+/// The build's environment: exactly the spec's, plus what the sandbox defines.
+pub(crate) fn environment(spec: &SandboxSpec) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = spec
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if !spec.env.contains_key("PATH") {
+        env.push(("PATH".into(), DEFAULT_PATH.into()));
+    }
+    env.push(("HOME".into(), HOME_DIR.into()));
+    env.push(("TMPDIR".into(), "/tmp".into()));
+    env.push(("TERM".into(), "dumb".into()));
+    env.push((
+        "SOURCE_DATE_EPOCH".into(),
+        spec.source_date_epoch.to_string(),
+    ));
+    env.push(("out".into(), spec.output.inside.display().to_string()));
+    env.sort();
+    env
+}
+
+fn c_string(text: &str) -> Result<CString, SetupFailure> {
+    CString::new(text).map_err(|_| SetupFailure {
+        action: format!("pass {text:?} to execve: it contains NUL"),
+        errno: None,
+        namespaces: false,
+    })
+}
+
+/// As pid 1, reaps every child (orphans get reparented to us) until `build` has ended; returns its status.
+fn reap_until(build: Pid) -> Option<WaitStatus> {
+    loop {
+        match waitpid(None::<Pid>, None) {
+            Ok(status @ (WaitStatus::Exited(pid, _) | WaitStatus::Signaled(pid, _, _)))
+                if pid == build =>
+            {
+                return Some(status);
+            }
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+fn wait_for(child: Pid) -> Option<WaitStatus> {
+    loop {
+        match waitpid(child, None) {
+            Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
+                return Some(status);
+            }
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+fn exit_code(status: WaitStatus) -> i32 {
+    match status {
+        WaitStatus::Exited(_, code) => code,
+        WaitStatus::Signaled(_, signal, _) => 128 + signal as i32,
+        _ => SETUP_FAILED_EXIT,
+    }
+}

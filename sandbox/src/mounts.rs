@@ -1,0 +1,334 @@
+//! The sandbox's file system: a fresh tmpfs root assembled from binds, then `pivot_root` into it.
+//!
+//! Runs in the namespace's init process, as root of the new user namespace, in a private mount namespace.
+//! The sequence follows bubblewrap's, which is known to work unprivileged:
+//! 1. make every mount private, so nothing propagates back to the host;
+//! 2. mount a small tmpfs on `/tmp` (the "base") holding `newroot/` (itself a tmpfs) and `oldroot/`, and
+//!    `pivot_root` into the base: the host is then reachable under `/oldroot`, *including* the host's `/tmp`
+//!    (the base tmpfs moved off it), so bind sources anywhere on the host work;
+//! 3. assemble `/newroot` from `/oldroot/...` (see the tree below), mount `proc` while the host's `/proc` is still
+//!    visible (the kernel refuses a new `proc` in a user namespace that cannot see a full one);
+//! 4. detach `/oldroot`, `pivot_root` into `/newroot` and detach the base, then make the root tmpfs read-only.
+//!
+//! The tree inside:
+//! ```text
+//! /usr /bin /sbin /lib /lib64 …  host base system, read-only; usrmerge symlinks (`/bin -> usr/bin`) recreated
+//! /etc                           passwd, group, hosts, nsswitch.conf, hostname written here; ld.so.cache,
+//!                                ld.so.conf(.d), alternatives/, ssl/, pki/ bound read-only where present
+//! /proc                          fresh, for the new pid namespace
+//! /dev                           read-only tmpfs: null zero full random urandom tty bound from the host,
+//!                                fd/stdin/stdout/stderr symlinks into /proc/self/fd, shm/ a tmpfs
+//! /tmp                           tmpfs, 1777
+//! /homeless                      `HOME`: an empty private tmpfs
+//! /build                         the spec's build directory, writable
+//! <inputs>, <host paths>         read-only, at their inside paths
+//! <output>                       writable, at its inside path
+//! ```
+//! Read-only binds are remounted `MS_RDONLY|MS_NOSUID|MS_NODEV`, plus `MS_NOEXEC` when the source mount has it:
+//! inside a user namespace the flags of a mount inherited from the host are locked, and a remount that would
+//! clear one fails with `EPERM`. Atime flags are preserved by the kernel on a bind remount that names none.
+//! Binds are recursive (a non-recursive bind of a tree with locked submounts is refused); only the top mount is
+//! made read-only, so a rare writable submount *under* an input keeps its own flags.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::statvfs::{FsFlags, statvfs};
+use nix::unistd::{chdir, pivot_root};
+
+use crate::protocol::SetupFailure;
+use crate::spec::{BUILD_DIR, HOME_DIR, HOSTNAME, SandboxSpec};
+
+type Setup<T = ()> = Result<T, SetupFailure>;
+
+const BASE: &str = "/tmp";
+const OLD: &str = "/oldroot";
+const NEW: &str = "/newroot";
+
+/// Host directories that make up the base system, bound read-only (or recreated as symlinks) when present.
+const BASE_SYSTEM: &[&str] = &["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"];
+/// Files and directories of the host's `/etc` a toolchain needs, bound read-only when present.
+const ETC_FROM_HOST: &[&str] = &[
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "alternatives",
+    "ssl",
+    "pki",
+];
+/// Device nodes bound from the host; no real hardware.
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+/// Builds the sandbox's root and enters it. With `spec == None` (a probe) only the namespace-sensitive steps run:
+/// the mounts, `pivot_root`, `/proc` and `/dev`.
+pub(crate) fn enter_new_root(spec: Option<&SandboxSpec>) -> Setup {
+    // A mount failing with EPERM here means the user namespace gives us no privileges (e.g. AppArmor's
+    // `apparmor_restrict_unprivileged_userns`), so it is a namespace problem, not a path problem.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| SetupFailure::errno("make the mount namespace private", e).in_namespaces())?;
+    mount_tmpfs(Path::new(BASE), "mode=0755,size=1m")?;
+    make_dir(&Path::new(BASE).join("newroot"))?;
+    make_dir(&Path::new(BASE).join("oldroot"))?;
+    mount_tmpfs(&Path::new(BASE).join("newroot"), "mode=0755")?;
+    pivot_root(BASE, &Path::new(BASE).join("oldroot"))
+        .map_err(|e| SetupFailure::errno("pivot_root into the staging tmpfs", e))?;
+    chdir("/").map_err(|e| SetupFailure::errno("chdir to the staging root", e))?;
+
+    if spec.is_some() {
+        bind_base_system()?;
+        populate_etc()?;
+    }
+    let proc = inside("/proc");
+    make_dir(&proc)?;
+    mount(
+        Some("proc"),
+        &proc,
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(|e| SetupFailure::errno(format!("mount a fresh /proc at `{}`", proc.display()), e))?;
+    populate_dev()?;
+    if let Some(spec) = spec {
+        mount_tmpfs(&inside("/tmp"), "mode=1777")?;
+        mount_tmpfs(&inside(HOME_DIR), "mode=0700")?;
+        bind(
+            &host(&spec.build_dir),
+            &inside(BUILD_DIR),
+            Access::ReadWrite,
+        )?;
+        bind_spec_paths(spec)?;
+    }
+
+    umount2(OLD, MntFlags::MNT_DETACH)
+        .map_err(|e| SetupFailure::errno("detach the host's root", e))?;
+    // The pivot_root(".", ".") idiom from pivot_root(2): the base ends up stacked on `/newroot` and is detached.
+    chdir(NEW).map_err(|e| SetupFailure::errno("chdir to the new root", e))?;
+    pivot_root(".", ".").map_err(|e| SetupFailure::errno("pivot_root into the new root", e))?;
+    umount2(".", MntFlags::MNT_DETACH)
+        .map_err(|e| SetupFailure::errno("detach the staging tmpfs", e))?;
+    chdir("/").map_err(|e| SetupFailure::errno("chdir to `/`", e))?;
+    remount_read_only(Path::new("/"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV)
+}
+
+/// A host path as seen while staging.
+fn host(path: &Path) -> PathBuf {
+    under(OLD, path)
+}
+
+/// An inside path as seen while staging.
+fn inside(path: impl AsRef<Path>) -> PathBuf {
+    under(NEW, path.as_ref())
+}
+
+fn under(root: &str, path: &Path) -> PathBuf {
+    // `join` with an absolute path would replace `root`, so strip the leading `/` (and `.`/`//`) first.
+    let mut joined = PathBuf::from(root);
+    joined.extend(
+        path.components()
+            .filter(|c| matches!(c, std::path::Component::Normal(_))),
+    );
+    joined
+}
+
+fn bind_base_system() -> Setup {
+    for name in BASE_SYSTEM {
+        let source = host(Path::new("/").join(name).as_path());
+        let Ok(meta) = fs::symlink_metadata(&source) else {
+            continue;
+        };
+        let target = inside(Path::new("/").join(name));
+        if meta.file_type().is_symlink() {
+            // usrmerge: `/bin -> usr/bin`. Recreate the link; its target is bound in its own right.
+            let link = fs::read_link(&source)
+                .map_err(|e| SetupFailure::io(format!("read the symlink `/{name}`"), &e))?;
+            symlink(&link, &target).map_err(|e| {
+                SetupFailure::io(format!("create the symlink `{}`", target.display()), &e)
+            })?;
+        } else if meta.is_dir() {
+            bind(&source, &target, Access::ReadOnly)?;
+        }
+    }
+    Ok(())
+}
+
+fn populate_etc() -> Setup {
+    let etc = inside("/etc");
+    make_dir(&etc)?;
+    // The build runs as uid 0 of its user namespace (the caller's uid outside); name it so tools that look the
+    // current user up (`whoami`, `getpwuid`) work.
+    let files: [(&str, String); 5] = [
+        (
+            "passwd",
+            format!("root:x:0:0:hstore build user:{HOME_DIR}:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"),
+        ),
+        ("group", "root:x:0:\nnogroup:x:65534:\n".into()),
+        ("hosts", format!("127.0.0.1 localhost {HOSTNAME}\n::1 localhost\n")),
+        ("nsswitch.conf", "passwd: files\ngroup: files\nshadow: files\nhosts: files\nnetworks: files\nprotocols: files\nservices: files\n".into()),
+        ("hostname", format!("{HOSTNAME}\n")),
+    ];
+    for (name, content) in files {
+        let path = etc.join(name);
+        fs::write(&path, content)
+            .map_err(|e| SetupFailure::io(format!("write `{}`", path.display()), &e))?;
+    }
+    for name in ETC_FROM_HOST {
+        let source = host(&Path::new("/etc").join(name));
+        if fs::metadata(&source).is_ok() {
+            bind(&source, &etc.join(name), Access::ReadOnly)?;
+        }
+    }
+    Ok(())
+}
+
+fn populate_dev() -> Setup {
+    let dev = inside("/dev");
+    make_dir(&dev)?;
+    mount(
+        Some("tmpfs"),
+        &dev,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("mode=0755,size=64k"),
+    )
+    .map_err(|e| SetupFailure::errno(format!("mount a tmpfs at `{}`", dev.display()), e))?;
+    for name in DEVICES {
+        let source = host(&Path::new("/dev").join(name));
+        if fs::metadata(&source).is_ok() {
+            bind(&source, &dev.join(name), Access::Device)?;
+        }
+    }
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        let link = dev.join(name);
+        symlink(target, &link).map_err(|e| {
+            SetupFailure::io(format!("create the symlink `{}`", link.display()), &e)
+        })?;
+    }
+    mount_tmpfs(&dev.join("shm"), "mode=1777")?;
+    remount_read_only(&dev, MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC)
+}
+
+/// Inputs, declared host paths and the output, parents before children so nested binds stack correctly.
+fn bind_spec_paths(spec: &SandboxSpec) -> Setup {
+    let mut binds: Vec<(PathBuf, PathBuf, Access)> = Vec::new();
+    for input in &spec.inputs {
+        binds.push((input.host.clone(), input.inside.clone(), Access::ReadOnly));
+    }
+    for path in &spec.host_paths {
+        binds.push((path.clone(), path.clone(), Access::ReadOnly));
+    }
+    binds.push((
+        spec.output.host.clone(),
+        spec.output.inside.clone(),
+        Access::ReadWrite,
+    ));
+    // `Path`'s ordering is component-wise, so a parent sorts before everything below it.
+    binds.sort_by(|a, b| a.1.cmp(&b.1));
+    for (source, target, access) in binds {
+        bind(&host(&source), &inside(&target), access)?;
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    ReadOnly,
+    ReadWrite,
+    /// A device node: read-write, and it must not get `MS_NODEV`.
+    Device,
+}
+
+/// Bind-mounts `source` on `target`, creating the mount point (an empty file or a directory, like the source).
+fn bind(source: &Path, target: &Path, access: Access) -> Setup {
+    // Staging paths (`/oldroot/…`, `/newroot/…`) mean nothing to the user: show host and inside paths.
+    let shown = |path: &Path| -> String {
+        if let Ok(host) = path.strip_prefix(OLD) {
+            format!("host `/{}`", host.display())
+        } else {
+            let inside = path.strip_prefix(NEW).unwrap_or(path);
+            format!("`/{}` inside the sandbox", inside.display())
+        }
+    };
+    let meta = fs::metadata(source)
+        .map_err(|e| SetupFailure::io(format!("read the bind source {}", shown(source)), &e))?;
+    create_mount_point(target, meta.is_dir())
+        .map_err(|e| SetupFailure::io(format!("create the mount point {}", shown(target)), &e))?;
+    mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| SetupFailure::errno(format!("bind {} at {}", shown(source), shown(target)), e))?;
+    if access == Access::ReadOnly {
+        remount_read_only(target, MsFlags::MS_NOSUID | MsFlags::MS_NODEV).map_err(|failure| {
+            SetupFailure {
+                action: format!(
+                    "make {} read-only (bound from {})",
+                    shown(target),
+                    shown(source)
+                ),
+                ..failure
+            }
+        })?;
+    }
+    Ok(())
+}
+
+fn create_mount_point(target: &Path, directory: bool) -> std::io::Result<()> {
+    if fs::symlink_metadata(target).is_ok() {
+        // Already there, e.g. `/usr/local/cuda` inside the `/usr` bind: mount over it as it is.
+        return Ok(());
+    }
+    if directory {
+        fs::create_dir_all(target)
+    } else {
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::File::create(target).map(drop)
+    }
+}
+
+/// Remounts the mount at `path` read-only with `extra` flags, keeping the locked flags of the mount it came from.
+fn remount_read_only(path: &Path, extra: MsFlags) -> Setup {
+    let stat = statvfs(path)
+        .map_err(|e| SetupFailure::errno(format!("statvfs `{}`", path.display()), e))?;
+    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | extra;
+    if stat.flags().contains(FsFlags::ST_NOEXEC) {
+        flags |= MsFlags::MS_NOEXEC;
+    }
+    mount(None::<&str>, path, None::<&str>, flags, None::<&str>)
+        .map_err(|e| SetupFailure::errno(format!("make `{}` read-only", path.display()), e))
+}
+
+fn mount_tmpfs(path: &Path, options: &str) -> Setup {
+    make_dir(path)?;
+    mount(
+        Some("tmpfs"),
+        path,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(options),
+    )
+    .map_err(|e| SetupFailure::errno(format!("mount a tmpfs at `{}`", path.display()), e))
+}
+
+fn make_dir(path: &Path) -> Setup {
+    fs::create_dir_all(path)
+        .map_err(|e| SetupFailure::io(format!("create the directory `{}`", path.display()), &e))
+}
