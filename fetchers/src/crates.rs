@@ -7,7 +7,7 @@
 //!   the `dl` URL). Its sha256 MUST equal the Cargo.lock `checksum` before anything is unpacked; on a mismatch
 //!   nothing is stored and the error names `name@version`, the URL, expected and computed.
 //! - The artifact is the vendored directory, exactly as `cargo vendor` (cargo 1.95) writes it: the `.crate` contents
-//!   without their `name-version/` prefix, minus the top-level `.gitattributes`, `.gitignore`, `.git` and `.cargo-ok`,
+//!   without their `name-version/` prefix, minus every `.gitattributes`, `.gitignore`, `.git` and `.cargo-ok`,
 //!   plus `.cargo-checksum.json` = `{"files":{path:sha256,…},"package":"<sha256 of the .crate>"}` in compact JSON with
 //!   paths sorted (cargo serializes a `BTreeMap`). `cargo build --offline --frozen` accepts it with the
 //!   configuration [`vendor_config`] writes.
@@ -44,8 +44,9 @@ pub const CRATES_IO_SPARSE_INDEX: &str = "https://index.crates.io/";
 /// The name of the cargo source every vendored crate replaces into.
 pub const VENDORED_SOURCE_NAME: &str = "vendored-sources";
 
-/// Top-level names `cargo vendor` does not copy.
-const SKIPPED_TOP_LEVEL: [&str; 4] = [".gitattributes", ".gitignore", ".git", ".cargo-ok"];
+/// File names `cargo vendor` does not copy, at any depth (checked against cargo 1.95: a crate's
+/// `tests/x/.gitignore` is left out too).
+const SKIPPED_NAMES: [&str; 4] = [".gitattributes", ".gitignore", ".git", ".cargo-ok"];
 
 /// What the store remembers about a `.crate`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -327,14 +328,21 @@ pub fn vendor_crate_file(store: &Store, crate_file: &Path, sha256: &str) -> Resu
 
 /// Removes what `cargo vendor` skips and writes `.cargo-checksum.json`.
 fn finish_vendor_dir(dir: &Path, package_sha256: Option<&str>) -> Result<()> {
-    for name in SKIPPED_TOP_LEVEL {
-        let path = dir.join(name);
+    let skipped: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(std::result::Result::ok)
+        .filter(|entry| {
+            entry.depth() > 0 && SKIPPED_NAMES.iter().any(|name| entry.file_name() == *name)
+        })
+        .map(walkdir::DirEntry::into_path)
+        .collect();
+    for path in skipped {
         match std::fs::symlink_metadata(&path) {
             Ok(metadata) if metadata.is_dir() => {
                 std::fs::remove_dir_all(&path).map_err(Error::io("remove", &path))?;
             }
             Ok(_) => std::fs::remove_file(&path).map_err(Error::io("remove", &path))?,
-            Err(_) => {}
+            Err(_) => {} // inside a directory removed already
         }
     }
     let mut files: BTreeMap<String, String> = BTreeMap::new();
