@@ -100,7 +100,7 @@ impl Reporter for ProgressReporter {
         if self.verbose {
             match &self.bar {
                 Some(bar) => {
-                    bar.suspend(|| self.printer.status("Fetched", format!("{kind} {name}")))
+                    bar.suspend(|| self.printer.status("Fetched", format!("{kind} {name}")));
                 }
                 None => self.printer.status("Fetched", format!("{kind} {name}")),
             }

@@ -20,6 +20,7 @@
 //!   warm `lock` or `fetch` needs neither the network nor any hashing.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -264,12 +265,11 @@ async fn ensure_registry(
             what: format!("crate `{what}`"),
         });
     }
-    let url = match locked {
-        Some(Artifact::Crate { url: Some(url), .. }) => url.clone(),
-        _ => {
-            let template = fetcher.index_dl(index).await?;
-            dl_url(&template, &package.name, &package.version, sha256)
-        }
+    let url = if let Some(Artifact::Crate { url: Some(url), .. }) = locked {
+        url.clone()
+    } else {
+        let template = fetcher.index_dl(index).await?;
+        dl_url(&template, &package.name, &package.version, sha256)
     };
     let fetch_url = fetcher.mirrors().rewrite(&url);
     let temp = store.temp_file()?;
@@ -560,7 +560,7 @@ pub fn vendor_config<'a>(
                 if let Some((key, value)) = pair.split_once('=')
                     && matches!(key, "branch" | "tag" | "rev")
                 {
-                    stanza.push_str(&format!("{key} = {}\n", toml_string(value)));
+                    let _ = writeln!(stanza, "{key} = {}", toml_string(value));
                 }
             }
             sources.insert(format!("git+{without_commit}"), stanza);
@@ -578,14 +578,16 @@ pub fn vendor_config<'a>(
         } else {
             toml_string(name)
         };
-        config.push_str(&format!(
+        let _ = write!(
+            config,
             "\n[source.{key}]\n{stanza}replace-with = \"{VENDORED_SOURCE_NAME}\"\n"
-        ));
+        );
     }
-    config.push_str(&format!(
+    let _ = write!(
+        config,
         "\n[source.{VENDORED_SOURCE_NAME}]\ndirectory = {}\n",
         toml_string(vendor_dir)
-    ));
+    );
     config
 }
 

@@ -16,6 +16,10 @@
 //!   skipped (its directory stays empty, as git leaves it), relative URLs resolve against the parent's canonical URL,
 //!   and each submodule's tree is written at its path, recursively. A missing commit names the repository, the commit
 //!   and the submodule's path in the parent.
+#![allow(
+    clippy::unused_self,
+    reason = "git operations stay methods of `Git` so they share its cache and offline settings as they grow"
+)]
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -106,7 +110,7 @@ impl Git {
         }
     }
 
-    fn command(&self, repo: Option<&Path>) -> Command {
+    fn command(repo: Option<&Path>) -> Command {
         let mut command = Command::new("git");
         for var in [
             "GIT_DIR",
@@ -137,7 +141,7 @@ impl Git {
         command
     }
 
-    fn run(&self, mut command: Command, action: &str, url: &str) -> Result<Vec<u8>> {
+    fn run(mut command: Command, action: &str, url: &str) -> Result<Vec<u8>> {
         let output = command
             .output()
             .map_err(|source| Error::GitMissing { source })?;
@@ -164,11 +168,11 @@ impl Git {
             .prefix(".init-")
             .tempdir_in(&self.cache)
             .map_err(Error::io("create temp directory in", &self.cache))?;
-        let mut command = self.command(None);
+        let mut command = Self::command(None);
         command
             .args(["init", "--bare", "--quiet"])
             .arg(staging.path());
-        self.run(command, "init", url)?;
+        Self::run(command, "init", url)?;
         match fs::rename(staging.path(), &repo) {
             Ok(()) => {}
             Err(_) if repo.join("objects").is_dir() => {} // another process won the race
@@ -177,7 +181,7 @@ impl Git {
         Ok(repo)
     }
 
-    fn lock(&self, repo: &Path) -> Result<fs::File> {
+    fn lock(repo: &Path) -> Result<fs::File> {
         let path = repo.with_extension("lock");
         let file = fs::OpenOptions::new()
             .create(true)
@@ -200,9 +204,9 @@ impl Git {
             });
         }
         let fetch_url = self.mirrors.rewrite(url);
-        let mut command = self.command(None);
+        let mut command = Self::command(None);
         command.args(["ls-remote", "--", &fetch_url]);
-        let listing = self.run(command, "ls-remote", url)?;
+        let listing = Self::run(command, "ls-remote", url)?;
         let mut refs: BTreeMap<String, String> = BTreeMap::new();
         for line in String::from_utf8_lossy(&listing).lines() {
             if let Some((oid, name)) = line.split_once('\t') {
@@ -229,16 +233,16 @@ impl Git {
         let short = reference.len() >= 4 && reference.bytes().all(|b| b.is_ascii_hexdigit());
         if short {
             let repo = self.repository(url)?;
-            let _lock = self.lock(&repo)?;
+            let _lock = Self::lock(&repo)?;
             self.fetch_everything(&repo, url, &fetch_url)?;
-            let mut command = self.command(Some(&repo));
+            let mut command = Self::command(Some(&repo));
             command.args([
                 "rev-parse",
                 "--verify",
                 "--quiet",
                 &format!("{reference}^{{commit}}"),
             ]);
-            if let Ok(out) = self.run(command, "rev-parse", url) {
+            if let Ok(out) = Self::run(command, "rev-parse", url) {
                 let commit = String::from_utf8_lossy(&out).trim().to_owned();
                 if is_full_commit(&commit) {
                     return Ok(commit);
@@ -252,7 +256,7 @@ impl Git {
     }
 
     fn has_commit(&self, repo: &Path, commit: &str) -> bool {
-        let mut command = self.command(Some(repo));
+        let mut command = Self::command(Some(repo));
         command
             .args(["cat-file", "-e", &format!("{commit}^{{commit}}")])
             .stderr(Stdio::null());
@@ -260,7 +264,7 @@ impl Git {
     }
 
     fn fetch_everything(&self, repo: &Path, url: &str, fetch_url: &str) -> Result<()> {
-        let mut command = self.command(Some(repo));
+        let mut command = Self::command(Some(repo));
         command.args([
             "fetch",
             "--quiet",
@@ -270,7 +274,7 @@ impl Git {
             "+refs/heads/*:refs/remotes/origin/*",
             "+refs/tags/*:refs/tags/*",
         ]);
-        self.run(command, "fetch", url).map(|_| ())
+        Self::run(command, "fetch", url).map(|_| ())
     }
 
     /// Makes sure `commit` of `url` is in the cache; returns the repository. `submodule` is the path in the
@@ -293,11 +297,11 @@ impl Git {
             return Err(Error::Offline { what });
         }
         let fetch_url = self.mirrors.rewrite(url);
-        let _lock = self.lock(&repo)?;
+        let _lock = Self::lock(&repo)?;
         if self.has_commit(&repo, commit) {
             return Ok(repo);
         }
-        let mut shallow = self.command(Some(&repo));
+        let mut shallow = Self::command(Some(&repo));
         shallow.args([
             "fetch",
             "--quiet",
@@ -308,7 +312,7 @@ impl Git {
             &fetch_url,
             commit,
         ]);
-        if let Err(error) = self.run(shallow, "fetch", url) {
+        if let Err(error) = Self::run(shallow, "fetch", url) {
             tracing::debug!("shallow fetch by commit failed, fetching all refs: {error}");
         }
         if !self.has_commit(&repo, commit) {
@@ -359,7 +363,7 @@ impl Git {
         if !submodules || gitlinks.is_empty() {
             return Ok(());
         }
-        let modules = self.gitmodules(repo, url, commit)?;
+        let modules = Self::gitmodules(repo, url, commit);
         for (path, sub_commit) in gitlinks {
             let Some(module) = modules
                 .values()
@@ -404,8 +408,8 @@ impl Git {
     }
 
     /// `.gitmodules` at `commit`, by submodule name.
-    fn gitmodules(&self, repo: &Path, url: &str, commit: &str) -> Result<BTreeMap<String, Module>> {
-        let mut command = self.command(Some(repo));
+    fn gitmodules(repo: &Path, url: &str, commit: &str) -> BTreeMap<String, Module> {
+        let mut command = Self::command(Some(repo));
         command.args([
             "config",
             "-z",
@@ -413,8 +417,9 @@ impl Git {
             &format!("{commit}:.gitmodules"),
             "--list",
         ]);
-        let Ok(out) = self.run(command, "config", url) else {
-            return Ok(BTreeMap::new());
+        // No `.gitmodules` at this commit is the common case and makes `git config` fail: no submodules.
+        let Ok(out) = Self::run(command, "config", url) else {
+            return BTreeMap::new();
         };
         let mut modules: BTreeMap<String, Module> = BTreeMap::new();
         for record in out.split(|b| *b == 0).filter(|r| !r.is_empty()) {
@@ -434,7 +439,7 @@ impl Git {
                 _ => {}
             }
         }
-        Ok(modules)
+        modules
     }
 
     /// Writes the files of `commit`'s tree into `dest`; returns gitlinks (path, commit).
@@ -445,12 +450,11 @@ impl Git {
         commit: &str,
         dest: &Path,
     ) -> Result<Vec<(String, String)>> {
-        let mut command = self.command(Some(repo));
+        let mut command = Self::command(Some(repo));
         command.args(["ls-tree", "-r", "-z", "--full-tree", commit]);
-        let listing = self.run(command, "ls-tree", url)?;
+        let listing = Self::run(command, "ls-tree", url)?;
         fs::create_dir_all(dest).map_err(Error::io("create directory", dest))?;
-        let mut batch = self
-            .command(Some(repo))
+        let mut batch = Self::command(Some(repo))
             .args(["cat-file", "--batch"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

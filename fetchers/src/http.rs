@@ -319,7 +319,7 @@ impl Downloader {
                     .headers()
                     .get(CONTENT_RANGE)
                     .and_then(|value| value.to_str().ok())
-                    .and_then(|value| parse_content_range(value))
+                    .and_then(parse_content_range)
                     .is_some_and(|(start, whole)| {
                         total = whole;
                         start == state.offset

@@ -230,7 +230,7 @@ impl Fetcher {
                         errors.append(&mut source_errors);
                     }
                     Err(error) => {
-                        errors.push(error.context(format!("failed to lock source `{label}`")))
+                        errors.push(error.context(format!("failed to lock source `{label}`")));
                     }
                 }
             }
@@ -265,17 +265,14 @@ impl Fetcher {
                 reference,
                 submodules,
             } => {
-                let artifact = match kept {
-                    Some(locked @ Artifact::Git { commit, .. }) => {
-                        self.ensure_git(url, commit, *submodules, Some(locked))
-                            .await?
-                    }
-                    _ => {
-                        let git = self.git.clone();
-                        let (url_owned, reference) = (url.clone(), reference.clone());
-                        let commit = blocking(move || git.resolve(&url_owned, &reference)).await?;
-                        self.ensure_git(url, &commit, *submodules, None).await?
-                    }
+                let artifact = if let Some(locked @ Artifact::Git { commit, .. }) = kept {
+                    self.ensure_git(url, commit, *submodules, Some(locked))
+                        .await?
+                } else {
+                    let git = self.git.clone();
+                    let (url_owned, reference) = (url.clone(), reference.clone());
+                    let commit = blocking(move || git.resolve(&url_owned, &reference)).await?;
+                    self.ensure_git(url, &commit, *submodules, None).await?
                 };
                 Ok((vec![artifact], Vec::new()))
             }

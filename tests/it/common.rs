@@ -1,5 +1,6 @@
 //! Helpers shared by the lock and fetch tests.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -61,11 +62,12 @@ pub fn project_with_crates(
     let mut lock =
         String::from("version = 4\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\n");
     for (name, version) in crates {
-        lock.push_str(&format!(
+        let _ = write!(
+            lock,
             "\n[[package]]\nname = \"{name}\"\nversion = \"{version}\"\nsource = \"{}\"\nchecksum = \"{}\"\n",
             registry.crates_index_url(),
             registry.checksum(name, version)
-        ));
+        );
     }
     std::fs::write(dir.join("Cargo.lock"), lock).unwrap();
     std::fs::write(
