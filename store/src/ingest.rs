@@ -58,7 +58,8 @@ enum Sink<'a> {
 }
 
 impl Store {
-    /// Stores a file as a blob or a directory as a tree, whichever `path` is (symlinks are not followed).
+    /// Stores a file as a blob or a directory as a tree, whichever `path` is. A symlink at `path` itself is refused
+    /// with [`Error::SymlinkNotSupported`] (symlinks are never followed; inside a tree they are stored as links).
     #[tracing::instrument(skip_all, fields(path = %path.display()))]
     pub fn add_path(&self, path: &Path) -> Result<Added> {
         let metadata = fs::symlink_metadata(path).map_err(Error::io("stat", path))?;
@@ -68,6 +69,14 @@ impl Store {
         } else if metadata.is_file() {
             let (digest, size) = self.add_blob_file(path)?;
             Ok(Added::Blob { digest, size })
+        } else if metadata.is_symlink() {
+            // Refused rather than followed: following would make the address depend on where the link points at
+            // the time of adding, and a lone link has no object kind of its own. Links inside a tree are stored.
+            let target = fs::read_link(path).map_err(Error::io("read link", path))?;
+            Err(Error::SymlinkNotSupported {
+                path: path.to_path_buf(),
+                target,
+            })
         } else {
             Err(Error::UnsupportedFileType {
                 path: path.to_path_buf(),
