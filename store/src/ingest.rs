@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::path_component::PathComponent;
-use crate::store::{BUFFER_SIZE, Store, read_full};
+use crate::store::{BUFFER_SIZE, Durability, Store, read_full};
 use crate::tree::{Directory, Node, is_valid_symlink_target};
 
 /// What [`Store::add_path`] stored.
@@ -86,8 +86,14 @@ impl Store {
     }
 
     /// Stores the directory at `root` as a tree, leaving out entries for which `exclude` returns true.
+    /// Objects are written in batches (one `syncfs` per batch, not one fsync per file); all are durable and visible when this
+    /// returns, whether it succeeds or fails.
     pub fn add_tree(&self, root: &Path, exclude: Exclude<'_>) -> Result<(Digest, u64)> {
-        ingest_directory(Sink::Store(self), root, Path::new(""), exclude)
+        let result = ingest_directory(Sink::Store(self), root, Path::new(""), exclude);
+        let committed = self.commit_pending();
+        let added = result?;
+        committed?;
+        Ok(added)
     }
 }
 
@@ -171,7 +177,7 @@ fn ingest_directory(
     }
     let size = directory.total_size();
     let digest = match sink {
-        Sink::Store(store) => store.put_directory(&directory)?,
+        Sink::Store(store) => store.write_directory_node(&directory, Durability::Batched)?,
         Sink::HashOnly => directory.digest(),
     };
     Ok((digest, size))
@@ -179,7 +185,7 @@ fn ingest_directory(
 
 fn ingest_file(sink: Sink<'_>, path: &Path) -> Result<(Digest, u64)> {
     match sink {
-        Sink::Store(store) => store.add_blob_file(path),
+        Sink::Store(store) => store.write_blob_file(path, Durability::Batched),
         Sink::HashOnly => hash_file(path),
     }
 }
