@@ -46,7 +46,7 @@ impl Store {
                 for (_, node) in directory.entries() {
                     match node {
                         Node::File { digest, .. } | Node::Directory { digest, .. } => {
-                            pending.push(*digest)
+                            pending.push(*digest);
                         }
                         Node::Symlink { .. } => {}
                     }

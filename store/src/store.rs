@@ -1,8 +1,9 @@
 //! [`Store`]: the object store on disk — opening, locking, writing and reading objects.
 //!
 //! Invariants:
-//! - Every write goes temp file in `tmp/` → hash while streaming → fsync → no-clobber rename into `objects-v1/`.
-//!   A killed process leaves only temp files; an object file that exists is complete.
+//! - Every write goes temp file in `tmp/` → hash while streaming → data durable → no-clobber rename into
+//!   `objects-v1/`. Single objects fsync their file; tree ingest batches them behind one `syncfs` and renames in
+//!   write order (children first). A killed process leaves only temp files; an object file that exists is complete.
 //! - A [`Store`] holds the store lock for its whole life: shared for normal work, exclusive for gc. So gc never
 //!   runs while another command is between adding an object and recording the root that keeps it.
 //! - Memory is bounded by the buffer size whatever the object size: bytes stream from source to hasher to encoder.

@@ -95,10 +95,10 @@ impl Store {
                             if actual == *digest {
                                 match Directory::decode(&bytes) {
                                     Err(error) => {
-                                        found.push(corrupt(*digest, *format, error.to_string()))
+                                        found.push(corrupt(*digest, *format, error.to_string()));
                                     }
                                     Ok(directory) => {
-                                        found.extend(self.missing_children(digest, &directory))
+                                        found.extend(self.missing_children(digest, &directory));
                                     }
                                 }
                             } else {
