@@ -38,6 +38,9 @@ const PENDING_MAX_OBJECTS: usize = 4096;
 /// …or this many bytes (so `tmp/` never holds more than this much unpublished data per process).
 const PENDING_MAX_BYTES: u64 = 1 << 30;
 
+/// Bytes of input per zstd worker job for large blobs.
+const ZSTD_JOB_SIZE: u32 = 4 << 20;
+
 /// Default zstd level (ARCHITECTURE.md §2).
 pub const DEFAULT_COMPRESSION_LEVEL: i32 = 3;
 
@@ -294,6 +297,11 @@ impl Store {
                     std::thread::available_parallelism().map_or(1, std::num::NonZero::get) as u32;
                 encoder
                     .multithread(workers.min(4))
+                    .map_err(Error::io("start compressing into", &temp_path))?;
+                // Small jobs keep zstd's in-flight input and output buffers (a few per worker) within the
+                // memory goal whatever the file size.
+                encoder
+                    .set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB_SIZE))
                     .map_err(Error::io("start compressing into", &temp_path))?;
             }
             Box::new(encoder.auto_finish())
