@@ -63,7 +63,12 @@ pub enum ColorChoice {
 #[derive(Debug, Subcommand)]
 pub enum Commands {
     /// Work with the store directly: add, cat, materialize, dump, ls, verify, gc, inventory
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  hstore store add ./src                         # prints b3:…\n  \
+                      hstore store dump b3:af13… > src.nar           # same bytes as `nix-store --dump ./src`\n  \
+                      hstore store materialize b3:af13… ./checkout"
+    )]
     Store(StoreCommand),
     /// Resolve every recipe source, fetch it into the store, and write lockfile.json
     #[command(

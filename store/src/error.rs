@@ -73,6 +73,14 @@ pub enum Error {
         /// Its kind, in words.
         kind: &'static str,
     },
+    /// The path given to add is a symlink: an address names a blob or a tree, and a lone link is neither.
+    #[error("`{}` is a symlink (to `{}`); only a file or a directory can be added", path.display(), target.display())]
+    SymlinkNotSupported {
+        /// The symlink.
+        path: PathBuf,
+        /// Where it points.
+        target: PathBuf,
+    },
     /// A file name cannot be stored.
     #[error("cannot store `{}`", path.display())]
     InvalidName {
@@ -124,6 +132,14 @@ pub enum Error {
     DestinationExists {
         /// The destination.
         path: PathBuf,
+    },
+    /// The directory a materialization destination would go in does not exist.
+    #[error("cannot create `{}`: its parent directory `{}` does not exist", path.display(), parent.display())]
+    DestinationParentMissing {
+        /// The destination.
+        path: PathBuf,
+        /// Its missing parent.
+        parent: PathBuf,
     },
     /// The store directory holds an incompatible format.
     #[error("`{}` is not a version-1 hstore store (found {found:?})", path.display())]
@@ -184,6 +200,13 @@ impl Hint for Error {
             Error::DestinationExists { .. } => Some("choose a new path or remove the existing one".into()),
             Error::IncompatibleStore { .. } => {
                 Some("point `--store` (or HSTORE_STORE) at an empty directory or an hstore store".into())
+            }
+            Error::SymlinkNotSupported { path, .. } => Some(format!(
+                "add what it points to: `hstore store add \"$(readlink -f {})\"`",
+                path.display()
+            )),
+            Error::DestinationParentMissing { parent, .. } => {
+                Some(format!("create it first (`mkdir -p {}`) or choose another destination", parent.display()))
             }
             Error::UnsupportedFileType { .. } => {
                 Some("remove sockets, FIFOs and device files from the tree, or exclude them".into())

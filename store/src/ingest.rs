@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::path_component::PathComponent;
-use crate::store::{BUFFER_SIZE, Store, read_full};
+use crate::store::{BUFFER_SIZE, Durability, Store, read_full};
 use crate::tree::{Directory, Node, is_valid_symlink_target};
 
 /// What [`Store::add_path`] stored.
@@ -58,7 +58,8 @@ enum Sink<'a> {
 }
 
 impl Store {
-    /// Stores a file as a blob or a directory as a tree, whichever `path` is (symlinks are not followed).
+    /// Stores a file as a blob or a directory as a tree, whichever `path` is. A symlink at `path` itself is refused
+    /// with [`Error::SymlinkNotSupported`] (symlinks are never followed; inside a tree they are stored as links).
     #[tracing::instrument(skip_all, fields(path = %path.display()))]
     pub fn add_path(&self, path: &Path) -> Result<Added> {
         let metadata = fs::symlink_metadata(path).map_err(Error::io("stat", path))?;
@@ -68,6 +69,14 @@ impl Store {
         } else if metadata.is_file() {
             let (digest, size) = self.add_blob_file(path)?;
             Ok(Added::Blob { digest, size })
+        } else if metadata.is_symlink() {
+            // Refused rather than followed: following would make the address depend on where the link points at
+            // the time of adding, and a lone link has no object kind of its own. Links inside a tree are stored.
+            let target = fs::read_link(path).map_err(Error::io("read link", path))?;
+            Err(Error::SymlinkNotSupported {
+                path: path.to_path_buf(),
+                target,
+            })
         } else {
             Err(Error::UnsupportedFileType {
                 path: path.to_path_buf(),
@@ -77,8 +86,14 @@ impl Store {
     }
 
     /// Stores the directory at `root` as a tree, leaving out entries for which `exclude` returns true.
+    /// Objects are written in batches (one `syncfs` per batch, not one fsync per file); all are durable and visible when this
+    /// returns, whether it succeeds or fails.
     pub fn add_tree(&self, root: &Path, exclude: Exclude<'_>) -> Result<(Digest, u64)> {
-        ingest_directory(Sink::Store(self), root, Path::new(""), exclude)
+        let result = ingest_directory(Sink::Store(self), root, Path::new(""), exclude);
+        let committed = self.commit_pending();
+        let added = result?;
+        committed?;
+        Ok(added)
     }
 }
 
@@ -162,7 +177,7 @@ fn ingest_directory(
     }
     let size = directory.total_size();
     let digest = match sink {
-        Sink::Store(store) => store.put_directory(&directory)?,
+        Sink::Store(store) => store.write_directory_node(&directory, Durability::Batched)?,
         Sink::HashOnly => directory.digest(),
     };
     Ok((digest, size))
@@ -170,7 +185,7 @@ fn ingest_directory(
 
 fn ingest_file(sink: Sink<'_>, path: &Path) -> Result<(Digest, u64)> {
     match sink {
-        Sink::Store(store) => store.add_blob_file(path),
+        Sink::Store(store) => store.write_blob_file(path, Durability::Batched),
         Sink::HashOnly => hash_file(path),
     }
 }

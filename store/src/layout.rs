@@ -9,7 +9,7 @@
 //! │       ├── ab…ef.zst          a blob stored as one zstd frame; its address is of the decompressed bytes
 //! │       └── ab…ef.dir          a directory node in canonical encoding (see `tree`)
 //! ├── trees-v1/<hex>/            read-only materialized trees (a cache: deleting it loses nothing)
-//! ├── roots-v1/<name>.json       gc roots: `{"addresses": ["b3:…"], "description": "…"}`
+//! ├── roots-v1/<name>.json       gc roots: `{"description": "…", "addresses": ["b3:…"]}` (see [`crate::Root`])
 //! ├── meta-v1/<namespace>/<key>.json   small JSON records (upstream integrity → address, build records)
 //! ├── tmp/                       temp files and dirs on the same file system; only ever renamed out of
 //! └── locks/store.lock           shared by every command, exclusive for gc

@@ -64,6 +64,7 @@ impl Store {
                 self.write_directory(digest, dest, permissions)
             }
             Some(_) => {
+                check_parent_exists(dest)?;
                 if fs::symlink_metadata(dest).is_ok() {
                     return Err(Error::DestinationExists {
                         path: dest.to_path_buf(),
@@ -196,9 +197,30 @@ fn make_writable(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A destination is created, never its parents: a typo in DEST should not silently build a directory chain.
+fn check_parent_exists(dest: &Path) -> Result<()> {
+    let Some(parent) = dest
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    else {
+        return Ok(());
+    };
+    match fs::metadata(parent) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            Err(Error::DestinationParentMissing {
+                path: dest.to_path_buf(),
+                parent: parent.to_path_buf(),
+            })
+        }
+        Err(error) => Err(Error::io("stat", parent)(error)),
+    }
+}
+
 fn prepare_destination(dest: &Path) -> Result<()> {
     match fs::symlink_metadata(dest) {
         Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            check_parent_exists(dest)?;
             fs::create_dir(dest).map_err(Error::io("create directory", dest))
         }
         Err(error) => Err(Error::io("stat", dest)(error)),
@@ -232,5 +254,98 @@ impl<W: Write> Write for HashingWriter<'_, W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::path_component::PathComponent;
+    use crate::tree::{DIRECTORY_MAGIC, Directory};
+
+    /// A version-1 node with one file entry named `name`, encoded by hand so no validation runs on the way.
+    fn hand_encoded_node(name: &[u8], blob: &Digest) -> Vec<u8> {
+        let mut bytes = DIRECTORY_MAGIC.to_vec();
+        bytes.extend_from_slice(&1u64.to_le_bytes());
+        bytes.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(name);
+        bytes.push(1);
+        bytes.extend_from_slice(blob.as_bytes());
+        bytes.extend_from_slice(&7u64.to_le_bytes());
+        bytes
+    }
+
+    fn files_below(path: &Path) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        for entry in fs::read_dir(path).unwrap() {
+            let path = entry.unwrap().path();
+            if fs::symlink_metadata(&path).unwrap().is_dir() {
+                found.extend(files_below(&path));
+            } else {
+                found.push(path);
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn nodes_with_escaping_names_are_refused_on_the_way_in_and_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let blob = store.add_bytes(b"payload").unwrap();
+        for (i, name) in [&b".."[..], b"a/b", b"/etc", b".", b"", b"x\0y"]
+            .into_iter()
+            .enumerate()
+        {
+            let bytes = hand_encoded_node(name, &blob);
+            let digest = Digest::of_bytes(&bytes);
+            let error = store.put_directory_bytes(&digest, &bytes).unwrap_err();
+            assert!(matches!(error, Error::MalformedDirectory { .. }), "{error}");
+            assert_eq!(store.object_format(&digest).unwrap(), None);
+
+            // Planted straight into objects-v1/, bypassing every check on the way in.
+            let path = store.layout().object(&digest, ObjectFormat::Directory);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(&path, &bytes).unwrap();
+            assert!(matches!(
+                store.get_directory(&digest),
+                Err(Error::MalformedDirectory { .. })
+            ));
+
+            // Directly, and as the child of a valid root.
+            let mut root = Directory::new();
+            root.insert(
+                PathComponent::new("sub").unwrap(),
+                Node::Directory { digest, size: 7 },
+            );
+            let root_digest = store.put_directory(&root).unwrap();
+            for target in [digest, root_digest] {
+                let work = dir.path().join(format!("work-{i}-{}", target.to_hex()));
+                fs::create_dir(&work).unwrap();
+                let dest = work.join("dest");
+                let error = store
+                    .materialize(&target, &dest, Permissions::Writable)
+                    .unwrap_err();
+                assert!(matches!(error, Error::MalformedDirectory { .. }), "{error}");
+                let names: Vec<_> = fs::read_dir(&work)
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name())
+                    .collect();
+                assert_eq!(names, ["dest"], "nothing may appear beside the destination");
+                assert!(files_below(&dest).is_empty(), "no file may be written");
+            }
+            assert!(!dir.path().join("b").exists() && !dir.path().join("etc").exists());
+        }
+        let verify = store.verify(false).unwrap();
+        assert_eq!(
+            verify
+                .problems
+                .iter()
+                .filter(|p| matches!(p, crate::verify::Problem::Corrupt { .. }))
+                .count(),
+            6,
+            "verify reports every planted node: {:?}",
+            verify.problems
+        );
     }
 }

@@ -1,19 +1,22 @@
 //! [`Store`]: the object store on disk — opening, locking, writing and reading objects.
 //!
 //! Invariants:
-//! - Every write goes temp file in `tmp/` → hash while streaming → fsync → no-clobber rename into `objects-v1/`.
-//!   A killed process leaves only temp files; an object file that exists is complete.
+//! - Every write goes temp file in `tmp/` → hash while streaming → data durable → no-clobber rename into
+//!   `objects-v1/`. Single objects fsync their file; tree ingest batches them behind one `syncfs` and renames in
+//!   write order (children first). A killed process leaves only temp files; an object file that exists is complete.
 //! - A [`Store`] holds the store lock for its whole life: shared for normal work, exclusive for gc. So gc never
 //!   runs while another command is between adding an object and recording the root that keeps it.
 //! - Memory is bounded by the buffer size whatever the object size: bytes stream from source to hasher to encoder.
 
-use std::collections::BTreeSet;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use tempfile::NamedTempFile;
+use tempfile::{NamedTempFile, TempPath};
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -29,6 +32,15 @@ const MIN_COMPRESS_SIZE: u64 = 128;
 /// Blobs larger than this are compressed with zstd's worker threads.
 const MULTITHREAD_COMPRESS_SIZE: u64 = 64 << 20;
 
+/// A batch of deferred objects is made durable and visible once it holds this many objects…
+const PENDING_MAX_OBJECTS: usize = 4096;
+
+/// …or this many bytes (so `tmp/` never holds more than this much unpublished data per process).
+const PENDING_MAX_BYTES: u64 = 1 << 30;
+
+/// Bytes of input per zstd worker job for large blobs.
+const ZSTD_JOB_SIZE: u32 = 4 << 20;
+
 /// Default zstd level (ARCHITECTURE.md §2).
 pub const DEFAULT_COMPRESSION_LEVEL: i32 = 3;
 
@@ -39,6 +51,25 @@ pub enum LockMode {
     Shared,
     /// gc: alone.
     Exclusive,
+}
+
+/// When a newly written object must become durable and visible.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// Before the call returns: fsync the file, then rename it into place.
+    Now,
+    /// At the next [`Store::commit_pending`]: one `syncfs` for the whole batch, then the renames in order. Used by
+    /// tree ingest, where one fsync per file would cost a journal commit per file.
+    Batched,
+}
+
+/// Objects fully written to temp files but not yet synced and renamed, in the order they were written (children
+/// before the directory nodes naming them, so renaming in order never exposes a node before its children).
+#[derive(Debug, Default)]
+struct Pending {
+    objects: Vec<(TempPath, Digest, ObjectFormat)>,
+    digests: HashSet<Digest>,
+    bytes: u64,
 }
 
 /// Facts about one stored object.
@@ -67,6 +98,11 @@ pub struct Store {
     lock: File,
     lock_mode: LockMode,
     dirty_dirs: Mutex<BTreeSet<PathBuf>>,
+    pending: Mutex<Pending>,
+    /// Shard directories known to exist (indexed by the first digest byte), to skip a `mkdir` per object.
+    shards_ready: Vec<AtomicBool>,
+    /// Serializes commits, so a batch taken later is never published before one taken earlier.
+    commit: Mutex<()>,
     compression_level: i32,
 }
 
@@ -125,6 +161,9 @@ impl Store {
             lock,
             lock_mode: mode,
             dirty_dirs: Mutex::new(BTreeSet::new()),
+            pending: Mutex::new(Pending::default()),
+            commit: Mutex::new(()),
+            shards_ready: (0..256).map(|_| AtomicBool::new(false)).collect(),
             compression_level: DEFAULT_COMPRESSION_LEVEL,
         };
         store.check_version(&root)?;
@@ -191,9 +230,45 @@ impl Store {
         expected: Option<Digest>,
         source_path: &Path,
     ) -> Result<(Digest, u64)> {
-        let mut buffer = vec![0u8; BUFFER_SIZE];
-        let head_len =
-            read_full(reader, &mut buffer[..4096]).map_err(Error::io("read", source_path))?;
+        self.write_blob(reader, size, expected, source_path, Durability::Now)
+    }
+
+    pub(crate) fn write_blob(
+        &self,
+        reader: &mut dyn Read,
+        size: Option<u64>,
+        expected: Option<Digest>,
+        source_path: &Path,
+        durability: Durability,
+    ) -> Result<(Digest, u64)> {
+        let mut buffer = take_buffer();
+        let result =
+            self.write_blob_buffered(&mut buffer, reader, size, expected, source_path, durability);
+        give_back_buffer(buffer);
+        result
+    }
+
+    /// Reads the first buffer-full: a blob that fits is hashed before anything is written (so a duplicate costs no
+    /// write at all) and compressed in one call; a larger one streams through hasher and encoder.
+    fn write_blob_buffered(
+        &self,
+        buffer: &mut [u8],
+        reader: &mut dyn Read,
+        size: Option<u64>,
+        expected: Option<Digest>,
+        source_path: &Path,
+        durability: Durability,
+    ) -> Result<(Digest, u64)> {
+        let head_len = read_full(reader, buffer).map_err(Error::io("read", source_path))?;
+        if head_len < buffer.len() {
+            return self.write_small_blob(
+                &buffer[..head_len],
+                size,
+                expected,
+                source_path,
+                durability,
+            );
+        }
         let compress = size.map_or(head_len as u64, |s| s.max(head_len as u64))
             >= MIN_COMPRESS_SIZE
             && !is_already_compressed(&buffer[..head_len]);
@@ -223,6 +298,11 @@ impl Store {
                 encoder
                     .multithread(workers.min(4))
                     .map_err(Error::io("start compressing into", &temp_path))?;
+                // Small jobs keep zstd's in-flight input and output buffers (a few per worker) within the
+                // memory goal whatever the file size.
+                encoder
+                    .set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB_SIZE))
+                    .map_err(Error::io("start compressing into", &temp_path))?;
             }
             Box::new(encoder.auto_finish())
         } else {
@@ -239,7 +319,7 @@ impl Store {
             sink.write_all(chunk)
                 .map_err(Error::io("write", &temp_path))?;
             total += chunk_len as u64;
-            chunk_len = read_full(reader, &mut buffer).map_err(Error::io("read", source_path))?;
+            chunk_len = read_full(reader, buffer).map_err(Error::io("read", source_path))?;
         }
         sink.flush().map_err(Error::io("write", &temp_path))?;
         drop(sink);
@@ -270,15 +350,79 @@ impl Store {
         } else {
             ObjectFormat::RawBlob
         };
-        self.persist(temp, &digest, format)?;
+        self.persist(temp, &digest, format, durability)?;
         Ok((digest, total))
+    }
+
+    fn write_small_blob(
+        &self,
+        bytes: &[u8],
+        size: Option<u64>,
+        expected: Option<Digest>,
+        source_path: &Path,
+        durability: Durability,
+    ) -> Result<(Digest, u64)> {
+        let total = bytes.len() as u64;
+        if let Some(expected_size) = size
+            && expected_size != total
+        {
+            return Err(Error::SizeChanged {
+                path: source_path.to_path_buf(),
+                expected: expected_size,
+                actual: total,
+            });
+        }
+        let digest = Digest::of_bytes(bytes);
+        if let Some(expected) = expected
+            && expected != digest
+        {
+            return Err(Error::DigestMismatch {
+                expected,
+                actual: digest,
+                path: source_path.to_path_buf(),
+            });
+        }
+        if self.is_pending(&digest) || self.blob_format(&digest)?.is_some() {
+            return Ok((digest, total));
+        }
+        let compress = total >= MIN_COMPRESS_SIZE && !is_already_compressed(bytes);
+        let mut temp = self.temp_file()?;
+        let format = if compress {
+            let frame = compress_whole(bytes, self.compression_level)
+                .map_err(Error::io("compress into", temp.path()))?;
+            temp.write_all(&frame)
+                .map_err(Error::io("write", temp.path()))?;
+            ObjectFormat::ZstdBlob
+        } else {
+            temp.write_all(bytes)
+                .map_err(Error::io("write", temp.path()))?;
+            ObjectFormat::RawBlob
+        };
+        self.persist(temp, &digest, format, durability)?;
+        Ok((digest, total))
+    }
+
+    fn is_pending(&self, digest: &Digest) -> bool {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .digests
+            .contains(digest)
     }
 
     /// Stores a regular file's bytes as a blob.
     pub fn add_blob_file(&self, path: &Path) -> Result<(Digest, u64)> {
+        self.write_blob_file(path, Durability::Now)
+    }
+
+    pub(crate) fn write_blob_file(
+        &self,
+        path: &Path,
+        durability: Durability,
+    ) -> Result<(Digest, u64)> {
         let mut file = File::open(path).map_err(Error::io("open", path))?;
         let size = file.metadata().map_err(Error::io("stat", path))?.len();
-        self.add_blob_reader(&mut file, Some(size), None, path)
+        self.write_blob(&mut file, Some(size), None, path, durability)
     }
 
     /// Stores a regular file, failing with [`Error::DigestMismatch`] (and storing nothing) unless it hashes to
@@ -304,14 +448,32 @@ impl Store {
 
     /// Stores a directory node and returns its address.
     pub fn put_directory(&self, directory: &Directory) -> Result<Digest> {
+        self.write_directory_node(directory, Durability::Now)
+    }
+
+    pub(crate) fn write_directory_node(
+        &self,
+        directory: &Directory,
+        durability: Durability,
+    ) -> Result<Digest> {
         let bytes = directory.encode();
         let digest = Digest::of_bytes(&bytes);
-        self.put_directory_bytes(&digest, &bytes)?;
+        self.write_directory_bytes(&digest, &bytes, durability)?;
         Ok(digest)
     }
 
     /// Stores an already-encoded directory node, checking that it decodes and hashes to `digest`.
     pub fn put_directory_bytes(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
+        self.write_directory_bytes(digest, bytes, Durability::Now)
+    }
+
+    /// Stores an already-encoded directory node with the given durability.
+    pub(crate) fn write_directory_bytes(
+        &self,
+        digest: &Digest,
+        bytes: &[u8],
+        durability: Durability,
+    ) -> Result<()> {
         self.check_directory_bytes(digest, bytes)?;
         let target = self.layout.object(digest, ObjectFormat::Directory);
         if target.exists() {
@@ -320,7 +482,7 @@ impl Store {
         let mut temp = self.temp_file()?;
         temp.write_all(bytes)
             .map_err(Error::io("write", temp.path()))?;
-        self.persist(temp, digest, ObjectFormat::Directory)
+        self.persist(temp, digest, ObjectFormat::Directory, durability)
     }
 
     /// Checks that `bytes` hash to `digest` and decode as a directory node under every rule of the format.
@@ -339,27 +501,86 @@ impl Store {
         })
     }
 
-    /// fsyncs `temp` and renames it to the object's place without clobbering. Losing a race to an identical
-    /// object is success: both have the same bytes.
+    /// Makes a fully written temp file the object `digest`: now (fsync, then rename) or with the next batch.
     pub(crate) fn persist(
         &self,
         temp: NamedTempFile,
         digest: &Digest,
         format: ObjectFormat,
+        durability: Durability,
     ) -> Result<()> {
-        temp.as_file()
-            .sync_all()
-            .map_err(Error::io("fsync", temp.path()))?;
+        match durability {
+            Durability::Now => {
+                temp.as_file()
+                    .sync_all()
+                    .map_err(Error::io("fsync", temp.path()))?;
+                self.publish(temp.into_temp_path(), digest, format)
+            }
+            Durability::Batched => {
+                let bytes = temp.as_file().metadata().map_or(0, |m| m.len());
+                let full = {
+                    let mut pending = self
+                        .pending
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if pending.digests.insert(*digest) {
+                        pending
+                            .objects
+                            .push((temp.into_temp_path(), *digest, format));
+                        pending.bytes += bytes;
+                    }
+                    pending.objects.len() >= PENDING_MAX_OBJECTS
+                        || pending.bytes >= PENDING_MAX_BYTES
+                };
+                if full { self.commit_pending() } else { Ok(()) }
+            }
+        }
+    }
+
+    /// Renames a durable temp file to the object's place without clobbering. Losing a race to an identical object
+    /// is success: both have the same bytes.
+    fn publish(&self, temp: TempPath, digest: &Digest, format: ObjectFormat) -> Result<()> {
         let shard = self.layout.shard(digest);
-        fs::create_dir_all(&shard).map_err(Error::io("create directory", &shard))?;
+        let shard_index = usize::from(digest.as_bytes()[0]);
+        if !self.shards_ready[shard_index].load(Ordering::Relaxed) {
+            fs::create_dir_all(&shard).map_err(Error::io("create directory", &shard))?;
+            self.shards_ready[shard_index].store(true, Ordering::Relaxed);
+        }
         let target = self.layout.object(digest, format);
         match temp.persist_noclobber(&target) {
-            Ok(_) => {}
+            Ok(()) => {}
             Err(error) if error.error.kind() == io::ErrorKind::AlreadyExists => {}
             Err(error) => return Err(Error::io("rename into place", &target)(error.error)),
         }
         self.mark_dirty(shard);
         Ok(())
+    }
+
+    /// Makes every batched object durable and visible: one `syncfs` of the store's file system (the data of every
+    /// temp file reaches the disk, as a per-file fsync would ensure, at the cost of one journal commit instead of
+    /// one per file), then the no-clobber renames in write order, then an fsync of each directory that changed.
+    pub fn commit_pending(&self) -> Result<()> {
+        let _commit = self
+            .commit
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let batch = std::mem::take(
+            &mut *self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if batch.objects.is_empty() {
+            return Ok(());
+        }
+        let tmp = self.layout.tmp();
+        let handle = File::open(&tmp).map_err(Error::io("open", &tmp))?;
+        nix::unistd::syncfs(&handle)
+            .map_err(|errno| Error::io("sync the file system of", &tmp)(io::Error::from(errno)))?;
+        for (temp, digest, format) in batch.objects {
+            self.publish(temp, &digest, format)?;
+        }
+        self.flush()
     }
 
     fn mark_dirty(&self, dir: PathBuf) {
@@ -578,11 +799,47 @@ impl Store {
 
 impl Drop for Store {
     fn drop(&mut self) {
-        if let Err(error) = self.flush() {
+        if let Err(error) = self.commit_pending().and_then(|()| self.flush()) {
             tracing::warn!("{error}");
         }
         let _ = self.lock.unlock();
     }
+}
+
+thread_local! {
+    /// Streaming buffers kept per thread: a tree of 50 000 small files should not zero 50 000 fresh megabytes.
+    static BUFFERS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    /// One zstd context per thread (and level) for blobs that fit in the buffer.
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+}
+
+/// A [`BUFFER_SIZE`] buffer; taken out of the thread's pool (not borrowed) because rayon may run another ingest
+/// task on this thread while this one waits.
+fn take_buffer() -> Vec<u8> {
+    BUFFERS
+        .with(|buffers| buffers.borrow_mut().pop())
+        .unwrap_or_else(|| vec![0u8; BUFFER_SIZE])
+}
+
+fn give_back_buffer(buffer: Vec<u8>) {
+    BUFFERS.with(|buffers| {
+        let mut buffers = buffers.borrow_mut();
+        if buffers.len() < 2 {
+            buffers.push(buffer);
+        }
+    });
+}
+
+/// One zstd frame (with its content size) of `bytes`, using the thread's reusable context.
+fn compress_whole(bytes: &[u8], level: i32) -> io::Result<Vec<u8>> {
+    let cached = COMPRESSOR.with(|cell| cell.borrow_mut().take());
+    let mut compressor = match cached {
+        Some((cached_level, compressor)) if cached_level == level => compressor,
+        _ => zstd::bulk::Compressor::new(level)?,
+    };
+    let frame = compressor.compress(bytes);
+    COMPRESSOR.with(|cell| *cell.borrow_mut() = Some((level, compressor)));
+    frame
 }
 
 /// Reads until `buffer` is full or the reader is exhausted; returns the bytes read.

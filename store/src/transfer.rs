@@ -19,7 +19,7 @@ use std::path::Path;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::layout::ObjectFormat;
-use crate::store::{BUFFER_SIZE, Store, read_full};
+use crate::store::{BUFFER_SIZE, Durability, Store, read_full};
 
 /// How a blob's bytes are encoded on disk and on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,6 +177,9 @@ impl Store {
     /// `size` bytes with address `expected`. If the store already holds the blob, the bytes are still checked (a
     /// damaged bundle is reported even when nothing would be written) but nothing is written. Returns whether the
     /// blob was new.
+    ///
+    /// The object is published with the store's next batch commit ([`Store::commit_pending`]); callers commit once
+    /// after a run of objects.
     pub fn add_encoded_blob(
         &self,
         reader: &mut dyn Read,
@@ -212,7 +215,7 @@ impl Store {
             )?;
             writer.flush().map_err(Error::io("write", &temp_path))?;
         }
-        self.persist(temp, &expected, encoding.format())?;
+        self.persist(temp, &expected, encoding.format(), Durability::Batched)?;
         Ok(true)
     }
 }

@@ -241,7 +241,8 @@ fn sigkill_during_import_then_reimport() {
     env.ok(env.hstore("src").args(["export", "-o", "bundle.hsb"]));
     let bundle = fs::read(env.path("bundle.hsb")).unwrap();
 
-    // Feed 40% of the bundle (inside the third 16 MiB part), wait until objects landed and one is half-written in tmp/, then SIGKILL.
+    // Feed 40% of the bundle (inside the third 16 MiB part), wait until verified objects wait in tmp/ for their batch
+    // commit and another is half-written, then SIGKILL.
     let mut child = env
         .hstore("dest")
         .args(["import", "-"])
@@ -254,7 +255,7 @@ fn sigkill_during_import_then_reimport() {
     stdin.flush().unwrap();
     let count_files = |dir: &str| walk_files(&env.path(dir));
     let deadline = Instant::now() + Duration::from_secs(120);
-    while !(count_files("dest/objects-v1") >= 2 && count_files("dest/tmp") >= 1) {
+    while count_files("dest/tmp") < 2 {
         assert!(Instant::now() < deadline, "the import made no progress");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -265,8 +266,8 @@ fn sigkill_during_import_then_reimport() {
     // Only complete, verified objects are visible; nothing is registered.
     env.verify_clean("dest");
     assert!(env.roots("dest").is_empty());
+    // Batched objects not yet committed were never visible: whatever is listed passed verification above.
     let landed = env.ls("dest").len();
-    assert!(landed >= 2);
 
     let output = env
         .hstore("dest")

@@ -6,4 +6,6 @@ mod export;
 mod fetch;
 mod import;
 mod lock;
+mod store;
+mod store_common;
 mod support;
