@@ -96,7 +96,7 @@ impl Sandbox {
             return Err(error);
         }
         let (stdout, stderr) = output_stdio(output)?;
-        self.exchange(&Request::Run(spec.clone()), stdout, stderr)
+        self.exchange(&Request::Run(resolve_host_links(spec)?), stdout, stderr)
     }
 
     /// Probes, in a few milliseconds, whether sandboxes can be created here: namespaces, mounts, `/proc`, `lo`.
@@ -219,4 +219,27 @@ fn output_stdio(output: BuildOutput) -> Result<(Stdio, Stdio)> {
         BuildOutput::Fds { stdout, stderr } => (Stdio::from(stdout), Stdio::from(stderr)),
         BuildOutput::Null => (Stdio::null(), Stdio::null()),
     })
+}
+
+/// Declared host paths that are symlinks (rustup's `1.95.0-… -> /root/.rustup/toolchains/stable-…` is one) are bound
+/// from their real location at the declared path. The helper resolves bind sources after `pivot_root`, where an
+/// absolute link target would point into the new root, so the links are resolved here, on the host.
+fn resolve_host_links(spec: &SandboxSpec) -> Result<SandboxSpec> {
+    let mut resolved = spec.clone();
+    resolved.host_paths.clear();
+    for path in &spec.host_paths {
+        let real = std::fs::canonicalize(path).map_err(|source| Error::Io {
+            action: "resolve the declared host path",
+            path: path.clone(),
+            source,
+        })?;
+        if &real == path {
+            resolved.host_paths.push(path.clone());
+        } else {
+            resolved
+                .inputs
+                .push(crate::spec::Bind::new(real, path.clone()));
+        }
+    }
+    Ok(resolved)
 }
