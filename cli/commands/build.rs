@@ -314,7 +314,16 @@ fn plan(
             .iter()
             .map(|path| PathBuf::from(expand_home(&path.to_string_lossy())))
             .collect(),
-        host_tools: target_spec.host_tools.clone(),
+        host_tools: target_spec
+            .host_tools
+            .iter()
+            .map(|line| {
+                line.split_whitespace()
+                    .map(expand_home)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect(),
     })
 }
 

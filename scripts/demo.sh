@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# hstore's main job, end to end, on the built-in example (examples/hello: a small Rust program + its crates.io crates).
+#
+#   connected side:  lock → fetch → export (one bundle file)
+#   air-gapped side: import into a second, empty store → build in the sandbox, network cut
+#
+# The air-gapped side runs under `unshare --net` (a network namespace with no interfaces), so a leak would fail loudly.
+# Needs: a Rust toolchain 1.95.0 under ~/.rustup (the recipe pins it), gcc, git, util-linux `unshare`, and access to
+# crates.io (or its mirror) for the lock step. Prints where the output is.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+work=${HSTORE_DEMO_DIR:-$(mktemp -d /tmp/hstore-demo.XXXXXX)}
+mkdir -p "$work"
+
+echo "==> building hstore (release)"
+cargo build --release --locked --manifest-path "$repo/Cargo.toml" --quiet
+hstore="${CARGO_TARGET_DIR:-$repo/target}/release/hstore"
+
+connected="$work/connected-store"
+airgapped="$work/airgapped-store"
+lockfile="$work/lockfile.json"
+bundle="$work/hello.hsbundle"
+recipes="$repo/examples/hello/recipes"
+
+echo "==> [connected] hstore lock"
+"$hstore" --store "$connected" lock --recipes "$recipes" --lockfile "$lockfile"
+echo "==> [connected] hstore fetch"
+"$hstore" --store "$connected" fetch --lockfile "$lockfile"
+echo "==> [connected] hstore export"
+"$hstore" --store "$connected" export --lockfile "$lockfile" -o "$bundle"
+ls -l "$bundle"
+
+echo "==> [air-gapped, no network] hstore import"
+unshare --map-root-user --net "$hstore" --store "$airgapped" import "$bundle"
+echo "==> [air-gapped, no network] hstore fetch --offline (everything is already there)"
+unshare --map-root-user --net "$hstore" --store "$airgapped" fetch --offline --lockfile "$lockfile"
+echo "==> [air-gapped, no network] hstore build --target cpu"
+output=$(unshare --map-root-user --net "$hstore" --store "$airgapped" build --recipes "$recipes" --lockfile "$lockfile" \
+    --target cpu --out-link "$work/result")
+echo "==> [air-gapped] the output"
+echo "output address: $output"
+echo "output path:    $work/result -> $(readlink "$work/result")"
+"$work/result/bin/hello-hstore"
