@@ -501,8 +501,12 @@ fn missing_host_path_is_named_before_anything_runs() {
         "[targets.cpu]\n\n[targets.cuda]\nhost_paths = [\"/nonexistent/cuda\"]",
         r#"touch "$out/ran""#,
     );
-    project.lock(&["cuda"], None);
-    let failed = project.run(&["build", "cuda", "--target", "cuda"]).code(2);
+    // `fine` sorts first and could build; the command must still fail before starting it.
+    project.recipe("fine", "[targets.cuda]", r#"touch "$out/ran""#);
+    project.lock(&["cuda", "fine"], None);
+    let failed = project
+        .run(&["build", "fine", "cuda", "--target", "cuda"])
+        .code(2);
     assert!(
         failed.stderr.contains("`/nonexistent/cuda`"),
         "{}",
