@@ -62,7 +62,7 @@ pub enum ColorChoice {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Commands {
-    /// Work with the store directly: add, cat, materialize, dump, ls, verify, gc
+    /// Work with the store directly: add, cat, materialize, dump, ls, verify, gc, inventory
     #[command(subcommand)]
     Store(StoreCommand),
     /// Build recipes from the store in a sandbox with no network; prints the output's address
@@ -77,6 +77,22 @@ hstore build --deployment-case cpu-router --check"
         after_help = "Examples:\n  hstore log infinilm-svc --target cpu\n  hstore log b3:…   # a build key or output address"
     )]
     Log(LogArgs),
+    /// Write one bundle file holding a lockfile's closure (and recorded builds) for an air-gapped store
+    #[command(after_help = "Examples:
+  hstore export -o infer.hsb                                  # the closure of ./lockfile.json
+  hstore export --lockfile a.json --lockfile b.json --with-builds -o all.hsb
+  hstore export --exclude have.json --sign release.secret -o - | ssh gpu01 hstore import -
+  hstore export --all -o - | split -b 4G - store.hsb.        # split media; `cat store.hsb.* | hstore import -`")]
+    Export(ExportArgs),
+    /// Verify a bundle and take in its objects; roots and records are registered only if all of it checked out
+    #[command(after_help = "Examples:
+  hstore import infer.hsb && hstore fetch --offline --lockfile lockfile.json
+  hstore import --trust release.pub infer.hsb                 # refuse unsigned or foreign bundles
+  cat store.hsb.* | hstore import --trusted-keys /etc/hstore/trusted-keys -")]
+    Import(ImportArgs),
+    /// Bundle signing keys (ed25519)
+    #[command(subcommand)]
+    Key(KeyCommand),
 }
 
 /// `hstore build`.
@@ -134,6 +150,65 @@ pub struct LogArgs {
     pub lockfile: PathBuf,
 }
 
+/// `hstore export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// A lockfile whose artifacts to export, repeatable [default: ./lockfile.json, unless --all]
+    #[arg(long, value_name = "FILE")]
+    pub lockfile: Vec<PathBuf>,
+
+    /// Also export recorded build outputs (roots named `build-*` and the `build` records)
+    #[arg(long)]
+    pub with_builds: bool,
+
+    /// Export every root in the store, and every build record
+    #[arg(long)]
+    pub all: bool,
+
+    /// Leave out objects (and whole subtrees) the receiving store already holds, as listed by its
+    /// `hstore store inventory`; repeatable
+    #[arg(long, value_name = "INVENTORY")]
+    pub exclude: Vec<PathBuf>,
+
+    /// Sign the bundle with this secret key (from `hstore key generate`)
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<PathBuf>,
+
+    /// Where to write the bundle; `-` for stdout
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+/// `hstore import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The bundle to read; `-` for stdin
+    #[arg(value_name = "FILE")]
+    pub input: PathBuf,
+
+    /// Require a signature by this public key (a `.pub` file or `hstore-ed25519:…` text); repeatable
+    #[arg(long, value_name = "PUBKEY")]
+    pub trust: Vec<String>,
+
+    /// Require a signature by one of the keys in this file (one public key per line, `#` comments); repeatable
+    #[arg(long, value_name = "FILE")]
+    pub trusted_keys: Vec<PathBuf>,
+}
+
+/// `hstore key …`.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create a key pair: NAME.secret (mode 0600, for `export --sign`) and NAME.pub (for `import --trust`)
+    #[command(
+        after_help = "Example:\n  hstore key generate --out release   # writes release.secret, release.pub; prints the public key"
+    )]
+    Generate {
+        /// Base name of the two files (neither may exist)
+        #[arg(long, value_name = "NAME")]
+        out: PathBuf,
+    },
+}
+
 /// `hstore store …`.
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
@@ -173,6 +248,11 @@ pub enum StoreCommand {
         #[arg(long)]
         repair: bool,
     },
+    /// Print the addresses this store holds (JSON), for `hstore export --exclude` on the connected side
+    #[command(
+        after_help = "Example:\n  hstore store inventory > have.json   # carry it to the connected machine"
+    )]
+    Inventory,
     /// Delete objects no root reaches (roots: fetched lockfiles, recorded builds)
     #[command(after_help = "Example:\n  hstore store gc --dry-run")]
     Gc {

@@ -120,6 +120,12 @@ fn hint_of(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
     if let Some(error) = cause.downcast_ref::<hstore_fetchers::recipe::Error>() {
         return error.hint();
     }
+    if let Some(error) = cause.downcast_ref::<hstore_store::bundle::Error>() {
+        return error.hint();
+    }
+    if let Some(error) = cause.downcast_ref::<hstore_store::bundle::KeyError>() {
+        return error.hint();
+    }
     if let Some(error) = cause.downcast_ref::<hstore_fetchers::lockfile::Error>() {
         return error.hint();
     }
@@ -150,4 +156,21 @@ pub fn init_logging(args: &GlobalArgs) {
         .without_time()
         .with_target(false)
         .try_init();
+}
+
+/// A byte count for people: `1.5 GiB`, `312 KiB`, `17 B`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    #[expect(clippy::cast_precision_loss, reason = "display only")]
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }

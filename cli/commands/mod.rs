@@ -1,6 +1,9 @@
 //! Dispatch: one module per command, each `run(&settings, printer) -> Result<ExitStatus>`.
 
 mod build;
+mod export;
+mod import;
+mod key;
 pub mod store;
 
 use anyhow::Result;
@@ -16,5 +19,8 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus> {
         Commands::Store(command) => store::run(command, &global, printer),
         Commands::Build(args) => build::run(args, &global, printer),
         Commands::Log(args) => build::log(&args, &global),
+        Commands::Export(args) => export::run(&args, &global, printer),
+        Commands::Import(args) => import::run(&args, &global, printer),
+        Commands::Key(command) => key::run(command, printer),
     }
 }

@@ -101,6 +101,16 @@ pub fn run(
                 Ok(ExitStatus::Failure)
             }
         }
+        StoreCommand::Inventory => {
+            let store = open_store(global)?;
+            let inventory = hstore_store::bundle::Inventory::of_store(&store)?;
+            let mut stdout = io::stdout().lock();
+            stdout
+                .write_all(inventory.to_json().as_bytes())
+                .and_then(|()| stdout.flush())
+                .context("failed to write to stdout")?;
+            Ok(ExitStatus::Success)
+        }
         StoreCommand::Gc { dry_run } => {
             let store =
                 Store::open_with(&global.store, LockMode::Exclusive).with_context(|| {

@@ -98,6 +98,27 @@ pub enum Error {
         /// Bytes actually read.
         actual: u64,
     },
+    /// Bytes in a stored encoding decoded to a different length than announced.
+    #[error("`{}` holds {actual} bytes, expected {expected}", path.display())]
+    SizeMismatch {
+        /// Where the bytes came from.
+        path: PathBuf,
+        /// The announced length.
+        expected: u64,
+        /// The length the bytes actually have (a lower bound when decoding stopped early).
+        actual: u64,
+    },
+    /// Bytes claimed to be in a stored encoding (a zstd frame) cannot be decoded.
+    #[error("`{}` is not a valid {encoding} payload", path.display())]
+    InvalidEncoding {
+        /// Where the bytes came from.
+        path: PathBuf,
+        /// The encoding that was claimed.
+        encoding: &'static str,
+        /// What the decoder said.
+        #[source]
+        source: std::io::Error,
+    },
     /// A materialization destination is not empty.
     #[error("destination `{}` already exists and is not an empty directory", path.display())]
     DestinationExists {

@@ -13,6 +13,7 @@
 //! - **recipe** / **lockfile**: defined by the layers above; the store only sees the lockfile as a blob.
 #![deny(missing_docs)]
 
+pub mod bundle;
 pub mod digest;
 pub mod error;
 pub mod gc;
@@ -23,6 +24,7 @@ pub mod meta;
 pub mod nar;
 pub mod path_component;
 pub mod store;
+pub mod transfer;
 pub mod tree;
 pub mod verify;
 
@@ -35,5 +37,6 @@ pub use materialize::{Permissions, remove_tree};
 pub use meta::Root;
 pub use path_component::PathComponent;
 pub use store::{BlobReader, LockMode, ObjectInfo, Store};
+pub use transfer::{BlobEncoding, copy_verified};
 pub use tree::{Directory, Node};
 pub use verify::{Problem, VerifyReport};

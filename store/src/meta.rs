@@ -24,7 +24,7 @@ pub struct Root {
     pub addresses: Vec<Digest>,
 }
 
-fn validate_name(name: &str) -> Result<()> {
+pub(crate) fn validate_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 200
         && !name.starts_with('.')

@@ -312,6 +312,19 @@ impl Store {
 
     /// Stores an already-encoded directory node, checking that it decodes and hashes to `digest`.
     pub fn put_directory_bytes(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
+        self.check_directory_bytes(digest, bytes)?;
+        let target = self.layout.object(digest, ObjectFormat::Directory);
+        if target.exists() {
+            return Ok(());
+        }
+        let mut temp = self.temp_file()?;
+        temp.write_all(bytes)
+            .map_err(Error::io("write", temp.path()))?;
+        self.persist(temp, digest, ObjectFormat::Directory)
+    }
+
+    /// Checks that `bytes` hash to `digest` and decode as a directory node under every rule of the format.
+    pub fn check_directory_bytes(&self, digest: &Digest, bytes: &[u8]) -> Result<Directory> {
         let actual = Digest::of_bytes(bytes);
         if actual != *digest {
             return Err(Error::DigestMismatch {
@@ -323,20 +336,17 @@ impl Store {
         Directory::decode(bytes).map_err(|source| Error::MalformedDirectory {
             digest: *digest,
             source,
-        })?;
-        let target = self.layout.object(digest, ObjectFormat::Directory);
-        if target.exists() {
-            return Ok(());
-        }
-        let mut temp = self.temp_file()?;
-        temp.write_all(bytes)
-            .map_err(Error::io("write", temp.path()))?;
-        self.persist(temp, digest, ObjectFormat::Directory)
+        })
     }
 
     /// fsyncs `temp` and renames it to the object's place without clobbering. Losing a race to an identical
     /// object is success: both have the same bytes.
-    fn persist(&self, temp: NamedTempFile, digest: &Digest, format: ObjectFormat) -> Result<()> {
+    pub(crate) fn persist(
+        &self,
+        temp: NamedTempFile,
+        digest: &Digest,
+        format: ObjectFormat,
+    ) -> Result<()> {
         temp.as_file()
             .sync_all()
             .map_err(Error::io("fsync", temp.path()))?;
@@ -441,7 +451,7 @@ impl Store {
     }
 
     /// The decompressed size recorded in a zstd object's frame header (or counted, if it was not recorded).
-    fn zstd_content_size(digest: &Digest, path: &Path) -> Result<u64> {
+    pub(crate) fn zstd_content_size(digest: &Digest, path: &Path) -> Result<u64> {
         let mut head = [0u8; 18];
         let mut file = File::open(path).map_err(Error::io("open", path))?;
         let len = read_full(&mut file, &mut head).map_err(Error::io("read", path))?;

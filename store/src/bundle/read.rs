@@ -1,0 +1,598 @@
+//! Reading bundles: [`import`] checks every byte of a bundle while streaming it into a store.
+//!
+//! Objects become visible one at a time, each only after it decoded to its listed size and hashed to its address
+//! (via [`Store::add_encoded_blob`] and [`Store::put_directory_bytes`]), and, for a directory node, only once all its
+//! children are present. Roots and records are written only after the whole stream checked out, trailer included.
+//! When trusted keys are given, the signature over the manifest is checked before the first object is read. Memory:
+//! the manifest and a set of the addresses seen (about 100 bytes per object), plus a few 1 MiB buffers; never a
+//! whole blob.
+
+use std::collections::HashMap;
+use std::io::{self, BufReader, Read};
+use std::path::Path;
+
+use super::keys::{KeyError, PublicKey};
+use super::{
+    Error, FORMAT_VERSION, MAGIC, MANIFEST_FORMAT, MAX_DIRECTORY_BYTES, MAX_MANIFEST_BYTES,
+    Manifest, ObjectKind, PayloadEncoding, SIGNATURE_ED25519, SIGNATURE_NONE, TAG_OBJECT,
+    TAG_TRAILER, signed_message,
+};
+use crate::digest::Digest;
+use crate::layout::ObjectFormat;
+use crate::meta::Root;
+use crate::store::{BUFFER_SIZE, Store};
+use crate::transfer::BlobEncoding;
+use crate::tree::Node;
+
+/// How to import.
+#[derive(Clone, Debug, Default)]
+pub struct ImportOptions {
+    /// When set, the bundle must be signed by one of these keys, checked before any object is read.
+    pub trusted_keys: Option<Vec<PublicKey>>,
+}
+
+/// What [`import`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    /// Objects in the bundle, all verified.
+    pub objects: usize,
+    /// Of those, objects the store did not hold before.
+    pub added: usize,
+    /// Decoded bytes of all objects.
+    pub content_bytes: u64,
+    /// Bytes of the bundle.
+    pub bundle_bytes: u64,
+    /// Roots registered.
+    pub roots: Vec<String>,
+    /// Lockfile blobs carried.
+    pub lockfiles: Vec<Digest>,
+    /// Records written.
+    pub records: usize,
+    /// Who signed the bundle, if anyone (always a trusted key when trust was required).
+    pub signer: Option<PublicKey>,
+}
+
+/// The input, hashed and counted as it is read; remembers whether it ended.
+struct StreamReader<'a> {
+    inner: BufReader<&'a mut dyn Read>,
+    hasher: blake3::Hasher,
+    offset: u64,
+    ended: bool,
+}
+
+impl Read for StreamReader<'_> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buffer)?;
+        if n == 0 && !buffer.is_empty() {
+            self.ended = true;
+        }
+        if n >= BUFFER_SIZE / 2 {
+            self.hasher.update_rayon(&buffer[..n]);
+        } else {
+            self.hasher.update(&buffer[..n]);
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+/// One object's payload: exactly `remaining` bytes of the stream, or an `UnexpectedEof` error.
+struct Payload<'s, 'a> {
+    stream: &'s mut StreamReader<'a>,
+    remaining: u64,
+}
+
+impl Read for Payload<'_, '_> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 || buffer.is_empty() {
+            return Ok(0);
+        }
+        let max = usize::try_from(self.remaining)
+            .unwrap_or(usize::MAX)
+            .min(buffer.len());
+        let n = self.stream.read(&mut buffer[..max])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the bundle ends inside an object payload",
+            ));
+        }
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}
+
+struct Importer<'a, 's> {
+    store: &'s Store,
+    name: String,
+    stream: StreamReader<'a>,
+}
+
+impl Importer<'_, '_> {
+    /// Fills `buffer` from the stream; running out is [`Error::Truncated`] naming what was being read.
+    fn exact(&mut self, buffer: &mut [u8], inside: impl FnOnce() -> String) -> Result<(), Error> {
+        match self.stream.read_exact(buffer) {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => Err(Error::Truncated {
+                name: self.name.clone(),
+                offset: self.stream.offset,
+                inside: inside(),
+            }),
+            Err(source) => Err(Error::Read {
+                name: self.name.clone(),
+                offset: self.stream.offset,
+                source,
+            }),
+        }
+    }
+
+    fn inconsistent(&self, problem: String) -> Error {
+        Error::InconsistentManifest {
+            name: self.name.clone(),
+            problem,
+        }
+    }
+}
+
+/// Reads the bundle `input` (named `name` in messages) into `store`. See the module docs of [`super`] for the
+/// order of checks. On error, objects already verified stay in the store (harmless: they are content-addressed and
+/// complete, and they make a retry cheap); no root or record is written.
+pub fn import(
+    store: &Store,
+    input: &mut dyn Read,
+    name: &str,
+    options: &ImportOptions,
+) -> Result<ImportReport, Error> {
+    let mut importer = Importer {
+        store,
+        name: name.to_owned(),
+        stream: StreamReader {
+            inner: BufReader::with_capacity(BUFFER_SIZE, input),
+            hasher: blake3::Hasher::new(),
+            offset: 0,
+            ended: false,
+        },
+    };
+    let (manifest, signer) = read_head(&mut importer, options)?;
+    check_manifest(&importer, &manifest)?;
+    let mut report = read_objects(&mut importer, &manifest)?;
+    read_trailer(&mut importer, manifest.objects.len())?;
+    report.bundle_bytes = importer.stream.offset;
+    report.signer = signer;
+    report.lockfiles.clone_from(&manifest.lockfiles);
+
+    // Everything checked out: only now register what the bundle carries.
+    for record in &manifest.records {
+        store.put_meta(&record.namespace, &record.key, &record.value)?;
+    }
+    report.records = manifest.records.len();
+    let existing: HashMap<String, Root> = store.roots()?.into_iter().collect();
+    for (root_name, root) in &manifest.roots {
+        let mut merged = root.clone();
+        if let Some(old) = existing.get(root_name) {
+            // Never drop gc protection a root already gave: keep the union of addresses.
+            merged.addresses.extend(old.addresses.iter().copied());
+            merged.addresses.sort();
+            merged.addresses.dedup();
+        }
+        store.set_root(root_name, &merged)?;
+        report.roots.push(root_name.clone());
+    }
+    store.flush()?;
+    Ok(report)
+}
+
+/// Header, manifest and signature.
+fn read_head(
+    importer: &mut Importer<'_, '_>,
+    options: &ImportOptions,
+) -> Result<(Manifest, Option<PublicKey>), Error> {
+    let mut magic = [0u8; MAGIC.len()];
+    let mut filled = 0;
+    while filled < magic.len() {
+        match importer.stream.read(&mut magic[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(source) => {
+                return Err(Error::Read {
+                    name: importer.name.clone(),
+                    offset: importer.stream.offset,
+                    source,
+                });
+            }
+        }
+    }
+    if magic[..filled] != MAGIC[..filled] || filled == 0 {
+        return Err(Error::NotABundle {
+            name: importer.name.clone(),
+        });
+    }
+    if filled < magic.len() {
+        return Err(Error::Truncated {
+            name: importer.name.clone(),
+            offset: importer.stream.offset,
+            inside: "the header".into(),
+        });
+    }
+    let mut version = [0u8; 4];
+    importer.exact(&mut version, || "the header".into())?;
+    let found = u32::from_le_bytes(version);
+    if found != FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion {
+            name: importer.name.clone(),
+            found,
+        });
+    }
+    let mut length = [0u8; 8];
+    importer.exact(&mut length, || "the header".into())?;
+    let manifest_length = u64::from_le_bytes(length);
+    if manifest_length > MAX_MANIFEST_BYTES {
+        return Err(Error::ManifestTooLarge {
+            name: importer.name.clone(),
+            length: manifest_length,
+        });
+    }
+    let mut manifest_bytes = vec![0u8; manifest_length as usize];
+    importer.exact(&mut manifest_bytes, || "the manifest".into())?;
+    let mut header_hasher = blake3::Hasher::new();
+    header_hasher.update(MAGIC);
+    header_hasher.update(&version);
+    header_hasher.update(&length);
+    header_hasher.update(&manifest_bytes);
+    let header_digest = Digest::from(header_hasher.finalize());
+    let mut kind = [0u8; 1];
+    importer.exact(&mut kind, || "the signature".into())?;
+    let signer = match kind[0] {
+        SIGNATURE_NONE => None,
+        SIGNATURE_ED25519 => {
+            let mut key = [0u8; 32];
+            let mut signature = [0u8; 64];
+            importer.exact(&mut key, || "the signature".into())?;
+            importer.exact(&mut signature, || "the signature".into())?;
+            let key = PublicKey::from_bytes(&key).ok_or_else(|| KeyError::Invalid {
+                text: hex::encode(key),
+                kind: "public",
+                reason: "the bundle's signing key is not a valid ed25519 point",
+            })?;
+            if !key.verify(&signed_message(&header_digest), &signature) {
+                return Err(Error::BadSignature {
+                    name: importer.name.clone(),
+                    key: key.to_string(),
+                });
+            }
+            Some(key)
+        }
+        other => {
+            return Err(Error::UnknownSignatureKind {
+                name: importer.name.clone(),
+                kind: other,
+            });
+        }
+    };
+    if let Some(trusted) = &options.trusted_keys {
+        match signer {
+            None => {
+                return Err(Error::Unsigned {
+                    name: importer.name.clone(),
+                });
+            }
+            Some(key) if !trusted.contains(&key) => {
+                return Err(Error::UntrustedKey {
+                    name: importer.name.clone(),
+                    key: key.to_string(),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    // Parsed only now: with trust required, an untrusted manifest is never even parsed.
+    let manifest: Manifest =
+        serde_json::from_slice(&manifest_bytes).map_err(|source| Error::InvalidManifest {
+            name: importer.name.clone(),
+            source,
+        })?;
+    drop(manifest_bytes);
+    if manifest.format != MANIFEST_FORMAT || manifest.version != FORMAT_VERSION {
+        return Err(importer.inconsistent(format!(
+            "it says format `{}` version {}, the header says `{MANIFEST_FORMAT}` version {FORMAT_VERSION}",
+            manifest.format, manifest.version
+        )));
+    }
+
+    Ok((manifest, signer))
+}
+
+/// Checks the manifest against itself and the store, before any object is read.
+fn check_manifest(importer: &Importer<'_, '_>, manifest: &Manifest) -> Result<(), Error> {
+    let store = importer.store;
+    let mut listed: HashMap<Digest, ObjectKind> = HashMap::with_capacity(manifest.objects.len());
+    for (position, object) in manifest.objects.iter().enumerate() {
+        if listed.insert(object.address, object.kind).is_some() {
+            return Err(importer.inconsistent(format!(
+                "object {} is listed twice (again at #{position})",
+                object.address
+            )));
+        }
+        if object.kind == ObjectKind::Dir && object.size > MAX_DIRECTORY_BYTES {
+            return Err(importer.inconsistent(format!(
+                "directory node {} is listed with {} bytes (at most {MAX_DIRECTORY_BYTES} are accepted)",
+                object.address, object.size
+            )));
+        }
+    }
+    let valid = |name: &str| crate::meta::validate_name(name).is_ok();
+    for (root_name, root) in &manifest.roots {
+        if !valid(root_name) {
+            return Err(importer.inconsistent(format!("root name `{root_name}` is not valid")));
+        }
+        for address in &root.addresses {
+            if !listed.contains_key(address) && store.object_format(address)?.is_none() {
+                return Err(Error::NotInClosure {
+                    name: importer.name.clone(),
+                    what: format!("root `{root_name}`"),
+                    address: *address,
+                });
+            }
+        }
+    }
+    for record in &manifest.records {
+        if !valid(&record.namespace) || !valid(&record.key) {
+            return Err(importer.inconsistent(format!(
+                "record name `{}/{}` is not valid",
+                record.namespace, record.key
+            )));
+        }
+    }
+    for lockfile in &manifest.lockfiles {
+        let present = match listed.get(lockfile) {
+            Some(kind) => *kind == ObjectKind::Blob,
+            None => store.blob_format(lockfile)?.is_some(),
+        };
+        if !present {
+            return Err(Error::NotInClosure {
+                name: importer.name.clone(),
+                what: "the lockfile list".into(),
+                address: *lockfile,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The object records, each checked against the manifest and stored once verified.
+fn read_objects(
+    importer: &mut Importer<'_, '_>,
+    manifest: &Manifest,
+) -> Result<ImportReport, Error> {
+    let store = importer.store;
+    let count = manifest.objects.len();
+    let mut seen: HashMap<Digest, ObjectKind> = HashMap::with_capacity(count);
+    let mut report = ImportReport::default();
+    let mut buffer = Vec::new();
+    for position in 0.. {
+        let mut tag = [0u8; 1];
+        importer.exact(&mut tag, || {
+            manifest.objects.get(position).map_or_else(
+                || "the trailer".to_owned(),
+                |object| format!("the record of object #{position} ({})", object.address),
+            )
+        })?;
+        match tag[0] {
+            TAG_TRAILER => {
+                if let Some(missing) = manifest.objects.get(position) {
+                    return Err(Error::MissingObjects {
+                        name: importer.name.clone(),
+                        listed: count,
+                        found: position,
+                        missing: missing.address,
+                    });
+                }
+                break;
+            }
+            TAG_OBJECT => {}
+            other => {
+                return Err(Error::UnknownTag {
+                    name: importer.name.clone(),
+                    offset: importer.stream.offset - 1,
+                    tag: other,
+                });
+            }
+        }
+        let mut head = [0u8; 32 + 1 + 8];
+        importer.exact(&mut head, || {
+            format!("the record header of object #{position}")
+        })?;
+        let mut address_bytes = [0u8; 32];
+        address_bytes.copy_from_slice(&head[..32]);
+        let found = Digest::from_bytes(address_bytes);
+        let mut length_bytes = [0u8; 8];
+        length_bytes.copy_from_slice(&head[33..]);
+        let length = u64::from_le_bytes(length_bytes);
+        let listed = manifest.objects.get(position);
+        let Some(listed) = listed.filter(|listed| listed.address == found).copied() else {
+            return Err(Error::UnexpectedObject {
+                name: importer.name.clone(),
+                position,
+                expected: listed.map(|listed| listed.address),
+                found,
+            });
+        };
+        let mismatch = |problem: String| Error::ObjectMismatch {
+            name: importer.name.clone(),
+            position,
+            address: found,
+            problem,
+        };
+        let Some(encoding) = PayloadEncoding::from_byte(head[32]) else {
+            return Err(mismatch(format!(
+                "has unknown payload encoding {}",
+                head[32]
+            )));
+        };
+        if encoding.kind() != listed.kind {
+            return Err(mismatch(format!(
+                "is a {} in the stream but listed as a {}",
+                encoding.kind().name(),
+                listed.kind.name()
+            )));
+        }
+        let added = match encoding {
+            PayloadEncoding::Directory => {
+                if length != listed.size {
+                    return Err(mismatch(format!(
+                        "is {length} bytes in the stream but listed with {} bytes",
+                        listed.size
+                    )));
+                }
+                buffer.clear();
+                buffer.resize(length as usize, 0);
+                importer.exact(&mut buffer, || {
+                    format!("the payload of object #{position} ({found})")
+                })?;
+                import_directory(importer, &seen, position, found, &buffer)?
+            }
+            PayloadEncoding::RawBlob | PayloadEncoding::ZstdBlob => {
+                let blob_encoding = if encoding == PayloadEncoding::RawBlob {
+                    BlobEncoding::Raw
+                } else {
+                    BlobEncoding::Zstd
+                };
+                let source = format!("{} object #{position}", importer.name);
+                let mut payload = Payload {
+                    stream: &mut importer.stream,
+                    remaining: length,
+                };
+                let result = store.add_encoded_blob(
+                    &mut payload,
+                    blob_encoding,
+                    found,
+                    listed.size,
+                    Path::new(&source),
+                );
+                let remaining = payload.remaining;
+                match result {
+                    Ok(_) if remaining != 0 => {
+                        return Err(mismatch(format!(
+                            "decoded fully with {remaining} payload bytes left over"
+                        )));
+                    }
+                    Ok(added) => added,
+                    Err(_) if importer.stream.ended => {
+                        return Err(Error::Truncated {
+                            name: importer.name.clone(),
+                            offset: importer.stream.offset,
+                            inside: format!("the payload of object #{position} ({found})"),
+                        });
+                    }
+                    Err(source) => {
+                        return Err(Error::BadObject {
+                            name: importer.name.clone(),
+                            position,
+                            address: found,
+                            source: Box::new(source),
+                        });
+                    }
+                }
+            }
+        };
+        seen.insert(found, listed.kind);
+        report.objects += 1;
+        report.added += usize::from(added);
+        report.content_bytes += listed.size;
+    }
+    Ok(report)
+}
+
+/// Verifies a directory node, checks its children are present, and stores it. Returns whether it was new.
+fn import_directory(
+    importer: &Importer<'_, '_>,
+    seen: &HashMap<Digest, ObjectKind>,
+    position: usize,
+    address: Digest,
+    bytes: &[u8],
+) -> Result<bool, Error> {
+    let store = importer.store;
+    let directory = store
+        .check_directory_bytes(&address, bytes)
+        .map_err(|source| Error::BadObject {
+            name: importer.name.clone(),
+            position,
+            address,
+            source: Box::new(source),
+        })?;
+    for (entry, node) in directory.entries() {
+        let (child, kind) = match node {
+            Node::File { digest, .. } => (*digest, ObjectKind::Blob),
+            Node::Directory { digest, .. } => (*digest, ObjectKind::Dir),
+            Node::Symlink { .. } => continue,
+        };
+        let present = match seen.get(&child) {
+            Some(seen_kind) => *seen_kind == kind,
+            None => match kind {
+                ObjectKind::Blob => store.blob_format(&child)?.is_some(),
+                ObjectKind::Dir => store
+                    .layout()
+                    .object(&child, ObjectFormat::Directory)
+                    .exists(),
+            },
+        };
+        if !present {
+            return Err(Error::MissingChild {
+                name: importer.name.clone(),
+                parent: address,
+                entry: String::from_utf8_lossy(entry.as_bytes()).into_owned(),
+                kind,
+                child,
+            });
+        }
+    }
+    if store
+        .layout()
+        .object(&address, ObjectFormat::Directory)
+        .exists()
+    {
+        return Ok(false);
+    }
+    store.put_directory_bytes(&address, bytes)?;
+    Ok(true)
+}
+
+/// The trailer: object count and the hash of everything before it, then the end of the stream.
+fn read_trailer(importer: &mut Importer<'_, '_>, count: usize) -> Result<(), Error> {
+    let mut count_bytes = [0u8; 8];
+    importer.exact(&mut count_bytes, || "the trailer".into())?;
+    let computed = Digest::from(importer.stream.hasher.finalize());
+    let mut stored = [0u8; 32];
+    importer.exact(&mut stored, || "the trailer".into())?;
+    let stored = Digest::from_bytes(stored);
+    let trailer_count = u64::from_le_bytes(count_bytes);
+    if trailer_count != count as u64 {
+        return Err(Error::BadTrailer {
+            name: importer.name.clone(),
+            problem: format!("the trailer counts {trailer_count} objects, the stream held {count}"),
+        });
+    }
+    if computed != stored {
+        return Err(Error::BadTrailer {
+            name: importer.name.clone(),
+            problem: format!(
+                "its bytes do not match the trailer hash\n  expected: {stored}\n  computed: {computed}"
+            ),
+        });
+    }
+    let offset = importer.stream.offset;
+    let mut extra = [0u8; 1];
+    match importer.stream.read(&mut extra) {
+        Ok(0) => Ok(()),
+        Ok(_) => Err(Error::TrailingData {
+            name: importer.name.clone(),
+            offset,
+        }),
+        Err(source) => Err(Error::Read {
+            name: importer.name.clone(),
+            offset,
+            source,
+        }),
+    }
+}
