@@ -336,6 +336,9 @@ fn plan(
     })
 }
 
+/// The Cargo.lock `source` of crates.io packages.
+const CRATES_IO_SOURCE: &str = "registry+https://github.com/rust-lang/crates.io-index";
+
 fn vendored_crate(artifact: &Artifact) -> Option<VendoredCrate> {
     let Artifact::Crate {
         name,
@@ -362,10 +365,13 @@ fn vendored_crate(artifact: &Artifact) -> Option<VendoredCrate> {
             reference,
         }
     });
+    // Any other registry (`sparse+…`, `registry+…` but crates.io) needs its own replacement stanza.
+    let registry = (git.is_none() && source != CRATES_IO_SOURCE).then(|| source.clone());
     Some(VendoredCrate {
         dir_name: format!("{name}-{version}"),
         tree: *address,
         git,
+        registry,
     })
 }
 
