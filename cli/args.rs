@@ -65,6 +65,21 @@ pub enum Commands {
     /// Work with the store directly: add, cat, materialize, dump, ls, verify, gc, inventory
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Resolve every recipe source, fetch it into the store, and write lockfile.json
+    #[command(
+        after_help = "Examples:\n  hstore lock                              # recipes/ -> lockfile.json\n  \
+hstore lock --update svc                 # re-resolve one source (its branch moved)\n  \
+hstore lock --locked                     # CI: fail (exit 1) if lockfile.json is stale\n  \
+hstore lock --mirror https://github.com/=file:///srv/git/"
+    )]
+    Lock(LockArgs),
+    /// Make the store hold everything a lockfile names (downloading only what is missing)
+    #[command(
+        after_help = "Examples:\n  hstore fetch                             # ./lockfile.json\n  \
+hstore fetch --lockfile deploy/lockfile.json --mirror https://index.crates.io/=https://mirror.example/crates/\n  \
+hstore fetch --offline                   # check that the store already holds it all"
+    )]
+    Fetch(FetchArgs),
     /// Build recipes from the store in a sandbox with no network; prints the output's address
     #[command(
         after_help = "Examples:\n  hstore build --target cpu --out-link result\n  \
@@ -93,6 +108,55 @@ hstore build --deployment-case cpu-router --check"
     /// Bundle signing keys (ed25519)
     #[command(subcommand)]
     Key(KeyCommand),
+}
+
+/// `hstore lock`.
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// Directory of recipe files (`*.toml`)
+    #[arg(long, value_name = "DIR", default_value = "recipes")]
+    pub recipes: PathBuf,
+
+    /// The lockfile to write
+    #[arg(
+        short = 'o',
+        long,
+        value_name = "FILE",
+        default_value = "lockfile.json"
+    )]
+    pub lockfile: PathBuf,
+
+    /// Rewrite a URL prefix (like git's insteadOf); repeatable; adds to `[mirrors]` in hstore.toml
+    #[arg(long, value_name = "FROM=TO")]
+    pub mirror: Vec<String>,
+
+    /// Re-resolve sources even if their recipe is unchanged: all, or the one named (`source` or `recipe.source`)
+    #[arg(long, value_name = "SOURCE", num_args = 0..=1, default_missing_value = "")]
+    pub update: Option<String>,
+
+    /// Fail (exit 1) instead of writing if the lockfile would change
+    #[arg(long)]
+    pub locked: bool,
+
+    /// Never touch the network; fail naming what is missing from the store
+    #[arg(long)]
+    pub offline: bool,
+}
+
+/// `hstore fetch`.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// The lockfile to fetch
+    #[arg(long, value_name = "FILE", default_value = "lockfile.json")]
+    pub lockfile: PathBuf,
+
+    /// Rewrite a URL prefix (like git's insteadOf); repeatable; adds to `[mirrors]` in hstore.toml
+    #[arg(long, value_name = "FROM=TO")]
+    pub mirror: Vec<String>,
+
+    /// Never touch the network; fail naming what is missing from the store
+    #[arg(long)]
+    pub offline: bool,
 }
 
 /// `hstore build`.

@@ -4,6 +4,7 @@ mod args;
 mod commands;
 mod env_vars;
 mod printer;
+mod reporter;
 mod settings;
 
 use std::process::ExitCode;

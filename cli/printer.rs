@@ -81,6 +81,35 @@ impl Printer {
         }
     }
 
+    /// Reports one failed item (the run goes on): `error:`, its causes and hints, as [`Printer::render_error`].
+    pub fn item_error(&self, error: &(dyn std::error::Error + 'static)) {
+        let label = if self.color {
+            "\x1b[1;31merror\x1b[0m"
+        } else {
+            "error"
+        };
+        let mut stderr = io::stderr().lock();
+        let _ = writeln!(stderr, "{label}: {error}");
+        let mut source = error.source();
+        let mut hints: Vec<String> = hint_of(error).into_iter().collect();
+        while let Some(cause) = source {
+            let _ = writeln!(stderr, "  caused by: {cause}");
+            hints.extend(hint_of(cause));
+            source = cause.source();
+        }
+        hints.dedup();
+        for hint in hints {
+            let _ = writeln!(stderr, "  hint: {hint}");
+        }
+    }
+
+    /// Writes a line of plain text to stderr (diffs, lists), unless quiet.
+    pub fn line(&self, text: impl std::fmt::Display) {
+        if !self.quiet {
+            eprintln!("{text}");
+        }
+    }
+
     /// Renders an error chain with its hints; a broken pipe is a normal end (exit 0).
     pub fn render_error(&self, error: &anyhow::Error) -> ExitCode {
         if error.chain().any(|cause| {
@@ -115,6 +144,12 @@ impl Printer {
 fn hint_of(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
     use hstore_store::Hint;
     if let Some(error) = cause.downcast_ref::<hstore_store::Error>() {
+        return error.hint();
+    }
+    if let Some(error) = cause.downcast_ref::<hstore_fetchers::Error>() {
+        return error.hint();
+    }
+    if let Some(error) = cause.downcast_ref::<hstore_fetchers::archive::Error>() {
         return error.hint();
     }
     if let Some(error) = cause.downcast_ref::<hstore_fetchers::recipe::Error>() {

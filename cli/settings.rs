@@ -12,6 +12,12 @@ use crate::env_vars;
 pub struct GlobalSettings {
     /// The store root.
     pub store: PathBuf,
+    /// The cache directory (`HSTORE_CACHE`, else `$XDG_CACHE_HOME/hstore`, else `~/.cache/hstore`).
+    pub cache: PathBuf,
+    /// Whether download retries sleep (off with `HSTORE_TEST_NO_RETRY_DELAY=1`).
+    pub retry_delay: bool,
+    /// `-v` given: list each artifact as it is fetched.
+    pub verbose: bool,
 }
 
 impl GlobalSettings {
@@ -21,8 +27,29 @@ impl GlobalSettings {
             Some(store) => store.clone(),
             None => default_store().context("cannot find a default store location")?,
         };
-        Ok(Self { store })
+        let cache = default_cache().context("cannot find a cache location")?;
+        let retry_delay =
+            std::env::var_os(env_vars::HSTORE_TEST_NO_RETRY_DELAY).is_none_or(|v| v != "1");
+        Ok(Self {
+            store,
+            cache,
+            retry_delay,
+            verbose: args.verbose > 0,
+        })
     }
+}
+
+fn default_cache() -> Result<PathBuf> {
+    if let Some(cache) = std::env::var_os(env_vars::HSTORE_CACHE).filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(cache));
+    }
+    if let Some(cache) = std::env::var_os(env_vars::XDG_CACHE_HOME).filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(cache).join("hstore"));
+    }
+    let home = std::env::var_os(env_vars::HOME)
+        .filter(|v| !v.is_empty())
+        .context("neither HSTORE_CACHE, XDG_CACHE_HOME nor HOME is set")?;
+    Ok(PathBuf::from(home).join(".cache/hstore"))
 }
 
 fn default_store() -> Result<PathBuf> {

@@ -2,8 +2,10 @@
 
 mod build;
 mod export;
+mod fetch;
 mod import;
 mod key;
+mod lock;
 pub mod store;
 
 use anyhow::Result;
@@ -17,6 +19,8 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus> {
     let global = GlobalSettings::resolve(&cli.global)?;
     match cli.command {
         Commands::Store(command) => store::run(command, &global, printer),
+        Commands::Lock(args) => lock::run(&args, &global, printer),
+        Commands::Fetch(args) => fetch::run(&args, &global, printer),
         Commands::Build(args) => build::run(args, &global, printer),
         Commands::Log(args) => build::log(&args, &global),
         Commands::Export(args) => export::run(&args, &global, printer),

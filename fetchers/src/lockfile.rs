@@ -171,7 +171,7 @@ pub enum Artifact {
     },
     /// A plain download.
     Url {
-        /// `url+<url>`.
+        /// `url+<url>`, or `url+<url>#unpack-<strip_components>` when unpacked.
         id: String,
         /// Canonical URL.
         url: String,
@@ -179,6 +179,9 @@ pub enum Artifact {
         sha256: String,
         /// Stored unpacked as a tree (else as a blob).
         unpack: bool,
+        /// Leading path components dropped when unpacking.
+        #[serde(default)]
+        strip_components: usize,
         /// Address of the blob or tree.
         address: Digest,
         /// Size of the blob, or total file bytes of the tree.
@@ -186,7 +189,7 @@ pub enum Artifact {
     },
     /// A local directory.
     Path {
-        /// `path+<path relative to the lockfile's directory>`.
+        /// `path+<path relative to the lockfile's directory>`, plus `#exclude=<a>,<b>` when the recipe excludes more.
         id: String,
         /// Path relative to the lockfile's directory.
         path: String,
@@ -370,6 +373,7 @@ mod tests {
             url: format!("http://127.0.0.1/{id}"),
             sha256: "00".repeat(32),
             unpack: false,
+            strip_components: 0,
             address: Digest::from_bytes([byte; 32]),
             size: 3,
         }

@@ -1,0 +1,55 @@
+//! `hstore fetch`: make the store hold a lockfile's whole closure, then register the lockfile as a gc root.
+//! Per-artifact failures are reported and the run goes on; the exit code is set at the end (STYLE.md 13).
+
+use std::sync::Arc;
+
+use anyhow::{Result, bail};
+use hstore_fetchers::lockfile::Lockfile;
+
+use super::lock::{fetcher, load_mirrors, lockfile_dir, register_root, runtime};
+use crate::args::FetchArgs;
+use crate::printer::{ExitStatus, Printer};
+use crate::reporter::ProgressReporter;
+use crate::settings::GlobalSettings;
+
+pub fn run(args: &FetchArgs, global: &GlobalSettings, printer: &Printer) -> Result<ExitStatus> {
+    let lockfile = Lockfile::load(&args.lockfile)?;
+    let dir = lockfile_dir(&args.lockfile);
+    let mirrors = load_mirrors(&args.mirror, Some(&dir))?;
+    let reporter = Arc::new(ProgressReporter::new(printer, global.verbose));
+    let (store, fetcher) = fetcher(global, mirrors, args.offline, Arc::clone(&reporter))?;
+    let errors = if lockfile
+        .artifacts
+        .iter()
+        .all(|a| store.object_format(&a.address()).ok().flatten().is_some())
+    {
+        // Warm path: everything is there; no runtime, no network, no hashing.
+        Vec::new()
+    } else {
+        runtime()?.block_on(fetcher.fetch(&lockfile, &dir))
+    };
+    reporter.finish();
+    if !errors.is_empty() {
+        for error in &errors {
+            printer.item_error(error);
+        }
+        bail!(
+            "{} of {} artifacts of `{}` could not be fetched",
+            errors.len(),
+            lockfile.artifacts.len(),
+            args.lockfile.display()
+        );
+    }
+    let root = register_root(&store, &args.lockfile, &lockfile)?;
+    printer.status(
+        "Fetched",
+        format!(
+            "{} artifacts of `{}` ({} new, {} bytes downloaded); gc root `{root}`",
+            lockfile.artifacts.len(),
+            args.lockfile.display(),
+            reporter.artifacts_added(),
+            reporter.bytes_downloaded()
+        ),
+    );
+    Ok(ExitStatus::Success)
+}

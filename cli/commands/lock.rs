@@ -1,0 +1,226 @@
+//! `hstore lock`: recipes → lockfile.json, fetching into the store while resolving. Also the pieces `fetch` shares:
+//! mirror loading, the async runtime, the fetcher and the lockfile's gc root.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use hstore_fetchers::http::DownloadOptions;
+use hstore_fetchers::lockfile::Lockfile;
+use hstore_fetchers::mirrors::Mirrors;
+use hstore_fetchers::recipe::Recipe;
+use hstore_fetchers::{Fetcher, FetcherOptions, Update};
+use hstore_store::{Root, Store};
+
+use crate::args::LockArgs;
+use crate::printer::{ExitStatus, Printer};
+use crate::reporter::ProgressReporter;
+use crate::settings::GlobalSettings;
+
+/// The config file holding `[mirrors]`.
+pub const CONFIG_FILE: &str = "hstore.toml";
+
+/// `--mirror` rules, then `[mirrors]` from `hstore.toml` in the current directory, then in `extra_dir` (the
+/// recipes directory's parent, or the lockfile's directory).
+pub fn load_mirrors(specs: &[String], extra_dir: Option<&Path>) -> Result<Mirrors> {
+    let mut mirrors = Mirrors::new();
+    for spec in specs {
+        mirrors.add_spec(spec)?;
+    }
+    mirrors.add_config_file(Path::new(CONFIG_FILE))?;
+    if let Some(dir) = extra_dir {
+        let candidate = dir.join(CONFIG_FILE);
+        let same = candidate.canonicalize().ok() == Path::new(CONFIG_FILE).canonicalize().ok();
+        if !same {
+            mirrors.add_config_file(&candidate)?;
+        }
+    }
+    Ok(mirrors)
+}
+
+/// A multi-threaded runtime for one command (main stays synchronous; see ARCHITECTURE.md §6).
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    // The store hashes trees on rayon's pool; with many trees added at once a worker that waits in `join` steals
+    // other trees' jobs and nests them on its stack, which overflows rayon's 2 MiB default. 16 MiB is plenty.
+    // Failing means the pool already exists (another command set it up), which is fine.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .stack_size(16 << 20)
+        .build_global();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")
+}
+
+/// Opens the store and builds a fetcher over it.
+pub fn fetcher(
+    global: &GlobalSettings,
+    mirrors: Mirrors,
+    offline: bool,
+    reporter: Arc<ProgressReporter>,
+) -> Result<(Arc<Store>, Fetcher)> {
+    let store = Arc::new(super::store::open_store(global)?);
+    let options = FetcherOptions {
+        cache_dir: global.cache.clone(),
+        mirrors,
+        offline,
+        download: DownloadOptions {
+            retry_delay: global.retry_delay,
+            ..DownloadOptions::default()
+        },
+    };
+    let fetcher = Fetcher::new(Arc::clone(&store), options, reporter)
+        .context("failed to set up downloads")?;
+    Ok((store, fetcher))
+}
+
+/// Registers `lockfile` (its bytes stored as a blob too) as a gc root named after its hash.
+pub fn register_root(store: &Store, path: &Path, lockfile: &Lockfile) -> Result<String> {
+    let bytes = lockfile.to_json();
+    let blob = store
+        .add_bytes(&bytes)
+        .context("failed to store the lockfile")?;
+    let name = format!(
+        "lockfile-{}",
+        &hstore_store::Digest::of_bytes(&bytes).to_hex()[..16]
+    );
+    let mut addresses = lockfile.addresses();
+    addresses.push(blob);
+    addresses.sort();
+    addresses.dedup();
+    let description = std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string();
+    store
+        .set_root(
+            &name,
+            &Root {
+                description,
+                addresses,
+            },
+        )
+        .with_context(|| format!("failed to register gc root `{name}`"))?;
+    store.flush().context("failed to flush the store")?;
+    Ok(name)
+}
+
+/// The directory a lockfile lives in (for `path` sources).
+pub fn lockfile_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+pub fn run(args: &LockArgs, global: &GlobalSettings, printer: &Printer) -> Result<ExitStatus> {
+    let recipes = Recipe::load_dir(&args.recipes)?;
+    let previous = if args.lockfile.exists() {
+        Some(Lockfile::load(&args.lockfile)?)
+    } else {
+        None
+    };
+    let recipes_parent = args
+        .recipes
+        .canonicalize()
+        .ok()
+        .and_then(|dir| dir.parent().map(Path::to_path_buf));
+    let mirrors = load_mirrors(&args.mirror, recipes_parent.as_deref())?;
+    let update = match args.update.as_deref() {
+        None => Update::Nothing,
+        Some("") => Update::Everything,
+        Some(name) => Update::Sources(vec![name.to_owned()]),
+    };
+    let reporter = Arc::new(ProgressReporter::new(printer, global.verbose));
+    let (store, fetcher) = fetcher(global, mirrors, args.offline, Arc::clone(&reporter))?;
+    let dir = lockfile_dir(&args.lockfile);
+    let (lockfile, errors) =
+        runtime()?.block_on(fetcher.lock(&recipes, previous.as_ref(), &dir, &update));
+    reporter.finish();
+    if !errors.is_empty() {
+        for error in &errors {
+            printer.item_error(error);
+        }
+        bail!(
+            "failed to lock {} source(s) or artifact(s); `{}` was not written",
+            errors.len(),
+            args.lockfile.display()
+        );
+    }
+    let bytes = lockfile.to_json();
+    let old_bytes = std::fs::read(&args.lockfile).ok();
+    let changed = old_bytes.as_deref() != Some(bytes.as_slice());
+    if args.locked && changed {
+        printer.line(format!(
+            "error: `{}` is not up to date with the recipes (`--locked`):",
+            args.lockfile.display()
+        ));
+        match &previous {
+            Some(previous) => print_diff(printer, previous, &lockfile),
+            None => printer.line("  (the lockfile does not exist)"),
+        }
+        printer.line("\nhint: run `hstore lock` without `--locked` and commit the result");
+        return Ok(ExitStatus::Failure);
+    }
+    if changed {
+        lockfile
+            .save(&args.lockfile)
+            .with_context(|| format!("failed to write `{}`", args.lockfile.display()))?;
+    }
+    register_root(&store, &args.lockfile, &lockfile)?;
+    printer.status(
+        if changed { "Locked" } else { "Unchanged" },
+        format!(
+            "{} artifacts of {} recipe(s) in `{}` ({} fetched)",
+            lockfile.artifacts.len(),
+            lockfile.recipes.len(),
+            args.lockfile.display(),
+            reporter.artifacts_added()
+        ),
+    );
+    Ok(ExitStatus::Success)
+}
+
+/// A diff at the level of sources and artifacts: `-` old, `+` new.
+fn print_diff(printer: &Printer, old: &Lockfile, new: &Lockfile) {
+    let specs = |lock: &Lockfile| -> BTreeMap<String, String> {
+        lock.recipes
+            .iter()
+            .flat_map(|recipe| {
+                recipe.sources.iter().map(move |source| {
+                    (
+                        format!("{}.{}", recipe.name, source.name),
+                        serde_json::to_string(&source.spec).unwrap_or_default(),
+                    )
+                })
+            })
+            .collect()
+    };
+    let artifacts = |lock: &Lockfile| -> BTreeMap<String, String> {
+        lock.artifacts
+            .iter()
+            .map(|artifact| (artifact.id().to_owned(), artifact.address().to_string()))
+            .collect()
+    };
+    for (kind, old_map, new_map) in [
+        ("source", specs(old), specs(new)),
+        ("artifact", artifacts(old), artifacts(new)),
+    ] {
+        for (key, value) in &old_map {
+            match new_map.get(key) {
+                None => printer.line(format!("  - {kind} {key} {value}")),
+                Some(new_value) if new_value != value => {
+                    printer.line(format!("  - {kind} {key} {value}"));
+                    printer.line(format!("  + {kind} {key} {new_value}"));
+                }
+                Some(_) => {}
+            }
+        }
+        for (key, value) in &new_map {
+            if !old_map.contains_key(key) {
+                printer.line(format!("  + {kind} {key} {value}"));
+            }
+        }
+    }
+}

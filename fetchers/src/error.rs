@@ -1,0 +1,292 @@
+//! [`Error`]: everything a fetcher can fail with. One enum for the crate (STYLE.md 10); the archive, recipe and
+//! lockfile modules keep their own and are forwarded here.
+//!
+//! Every variant names the artifact or URL involved, so a per-item failure in a run of hundreds reads on its own.
+
+use std::path::PathBuf;
+
+/// Why fetching or locking a source failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The HTTP client failed (connection refused, TLS, timeout after every retry).
+    #[error("failed to download `{url}`")]
+    Http {
+        /// The URL actually requested (after mirror rewriting).
+        url: String,
+        /// reqwest's error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The server answered with an error status (after every retry, for retryable ones).
+    #[error("failed to download `{url}`: server answered {status}")]
+    HttpStatus {
+        /// The URL actually requested.
+        url: String,
+        /// The status code.
+        status: u16,
+    },
+    /// The body ended early or the connection dropped, and every retry failed too.
+    #[error("failed to download `{url}`: {message}")]
+    Transfer {
+        /// The URL actually requested.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The downloaded bytes do not hash to the pinned sha256; nothing was stored.
+    #[error(
+        "sha256 mismatch for {what} downloaded from `{url}`\n    expected: {expected}\n    computed: {actual}"
+    )]
+    Sha256Mismatch {
+        /// The artifact (`serde@1.0.0`, a URL source's name…).
+        what: String,
+        /// The URL actually requested.
+        url: String,
+        /// The pinned sha256.
+        expected: String,
+        /// What the bytes hash to.
+        actual: String,
+    },
+    /// Re-fetching an artifact gave a different tree than the lockfile records.
+    #[error(
+        "artifact `{id}` drifted: its upstream bytes verified, but they now give a different tree\n    expected: {expected}\n    computed: {actual}"
+    )]
+    AddressDrift {
+        /// The artifact id.
+        id: String,
+        /// The locked address.
+        expected: hstore_store::Digest,
+        /// The address the fresh bytes give.
+        actual: hstore_store::Digest,
+    },
+    /// `--offline` and the artifact is not in the store.
+    #[error("`{what}` is not in the store and `--offline` forbids downloading it")]
+    Offline {
+        /// The artifact, URL or repository.
+        what: String,
+    },
+    /// A file system operation failed.
+    #[error("failed to {action} `{}`", path.display())]
+    Io {
+        /// What we were doing.
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A `git` command failed.
+    #[error("git {action} failed for `{url}`: {stderr}")]
+    Git {
+        /// What we asked git to do.
+        action: String,
+        /// The repository (canonical URL).
+        url: String,
+        /// git's stderr, trimmed.
+        stderr: String,
+    },
+    /// `git` could not be run at all.
+    #[error("failed to run `git`")]
+    GitMissing {
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A ref names nothing in the repository.
+    #[error("ref `{reference}` not found in `{url}`")]
+    RefNotFound {
+        /// The repository.
+        url: String,
+        /// The ref.
+        reference: String,
+    },
+    /// A commit is missing from the repository (or its mirror).
+    #[error("commit `{commit}` not found in `{url}`{}", submodule_note(submodule.as_deref()))]
+    CommitNotFound {
+        /// The repository (canonical URL).
+        url: String,
+        /// Where bytes were fetched from, if a mirror.
+        fetched_from: Option<String>,
+        /// The commit.
+        commit: String,
+        /// For a submodule: its path in the parent.
+        submodule: Option<String>,
+    },
+    /// `.gitmodules` is malformed.
+    #[error("invalid `.gitmodules` in `{url}` at `{commit}`: {reason}")]
+    Gitmodules {
+        /// The repository.
+        url: String,
+        /// The commit.
+        commit: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A Cargo.lock could not be read or parsed.
+    #[error("invalid Cargo.lock `{path}` in source `{source_name}`: {message}")]
+    CargoLock {
+        /// The source holding it.
+        source_name: String,
+        /// Its path inside that source.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// A registry's `config.json` is unusable.
+    #[error("invalid registry index config `{url}`: {message}")]
+    IndexConfig {
+        /// The config URL.
+        url: String,
+        /// Why.
+        message: String,
+    },
+    /// A Cargo.lock package has a source kind hstore cannot vendor.
+    #[error("package `{name}@{version}` has unsupported source `{source_id}`")]
+    UnsupportedCrateSource {
+        /// Package name.
+        name: String,
+        /// Package version.
+        version: String,
+        /// The Cargo.lock `source`.
+        source_id: String,
+    },
+    /// A registry package has no checksum in Cargo.lock.
+    #[error("package `{name}@{version}` from `{source_id}` has no checksum in Cargo.lock")]
+    MissingChecksum {
+        /// Package name.
+        name: String,
+        /// Package version.
+        version: String,
+        /// The Cargo.lock `source`.
+        source_id: String,
+    },
+    /// A git dependency's package was not found in its repository.
+    #[error(
+        "package `{name}` not found in `{url}` at `{commit}` (no Cargo.toml with that package name)"
+    )]
+    GitPackageNotFound {
+        /// Package name.
+        name: String,
+        /// The repository.
+        url: String,
+        /// The commit.
+        commit: String,
+    },
+    /// A source refers to another that produced no tree.
+    #[error("source `{source_name}` needs `{needed}` to be a tree (git or path source)")]
+    NotATree {
+        /// The referring source.
+        source_name: String,
+        /// The source it refers to.
+        needed: String,
+    },
+    /// A URL artifact cannot be unpacked: unknown archive type.
+    #[error(
+        "cannot unpack `{url}`: its name does not end in .tar.gz, .tgz, .tar.xz, .tar.zst, .tar or .zip"
+    )]
+    UnknownArchive {
+        /// The URL.
+        url: String,
+    },
+    /// Something failed while resolving or fetching one artifact; wraps the cause with the artifact's name.
+    #[error("{context}")]
+    Context {
+        /// What we were doing (``fetching `serde@1.0.0` ``).
+        context: String,
+        /// Why it failed.
+        #[source]
+        source: Box<Error>,
+    },
+    /// A background task panicked or was cancelled.
+    #[error("internal task failed: {message}")]
+    Task {
+        /// The join error.
+        message: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] hstore_store::Error),
+    /// Unpacking failed.
+    #[error(transparent)]
+    Archive(#[from] crate::archive::Error),
+    /// A recipe failed to load.
+    #[error(transparent)]
+    Recipe(#[from] crate::recipe::Error),
+    /// A lockfile failed to load or save.
+    #[error(transparent)]
+    Lockfile(#[from] crate::lockfile::Error),
+    /// Mirror rules are invalid.
+    #[error(transparent)]
+    Mirror(#[from] crate::mirrors::Error),
+}
+
+fn submodule_note(path: Option<&str>) -> String {
+    path.map_or_else(String::new, |path| format!(" (submodule at `{path}`)"))
+}
+
+impl Error {
+    /// Wraps `self` with what we were doing.
+    #[must_use]
+    pub fn context(self, context: impl Into<String>) -> Self {
+        Error::Context {
+            context: context.into(),
+            source: Box::new(self),
+        }
+    }
+
+    /// An [`Error::Io`] builder for `map_err`.
+    pub fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io {
+            action,
+            path,
+            source,
+        }
+    }
+
+    /// Whether this error (or its innermost cause) is [`Error::Offline`].
+    pub fn is_offline(&self) -> bool {
+        match self {
+            Error::Offline { .. } => true,
+            Error::Context { source, .. } => source.is_offline(),
+            _ => false,
+        }
+    }
+}
+
+impl hstore_store::Hint for Error {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Error::Offline { .. } => Some("run `hstore fetch` on a connected machine first, or drop `--offline`".into()),
+            Error::Sha256Mismatch { .. } => Some(
+                "the upstream bytes changed or were tampered with; check the URL, the mirror and the pinned checksum"
+                    .into(),
+            ),
+            Error::AddressDrift { .. } => Some(
+                "the unpacking rules or upstream content changed; re-run `hstore lock --update` if this is expected"
+                    .into(),
+            ),
+            Error::CommitNotFound { fetched_from: Some(mirror), .. } => {
+                Some(format!("the mirror `{mirror}` may lag behind upstream; update it or drop the mirror"))
+            }
+            Error::CommitNotFound { .. } => {
+                Some("the commit may have been force-pushed away; run `hstore lock --update` to re-resolve".into())
+            }
+            Error::RefNotFound { .. } => Some("check `ref` in the recipe: a branch, a tag or a commit id".into()),
+            Error::GitMissing { .. } => Some("install git (apt-get install git)".into()),
+            Error::HttpStatus { status: 404, .. } => Some("check the URL, or pass `--mirror FROM=TO`".into()),
+            Error::Archive(error) => error.hint(),
+            Error::Recipe(error) => error.hint(),
+            Error::Lockfile(error) => error.hint(),
+            Error::Store(error) => error.hint(),
+            _ => None,
+        }
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,160 @@
+//! `path` sources: a local directory stored as a tree.
+//!
+//! The recipe's path is relative to the recipe file; the lockfile records it relative to the lockfile's directory,
+//! so a checkout moved elsewhere still locks the same. `.git` and `target` are always left out, at any depth.
+//! Each `exclude` entry without a `/` is a name left out at any depth; one with a `/` is a path relative to the
+//! source root (and everything below it). A path source is re-hashed on every `lock` (its content is the pin),
+//! and `fetch` re-adds it from disk only when the locked tree is missing, failing if it changed.
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use hstore_store::Digest;
+
+use crate::error::{Error, Result};
+use crate::lockfile::Artifact;
+use crate::resolve::Fetcher;
+
+/// Names always excluded.
+pub const DEFAULT_EXCLUDES: [&str; 2] = [".git", "target"];
+
+/// What a `path` source asks for, with its directory resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathSpec {
+    /// The directory on disk.
+    pub dir: PathBuf,
+    /// `dir` relative to the lockfile's directory (with `/`).
+    pub relative: String,
+    /// Extra excludes from the recipe.
+    pub exclude: Vec<String>,
+}
+
+impl PathSpec {
+    /// Resolves `path` (relative to `base`, the recipe's directory at lock time or the lockfile's at fetch time).
+    pub fn new(base: &Path, path: &str, lockfile_dir: &Path, exclude: &[String]) -> Result<Self> {
+        let joined = base.join(path);
+        let dir = joined
+            .canonicalize()
+            .map_err(Error::io("find path source", &joined))?;
+        let anchor = lockfile_dir
+            .canonicalize()
+            .map_err(Error::io("find directory", lockfile_dir))?;
+        Ok(Self {
+            relative: relative_path(&anchor, &dir),
+            dir,
+            exclude: exclude.to_vec(),
+        })
+    }
+
+    /// The lockfile id.
+    pub fn id(&self) -> String {
+        if self.exclude.is_empty() {
+            format!("path+{}", self.relative)
+        } else {
+            format!("path+{}#exclude={}", self.relative, self.exclude.join(","))
+        }
+    }
+
+    fn excluded(&self, relative: &Path) -> bool {
+        let Some(name) = relative.file_name() else {
+            return false;
+        };
+        if DEFAULT_EXCLUDES.iter().any(|d| name == *d) {
+            return true;
+        }
+        self.exclude.iter().any(|pattern| {
+            if pattern.contains('/') {
+                relative == Path::new(pattern.trim_end_matches('/'))
+            } else {
+                name == pattern.as_str()
+            }
+        })
+    }
+}
+
+/// `to` relative to `from` (both absolute, canonical), with `/` separators; `.` when equal.
+pub fn relative_path(from: &Path, to: &Path) -> String {
+    let from: Vec<Component> = from.components().collect();
+    let to: Vec<Component> = to.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut parts: Vec<String> = vec!["..".to_owned(); from.len() - common];
+    parts.extend(
+        to[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    if parts.is_empty() {
+        ".".to_owned()
+    } else {
+        parts.join("/")
+    }
+}
+
+/// Hashes the directory into the store; with `locked`, the result must be the locked address.
+pub async fn ensure(
+    fetcher: &Fetcher,
+    spec: &PathSpec,
+    locked: Option<&Artifact>,
+) -> Result<Artifact> {
+    let store = Arc::clone(fetcher.store());
+    if let Some(locked) = locked
+        && store.object_format(&locked.address())?.is_some()
+    {
+        return Ok(locked.clone());
+    }
+    let owned = spec.clone();
+    let (address, size): (Digest, u64) = tokio::task::spawn_blocking(move || {
+        store
+            .add_tree(&owned.dir, &|relative| owned.excluded(relative))
+            .map_err(Error::from)
+    })
+    .await
+    .map_err(|error| Error::Task {
+        message: error.to_string(),
+    })??;
+    if let Some(locked) = locked
+        && locked.address() != address
+    {
+        return Err(Error::AddressDrift {
+            id: spec.id(),
+            expected: locked.address(),
+            actual: address,
+        });
+    }
+    Ok(Artifact::Path {
+        id: spec.id(),
+        path: spec.relative.clone(),
+        address,
+        size,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(relative_path(Path::new("/a/b"), Path::new("/a/b")), ".");
+        assert_eq!(relative_path(Path::new("/a/b"), Path::new("/a")), "..");
+        assert_eq!(
+            relative_path(Path::new("/a/b"), Path::new("/a/c/d")),
+            "../c/d"
+        );
+    }
+
+    #[test]
+    fn excludes_match_names_and_paths() {
+        let spec = PathSpec {
+            dir: "/x".into(),
+            relative: ".".into(),
+            exclude: vec!["docs".into(), "a/b".into()],
+        };
+        assert!(spec.excluded(Path::new("target")));
+        assert!(spec.excluded(Path::new("sub/.git")));
+        assert!(spec.excluded(Path::new("q/docs")));
+        assert!(spec.excluded(Path::new("a/b")));
+        assert!(!spec.excluded(Path::new("c/a/b")));
+        assert!(!spec.excluded(Path::new("src")));
+    }
+}

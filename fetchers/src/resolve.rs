@@ -1,0 +1,562 @@
+//! The orchestrator: [`Fetcher::lock`] turns recipes into a [`Lockfile`], [`Fetcher::fetch`] makes a store hold
+//! everything a lockfile names.
+//!
+//! Dispatch is a `match` on [`SourceSpec`] (lock) and on [`Artifact`] (fetch), one arm per source kind, each
+//! calling that kind's module (`git`, `crates`, `url`, `path`). A new kind (wheels, xmake) is a new enum variant in
+//! `recipe`/`lockfile`, a new module with an `ensure(fetcher, spec, locked) -> Artifact` function, and one arm in
+//! each match: nothing else changes. We chose enum dispatch over a `Source` trait object because every kind needs
+//! different inputs (a recipe directory, another source's tree, target tags) and the set of kinds is closed and
+//! versioned with the lockfile format anyway.
+//!
+//! Invariants:
+//! - Every kind's `ensure` is idempotent and cheap when the store already holds the artifact (one `stat`), which is
+//!   what makes a warm `fetch` network-free and fast.
+//! - Lock keeps pins: a source whose recipe table (`spec`) is unchanged keeps its locked artifacts unless it is
+//!   named by `--update`. `path` sources are always re-hashed (their content is the pin) and `cargo_lock` sources
+//!   are re-read from their (pinned) tree, reusing locked crate entries.
+//! - Per-item failures are collected, not fatal: the run finishes what it can and returns every error.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use hstore_store::{Digest, Node, PathComponent, Store};
+
+use crate::crates::{self, CratePackage, Origin};
+use crate::error::{Error, Result};
+use crate::git::Git;
+use crate::http::{DownloadOptions, Downloader};
+use crate::lockfile::{Artifact, LockedRecipe, LockedSource, Lockfile};
+use crate::mirrors::Mirrors;
+use crate::path::PathSpec;
+use crate::recipe::{Recipe, SourceSpec};
+use crate::reporter::Reporter;
+use crate::url::UrlSpec;
+
+/// How a [`Fetcher`] works.
+#[derive(Clone, Debug)]
+pub struct FetcherOptions {
+    /// Where git repositories are cached (`HSTORE_CACHE`).
+    pub cache_dir: PathBuf,
+    /// URL rewrites.
+    pub mirrors: Mirrors,
+    /// Never touch the network.
+    pub offline: bool,
+    /// HTTP tuning.
+    pub download: DownloadOptions,
+}
+
+/// Which sources `lock` re-resolves even though their recipe is unchanged.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Update {
+    /// None: keep every pin whose spec is unchanged.
+    #[default]
+    Nothing,
+    /// All of them.
+    Everything,
+    /// These sources, as `source` or `recipe.source`.
+    Sources(Vec<String>),
+}
+
+impl Update {
+    fn covers(&self, recipe: &str, source: &str) -> bool {
+        match self {
+            Update::Nothing => false,
+            Update::Everything => true,
+            Update::Sources(names) => names
+                .iter()
+                .any(|name| name == source || *name == format!("{recipe}.{source}")),
+        }
+    }
+}
+
+/// Shared state for one lock or fetch run.
+pub struct Fetcher {
+    store: Arc<Store>,
+    downloader: Downloader,
+    git: Git,
+    mirrors: Mirrors,
+    offline: bool,
+    reporter: Arc<dyn Reporter>,
+    index_dl: tokio::sync::Mutex<HashMap<String, String>>,
+}
+
+impl std::fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetcher")
+            .field("offline", &self.offline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Fetcher {
+    /// A fetcher writing into `store`.
+    pub fn new(
+        store: Arc<Store>,
+        options: FetcherOptions,
+        reporter: Arc<dyn Reporter>,
+    ) -> Result<Self> {
+        let mut download = options.download;
+        download.offline = options.offline;
+        Ok(Self {
+            downloader: Downloader::new(download, Arc::clone(&reporter))?,
+            git: Git::new(&options.cache_dir, options.mirrors.clone(), options.offline),
+            store,
+            mirrors: options.mirrors,
+            offline: options.offline,
+            reporter,
+            index_dl: tokio::sync::Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+    /// The HTTP engine.
+    pub fn downloader(&self) -> &Downloader {
+        &self.downloader
+    }
+    /// Git access.
+    pub fn git(&self) -> &Git {
+        &self.git
+    }
+    /// URL rewrites.
+    pub fn mirrors(&self) -> &Mirrors {
+        &self.mirrors
+    }
+    /// `--offline`.
+    pub fn offline(&self) -> bool {
+        self.offline
+    }
+    /// Progress sink.
+    pub fn reporter(&self) -> &dyn Reporter {
+        &*self.reporter
+    }
+
+    /// The `dl` template of the sparse index at `index` (ending in `/`), from its `config.json`, once per run.
+    pub async fn index_dl(&self, index: &str) -> Result<String> {
+        let mut cache = self.index_dl.lock().await;
+        if let Some(dl) = cache.get(index) {
+            return Ok(dl.clone());
+        }
+        let config_url = format!("{index}config.json");
+        let fetch_url = self.mirrors.rewrite(&config_url);
+        let bytes = self.downloader.get_bytes(&fetch_url, 1 << 20).await?;
+        #[derive(serde::Deserialize)]
+        struct Config {
+            dl: String,
+        }
+        let config: Config =
+            serde_json::from_slice(&bytes).map_err(|error| Error::IndexConfig {
+                url: fetch_url.clone(),
+                message: error.to_string(),
+            })?;
+        cache.insert(index.to_owned(), config.dl.clone());
+        Ok(config.dl)
+    }
+
+    /// Resolves every source of `recipes` (fetching into the store as it goes) into a lockfile. `previous` supplies
+    /// pins to keep; `lockfile_dir` anchors `path` sources. Returns the lockfile and every per-item error; the
+    /// lockfile is only complete when the error list is empty.
+    pub async fn lock(
+        &self,
+        recipes: &[Recipe],
+        previous: Option<&Lockfile>,
+        lockfile_dir: &Path,
+        update: &Update,
+    ) -> (Lockfile, Vec<Error>) {
+        let mut lockfile = Lockfile::default();
+        let mut errors = Vec::new();
+        for recipe in recipes {
+            let previous_recipe = previous.and_then(|lock| lock.recipe(&recipe.name));
+            let mut locked_recipe = LockedRecipe {
+                name: recipe.name.clone(),
+                sources: Vec::new(),
+            };
+            // Trees first: cargo_lock sources read a Cargo.lock out of another source's tree.
+            let mut ordered: Vec<(&String, &SourceSpec)> = recipe.sources.iter().collect();
+            ordered.sort_by_key(|(name, spec)| {
+                (matches!(spec, SourceSpec::CargoLock { .. }), name.as_str())
+            });
+            let mut trees: BTreeMap<String, Digest> = BTreeMap::new();
+            for (name, spec) in ordered {
+                let previous_source = previous_recipe
+                    .and_then(|r| r.sources.iter().find(|s| &s.name == name))
+                    .filter(|s| &s.spec == spec);
+                let keep = previous_source.is_some() && !update.covers(&recipe.name, name);
+                let previous_artifacts: Vec<&Artifact> = previous_source
+                    .into_iter()
+                    .flat_map(|s| s.artifacts.iter())
+                    .filter_map(|id| previous.and_then(|lock| lock.artifact(id)))
+                    .collect();
+                let label = format!("{}.{name}", recipe.name);
+                let result = self
+                    .lock_source(
+                        recipe,
+                        name,
+                        spec,
+                        keep,
+                        &previous_artifacts,
+                        lockfile_dir,
+                        &trees,
+                    )
+                    .await;
+                match result {
+                    Ok((artifacts, mut source_errors)) => {
+                        if let [Artifact::Git { address, .. } | Artifact::Path { address, .. }] =
+                            artifacts.as_slice()
+                        {
+                            trees.insert(name.clone(), *address);
+                        }
+                        if let [
+                            Artifact::Url {
+                                address,
+                                unpack: true,
+                                ..
+                            },
+                        ] = artifacts.as_slice()
+                        {
+                            trees.insert(name.clone(), *address);
+                        }
+                        locked_recipe.sources.push(LockedSource {
+                            name: name.clone(),
+                            spec: spec.clone(),
+                            artifacts: artifacts.iter().map(|a| a.id().to_owned()).collect(),
+                        });
+                        lockfile.artifacts.extend(artifacts);
+                        errors.append(&mut source_errors);
+                    }
+                    Err(error) => {
+                        errors.push(error.context(format!("failed to lock source `{label}`")))
+                    }
+                }
+            }
+            lockfile.recipes.push(locked_recipe);
+        }
+        lockfile.normalize();
+        (lockfile, errors)
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site; the state is the lock loop's"
+    )]
+    async fn lock_source(
+        &self,
+        recipe: &Recipe,
+        name: &str,
+        spec: &SourceSpec,
+        keep: bool,
+        previous: &[&Artifact],
+        lockfile_dir: &Path,
+        trees: &BTreeMap<String, Digest>,
+    ) -> Result<(Vec<Artifact>, Vec<Error>)> {
+        let kept = if keep {
+            previous.first().copied()
+        } else {
+            None
+        };
+        match spec {
+            SourceSpec::Git {
+                url,
+                reference,
+                submodules,
+            } => {
+                let artifact = match kept {
+                    Some(locked @ Artifact::Git { commit, .. }) => {
+                        self.ensure_git(url, commit, *submodules, Some(locked))
+                            .await?
+                    }
+                    _ => {
+                        let git = self.git.clone();
+                        let (url_owned, reference) = (url.clone(), reference.clone());
+                        let commit = blocking(move || git.resolve(&url_owned, &reference)).await?;
+                        self.ensure_git(url, &commit, *submodules, None).await?
+                    }
+                };
+                Ok((vec![artifact], Vec::new()))
+            }
+            SourceSpec::Url {
+                url,
+                sha256,
+                unpack,
+                strip_components,
+            } => {
+                let spec = UrlSpec {
+                    url: url.clone(),
+                    sha256: sha256.clone(),
+                    unpack: *unpack,
+                    strip_components: *strip_components,
+                };
+                Ok((
+                    vec![crate::url::ensure(self, &spec, kept).await?],
+                    Vec::new(),
+                ))
+            }
+            SourceSpec::Path { path, exclude } => {
+                let spec = PathSpec::new(recipe.dir(), path, lockfile_dir, exclude)?;
+                Ok((
+                    vec![crate::path::ensure(self, &spec, None).await?],
+                    Vec::new(),
+                ))
+            }
+            SourceSpec::CargoLock { source, path } => {
+                let tree = trees.get(source).ok_or_else(|| Error::NotATree {
+                    source_name: name.to_owned(),
+                    needed: source.clone(),
+                })?;
+                let text = read_text_in_tree(&self.store, tree, path)?.ok_or_else(|| {
+                    Error::CargoLock {
+                        source_name: source.clone(),
+                        path: path.clone(),
+                        message: "no such file in the source's tree".into(),
+                    }
+                })?;
+                let packages = crates::parse_cargo_lock(&text, source, path)?;
+                let previous: HashMap<&str, &Artifact> = if keep {
+                    previous
+                        .iter()
+                        .map(|artifact| (artifact.id(), *artifact))
+                        .collect()
+                } else {
+                    HashMap::new()
+                };
+                Ok(self.ensure_crates(&packages, &previous).await)
+            }
+        }
+    }
+
+    async fn ensure_git(
+        &self,
+        url: &str,
+        commit: &str,
+        submodules: bool,
+        locked: Option<&Artifact>,
+    ) -> Result<Artifact> {
+        let id = format!("git+{url}#{commit}");
+        if let Some(locked) = locked
+            && self.store.object_format(&locked.address())?.is_some()
+        {
+            return Ok(locked.clone());
+        }
+        let git = self.git.clone();
+        let store = Arc::clone(&self.store);
+        let (url_owned, commit_owned) = (url.to_owned(), commit.to_owned());
+        let tree =
+            blocking(move || git.fetch_tree(&store, &url_owned, &commit_owned, submodules)).await?;
+        if let Some(locked) = locked
+            && locked.address() != tree.address
+        {
+            return Err(Error::AddressDrift {
+                id,
+                expected: locked.address(),
+                actual: tree.address,
+            });
+        }
+        self.reporter.on_artifact("git", &format!("{url}#{commit}"));
+        Ok(Artifact::Git {
+            id,
+            url: url.to_owned(),
+            commit: commit.to_owned(),
+            submodules: tree.submodules,
+            address: tree.address,
+            size: tree.size,
+        })
+    }
+
+    /// Ensures every package concurrently (the downloader bounds the network side); returns artifacts in input
+    /// order and the errors.
+    async fn ensure_crates(
+        &self,
+        packages: &[CratePackage],
+        locked: &HashMap<&str, &Artifact>,
+    ) -> (Vec<Artifact>, Vec<Error>) {
+        let mut pending: FuturesUnordered<_> = packages
+            .iter()
+            .map(|package| async move {
+                let id = package.id();
+                let result = crates::ensure(self, package, locked.get(id.as_str()).copied()).await;
+                (package, result)
+            })
+            .collect();
+        let mut artifacts = Vec::new();
+        let mut errors = Vec::new();
+        while let Some((package, result)) = pending.next().await {
+            match result {
+                Ok(artifact) => artifacts.push(artifact),
+                Err(error) => {
+                    errors.push(error.context(format!(
+                        "failed to fetch crate `{}@{}`",
+                        package.name, package.version
+                    )));
+                }
+            }
+        }
+        artifacts.sort_by(|a, b| a.id().cmp(b.id()));
+        (artifacts, errors)
+    }
+
+    /// Makes the store hold every artifact of `lockfile` (paths resolved against `lockfile_dir`). Returns the
+    /// per-artifact errors; empty means the closure is complete.
+    pub async fn fetch(&self, lockfile: &Lockfile, lockfile_dir: &Path) -> Vec<Error> {
+        // Which spec each artifact came from (path excludes, git submodules).
+        let mut specs: BTreeMap<&str, &SourceSpec> = BTreeMap::new();
+        for recipe in &lockfile.recipes {
+            for source in &recipe.sources {
+                for id in &source.artifacts {
+                    specs.entry(id.as_str()).or_insert(&source.spec);
+                }
+            }
+        }
+        let mut pending: FuturesUnordered<_> = lockfile
+            .artifacts
+            .iter()
+            .map(|artifact| {
+                let spec = specs.get(artifact.id()).copied();
+                async move {
+                    (
+                        artifact,
+                        self.fetch_artifact(artifact, spec, lockfile_dir).await,
+                    )
+                }
+            })
+            .collect();
+        let mut errors = Vec::new();
+        while let Some((artifact, result)) = pending.next().await {
+            if let Err(error) = result {
+                errors.push(error.context(format!("failed to fetch `{}`", artifact.id())));
+            }
+        }
+        errors
+    }
+
+    async fn fetch_artifact(
+        &self,
+        artifact: &Artifact,
+        spec: Option<&SourceSpec>,
+        lockfile_dir: &Path,
+    ) -> Result<()> {
+        if self.store.object_format(&artifact.address())?.is_some() {
+            return Ok(());
+        }
+        match artifact {
+            Artifact::Git { url, commit, .. } => {
+                let submodules = match spec {
+                    Some(SourceSpec::Git { submodules, .. }) => *submodules,
+                    _ => true,
+                };
+                self.ensure_git(url, commit, submodules, Some(artifact))
+                    .await
+                    .map(|_| ())
+            }
+            Artifact::Crate {
+                name,
+                version,
+                source,
+                sha256,
+                commit,
+                url,
+                ..
+            } => {
+                let origin = match (sha256, commit, url) {
+                    (Some(sha256), _, _) => Origin::Registry {
+                        index: String::new(),
+                        sha256: sha256.clone(),
+                    },
+                    (None, Some(commit), Some(url)) => Origin::Git {
+                        url: url.clone(),
+                        commit: commit.clone(),
+                    },
+                    _ => {
+                        return Err(Error::UnsupportedCrateSource {
+                            name: name.clone(),
+                            version: version.clone(),
+                            source_id: source.clone(),
+                        });
+                    }
+                };
+                let package = CratePackage {
+                    name: name.clone(),
+                    version: version.clone(),
+                    source: source.clone(),
+                    origin,
+                };
+                crates::ensure(self, &package, Some(artifact))
+                    .await
+                    .map(|_| ())
+            }
+            Artifact::Url {
+                url,
+                sha256,
+                unpack,
+                strip_components,
+                ..
+            } => {
+                let spec = UrlSpec {
+                    url: url.clone(),
+                    sha256: sha256.clone(),
+                    unpack: *unpack,
+                    strip_components: *strip_components,
+                };
+                crate::url::ensure(self, &spec, Some(artifact))
+                    .await
+                    .map(|_| ())
+            }
+            Artifact::Path { path, .. } => {
+                let exclude = match spec {
+                    Some(SourceSpec::Path { exclude, .. }) => exclude.clone(),
+                    _ => Vec::new(),
+                };
+                let spec = PathSpec::new(lockfile_dir, path, lockfile_dir, &exclude)?;
+                crate::path::ensure(self, &spec, Some(artifact))
+                    .await
+                    .map(|_| ())
+            }
+        }
+    }
+}
+
+/// Runs blocking work (git, hashing) off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| Error::Task {
+            message: error.to_string(),
+        })?
+}
+
+/// Reads the UTF-8 file at `path` (`/`-separated) inside tree `root`; `Ok(None)` if absent or not a file.
+pub fn read_text_in_tree(store: &Store, root: &Digest, path: &str) -> Result<Option<String>> {
+    let mut directory = store.directory(root)?;
+    let components: Vec<&str> = path
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    let Some((last, parents)) = components.split_last() else {
+        return Ok(None);
+    };
+    for component in parents {
+        let Ok(name) = PathComponent::new(component.as_bytes().to_vec()) else {
+            return Ok(None);
+        };
+        match directory.get(&name) {
+            Some(Node::Directory { digest, .. }) => directory = store.directory(digest)?,
+            _ => return Ok(None),
+        }
+    }
+    let Ok(name) = PathComponent::new(last.as_bytes().to_vec()) else {
+        return Ok(None);
+    };
+    match directory.get(&name) {
+        Some(Node::File { digest, .. }) => {
+            let bytes = store.read_blob(digest)?.unwrap_or_default();
+            Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+        }
+        _ => Ok(None),
+    }
+}

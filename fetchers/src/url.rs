@@ -1,0 +1,146 @@
+//! `url` sources: a plain download pinned by the sha256 the recipe gives, stored as a blob or, with `unpack = true`,
+//! as the tree of the archive (`.tar.gz`, `.tgz`, `.tar.xz`, `.tar.zst`, `.tar`, `.zip`, by the URL's file name).
+//!
+//! Invariants: the sha256 is checked on the streamed bytes before anything is stored; unpacking goes through
+//! [`crate::archive`], which refuses hostile entries naming them. Store metadata `url-sha256/<sha256>` (blob) or
+//! `url-sha256/<sha256>-unpack-<strip>` (tree) records the address, so a warm lock or fetch does no work.
+
+use std::sync::Arc;
+
+use hstore_store::Digest;
+
+use crate::archive::{self, ArchiveFormat, UnpackOptions};
+use crate::crates::CrateRecord;
+use crate::error::{Error, Result};
+use crate::lockfile::Artifact;
+use crate::resolve::Fetcher;
+
+/// Store metadata namespace.
+pub const META_NAMESPACE: &str = "url-sha256";
+
+/// What a `url` source asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UrlSpec {
+    /// Canonical URL.
+    pub url: String,
+    /// Pinned sha256.
+    pub sha256: String,
+    /// Store as a tree.
+    pub unpack: bool,
+    /// Components dropped when unpacking.
+    pub strip_components: usize,
+}
+
+impl UrlSpec {
+    /// The lockfile id.
+    pub fn id(&self) -> String {
+        if self.unpack {
+            format!("url+{}#unpack-{}", self.url, self.strip_components)
+        } else {
+            format!("url+{}", self.url)
+        }
+    }
+
+    fn meta_key(&self) -> String {
+        if self.unpack {
+            format!("{}-unpack-{}", self.sha256, self.strip_components)
+        } else {
+            self.sha256.clone()
+        }
+    }
+}
+
+/// Resolves (lock) or restores (fetch) a URL artifact.
+pub async fn ensure(
+    fetcher: &Fetcher,
+    spec: &UrlSpec,
+    locked: Option<&Artifact>,
+) -> Result<Artifact> {
+    let store = fetcher.store();
+    let artifact = |address: Digest, size: u64| Artifact::Url {
+        id: spec.id(),
+        url: spec.url.clone(),
+        sha256: spec.sha256.clone(),
+        unpack: spec.unpack,
+        strip_components: spec.strip_components,
+        address,
+        size,
+    };
+    if let Some(locked) = locked
+        && store.object_format(&locked.address())?.is_some()
+    {
+        return Ok(artifact(locked.address(), locked.size()));
+    }
+    if locked.is_none()
+        && let Some(record) = store.get_meta::<CrateRecord>(META_NAMESPACE, &spec.meta_key())?
+        && store.object_format(&record.address)?.is_some()
+    {
+        return Ok(artifact(record.address, record.size));
+    }
+    if fetcher.offline() {
+        return Err(Error::Offline {
+            what: format!("`{}`", spec.url),
+        });
+    }
+    let format = if spec.unpack {
+        let name = spec.url.split(['?', '#']).next().unwrap_or(&spec.url);
+        let name = name.rsplit('/').next().unwrap_or(name);
+        Some(
+            ArchiveFormat::from_file_name(name).ok_or_else(|| Error::UnknownArchive {
+                url: spec.url.clone(),
+            })?,
+        )
+    } else {
+        None
+    };
+    let fetch_url = fetcher.mirrors().rewrite(&spec.url);
+    let temp = store.temp_file()?;
+    fetcher
+        .downloader()
+        .download(&fetch_url, temp.path(), Some(&spec.sha256), &spec.url)
+        .await?;
+    let store_handle = Arc::clone(store);
+    let strip_components = spec.strip_components;
+    let (address, size) = tokio::task::spawn_blocking(move || -> Result<(Digest, u64)> {
+        let result = match format {
+            None => store_handle.add_blob_file(temp.path()).map_err(Error::from),
+            Some(format) => (|| {
+                let staging = store_handle.temp_dir()?;
+                let dir = staging.path().join("tree");
+                archive::unpack(
+                    temp.path(),
+                    format,
+                    &dir,
+                    &UnpackOptions { strip_components },
+                )?;
+                Ok(store_handle.add_tree(&dir, &|_| false)?)
+            })(),
+        };
+        drop(temp);
+        result
+    })
+    .await
+    .map_err(|error| Error::Task {
+        message: error.to_string(),
+    })??;
+    if let Some(locked) = locked
+        && locked.address() != address
+    {
+        return Err(Error::AddressDrift {
+            id: spec.id(),
+            expected: locked.address(),
+            actual: address,
+        });
+    }
+    store.put_meta(
+        META_NAMESPACE,
+        &spec.meta_key(),
+        &CrateRecord {
+            url: spec.url.clone(),
+            address,
+            size,
+        },
+    )?;
+    fetcher.reporter().on_artifact("url", &spec.url);
+    Ok(artifact(address, size))
+}
