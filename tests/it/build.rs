@@ -9,11 +9,11 @@ use std::io::ErrorKind;
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use hstore_test_support::TestEnv;
+use hstore_test_support::{CrateSpec, TestEnv, TestRegistry};
 
 /// One project: recipes, a `src/` directory stored as a `path` source, and a lockfile pinning it.
 struct Project {
@@ -630,4 +630,195 @@ fn out_link_install_path_deployment_case_and_log() {
     );
     let by_address = project.run(&["log", &output]).success();
     assert_eq!(by_address.stdout, by_recipe.stdout);
+}
+
+/// A cargo command isolated from the developer's cargo setup and from the outer `cargo test`.
+fn cargo(project: &Path, cargo_home: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    for (key, _) in std::env::vars_os() {
+        let name = key.to_string_lossy();
+        if name.starts_with("CARGO_") || name.starts_with("RUSTC") || name == "RUSTFLAGS" {
+            command.env_remove(&key);
+        }
+    }
+    command
+        .args(args)
+        .current_dir(project)
+        .env("CARGO_HOME", cargo_home)
+        .env("CARGO_NET_RETRY", "0")
+        .env_remove("http_proxy")
+        .env_remove("HTTP_PROXY");
+    command
+}
+
+/// The sysroot of the toolchain running these tests (`~/.rustup/toolchains/<name>` under rustup).
+fn rust_sysroot() -> PathBuf {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let output = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .expect("run rustc --print sysroot");
+    assert!(output.status.success(), "rustc --print sysroot failed");
+    PathBuf::from(
+        String::from_utf8(output.stdout)
+            .expect("utf-8 sysroot")
+            .trim(),
+    )
+}
+
+/// Builds a small Rust program depending on `bar` (which depends on `foo`) from the loopback registry, offline in the
+/// sandbox, and runs it. With `alternative_registry`, the project names the registry itself (`registry = "loopback"`,
+/// a `[registries]` table in its own `.cargo/config.toml`), so Cargo.lock's sources are the loopback URL; otherwise the
+/// registry stands in for crates.io and is reached through `--mirror`.
+fn rust_program_builds_offline_and_runs(alternative_registry: bool) {
+    let registry = TestRegistry::new()
+        .crate_("foo", "1.0.0")
+        .crate_with(
+            "bar",
+            "0.2.0",
+            CrateSpec {
+                deps: vec![("foo", "1.0.0")],
+                files: vec![(
+                    "src/lib.rs",
+                    "pub fn greet() -> String {\n    format!(\"bar and {}\", foo::name())\n}\n",
+                )],
+                ..CrateSpec::default()
+            },
+        )
+        .start();
+    let project = Project::new(&[]);
+    let app = project.dir().join("app");
+    std::fs::create_dir_all(app.join("src")).expect("create app/src");
+    // The fixture registry's `bar` names `foo` without the `registry-index` that `cargo publish` writes for crates
+    // of other registries, so from an alternative registry the app uses `foo` alone.
+    let (dependency, use_it, expected) = if alternative_registry {
+        (
+            "foo = { version = \"1.0.0\", registry = \"loopback\" }",
+            "foo::name()",
+            "app uses foo\n",
+        )
+    } else {
+        ("bar = \"0.2.0\"", "bar::greet()", "app uses bar and foo\n")
+    };
+    std::fs::write(
+        app.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n{dependency}\n"
+        ),
+    )
+    .expect("write Cargo.toml");
+    if alternative_registry {
+        std::fs::create_dir_all(app.join(".cargo")).expect("create app/.cargo");
+        std::fs::write(
+            app.join(".cargo/config.toml"),
+            format!(
+                "[registries.loopback]\nindex = \"{}\"\n",
+                registry.crates_index_url()
+            ),
+        )
+        .expect("write app/.cargo/config.toml");
+    }
+    std::fs::write(
+        app.join("src/main.rs"),
+        format!("fn main() {{\n    println!(\"app uses {{}}\", {use_it});\n}}\n"),
+    )
+    .expect("write main.rs");
+    // Real cargo resolves against the loopback registry standing in for crates.io, so Cargo.lock names crates.io
+    // as every crate's source, as a real project's does. The replacement lives in a throw-away CARGO_HOME, not in the
+    // project (whose `.cargo/config.toml` the sandboxed build would read).
+    let cargo_home = project.env.root().join("cargo-home");
+    std::fs::create_dir_all(&cargo_home).expect("create cargo home");
+    std::fs::write(
+        cargo_home.join("config.toml"),
+        format!(
+            "[source.crates-io]\nreplace-with = \"loopback\"\n\n[source.loopback]\nregistry = \"{}\"\n",
+            registry.crates_index_url()
+        ),
+    )
+    .expect("write cargo config");
+    let generated = cargo(&app, &cargo_home, &["generate-lockfile"])
+        .output()
+        .expect("run cargo generate-lockfile");
+    assert!(
+        generated.status.success(),
+        "cargo generate-lockfile: {}",
+        String::from_utf8_lossy(&generated.stderr)
+    );
+    let cargo_lock = std::fs::read_to_string(app.join("Cargo.lock")).expect("read Cargo.lock");
+    let expected_source = if alternative_registry {
+        registry.crates_index_url()
+    } else {
+        "registry+https://github.com/rust-lang/crates.io-index".to_owned()
+    };
+    assert!(cargo_lock.contains(&expected_source), "{cargo_lock}");
+
+    let sysroot = rust_sysroot();
+    project.raw_recipe(
+        "app",
+        &format!(
+            r#"[recipe]
+name = "app"
+
+[sources.app]
+path = "../app"
+
+[sources.crates]
+cargo_lock = "app:Cargo.lock"
+
+[targets.cpu]
+host_paths = ["{sysroot}"]
+env = {{ PATH = "{sysroot}/bin:/usr/bin:/bin" }}
+
+[build]
+script = '''
+set -eu
+export CARGO_TARGET_DIR=/build/target
+cd "$src_app"
+cargo build --release --offline --frozen
+install -Dm755 "$CARGO_TARGET_DIR/release/app" "$out/bin/app"
+'''
+"#,
+            sysroot = sysroot.display()
+        ),
+    );
+    let mirror = format!("https://index.crates.io/={}", registry.index_url());
+    let mirror_args: &[&str] = if alternative_registry {
+        &[]
+    } else {
+        &["--mirror", &mirror]
+    };
+    project.run(&[&["lock"], mirror_args].concat()).success();
+    project.run(&[&["fetch"], mirror_args].concat()).success();
+    let served = registry.requests().len();
+
+    let built = project
+        .run(&["build", "app", "--target", "cpu", "--out-link", "result"])
+        .success();
+    assert!(built.stderr.contains("Built"), "{}", built.stderr);
+    assert_eq!(
+        registry.requests().len(),
+        served,
+        "the build must not touch the registry"
+    );
+    let ran = Command::new(project.dir().join("result/bin/app"))
+        .output()
+        .expect("run result/bin/app");
+    assert!(ran.status.success());
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), expected);
+    let log = project.run(&["log", "app", "--target", "cpu"]).success();
+    assert!(
+        log.stdout.contains("Compiling foo v1.0.0"),
+        "{}",
+        log.stdout
+    );
+}
+
+#[test]
+fn a_rust_program_with_registry_crates_builds_offline_in_the_sandbox_and_runs() {
+    rust_program_builds_offline_and_runs(false);
+}
+
+#[test]
+fn crates_from_an_alternative_registry_are_vendored_too() {
+    rust_program_builds_offline_and_runs(true);
 }
