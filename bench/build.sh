@@ -3,22 +3,21 @@
 #
 #   1. sandbox overhead: the same build in and out of the sandbox         goal ≤ 1.05×
 #   2. a no-op (cache-hit) `hstore build`                                  goal ≤ 0.3 s
-#   3. (optional) the vendor directory of a ~250-crate Cargo.lock ready
+#   3. (optional) the vendor directory of a Cargo.lock's crates (~250) ready
 #      inside the sandbox, against a warm `cargo vendor`                   goal ≤ 0.2×
 #
 # Usage: bench/build.sh [RUNS]            (default 5 runs per measurement; hyperfine is used when installed)
 #   HSTORE=/path/to/hstore               the binary to measure (default: build it with `cargo build --release`)
 #   BENCH_KEEP=1                          keep the work directory (printed) for a closer look
 #   BENCH_C_FILES=40                      size of the generated C program of benchmark 1
-#   BENCH_VENDOR_LOCKFILE=lockfile.json   enables benchmark 3: an hstore lockfile that pins a `cargo_lock` source
-#   BENCH_VENDOR_RECIPES=recipes          … the recipes it was locked from, and the recipe and source to use:
-#   BENCH_VENDOR_RECIPE=infinilm-svc BENCH_VENDOR_SOURCE=crates
-#   BENCH_VENDOR_STORE=DIR                … a store that already holds its crates (`hstore fetch` on a connected machine)
-#   BENCH_VENDOR_PROJECT=DIR              … a cargo workspace with the same Cargo.lock, whose crates are already in
-#                                           ~/.cargo/registry (run `cargo fetch` there once), for the warm `cargo vendor`
+#   BENCH_VENDOR_PROJECT=DIR              enables benchmark 3: a cargo workspace with its Cargo.lock (the real
+#                                           InfiniLM-SVC: `git archive HEAD rust | tar -x` from a clone; ~250 crates)
+#   BENCH_VENDOR_STORE=DIR                … a store kept between runs that holds its crates
+#   BENCH_ALLOW_NETWORK=1                 … lets `hstore lock`/`fetch` fill that store (else they run --offline);
+#                                           for cargo's side, run `cargo fetch --locked` in DIR once
 #
-# Everything talks only to the local file system: benchmark 3 runs `cargo vendor --offline`, and hstore builds have no
-# network. Prints the commands, per-run means and the ratios.
+# Nothing talks to the network unless BENCH_ALLOW_NETWORK=1: benchmark 3 runs `cargo vendor --offline`, and hstore
+# builds have none. Prints the commands, per-run means and the ratios.
 set -euo pipefail
 
 runs=${1:-5}
@@ -181,49 +180,57 @@ echo "no-op ${noop}s  (goal ≤ 0.3 s)"
 echo
 
 # ---------------------------------------------------------------------------------------------------------------------
-if [[ -z ${BENCH_VENDOR_LOCKFILE:-} ]]; then
-    echo "## 3. vendor directory: skipped (set BENCH_VENDOR_LOCKFILE and friends, see the header)"
+if [[ -z ${BENCH_VENDOR_PROJECT:-} ]]; then
+    echo "## 3. vendor directory: skipped (set BENCH_VENDOR_PROJECT and BENCH_VENDOR_STORE, see the header)"
     exit 0
 fi
-: "${BENCH_VENDOR_RECIPES:?}" "${BENCH_VENDOR_RECIPE:?}" "${BENCH_VENDOR_SOURCE:?}" "${BENCH_VENDOR_STORE:?}"
-: "${BENCH_VENDOR_PROJECT:?}"
-lockfile=$(realpath "$BENCH_VENDOR_LOCKFILE")
+: "${BENCH_VENDOR_STORE:?set BENCH_VENDOR_STORE to a store that keeps the crates between runs}"
 cargo_project=$(realpath "$BENCH_VENDOR_PROJECT")
-crate_count=$(grep -c '^name = ' "$cargo_project/Cargo.lock")
-source_var="src_${BENCH_VENDOR_SOURCE//-/_}"
-# A recipe with only the crates source and a script that looks at every vendored crate: a build that is "ready"
-# means the vendor directory and its cargo config are in place. The source table is copied from the real recipe so
-# the lockfile's entry still matches it.
-vendor_recipes="$work/vendor-recipes"
-mkdir -p "$vendor_recipes"
-python3 - "$BENCH_VENDOR_RECIPES" "$BENCH_VENDOR_RECIPE" "$BENCH_VENDOR_SOURCE" "$source_var" \
-    >"$vendor_recipes/vendor.toml" <<'EOF'
-import pathlib, sys, tomllib
-recipes, name, source, var = sys.argv[1:]
-for path in pathlib.Path(recipes).glob("*.toml"):
-    recipe = tomllib.loads(path.read_text())
-    if recipe.get("recipe", {}).get("name") == name:
-        break
-else:
-    sys.exit(f"no recipe `{name}` in {recipes}")
-spec = recipe["sources"][source]
-print(f'[recipe]\nname = "{name}"\n')
-print(f"[sources.{source}]")
-for key, value in spec.items():
-    print(f"{key} = {value!r}".replace("'", '"').replace("True", "true").replace("False", "false"))
-print("\n[targets.cpu]\n")
-print("[build]\nscript = '''")
-print(f'set -eu\nls "${var}" | wc -l > "$out/crates"\ncat "$cargo_config" > "$out/config.toml"')
-print("'''")
+mkdir -p "$BENCH_VENDOR_STORE"
+vendor_store=$(realpath "$BENCH_VENDOR_STORE")
+packages=$(grep -c '^name = ' "$cargo_project/Cargo.lock")
+vendor_project="$work/vendor-project"
+mkdir -p "$vendor_project/recipes"
+# The whole workspace is the `app` source; its Cargo.lock's crates are `crates`. The script only looks at the vendor
+# directory and the cargo config: the build is "ready" when they are in place.
+cat >"$vendor_project/recipes/vendor.toml" <<EOF
+[recipe]
+name = "vendor"
+
+[sources.app]
+path = "$cargo_project"
+exclude = ["target"]
+
+[sources.crates]
+cargo_lock = "app:Cargo.lock"
+
+[targets.cpu]
+
+[build]
+script = """
+ls "\$src_crates" | wc -l > "\$out/crates"
+cat "\$cargo_config" > "\$out/config.toml"
+"""
 EOF
-# Other sources of the recipe are not needed: drop them from a copy of the lockfile entry.
-jq --arg name "$BENCH_VENDOR_RECIPE" --arg source "$BENCH_VENDOR_SOURCE" \
-    '.recipes |= map(if .name == $name then .sources |= map(select(.name == $source)) else . end)' \
-    "$lockfile" >"$work/vendor-lockfile.json"
-vendor_build="'$HSTORE' -q --store '$BENCH_VENDOR_STORE' build '$BENCH_VENDOR_RECIPE' --target cpu --recipes '$vendor_recipes' --lockfile '$work/vendor-lockfile.json'"
-cargo_vendor="rm -rf '$work/vendor' && cargo vendor --offline --locked --quiet --manifest-path '$cargo_project/Cargo.toml' '$work/vendor' >/dev/null"
-echo "## 3. vendor directory of a $crate_count-package Cargo.lock ready inside the sandbox, $runs runs each"
+offline=(--offline)
+if [[ -n ${BENCH_ALLOW_NETWORK:-} ]]; then offline=(); fi
+if ! (cd "$vendor_project" && HSTORE_STORE="$vendor_store" "$HSTORE" -q lock "${offline[@]}" &&
+    HSTORE_STORE="$vendor_store" "$HSTORE" -q fetch "${offline[@]}"); then
+    echo "error: the crates are not all in \`$vendor_store\`; fill it once on a connected machine with" \
+        "BENCH_ALLOW_NETWORK=1, and run \`cargo fetch --locked\` in \`$cargo_project\` for cargo's cache" >&2
+    exit 2
+fi
+cargo_vendor="rm -rf '$work/vendor' && cargo vendor --offline --locked --quiet --manifest-path '$cargo_project/Cargo.toml' '$work/vendor'"
+vendor_build="cd '$vendor_project' && HSTORE_STORE='$vendor_store' '$HSTORE' -q build vendor --target cpu"
+# Cold: the vendor tree (one directory node over the stored crates) has never been materialized in this store.
+rm -rf "${vendor_store:?}/trees-v1"
+start=$(date +%s%N)
+eval "$vendor_build --check" >/dev/null
+cold=$(awk -v ns=$(($(date +%s%N) - start)) 'BEGIN { printf "%.3f", ns / 1e9 }')
+echo "## 3. vendor directory of a $packages-package Cargo.lock ready inside the sandbox, $runs runs each"
 echo "cargo vendor (warm ~/.cargo/registry): $cargo_vendor"
 echo "hstore (vendor tree cached):           $vendor_build --check"
+echo "first build after emptying the tree cache (vendor tree materialized from the objects): ${cold}s"
 compare "cargo-vendor" "$cargo_vendor" hstore "$vendor_build --check"
+echo "crates seen inside: $(cat "$(cd "$vendor_project" && HSTORE_STORE="$vendor_store" "$HSTORE" -q build vendor --target cpu --out-link "$work/vendor-result" >/dev/null && echo "$work/vendor-result/crates")")"
 echo "(goal: ratio ≤ 0.2×)"
