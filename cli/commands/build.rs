@@ -11,7 +11,8 @@ use anyhow::{Context, Result, bail};
 use hstore_fetchers::lockfile::{Artifact, Lockfile};
 use hstore_fetchers::recipe::{Recipe, SourceSpec};
 use hstore_sandbox::build::{
-    BuildOptions, BuildPlan, GitReplacement, Input, InputShape, VendoredCrate, build, find_record,
+    BuildOptions, BuildPlan, GitReplacement, Input, InputShape, VendoredCrate, build_prepared,
+    find_record, prepare,
 };
 use hstore_store::Store;
 use serde::Deserialize;
@@ -69,15 +70,23 @@ pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> R
     let lockfile = Lockfile::load(&args.lockfile)?;
     let helper_exe = std::env::current_exe()
         .context("cannot find the hstore executable to run the sandbox helper")?;
-    let mut status = ExitStatus::Success;
+    // Everything that can fail before a build starts is checked for every recipe first: a command building several
+    // recipes must not fail on the last one's missing input after building the others for an hour.
+    let mut plans = Vec::with_capacity(recipes.len());
     for recipe in &recipes {
         let plan = plan(recipe, &target, &lockfile, &args.lockfile)?;
+        let prepared = prepare(&store, &plan)
+            .with_context(|| format!("cannot build `{}` for target `{target}`", recipe.name))?;
+        plans.push((plan, prepared));
+    }
+    let mut status = ExitStatus::Success;
+    for (recipe, (plan, prepared)) in recipes.iter().zip(plans) {
         printer.status("Building", format!("{} for target {}", recipe.name, target));
         let options = BuildOptions {
             helper_exe: helper_exe.clone(),
             check: args.check,
         };
-        let outcome = build(&store, &plan, &options)
+        let outcome = build_prepared(&store, &plan, prepared, &options)
             .with_context(|| format!("failed to build `{}` for target `{target}`", recipe.name))?;
         let output = outcome.record.output;
         if let Some(check) = &outcome.check {
@@ -327,6 +336,9 @@ fn plan(
     })
 }
 
+/// The Cargo.lock `source` of crates.io packages.
+const CRATES_IO_SOURCE: &str = "registry+https://github.com/rust-lang/crates.io-index";
+
 fn vendored_crate(artifact: &Artifact) -> Option<VendoredCrate> {
     let Artifact::Crate {
         name,
@@ -353,10 +365,13 @@ fn vendored_crate(artifact: &Artifact) -> Option<VendoredCrate> {
             reference,
         }
     });
+    // Any other registry (`sparse+…`, `registry+…` but crates.io) needs its own replacement stanza.
+    let registry = (git.is_none() && source != CRATES_IO_SOURCE).then(|| source.clone());
     Some(VendoredCrate {
         dir_name: format!("{name}-{version}"),
         tree: *address,
         git,
+        registry,
     })
 }
 

@@ -121,6 +121,7 @@ impl Sandbox {
             source: e.into(),
         })?;
         let status_raw = status_write.as_raw_fd();
+        let caller_pid = std::process::id();
         let mut command = Command::new(helper);
         command
             .arg(HELPER_ARG)
@@ -128,10 +129,21 @@ impl Sandbox {
             .stdin(Stdio::piped())
             .stdout(stdout)
             .stderr(stderr);
-        // SAFETY: the closure runs between fork and exec and calls only `dup2`/`fcntl`, which are
-        // async-signal-safe; it allocates nothing and touches no lock.
+        // SAFETY: the closure runs between fork and exec and calls only `prctl`/`getppid`/`dup2`/`fcntl`, which
+        // are async-signal-safe; it allocates nothing and touches no lock.
         unsafe {
             command.pre_exec(move || {
+                // If the caller dies (SIGKILL, OOM killer), the helper must die too: its init process already
+                // follows it down (`PR_SET_PDEATHSIG` in the helper), taking the whole pid namespace with it, so
+                // no orphaned build keeps running. The signal is tied to the spawning thread, which blocks in
+                // `wait` below for the helper's whole life. A caller that died before `prctl` ran is caught by
+                // the parent-pid check.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::getppid().cast_unsigned() != caller_pid {
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+                }
                 // dup2 onto the same number would keep FD_CLOEXEC, so clear it explicitly in that case.
                 let result = if status_raw == STATUS_FD {
                     libc::fcntl(STATUS_FD, libc::F_SETFD, 0)

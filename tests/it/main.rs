@@ -1,6 +1,7 @@
 //! hstore's integration tests: one binary, one module per area. Each test runs the real `hstore` binary in its own
 //! sandboxed directory ([`hstore_test_support::TestEnv`]), against loopback servers and `file://` git repositories.
 
+mod build;
 mod common;
 mod export;
 mod fetch;

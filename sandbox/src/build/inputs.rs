@@ -7,7 +7,8 @@
 //! - [`InputShape::CargoVendor`]: every crate of a Cargo.lock — a vendor tree `{<name>-<version>: crate tree}` is
 //!   assembled from directory nodes alone (the crates are already stored as vendored trees with their
 //!   `.cargo-checksum.json`), materialized once into the cache and bound at `/src/<name>`. A cargo config with the
-//!   source replacement (and one stanza per git source) is written to `$CARGO_HOME/config.toml`, so
+//!   source replacement (crates.io, plus one stanza per git source and per other registry, as `cargo vendor` prints
+//!   them) is written to `$CARGO_HOME/config.toml`, so
 //!   `cargo build --offline --frozen` works with no further setup. Building the vendor tree costs one directory node;
 //!   the cache makes every later build bind it instantly instead of unpacking per build.
 
@@ -54,6 +55,9 @@ pub struct VendoredCrate {
     pub tree: Digest,
     /// For crates from git, the source-replacement stanza cargo needs.
     pub git: Option<GitReplacement>,
+    /// For crates from a registry other than crates.io, its Cargo.lock source id (`sparse+https://…/` or
+    /// `registry+https://…`), which needs its own replacement stanza.
+    pub registry: Option<String>,
 }
 
 /// A `[source."git+…"]` stanza.
@@ -81,6 +85,9 @@ impl InputShape {
                     let _ = write!(text, " {}={}", krate.dir_name, krate.tree);
                     if let Some(git) = &krate.git {
                         let _ = write!(text, "({})", git.source_id);
+                    }
+                    if let Some(registry) = &krate.registry {
+                        let _ = write!(text, "({registry})");
                     }
                 }
                 text
@@ -179,6 +186,22 @@ impl InputShape {
             }
             config.push_str("replace-with = \"vendored-sources\"\n");
         }
+        let mut registries: Vec<&str> = crates
+            .iter()
+            .filter_map(|krate| krate.registry.as_deref())
+            .collect();
+        registries.sort_unstable();
+        registries.dedup();
+        for source_id in registries {
+            // Cargo matches a replaced source by URL: `sparse+URL` stays whole, `registry+URL` (a git index) is URL.
+            let url = source_id.strip_prefix("registry+").unwrap_or(source_id);
+            let _ = write!(
+                config,
+                "\n[source.{}]\nregistry = {}\nreplace-with = \"vendored-sources\"\n",
+                toml_string(source_id),
+                toml_string(url)
+            );
+        }
         Some(config)
     }
 }
@@ -205,4 +228,68 @@ fn toml_string(text: &str) -> String {
     }
     quoted.push('"');
     quoted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn krate(dir_name: &str, git: Option<GitReplacement>, registry: Option<&str>) -> VendoredCrate {
+        VendoredCrate {
+            dir_name: dir_name.to_owned(),
+            tree: Digest::of_bytes(dir_name.as_bytes()),
+            git,
+            registry: registry.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn cargo_config_replaces_crates_io_git_and_other_registries() {
+        let shape = InputShape::CargoVendor {
+            crates: vec![
+                krate("serde-1.0.0", None, None),
+                krate(
+                    "tool-0.1.0",
+                    Some(GitReplacement {
+                        source_id: "git+https://example.org/tool?branch=main".into(),
+                        url: "https://example.org/tool".into(),
+                        reference: Some(("branch".into(), "main".into())),
+                    }),
+                    None,
+                ),
+                krate(
+                    "inhouse-2.0.0",
+                    None,
+                    Some("sparse+https://crates.corp/index/"),
+                ),
+                krate("old-1.0.0", None, Some("registry+https://git.corp/index")),
+            ],
+        };
+        let config = shape.cargo_config("/src/crates").expect("a vendor input");
+        for stanza in [
+            "[source.crates-io]\nreplace-with = \"vendored-sources\"",
+            "[source.vendored-sources]\ndirectory = \"/src/crates\"",
+            "[source.\"git+https://example.org/tool?branch=main\"]\ngit = \"https://example.org/tool\"\nbranch = \"main\"\nreplace-with = \"vendored-sources\"",
+            "[source.\"sparse+https://crates.corp/index/\"]\nregistry = \"sparse+https://crates.corp/index/\"\nreplace-with = \"vendored-sources\"",
+            "[source.\"registry+https://git.corp/index\"]\nregistry = \"https://git.corp/index\"\nreplace-with = \"vendored-sources\"",
+        ] {
+            assert!(config.contains(stanza), "missing {stanza:?} in:\n{config}");
+        }
+        assert!(
+            InputShape::Tree(Digest::of_bytes(b"x"))
+                .cargo_config("/src/x")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn the_registry_of_a_crate_is_part_of_the_key() {
+        let from = |registry| InputShape::CargoVendor {
+            crates: vec![krate("inhouse-2.0.0", None, registry)],
+        };
+        assert_ne!(
+            from(None).key_text(),
+            from(Some("sparse+https://crates.corp/index/")).key_text()
+        );
+    }
 }

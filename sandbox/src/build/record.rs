@@ -95,11 +95,41 @@ pub fn find_record(store: &Store, key: &Digest) -> Result<Option<BuildRecord>> {
     Ok(Some(record))
 }
 
-/// Builds `plan` (or finds it in the cache). See the module docs.
-pub fn build(store: &Store, plan: &BuildPlan, options: &BuildOptions) -> Result<BuildOutcome> {
+/// A plan whose inputs are all in the store and whose host inputs are fingerprinted: ready for [`build_prepared`].
+#[derive(Debug, Clone)]
+pub struct PreparedBuild {
+    /// The build key.
+    pub key: Digest,
+    /// The host fingerprints hashed into it.
+    pub fingerprints: BTreeMap<String, String>,
+}
+
+/// Everything that can fail before a build starts: inputs missing from the store, declared host paths or tools
+/// missing on this machine. Nothing is run or written. Call it for every plan of a command first, so a command building
+/// several recipes fails before the first one starts rather than after it.
+pub fn prepare(store: &Store, plan: &BuildPlan) -> Result<PreparedBuild> {
     check_inputs(store, plan)?;
     let fingerprints = super::fingerprints(&plan.host_paths, &plan.host_tools)?;
-    let key = plan.key(&fingerprints);
+    Ok(PreparedBuild {
+        key: plan.key(&fingerprints),
+        fingerprints,
+    })
+}
+
+/// Builds `plan` (or finds it in the cache): [`prepare`] then [`build_prepared`]. See the module docs.
+pub fn build(store: &Store, plan: &BuildPlan, options: &BuildOptions) -> Result<BuildOutcome> {
+    let prepared = prepare(store, plan)?;
+    build_prepared(store, plan, prepared, options)
+}
+
+/// Builds a plan [`prepare`]d with the same store (or finds it in the cache).
+pub fn build_prepared(
+    store: &Store,
+    plan: &BuildPlan,
+    prepared: PreparedBuild,
+    options: &BuildOptions,
+) -> Result<BuildOutcome> {
+    let PreparedBuild { key, fingerprints } = prepared;
     let previous = find_record(store, &key)?;
     if let (Some(record), false) = (&previous, options.check) {
         return Ok(BuildOutcome {

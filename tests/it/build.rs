@@ -1,0 +1,824 @@
+//! `hstore build` and `hstore log` end to end: the real binary, real namespaces, real builds.
+//!
+//! Each test lays out a project in its own [`TestEnv`] (`project/recipes/*.toml`, `project/src/`, a lockfile whose
+//! `path` artifact was stored with `hstore store add`) and runs `hstore` there. Sandbox properties are observed from
+//! inside: the build script writes what it saw into `$out`, and the test reads the stored output through
+//! `--out-link`. Network probes only ever aim at 127.0.0.1.
+
+use std::io::ErrorKind;
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use hstore_test_support::{CrateSpec, TestEnv, TestRegistry};
+
+/// One project: recipes, a `src/` directory stored as a `path` source, and a lockfile pinning it.
+struct Project {
+    env: TestEnv,
+}
+
+impl Project {
+    /// A project whose `src/` holds `files`; every recipe passed to [`Project::recipe`] may use it as
+    /// `[sources.code] path = "../src"`.
+    fn new(files: &[(&str, &str)]) -> Self {
+        let project = Project {
+            env: TestEnv::new(),
+        };
+        for dir in ["recipes", "src"] {
+            std::fs::create_dir_all(project.dir().join(dir)).expect("create project dir");
+        }
+        for (name, contents) in files {
+            std::fs::write(project.dir().join("src").join(name), contents).expect("write source");
+        }
+        project
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.env.root().join("project")
+    }
+
+    fn store(&self) -> PathBuf {
+        self.env.store()
+    }
+
+    /// `hstore ARGS` in the project directory.
+    fn hstore(&self, args: &[&str]) -> Command {
+        let mut command = self.env.command(env!("CARGO_BIN_EXE_hstore"));
+        command.current_dir(self.dir()).args(args);
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Outcome {
+        Outcome::of(self.hstore(args).output().expect("run hstore"))
+    }
+
+    /// Writes `recipes/<name>.toml`: a recipe using `src/` as `code`, with `targets` (TOML) and `script`.
+    fn recipe(&self, name: &str, targets: &str, script: &str) -> &Self {
+        self.raw_recipe(
+            name,
+            &format!(
+                "[recipe]\nname = \"{name}\"\n\n[sources.code]\npath = \"../src\"\n\n{targets}\n\n\
+                 [build]\nscript = '''\n{script}\n'''\n"
+            ),
+        )
+    }
+
+    fn raw_recipe(&self, name: &str, toml: &str) -> &Self {
+        std::fs::write(
+            self.dir().join("recipes").join(format!("{name}.toml")),
+            toml,
+        )
+        .expect("write recipe");
+        self
+    }
+
+    /// Stores `src/` and writes a lockfile pinning it at `address` (the stored one unless given) for `recipes`.
+    fn lock(&self, recipes: &[&str], address: Option<&str>) {
+        let stored = self.run(&["store", "add", "src"]).success().stdout_line();
+        let address = address.unwrap_or(&stored);
+        let size: u64 = std::fs::read_dir(self.dir().join("src"))
+            .expect("list src")
+            .map(|entry| entry.expect("entry").metadata().expect("metadata").len())
+            .sum();
+        let locked: Vec<String> = recipes
+            .iter()
+            .map(|name| {
+                format!(
+                    r#"{{"name":"{name}","sources":[{{"name":"code","spec":{{"kind":"path","path":"../src","exclude":[]}},"artifacts":["path+src"]}}]}}"#
+                )
+            })
+            .collect();
+        let lockfile = format!(
+            r#"{{"version":1,"recipes":[{}],"artifacts":[{{"kind":"path","id":"path+src","path":"src","address":"{address}","size":{size}}}]}}"#,
+            locked.join(",")
+        );
+        std::fs::write(self.dir().join("lockfile.json"), lockfile).expect("write lockfile");
+    }
+
+    /// Names in a store directory (`meta-v1/build`, `roots-v1`, `tmp`); empty if it does not exist.
+    fn store_entries(&self, dir: &str) -> Vec<String> {
+        match std::fs::read_dir(self.store().join(dir)) {
+            Ok(entries) => {
+                let mut names: Vec<String> = entries
+                    .map(|entry| {
+                        entry
+                            .expect("entry")
+                            .file_name()
+                            .to_string_lossy()
+                            .into_owned()
+                    })
+                    .collect();
+                names.sort();
+                names
+            }
+            Err(error) if error.kind() == ErrorKind::NotFound => Vec::new(),
+            Err(error) => panic!("list {dir}: {error}"),
+        }
+    }
+
+    fn build_records(&self) -> Vec<String> {
+        self.store_entries("meta-v1/build")
+    }
+
+    fn build_roots(&self) -> Vec<String> {
+        self.store_entries("roots-v1")
+            .into_iter()
+            .filter(|name| name.starts_with("build-"))
+            .collect()
+    }
+
+    /// Reads a file of the output linked at `link`.
+    fn output_file(&self, link: &str, name: &str) -> String {
+        std::fs::read_to_string(self.dir().join(link).join(name))
+            .unwrap_or_else(|error| panic!("read {link}/{name}: {error}"))
+    }
+}
+
+/// A finished `hstore` run.
+struct Outcome {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Outcome {
+    fn of(output: Output) -> Self {
+        Outcome {
+            code: output.status.code(),
+            stdout: String::from_utf8(output.stdout).expect("utf-8 stdout"),
+            stderr: String::from_utf8(output.stderr).expect("utf-8 stderr"),
+        }
+    }
+
+    #[track_caller]
+    fn success(self) -> Self {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "expected success; stderr:\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    fn code(self, expected: i32) -> Self {
+        assert_eq!(
+            self.code,
+            Some(expected),
+            "expected exit {expected}; stdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    fn stdout_line(&self) -> String {
+        self.stdout.trim().to_owned()
+    }
+}
+
+/// Polls `condition` until it holds; panics naming `what` after a generous deadline (a hang, not a timing check).
+#[track_caller]
+fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+const C_PROGRAM: &str =
+    "#include <stdio.h>\nint main(void) { puts(\"hello from m\"); return 0; }\n";
+
+const COMPILE_SCRIPT: &str = r#"echo "building demo now"
+cc -o /build/m "$src_code/m.c"
+mkdir -p "$out/bin"
+cp /build/m "$out/bin/m""#;
+
+#[test]
+fn sandbox_has_only_loopback_and_cannot_reach_the_hosts_127_0_0_1() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen on 127.0.0.1");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("address").port();
+    // The probe used inside works: from the host it does reach the listener.
+    let probe = format!("exec 3<>/dev/tcp/127.0.0.1/{port}");
+    let status = Command::new("bash")
+        .args(["-c", &probe])
+        .status()
+        .expect("run bash");
+    assert!(status.success(), "the host must reach its own listener");
+    wait_until("the host's probe connection arrives", || {
+        listener.accept().is_ok()
+    });
+
+    let project = Project::new(&[("m.c", C_PROGRAM)]);
+    project.recipe(
+        "net",
+        "[targets.cpu]",
+        &format!(
+            r#"if bash -c '{probe}' 2> "$out/connect-error"; then echo connected > "$out/tcp"; else echo failed > "$out/tcp"; fi
+tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' > "$out/interfaces""#
+        ),
+    );
+    project.lock(&["net"], None);
+    project
+        .run(&["build", "net", "--target", "cpu", "--out-link", "result"])
+        .success();
+
+    assert_eq!(project.output_file("result", "tcp"), "failed\n");
+    assert!(
+        project
+            .output_file("result", "connect-error")
+            .contains("Connection refused"),
+        "inside, 127.0.0.1 is the sandbox's own loopback with nothing listening"
+    );
+    assert_eq!(project.output_file("result", "interfaces"), "lo\n");
+    match listener.accept() {
+        Err(error) if error.kind() == ErrorKind::WouldBlock => {}
+        other => panic!("the sandbox reached the host's listener: {other:?}"),
+    }
+}
+
+#[test]
+fn sandbox_cannot_write_the_store_or_inputs_and_sees_no_host_home() {
+    let project = Project::new(&[("m.c", C_PROGRAM)]);
+    let host_home = project.env.home();
+    std::fs::create_dir_all(host_home.join(".cargo")).expect("create ~/.cargo");
+    std::fs::write(
+        host_home.join(".cargo/config.toml"),
+        "# host cargo config\n",
+    )
+    .expect("write ~/.cargo/config.toml");
+    let store = project.store();
+    project.recipe(
+        "peek",
+        "[targets.cpu]",
+        &format!(
+            r#"touch "$src_code/new-file" 2>> "$out/errors"
+{{ echo changed >> "$src_code/m.c"; }} 2>> "$out/errors"
+mkdir "$src_code/new-dir" 2>> "$out/errors"
+for path in "{home}" "{home}/.cargo" "{store}" /root/.cargo "$HOME/.cargo"; do
+  if [ -e "$path" ]; then echo "visible $path"; else echo "invisible $path"; fi
+done > "$out/visibility"
+echo "$HOME" > "$out/home"
+ls -A "$HOME" > "$out/home-listing"
+env | grep -c -e "{home}" -e "{store}" > "$out/host-paths-in-env" || true"#,
+            home = host_home.display(),
+            store = store.display(),
+        ),
+    );
+    project.lock(&["peek"], None);
+    project
+        .run(&["build", "peek", "--target", "cpu", "--out-link", "result"])
+        .success();
+
+    let errors = project.output_file("result", "errors");
+    assert_eq!(
+        errors.matches("Read-only file system").count(),
+        3,
+        "every write into an input (the store's own copy) fails with EROFS:\n{errors}"
+    );
+    let visibility = project.output_file("result", "visibility");
+    assert!(
+        visibility
+            .lines()
+            .all(|line| line.starts_with("invisible ")),
+        "{visibility}"
+    );
+    let home = project.output_file("result", "home");
+    assert_ne!(home.trim(), host_home.to_string_lossy());
+    assert_eq!(project.output_file("result", "home-listing"), "");
+    assert_eq!(project.output_file("result", "host-paths-in-env"), "0\n");
+    // The stored input is untouched.
+    assert_eq!(
+        std::fs::read_to_string(project.dir().join("src/m.c")).expect("read m.c"),
+        C_PROGRAM
+    );
+    project.run(&["store", "verify"]).success();
+}
+
+#[test]
+fn second_build_is_a_cache_hit_and_runs_nothing() {
+    let project = Project::new(&[("m.c", C_PROGRAM)]);
+    // Every run of this script gives a different output, so an equal address proves nothing ran.
+    project.recipe(
+        "unique",
+        "[targets.cpu]",
+        r#"cat /proc/sys/kernel/random/uuid > "$out/run-id""#,
+    );
+    project.lock(&["unique"], None);
+    let first = project
+        .run(&["build", "unique", "--target", "cpu"])
+        .success();
+    assert!(first.stderr.contains("Built"), "{}", first.stderr);
+    let second = project
+        .run(&["build", "unique", "--target", "cpu"])
+        .success();
+    assert!(second.stderr.contains("Fresh"), "{}", second.stderr);
+    assert_eq!(first.stdout_line(), second.stdout_line());
+    assert!(first.stdout_line().starts_with("b3:"));
+    assert_eq!(project.build_records().len(), 1);
+    assert_eq!(project.store_entries("tmp"), Vec::<String>::new());
+    // And the script really is not reproducible, so the equality above can only come from the cache.
+    let check = project
+        .run(&["build", "unique", "--target", "cpu", "--check"])
+        .code(1);
+    assert!(check.stderr.contains("run-id"), "{}", check.stderr);
+}
+
+#[test]
+fn check_passes_when_reproducible_and_names_the_differing_file_otherwise() {
+    let project = Project::new(&[("m.c", C_PROGRAM)]);
+    project
+        .recipe("steady", "[targets.cpu]", COMPILE_SCRIPT)
+        .recipe(
+            "clock",
+            "[targets.cpu]",
+            r#"echo same > "$out/same"
+date +%s%N > "$out/stamp""#,
+        );
+    project.lock(&["steady", "clock"], None);
+    let built = project
+        .run(&["build", "steady", "--target", "cpu"])
+        .success();
+    let checked = project
+        .run(&["build", "steady", "--target", "cpu", "--check"])
+        .success();
+    assert!(
+        checked.stderr.contains("reproducible"),
+        "{}",
+        checked.stderr
+    );
+    assert_eq!(built.stdout_line(), checked.stdout_line());
+
+    project
+        .run(&["build", "clock", "--target", "cpu"])
+        .success();
+    let failed = project
+        .run(&["build", "clock", "--target", "cpu", "--check"])
+        .code(1);
+    assert!(
+        failed.stderr.contains("not reproducible"),
+        "{}",
+        failed.stderr
+    );
+    assert!(failed.stderr.contains("stamp"), "{}", failed.stderr);
+    assert!(
+        !failed.stderr.contains("same"),
+        "only differing files are listed:\n{}",
+        failed.stderr
+    );
+    // A failed check does not replace the recorded output.
+    assert_eq!(project.build_records().len(), 2);
+}
+
+/// A script that signals it started (`/build/started`) and then waits for the test's `/build/go`.
+const WAIT_SCRIPT: &str = r#"touch /build/started
+while [ ! -e /build/go ]; do sleep 0.05; done
+echo finished > "$out/done""#;
+
+/// Scratch directories in the store's `tmp/` whose build signalled it started.
+fn started_scratch(project: &Project) -> Vec<PathBuf> {
+    project
+        .store_entries("tmp")
+        .into_iter()
+        .map(|name| project.store().join("tmp").join(name))
+        .filter(|dir| dir.join("build/started").exists())
+        .collect()
+}
+
+/// Host pids of processes whose environment holds `marker` (set by the recipe, so only that build's processes).
+fn processes_with(marker: &str) -> Vec<u32> {
+    let needle = marker.as_bytes();
+    std::fs::read_dir("/proc")
+        .expect("list /proc")
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|environ| environ.split(|&b| b == 0).any(|var| var == needle))
+        })
+        .collect()
+}
+
+fn spawn_build(project: &Project, recipe: &str) -> Child {
+    project
+        .hstore(&["build", recipe, "--target", "cpu", "--out-link", "result"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("spawn hstore build")
+}
+
+fn killed_build_records_nothing(kill_group: bool) {
+    let project = Project::new(&[("m.c", C_PROGRAM)]);
+    let marker = format!(
+        "HSTORE_TEST_MARKER={}-{}",
+        std::process::id(),
+        if kill_group { "group" } else { "pid" }
+    );
+    let (name, value) = marker.split_once('=').expect("marker");
+    project.raw_recipe(
+        "slow",
+        &format!(
+            "[recipe]\nname = \"slow\"\n\n[sources.code]\npath = \"../src\"\n\n[targets.cpu]\n\n\
+             [build]\nenv = {{ {name} = \"{value}\" }}\nscript = '''\n{WAIT_SCRIPT}\n'''\n"
+        ),
+    );
+    project.lock(&["slow"], None);
+
+    let mut child = spawn_build(&project, "slow");
+    wait_until("the build starts in the sandbox", || {
+        !started_scratch(&project).is_empty()
+    });
+    assert!(
+        !processes_with(&marker).is_empty(),
+        "the marker finds the build's processes"
+    );
+    if kill_group {
+        let status = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", child.id())])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    } else {
+        child.kill().expect("SIGKILL hstore");
+    }
+    child.wait().expect("reap hstore");
+    wait_until("every process of the killed build is gone", || {
+        processes_with(&marker).is_empty()
+    });
+    assert_eq!(project.build_records(), Vec::<String>::new());
+    assert_eq!(project.build_roots(), Vec::<String>::new());
+    let killed = started_scratch(&project);
+    assert_eq!(killed.len(), 1);
+
+    // A later build of the same recipe runs normally and is recorded.
+    let child = spawn_build(&project, "slow");
+    wait_until("the second build starts in the sandbox", || {
+        started_scratch(&project).len() == 2
+    });
+    for dir in started_scratch(&project) {
+        if dir != killed[0] {
+            std::fs::write(dir.join("build/go"), "").expect("signal go");
+        }
+    }
+    let second = Outcome::of(child.wait_with_output().expect("wait for hstore")).success();
+    assert!(second.stderr.contains("Built"), "{}", second.stderr);
+    assert_eq!(project.output_file("result", "done"), "finished\n");
+    assert_eq!(project.build_records().len(), 1);
+    assert_eq!(project.build_roots().len(), 1);
+
+    // gc removes the killed build's scratch, and keeps the recorded output.
+    assert!(killed[0].exists());
+    project.run(&["store", "gc"]).success();
+    assert_eq!(project.store_entries("tmp"), Vec::<String>::new());
+    // The hand-written lockfile roots nothing (`hstore fetch` would), so gc took the input too; store it again.
+    project.run(&["store", "add", "src"]).success();
+    let again = project.run(&["build", "slow", "--target", "cpu"]).success();
+    assert!(again.stderr.contains("Fresh"), "{}", again.stderr);
+}
+
+#[test]
+fn sigkill_of_the_process_group_mid_build_records_nothing() {
+    killed_build_records_nothing(true);
+}
+
+#[test]
+fn sigkill_of_hstore_alone_takes_the_sandbox_down_and_records_nothing() {
+    killed_build_records_nothing(false);
+}
+
+#[test]
+fn missing_host_path_is_named_before_anything_runs() {
+    let project = Project::new(&[("m.c", C_PROGRAM)]);
+    project.recipe(
+        "cuda",
+        "[targets.cpu]\n\n[targets.cuda]\nhost_paths = [\"/nonexistent/cuda\"]",
+        r#"touch "$out/ran""#,
+    );
+    // `fine` sorts first and could build; the command must still fail before starting it.
+    project.recipe("fine", "[targets.cuda]", r#"touch "$out/ran""#);
+    project.lock(&["cuda", "fine"], None);
+    let failed = project
+        .run(&["build", "fine", "cuda", "--target", "cuda"])
+        .code(2);
+    assert!(
+        failed.stderr.contains("`/nonexistent/cuda`"),
+        "{}",
+        failed.stderr
+    );
+    assert!(failed.stderr.contains("hint:"), "{}", failed.stderr);
+    assert_eq!(failed.stdout, "");
+    assert_eq!(project.store_entries("tmp"), Vec::<String>::new());
+    assert_eq!(project.build_records(), Vec::<String>::new());
+}
+
+#[test]
+fn unknown_target_lists_the_recipes_targets() {
+    let project = Project::new(&[("m.c", C_PROGRAM)]);
+    project.recipe(
+        "multi",
+        "[targets.cpu]\n\n[targets.cuda]\nhost_paths = [\"/nonexistent/cuda\"]",
+        r#"touch "$out/ran""#,
+    );
+    project.lock(&["multi"], None);
+    let failed = project.run(&["build", "multi", "--target", "rocm"]).code(2);
+    assert!(failed.stderr.contains("`rocm`"), "{}", failed.stderr);
+    assert!(failed.stderr.contains("cpu, cuda"), "{}", failed.stderr);
+    assert_eq!(project.store_entries("tmp"), Vec::<String>::new());
+}
+
+#[test]
+fn missing_store_input_is_named_with_its_address_and_a_hint() {
+    let project = Project::new(&[("m.c", C_PROGRAM)]);
+    project.recipe("demo", "[targets.cpu]", COMPILE_SCRIPT);
+    let absent = format!("b3:{}", "5a".repeat(32));
+    project.lock(&["demo"], Some(&absent));
+    let failed = project.run(&["build", "demo", "--target", "cpu"]).code(2);
+    assert!(failed.stderr.contains("code"), "{}", failed.stderr);
+    assert!(failed.stderr.contains(&absent), "{}", failed.stderr);
+    let hint = failed
+        .stderr
+        .lines()
+        .find(|line| line.starts_with("hint:"))
+        .unwrap_or_else(|| panic!("no hint:\n{}", failed.stderr));
+    assert!(
+        hint.contains("hstore fetch") && hint.contains("hstore import"),
+        "{hint}"
+    );
+    assert_eq!(project.store_entries("tmp"), Vec::<String>::new());
+}
+
+#[test]
+fn out_link_install_path_deployment_case_and_log() {
+    let project = Project::new(&[("m.c", C_PROGRAM)]);
+    project.recipe("demo", "[targets.cpu]", COMPILE_SCRIPT);
+    project.lock(&["demo"], None);
+
+    let built = project
+        .run(&["build", "demo", "--target", "cpu", "--out-link", "result"])
+        .success();
+    let output = built.stdout_line();
+    let link = project.dir().join("result");
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .expect("result")
+            .file_type()
+            .is_symlink()
+    );
+    let program = link.join("bin/m");
+    let mode = std::fs::metadata(&program)
+        .expect("result/bin/m")
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o222,
+        0,
+        "the linked output is read-only (mode {mode:o})"
+    );
+    let ran = Command::new(&program).output().expect("run result/bin/m");
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "hello from m\n");
+
+    // `--install-path` copies `bin/*` with mode 0755.
+    project
+        .run(&[
+            "build",
+            "demo",
+            "--target",
+            "cpu",
+            "--install-path",
+            "installed",
+        ])
+        .success();
+    let installed = project.dir().join("installed/m");
+    let mode = std::fs::metadata(&installed)
+        .expect("installed/m")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o755);
+    assert_eq!(
+        std::fs::read(&installed).expect("read installed/m"),
+        std::fs::read(&program).expect("read result/bin/m")
+    );
+
+    // A deployment case picks the recipe, the target and the install path.
+    std::fs::create_dir_all(project.dir().join("recipes/cases")).expect("cases dir");
+    std::fs::write(
+        project.dir().join("recipes/cases/demo-cpu.toml"),
+        "[case]\nrecipes = [\"demo\"]\ntarget = \"cpu\"\ninstall_path = \"from-case\"\n\
+         description = \"the demo on any CPU\"\n",
+    )
+    .expect("write case");
+    let cased = project
+        .run(&["build", "--deployment-case", "demo-cpu"])
+        .success();
+    assert_eq!(cased.stdout_line(), output);
+    assert!(cased.stderr.contains("Fresh"), "{}", cased.stderr);
+    assert!(project.dir().join("from-case/m").is_file());
+
+    // The log, by recipe and target, and by output address.
+    let by_recipe = project.run(&["log", "demo", "--target", "cpu"]).success();
+    assert!(
+        by_recipe.stdout.contains("building demo now"),
+        "{}",
+        by_recipe.stdout
+    );
+    let by_address = project.run(&["log", &output]).success();
+    assert_eq!(by_address.stdout, by_recipe.stdout);
+}
+
+/// A cargo command isolated from the developer's cargo setup and from the outer `cargo test`.
+fn cargo(project: &Path, cargo_home: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    for (key, _) in std::env::vars_os() {
+        let name = key.to_string_lossy();
+        if name.starts_with("CARGO_") || name.starts_with("RUSTC") || name == "RUSTFLAGS" {
+            command.env_remove(&key);
+        }
+    }
+    command
+        .args(args)
+        .current_dir(project)
+        .env("CARGO_HOME", cargo_home)
+        .env("CARGO_NET_RETRY", "0")
+        .env_remove("http_proxy")
+        .env_remove("HTTP_PROXY");
+    command
+}
+
+/// The sysroot of the toolchain running these tests (`~/.rustup/toolchains/<name>` under rustup).
+fn rust_sysroot() -> PathBuf {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let output = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .expect("run rustc --print sysroot");
+    assert!(output.status.success(), "rustc --print sysroot failed");
+    PathBuf::from(
+        String::from_utf8(output.stdout)
+            .expect("utf-8 sysroot")
+            .trim(),
+    )
+}
+
+/// Builds a small Rust program depending on `bar` (which depends on `foo`) from the loopback registry, offline in the
+/// sandbox, and runs it. With `alternative_registry`, the project names the registry itself (`registry = "loopback"`,
+/// a `[registries]` table in its own `.cargo/config.toml`), so Cargo.lock's sources are the loopback URL; otherwise the
+/// registry stands in for crates.io and is reached through `--mirror`.
+fn rust_program_builds_offline_and_runs(alternative_registry: bool) {
+    let registry = TestRegistry::new()
+        .crate_("foo", "1.0.0")
+        .crate_with(
+            "bar",
+            "0.2.0",
+            CrateSpec {
+                deps: vec![("foo", "1.0.0")],
+                files: vec![(
+                    "src/lib.rs",
+                    "pub fn greet() -> String {\n    format!(\"bar and {}\", foo::name())\n}\n",
+                )],
+                ..CrateSpec::default()
+            },
+        )
+        .start();
+    let project = Project::new(&[]);
+    let app = project.dir().join("app");
+    std::fs::create_dir_all(app.join("src")).expect("create app/src");
+    // The fixture registry's `bar` names `foo` without the `registry-index` that `cargo publish` writes for crates
+    // of other registries, so from an alternative registry the app uses `foo` alone.
+    let (dependency, use_it, expected) = if alternative_registry {
+        (
+            "foo = { version = \"1.0.0\", registry = \"loopback\" }",
+            "foo::name()",
+            "app uses foo\n",
+        )
+    } else {
+        ("bar = \"0.2.0\"", "bar::greet()", "app uses bar and foo\n")
+    };
+    std::fs::write(
+        app.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n{dependency}\n"
+        ),
+    )
+    .expect("write Cargo.toml");
+    if alternative_registry {
+        std::fs::create_dir_all(app.join(".cargo")).expect("create app/.cargo");
+        std::fs::write(
+            app.join(".cargo/config.toml"),
+            format!(
+                "[registries.loopback]\nindex = \"{}\"\n",
+                registry.crates_index_url()
+            ),
+        )
+        .expect("write app/.cargo/config.toml");
+    }
+    std::fs::write(
+        app.join("src/main.rs"),
+        format!("fn main() {{\n    println!(\"app uses {{}}\", {use_it});\n}}\n"),
+    )
+    .expect("write main.rs");
+    // Real cargo resolves against the loopback registry standing in for crates.io, so Cargo.lock names crates.io
+    // as every crate's source, as a real project's does. The replacement lives in a throw-away CARGO_HOME, not in the
+    // project (whose `.cargo/config.toml` the sandboxed build would read).
+    let cargo_home = project.env.root().join("cargo-home");
+    std::fs::create_dir_all(&cargo_home).expect("create cargo home");
+    std::fs::write(
+        cargo_home.join("config.toml"),
+        format!(
+            "[source.crates-io]\nreplace-with = \"loopback\"\n\n[source.loopback]\nregistry = \"{}\"\n",
+            registry.crates_index_url()
+        ),
+    )
+    .expect("write cargo config");
+    let generated = cargo(&app, &cargo_home, &["generate-lockfile"])
+        .output()
+        .expect("run cargo generate-lockfile");
+    assert!(
+        generated.status.success(),
+        "cargo generate-lockfile: {}",
+        String::from_utf8_lossy(&generated.stderr)
+    );
+    let cargo_lock = std::fs::read_to_string(app.join("Cargo.lock")).expect("read Cargo.lock");
+    let expected_source = if alternative_registry {
+        registry.crates_index_url()
+    } else {
+        "registry+https://github.com/rust-lang/crates.io-index".to_owned()
+    };
+    assert!(cargo_lock.contains(&expected_source), "{cargo_lock}");
+
+    let sysroot = rust_sysroot();
+    project.raw_recipe(
+        "app",
+        &format!(
+            r#"[recipe]
+name = "app"
+
+[sources.app]
+path = "../app"
+
+[sources.crates]
+cargo_lock = "app:Cargo.lock"
+
+[targets.cpu]
+host_paths = ["{sysroot}"]
+env = {{ PATH = "{sysroot}/bin:/usr/bin:/bin" }}
+
+[build]
+script = '''
+set -eu
+export CARGO_TARGET_DIR=/build/target
+cd "$src_app"
+cargo build --release --offline --frozen
+install -Dm755 "$CARGO_TARGET_DIR/release/app" "$out/bin/app"
+'''
+"#,
+            sysroot = sysroot.display()
+        ),
+    );
+    let mirror = format!("https://index.crates.io/={}", registry.index_url());
+    let mirror_args: &[&str] = if alternative_registry {
+        &[]
+    } else {
+        &["--mirror", &mirror]
+    };
+    project.run(&[&["lock"], mirror_args].concat()).success();
+    project.run(&[&["fetch"], mirror_args].concat()).success();
+    let served = registry.requests().len();
+
+    let built = project
+        .run(&["build", "app", "--target", "cpu", "--out-link", "result"])
+        .success();
+    assert!(built.stderr.contains("Built"), "{}", built.stderr);
+    assert_eq!(
+        registry.requests().len(),
+        served,
+        "the build must not touch the registry"
+    );
+    let ran = Command::new(project.dir().join("result/bin/app"))
+        .output()
+        .expect("run result/bin/app");
+    assert!(ran.status.success());
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), expected);
+    let log = project.run(&["log", "app", "--target", "cpu"]).success();
+    assert!(
+        log.stdout.contains("Compiling foo v1.0.0"),
+        "{}",
+        log.stdout
+    );
+}
+
+#[test]
+fn a_rust_program_with_registry_crates_builds_offline_in_the_sandbox_and_runs() {
+    rust_program_builds_offline_and_runs(false);
+}
+
+#[test]
+fn crates_from_an_alternative_registry_are_vendored_too() {
+    rust_program_builds_offline_and_runs(true);
+}
