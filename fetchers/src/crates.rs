@@ -279,24 +279,13 @@ async fn ensure_registry(
         .await?;
     let store_handle = Arc::clone(store);
     let sha = sha256.to_owned();
-    let (address, size) = tokio::task::spawn_blocking(move || -> Result<(Digest, u64)> {
+    let (address, size) = crate::error::blocking(move || -> Result<(Digest, u64)> {
         let result = vendor_crate_file(&store_handle, temp.path(), &sha);
         drop(temp);
         result
     })
-    .await
-    .map_err(|error| Error::Task {
-        message: error.to_string(),
-    })??;
-    if let Some(locked) = locked
-        && locked.address() != address
-    {
-        return Err(Error::AddressDrift {
-            id: package.id(),
-            expected: locked.address(),
-            actual: address,
-        });
-    }
+    .await?;
+    crate::error::check_drift(|| package.id(), locked, address)?;
     store.put_meta(
         META_NAMESPACE,
         sha256,
@@ -425,7 +414,7 @@ async fn ensure_git(
     }
     let git = fetcher.git().clone();
     let (name, url_owned, commit_owned) = (package.name.clone(), url.to_owned(), commit.to_owned());
-    let (address, size) = tokio::task::spawn_blocking(move || -> Result<(Digest, u64)> {
+    let (address, size) = crate::error::blocking(move || -> Result<(Digest, u64)> {
         let staging = store.temp_dir()?;
         let checkout = staging.path().join("repo");
         git.checkout(&url_owned, &commit_owned, true, &checkout)?;
@@ -440,19 +429,8 @@ async fn ensure_git(
         finish_vendor_dir(&vendor, None)?;
         Ok(store.add_tree(&vendor, &|_| false)?)
     })
-    .await
-    .map_err(|error| Error::Task {
-        message: error.to_string(),
-    })??;
-    if let Some(locked) = locked
-        && locked.address() != address
-    {
-        return Err(Error::AddressDrift {
-            id: package.id(),
-            expected: locked.address(),
-            actual: address,
-        });
-    }
+    .await?;
+    crate::error::check_drift(|| package.id(), locked, address)?;
     fetcher.store().put_meta(
         META_NAMESPACE,
         &meta_key,

@@ -290,3 +290,30 @@ impl hstore_store::Hint for Error {
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Runs store work (hashing, unpacking, writing) on tokio's blocking pool, where it cannot stall downloads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| Error::Task {
+            message: error.to_string(),
+        })?
+}
+
+/// Fails with [`Error::AddressDrift`] when fresh upstream bytes no longer give the address the lockfile pinned.
+pub(crate) fn check_drift(
+    id: impl FnOnce() -> String,
+    locked: Option<&crate::lockfile::Artifact>,
+    actual: hstore_store::Digest,
+) -> Result<()> {
+    match locked {
+        Some(locked) if locked.address() != actual => Err(Error::AddressDrift {
+            id: id(),
+            expected: locked.address(),
+            actual,
+        }),
+        _ => Ok(()),
+    }
+}

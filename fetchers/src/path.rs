@@ -103,24 +103,13 @@ pub async fn ensure(
         return Ok(locked.clone());
     }
     let owned = spec.clone();
-    let (address, size): (Digest, u64) = tokio::task::spawn_blocking(move || {
+    let (address, size): (Digest, u64) = crate::error::blocking(move || {
         store
             .add_tree(&owned.dir, &|relative| owned.excluded(relative))
             .map_err(Error::from)
     })
-    .await
-    .map_err(|error| Error::Task {
-        message: error.to_string(),
-    })??;
-    if let Some(locked) = locked
-        && locked.address() != address
-    {
-        return Err(Error::AddressDrift {
-            id: spec.id(),
-            expected: locked.address(),
-            actual: address,
-        });
-    }
+    .await?;
+    crate::error::check_drift(|| spec.id(), locked, address)?;
     Ok(Artifact::Path {
         id: spec.id(),
         path: spec.relative.clone(),

@@ -101,7 +101,7 @@ pub async fn ensure(
         .await?;
     let store_handle = Arc::clone(store);
     let strip_components = spec.strip_components;
-    let (address, size) = tokio::task::spawn_blocking(move || -> Result<(Digest, u64)> {
+    let (address, size) = crate::error::blocking(move || -> Result<(Digest, u64)> {
         let result = match format {
             None => store_handle.add_blob_file(temp.path()).map_err(Error::from),
             Some(format) => (|| {
@@ -119,19 +119,8 @@ pub async fn ensure(
         drop(temp);
         result
     })
-    .await
-    .map_err(|error| Error::Task {
-        message: error.to_string(),
-    })??;
-    if let Some(locked) = locked
-        && locked.address() != address
-    {
-        return Err(Error::AddressDrift {
-            id: spec.id(),
-            expected: locked.address(),
-            actual: address,
-        });
-    }
+    .await?;
+    crate::error::check_drift(|| spec.id(), locked, address)?;
     store.put_meta(
         META_NAMESPACE,
         &spec.meta_key(),
