@@ -1,6 +1,5 @@
-//! A small, local test environment for running the real `hstore` binary: each [`TestEnv`] owns a temp directory
-//! holding HOME, XDG_DATA_HOME and the store, and a cleaned environment (no proxies, no RUST_LOG, no colour).
-//! Replaced by `hstore-test-support`'s `TestEnv` once that crate lands on main.
+//! The store tests' view of [`hstore_test_support::TestEnv`]: one isolated directory (HOME, XDG dirs, the store,
+//! a sanitized environment) with shorthands for running `hstore` on its store.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -9,27 +8,24 @@ use std::process::{Command, Output};
 
 /// One isolated directory with its own HOME and store.
 pub struct TestEnv {
-    dir: tempfile::TempDir,
+    inner: hstore_test_support::TestEnv,
 }
 
 impl TestEnv {
     pub fn new() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("hstore-it-")
-            .tempdir()
-            .unwrap();
-        fs::create_dir_all(dir.path().join("home")).unwrap();
-        Self { dir }
+        Self {
+            inner: hstore_test_support::TestEnv::new(),
+        }
     }
 
     /// The test's private directory (put source trees here).
     pub fn root(&self) -> &Path {
-        self.dir.path()
+        self.inner.root()
     }
 
     /// The store every command of this env uses.
     pub fn store(&self) -> PathBuf {
-        self.dir.path().join("store")
+        self.inner.store()
     }
 
     /// `hstore ARGS` with the isolated environment, not yet run.
@@ -38,28 +34,8 @@ impl TestEnv {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_hstore"));
-        command.args(args).current_dir(self.root());
-        for var in [
-            "RUST_LOG",
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "ALL_PROXY",
-            "NO_PROXY",
-            "http_proxy",
-            "https_proxy",
-            "all_proxy",
-            "no_proxy",
-            "CI",
-            "HSTORE_CACHE",
-        ] {
-            command.env_remove(var);
-        }
-        command
-            .env("HOME", self.root().join("home"))
-            .env("XDG_DATA_HOME", self.root().join("home/.local/share"))
-            .env("HSTORE_STORE", self.store())
-            .env("NO_COLOR", "1");
+        let mut command = self.inner.command(env!("CARGO_BIN_EXE_hstore"));
+        command.args(args);
         command
     }
 

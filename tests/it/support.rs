@@ -1,8 +1,6 @@
 //! Shared helpers for the export/import tests: a sandboxed environment for the real `hstore` binary, trees with
 //! deterministic contents, lockfiles written with the real [`Lockfile`] model, and a small bundle parser that
 //! lets tests damage bundles at exact places (and re-seal the trailer, the way an attacker would).
-//!
-//! Replace `Env` with `hstore_test_support::TestEnv` once that lands on main.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -12,52 +10,38 @@ use hstore_fetchers::lockfile::{Artifact, Lockfile};
 use hstore_store::Digest;
 use serde_json::Value;
 
-/// A temp directory with HOME/XDG/HSTORE_* inside it; `hstore(store)` runs the binary on one of its stores.
+/// A [`hstore_test_support::TestEnv`] holding several named stores; `hstore(store)` runs the binary on one of them.
 pub struct Env {
-    pub dir: tempfile::TempDir,
+    env: hstore_test_support::TestEnv,
 }
 
 impl Env {
     pub fn new() -> Self {
         Self {
-            dir: tempfile::tempdir().unwrap(),
+            env: hstore_test_support::TestEnv::new(),
         }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.env.root().join(name)
     }
 
     /// `hstore --store <dir>/<store> …`, with a clean environment.
     pub fn hstore(&self, store: &str) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_hstore"));
-        self.sandbox(&mut command);
+        let mut command = self.env.command(env!("CARGO_BIN_EXE_hstore"));
         command.arg("--store").arg(self.path(store));
         command
     }
 
     /// Like [`Env::hstore`], but inside a fresh user + network namespace: no network at all, only a down `lo`.
     pub fn hstore_offline(&self, store: &str) -> Command {
-        let mut command = Command::new("unshare");
-        self.sandbox(&mut command);
+        let mut command = self.env.command("unshare");
         command
             .args(["-r", "-n", "--"])
             .arg(env!("CARGO_BIN_EXE_hstore"))
             .arg("--store")
             .arg(self.path(store));
         command
-    }
-
-    fn sandbox(&self, command: &mut Command) {
-        command
-            .current_dir(self.dir.path())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.path("home"))
-            .env("XDG_DATA_HOME", self.path("xdg-data"))
-            .env("XDG_CACHE_HOME", self.path("xdg-cache"))
-            .env("HSTORE_CACHE", self.path("cache"))
-            .env("NO_COLOR", "1");
     }
 
     /// Runs and asserts success; returns stdout.
