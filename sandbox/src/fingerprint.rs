@@ -15,7 +15,7 @@
 //! Files changed in place under `/usr` without the package manager are not seen; that is the price of speed.
 //!
 //! **Host paths** ([`fingerprint_host_paths`]): a metadata walk (relative path, kind, mode, size, mtime, symlink
-//! target) of each declared path, in byte order. It does not read file contents: a CUDA toolkit is gigabytes.
+//! target) of each declared path, in byte order, as a Merkle fold of per-directory digests computed in parallel. It does not read file contents: a CUDA toolkit is gigabytes.
 //!
 //! **Host tools** ([`fingerprint_host_tools`]): the stdout of commands like `nvcc --version`, run on the host
 //! with a cleared environment (`LC_ALL=C`, `PATH=/usr/local/bin:/usr/bin:/bin`).
@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use hstore_store::Digest;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -98,7 +99,7 @@ impl Fingerprinter {
 
 /// Fingerprints the host base system the sandbox binds read-only; see the [module docs](self) for what it covers.
 pub fn fingerprint_base_system() -> Result<Digest> {
-    let mut hasher = Fingerprinter::new("hstore-sandbox base-system v1");
+    let mut hasher = Fingerprinter::new("hstore-sandbox base-system v2");
     let mut found_database = false;
     for path in PACKAGE_DATABASES.iter().chain(SYSTEM_FILES) {
         match fs::read(path) {
@@ -127,7 +128,7 @@ pub fn fingerprint_host_paths(paths: &[PathBuf]) -> Result<Digest> {
     let mut sorted: Vec<&PathBuf> = paths.iter().collect();
     sorted.sort();
     sorted.dedup();
-    let mut hasher = Fingerprinter::new("hstore-sandbox host-paths v1");
+    let mut hasher = Fingerprinter::new("hstore-sandbox host-paths v2");
     for path in sorted {
         let meta = fs::symlink_metadata(path).map_err(|source| Error::MissingHostPath {
             path: path.clone(),
@@ -208,24 +209,41 @@ fn walk(hasher: &mut Fingerprinter, root: &Path, relative: &Path, depth: usize) 
         return Ok(());
     }
     let dir = root.join(relative);
-    let mut names: Vec<_> = fs::read_dir(&dir)
+    let mut dir_entries: Vec<fs::DirEntry> = fs::read_dir(&dir)
         .map_err(Error::io("list", &dir))?
-        .map(|entry| entry.map(|e| e.file_name()))
         .collect::<std::io::Result<_>>()
         .map_err(Error::io("list", &dir))?;
-    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-    for name in names {
-        let child = relative.join(&name);
-        let path = root.join(&child);
-        let meta = fs::symlink_metadata(&path).map_err(Error::io("read the metadata of", &path))?;
-        let target = if meta.file_type().is_symlink() {
-            Some(fs::read_link(&path).map_err(Error::io("read the symlink", &path))?)
-        } else {
-            None
-        };
+    dir_entries.sort_by_key(fs::DirEntry::file_name);
+    // A toolchain is ~50k files: stat entries and walk subdirectories in parallel, each subdirectory condensed to
+    // its own digest (a Merkle walk), then fold them in name order so the result does not depend on scheduling.
+    let entries = dir_entries
+        .par_iter()
+        .map(|entry| {
+            let child = relative.join(entry.file_name());
+            let path = entry.path();
+            // `DirEntry::metadata` stats relative to the open directory (fstatat) and does not follow symlinks.
+            let meta = entry
+                .metadata()
+                .map_err(Error::io("read the metadata of", &path))?;
+            let target = if meta.file_type().is_symlink() {
+                Some(fs::read_link(&path).map_err(Error::io("read the symlink", &path))?)
+            } else {
+                None
+            };
+            let below = if meta.is_dir() && depth > 1 {
+                let mut sub = Fingerprinter::new("dir");
+                walk(&mut sub, root, &child, depth - 1)?;
+                Some(sub.finish())
+            } else {
+                None
+            };
+            Ok((child, meta, target, below))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    for (child, meta, target, below) in entries {
         hash_entry(hasher, &child, &meta, target.as_deref());
-        if meta.is_dir() {
-            walk(hasher, root, &child, depth - 1)?;
+        if let Some(below) = below {
+            hasher.field(below.as_bytes());
         }
     }
     Ok(())
