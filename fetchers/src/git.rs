@@ -265,10 +265,13 @@ impl Git {
 
     fn fetch_everything(&self, repo: &Path, url: &str, fetch_url: &str) -> Result<()> {
         let mut command = Self::command(Some(repo));
+        command.args(["fetch", "--quiet", "--no-tags"]);
+        // An earlier `--depth 1` fetch by commit left the cache shallow; fetching refs into it stays shallow, so a
+        // short commit or an older commit would never be found. Take the full history this once.
+        if repo.join("shallow").exists() {
+            command.arg("--unshallow");
+        }
         command.args([
-            "fetch",
-            "--quiet",
-            "--no-tags",
             "--",
             fetch_url,
             "+refs/heads/*:refs/remotes/origin/*",

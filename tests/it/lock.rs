@@ -355,6 +355,34 @@ fn a_moved_branch_keeps_the_pin_until_update() {
 }
 
 #[test]
+fn a_short_commit_resolves_after_a_shallow_fetch() {
+    let env = TestEnv::new();
+    let repo = GitRepo::init(env.root().join("git/r"));
+    repo.write("a", "1\n");
+    let old = repo.commit("one");
+    repo.write("a", "2\n");
+    repo.commit("two");
+    repo.git(&["branch", "-M", "main"]);
+    let source = |reference: &str| {
+        format!(
+            "[recipe]\nname = \"g\"\n[sources.r]\ngit = \"{}\"\nref = \"{reference}\"\n",
+            repo.file_url()
+        )
+    };
+    // Locking the branch fills the git cache with a shallow fetch of its tip only.
+    recipe(&env, "g", &source("main"));
+    ok(&hstore(&env, &["lock"]));
+    // An older commit, named by a short prefix, must still be found (the cache is unshallowed).
+    recipe(&env, "g", &source(&old[..7]));
+    ok(&hstore(&env, &["lock"]));
+    let lockfile = std::fs::read_to_string(env.root().join("lockfile.json")).unwrap();
+    assert!(
+        lockfile.contains(&format!("\"commit\": \"{old}\"")),
+        "{lockfile}"
+    );
+}
+
+#[test]
 fn missing_submodule_commit_names_repository_commit_and_path() {
     let env = TestEnv::new();
     let (top, sub, _leaf) = git_fixture(&env);
