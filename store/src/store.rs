@@ -38,6 +38,9 @@ const PENDING_MAX_OBJECTS: usize = 4096;
 /// …or this many bytes (so `tmp/` never holds more than this much unpublished data per process).
 const PENDING_MAX_BYTES: u64 = 1 << 30;
 
+/// Bytes at the head of a large blob compressed to decide whether zstd is worth it (small: the probe is extra work).
+const PROBE_SIZE: usize = 128 << 10;
+
 /// zstd worker threads for a large blob, at most.
 const MAX_ZSTD_WORKERS: u32 = 2;
 
@@ -275,8 +278,8 @@ impl Store {
         let compress = size.map_or(head_len as u64, |s| s.max(head_len as u64))
             >= MIN_COMPRESS_SIZE
             && !is_already_compressed(&buffer[..head_len])
-            && compress_whole(&buffer[..head_len], self.compression_level)
-                .is_ok_and(|frame| worth_compressing(frame.len(), head_len));
+            && compress_whole(&buffer[..head_len.min(PROBE_SIZE)], self.compression_level)
+                .is_ok_and(|frame| worth_compressing(frame.len(), head_len.min(PROBE_SIZE)));
         let temp = self.temp_file()?;
         let mut hasher = blake3::Hasher::new();
         let mut total: u64 = 0;
