@@ -38,6 +38,12 @@ const PENDING_MAX_OBJECTS: usize = 4096;
 /// …or this many bytes (so `tmp/` never holds more than this much unpublished data per process).
 const PENDING_MAX_BYTES: u64 = 1 << 30;
 
+/// Bytes at the head of a large blob compressed to decide whether zstd is worth it (small: the probe is extra work).
+const PROBE_SIZE: usize = 128 << 10;
+
+/// zstd worker threads for a large blob, at most.
+const MAX_ZSTD_WORKERS: u32 = 2;
+
 /// Bytes of input per zstd worker job for large blobs.
 const ZSTD_JOB_SIZE: u32 = 4 << 20;
 
@@ -271,7 +277,9 @@ impl Store {
         }
         let compress = size.map_or(head_len as u64, |s| s.max(head_len as u64))
             >= MIN_COMPRESS_SIZE
-            && !is_already_compressed(&buffer[..head_len]);
+            && !is_already_compressed(&buffer[..head_len])
+            && compress_whole(&buffer[..head_len.min(PROBE_SIZE)], self.compression_level)
+                .is_ok_and(|frame| worth_compressing(frame.len(), head_len.min(PROBE_SIZE)));
         let temp = self.temp_file()?;
         let mut hasher = blake3::Hasher::new();
         let mut total: u64 = 0;
@@ -295,8 +303,10 @@ impl Store {
             if size.is_some_and(|s| s >= MULTITHREAD_COMPRESS_SIZE) {
                 let workers =
                     std::thread::available_parallelism().map_or(1, std::num::NonZero::get) as u32;
+                // Each worker holds about 10 MiB (job input, output, context): two keep a large add within the
+                // 64 MB memory goal on any machine.
                 encoder
-                    .multithread(workers.min(4))
+                    .multithread(workers.min(MAX_ZSTD_WORKERS))
                     .map_err(Error::io("start compressing into", &temp_path))?;
                 // Small jobs keep zstd's in-flight input and output buffers (a few per worker) within the
                 // memory goal whatever the file size.
@@ -387,9 +397,17 @@ impl Store {
         }
         let compress = total >= MIN_COMPRESS_SIZE && !is_already_compressed(bytes);
         let mut temp = self.temp_file()?;
-        let format = if compress {
-            let frame = compress_whole(bytes, self.compression_level)
-                .map_err(Error::io("compress into", temp.path()))?;
+        let frame = if compress {
+            Some(
+                compress_whole(bytes, self.compression_level)
+                    .map_err(Error::io("compress into", temp.path()))?,
+            )
+        } else {
+            None
+        };
+        let format = if let Some(frame) =
+            frame.filter(|frame| worth_compressing(frame.len(), bytes.len()))
+        {
             temp.write_all(&frame)
                 .map_err(Error::io("write", temp.path()))?;
             ObjectFormat::ZstdBlob
@@ -840,6 +858,12 @@ fn compress_whole(bytes: &[u8], level: i32) -> io::Result<Vec<u8>> {
     let frame = compressor.compress(bytes);
     COMPRESSOR.with(|cell| *cell.borrow_mut() = Some((level, compressor)));
     frame
+}
+
+/// Whether a zstd frame of `compressed` bytes saves enough over `original` bytes (3%) to be worth decompressing on
+/// every read; incompressible data (random, encrypted, packed formats we do not recognize) is stored raw.
+fn worth_compressing(compressed: usize, original: usize) -> bool {
+    compressed.saturating_mul(100) <= original.saturating_mul(97)
 }
 
 /// Reads until `buffer` is full or the reader is exhausted; returns the bytes read.

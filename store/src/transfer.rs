@@ -317,6 +317,8 @@ mod tests {
                 )
                 .unwrap()
         );
+        // Imports publish in batches.
+        store.commit_pending().unwrap();
         assert_eq!(store.read_blob(&digest).unwrap().unwrap(), data);
         assert_eq!(
             store.blob_format(&digest).unwrap(),
