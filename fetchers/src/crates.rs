@@ -312,7 +312,7 @@ pub fn vendor_crate_file(store: &Store, crate_file: &Path, sha256: &str) -> Resu
         },
     )?;
     finish_vendor_dir(&dir, Some(sha256))?;
-    Ok(store.add_tree(&dir, &|_| false)?)
+    Ok(store.add_tree_batched(&dir, &|_| false)?)
 }
 
 /// Removes what `cargo vendor` skips and writes `.cargo-checksum.json`.
@@ -427,7 +427,7 @@ async fn ensure_git(
         let vendor = staging.path().join("vendor");
         copy_package(&package_dir, &vendor)?;
         finish_vendor_dir(&vendor, None)?;
-        Ok(store.add_tree(&vendor, &|_| false)?)
+        Ok(store.add_tree_batched(&vendor, &|_| false)?)
     })
     .await?;
     crate::error::check_drift(|| package.id(), locked, address)?;

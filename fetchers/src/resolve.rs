@@ -237,6 +237,10 @@ impl Fetcher {
             lockfile.recipes.push(locked_recipe);
         }
         lockfile.normalize();
+        // Crates are stored in one shared batch (see `crates.rs`): publish it before the lockfile is written.
+        if let Err(error) = self.store.commit_pending() {
+            errors.push(error.into());
+        }
         (lockfile, errors)
     }
 
@@ -426,6 +430,10 @@ impl Fetcher {
             if let Err(error) = result {
                 errors.push(error.context(format!("failed to fetch `{}`", artifact.id())));
             }
+        }
+        // Crates are stored in one shared batch (see `crates.rs`): publish it before the gc root is registered.
+        if let Err(error) = self.store.commit_pending() {
+            errors.push(error.into());
         }
         errors
     }

@@ -95,6 +95,13 @@ impl Store {
         committed?;
         Ok(added)
     }
+
+    /// Like [`Store::add_tree`], but the objects join the store's current batch and become visible at the next
+    /// [`Store::commit_pending`] (or when the batch fills). For callers adding many small trees in a row — the
+    /// crates of a Cargo.lock — so they share one `syncfs` instead of paying one each; the caller commits.
+    pub fn add_tree_batched(&self, root: &Path, exclude: Exclude<'_>) -> Result<(Digest, u64)> {
+        ingest_directory(Sink::Store(self), root, Path::new(""), exclude)
+    }
 }
 
 /// The address `root` would have as a tree, computed without writing anything.
