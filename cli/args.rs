@@ -175,13 +175,8 @@ pub struct BuildArgs {
     #[arg(long, short)]
     pub target: Option<String>,
 
-    /// Directory of recipe files
-    #[arg(long = "recipes", value_name = "DIR", default_value = "recipes")]
-    pub recipes_dir: PathBuf,
-
-    /// The lockfile naming the inputs
-    #[arg(long, value_name = "FILE", default_value = "lockfile.json")]
-    pub lockfile: PathBuf,
+    #[command(flatten)]
+    pub inputs: BuildInputs,
 
     /// Leave a symlink to the materialized output here (like Nix's `result`)
     #[arg(long, value_name = "PATH")]
@@ -200,6 +195,18 @@ pub struct BuildArgs {
     pub deployment_case: Option<String>,
 }
 
+/// Where `build` and `log` find recipes and the lockfile that pins their inputs.
+#[derive(Debug, Args)]
+pub struct BuildInputs {
+    /// Directory of recipe files
+    #[arg(long = "recipes", value_name = "DIR", default_value = "recipes")]
+    pub recipes_dir: PathBuf,
+
+    /// The lockfile naming the inputs
+    #[arg(long, value_name = "FILE", default_value = "lockfile.json")]
+    pub lockfile: PathBuf,
+}
+
 /// `hstore log`.
 #[derive(Debug, Args)]
 pub struct LogArgs {
@@ -210,13 +217,8 @@ pub struct LogArgs {
     #[arg(long, short)]
     pub target: Option<String>,
 
-    /// Directory of recipe files
-    #[arg(long = "recipes", value_name = "DIR", default_value = "recipes")]
-    pub recipes_dir: PathBuf,
-
-    /// The lockfile naming the inputs
-    #[arg(long, value_name = "FILE", default_value = "lockfile.json")]
-    pub lockfile: PathBuf,
+    #[command(flatten)]
+    pub inputs: BuildInputs,
 }
 
 /// `hstore export`.

@@ -47,6 +47,7 @@ struct CaseTable {
 pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> Result<ExitStatus> {
     if let Some(case_name) = &args.deployment_case {
         let case_path = args
+            .inputs
             .recipes_dir
             .join("cases")
             .join(format!("{case_name}.toml"));
@@ -66,15 +67,15 @@ pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> R
         bail!("no target given: pass `--target NAME` (or `--deployment-case NAME`)");
     };
     let store = open_store(global)?;
-    let recipes = select_recipes(&args.recipes_dir, &args.recipe)?;
-    let lockfile = Lockfile::load(&args.lockfile)?;
+    let recipes = select_recipes(&args.inputs.recipes_dir, &args.recipe)?;
+    let lockfile = Lockfile::load(&args.inputs.lockfile)?;
     let helper_exe = std::env::current_exe()
         .context("cannot find the hstore executable to run the sandbox helper")?;
     // Everything that can fail before a build starts is checked for every recipe first: a command building several
     // recipes must not fail on the last one's missing input after building the others for an hour.
     let mut plans = Vec::with_capacity(recipes.len());
     for recipe in &recipes {
-        let plan = plan(recipe, &target, &lockfile, &args.lockfile)?;
+        let plan = plan(recipe, &target, &lockfile, &args.inputs.lockfile)?;
         let prepared = prepare(&store, &plan)
             .with_context(|| format!("cannot build `{}` for target `{target}`", recipe.name))?;
         plans.push((plan, prepared));
@@ -159,12 +160,12 @@ pub fn log(args: &LogArgs, global: &GlobalSettings) -> Result<ExitStatus> {
             bail!("pass `--target NAME` with a recipe name, or a build key / output address");
         };
         let names: Vec<String> = args.what.iter().cloned().collect();
-        let recipes = select_recipes(&args.recipes_dir, &names)?;
+        let recipes = select_recipes(&args.inputs.recipes_dir, &names)?;
         let [recipe] = recipes.as_slice() else {
             bail!("several recipes build; name one");
         };
-        let lockfile = Lockfile::load(&args.lockfile)?;
-        let plan = plan(recipe, target, &lockfile, &args.lockfile)?;
+        let lockfile = Lockfile::load(&args.inputs.lockfile)?;
+        let plan = plan(recipe, target, &lockfile, &args.inputs.lockfile)?;
         let fingerprints = hstore_sandbox::build::fingerprints(&plan.host_paths, &plan.host_tools)?;
         let key = plan.key(&fingerprints);
         find_record(&store, &key)?.with_context(|| {
