@@ -13,23 +13,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use hstore_fetchers::lockfile::Lockfile;
+use hstore_sandbox::build::{BUILD_NAMESPACE, BUILD_ROOT_PREFIX};
+use hstore_store::Store;
 use hstore_store::bundle::{self, ExportSpec, Inventory, Record, SecretKey};
-use hstore_store::{Digest, Root, Store};
 
 use crate::args::ExportArgs;
 use crate::commands::store::open_store;
 use crate::printer::{ExitStatus, Printer, human_bytes};
 use crate::settings::GlobalSettings;
-
-/// Namespace of build records.
-const BUILD_NAMESPACE: &str = "build";
-/// Prefix of build-output roots.
-const BUILD_ROOT_PREFIX: &str = "build-";
-
-/// The gc root name of a lockfile: `lockfile-` and the first 16 hex digits of its bytes' BLAKE3.
-pub fn lockfile_root_name(bytes: &[u8]) -> String {
-    format!("lockfile-{}", &Digest::of_bytes(bytes).to_hex()[..16])
-}
 
 pub fn run(args: &ExportArgs, global: &GlobalSettings, printer: &Printer) -> Result<ExitStatus> {
     let to_stdout = args.output == Path::new("-");
@@ -147,17 +138,8 @@ fn select(store: &Store, args: &ExportArgs) -> Result<ExportSpec> {
         let blob = store
             .add_bytes(&bytes)
             .with_context(|| format!("failed to store lockfile `{}` as a blob", path.display()))?;
-        let mut addresses = lockfile.addresses();
-        addresses.push(blob);
-        addresses.sort();
-        addresses.dedup();
-        spec.roots.insert(
-            lockfile_root_name(&bytes),
-            Root {
-                description: format!("lockfile `{}`", path.display()),
-                addresses,
-            },
-        );
+        let (name, root) = lockfile.gc_root(&bytes, blob, format!("lockfile `{}`", path.display()));
+        spec.roots.insert(name, root);
         spec.lockfiles.push(blob);
     }
     if args.all || args.with_builds {

@@ -11,7 +11,7 @@ use hstore_fetchers::lockfile::Lockfile;
 use hstore_fetchers::mirrors::Mirrors;
 use hstore_fetchers::recipe::Recipe;
 use hstore_fetchers::{Fetcher, FetcherOptions, Update};
-use hstore_store::{Root, Store};
+use hstore_store::Store;
 
 use crate::args::LockArgs;
 use crate::printer::{ExitStatus, Printer};
@@ -81,26 +81,13 @@ pub fn register_root(store: &Store, path: &Path, lockfile: &Lockfile) -> Result<
     let blob = store
         .add_bytes(&bytes)
         .context("failed to store the lockfile")?;
-    let name = format!(
-        "lockfile-{}",
-        &hstore_store::Digest::of_bytes(&bytes).to_hex()[..16]
-    );
-    let mut addresses = lockfile.addresses();
-    addresses.push(blob);
-    addresses.sort();
-    addresses.dedup();
     let description = std::path::absolute(path)
         .unwrap_or_else(|_| path.to_path_buf())
         .display()
         .to_string();
+    let (name, root) = lockfile.gc_root(&bytes, blob, description);
     store
-        .set_root(
-            &name,
-            &Root {
-                description,
-                addresses,
-            },
-        )
+        .set_root(&name, &root)
         .with_context(|| format!("failed to register gc root `{name}`"))?;
     store.flush().context("failed to flush the store")?;
     Ok(name)

@@ -357,6 +357,29 @@ impl Lockfile {
         set.into_iter().collect()
     }
 
+    /// The gc root that keeps this lockfile's closure alive: its artifacts plus the lockfile itself, stored as
+    /// the blob `blob`, under a name derived from the lockfile's `bytes`. `fetch`, `lock`, `export` and `import`
+    /// all register lockfiles this way, so the same lockfile is one root whichever command saw it first.
+    pub fn gc_root(
+        &self,
+        bytes: &[u8],
+        blob: Digest,
+        description: String,
+    ) -> (String, hstore_store::Root) {
+        let mut addresses = self.addresses();
+        addresses.push(blob);
+        addresses.sort();
+        addresses.dedup();
+        let name = format!("lockfile-{}", &Digest::of_bytes(bytes).to_hex()[..16]);
+        (
+            name,
+            hstore_store::Root {
+                description,
+                addresses,
+            },
+        )
+    }
+
     /// The locked recipe named `name`.
     pub fn recipe(&self, name: &str) -> Option<&LockedRecipe> {
         self.recipes.iter().find(|recipe| recipe.name == name)

@@ -24,8 +24,8 @@ pub use diff::{TreeDifference, diff_trees};
 pub use error::{BuildError, Result};
 pub use inputs::{GitReplacement, Input, InputShape, VendoredCrate};
 pub use record::{
-    BUILD_NAMESPACE, BuildOptions, BuildOutcome, BuildRecord, CheckOutcome, PreparedBuild, build,
-    build_prepared, find_record, input_env_name, prepare,
+    BUILD_NAMESPACE, BUILD_ROOT_PREFIX, BuildOptions, BuildOutcome, BuildRecord, CheckOutcome,
+    PreparedBuild, build, build_prepared, find_record, input_env_name, prepare,
 };
 
 /// Bumped whenever the sandbox or the input shapes change in a way that can change outputs.

@@ -22,6 +22,9 @@ use crate::spec::{BUILD_DIR, Bind, SandboxSpec};
 /// Metadata namespace of build records.
 pub const BUILD_NAMESPACE: &str = "build";
 
+/// Prefix of the gc roots that keep recorded build outputs (`build-<key hex>`); `export --with-builds` selects them.
+pub const BUILD_ROOT_PREFIX: &str = "build-";
+
 /// Where the output directory appears inside the sandbox (`$out`).
 const OUTPUT_DIR: &str = "/out";
 
@@ -170,7 +173,7 @@ pub fn build_prepared(
         .map_err(record_error)?;
     store
         .set_root(
-            &format!("build-{}", key.to_hex()),
+            &format!("{BUILD_ROOT_PREFIX}{}", key.to_hex()),
             &Root {
                 description: format!("build of {} for target {}", plan.recipe, plan.target),
                 addresses: vec![record.output, record.log],
