@@ -193,6 +193,64 @@ pub struct BuildArgs {
     /// Use the preset `RECIPES/cases/NAME.toml` (recipes, target, install path)
     #[arg(long, value_name = "NAME")]
     pub deployment_case: Option<String>,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Resource limits of each build (see `hstore_sandbox::limits`); a build over one fails naming it.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Build limits")]
+pub struct LimitArgs {
+    /// Wall-clock time per build (`90s`, `30m`, `6h`; `none`) [default: 6h]
+    #[arg(long, value_name = "DURATION", value_parser = hstore_sandbox::limits::parse_duration_limit)]
+    pub timeout: Option<hstore_sandbox::limits::DurationLimit>,
+
+    /// Address space per process, RLIMIT_AS (`8G`; `none`) [default: none]
+    #[arg(long, value_name = "SIZE", value_parser = hstore_sandbox::limits::parse_size_limit)]
+    pub max_memory: Option<hstore_sandbox::limits::SizeLimit>,
+
+    /// Processes and threads of one build at a time, RLIMIT_NPROC [default: 4096]
+    #[arg(long, value_name = "N")]
+    pub max_processes: Option<u64>,
+
+    /// CPU time per process, RLIMIT_CPU (`30m`; `none`) [default: none]
+    #[arg(long, value_name = "DURATION", value_parser = hstore_sandbox::limits::parse_duration_limit)]
+    pub max_cpu_time: Option<hstore_sandbox::limits::DurationLimit>,
+
+    /// Size of each of /tmp, HOME and /dev/shm (`4G`) [default: 25%/10%/10% of RAM]
+    #[arg(long, value_name = "SIZE", value_parser = hstore_sandbox::limits::parse_size_limit)]
+    pub tmp_size: Option<hstore_sandbox::limits::SizeLimit>,
+
+    /// Build log size (stdout and stderr together) [default: 256M]
+    #[arg(long, value_name = "SIZE", value_parser = hstore_sandbox::limits::parse_size_limit)]
+    pub max_log_size: Option<hstore_sandbox::limits::SizeLimit>,
+}
+
+impl LimitArgs {
+    /// The limits given, the defaults for the rest.
+    pub fn to_limits(&self) -> hstore_sandbox::Limits {
+        let mut limits = hstore_sandbox::Limits::default();
+        if let Some(timeout) = self.timeout {
+            limits.timeout = timeout.0;
+        }
+        if let Some(memory) = self.max_memory {
+            limits.max_memory = memory.0;
+        }
+        if let Some(processes) = self.max_processes {
+            limits.max_processes = processes;
+        }
+        if let Some(cpu) = self.max_cpu_time {
+            limits.max_cpu_seconds = cpu.0.map(|d| d.as_secs());
+        }
+        if let Some(size) = self.tmp_size {
+            limits.tmpfs_bytes = size.0;
+        }
+        if let Some(size) = self.max_log_size {
+            limits.max_log_bytes = size.0.unwrap_or(u64::MAX);
+        }
+        limits
+    }
 }
 
 /// Where `build` and `log` find recipes and the lockfile that pins their inputs.

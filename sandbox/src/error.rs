@@ -78,6 +78,16 @@ pub enum Error {
         #[source]
         source: Option<std::io::Error>,
     },
+    /// The build went over one of its [`Limits`](crate::Limits) and was stopped (or killed by the kernel).
+    #[error("the build exceeded its {limit} of {value} and was stopped")]
+    LimitExceeded {
+        /// Which limit, in words ("wall-clock time limit", "log size limit").
+        limit: &'static str,
+        /// The limit's value, as the user would write it.
+        value: String,
+        /// The `hstore build` flag that raises it.
+        flag: &'static str,
+    },
     /// The helper executable could not be started.
     #[error("failed to start the sandbox helper `{}`", helper.display())]
     SpawnHelper {
@@ -153,6 +163,9 @@ impl Hint for Error {
             Error::HelperSilent { .. } => Some(format!(
                 "the program's `main` must call `hstore_sandbox::helper_main()` first thing when its first argument is `{}`",
                 crate::HELPER_ARG
+            )),
+            Error::LimitExceeded { flag, .. } => Some(format!(
+                "if the build needs more, raise the limit with `hstore build {flag} …` (`none` lifts it)"
             )),
             _ => None,
         }

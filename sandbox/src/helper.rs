@@ -7,7 +7,9 @@
 //! └ init   pid 1 of the new pid namespace: mounts (see [`mounts`](crate::mounts)), hostname, `lo` up,
 //!          no_new_privs, forks the build, reaps orphans, reports the build's status. When it exits the kernel
 //!          kills whatever the build left behind in the namespace.
-//!   └ build  pid 2: stdin from /dev/null, default signal dispositions, `execve` with exactly the sandbox's env
+//!   └ build  pid 2: stdin from /dev/null, a new session (no controlling terminal), default signal dispositions,
+//!            descriptors above 2 closed, rlimits, no capabilities, a seccomp filter (see
+//!            [`confine`](crate::confine)), `execve` with exactly the sandbox's env
 //! ```
 //! The build is not pid 1 itself because pid 1 ignores signals it has no handler for and must reap orphans;
 //! shells and compilers are not written for that.
@@ -29,6 +31,8 @@ use nix::sys::stat::Mode;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, chdir, dup2_stdin, execve, fork, getgid, getuid, sethostname};
 
+use crate::confine;
+use crate::limits::Limits;
 use crate::mounts;
 use crate::net;
 use crate::protocol::{Report, Request, STATUS_FD, SetupFailure};
@@ -88,21 +92,16 @@ fn run_helper() -> i32 {
 
 fn prepare_and_fork(status: &File) -> Result<i32, SetupFailure> {
     // The build must not inherit the status pipe (its EOF tells the caller when we are done) nor anything the
-    // caller's process leaked to us.
+    // caller's process leaked to us: a shell's `7</` would otherwise stay open in init (pid 1), where the build
+    // could reach it through `/proc/1/fd/7`. So inherited descriptors are closed here, not just marked
+    // close-on-exec, since init never execs.
     fcntl(status, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
         .map_err(|e| SetupFailure::errno("mark the status pipe close-on-exec", e))?;
-    // SAFETY: close_range only changes descriptor flags; with CLOSE_RANGE_CLOEXEC it closes nothing, so no
-    // descriptor owned elsewhere in this process becomes dangling.
-    if unsafe {
-        libc::close_range(
-            STATUS_FD.unsigned_abs() + 1,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC.cast_signed(),
-        )
-    } != 0
-    {
+    // SAFETY: this is the first thing the fresh helper does: no descriptor above the status pipe is owned by
+    // anything in this process, so closing them leaves no owner with a dangling number.
+    if unsafe { libc::close_range(STATUS_FD.unsigned_abs() + 1, u32::MAX, 0) } != 0 {
         return Err(SetupFailure::errno(
-            "mark inherited descriptors close-on-exec",
+            "close the descriptors inherited from the caller",
             Errno::last(),
         ));
     }
@@ -179,19 +178,24 @@ fn run_init(request: &Request, status: &File) -> Result<i32, SetupFailure> {
     // If the helper dies (killed by the caller, Ctrl-C), take the namespace down with it.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
         .map_err(|e| SetupFailure::errno("set the parent-death signal", e))?;
-    let spec = match request {
-        Request::Probe => None,
-        Request::Run(spec) => Some(spec),
+    // Not dumpable: the build (same uid, no capabilities) can then neither ptrace init nor open its
+    // `/proc/1/fd/*` (the status pipe among them) or `/proc/1/mem`.
+    nix::sys::prctl::set_dumpable(false)
+        .map_err(|e| SetupFailure::errno("make init non-dumpable", e))?;
+    let (spec, limits) = match request {
+        Request::Probe => (None, None),
+        Request::Run(spec, limits) => (Some(spec), Some(limits)),
     };
-    mounts::enter_new_root(spec)?;
+    mounts::enter_new_root(spec.zip(limits))?;
     sethostname(HOSTNAME).map_err(|e| SetupFailure::errno("set the hostname", e))?;
     net::bring_loopback_up()
         .map_err(|e| SetupFailure::errno("bring the loopback interface `lo` up", e))?;
     nix::sys::prctl::set_no_new_privs().map_err(|e| SetupFailure::errno("set no_new_privs", e))?;
-    let Some(spec) = spec else {
+    let (Some(spec), Some(limits)) = (spec, limits) else {
         Report::Exited(0).send(status);
         return Ok(0);
     };
+    let seccomp = confine::compile_seccomp()?;
 
     let program = c_string(&spec.command[0])?;
     let argv = spec
@@ -207,7 +211,7 @@ fn run_init(request: &Request, status: &File) -> Result<i32, SetupFailure> {
     // SAFETY: still single-threaded (init never starts threads).
     match unsafe { fork() }.map_err(|e| SetupFailure::errno("fork the build process", e))? {
         ForkResult::Child => {
-            let failure = exec_build(spec, &program, &argv, &envp);
+            let failure = exec_build(spec, limits, &seccomp, &program, &argv, &envp);
             Report::SetupFailed(failure).send(status);
             #[expect(
                 clippy::exit,
@@ -241,10 +245,15 @@ fn run_init(request: &Request, status: &File) -> Result<i32, SetupFailure> {
 /// In the build process: the last steps, then `execve`. Returns only on failure.
 fn exec_build(
     spec: &SandboxSpec,
+    limits: &Limits,
+    seccomp: &confine::Seccomp,
     program: &CString,
     argv: &[CString],
     envp: &[CString],
 ) -> SetupFailure {
+    if let Err(failure) = confine::new_session() {
+        return failure;
+    }
     if let Err(e) = chdir(&spec.workdir) {
         return SetupFailure::errno(
             format!(
@@ -262,6 +271,14 @@ fn exec_build(
     }
     if let Err(e) = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None) {
         return SetupFailure::errno("unblock signals", e);
+    }
+    // What the build gives up for good; see `confine` for the order.
+    if let Err(failure) = confine::close_inherited_fds()
+        .and_then(|()| confine::set_limits(limits))
+        .and_then(|()| confine::drop_capabilities())
+        .and_then(|()| confine::install_seccomp(seccomp))
+    {
+        return failure;
     }
     let error = match execve(program, argv, envp) {
         Err(e) => e,

@@ -2,8 +2,10 @@
 //!
 //! A build runs in new user, mount, pid, network, ipc and uts namespaces, inside a fresh tmpfs root holding the
 //! host base system read-only, a minimal `/etc`, its inputs read-only, a writable `/build` and output directory,
-//! a tmpfs `/tmp`, a fresh `/proc` and a minimal `/dev`; only `lo` exists; `no_new_privs` is set; the environment
-//! is exactly the spec's plus a few fixed variables. See ARCHITECTURE.md §6.
+//! a tmpfs `/tmp`, a fresh `/proc` and a minimal `/dev`; only `lo` exists; `no_new_privs` is set; the build holds
+//! no capability, runs under a seccomp filter, in its own session, with no descriptor of the caller's but
+//! stdout/stderr, and under resource [`Limits`]; the environment is exactly the spec's plus a few fixed
+//! variables. See ARCHITECTURE.md §6 and its "Sandbox security model".
 //!
 //! The namespaces are created by a re-exec'd, single-threaded helper ([`helper_main`], selected by
 //! [`HELPER_ARG`]), because the kernel refuses `unshare(CLONE_NEWUSER)` to a multi-threaded process such as the
@@ -12,8 +14,9 @@
 //! [`Error::NamespacesUnavailable`], naming the sysctl to change; there is no unsandboxed fallback.
 //!
 //! Modules: [`spec`] (what a build sees), [`run`] (calling side), `helper` (namespace side), `mounts`
-//! (the file system inside), `net` (`lo`), `protocol` (caller ↔ helper), `availability` (diagnosing refusals),
-//! [`fingerprint`] (host inputs for the build key), [`error`].
+//! (the file system inside), `confine` (capabilities, seccomp, descriptors, session), [`limits`] (resources),
+//! `net` (`lo`), `protocol` (caller ↔ helper), `availability` (diagnosing refusals), [`fingerprint`] (host
+//! inputs for the build key), [`error`].
 
 // `unsafe_code` is denied workspace-wide and lifted only here: `fork`, `pre_exec`, and the `lo` ioctl have no safe
 // wrapper. Every `unsafe` block carries a `// SAFETY:` comment.
@@ -22,9 +25,11 @@
 
 mod availability;
 pub mod build;
+mod confine;
 pub mod error;
 pub mod fingerprint;
 mod helper;
+pub mod limits;
 mod mounts;
 mod net;
 mod protocol;
@@ -36,5 +41,6 @@ pub use fingerprint::{
     HostTool, fingerprint_base_system, fingerprint_host_paths, fingerprint_host_tools,
 };
 pub use helper::{HELPER_ARG, helper_main};
+pub use limits::Limits;
 pub use run::{BuildOutput, BuildStatus, Sandbox, check_available};
 pub use spec::{Bind, SandboxSpec};

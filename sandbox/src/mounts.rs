@@ -18,11 +18,11 @@
 //! /proc                          fresh, for the new pid namespace
 //! /dev                           read-only tmpfs: null zero full random urandom tty bound from the host,
 //!                                fd/stdin/stdout/stderr symlinks into /proc/self/fd, shm/ a tmpfs
-//! /tmp                           tmpfs, 1777
-//! /homeless                      `HOME`: an empty private tmpfs
-//! /build                         the spec's build directory, writable
+//! /tmp                           tmpfs, 1777, nosuid,nodev, `size=` from the build's [`Limits`]
+//! /homeless                      `HOME`: an empty private tmpfs, nosuid,nodev, sized likewise
+//! /build                         the spec's build directory, writable, nosuid,nodev
 //! <inputs>, <host paths>         read-only, at their inside paths
-//! <output>                       writable, at its inside path
+//! <output>                       writable, nosuid,nodev, at its inside path
 //! ```
 //! Read-only binds are remounted `MS_RDONLY|MS_NOSUID|MS_NODEV`, plus `MS_NOEXEC` when the source mount has it:
 //! inside a user namespace the flags of a mount inherited from the host are locked, and a remount that would
@@ -38,6 +38,7 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::statvfs::{FsFlags, statvfs};
 use nix::unistd::{chdir, pivot_root};
 
+use crate::limits::Limits;
 use crate::protocol::SetupFailure;
 use crate::spec::{BUILD_DIR, HOME_DIR, HOSTNAME, SandboxSpec};
 
@@ -63,7 +64,8 @@ const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
 /// Builds the sandbox's root and enters it. With `spec == None` (a probe) only the namespace-sensitive steps run:
 /// the mounts, `pivot_root`, `/proc` and `/dev`.
-pub(crate) fn enter_new_root(spec: Option<&SandboxSpec>) -> Setup {
+pub(crate) fn enter_new_root(build: Option<(&SandboxSpec, &Limits)>) -> Setup {
+    let spec = build.map(|(spec, _)| spec);
     // A mount failing with EPERM here means the user namespace gives us no privileges (e.g. AppArmor's
     // `apparmor_restrict_unprivileged_userns`), so it is a namespace problem, not a path problem.
     mount(
@@ -96,10 +98,13 @@ pub(crate) fn enter_new_root(spec: Option<&SandboxSpec>) -> Setup {
         None::<&str>,
     )
     .map_err(|e| SetupFailure::errno(format!("mount a fresh /proc at `{}`", proc.display()), e))?;
-    populate_dev()?;
-    if let Some(spec) = spec {
-        mount_tmpfs(&inside("/tmp"), "mode=1777")?;
-        mount_tmpfs(&inside(HOME_DIR), "mode=0700")?;
+    populate_dev(build.map(|(_, limits)| limits))?;
+    if let Some((spec, limits)) = build {
+        mount_tmpfs(&inside("/tmp"), &format!("mode=1777,{}", limits.tmpfs_size(true)))?;
+        mount_tmpfs(
+            &inside(HOME_DIR),
+            &format!("mode=0700,{}", limits.tmpfs_size(false)),
+        )?;
         bind(
             &host(&spec.build_dir),
             &inside(BUILD_DIR),
@@ -189,7 +194,7 @@ fn populate_etc() -> Setup {
     Ok(())
 }
 
-fn populate_dev() -> Setup {
+fn populate_dev(limits: Option<&Limits>) -> Setup {
     let dev = inside("/dev");
     make_dir(&dev)?;
     mount(
@@ -217,7 +222,8 @@ fn populate_dev() -> Setup {
             SetupFailure::io(format!("create the symlink `{}`", link.display()), &e)
         })?;
     }
-    mount_tmpfs(&dev.join("shm"), "mode=1777")?;
+    let shm_size = limits.map_or_else(|| "size=1m".to_owned(), |l| l.tmpfs_size(false));
+    mount_tmpfs(&dev.join("shm"), &format!("mode=1777,{shm_size}"))?;
     remount_read_only(&dev, MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC)
 }
 
@@ -274,19 +280,28 @@ fn bind(source: &Path, target: &Path, access: Access) -> Setup {
         None::<&str>,
     )
     .map_err(|e| SetupFailure::errno(format!("bind {} at {}", shown(source), shown(target)), e))?;
-    if access == Access::ReadOnly {
-        remount_read_only(target, MsFlags::MS_NOSUID | MsFlags::MS_NODEV).map_err(|failure| {
-            SetupFailure {
+    match access {
+        Access::ReadOnly => remount(target, Writable::No, MsFlags::MS_NOSUID | MsFlags::MS_NODEV)
+            .map_err(|failure| SetupFailure {
                 action: format!(
                     "make {} read-only (bound from {})",
                     shown(target),
                     shown(source)
                 ),
                 ..failure
-            }
-        })?;
+            }),
+        // A setuid file the build leaves in `/build` or its output must not work even inside.
+        Access::ReadWrite => remount(target, Writable::Yes, MsFlags::MS_NOSUID | MsFlags::MS_NODEV)
+            .map_err(|failure| SetupFailure {
+                action: format!(
+                    "make {} nosuid,nodev (bound from {})",
+                    shown(target),
+                    shown(source)
+                ),
+                ..failure
+            }),
+        Access::Device => Ok(()),
     }
-    Ok(())
 }
 
 fn create_mount_point(target: &Path, directory: bool) -> std::io::Result<()> {
@@ -306,14 +321,29 @@ fn create_mount_point(target: &Path, directory: bool) -> std::io::Result<()> {
 
 /// Remounts the mount at `path` read-only with `extra` flags, keeping the locked flags of the mount it came from.
 fn remount_read_only(path: &Path, extra: MsFlags) -> Setup {
+    remount(path, Writable::No, extra)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Writable {
+    Yes,
+    No,
+}
+
+/// Remounts the bind at `path` with `extra` flags (and read-only unless `writable`), keeping the locked flags of
+/// the mount it came from.
+fn remount(path: &Path, writable: Writable, extra: MsFlags) -> Setup {
     let stat = statvfs(path)
         .map_err(|e| SetupFailure::errno(format!("statvfs `{}`", path.display()), e))?;
-    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | extra;
+    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra;
+    if writable == Writable::No {
+        flags |= MsFlags::MS_RDONLY;
+    }
     if stat.flags().contains(FsFlags::ST_NOEXEC) {
         flags |= MsFlags::MS_NOEXEC;
     }
     mount(None::<&str>, path, None::<&str>, flags, None::<&str>)
-        .map_err(|e| SetupFailure::errno(format!("make `{}` read-only", path.display()), e))
+        .map_err(|e| SetupFailure::errno(format!("remount `{}`", path.display()), e))
 }
 
 fn mount_tmpfs(path: &Path, options: &str) -> Setup {

@@ -14,6 +14,7 @@ use std::os::fd::RawFd;
 
 use serde::{Deserialize, Serialize};
 
+use crate::limits::Limits;
 use crate::spec::SandboxSpec;
 
 /// The helper's status pipe, as set up by the caller with `dup2` before `exec`.
@@ -24,8 +25,8 @@ pub(crate) const STATUS_FD: RawFd = 3;
 pub(crate) enum Request {
     /// Create the namespaces and the essential mounts, then report [`Report::Exited`] with code 0.
     Probe,
-    /// Run a build.
-    Run(SandboxSpec),
+    /// Run a build under these limits.
+    Run(SandboxSpec, Limits),
 }
 
 /// Why the helper could not set the sandbox up.

@@ -8,10 +8,15 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
+use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use nix::fcntl::OFlag;
 use nix::unistd::pipe2;
@@ -19,6 +24,7 @@ use tracing::{debug, instrument};
 
 use crate::availability;
 use crate::error::{Error, Result};
+use crate::limits::{Limits, show_bytes};
 use crate::helper::HELPER_ARG;
 use crate::protocol::{Report, Request, STATUS_FD};
 use crate::spec::SandboxSpec;
@@ -70,6 +76,7 @@ impl std::fmt::Display for BuildStatus {
 #[derive(Debug, Clone)]
 pub struct Sandbox {
     helper_exe: PathBuf,
+    limits: Limits,
 }
 
 impl Sandbox {
@@ -78,7 +85,20 @@ impl Sandbox {
     pub fn new(helper_exe: impl Into<PathBuf>) -> Self {
         Sandbox {
             helper_exe: helper_exe.into(),
+            limits: Limits::default(),
         }
+    }
+
+    /// The same sandbox with these resource limits instead of [`Limits::default`].
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The resource limits builds run under.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// The helper executable.
@@ -95,8 +115,57 @@ impl Sandbox {
         if let Some(error) = availability::known_blocker(&availability::read_proc_sys) {
             return Err(error);
         }
-        let (stdout, stderr) = output_stdio(output)?;
-        self.exchange(&Request::Run(resolve_host_links(spec)?), stdout, stderr)
+        // Only the caller reaches the scratch directories from outside: whatever the build leaves there (a
+        // setuid copy of a shell, a world-writable file) is behind a 0700 directory until it is stripped below.
+        for dir in [&spec.build_dir, &spec.output.host] {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(Error::io("restrict to its owner (chmod 0700)", dir))?;
+        }
+        let request = Request::Run(resolve_host_links(spec)?, self.limits.clone());
+        let result = match output {
+            BuildOutput::LogFile(path) => {
+                let log = File::create(&path).map_err(Error::io("create the build log", &path))?;
+                let (read, write) = pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::Io {
+                    action: "create the log pipe for",
+                    path: path.clone(),
+                    source: e.into(),
+                })?;
+                let second = write
+                    .try_clone()
+                    .map_err(Error::io("duplicate the log pipe for", &path))?;
+                self.exchange(
+                    &request,
+                    Stdio::from(write),
+                    Stdio::from(second),
+                    Some(LogPump {
+                        pipe: File::from(read),
+                        log,
+                        path,
+                    }),
+                )
+            }
+            other => {
+                let (stdout, stderr) = output_stdio(other)?;
+                self.exchange(&request, stdout, stderr, None)
+            }
+        };
+        // Failed, stopped or successful: no setuid or setgid bit survives the build, before anyone (the store,
+        // a user inspecting a failed build) can run what it left.
+        for dir in [&spec.build_dir, &spec.output.host] {
+            strip_special_bits(dir)?;
+        }
+        let status = result?;
+        if let (BuildStatus::Signaled(signal), Some(seconds)) =
+            (status, self.limits.max_cpu_seconds)
+            && signal == libc::SIGXCPU
+        {
+            return Err(Error::LimitExceeded {
+                limit: "CPU time limit per process",
+                value: format!("{seconds}s"),
+                flag: "--max-cpu-time",
+            });
+        }
+        Ok(status)
     }
 
     /// Probes, in a few milliseconds, whether sandboxes can be created here: namespaces, mounts, `/proc`, `lo`.
@@ -104,7 +173,7 @@ impl Sandbox {
         if let Some(error) = availability::known_blocker(&availability::read_proc_sys) {
             return Err(error);
         }
-        match self.exchange(&Request::Probe, Stdio::null(), Stdio::null())? {
+        match self.exchange(&Request::Probe, Stdio::null(), Stdio::null(), None)? {
             BuildStatus::Exited(0) => Ok(()),
             status => Err(Error::HelperSilent {
                 helper: self.helper_exe.clone(),
@@ -113,7 +182,13 @@ impl Sandbox {
         }
     }
 
-    fn exchange(&self, request: &Request, stdout: Stdio, stderr: Stdio) -> Result<BuildStatus> {
+    fn exchange(
+        &self,
+        request: &Request,
+        stdout: Stdio,
+        stderr: Stdio,
+        log: Option<LogPump>,
+    ) -> Result<BuildStatus> {
         let helper = &self.helper_exe;
         let (status_read, status_write) = pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::Io {
             action: "create the status pipe for",
@@ -161,8 +236,35 @@ impl Sandbox {
             helper: helper.clone(),
             source,
         })?;
+        // The command holds our copies of the build's stdout/stderr; the log pipe reaches EOF only once they
+        // are closed.
+        drop(command);
         drop(status_write);
         debug!(pid = child.id(), helper = %helper.display(), "started sandbox helper");
+        let helper_pid = child.id();
+        let stopped: Arc<Mutex<Option<Error>>> = Arc::default();
+        let log_thread = log.map(|pump| {
+            let stopped = Arc::clone(&stopped);
+            let max = self.limits.max_log_bytes;
+            std::thread::spawn(move || pump.run(max, helper_pid, &stopped))
+        });
+        let (done, finished) = mpsc::channel::<()>();
+        let watchdog = self.limits.timeout.map(|timeout| {
+            let stopped = Arc::clone(&stopped);
+            std::thread::spawn(move || {
+                if finished.recv_timeout(timeout) == Err(RecvTimeoutError::Timeout) {
+                    stop(
+                        helper_pid,
+                        &stopped,
+                        Error::LimitExceeded {
+                            limit: "wall-clock time limit",
+                            value: show_duration(timeout),
+                            flag: "--timeout",
+                        },
+                    );
+                }
+            })
+        });
 
         if let Some(mut stdin) = child.stdin.take() {
             let json = serde_json::to_vec(request).map_err(|source| Error::BadReport {
@@ -191,10 +293,26 @@ impl Sandbox {
                 Report::Signaled(signal) => final_status = Some(BuildStatus::Signaled(signal)),
             }
         }
+        // Both threads may signal the helper, so both are done before it is reaped (and its pid can be reused).
+        drop(done);
+        if let Some(watchdog) = watchdog {
+            let _ = watchdog.join();
+        }
+        let log_result = log_thread.map(|thread| {
+            thread
+                .join()
+                .unwrap_or_else(|_| Err(Error::invalid("log", "the log thread panicked")))
+        });
         let exit = child
             .wait()
             .map_err(Error::io("wait for the sandbox helper", helper))?;
         debug!(%exit, "sandbox helper exited");
+        if let Some(error) = stopped.lock().ok().and_then(|mut stopped| stopped.take()) {
+            return Err(error);
+        }
+        if let Some(result) = log_result {
+            result?;
+        }
 
         if let Some(failure) = first_failure {
             return Err(if failure.namespaces {
@@ -254,4 +372,105 @@ fn resolve_host_links(spec: &SandboxSpec) -> Result<SandboxSpec> {
         }
     }
     Ok(resolved)
+}
+
+/// Copies the build's stdout and stderr (one pipe) into the log file, up to the log size limit.
+struct LogPump {
+    pipe: File,
+    log: File,
+    path: PathBuf,
+}
+
+impl LogPump {
+    /// Runs until the pipe's EOF (every process of the sandbox has exited); past `max` bytes it keeps the first
+    /// `max`, notes the cut in the log and stops the build.
+    fn run(mut self, max: u64, helper_pid: u32, stopped: &Mutex<Option<Error>>) -> Result<()> {
+        let mut buffer = vec![0; 64 << 10];
+        let mut written: u64 = 0;
+        loop {
+            let read = match self.pipe.read(&mut buffer) {
+                Ok(0) => return Ok(()),
+                Ok(read) => read,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(Error::io("read the build output for", &self.path)(error)),
+            };
+            let room = usize::try_from(max.saturating_sub(written)).unwrap_or(usize::MAX);
+            let kept = &buffer[..read.min(room)];
+            self.log
+                .write_all(kept)
+                .map_err(Error::io("write the build log", &self.path))?;
+            written += kept.len() as u64;
+            if read > room {
+                let _ = writeln!(
+                    self.log,
+                    "\nhstore: the log reached its limit of {} here; the build was stopped",
+                    show_bytes(max)
+                );
+                stop(
+                    helper_pid,
+                    stopped,
+                    Error::LimitExceeded {
+                        limit: "log size limit",
+                        value: show_bytes(max),
+                        flag: "--max-log-size",
+                    },
+                );
+                // Drain until every writer is gone so the build cannot block on a full pipe before it dies.
+                while !matches!(self.pipe.read(&mut buffer), Ok(0) | Err(_)) {}
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Records why the build is being stopped (the first reason wins) and kills the helper. Its init dies with it
+/// (`PR_SET_PDEATHSIG`), and with init the kernel kills every process of the build's pid namespace.
+fn stop(helper_pid: u32, stopped: &Mutex<Option<Error>>, reason: Error) {
+    if let Ok(mut stopped) = stopped.lock() {
+        stopped.get_or_insert(reason);
+    }
+    // The helper is not reaped until both threads that call this have finished, so the pid is still ours.
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(helper_pid.cast_signed()),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+}
+
+fn show_duration(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    match seconds {
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// Clears the setuid and setgid bits of everything under `root` (not following symlinks), iteratively so a
+/// deep tree cannot overflow the stack. Runs after the sandbox is gone, so nothing changes the tree meanwhile.
+fn strip_special_bits(root: &Path) -> Result<()> {
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(Error::io("inspect the build's file", &path)(error)),
+        };
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        let mode = meta.permissions().mode();
+        if mode & 0o6000 != 0 {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o1777))
+                .map_err(Error::io("clear the setuid/setgid bits of", &path))?;
+        }
+        if meta.is_dir() {
+            for entry in
+                std::fs::read_dir(&path).map_err(Error::io("list the build's directory", &path))?
+            {
+                let entry = entry.map_err(Error::io("list the build's directory", &path))?;
+                pending.push(entry.path());
+            }
+        }
+    }
+    Ok(())
 }

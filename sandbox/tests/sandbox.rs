@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use hstore_sandbox::{
-    Bind, BuildOutput, BuildStatus, Error, HELPER_ARG, Sandbox, SandboxSpec, check_available,
-    helper_main,
+    Bind, BuildOutput, BuildStatus, Error, HELPER_ARG, Limits, Sandbox, SandboxSpec,
+    check_available, helper_main,
 };
 
 /// Set in the runner's own environment; the build must not see it.
@@ -100,6 +100,29 @@ fn main() -> ExitCode {
             leftover_processes_are_killed,
         ),
         ("concurrent_runs_from_threads", concurrent_runs_from_threads),
+        (
+            "build_holds_no_capabilities_and_cannot_remount",
+            build_holds_no_capabilities_and_cannot_remount,
+        ),
+        (
+            "caller_descriptors_do_not_reach_the_build",
+            caller_descriptors_do_not_reach_the_build,
+        ),
+        (
+            "build_has_no_controlling_terminal",
+            build_has_no_controlling_terminal,
+        ),
+        (
+            "setuid_bits_are_refused_and_stripped",
+            setuid_bits_are_refused_and_stripped,
+        ),
+        ("wall_clock_limit_stops_the_build", wall_clock_limit_stops_the_build),
+        ("log_size_limit_stops_the_build", log_size_limit_stops_the_build),
+        ("cpu_limit_is_named", cpu_limit_is_named),
+        (
+            "process_memory_and_tmpfs_limits_apply",
+            process_memory_and_tmpfs_limits_apply,
+        ),
     ];
     let sandbox = Sandbox::new(&me);
     let (mut passed, mut failed) = (0, 0);
@@ -614,4 +637,289 @@ fn leftover_processes_are_killed(sandbox: &Sandbox) -> Outcome {
             String::from_utf8_lossy(&survivors.stdout)
         )
     })
+}
+
+/// Defect 1 of issue 8: the build keeps no capability, so a read-only bind cannot be remounted writable, and the
+/// seccomp filter refuses mount and namespace calls outright.
+fn build_holds_no_capabilities_and_cannot_remount(sandbox: &Sandbox) -> Outcome {
+    let s = Scratch::new()?;
+    let input = s.root.join("store-object");
+    fs::create_dir(&input).map_err(|e| e.to_string())?;
+    fs::write(input.join("data"), "input").map_err(|e| e.to_string())?;
+    let mut spec = s.spec(
+        r#"grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status > "$out/status"
+        try() { name=$1; shift; if "$@" > /dev/null 2>&1; then echo "$name ESCAPED"; else echo "$name refused"; fi; }
+        {
+          try remount mount -o remount,bind,rw /store/obj
+          try remount-usr mount -o remount,bind,rw /usr
+          try new-mount mount -t tmpfs none /build
+          try unshare-user unshare -r true
+          try unshare-mount unshare -m true
+          try nested-userns unshare -U true
+          try write-input sh -c 'echo TAMPERED > /store/obj/data'
+          try write-usr touch /usr/hstore-escape
+          try keyctl python3 -c 'import ctypes, sys; sys.exit(ctypes.CDLL(None, use_errno=True).syscall(250, 0, -3, 0) < 0)'
+          try ptrace-init python3 -c 'import ctypes, sys; sys.exit(ctypes.CDLL(None).ptrace(16, 1, 0, 0) != 0)'
+        } > "$out/attempts""#,
+    );
+    spec.inputs.push(Bind::new(&input, "/store/obj"));
+    s.ok(sandbox, &spec)?;
+    let status = s.output("status")?;
+    for line in [
+        "CapInh:\t0000000000000000",
+        "CapPrm:\t0000000000000000",
+        "CapEff:\t0000000000000000",
+        "CapBnd:\t0000000000000000",
+        "CapAmb:\t0000000000000000",
+        "NoNewPrivs:\t1",
+        "Seccomp:\t2",
+    ] {
+        ensure(status.lines().any(|l| l == line), || {
+            format!("expected `{line}` in the build's /proc/self/status:\n{status}")
+        })?;
+    }
+    let attempts = s.output("attempts")?;
+    ensure(
+        !attempts.contains("ESCAPED") && attempts.lines().count() == 10,
+        || format!("escape attempts:\n{attempts}"),
+    )?;
+    ensure(
+        fs::read_to_string(input.join("data")).ok().as_deref() == Some("input"),
+        || "the input was changed".into(),
+    )
+}
+
+/// Defect 2: a descriptor the caller leaked (not close-on-exec) reaches neither the build nor init.
+fn caller_descriptors_do_not_reach_the_build(sandbox: &Sandbox) -> Outcome {
+    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+    use std::os::fd::AsRawFd;
+    let s = Scratch::new()?;
+    let host_file = s.root.join("host-file");
+    fs::write(&host_file, "host secret\n").map_err(|e| e.to_string())?;
+    let leaked_root = fs::File::open("/").map_err(|e| e.to_string())?;
+    let leaked_file = fs::OpenOptions::new()
+        .append(true)
+        .open(&host_file)
+        .map_err(|e| e.to_string())?;
+    for file in [&leaked_root, &leaked_file] {
+        fcntl(file, FcntlArg::F_SETFD(FdFlag::empty())).map_err(|e| e.to_string())?;
+    }
+    let (root_fd, file_fd) = (leaked_root.as_raw_fd(), leaked_file.as_raw_fd());
+    let script = format!(
+        r#"ls /proc/self/fd > "$out/fds"
+        for pid in self 1; do for fd in {root_fd} {file_fd}; do
+          if ls /proc/$pid/fd/{root_fd}/etc > /dev/null 2>&1 || echo TAMPERED 2>/dev/null >> /proc/$pid/fd/$fd; then
+            echo "$pid/$fd ESCAPED"; else echo "$pid/$fd refused"; fi
+        done; done > "$out/attempts""#
+    );
+    let result = s.ok(sandbox, &s.spec(&script));
+    drop((leaked_root, leaked_file));
+    result?;
+    // `ls` itself opens the directory it lists, so its listing shows 0, 1, 2 and that one.
+    let fds = s.output("fds")?;
+    ensure(fds.lines().count() <= 4 && fds.lines().all(|fd| fd.parse::<i32>().is_ok_and(|n| n <= 3)), || {
+        format!("descriptors open in the build: {fds:?}")
+    })?;
+    let attempts = s.output("attempts")?;
+    ensure(!attempts.contains("ESCAPED") && attempts.lines().count() == 4, || {
+        format!("attempts through leaked descriptors:\n{attempts}")
+    })?;
+    ensure(
+        fs::read_to_string(&host_file).ok().as_deref() == Some("host secret\n"),
+        || "the host file was written through a leaked descriptor".into(),
+    )
+}
+
+/// Defect 3: the build runs in a session of its own, without a controlling terminal, and TIOCSTI is refused.
+fn build_has_no_controlling_terminal(sandbox: &Sandbox) -> Outcome {
+    let s = Scratch::new()?;
+    s.ok(
+        sandbox,
+        &s.spec(
+            r#"python3 - > "$out/report" <<'EOF'
+import fcntl, os, termios
+stat = open('/proc/self/stat').read().rsplit(')', 1)[1].split()
+print('session-leader', int(stat[3]) == os.getppid() or int(stat[3]) == os.getpid() or int(stat[3]) == os.getsid(0))
+print('tty_nr', stat[4])
+try:
+    os.open('/dev/tty', os.O_RDWR)
+    print('dev-tty ESCAPED')
+except OSError as e:
+    print('dev-tty refused', e.errno)
+for fd in (0, 1, 2):
+    try:
+        fcntl.ioctl(fd, termios.TIOCSTI, b'x')
+        print('tiocsti ESCAPED')
+    except OSError as e:
+        print('tiocsti refused', e.errno)
+EOF"#,
+        ),
+    )?;
+    let report = s.output("report")?;
+    ensure(
+        report.contains("tty_nr 0\n")
+            && report.contains("dev-tty refused 6\n")
+            && !report.contains("ESCAPED"),
+        || format!("terminal report:\n{report}"),
+    )
+}
+
+/// Defect 4: setuid/setgid bits cannot be set inside, the writable mounts are nosuid,nodev, and a bit planted
+/// in the build directory is stripped when the build ends, failed or not.
+fn setuid_bits_are_refused_and_stripped(sandbox: &Sandbox) -> Outcome {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new()?;
+    let planted = s.build.join("planted");
+    fs::copy("/bin/sh", &planted).map_err(|e| e.to_string())?;
+    fs::set_permissions(&planted, fs::Permissions::from_mode(0o4755)).map_err(|e| e.to_string())?;
+    let status = s.run(
+        sandbox,
+        &s.spec(
+            r#"try() { name=$1; shift; if "$@" > /dev/null 2>&1; then echo "$name ESCAPED"; else echo "$name refused"; fi; }
+            cp /bin/sh "$out/py"
+            {
+              try chmod chmod 4755 "$out/py"
+              try chmod-setgid chmod 2755 "$out/py"
+              try open-creat python3 -c 'import os; os.close(os.open(os.environ["out"] + "/c", os.O_CREAT | os.O_WRONLY, 0o4755))'
+              try mknod python3 -c 'import os, stat; os.mknod(os.environ["out"] + "/n", stat.S_IFREG | 0o6755)'
+            } > /build/attempts
+            awk '$5 == "/build" || $5 == "/out" || $5 == "/tmp" || $5 == "/homeless" { print $5, $6 }' /proc/self/mountinfo > /build/mounts
+            exit 1"#,
+        ),
+    )?;
+    ensure(status == BuildStatus::Exited(1), || {
+        format!("expected the build to fail with exit 1, got {status}")
+    })?;
+    let attempts = fs::read_to_string(s.build.join("attempts")).map_err(|e| e.to_string())?;
+    ensure(!attempts.contains("ESCAPED") && attempts.lines().count() == 4, || {
+        format!("setuid attempts:\n{attempts}")
+    })?;
+    let mounts = fs::read_to_string(s.build.join("mounts")).map_err(|e| e.to_string())?;
+    ensure(
+        mounts.lines().count() == 4
+            && mounts
+                .lines()
+                .all(|l| l.contains("nosuid") && l.contains("nodev")),
+        || format!("writable mounts must be nosuid,nodev:\n{mounts}"),
+    )?;
+    for dir in [&s.build, &s.out] {
+        let mode = fs::metadata(dir).map_err(|e| e.to_string())?.permissions().mode();
+        ensure(mode & 0o777 == 0o700, || {
+            format!("`{}` is {mode:o}, expected 0700", dir.display())
+        })?;
+        for entry in fs::read_dir(dir).map_err(|e| e.to_string())? {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            let mode = fs::symlink_metadata(&path).map_err(|e| e.to_string())?.permissions().mode();
+            ensure(mode & 0o6000 == 0, || {
+                format!("`{}` kept mode {mode:o} after the build", path.display())
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn limited(sandbox: &Sandbox, change: impl FnOnce(&mut Limits)) -> Sandbox {
+    let mut limits = Limits::default();
+    change(&mut limits);
+    sandbox.clone().with_limits(limits)
+}
+
+fn expect_limit(result: Result<BuildStatus, Error>, limit: &str, flag: &str) -> Outcome {
+    match result {
+        Err(error @ Error::LimitExceeded { .. }) => {
+            let text = error.to_string();
+            let hint = hstore_store::Hint::hint(&error).unwrap_or_default();
+            ensure(text.contains(limit) && hint.contains(flag), || {
+                format!("the error must name the {limit} and `{flag}`: {text} / {hint}")
+            })
+        }
+        other => Err(format!("expected the {limit} to stop the build, got {other:?}")),
+    }
+}
+
+/// Defect 11: the wall-clock limit stops a build that runs too long, with every process in it.
+fn wall_clock_limit_stops_the_build(sandbox: &Sandbox) -> Outcome {
+    let s = Scratch::new()?;
+    let sandbox = limited(sandbox, |l| l.timeout = Some(std::time::Duration::from_secs(2)));
+    let started = std::time::Instant::now();
+    let result = sandbox.run(
+        &s.spec("echo started; sleep 120 & sleep 120"),
+        BuildOutput::LogFile(s.log.clone()),
+    );
+    let elapsed = started.elapsed();
+    expect_limit(result, "wall-clock time limit of 2s", "--timeout")?;
+    // Not a timing assertion: 120 s would mean the limit did nothing.
+    ensure(elapsed.as_secs() < 60, || format!("the build ran {elapsed:?}"))
+}
+
+/// Defect 11: the log is cut at its limit and the build stopped.
+fn log_size_limit_stops_the_build(sandbox: &Sandbox) -> Outcome {
+    let s = Scratch::new()?;
+    let sandbox = limited(sandbox, |l| l.max_log_bytes = 1 << 20);
+    let result = sandbox.run(&s.spec("yes hstore-log-flood"), BuildOutput::LogFile(s.log.clone()));
+    expect_limit(result, "log size limit of 1 MiB", "--max-log-size")?;
+    let size = fs::metadata(&s.log).map_err(|e| e.to_string())?.len();
+    ensure((1 << 20..(1 << 20) + 200).contains(&size), || {
+        format!("the log holds {size} bytes")
+    })
+}
+
+/// Defect 11: a script over its CPU time gets SIGXCPU, reported as the CPU limit.
+fn cpu_limit_is_named(sandbox: &Sandbox) -> Outcome {
+    let s = Scratch::new()?;
+    let sandbox = limited(sandbox, |l| l.max_cpu_seconds = Some(1));
+    let result = sandbox.run(
+        &s.spec("exec python3 -c 'while True: pass'"),
+        BuildOutput::LogFile(s.log.clone()),
+    );
+    expect_limit(result, "CPU time limit per process of 1s", "--max-cpu-time")
+}
+
+/// Defect 11: the process, memory and tmpfs limits are in force inside (the build sees them fail). The kernel
+/// exempts the host's root from `RLIMIT_NPROC`, so the fork check holds only when the tests run unprivileged;
+/// as root the limit is still set (checked through `/proc/self/limits`).
+fn process_memory_and_tmpfs_limits_apply(sandbox: &Sandbox) -> Outcome {
+    let s = Scratch::new()?;
+    let sandbox = limited(sandbox, |l| {
+        l.max_processes = 32;
+        l.max_memory = Some(512 << 20);
+        l.tmpfs_bytes = Some(1 << 20);
+    });
+    let status = s.run(
+        &sandbox,
+        &s.spec(
+            r#"{
+              grep -E '^Max (processes|address space)' /proc/self/limits | awk '{ $1 = $1; print }'
+              df -B1 --output=size /tmp "$HOME" /dev/shm | tail -n +2 | tr -d ' '
+              python3 -c 'bytearray(1 << 30)' > /dev/null 2>&1 && echo "memory ESCAPED" || echo "memory refused"
+              dd if=/dev/zero of=/tmp/fill bs=1M count=4 > /dev/null 2>&1 && echo "tmp ESCAPED" || echo "tmp refused"
+              python3 -c '
+import os, sys
+pids = []
+try:
+    for _ in range(64):
+        pid = os.fork()
+        if pid == 0:
+            os.pause()
+        pids.append(pid)
+    print("fork ESCAPED")
+except OSError:
+    print("fork refused")
+for pid in pids:
+    os.kill(pid, 9)
+'
+            } > "$out/report""#,
+        ),
+    )?;
+    let report = s.output("report")?;
+    ensure(
+        status.success()
+            && report.contains("Max processes 32 32 processes")
+            && report.contains("Max address space 536870912 536870912 bytes")
+            && report.matches("1048576\n").count() == 3
+            && report.contains("memory refused")
+            && report.contains("tmp refused")
+            && (nix::unistd::geteuid().is_root() || report.contains("fork refused")),
+        || format!("build ended with {status}; limits report:\n{report}"),
+    )
 }

@@ -3,6 +3,7 @@
 
 mod build;
 mod common;
+mod escape;
 mod export;
 mod fetch;
 mod import;

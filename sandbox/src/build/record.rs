@@ -54,6 +54,8 @@ pub struct BuildOptions {
     pub helper_exe: PathBuf,
     /// Rebuild even on a cache hit and compare with the recorded output.
     pub check: bool,
+    /// The resource limits of each build (not part of the key).
+    pub limits: crate::Limits,
 }
 
 /// The result of [`build`].
@@ -266,7 +268,9 @@ fn run_in_sandbox(
     spec.inputs = binds;
     spec.host_paths.clone_from(&plan.host_paths);
     let status =
-        Sandbox::new(&options.helper_exe).run(&spec, BuildOutput::LogFile(log_path.clone()))?;
+        Sandbox::new(&options.helper_exe)
+            .with_limits(options.limits.clone())
+            .run(&spec, BuildOutput::LogFile(log_path.clone()))?;
     if !status.success() {
         // Keep the scratch directory so the log (and the build tree) can be inspected.
         let kept = scratch.keep();
