@@ -139,8 +139,11 @@ impl Store {
         let checkout = staging.join("tree");
         let result = self
             .materialize(digest, &checkout, Permissions::ReadOnly)
+            // Renaming a directory rewrites its `..`, which takes write permission on it unless the caller is
+            // root: the root goes in writable and is made read-only in place.
+            .and_then(|()| set_mode(&checkout, Permissions::Writable.dir_mode()))
             .and_then(|()| match fs::rename(&checkout, &target) {
-                Ok(()) => Ok(()),
+                Ok(()) => set_mode(&target, Permissions::ReadOnly.dir_mode()),
                 Err(error) if target.is_dir() => {
                     tracing::debug!("lost the race to cache {digest}: {error}");
                     Ok(())
@@ -165,6 +168,11 @@ impl Store {
         );
         hash_reader(&mut blob.reader).map_err(Error::io("read", path))
     }
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(Error::io("set permissions of", path))
 }
 
 /// Removes a directory tree that may contain read-only directories (the cache's shape).

@@ -219,10 +219,12 @@ impl Store {
             .map_err(Error::io("create temp file in", self.layout.tmp()))
     }
 
-    /// A new temp directory in `tmp/`, for callers that assemble a tree before adding it.
+    /// A new temp directory in `tmp/`, for callers that assemble a tree before adding it. It is 0700: what is
+    /// assembled there (a build's output, which may try to be a setuid binary) is no one else's to reach.
     pub fn temp_dir(&self) -> Result<tempfile::TempDir> {
         tempfile::Builder::new()
             .prefix("dir-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .tempdir_in(self.layout.tmp())
             .map_err(Error::io("create temp directory in", self.layout.tmp()))
     }
