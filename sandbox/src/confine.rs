@@ -232,9 +232,12 @@ pub(crate) fn compile_seccomp() -> Result<Seccomp, SetupFailure> {
     .try_into()
     .map_err(|e| failure("compile", &e))?;
     let enosys = SeccompFilter::new(
-        [(libc::SYS_clone3, Vec::new()), (libc::SYS_openat2, Vec::new())]
-            .into_iter()
-            .collect(),
+        [
+            (libc::SYS_clone3, Vec::new()),
+            (libc::SYS_openat2, Vec::new()),
+        ]
+        .into_iter()
+        .collect(),
         SeccompAction::Allow,
         SeccompAction::Errno(libc::ENOSYS.cast_unsigned()),
         arch,
@@ -378,14 +381,7 @@ pub(crate) fn drop_capabilities() -> Result<(), SetupFailure> {
     }; 2];
     // SAFETY: capset reads one header and two data structures (version 3 is 64-bit capabilities in two halves),
     // both laid out as the kernel's `__user_cap_header_struct`/`__user_cap_data_struct` and owned by this frame.
-    if unsafe {
-        libc::syscall(
-            libc::SYS_capset,
-            &raw mut header,
-            data.as_ptr(),
-        )
-    } != 0
-    {
+    if unsafe { libc::syscall(libc::SYS_capset, &raw mut header, data.as_ptr()) } != 0 {
         return Err(SetupFailure::errno(
             "drop all capabilities (capset)",
             Errno::last(),

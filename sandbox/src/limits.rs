@@ -172,7 +172,11 @@ mod tests {
         assert_eq!(parse_duration("none"), Ok(None));
         assert_eq!(parse_duration("0"), Ok(None));
         assert!(parse_duration("1w").unwrap_err().contains("not a duration"));
-        assert!(parse_duration("m").unwrap_err().contains("not a whole number"));
+        assert!(
+            parse_duration("m")
+                .unwrap_err()
+                .contains("not a whole number")
+        );
     }
 
     #[test]

@@ -100,7 +100,10 @@ pub(crate) fn enter_new_root(build: Option<(&SandboxSpec, &Limits)>) -> Setup {
     .map_err(|e| SetupFailure::errno(format!("mount a fresh /proc at `{}`", proc.display()), e))?;
     populate_dev(build.map(|(_, limits)| limits))?;
     if let Some((spec, limits)) = build {
-        mount_tmpfs(&inside("/tmp"), &format!("mode=1777,{}", limits.tmpfs_size(true)))?;
+        mount_tmpfs(
+            &inside("/tmp"),
+            &format!("mode=1777,{}", limits.tmpfs_size(true)),
+        )?;
         mount_tmpfs(
             &inside(HOME_DIR),
             &format!("mode=0700,{}", limits.tmpfs_size(false)),
@@ -291,15 +294,19 @@ fn bind(source: &Path, target: &Path, access: Access) -> Setup {
                 ..failure
             }),
         // A setuid file the build leaves in `/build` or its output must not work even inside.
-        Access::ReadWrite => remount(target, Writable::Yes, MsFlags::MS_NOSUID | MsFlags::MS_NODEV)
-            .map_err(|failure| SetupFailure {
-                action: format!(
-                    "make {} nosuid,nodev (bound from {})",
-                    shown(target),
-                    shown(source)
-                ),
-                ..failure
-            }),
+        Access::ReadWrite => remount(
+            target,
+            Writable::Yes,
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        )
+        .map_err(|failure| SetupFailure {
+            action: format!(
+                "make {} nosuid,nodev (bound from {})",
+                shown(target),
+                shown(source)
+            ),
+            ..failure
+        }),
         Access::Device => Ok(()),
     }
 }

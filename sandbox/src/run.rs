@@ -7,8 +7,8 @@
 //! inherit it (which would hold the pipe open and hang this side).
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
 use std::io::Read;
+use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -24,8 +24,8 @@ use tracing::{debug, instrument};
 
 use crate::availability;
 use crate::error::{Error, Result};
-use crate::limits::{Limits, show_bytes};
 use crate::helper::HELPER_ARG;
+use crate::limits::{Limits, show_bytes};
 use crate::protocol::{Report, Request, STATUS_FD};
 use crate::spec::SandboxSpec;
 
@@ -392,7 +392,9 @@ impl LogPump {
                 Ok(0) => return Ok(()),
                 Ok(read) => read,
                 Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(error) => return Err(Error::io("read the build output for", &self.path)(error)),
+                Err(error) => {
+                    return Err(Error::io("read the build output for", &self.path)(error));
+                }
             };
             let room = usize::try_from(max.saturating_sub(written)).unwrap_or(usize::MAX);
             let kept = &buffer[..read.min(room)];

@@ -116,8 +116,14 @@ fn main() -> ExitCode {
             "setuid_bits_are_refused_and_stripped",
             setuid_bits_are_refused_and_stripped,
         ),
-        ("wall_clock_limit_stops_the_build", wall_clock_limit_stops_the_build),
-        ("log_size_limit_stops_the_build", log_size_limit_stops_the_build),
+        (
+            "wall_clock_limit_stops_the_build",
+            wall_clock_limit_stops_the_build,
+        ),
+        (
+            "log_size_limit_stops_the_build",
+            log_size_limit_stops_the_build,
+        ),
         ("cpu_limit_is_named", cpu_limit_is_named),
         (
             "process_memory_and_tmpfs_limits_apply",
@@ -717,13 +723,18 @@ fn caller_descriptors_do_not_reach_the_build(sandbox: &Sandbox) -> Outcome {
     result?;
     // `ls` itself opens the directory it lists, so its listing shows 0, 1, 2 and that one.
     let fds = s.output("fds")?;
-    ensure(fds.lines().count() <= 4 && fds.lines().all(|fd| fd.parse::<i32>().is_ok_and(|n| n <= 3)), || {
-        format!("descriptors open in the build: {fds:?}")
-    })?;
+    ensure(
+        fds.lines().count() <= 4
+            && fds
+                .lines()
+                .all(|fd| fd.parse::<i32>().is_ok_and(|n| n <= 3)),
+        || format!("descriptors open in the build: {fds:?}"),
+    )?;
     let attempts = s.output("attempts")?;
-    ensure(!attempts.contains("ESCAPED") && attempts.lines().count() == 4, || {
-        format!("attempts through leaked descriptors:\n{attempts}")
-    })?;
+    ensure(
+        !attempts.contains("ESCAPED") && attempts.lines().count() == 4,
+        || format!("attempts through leaked descriptors:\n{attempts}"),
+    )?;
     ensure(
         fs::read_to_string(&host_file).ok().as_deref() == Some("host secret\n"),
         || "the host file was written through a leaked descriptor".into(),
@@ -791,9 +802,10 @@ fn setuid_bits_are_refused_and_stripped(sandbox: &Sandbox) -> Outcome {
         format!("expected the build to fail with exit 1, got {status}")
     })?;
     let attempts = fs::read_to_string(s.build.join("attempts")).map_err(|e| e.to_string())?;
-    ensure(!attempts.contains("ESCAPED") && attempts.lines().count() == 4, || {
-        format!("setuid attempts:\n{attempts}")
-    })?;
+    ensure(
+        !attempts.contains("ESCAPED") && attempts.lines().count() == 4,
+        || format!("setuid attempts:\n{attempts}"),
+    )?;
     let mounts = fs::read_to_string(s.build.join("mounts")).map_err(|e| e.to_string())?;
     ensure(
         mounts.lines().count() == 4
@@ -803,13 +815,19 @@ fn setuid_bits_are_refused_and_stripped(sandbox: &Sandbox) -> Outcome {
         || format!("writable mounts must be nosuid,nodev:\n{mounts}"),
     )?;
     for dir in [&s.build, &s.out] {
-        let mode = fs::metadata(dir).map_err(|e| e.to_string())?.permissions().mode();
+        let mode = fs::metadata(dir)
+            .map_err(|e| e.to_string())?
+            .permissions()
+            .mode();
         ensure(mode & 0o777 == 0o700, || {
             format!("`{}` is {mode:o}, expected 0700", dir.display())
         })?;
         for entry in fs::read_dir(dir).map_err(|e| e.to_string())? {
             let path = entry.map_err(|e| e.to_string())?.path();
-            let mode = fs::symlink_metadata(&path).map_err(|e| e.to_string())?.permissions().mode();
+            let mode = fs::symlink_metadata(&path)
+                .map_err(|e| e.to_string())?
+                .permissions()
+                .mode();
             ensure(mode & 0o6000 == 0, || {
                 format!("`{}` kept mode {mode:o} after the build", path.display())
             })?;
@@ -833,14 +851,18 @@ fn expect_limit(result: Result<BuildStatus, Error>, limit: &str, flag: &str) -> 
                 format!("the error must name the {limit} and `{flag}`: {text} / {hint}")
             })
         }
-        other => Err(format!("expected the {limit} to stop the build, got {other:?}")),
+        other => Err(format!(
+            "expected the {limit} to stop the build, got {other:?}"
+        )),
     }
 }
 
 /// Defect 11: the wall-clock limit stops a build that runs too long, with every process in it.
 fn wall_clock_limit_stops_the_build(sandbox: &Sandbox) -> Outcome {
     let s = Scratch::new()?;
-    let sandbox = limited(sandbox, |l| l.timeout = Some(std::time::Duration::from_secs(2)));
+    let sandbox = limited(sandbox, |l| {
+        l.timeout = Some(std::time::Duration::from_secs(2))
+    });
     let started = std::time::Instant::now();
     let result = sandbox.run(
         &s.spec("echo started; sleep 120 & sleep 120"),
@@ -849,14 +871,19 @@ fn wall_clock_limit_stops_the_build(sandbox: &Sandbox) -> Outcome {
     let elapsed = started.elapsed();
     expect_limit(result, "wall-clock time limit of 2s", "--timeout")?;
     // Not a timing assertion: 120 s would mean the limit did nothing.
-    ensure(elapsed.as_secs() < 60, || format!("the build ran {elapsed:?}"))
+    ensure(elapsed.as_secs() < 60, || {
+        format!("the build ran {elapsed:?}")
+    })
 }
 
 /// Defect 11: the log is cut at its limit and the build stopped.
 fn log_size_limit_stops_the_build(sandbox: &Sandbox) -> Outcome {
     let s = Scratch::new()?;
     let sandbox = limited(sandbox, |l| l.max_log_bytes = 1 << 20);
-    let result = sandbox.run(&s.spec("yes hstore-log-flood"), BuildOutput::LogFile(s.log.clone()));
+    let result = sandbox.run(
+        &s.spec("yes hstore-log-flood"),
+        BuildOutput::LogFile(s.log.clone()),
+    );
     expect_limit(result, "log size limit of 1 MiB", "--max-log-size")?;
     let size = fs::metadata(&s.log).map_err(|e| e.to_string())?.len();
     ensure((1 << 20..(1 << 20) + 200).contains(&size), || {

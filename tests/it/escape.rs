@@ -315,7 +315,14 @@ fn the_callers_descriptors_do_not_reach_the_build() {
   try stdin-not-null sh -c '! test "$(readlink /proc/self/fd/0)" = /dev/null'
 } > "$out/report""#,
         );
-        let mut command = attack.command(&["build", "attack", "--target", "cpu", "--out-link", "out-attack"]);
+        let mut command = attack.command(&[
+            "build",
+            "attack",
+            "--target",
+            "cpu",
+            "--out-link",
+            "out-attack",
+        ]);
         // The shell opens the two descriptors the attack expects, then becomes the command.
         let program = command.get_program().to_owned();
         let args: Vec<_> = command.get_args().map(ToOwned::to_owned).collect();
@@ -368,16 +375,27 @@ fn the_build_cannot_reach_the_callers_terminal() {
 } > "$out/report""#,
         );
         // `script` gives hstore a pseudo-terminal as its controlling terminal, as an interactive shell would.
-        let command = attack.command(&["build", "attack", "--target", "cpu", "--out-link", "out-attack"]);
+        let command = attack.command(&[
+            "build",
+            "attack",
+            "--target",
+            "cpu",
+            "--out-link",
+            "out-attack",
+        ]);
         let line = std::iter::once(command.get_program())
             .chain(command.get_args())
             .map(|arg| shell_quote(&arg.to_string_lossy()))
             .collect::<Vec<_>>()
             .join(" ");
         let mut under_pty = attack.env.command("script");
-        under_pty
-            .current_dir(attack.project())
-            .args(["--quiet", "--return", "--command", &line, "/dev/null"]);
+        under_pty.current_dir(attack.project()).args([
+            "--quiet",
+            "--return",
+            "--command",
+            &line,
+            "/dev/null",
+        ]);
         let output = under_pty.output().expect("run hstore under script(1)");
         assert_success(&output, "the attack build under a terminal");
         assert_all_refused(
@@ -437,8 +455,16 @@ exit 1"#,
                 path.display()
             );
             if meta.is_dir() {
-                if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("dir-")) {
-                    assert_eq!(mode & 0o777, 0o700, "as {who:?}: scratch `{}`", path.display());
+                if path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("dir-"))
+                {
+                    assert_eq!(
+                        mode & 0o777,
+                        0o700,
+                        "as {who:?}: scratch `{}`",
+                        path.display()
+                    );
                 }
                 for entry in std::fs::read_dir(&path).expect("list store dir") {
                     pending.push(entry.expect("entry").path());
@@ -447,7 +473,11 @@ exit 1"#,
                 reports.push(std::fs::read_to_string(&path).expect("read report"));
             }
         }
-        assert_eq!(reports.len(), 1, "as {who:?}: the failed build's kept report");
+        assert_eq!(
+            reports.len(),
+            1,
+            "as {who:?}: the failed build's kept report"
+        );
         let home = "/homeless";
         assert_all_refused(
             &reports[0],

@@ -267,10 +267,9 @@ fn run_in_sandbox(
     spec.env = env;
     spec.inputs = binds;
     spec.host_paths.clone_from(&plan.host_paths);
-    let status =
-        Sandbox::new(&options.helper_exe)
-            .with_limits(options.limits.clone())
-            .run(&spec, BuildOutput::LogFile(log_path.clone()))?;
+    let status = Sandbox::new(&options.helper_exe)
+        .with_limits(options.limits.clone())
+        .run(&spec, BuildOutput::LogFile(log_path.clone()))?;
     if !status.success() {
         // Keep the scratch directory so the log (and the build tree) can be inspected.
         let kept = scratch.keep();
