@@ -185,13 +185,9 @@ pub(crate) fn compile_seccomp() -> Result<Seccomp, SetupFailure> {
         DENIED_IOCTLS
             .iter()
             .map(|request| {
-                let condition = SeccompCondition::new(
-                    1,
-                    SeccompCmpArgLen::Dword,
-                    SeccompCmpOp::Eq,
-                    u64::from(*request),
-                )
-                .map_err(|e| failure("condition", &e))?;
+                let condition =
+                    SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, *request)
+                        .map_err(|e| failure("condition", &e))?;
                 SeccompRule::new(vec![condition]).map_err(|e| failure("rule", &e))
             })
             .collect::<Result<_, _>>()?,

@@ -153,7 +153,7 @@ pub(crate) fn show_bytes(bytes: u64) -> String {
             if bytes.is_multiple_of(1 << shift) {
                 return format!("{whole} {unit}");
             }
-            let tenths = (bytes % (1 << shift)) * 10 >> shift;
+            let tenths = ((bytes % (1 << shift)) * 10) >> shift;
             return format!("{whole}.{tenths} {unit}");
         }
     }

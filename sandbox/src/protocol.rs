@@ -22,6 +22,10 @@ pub(crate) const STATUS_FD: RawFd = 3;
 
 /// What the caller asks the helper to do.
 #[derive(Debug, Serialize, Deserialize)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one request per helper process, sent once; boxing would buy nothing"
+)]
 pub(crate) enum Request {
     /// Create the namespaces and the essential mounts, then report [`Report::Exited`] with code 0.
     Probe,

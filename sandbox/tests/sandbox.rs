@@ -861,7 +861,7 @@ fn expect_limit(result: Result<BuildStatus, Error>, limit: &str, flag: &str) -> 
 fn wall_clock_limit_stops_the_build(sandbox: &Sandbox) -> Outcome {
     let s = Scratch::new()?;
     let sandbox = limited(sandbox, |l| {
-        l.timeout = Some(std::time::Duration::from_secs(2))
+        l.timeout = Some(std::time::Duration::from_secs(2));
     });
     let started = std::time::Instant::now();
     let result = sandbox.run(
