@@ -17,6 +17,9 @@
 //! (the file system inside), `confine` (capabilities, seccomp, descriptors, session), [`limits`] (resources),
 //! `net` (`lo`), `protocol` (caller ↔ helper), `availability` (diagnosing refusals), [`fingerprint`] (host
 //! inputs for the build key), [`error`].
+//!
+//! This crate is the mechanism only: it runs a [`SandboxSpec`] and knows nothing of recipes, cargo, lockfiles or
+//! build records, which are `hstore-build`'s.
 
 // `unsafe_code` is denied workspace-wide and lifted only here: `fork`, `pre_exec`, and the `lo` ioctl have no safe
 // wrapper. Every `unsafe` block carries a `// SAFETY:` comment.
@@ -24,7 +27,6 @@
 #![deny(missing_docs)]
 
 mod availability;
-pub mod build;
 mod confine;
 pub mod error;
 pub mod fingerprint;

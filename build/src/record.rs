@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use super::diff::{TreeDifference, diff_trees};
 use super::error::{BuildError, Result};
 use super::{BuildPlan, INPUTS_DIR};
-use crate::run::{BuildOutput, Sandbox};
-use crate::spec::{BUILD_DIR, Bind, SandboxSpec};
+use hstore_sandbox::spec::{BUILD_DIR, Bind, SandboxSpec};
+use hstore_sandbox::{BuildOutput, Sandbox};
 
 /// Metadata namespace of build records.
 pub const BUILD_NAMESPACE: &str = "build";
@@ -55,7 +55,7 @@ pub struct BuildOptions {
     /// Rebuild even on a cache hit and compare with the recorded output.
     pub check: bool,
     /// The resource limits of each build (not part of the key).
-    pub limits: crate::Limits,
+    pub limits: hstore_sandbox::Limits,
 }
 
 /// The result of [`build`].
