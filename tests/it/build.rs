@@ -277,10 +277,13 @@ env | grep -c -e "{home}" -e "{store}" > "$out/host-paths-in-env" || true"#,
         .success();
 
     let errors = project.output_file("result", "errors");
+    // EROFS from the read-only bind, or EACCES first where the file itself is 0444: the build holds no
+    // CAP_DAC_OVERRIDE (issue 8, defect 1).
     assert_eq!(
-        errors.matches("Read-only file system").count(),
+        errors.matches("Read-only file system").count()
+            + errors.matches("Permission denied").count(),
         3,
-        "every write into an input (the store's own copy) fails with EROFS:\n{errors}"
+        "every write into an input (the store's own copy) fails:\n{errors}"
     );
     let visibility = project.output_file("result", "visibility");
     assert!(
