@@ -298,20 +298,16 @@ impl Sandbox {
         if let Some(watchdog) = watchdog {
             let _ = watchdog.join();
         }
-        let log_result = log_thread.map(|thread| {
-            thread
-                .join()
-                .unwrap_or_else(|_| Err(Error::invalid("log", "the log thread panicked")))
-        });
+        if let Some(thread) = log_thread {
+            // The thread only copies bytes; a panic there would be a bug, and the build's status still stands.
+            let _ = thread.join();
+        }
         let exit = child
             .wait()
             .map_err(Error::io("wait for the sandbox helper", helper))?;
         debug!(%exit, "sandbox helper exited");
         if let Some(error) = stopped.lock().ok().and_then(|mut stopped| stopped.take()) {
             return Err(error);
-        }
-        if let Some(result) = log_result {
-            result?;
         }
 
         if let Some(failure) = first_failure {
@@ -382,13 +378,22 @@ struct LogPump {
 }
 
 impl LogPump {
-    /// Runs until the pipe's EOF (every process of the sandbox has exited); past `max` bytes it keeps the first
-    /// `max`, notes the cut in the log and stops the build.
-    fn run(mut self, max: u64, helper_pid: u32, stopped: &Mutex<Option<Error>>) -> Result<()> {
+    /// Runs until the pipe's EOF (every process of the sandbox has exited). Past `max` bytes it keeps the first
+    /// `max`, notes the cut in the log and stops the build; if the log cannot be written (a full disk) it stops
+    /// the build too, rather than leave it blocked on a pipe nobody reads.
+    fn run(mut self, max: u64, helper_pid: u32, stopped: &Mutex<Option<Error>>) {
         let mut buffer = vec![0; 64 << 10];
+        if let Err(reason) = self.copy(max, &mut buffer) {
+            stop(helper_pid, stopped, reason);
+            // Drain until every writer is gone so the build cannot block on a full pipe before it dies.
+            while !matches!(self.pipe.read(&mut buffer), Ok(0) | Err(_)) {}
+        }
+    }
+
+    fn copy(&mut self, max: u64, buffer: &mut [u8]) -> Result<()> {
         let mut written: u64 = 0;
         loop {
-            let read = match self.pipe.read(&mut buffer) {
+            let read = match self.pipe.read(buffer) {
                 Ok(0) => return Ok(()),
                 Ok(read) => read,
                 Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -408,18 +413,11 @@ impl LogPump {
                     "\nhstore: the log reached its limit of {} here; the build was stopped",
                     show_bytes(max)
                 );
-                stop(
-                    helper_pid,
-                    stopped,
-                    Error::LimitExceeded {
-                        limit: "log size limit",
-                        value: show_bytes(max),
-                        flag: "--max-log-size",
-                    },
-                );
-                // Drain until every writer is gone so the build cannot block on a full pipe before it dies.
-                while !matches!(self.pipe.read(&mut buffer), Ok(0) | Err(_)) {}
-                return Ok(());
+                return Err(Error::LimitExceeded {
+                    limit: "log size limit",
+                    value: show_bytes(max),
+                    flag: "--max-log-size",
+                });
             }
         }
     }
