@@ -228,28 +228,16 @@ pub struct LimitArgs {
 }
 
 impl LimitArgs {
-    /// The limits given, the defaults for the rest.
-    pub fn to_limits(&self) -> hstore_sandbox::Limits {
-        let mut limits = hstore_sandbox::Limits::default();
-        if let Some(timeout) = self.timeout {
-            limits.timeout = timeout.0;
+    /// The limits given on the command line; they override the recipe's and the defaults.
+    pub fn overrides(&self) -> hstore_sandbox::LimitOverrides {
+        hstore_sandbox::LimitOverrides {
+            timeout: self.timeout,
+            max_memory: self.max_memory,
+            max_processes: self.max_processes,
+            max_cpu_time: self.max_cpu_time,
+            tmp_size: self.tmp_size,
+            max_log_size: self.max_log_size,
         }
-        if let Some(memory) = self.max_memory {
-            limits.max_memory = memory.0;
-        }
-        if let Some(processes) = self.max_processes {
-            limits.max_processes = processes;
-        }
-        if let Some(cpu) = self.max_cpu_time {
-            limits.max_cpu_seconds = cpu.0.map(|d| d.as_secs());
-        }
-        if let Some(size) = self.tmp_size {
-            limits.tmpfs_bytes = size.0;
-        }
-        if let Some(size) = self.max_log_size {
-            limits.max_log_bytes = size.0.unwrap_or(u64::MAX);
-        }
-        limits
     }
 }
 

@@ -34,6 +34,20 @@ pub enum BuildError {
         #[source]
         source: hstore_store::Error,
     },
+    /// A recipe's `limits` table holds a value that is not a limit.
+    #[error("recipe `{recipe}` ({}): `{table}.{key}` is invalid: {reason}", file.display())]
+    InvalidLimit {
+        /// The recipe.
+        recipe: String,
+        /// Its file.
+        file: PathBuf,
+        /// `[build.limits]` or `[targets.T.limits]`, as written.
+        table: String,
+        /// The key.
+        key: &'static str,
+        /// Why, with the value.
+        reason: String,
+    },
     /// The sandbox could not run the build.
     #[error(transparent)]
     Sandbox(#[from] hstore_sandbox::Error),
@@ -160,6 +174,9 @@ impl hstore_store::Hint for BuildError {
             BuildError::Recipe(error) => error.hint(),
             BuildError::StaleLockfile { .. } => Some("run `hstore lock` on a connected machine".into()),
             BuildError::UnknownTarget { .. } => Some("pass `--target` with one of the recipe's targets".into()),
+            BuildError::InvalidLimit { .. } => Some(
+                "write durations as `90m`, `12h` and sizes as `512M`, `16G`, or `none` to lift the limit".into(),
+            ),
             BuildError::InvalidInputName { .. }
             | BuildError::Io { .. }
             | BuildError::UnknownRecipe { .. }

@@ -58,6 +58,8 @@ pub struct BuildPlan {
     pub host_paths: Vec<PathBuf>,
     /// `[targets.T] host_tools`: commands whose output goes into the key.
     pub host_tools: Vec<String>,
+    /// `[build.limits]` overridden by `[targets.T.limits]`; not part of the key.
+    pub limits: hstore_sandbox::LimitOverrides,
 }
 
 /// Host fingerprints for the build key: the base system always, declared host paths and host tools when present.

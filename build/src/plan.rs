@@ -147,6 +147,11 @@ pub fn plan(
             shape,
         });
     }
+    let limits = parse_limits(recipe, "build.limits", &build_section.limits)?.then(parse_limits(
+        recipe,
+        &format!("targets.{target}.limits"),
+        &target_spec.limits,
+    )?);
     let mut env: BTreeMap<String, String> = build_section.env.clone();
     for (key, value) in &target_spec.env {
         env.insert(key.clone(), context.expand_home(value));
@@ -172,6 +177,7 @@ pub fn plan(
                     .join(" ")
             })
             .collect(),
+        limits,
     })
 }
 
@@ -209,6 +215,42 @@ fn vendored_crate(artifact: &Artifact) -> Option<VendoredCrate> {
         tree: *address,
         git,
         registry,
+    })
+}
+
+/// A recipe's `limits` table, parsed; `table` names it in errors.
+fn parse_limits(
+    recipe: &Recipe,
+    table: &str,
+    raw: &hstore_model::recipe::Limits,
+) -> Result<hstore_sandbox::LimitOverrides> {
+    use hstore_sandbox::limits::{parse_duration_limit, parse_size_limit};
+    let invalid = |key: &'static str, reason: String| BuildError::InvalidLimit {
+        recipe: recipe.name.clone(),
+        file: recipe.file.clone(),
+        table: table.to_owned(),
+        key,
+        reason,
+    };
+    let duration = |key: &'static str, value: &Option<String>| {
+        value
+            .as_deref()
+            .map(|text| parse_duration_limit(text).map_err(|reason| invalid(key, reason)))
+            .transpose()
+    };
+    let size = |key: &'static str, value: &Option<String>| {
+        value
+            .as_deref()
+            .map(|text| parse_size_limit(text).map_err(|reason| invalid(key, reason)))
+            .transpose()
+    };
+    Ok(hstore_sandbox::LimitOverrides {
+        timeout: duration("timeout", &raw.timeout)?,
+        max_memory: size("max_memory", &raw.max_memory)?,
+        max_processes: raw.max_processes,
+        max_cpu_time: duration("max_cpu_time", &raw.max_cpu_time)?,
+        tmp_size: size("tmp_size", &raw.tmp_size)?,
+        max_log_size: size("max_log_size", &raw.max_log_size)?,
     })
 }
 

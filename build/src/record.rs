@@ -54,8 +54,8 @@ pub struct BuildOptions {
     pub helper_exe: PathBuf,
     /// Rebuild even on a cache hit and compare with the recorded output.
     pub check: bool,
-    /// The resource limits of each build (not part of the key).
-    pub limits: hstore_sandbox::Limits,
+    /// Resource limits given on the command line, over the recipe's (not part of the key).
+    pub limits: hstore_sandbox::LimitOverrides,
 }
 
 /// The result of [`build`].
@@ -268,7 +268,7 @@ fn run_in_sandbox(
     spec.inputs = binds;
     spec.host_paths.clone_from(&plan.host_paths);
     let status = Sandbox::new(&options.helper_exe)
-        .with_limits(options.limits.clone())
+        .with_limits(plan.limits.then(options.limits).limits())
         .run(&spec, BuildOutput::LogFile(log_path.clone()))?;
     if !status.success() {
         // Keep the scratch directory so the log (and the build tree) can be inspected.

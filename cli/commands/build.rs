@@ -59,7 +59,7 @@ pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> R
         let options = BuildOptions {
             helper_exe: helper_exe.clone(),
             check: args.check,
-            limits: args.limits.to_limits(),
+            limits: args.limits.overrides(),
         };
         let outcome = build_prepared(&store, &plan, prepared, &options)
             .with_context(|| format!("failed to build `{}` for target `{target}`", recipe.name))?;

@@ -151,6 +151,29 @@ pub struct Target {
     /// Extra environment for the build.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// `[targets.T.limits]`: resource limits for this target, over `[build.limits]`.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// `[build.limits]` / `[targets.T.limits]`: a build's resource limits as written (`timeout = "12h"`,
+/// `max_memory = "16G"`, `none` to lift one). The build layer parses and applies them; they are not part of the
+/// build key. See ARCHITECTURE.md, "Sandbox security model".
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Wall-clock time per build (`90m`, `12h`, `none`).
+    pub timeout: Option<String>,
+    /// Address space per process (`16G`, `none`).
+    pub max_memory: Option<String>,
+    /// Processes and threads at a time.
+    pub max_processes: Option<u64>,
+    /// CPU time per process (`2h`, `none`).
+    pub max_cpu_time: Option<String>,
+    /// Size of each of `/tmp`, `HOME`, `/dev/shm` (`8G`).
+    pub tmp_size: Option<String>,
+    /// Size of the build log (`1G`, `none`).
+    pub max_log_size: Option<String>,
 }
 
 /// `[build]`.
@@ -162,6 +185,9 @@ pub struct Build {
     /// Extra environment for every target.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Resource limits for every target.
+    #[serde(default)]
+    pub limits: Limits,
 }
 
 #[derive(Deserialize)]

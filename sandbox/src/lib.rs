@@ -43,6 +43,6 @@ pub use fingerprint::{
     HostTool, fingerprint_base_system, fingerprint_host_paths, fingerprint_host_tools,
 };
 pub use helper::{HELPER_ARG, helper_main};
-pub use limits::Limits;
+pub use limits::{LimitOverrides, Limits};
 pub use run::{BuildOutput, BuildStatus, Sandbox, check_available};
 pub use spec::{Bind, SandboxSpec};

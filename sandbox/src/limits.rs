@@ -14,6 +14,8 @@
 //! (see ARCHITECTURE.md, "Sandbox security model").
 //!
 //! Limits are not part of the build key: a limit changes whether a build finishes, never what it produces.
+//! [`LimitOverrides`] layers what a recipe's `[build.limits]`/`[targets.T.limits]` and the command line give over
+//! the defaults.
 
 use std::time::Duration;
 
@@ -119,6 +121,63 @@ pub fn parse_size(text: &str) -> Result<Option<u64>, String> {
         .ok_or_else(|| format!("`{text}` is too large"))
 }
 
+/// Limits given explicitly (a recipe's `limits` table, command-line flags), each overriding the one below it:
+/// [`Limits::default`] < `[build] limits` < `[targets.T] limits` < flags.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LimitOverrides {
+    /// `timeout` / `--timeout`.
+    pub timeout: Option<DurationLimit>,
+    /// `max_memory` / `--max-memory`.
+    pub max_memory: Option<SizeLimit>,
+    /// `max_processes` / `--max-processes`.
+    pub max_processes: Option<u64>,
+    /// `max_cpu_time` / `--max-cpu-time`.
+    pub max_cpu_time: Option<DurationLimit>,
+    /// `tmp_size` / `--tmp-size`.
+    pub tmp_size: Option<SizeLimit>,
+    /// `max_log_size` / `--max-log-size`.
+    pub max_log_size: Option<SizeLimit>,
+}
+
+impl LimitOverrides {
+    /// These overrides, with those of `over` taking precedence.
+    #[must_use]
+    pub fn then(self, over: LimitOverrides) -> LimitOverrides {
+        LimitOverrides {
+            timeout: over.timeout.or(self.timeout),
+            max_memory: over.max_memory.or(self.max_memory),
+            max_processes: over.max_processes.or(self.max_processes),
+            max_cpu_time: over.max_cpu_time.or(self.max_cpu_time),
+            tmp_size: over.tmp_size.or(self.tmp_size),
+            max_log_size: over.max_log_size.or(self.max_log_size),
+        }
+    }
+
+    /// [`Limits::default`] with these overrides applied.
+    pub fn limits(&self) -> Limits {
+        let mut limits = Limits::default();
+        if let Some(DurationLimit(timeout)) = self.timeout {
+            limits.timeout = timeout;
+        }
+        if let Some(SizeLimit(memory)) = self.max_memory {
+            limits.max_memory = memory;
+        }
+        if let Some(processes) = self.max_processes {
+            limits.max_processes = processes;
+        }
+        if let Some(DurationLimit(cpu)) = self.max_cpu_time {
+            limits.max_cpu_seconds = cpu.map(|d| d.as_secs());
+        }
+        if let Some(SizeLimit(size)) = self.tmp_size {
+            limits.tmpfs_bytes = size;
+        }
+        if let Some(SizeLimit(size)) = self.max_log_size {
+            limits.max_log_bytes = size.unwrap_or(u64::MAX);
+        }
+        limits
+    }
+}
+
 /// A command-line duration limit: `Some` duration, or `None` for "no limit".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DurationLimit(pub Option<Duration>);
@@ -188,6 +247,23 @@ mod tests {
         assert_eq!(parse_size("none"), Ok(None));
         assert!(parse_size("0").unwrap_err().contains("zero"));
         assert!(parse_size("5X").unwrap_err().contains("not a size"));
+    }
+
+    #[test]
+    fn later_overrides_win_and_unset_ones_keep_the_default() {
+        let recipe = LimitOverrides {
+            timeout: Some(DurationLimit(Some(Duration::from_secs(60)))),
+            max_processes: Some(100),
+            ..LimitOverrides::default()
+        };
+        let flags = LimitOverrides {
+            timeout: Some(DurationLimit(None)),
+            ..LimitOverrides::default()
+        };
+        let limits = recipe.then(flags).limits();
+        assert_eq!(limits.timeout, None);
+        assert_eq!(limits.max_processes, 100);
+        assert_eq!(limits.max_log_bytes, Limits::default().max_log_bytes);
     }
 
     #[test]

@@ -554,3 +554,58 @@ for pid in pids:
         }
     });
 }
+
+/// Defect 11: a recipe's `limits` tables set limits (the target's over `[build]`'s), flags override both, and a
+/// bad value is named with its table and key.
+#[test]
+fn recipe_limits_apply_and_flags_override_them() {
+    let attack = Attack::new(As::Caller);
+    attack.recipe(
+        "attack",
+        "[targets.cpu.limits]\nmax_processes = 50\ntimeout = \"2s\"",
+        r#"grep -E '^Max processes' /proc/self/limits | awk '{ $1 = $1; print }' > "$out/limits"
+test -z "$SLEEP" || sleep "$SLEEP""#,
+    );
+    assert_success(
+        &attack.build("attack", &[]),
+        "the build under recipe limits",
+    );
+    assert_eq!(
+        attack.output_file("attack", "limits"),
+        "Max processes 50 50 processes\n"
+    );
+    // Limits are not part of the key: `--check` rebuilds the same key with the flag's limit, and the only
+    // difference it finds is the file recording that limit.
+    let output = attack.build("attack", &["--max-processes", "64", "--check"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success()
+            && stderr.contains("not reproducible")
+            && stderr.contains("limits (contents differ)")
+            && stderr.matches("(contents differ)").count() == 1,
+        "{stderr}"
+    );
+
+    attack.recipe(
+        "attack",
+        "[targets.cpu.limits]\ntimeout = \"2s\"",
+        "echo started > \"$out/s\"; sleep 300",
+    );
+    let output = attack.build("attack", &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("wall-clock time limit of 2s"),
+        "{stderr}"
+    );
+
+    attack.recipe("attack", "[targets.cpu.limits]\ntimeout = \"soon\"", "true");
+    let output = attack.build("attack", &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success()
+            && stderr.contains("`targets.cpu.limits.timeout` is invalid")
+            && stderr.contains("`soon` is not a duration")
+            && stderr.contains("hint:"),
+        "{stderr}"
+    );
+}
