@@ -624,22 +624,26 @@ fn concurrent_runs_from_threads(sandbox: &Sandbox) -> Outcome {
 /// A daemon the build leaves behind dies with the namespace's init; the run does not wait for it.
 fn leftover_processes_are_killed(sandbox: &Sandbox) -> Outcome {
     let s = Scratch::new()?;
+    // Unique to this run: other checkouts on the machine run this test too, and `pgrep` sees all of them.
+    let daemon = format!("sleep 60.{}", std::process::id());
     let started = std::time::Instant::now();
     s.ok(
         sandbox,
-        &s.spec("(sleep 60 > /dev/null 2>&1 &); echo started > \"$out/s\""),
+        &s.spec(&format!(
+            "({daemon} > /dev/null 2>&1 &); echo started > \"$out/s\""
+        )),
     )?;
     let elapsed = started.elapsed();
     ensure(elapsed.as_secs() < 20, || {
         format!("the run waited for a leftover process ({elapsed:?})")
     })?;
     let survivors = Command::new("pgrep")
-        .args(["-x", "-f", "sleep 60"])
+        .args(["-x", "-f", &daemon])
         .output()
         .map_err(|e| e.to_string())?;
     ensure(survivors.stdout.is_empty(), || {
         format!(
-            "`sleep 60` survived the sandbox: pids {}",
+            "`{daemon}` survived the sandbox: pids {}",
             String::from_utf8_lossy(&survivors.stdout)
         )
     })
