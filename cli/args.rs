@@ -198,31 +198,32 @@ pub struct BuildArgs {
     pub limits: LimitArgs,
 }
 
-/// Resource limits of each build (see `hstore_sandbox::limits`); a build over one fails naming it.
+/// Resource limits of each build (see `hstore_sandbox::limits`), over the recipe's `[build.limits]` and
+/// `[targets.T.limits]`; a build over one fails naming it.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Build limits")]
 pub struct LimitArgs {
-    /// Wall-clock time per build (`90s`, `30m`, `6h`; `none`) [default: 6h]
+    /// Wall-clock time per build (`90s`, `30m`, `6h`; `none`) [default: the recipe's, else 6h]
     #[arg(long, value_name = "DURATION", value_parser = hstore_sandbox::limits::parse_duration_limit)]
     pub timeout: Option<hstore_sandbox::limits::DurationLimit>,
 
-    /// Address space per process, RLIMIT_AS (`8G`; `none`) [default: none]
+    /// Address space per process, RLIMIT_AS (`8G`; `none`) [default: the recipe's, else none]
     #[arg(long, value_name = "SIZE", value_parser = hstore_sandbox::limits::parse_size_limit)]
     pub max_memory: Option<hstore_sandbox::limits::SizeLimit>,
 
-    /// Processes and threads of one build at a time, RLIMIT_NPROC [default: 4096]
+    /// Processes and threads of one build at a time, RLIMIT_NPROC [default: the recipe's, else 4096]
     #[arg(long, value_name = "N")]
     pub max_processes: Option<u64>,
 
-    /// CPU time per process, RLIMIT_CPU (`30m`; `none`) [default: none]
+    /// CPU time per process, RLIMIT_CPU (`30m`; `none`) [default: the recipe's, else none]
     #[arg(long, value_name = "DURATION", value_parser = hstore_sandbox::limits::parse_duration_limit)]
     pub max_cpu_time: Option<hstore_sandbox::limits::DurationLimit>,
 
-    /// Size of each of /tmp, HOME and /dev/shm (`4G`) [default: 25%/10%/10% of RAM]
+    /// Size of each of /tmp, HOME and /dev/shm (`4G`) [default: the recipe's, else 25%/10%/10% of RAM]
     #[arg(long, value_name = "SIZE", value_parser = hstore_sandbox::limits::parse_size_limit)]
     pub tmp_size: Option<hstore_sandbox::limits::SizeLimit>,
 
-    /// Build log size (stdout and stderr together) [default: 256M]
+    /// Build log size (stdout and stderr together) [default: the recipe's, else 256M]
     #[arg(long, value_name = "SIZE", value_parser = hstore_sandbox::limits::parse_size_limit)]
     pub max_log_size: Option<hstore_sandbox::limits::SizeLimit>,
 }
