@@ -1006,6 +1006,35 @@ fn a_chain_of_three_recipes_rebuilds_exactly_what_changed_and_runs_from_the_inst
             .all(|(_, status)| status == "cached")
     );
 
+    // gc keeps whole chains; `export --with-builds` carries them: a fresh store that imports the bundle has all
+    // three builds cached.
+    project.run(&["store", "gc"]).success();
+    let after_gc = project.run(&["build", "pkg", "--target", "cpu"]).success();
+    assert_eq!(
+        built_and_fresh(&after_gc),
+        (vec![], strings(&["lib", "pkg", "prog"]))
+    );
+    project
+        .run(&["export", "--with-builds", "-o", "chain.hsb"])
+        .success();
+    let other_store = project.env.root().join("other-store");
+    let in_other = |args: &[&str]| {
+        Outcome::of(
+            project
+                .hstore(args)
+                .env("HSTORE_STORE", &other_store)
+                .output()
+                .expect("run hstore"),
+        )
+    };
+    in_other(&["import", "chain.hsb"]).success();
+    let imported = in_other(&["build", "pkg", "--target", "cpu"]).success();
+    assert_eq!(
+        built_and_fresh(&imported),
+        (vec![], strings(&["lib", "pkg", "prog"]))
+    );
+    assert_eq!(imported.stdout, first.stdout);
+
     // The installed prefix runs its program, the library found through the prefix ($ORIGIN/../lib).
     project
         .run(&[
