@@ -215,9 +215,7 @@ fn replace_with(
         }
         return result;
     }
-    Err(BuildError::InstallNotADirectory {
-        path: path.to_path_buf(),
-    })
+    Err(temp_names_taken(path))
 }
 
 fn replace_with_symlink(
@@ -244,9 +242,7 @@ fn replace_with_symlink(
         }
         return result;
     }
-    Err(BuildError::InstallNotADirectory {
-        path: path.to_path_buf(),
-    })
+    Err(temp_names_taken(path))
 }
 
 /// `renameat` replaces a file or symlink at `name` (never following it); a directory there is an error.
@@ -262,6 +258,15 @@ fn rename_into_place(
         },
         errno => io_error("install", path, errno.into()),
     })
+}
+
+/// Every temporary name for `path` exists already (64 of them: not a race, something planted them).
+fn temp_names_taken(path: &Path) -> BuildError {
+    io_error(
+        "find a free temporary name beside",
+        path,
+        std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+    )
 }
 
 fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> BuildError {
