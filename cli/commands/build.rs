@@ -297,7 +297,10 @@ fn plan(
                     file_name: file_name.to_owned(),
                 }
             }
-            _ => {
+            SourceSpec::Requirements { targets, .. } => {
+                wheelhouse(name, target, targets.get(target), &artifacts)?
+            }
+            SourceSpec::Git { .. } | SourceSpec::Url { .. } | SourceSpec::Path { .. } => {
                 let [artifact] = artifacts.as_slice() else {
                     bail!(stale())
                 };
@@ -334,6 +337,48 @@ fn plan(
                     .join(" ")
             })
             .collect(),
+    })
+}
+
+/// The wheelhouse of a `requirements` source for `target`: its wheels chosen for that target's Python, plus the
+/// hashed `requirements.txt`.
+fn wheelhouse(
+    source: &str,
+    target: &str,
+    python: Option<&hstore_fetchers::recipe::PythonTarget>,
+    artifacts: &[&Artifact],
+) -> Result<InputShape> {
+    let python = python.with_context(|| {
+        format!(
+            "source `{source}` needs Python wheels, but target `{target}` declares no \
+             `python = {{ version, platform }}`"
+        )
+    })?;
+    let key = hstore_fetchers::requirements::tags::TargetPython::parse(python)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("target `{target}`"))?
+        .key();
+    let mut wheels = Vec::new();
+    let mut pins = Vec::new();
+    for artifact in artifacts {
+        if let Artifact::Wheel {
+            name,
+            version,
+            filename,
+            sha256,
+            target: wheel_target,
+            address,
+            ..
+        } = artifact
+            && *wheel_target == key
+        {
+            wheels.push((filename.clone(), *address));
+            pins.push((name.clone(), version.clone(), sha256.clone()));
+        }
+    }
+    Ok(InputShape::Wheelhouse {
+        wheels,
+        requirements: hstore_fetchers::requirements::hashed_requirements(&pins),
     })
 }
 

@@ -1,6 +1,7 @@
 //! hstore-fetchers: what recipes ask for ([`recipe`]), what a lock pinned ([`lockfile`]), and the fetchers that
 //! turn each source kind into verified store objects: [`git`], [`crates`] (`cargo_lock`), [`url`], [`path`], all
-//! downloading through [`http`] with [`mirrors`] applied, orchestrated by [`resolve`].
+//! downloading through [`http`] with [`mirrors`] applied, orchestrated by [`resolve`]; [`requirements`] locks Python
+//! wheels per target.
 //!
 //! Fetchers never write into the store's object directory themselves: they hand a finished temp file or directory
 //! to [`hstore_store::Store`], which hashes, verifies and renames it into place.
@@ -15,6 +16,7 @@ pub mod mirrors;
 pub mod path;
 pub mod recipe;
 pub mod reporter;
+pub mod requirements;
 pub mod resolve;
 pub mod url;
 

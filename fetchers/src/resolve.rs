@@ -2,7 +2,7 @@
 //! everything a lockfile names.
 //!
 //! Dispatch is a `match` on [`SourceSpec`] (lock) and on [`Artifact`] (fetch), one arm per source kind, each
-//! calling that kind's module (`git`, `crates`, `url`, `path`). A new kind (wheels, xmake) is a new enum variant in
+//! calling that kind's module (`git`, `crates`, `url`, `path`, `requirements`). A new kind (wheels, xmake) is a new enum variant in
 //! `recipe`/`lockfile`, a new module with an `ensure(fetcher, spec, locked) -> Artifact` function, and one arm in
 //! each match: nothing else changes. We chose enum dispatch over a `Source` trait object because every kind needs
 //! different inputs (a recipe directory, another source's tree, target tags) and the set of kinds is closed and
@@ -12,7 +12,8 @@
 //! - Every kind's `ensure` is idempotent and cheap when the store already holds the artifact (one `stat`), which is
 //!   what makes a warm `fetch` network-free and fast.
 //! - Lock keeps pins: a source whose recipe table (`spec`) is unchanged keeps its locked artifacts unless it is
-//!   named by `--update`. `path` sources are always re-hashed (their content is the pin) and `cargo_lock` sources
+//!   named by `--update`. A `requirements` source also keeps its recorded index snapshot across recipe edits until
+//!   `--update`. `path` sources are always re-hashed (their content is the pin) and `cargo_lock` sources
 //!   are re-read from their (pinned) tree, reusing locked crate entries.
 //! - Per-item failures are collected, not fatal: the run finishes what it can and returns every error.
 
@@ -28,11 +29,12 @@ use crate::crates::{self, CratePackage, Origin};
 use crate::error::{Error, Result};
 use crate::git::Git;
 use crate::http::{DownloadOptions, Downloader};
-use crate::lockfile::{Artifact, LockedRecipe, LockedSource, Lockfile};
+use crate::lockfile::{Artifact, LockedRecipe, LockedSource, Lockfile, Resolution};
 use crate::mirrors::Mirrors;
 use crate::path::PathSpec;
 use crate::recipe::{Recipe, SourceSpec};
 use crate::reporter::Reporter;
+use crate::requirements::{self, RequirementsRequest, WheelChoice};
 use crate::url::UrlSpec;
 
 /// How a [`Fetcher`] works.
@@ -46,6 +48,8 @@ pub struct FetcherOptions {
     pub offline: bool,
     /// HTTP tuning.
     pub download: DownloadOptions,
+    /// The `uv` executable that resolves `requirements` sources (`HSTORE_UV`, else `uv` on `PATH`).
+    pub uv: PathBuf,
 }
 
 /// Which sources `lock` re-resolves even though their recipe is unchanged.
@@ -72,6 +76,15 @@ impl Update {
     }
 }
 
+/// What the previous lockfile says about a `requirements` source's resolution.
+#[derive(Clone, Copy, Debug, Default)]
+struct PreviousResolution<'a> {
+    /// Kept as it is (the source is unchanged and not named by `--update`).
+    kept: Option<&'a Resolution>,
+    /// The snapshot time to resolve against (absent under `--update`).
+    snapshot: Option<&'a str>,
+}
+
 /// Shared state for one lock or fetch run.
 pub struct Fetcher {
     store: Arc<Store>,
@@ -81,6 +94,8 @@ pub struct Fetcher {
     offline: bool,
     reporter: Arc<dyn Reporter>,
     index_dl: tokio::sync::Mutex<HashMap<String, String>>,
+    cache_dir: PathBuf,
+    uv: PathBuf,
 }
 
 impl std::fmt::Debug for Fetcher {
@@ -103,6 +118,8 @@ impl Fetcher {
         Ok(Self {
             downloader: Downloader::new(download, Arc::clone(&reporter))?,
             git: Git::new(&options.cache_dir, options.mirrors.clone(), options.offline),
+            cache_dir: options.cache_dir,
+            uv: options.uv,
             store,
             mirrors: options.mirrors,
             offline: options.offline,
@@ -134,6 +151,14 @@ impl Fetcher {
     /// Progress sink.
     pub fn reporter(&self) -> &dyn Reporter {
         &*self.reporter
+    }
+    /// Where rebuildable state goes (git repositories, uv's cache).
+    pub fn cache_dir(&self) -> &Path {
+        &self.cache_dir
+    }
+    /// The `uv` executable.
+    pub fn uv(&self) -> &Path {
+        &self.uv
     }
 
     /// The `dl` template of the sparse index at `index` (ending in `/`), from its `config.json`, once per run.
@@ -176,17 +201,33 @@ impl Fetcher {
                 name: recipe.name.clone(),
                 sources: Vec::new(),
             };
-            // Trees first: cargo_lock sources read a Cargo.lock out of another source's tree.
+            // Trees first: cargo_lock and requirements sources read a file out of another source's tree.
             let mut ordered: Vec<(&String, &SourceSpec)> = recipe.sources.iter().collect();
             ordered.sort_by_key(|(name, spec)| {
-                (matches!(spec, SourceSpec::CargoLock { .. }), name.as_str())
+                (
+                    matches!(
+                        spec,
+                        SourceSpec::CargoLock { .. } | SourceSpec::Requirements { .. }
+                    ),
+                    name.as_str(),
+                )
             });
             let mut trees: BTreeMap<String, Digest> = BTreeMap::new();
             for (name, spec) in ordered {
-                let previous_source = previous_recipe
-                    .and_then(|r| r.sources.iter().find(|s| &s.name == name))
-                    .filter(|s| &s.spec == spec);
+                let same_name = previous_recipe
+                    .and_then(|r| r.sources.iter().find(|s| &s.name == name));
+                let previous_source = same_name.filter(|s| &s.spec == spec);
                 let keep = previous_source.is_some() && !update.covers(&recipe.name, name);
+                // A requirements source re-resolves against the snapshot it was locked at until `--update`.
+                let resolution = PreviousResolution {
+                    kept: previous_source
+                        .and_then(|s| s.resolution.as_ref())
+                        .filter(|_| keep),
+                    snapshot: same_name
+                        .and_then(|s| s.resolution.as_ref())
+                        .filter(|_| !update.covers(&recipe.name, name))
+                        .map(|resolution| resolution.exclude_newer.as_str()),
+                };
                 let previous_artifacts: Vec<&Artifact> = previous_source
                     .into_iter()
                     .flat_map(|s| s.artifacts.iter())
@@ -202,10 +243,11 @@ impl Fetcher {
                         &previous_artifacts,
                         lockfile_dir,
                         &trees,
+                        resolution,
                     )
                     .await;
                 match result {
-                    Ok((artifacts, mut source_errors)) => {
+                    Ok((artifacts, mut source_errors, resolution)) => {
                         if let [Artifact::Git { address, .. } | Artifact::Path { address, .. }] =
                             artifacts.as_slice()
                         {
@@ -225,6 +267,7 @@ impl Fetcher {
                             name: name.clone(),
                             spec: spec.clone(),
                             artifacts: artifacts.iter().map(|a| a.id().to_owned()).collect(),
+                            resolution,
                         });
                         lockfile.artifacts.extend(artifacts);
                         errors.append(&mut source_errors);
@@ -257,7 +300,8 @@ impl Fetcher {
         previous: &[&Artifact],
         lockfile_dir: &Path,
         trees: &BTreeMap<String, Digest>,
-    ) -> Result<(Vec<Artifact>, Vec<Error>)> {
+        resolution: PreviousResolution<'_>,
+    ) -> Result<(Vec<Artifact>, Vec<Error>, Option<Resolution>)> {
         let kept = if keep {
             previous.first().copied()
         } else {
@@ -278,7 +322,7 @@ impl Fetcher {
                     let commit = blocking(move || git.resolve(&url_owned, &reference)).await?;
                     self.ensure_git(url, &commit, *submodules, None).await?
                 };
-                Ok((vec![artifact], Vec::new()))
+                Ok((vec![artifact], Vec::new(), None))
             }
             SourceSpec::Url {
                 url,
@@ -295,6 +339,7 @@ impl Fetcher {
                 Ok((
                     vec![crate::url::ensure(self, &spec, kept).await?],
                     Vec::new(),
+                    None,
                 ))
             }
             SourceSpec::Path { path, exclude } => {
@@ -302,6 +347,7 @@ impl Fetcher {
                 Ok((
                     vec![crate::path::ensure(self, &spec, None).await?],
                     Vec::new(),
+                    None,
                 ))
             }
             SourceSpec::CargoLock { source, path } => {
@@ -325,7 +371,46 @@ impl Fetcher {
                 } else {
                     HashMap::new()
                 };
-                Ok(self.ensure_crates(&packages, &previous).await)
+                let (artifacts, errors) = self.ensure_crates(&packages, &previous).await;
+                Ok((artifacts, errors, None))
+            }
+            SourceSpec::Requirements {
+                requirements,
+                requirements_file,
+                index,
+                exclude_newer,
+                targets,
+            } => {
+                let mut text = String::new();
+                for line in requirements {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+                if let Some(file) = requirements_file {
+                    let (source, path) = file.split_once(':').unwrap_or((file.as_str(), ""));
+                    let tree = trees.get(source).ok_or_else(|| Error::NotATree {
+                        source_name: name.to_owned(),
+                        needed: source.to_owned(),
+                    })?;
+                    let contents = read_text_in_tree(&self.store, tree, path)?.ok_or_else(|| {
+                        Error::Requirements {
+                            source_name: name.to_owned(),
+                            message: format!("`{path}` is not a file in source `{source}`"),
+                        }
+                    })?;
+                    text.push_str(&contents);
+                }
+                let request = RequirementsRequest {
+                    source_name: name,
+                    text,
+                    index,
+                    exclude_newer: exclude_newer.as_deref(),
+                    targets,
+                };
+                let kept = resolution.kept.map(|kept| (kept, previous.to_vec()));
+                let (artifacts, errors, resolution) =
+                    requirements::lock(self, &request, kept, resolution.snapshot).await;
+                Ok((artifacts, errors, resolution))
             }
         }
     }
@@ -507,6 +592,14 @@ impl Fetcher {
                     strip_components: *strip_components,
                 };
                 crate::url::ensure(self, &spec, Some(artifact))
+                    .await
+                    .map(|_| ())
+            }
+            Artifact::Wheel { .. } => {
+                let choice = WheelChoice::from_artifact(artifact).ok_or_else(|| Error::Task {
+                    message: "a wheel artifact is not a wheel".into(),
+                })?;
+                requirements::ensure_wheel(self, &choice, Some(artifact))
                     .await
                     .map(|_| ())
             }

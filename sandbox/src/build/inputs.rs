@@ -11,6 +11,11 @@
 //!   them) is written to `$CARGO_HOME/config.toml`, so
 //!   `cargo build --offline --frozen` works with no further setup. Building the vendor tree costs one directory node;
 //!   the cache makes every later build bind it instantly instead of unpacking per build.
+//! - [`InputShape::Wheelhouse`]: a `requirements` source for the build's target — a tree of the target's wheel blobs
+//!   (by file name) plus `requirements.txt` with one `name==version --hash=sha256:…` line per wheel, so
+//!   `pip install --no-index --find-links "$src_<name>" --require-hashes -r "$src_<name>/requirements.txt"` and
+//!   `uv pip install --offline` install exactly the locked set. Only the small `requirements.txt` blob and one
+//!   directory node are written; the wheels are the stored blobs.
 
 use std::fmt::Write as _;
 
@@ -43,6 +48,13 @@ pub enum InputShape {
     CargoVendor {
         /// The crates, each a vendored tree.
         crates: Vec<VendoredCrate>,
+    },
+    /// A wheelhouse: one target's wheels and their hashed `requirements.txt`.
+    Wheelhouse {
+        /// `(file name, blob)` of each wheel.
+        wheels: Vec<(String, Digest)>,
+        /// The `requirements.txt` text.
+        requirements: String,
     },
 }
 
@@ -92,6 +104,23 @@ impl InputShape {
                 }
                 text
             }
+            InputShape::Wheelhouse {
+                wheels,
+                requirements,
+            } => {
+                let mut text = String::from("wheelhouse");
+                let mut sorted: Vec<&(String, Digest)> = wheels.iter().collect();
+                sorted.sort();
+                for (file_name, digest) in sorted {
+                    let _ = write!(text, " {file_name}={digest}");
+                }
+                let _ = write!(
+                    text,
+                    " requirements.txt={}",
+                    Digest::of_bytes(requirements.as_bytes())
+                );
+                text
+            }
         }
     }
 
@@ -100,6 +129,9 @@ impl InputShape {
         match self {
             InputShape::Tree(digest) | InputShape::File { digest, .. } => vec![*digest],
             InputShape::CargoVendor { crates } => crates.iter().map(|krate| krate.tree).collect(),
+            InputShape::Wheelhouse { wheels, .. } => {
+                wheels.iter().map(|(_, digest)| *digest).collect()
+            }
         }
     }
 
@@ -150,6 +182,44 @@ impl InputShape {
                         },
                     );
                 }
+                store
+                    .put_directory(&directory)
+                    .map_err(|source| Error::store(format!("input `{input}`"), source))
+            }
+            InputShape::Wheelhouse {
+                wheels,
+                requirements,
+            } => {
+                let mut directory = Directory::new();
+                for (file_name, digest) in wheels {
+                    let size = store
+                        .open_blob(digest)
+                        .map_err(|source| Error::store(format!("wheel `{file_name}`"), source))?
+                        .map(|blob| blob.size)
+                        .ok_or_else(|| Error::MissingInputs {
+                            recipe: input.to_owned(),
+                            missing: vec![(format!("wheel {file_name}"), *digest)],
+                        })?;
+                    directory.insert(
+                        component(input, file_name)?,
+                        Node::File {
+                            digest: *digest,
+                            size,
+                            executable: false,
+                        },
+                    );
+                }
+                let digest = store
+                    .add_bytes(requirements.as_bytes())
+                    .map_err(|source| Error::store(format!("input `{input}`"), source))?;
+                directory.insert(
+                    component(input, "requirements.txt")?,
+                    Node::File {
+                        digest,
+                        size: requirements.len() as u64,
+                        executable: false,
+                    },
+                );
                 store
                     .put_directory(&directory)
                     .map_err(|source| Error::store(format!("input `{input}`"), source))
