@@ -359,6 +359,8 @@ impl hstore_store::Hint for Error {
                     .into(),
             ),
             Error::IndexPage { .. } => Some("the index must serve PEP 691 JSON (`Accept: application/vnd.pypi.simple.v1+json`)".into()),
+            // The cause is boxed, so the printer's downcast of the source chain cannot see its hint: forward it.
+            Error::Context { source, .. } => source.hint(),
             Error::Archive(error) => error.hint(),
             Error::Recipe(error) => error.hint(),
             Error::Lockfile(error) => error.hint(),

@@ -408,7 +408,7 @@ impl Fetcher {
                     targets,
                 };
                 let kept = resolution.kept.map(|kept| (kept, previous.to_vec()));
-                let (artifacts, errors, resolution) =
+                let (artifacts, resolution, errors) =
                     requirements::lock(self, &request, kept, resolution.snapshot).await;
                 Ok((artifacts, errors, resolution))
             }
