@@ -387,7 +387,8 @@ fn classify(file: &Path, name: &str, raw: RawSource) -> Result<SourceSpec, Error
     .collect();
     if kinds.len() != 1 {
         return Err(invalid(if kinds.is_empty() {
-            "names no kind (expected one of `git`, `cargo_lock`, `url`, `path`, `requirements`)".into()
+            "names no kind (expected one of `git`, `cargo_lock`, `url`, `path`, `requirements`)"
+                .into()
         } else {
             format!(
                 "names several kinds ({}); use one per source",
@@ -481,9 +482,10 @@ fn classify(file: &Path, name: &str, raw: RawSource) -> Result<SourceSpec, Error
         return Ok(SourceSpec::Requirements {
             requirements: raw.requirements.unwrap_or_default(),
             requirements_file: raw.requirements_file,
-            index: raw
-                .index
-                .map_or_else(|| DEFAULT_INDEX.to_owned(), |index| index.trim_end_matches('/').to_owned()),
+            index: raw.index.map_or_else(
+                || DEFAULT_INDEX.to_owned(),
+                |index| index.trim_end_matches('/').to_owned(),
+            ),
             exclude_newer: raw.exclude_newer,
             targets: BTreeMap::new(),
         });

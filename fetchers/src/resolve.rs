@@ -214,8 +214,8 @@ impl Fetcher {
             });
             let mut trees: BTreeMap<String, Digest> = BTreeMap::new();
             for (name, spec) in ordered {
-                let same_name = previous_recipe
-                    .and_then(|r| r.sources.iter().find(|s| &s.name == name));
+                let same_name =
+                    previous_recipe.and_then(|r| r.sources.iter().find(|s| &s.name == name));
                 let previous_source = same_name.filter(|s| &s.spec == spec);
                 let keep = previous_source.is_some() && !update.covers(&recipe.name, name);
                 // A requirements source re-resolves against the snapshot it was locked at until `--update`.
@@ -392,12 +392,13 @@ impl Fetcher {
                         source_name: name.to_owned(),
                         needed: source.to_owned(),
                     })?;
-                    let contents = read_text_in_tree(&self.store, tree, path)?.ok_or_else(|| {
-                        Error::Requirements {
-                            source_name: name.to_owned(),
-                            message: format!("`{path}` is not a file in source `{source}`"),
-                        }
-                    })?;
+                    let contents =
+                        read_text_in_tree(&self.store, tree, path)?.ok_or_else(|| {
+                            Error::Requirements {
+                                source_name: name.to_owned(),
+                                message: format!("`{path}` is not a file in source `{source}`"),
+                            }
+                        })?;
                     text.push_str(&contents);
                 }
                 let request = RequirementsRequest {

@@ -126,7 +126,8 @@ pub fn build_wheel(spec: &WheelSpec) -> (String, Vec<u8>) {
     for requirement in &spec.requires {
         let _ = writeln!(metadata, "Requires-Dist: {requirement}");
     }
-    let mut wheel = String::from("Wheel-Version: 1.0\nGenerator: hstore-test-support\nRoot-Is-Purelib: true\n");
+    let mut wheel =
+        String::from("Wheel-Version: 1.0\nGenerator: hstore-test-support\nRoot-Is-Purelib: true\n");
     let (pythons, rest) = spec.tags.split_once('-').expect("python-abi-platform");
     let (abis, platforms) = rest.split_once('-').expect("python-abi-platform");
     for python in pythons.split('.') {
@@ -163,7 +164,10 @@ pub fn build_wheel(spec: &WheelSpec) -> (String, Vec<u8>) {
         writer.start_file(path, options).expect("wheel entry");
         writer.write_all(contents.as_bytes()).expect("wheel data");
     }
-    (filename, writer.finish().expect("finish wheel").into_inner())
+    (
+        filename,
+        writer.finish().expect("finish wheel").into_inner(),
+    )
 }
 
 impl TestIndex {

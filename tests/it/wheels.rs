@@ -227,7 +227,12 @@ fn two_targets_lock_to_different_wheel_sets_chosen_by_tag_priority() {
     assert_eq!(entry["url"], published.url.as_str());
     assert_eq!(entry["size"], published.size);
     assert_eq!(entry["tags"], "cp310-cp310-manylinux_2_28_aarch64");
-    assert!(entry["address"].as_str().expect("address").starts_with("b3:"));
+    assert!(
+        entry["address"]
+            .as_str()
+            .expect("address")
+            .starts_with("b3:")
+    );
     let resolution = &lock["recipes"][0]["sources"][0]["resolution"];
     assert!(
         resolution["resolver"]
@@ -242,7 +247,11 @@ fn two_targets_lock_to_different_wheel_sets_chosen_by_tag_priority() {
     let requests = index.requests().len();
     ok(&project.run(&["lock"]));
     assert_eq!(project.lockfile_bytes(), first);
-    assert_eq!(index.requests().len(), requests, "a warm re-lock went to the index");
+    assert_eq!(
+        index.requests().len(),
+        requests,
+        "a warm re-lock went to the index"
+    );
 
     // Same inputs (a fixed snapshot) in another checkout and store: the same bytes.
     let snapshot = project.snapshot();
@@ -308,11 +317,17 @@ fn a_tampered_wheel_is_named_with_both_sha256_values_and_nothing_is_stored() {
         stderr.contains(&format!("expected: {}", good.sha256)),
         "{stderr}"
     );
-    assert!(stderr.contains(&format!("computed: {computed}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("computed: {computed}")),
+        "{stderr}"
+    );
     assert!(stderr.contains("hint:"), "{stderr}");
     let listing = project.run(&["--store", other, "store", "ls"]);
     let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
-    assert!(!listing.contains(&address), "the tampered wheel was stored:\n{listing}");
+    assert!(
+        !listing.contains(&address),
+        "the tampered wheel was stored:\n{listing}"
+    );
 }
 
 #[test]
@@ -323,7 +338,10 @@ fn an_sdist_only_package_is_a_clear_error_naming_it_and_the_target() {
     assert!(stderr.contains("sdistonly"), "{stderr}");
     assert!(stderr.contains("1.0"), "{stderr}");
     assert!(stderr.contains(METAX) && stderr.contains(CPU), "{stderr}");
-    assert!(stderr.contains("hint: every package must have a wheel"), "{stderr}");
+    assert!(
+        stderr.contains("hint: every package must have a wheel"),
+        "{stderr}"
+    );
     assert!(!project.env.root().join("lockfile.json").exists());
 }
 
@@ -358,7 +376,10 @@ fn a_pre_pinned_hashed_input_is_locked_as_it_is_and_must_agree_with_the_index() 
     let wrong = format!(r#"["leaf==1.0 --hash=sha256:{}"]"#, "0".repeat(64));
     let other = Project::new(&index, &wrong, "");
     let stderr = fails(&other.run(&["lock"]), 2);
-    assert!(stderr.contains("`leaf==1.0`") && stderr.contains(CPU), "{stderr}");
+    assert!(
+        stderr.contains("`leaf==1.0`") && stderr.contains(CPU),
+        "{stderr}"
+    );
     assert!(stderr.contains("--hash"), "{stderr}");
 }
 
@@ -379,7 +400,11 @@ fn locked_offline_and_warm_fetch_behave_as_for_crates() {
     let requests = index.requests().len();
     ok(&project.run(&["--store", other, "fetch", "--offline"]));
     ok(&project.run(&["--store", other, "fetch"]));
-    assert_eq!(index.requests().len(), requests, "a warm fetch went to the index");
+    assert_eq!(
+        index.requests().len(),
+        requests,
+        "a warm fetch went to the index"
+    );
 
     // A recipe change makes `--locked` fail (exit 1) and leaves the lockfile alone.
     let before = project.lockfile_bytes();
@@ -440,7 +465,10 @@ fi
         );
         let env = std::fs::read_to_string(out.join("env")).expect("env");
         assert!(env.contains("PIP_NO_INDEX=1"), "{env}");
-        assert!(!env.contains("PIP_FIND_LINKS") && !env.contains("PIP_INDEX_URL"), "{env}");
+        assert!(
+            !env.contains("PIP_FIND_LINKS") && !env.contains("PIP_INDEX_URL"),
+            "{env}"
+        );
         assert!(!env.contains("UV_INDEX_URL"), "{env}");
     }
 }
@@ -501,13 +529,39 @@ fn live_pypi_lock_matches_uv_pip_compile() {
             .expect("artifacts")
             .iter()
             .filter(|a| a["target"] == key)
-            .map(|a| format!("{}=={}", a["name"].as_str().expect("name"), a["version"].as_str().expect("version")))
+            .map(|a| {
+                format!(
+                    "{}=={}",
+                    a["name"].as_str().expect("name"),
+                    a["version"].as_str().expect("version")
+                )
+            })
             .collect();
         locked.sort();
         let mut child = Command::new(&uv)
-            .args(["pip", "compile", "-", "--quiet", "--no-config", "--no-header", "--no-annotate"])
-            .args(["--only-binary", ":all:", "--python-version", version, "--python-platform", platform])
-            .args(["--exclude-newer", snapshot, "--index-url", "https://pypi.org/simple"])
+            .args([
+                "pip",
+                "compile",
+                "-",
+                "--quiet",
+                "--no-config",
+                "--no-header",
+                "--no-annotate",
+            ])
+            .args([
+                "--only-binary",
+                ":all:",
+                "--python-version",
+                version,
+                "--python-platform",
+                platform,
+            ])
+            .args([
+                "--exclude-newer",
+                snapshot,
+                "--index-url",
+                "https://pypi.org/simple",
+            ])
             .env("UV_PYTHON_DOWNLOADS", "never")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())

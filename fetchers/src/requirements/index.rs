@@ -122,8 +122,12 @@ mod tests {
              "hashes":{"sha256":"00"},"yanked":"broken","upload-time":"2025-01-01T00:00:00.000Z","size":3},
             {"filename":"a-1.1-py3-none-any.whl","url":"https://files.example/a-1.1-py3-none-any.whl",
              "hashes":{"sha256":"11"},"requires-python":">=3.9"}]}"#;
-        let files = parse_page(page, "https://pypi.example/simple/a/", "http://mirror/simple/a/")
-            .expect("a valid page");
+        let files = parse_page(
+            page,
+            "https://pypi.example/simple/a/",
+            "http://mirror/simple/a/",
+        )
+        .expect("a valid page");
         assert_eq!(
             files[0].url,
             "https://pypi.example/packages/a-1.0-py3-none-any.whl"
@@ -131,8 +135,15 @@ mod tests {
         assert!(files[0].yanked.is_yanked());
         assert!(!files[1].yanked.is_yanked());
         assert_eq!(files[1].requires_python.as_deref(), Some(">=3.9"));
-        let error = parse_page(b"<html>", "https://pypi.example/simple/a/", "http://mirror/simple/a/")
-            .expect_err("HTML is not PEP 691");
-        assert!(error.to_string().contains("http://mirror/simple/a/"), "{error}");
+        let error = parse_page(
+            b"<html>",
+            "https://pypi.example/simple/a/",
+            "http://mirror/simple/a/",
+        )
+        .expect_err("HTML is not PEP 691");
+        assert!(
+            error.to_string().contains("http://mirror/simple/a/"),
+            "{error}"
+        );
     }
 }

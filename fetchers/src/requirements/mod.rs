@@ -201,7 +201,10 @@ async fn resolve(
     }
     if fetcher.offline() {
         return Err(Error::Offline {
-            what: format!("the index `{}` (to resolve `{}`)", request.index, request.source_name),
+            what: format!(
+                "the index `{}` (to resolve `{}`)",
+                request.index, request.source_name
+            ),
         });
     }
     let mut errors = Vec::new();
@@ -232,13 +235,8 @@ async fn resolve(
                     target.clone(),
                 );
                 crate::error::blocking(move || {
-                    let pins = uv::Uv::new(&program).compile(
-                        &text,
-                        &target,
-                        &index_url,
-                        &snapshot,
-                        &cache_dir,
-                    )?;
+                    let pins = uv::Uv::new(&program)
+                        .compile(&text, &target, &index_url, &snapshot, &cache_dir)?;
                     Ok((target.key(), pins))
                 })
             })
@@ -335,7 +333,10 @@ fn choose(
         let Some(priority) = wheel.best_priority(priorities) else {
             continue;
         };
-        let sha256 = file.hashes.get("sha256").map(|hash| hash.to_ascii_lowercase());
+        let sha256 = file
+            .hashes
+            .get("sha256")
+            .map(|hash| hash.to_ascii_lowercase());
         if !pin.hashes.is_empty()
             && !sha256
                 .as_ref()
@@ -387,7 +388,9 @@ async fn ensure_all<'a>(
     choices: impl Iterator<Item = (&'a WheelChoice, Option<&'a Artifact>)>,
 ) -> (Vec<Artifact>, Vec<Error>) {
     let mut pending: FuturesUnordered<_> = choices
-        .map(|(choice, locked)| async move { (choice, ensure_wheel(fetcher, choice, locked).await) })
+        .map(
+            |(choice, locked)| async move { (choice, ensure_wheel(fetcher, choice, locked).await) },
+        )
         .collect();
     let mut artifacts = Vec::new();
     let mut errors = Vec::new();
@@ -469,7 +472,8 @@ pub fn hashed_requirements(wheels: &[(String, String, String)]) -> String {
         .collect();
     lines.sort();
     lines.dedup();
-    let mut text = String::from("# Written by hstore: the locked wheels of this target, pinned by hash.\n");
+    let mut text =
+        String::from("# Written by hstore: the locked wheels of this target, pinned by hash.\n");
     for line in lines {
         let _ = writeln!(text, "{line}");
     }
@@ -544,8 +548,8 @@ fn same_version(a: &str, b: &str) -> bool {
             .unwrap_or(version.len());
         let (release, rest) = version.split_at(split);
         let mut release = release.trim_end_matches('.').to_owned();
-        while let Some(shorter) = release.strip_suffix(".0") {
-            release = shorter.to_owned();
+        while release.ends_with(".0") {
+            release.truncate(release.len() - 2);
         }
         (release, rest.to_owned())
     }
@@ -588,11 +592,16 @@ pub fn format_utc(seconds: u64) -> String {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_index = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
@@ -613,8 +622,14 @@ mod tests {
         assert_eq!(format_utc(1_798_761_599), "2026-12-31T23:59:59Z");
         assert!(is_rfc3339_utc(&utc_now()));
         assert!(!is_rfc3339_utc("2026-11-01"));
-        assert!(is_newer(Some("2026-11-02T00:00:00.123Z"), "2026-11-01T00:00:00Z"));
-        assert!(!is_newer(Some("2026-11-01T00:00:00.999Z"), "2026-11-01T00:00:00Z"));
+        assert!(is_newer(
+            Some("2026-11-02T00:00:00.123Z"),
+            "2026-11-01T00:00:00Z"
+        ));
+        assert!(!is_newer(
+            Some("2026-11-01T00:00:00.999Z"),
+            "2026-11-01T00:00:00Z"
+        ));
     }
 
     #[test]
@@ -646,6 +661,9 @@ mod tests {
             ("a".into(), "1.0".into(), "11".into()),
             ("a".into(), "1.0".into(), "11".into()),
         ]);
-        assert!(text.ends_with("a==1.0 --hash=sha256:11\nb==2.0 --hash=sha256:22\n"), "{text}");
+        assert!(
+            text.ends_with("a==1.0 --hash=sha256:11\nb==2.0 --hash=sha256:22\n"),
+            "{text}"
+        );
     }
 }

@@ -161,8 +161,9 @@ impl WheelName {
         let stem = filename.strip_suffix(".whl")?;
         let parts: Vec<&str> = stem.split('-').collect();
         let (name, version, python, abi, platform) = match parts.as_slice() {
-            [name, version, python, abi, platform]
-            | [name, version, _, python, abi, platform] => (*name, *version, *python, *abi, *platform),
+            [name, version, python, abi, platform] | [name, version, _, python, abi, platform] => {
+                (*name, *version, *python, *abi, *platform)
+            }
             _ => return None,
         };
         let mut expanded = BTreeSet::new();
@@ -269,7 +270,10 @@ mod tests {
                 platform: platform.into(),
             })
             .expect_err("invalid");
-            assert!(error.contains(version) || error.contains(platform), "{error}");
+            assert!(
+                error.contains(version) || error.contains(platform),
+                "{error}"
+            );
         }
         assert_eq!(
             target("3.10", "manylinux_2_28_aarch64").uv_platform(),

@@ -44,14 +44,14 @@ impl<'a> Uv<'a> {
 
     /// `uv 0.13.9`.
     pub fn version(&self) -> Result<String> {
-        let output = self
-            .command()
-            .arg("--version")
-            .output()
-            .map_err(|source| Error::UvMissing {
-                program: self.program.to_path_buf(),
-                source,
-            })?;
+        let output =
+            self.command()
+                .arg("--version")
+                .output()
+                .map_err(|source| Error::UvMissing {
+                    program: self.program.to_path_buf(),
+                    source,
+                })?;
         let text = String::from_utf8_lossy(&output.stdout);
         let version: Vec<&str> = text.split_whitespace().take(2).collect();
         if !output.status.success() || version.len() != 2 || version[0] != "uv" {
@@ -84,7 +84,15 @@ impl<'a> Uv<'a> {
         };
         let mut child = self
             .command()
-            .args(["pip", "compile", "-", "--quiet", "--no-config", "--color", "never"])
+            .args([
+                "pip",
+                "compile",
+                "-",
+                "--quiet",
+                "--no-config",
+                "--color",
+                "never",
+            ])
             .args(["--no-header", "--no-annotate", "--only-binary", ":all:"])
             .arg("--python-version")
             .arg(target.version())
