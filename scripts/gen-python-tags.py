@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Writes the compatible-tag lists that `packaging.tags` gives for a target interpreter and platform, in priority
-order, one tag per line: the oracle for hstore's `requirements::tags` unit test (fetchers/tests/data/tags-*.txt).
+order, one tag per line: the oracle for hstore's `requirements::tags` unit test (model/tests/data/tags-*.txt).
 
-Usage: python3 scripts/gen-python-tags.py 3.10 manylinux_2_28_aarch64 > fetchers/tests/data/tags-cp310-manylinux_2_28_aarch64.txt
+Usage: python3 scripts/gen-python-tags.py 3.10 manylinux_2_28_aarch64 > model/tests/data/tags-cp310-manylinux_2_28_aarch64.txt
 Needs `pip install packaging` (generated with packaging 26.4). The host's glibc, architecture and musl are replaced by
 the target's, so the list is the one a real machine of that platform computes (sys_tags minus musllinux).
 """

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::context::Fetcher;
 use crate::error::{Error, Result};
-use crate::resolve::Fetcher;
 
 /// The PEP 691 JSON media type.
 pub const PEP691_JSON: &str = "application/vnd.pypi.simple.v1+json";

@@ -19,22 +19,24 @@
 //! is named by `--update`.
 
 pub mod index;
-pub mod tags;
 pub mod uv;
 
+/// Target Pythons and wheel tags live in the model crate (the build's wheelhouse shape reads them too).
+pub use hstore_model::python as tags;
+
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use hstore_model::Sha256;
 use hstore_store::Digest;
 
-use crate::crates::CrateRecord;
+use crate::context::Fetcher;
 use crate::error::{Error, Result};
 use crate::lockfile::{Artifact, Resolution};
 use crate::recipe::PythonTarget;
-use crate::resolve::Fetcher;
+use crate::record::DownloadRecord;
 use index::IndexFile;
 use tags::{TargetPython, WheelName, normalize_name};
 
@@ -71,7 +73,7 @@ pub struct WheelChoice {
     /// Canonical URL.
     pub url: String,
     /// sha256 from the index.
-    pub sha256: String,
+    pub sha256: Sha256,
     /// The wheel's compressed tag set.
     pub tags: String,
     /// The target key (`cp310-manylinux_2_28_aarch64`).
@@ -366,10 +368,10 @@ fn choose(
     let sha256 = file
         .hashes
         .get("sha256")
-        .map(|hash| hash.to_ascii_lowercase())
+        .and_then(|hash| Sha256::new(hash.to_ascii_lowercase()).ok())
         .ok_or_else(|| Error::IndexPage {
             url: file.url.clone(),
-            message: format!("file `{}` has no sha256 in the index", file.filename),
+            message: format!("file `{}` has no valid sha256 in the index", file.filename),
         })?;
     Ok(WheelChoice {
         name: pin.name.clone(),
@@ -421,7 +423,8 @@ pub async fn ensure_wheel(
         return Ok(choice.artifact(locked.address(), locked.size()));
     }
     if locked.is_none()
-        && let Some(record) = store.get_meta::<CrateRecord>(META_NAMESPACE, &choice.sha256)?
+        && let Some(record) =
+            store.get_meta::<DownloadRecord>(META_NAMESPACE, choice.sha256.as_str())?
         && store.object_format(&record.address)?.is_some()
     {
         return Ok(choice.artifact(record.address, record.size));
@@ -438,7 +441,7 @@ pub async fn ensure_wheel(
         .download(
             &fetch_url,
             temp.path(),
-            Some(&choice.sha256),
+            Some(choice.sha256.as_str()),
             &format!("wheel `{}`", choice.filename),
         )
         .await?;
@@ -452,8 +455,8 @@ pub async fn ensure_wheel(
     crate::error::check_drift(|| choice.id(), locked, address)?;
     store.put_meta(
         META_NAMESPACE,
-        &choice.sha256,
-        &CrateRecord {
+        choice.sha256.as_str(),
+        &DownloadRecord {
             url: choice.url.clone(),
             address,
             size,
@@ -461,23 +464,6 @@ pub async fn ensure_wheel(
     )?;
     fetcher.reporter().on_artifact("wheel", &choice.filename);
     Ok(choice.artifact(address, size))
-}
-
-/// The phase-2 `requirements.txt` for a wheel set: one `name==version --hash=sha256:…` line per wheel, sorted, so
-/// `pip install --no-index --find-links DIR --require-hashes -r DIR/requirements.txt` installs exactly the set.
-pub fn hashed_requirements(wheels: &[(String, String, String)]) -> String {
-    let mut lines: Vec<String> = wheels
-        .iter()
-        .map(|(name, version, sha256)| format!("{name}=={version} --hash=sha256:{sha256}"))
-        .collect();
-    lines.sort();
-    lines.dedup();
-    let mut text =
-        String::from("# Written by hstore: the locked wheels of this target, pinned by hash.\n");
-    for line in lines {
-        let _ = writeln!(text, "{line}");
-    }
-    text
 }
 
 /// Lines of a requirements file with comments, blank lines and `\` continuations folded away.
@@ -564,19 +550,6 @@ fn is_newer(upload_time: Option<&str>, snapshot: &str) -> bool {
     }
 }
 
-/// Whether `text` is `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn is_rfc3339_utc(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    bytes.len() == 20
-        && bytes.iter().enumerate().all(|(at, byte)| match at {
-            4 | 7 => *byte == b'-',
-            10 => *byte == b'T',
-            13 | 16 => *byte == b':',
-            19 => *byte == b'Z',
-            _ => byte.is_ascii_digit(),
-        })
-}
-
 /// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn utc_now() -> String {
     let seconds = std::time::SystemTime::now()
@@ -620,8 +593,7 @@ mod tests {
         assert_eq!(format_utc(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_utc(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(format_utc(1_798_761_599), "2026-12-31T23:59:59Z");
-        assert!(is_rfc3339_utc(&utc_now()));
-        assert!(!is_rfc3339_utc("2026-11-01"));
+        assert!(tags::is_rfc3339_utc(&utc_now()));
         assert!(is_newer(
             Some("2026-11-02T00:00:00.123Z"),
             "2026-11-01T00:00:00Z"
@@ -652,18 +624,5 @@ mod tests {
         assert!(same_version("2.0.0RC1", "2.0rc1"));
         assert!(!same_version("1.0.1", "1.0"));
         assert!(!same_version("10", "1"));
-    }
-
-    #[test]
-    fn requirements_txt_has_one_hashed_line_per_wheel() {
-        let text = hashed_requirements(&[
-            ("b".into(), "2.0".into(), "22".into()),
-            ("a".into(), "1.0".into(), "11".into()),
-            ("a".into(), "1.0".into(), "11".into()),
-        ]);
-        assert!(
-            text.ends_with("a==1.0 --hash=sha256:11\nb==2.0 --hash=sha256:22\n"),
-            "{text}"
-        );
     }
 }

@@ -284,6 +284,23 @@ fn component(input: &str, name: &str) -> Result<PathComponent> {
     })
 }
 
+/// The phase-2 `requirements.txt` for a wheel set: one `name==version --hash=sha256:…` line per wheel, sorted, so
+/// `pip install --no-index --find-links DIR --require-hashes -r DIR/requirements.txt` installs exactly the set.
+pub fn hashed_requirements(wheels: &[(String, String, String)]) -> String {
+    let mut lines: Vec<String> = wheels
+        .iter()
+        .map(|(name, version, sha256)| format!("{name}=={version} --hash=sha256:{sha256}"))
+        .collect();
+    lines.sort();
+    lines.dedup();
+    let mut text =
+        String::from("# Written by hstore: the locked wheels of this target, pinned by hash.\n");
+    for line in lines {
+        let _ = writeln!(text, "{line}");
+    }
+    text
+}
+
 /// A TOML basic string (quotes and backslashes escaped).
 fn toml_string(text: &str) -> String {
     let mut quoted = String::with_capacity(text.len() + 2);
@@ -360,6 +377,19 @@ mod tests {
         assert_ne!(
             from(None).key_text(),
             from(Some("sparse+https://crates.corp/index/")).key_text()
+        );
+    }
+
+    #[test]
+    fn requirements_txt_has_one_hashed_line_per_wheel() {
+        let text = hashed_requirements(&[
+            ("b".into(), "2.0".into(), "22".into()),
+            ("a".into(), "1.0".into(), "11".into()),
+            ("a".into(), "1.0".into(), "11".into()),
+        ]);
+        assert!(
+            text.ends_with("a==1.0 --hash=sha256:11\nb==2.0 --hash=sha256:22\n"),
+            "{text}"
         );
     }
 }

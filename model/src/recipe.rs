@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{GitRef, Sha256};
+
 /// Why a recipe could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -109,7 +111,7 @@ pub enum SourceSpec {
         url: String,
         /// Branch, tag or commit.
         #[serde(rename = "ref")]
-        reference: String,
+        reference: GitRef,
         /// Check out submodules recursively (skipping `update = none`).
         submodules: bool,
     },
@@ -125,7 +127,7 @@ pub enum SourceSpec {
         /// Canonical URL.
         url: String,
         /// Expected sha256, lowercase hex.
-        sha256: String,
+        sha256: Sha256,
         /// Store it unpacked as a tree.
         unpack: bool,
         /// Leading path components to drop when unpacking.
@@ -272,7 +274,7 @@ impl Recipe {
         }
         for (name, target) in &raw.targets {
             if let Some(python) = &target.python
-                && let Err(reason) = crate::requirements::tags::TargetPython::parse(python)
+                && let Err(reason) = crate::python::TargetPython::parse(python)
             {
                 return Err(Error::Parse {
                     path: file.to_path_buf(),
@@ -420,9 +422,11 @@ fn classify(file: &Path, name: &str, raw: RawSource) -> Result<SourceSpec, Error
     };
     if let Some(url) = raw.git {
         only(&["ref", "submodules"])?;
+        let reference = GitRef::new(raw.reference.unwrap_or_else(|| "HEAD".into()))
+            .map_err(|error| invalid(format!("has {error}")))?;
         return Ok(SourceSpec::Git {
             url,
-            reference: raw.reference.unwrap_or_else(|| "HEAD".into()),
+            reference,
             submodules: raw.submodules.unwrap_or(true),
         });
     }
@@ -445,15 +449,12 @@ fn classify(file: &Path, name: &str, raw: RawSource) -> Result<SourceSpec, Error
                 "is a `url` without `sha256`; every download must be pinned".into(),
             ));
         };
-        if sha256.len() != 64
-            || !sha256
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
-            return Err(invalid(format!(
-                "has sha256 `{sha256}`; expected 64 lowercase hex digits"
-            )));
-        }
+        let sha256 = Sha256::new(sha256).map_err(|error| {
+            invalid(format!(
+                "has sha256 `{}`; expected {}",
+                error.value, error.expected
+            ))
+        })?;
         return Ok(SourceSpec::Url {
             url,
             sha256,
@@ -473,7 +474,7 @@ fn classify(file: &Path, name: &str, raw: RawSource) -> Result<SourceSpec, Error
             )));
         }
         if let Some(time) = &raw.exclude_newer
-            && !crate::requirements::is_rfc3339_utc(time)
+            && !crate::python::is_rfc3339_utc(time)
         {
             return Err(invalid(format!(
                 "has `exclude_newer = \"{time}\"`; expected a UTC time like \"2026-11-01T00:00:00Z\""

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use hstore_store::Digest;
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{CommitId, Sha256};
 use crate::recipe::SourceSpec;
 
 /// The format version this build reads and writes.
@@ -141,7 +142,7 @@ pub struct LockedSubmodule {
     /// Its canonical URL (resolved against the parent's URL when relative).
     pub url: String,
     /// The commit the parent pins.
-    pub commit: String,
+    pub commit: CommitId,
 }
 
 /// One artifact: identity, origin, upstream integrity, and content address.
@@ -155,7 +156,7 @@ pub enum Artifact {
         /// Canonical repository URL.
         url: String,
         /// The full commit id (upstream integrity).
-        commit: String,
+        commit: CommitId,
         /// Submodules, recursively, sorted by path.
         submodules: Vec<LockedSubmodule>,
         /// Address of the tree.
@@ -176,9 +177,9 @@ pub enum Artifact {
         /// Where the `.crate` was downloaded from (registry crates).
         url: Option<String>,
         /// Cargo.lock checksum: sha256 of the `.crate` (registry crates).
-        sha256: Option<String>,
+        sha256: Option<Sha256>,
         /// The commit (git crates).
-        commit: Option<String>,
+        commit: Option<CommitId>,
         /// Address of the vendored directory tree.
         address: Digest,
         /// Total file bytes of the tree.
@@ -191,7 +192,7 @@ pub enum Artifact {
         /// Canonical URL.
         url: String,
         /// sha256 from the recipe.
-        sha256: String,
+        sha256: Sha256,
         /// Stored unpacked as a tree (else as a blob).
         unpack: bool,
         /// Leading path components dropped when unpacking.
@@ -215,7 +216,7 @@ pub enum Artifact {
         /// Canonical download URL (from the index).
         url: String,
         /// sha256 of the file, from the index (upstream integrity).
-        sha256: String,
+        sha256: Sha256,
         /// The wheel's compressed tag set (`cp310-cp310-manylinux_2_17_aarch64.manylinux2014_aarch64`).
         tags: String,
         /// The target interpreter and platform it was chosen for (`cp310-manylinux_2_28_aarch64`).
@@ -436,7 +437,7 @@ mod tests {
         Artifact::Url {
             id: id.into(),
             url: format!("http://127.0.0.1/{id}"),
-            sha256: "00".repeat(32),
+            sha256: Sha256::new("00".repeat(32)).unwrap(),
             unpack: false,
             strip_components: 0,
             address: Digest::from_bytes([byte; 32]),

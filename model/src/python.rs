@@ -1,12 +1,13 @@
-//! Wheel tags for a target interpreter and platform: the compatible-tag list in priority order, and wheel file
-//! names parsed into their tag sets.
+//! Python targets and wheel tags (pure data, shared by the `requirements` fetcher and the build's wheelhouse
+//! shape): a recipe target's validated [`TargetPython`], its compatible-tag list in priority order, wheel file names
+//! parsed into their tag sets, and the time format of index snapshots.
 //!
 //! The list MUST equal what `packaging.tags` computes on a machine of the target platform (CPython `cpXY`, glibc
 //! `manylinux_2_Y`): `cpXY-cpXY-P`, `cpXY-abi3-P`, `cpXY-none-P`, then `cpXW-abi3-P` for every older minor, then
 //! `pyXY-none-P`, `py3-none-P`, `pyXW-none-P`, then `cpXY-none-any`, `pyXY-none-any`, `py3-none-any`,
 //! `pyXW-none-any`; where `P` runs over `manylinux_2_Y_ARCH` down to `manylinux_2_17` (2_5 on x86_64), each legacy
 //! alias (`manylinux2014`, `manylinux2010`, `manylinux1`) right after the level it names, and finally `linux_ARCH`.
-//! `fetchers/tests/data/tags-*.txt` hold the lists `packaging` 26.4 gave (scripts/gen-python-tags.py); the unit
+//! `model/tests/data/tags-*.txt` hold the lists `packaging` 26.4 gave (scripts/gen-python-tags.py); the unit
 //! tests compare against them. See <https://packaging.python.org/en/latest/specifications/platform-compatibility-tags/>.
 
 use std::collections::{BTreeSet, HashMap};
@@ -191,6 +192,19 @@ impl WheelName {
     }
 }
 
+/// Whether `text` is `YYYY-MM-DDTHH:MM:SSZ` (an index snapshot time, like uv's `--exclude-newer`).
+pub fn is_rfc3339_utc(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 20
+        && bytes.iter().enumerate().all(|(at, byte)| match at {
+            4 | 7 => *byte == b'-',
+            10 => *byte == b'T',
+            13 | 16 => *byte == b':',
+            19 => *byte == b'Z',
+            _ => byte.is_ascii_digit(),
+        })
+}
+
 /// PEP 503 normalization: lowercase, runs of `-`, `_`, `.` become one `-`.
 pub fn normalize_name(name: &str) -> String {
     let mut normalized = String::with_capacity(name.len());
@@ -221,7 +235,7 @@ mod tests {
     /// The oracle: `packaging.tags` 26.4 for the same target (see scripts/gen-python-tags.py).
     #[test]
     fn compatible_tags_match_packaging_for_cp310_manylinux_2_28_aarch64() {
-        let expected = include_str!("../../tests/data/tags-cp310-manylinux_2_28_aarch64.txt");
+        let expected = include_str!("../tests/data/tags-cp310-manylinux_2_28_aarch64.txt");
         let expected: Vec<&str> = expected.lines().collect();
         assert_eq!(
             target("3.10", "manylinux_2_28_aarch64").compatible_tags(),
@@ -231,7 +245,7 @@ mod tests {
 
     #[test]
     fn compatible_tags_match_packaging_for_cp311_manylinux_2_17_x86_64() {
-        let expected = include_str!("../../tests/data/tags-cp311-manylinux_2_17_x86_64.txt");
+        let expected = include_str!("../tests/data/tags-cp311-manylinux_2_17_x86_64.txt");
         let expected: Vec<&str> = expected.lines().collect();
         assert_eq!(
             target("3.11", "manylinux_2_17_x86_64").compatible_tags(),
@@ -255,6 +269,13 @@ mod tests {
         assert!(WheelName::parse("foo-1.0.tar.gz").is_none());
         let built = WheelName::parse("foo-1.0-1-py3-none-any.whl").expect("build tag");
         assert_eq!(built.tags, "py3-none-any");
+    }
+
+    #[test]
+    fn snapshot_times_are_validated() {
+        assert!(is_rfc3339_utc("2026-11-01T00:00:00Z"));
+        assert!(!is_rfc3339_utc("2026-11-01"));
+        assert!(!is_rfc3339_utc("2026-11-01T00:00:00+00:00"));
     }
 
     #[test]
