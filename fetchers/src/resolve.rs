@@ -68,6 +68,8 @@ struct PreviousResolution<'a> {
     kept: Option<&'a Resolution>,
     /// The snapshot time to resolve against (absent under `--update`).
     snapshot: Option<&'a str>,
+    /// The time this lock run started: the snapshot of sources resolved afresh (one per run, shared by its sources).
+    now: &'a str,
 }
 
 impl Fetcher {
@@ -83,6 +85,7 @@ impl Fetcher {
     ) -> (Lockfile, Vec<Error>) {
         let mut lockfile = Lockfile::default();
         let mut errors = Vec::new();
+        let now = requirements::utc_now();
         for recipe in recipes {
             let previous_recipe = previous.and_then(|lock| lock.recipe(&recipe.name));
             let mut locked_recipe = LockedRecipe {
@@ -115,6 +118,7 @@ impl Fetcher {
                         .and_then(|s| s.resolution.as_ref())
                         .filter(|_| !update.covers(&recipe.name, name))
                         .map(|resolution| resolution.exclude_newer.as_str()),
+                    now: &now,
                 };
                 let previous_artifacts: Vec<&Artifact> = previous_source
                     .into_iter()
@@ -298,8 +302,13 @@ impl Fetcher {
                     targets,
                 };
                 let kept = resolution.kept.map(|kept| (kept, previous.to_vec()));
-                let (artifacts, resolution, errors) =
-                    requirements::lock(self, &request, kept, resolution.snapshot).await;
+                let (artifacts, resolution, errors) = requirements::lock(
+                    self,
+                    &request,
+                    kept,
+                    resolution.snapshot.unwrap_or(resolution.now),
+                )
+                .await;
                 Ok((artifacts, errors, resolution))
             }
         }

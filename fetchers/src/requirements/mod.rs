@@ -138,14 +138,14 @@ struct Pin {
     hashes: Vec<String>,
 }
 
-/// Locks one source: keeps `kept` (wheels and resolution of an unchanged source) or resolves afresh, with
-/// `previous_snapshot` (the lockfile's last snapshot time, unless `--update`). Returns the wheels, the resolution
-/// and the per-item errors.
+/// Locks one source: keeps `kept` (wheels and resolution of an unchanged source) or resolves afresh against the
+/// recipe's `exclude_newer`, else `snapshot` (the lockfile's last snapshot time unless `--update`, else the time the
+/// lock run started). Returns the wheels, the resolution and the per-item errors.
 pub async fn lock(
     fetcher: &Fetcher,
     request: &RequirementsRequest<'_>,
     kept: Option<(&Resolution, Vec<&Artifact>)>,
-    previous_snapshot: Option<&str>,
+    snapshot: &str,
 ) -> (Vec<Artifact>, Option<Resolution>, Vec<Error>) {
     if let Some((resolution, artifacts)) = kept {
         let choices: Vec<(WheelChoice, &Artifact)> = artifacts
@@ -161,11 +161,7 @@ pub async fn lock(
         .await;
         return (artifacts, Some(resolution.clone()), errors);
     }
-    let snapshot = request
-        .exclude_newer
-        .map(str::to_owned)
-        .or_else(|| previous_snapshot.map(str::to_owned))
-        .unwrap_or_else(utc_now);
+    let snapshot = request.exclude_newer.unwrap_or(snapshot).to_owned();
     match resolve(fetcher, request, &snapshot).await {
         Ok((resolver, choices, mut errors)) => {
             let (artifacts, mut fetch_errors) =
