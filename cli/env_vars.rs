@@ -19,3 +19,5 @@ pub const HSTORE_TEST_NO_RETRY_DELAY: &str = "HSTORE_TEST_NO_RETRY_DELAY";
 /// The `uv` executable that resolves `requirements` sources (default: `uv` on `PATH`); its version goes into the
 /// lockfile.
 pub const HSTORE_UV: &str = "HSTORE_UV";
+/// rustup's home (default `~/.rustup`): where `rust_toolchain` sources are found at lock time.
+pub const RUSTUP_HOME: &str = "RUSTUP_HOME";

@@ -16,6 +16,9 @@
 //!   `pip install --no-index --find-links "$src_<name>" --require-hashes -r "$src_<name>/requirements.txt"` and
 //!   `uv pip install --offline` install exactly the locked set. Only the small `requirements.txt` blob and one
 //!   directory node are written; the wheels are the stored blobs.
+//! - [`InputShape::Output`]: another recipe's build output (a `recipe` source), bound like a tree once that build
+//!   has finished. Its key text is the dependency's build *key*, not its output address, so a dependent's key is
+//!   known before the dependency runs, and changes exactly when the dependency's does.
 
 use std::fmt::Write as _;
 
@@ -55,6 +58,17 @@ pub enum InputShape {
         wheels: Vec<(String, Digest)>,
         /// The `requirements.txt` text.
         requirements: String,
+    },
+    /// Another recipe's output.
+    Output {
+        /// The dependency's recipe.
+        recipe: String,
+        /// The target it is built for.
+        target: String,
+        /// Its build key.
+        key: Digest,
+        /// Its output tree, once built (filled in by the graph just before the dependent starts).
+        output: Option<Digest>,
     },
 }
 
@@ -121,6 +135,12 @@ impl InputShape {
                 );
                 text
             }
+            InputShape::Output {
+                recipe,
+                target,
+                key,
+                ..
+            } => format!("output {recipe} {target} {key}"),
         }
     }
 
@@ -132,6 +152,7 @@ impl InputShape {
             InputShape::Wheelhouse { wheels, .. } => {
                 wheels.iter().map(|(_, digest)| *digest).collect()
             }
+            InputShape::Output { output, .. } => output.iter().copied().collect(),
         }
     }
 
@@ -223,6 +244,12 @@ impl InputShape {
                 store
                     .put_directory(&directory)
                     .map_err(|source| Error::store(format!("input `{input}`"), source))
+            }
+            InputShape::Output { recipe, output, .. } => {
+                output.ok_or_else(|| Error::DependencyNotBuilt {
+                    recipe: recipe.clone(),
+                    input: input.to_owned(),
+                })
             }
         }
     }

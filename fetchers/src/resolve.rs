@@ -243,6 +243,16 @@ impl Fetcher {
                     None,
                 ))
             }
+            SourceSpec::RustToolchain { version, host } => {
+                let name = SourceSpec::rust_toolchain_name(version, host);
+                Ok((
+                    vec![crate::rust_toolchain::ensure(self, &name, kept).await?],
+                    Vec::new(),
+                    None,
+                ))
+            }
+            // Another recipe's output: built, not fetched; `hstore lock` has checked the graph (recipe::check_graph).
+            SourceSpec::Recipe { .. } => Ok((Vec::new(), Vec::new(), None)),
             SourceSpec::CargoLock { source, path } => {
                 let tree = trees.get(source).ok_or_else(|| Error::NotATree {
                     source_name: name.to_owned(),
@@ -499,6 +509,11 @@ impl Fetcher {
                     message: "a wheel artifact is not a wheel".into(),
                 })?;
                 requirements::ensure_wheel(self, &choice, Some(artifact))
+                    .await
+                    .map(|_| ())
+            }
+            Artifact::RustToolchain { toolchain, .. } => {
+                crate::rust_toolchain::ensure(self, toolchain, Some(artifact))
                     .await
                     .map(|_| ())
             }

@@ -226,6 +226,17 @@ pub enum Artifact {
         /// Size of the file.
         size: u64,
     },
+    /// A Rust toolchain from the locking machine's rustup, stored without its HTML docs (`share/doc`).
+    RustToolchain {
+        /// `rust-toolchain+<version>-<host>`.
+        id: String,
+        /// The rustup toolchain name, `<version>-<host>`.
+        toolchain: String,
+        /// Address of the tree.
+        address: Digest,
+        /// Total file bytes of the tree.
+        size: u64,
+    },
     /// A local directory.
     Path {
         /// `path+<path relative to the lockfile's directory>`, plus `#exclude=<a>,<b>` when the recipe excludes more.
@@ -247,6 +258,7 @@ impl Artifact {
             | Artifact::Crate { id, .. }
             | Artifact::Url { id, .. }
             | Artifact::Wheel { id, .. }
+            | Artifact::RustToolchain { id, .. }
             | Artifact::Path { id, .. } => id,
         }
     }
@@ -258,6 +270,7 @@ impl Artifact {
             | Artifact::Crate { address, .. }
             | Artifact::Url { address, .. }
             | Artifact::Wheel { address, .. }
+            | Artifact::RustToolchain { address, .. }
             | Artifact::Path { address, .. } => *address,
         }
     }
@@ -269,6 +282,7 @@ impl Artifact {
             | Artifact::Crate { size, .. }
             | Artifact::Url { size, .. }
             | Artifact::Wheel { size, .. }
+            | Artifact::RustToolchain { size, .. }
             | Artifact::Path { size, .. } => *size,
         }
     }
@@ -280,6 +294,7 @@ impl Artifact {
             Artifact::Crate { .. } => "crate",
             Artifact::Url { .. } => "url",
             Artifact::Wheel { .. } => "wheel",
+            Artifact::RustToolchain { .. } => "rust_toolchain",
             Artifact::Path { .. } => "path",
         }
     }

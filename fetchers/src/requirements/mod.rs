@@ -110,6 +110,7 @@ impl WheelChoice {
             Artifact::Git { .. }
             | Artifact::Crate { .. }
             | Artifact::Url { .. }
+            | Artifact::RustToolchain { .. }
             | Artifact::Path { .. } => None,
         }
     }
