@@ -18,6 +18,8 @@ pub struct GlobalSettings {
     pub retry_delay: bool,
     /// `-v` given: list each artifact as it is fetched.
     pub verbose: bool,
+    /// The `uv` that resolves `requirements` sources (`HSTORE_UV`, else `uv` on `PATH`).
+    pub uv: PathBuf,
 }
 
 impl GlobalSettings {
@@ -35,6 +37,9 @@ impl GlobalSettings {
             cache,
             retry_delay,
             verbose: args.verbose > 0,
+            uv: std::env::var_os(env_vars::HSTORE_UV)
+                .filter(|v| !v.is_empty())
+                .map_or_else(|| PathBuf::from("uv"), PathBuf::from),
         })
     }
 }

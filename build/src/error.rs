@@ -105,6 +105,19 @@ pub enum BuildError {
         /// The source that changed, when one is to blame.
         source_name: Option<String>,
     },
+    /// A `requirements` source is an input of a target that declares no Python.
+    #[error(
+        "source `{source_name}` of recipe `{recipe}` is a set of Python wheels, but target `{target}` declares no \
+         `python = {{ version, platform }}`"
+    )]
+    NoPythonTarget {
+        /// The recipe.
+        recipe: String,
+        /// The `requirements` source.
+        source_name: String,
+        /// The target being built.
+        target: String,
+    },
     /// `recipe` sources lead back to where they started.
     #[error("`recipe` sources form a cycle: {}", chain.join(" → "))]
     Cycle {
@@ -231,6 +244,10 @@ impl hstore_store::Hint for BuildError {
             BuildError::InvalidLimit { .. } => Some(
                 "write durations as `90m`, `12h` and sizes as `512M`, `16G`, or `none` to lift the limit".into(),
             ),
+            BuildError::NoPythonTarget { target, .. } => Some(format!(
+                "add `python = {{ version = \"3.11\", platform = \"manylinux_2_28_x86_64\" }}` to `[targets.{target}]` \
+                 and run `hstore lock`"
+            )),
             BuildError::Cycle { .. } => Some("a recipe cannot read its own output, even through others; break the chain".into()),
             BuildError::UnknownDependency { .. } => Some("fix the name, then run `hstore lock`".into()),
             BuildError::InstallSymlinkEscapes { .. } => Some(

@@ -11,6 +11,11 @@
 //!   them) is written to `$CARGO_HOME/config.toml`, so
 //!   `cargo build --offline --frozen` works with no further setup. Building the vendor tree costs one directory node;
 //!   the cache makes every later build bind it instantly instead of unpacking per build.
+//! - [`InputShape::Wheelhouse`]: a `requirements` source for the build's target — a tree of the target's wheel blobs
+//!   (by file name) plus `requirements.txt` with one `name==version --hash=sha256:…` line per wheel, so
+//!   `pip install --no-index --find-links "$src_<name>" --require-hashes -r "$src_<name>/requirements.txt"` and
+//!   `uv pip install --offline` install exactly the locked set. Only the small `requirements.txt` blob and one
+//!   directory node are written; the wheels are the stored blobs.
 //! - [`InputShape::Output`]: another recipe's build output (a `recipe` source), bound like a tree once that build
 //!   has finished. Its key text is the dependency's build *key*, not its output address, so a dependent's key is
 //!   known before the dependency runs, and changes exactly when the dependency's does.
@@ -46,6 +51,13 @@ pub enum InputShape {
     CargoVendor {
         /// The crates, each a vendored tree.
         crates: Vec<VendoredCrate>,
+    },
+    /// A wheelhouse: one target's wheels and their hashed `requirements.txt`.
+    Wheelhouse {
+        /// `(file name, blob)` of each wheel.
+        wheels: Vec<(String, Digest)>,
+        /// The `requirements.txt` text.
+        requirements: String,
     },
     /// Another recipe's output.
     Output {
@@ -106,6 +118,23 @@ impl InputShape {
                 }
                 text
             }
+            InputShape::Wheelhouse {
+                wheels,
+                requirements,
+            } => {
+                let mut text = String::from("wheelhouse");
+                let mut sorted: Vec<&(String, Digest)> = wheels.iter().collect();
+                sorted.sort();
+                for (file_name, digest) in sorted {
+                    let _ = write!(text, " {file_name}={digest}");
+                }
+                let _ = write!(
+                    text,
+                    " requirements.txt={}",
+                    Digest::of_bytes(requirements.as_bytes())
+                );
+                text
+            }
             InputShape::Output {
                 recipe,
                 target,
@@ -120,6 +149,9 @@ impl InputShape {
         match self {
             InputShape::Tree(digest) | InputShape::File { digest, .. } => vec![*digest],
             InputShape::CargoVendor { crates } => crates.iter().map(|krate| krate.tree).collect(),
+            InputShape::Wheelhouse { wheels, .. } => {
+                wheels.iter().map(|(_, digest)| *digest).collect()
+            }
             InputShape::Output { output, .. } => output.iter().copied().collect(),
         }
     }
@@ -171,6 +203,44 @@ impl InputShape {
                         },
                     );
                 }
+                store
+                    .put_directory(&directory)
+                    .map_err(|source| Error::store(format!("input `{input}`"), source))
+            }
+            InputShape::Wheelhouse {
+                wheels,
+                requirements,
+            } => {
+                let mut directory = Directory::new();
+                for (file_name, digest) in wheels {
+                    let size = store
+                        .open_blob(digest)
+                        .map_err(|source| Error::store(format!("wheel `{file_name}`"), source))?
+                        .map(|blob| blob.size)
+                        .ok_or_else(|| Error::MissingInputs {
+                            recipe: input.to_owned(),
+                            missing: vec![(format!("wheel {file_name}"), *digest)],
+                        })?;
+                    directory.insert(
+                        component(input, file_name)?,
+                        Node::File {
+                            digest: *digest,
+                            size,
+                            executable: false,
+                        },
+                    );
+                }
+                let digest = store
+                    .add_bytes(requirements.as_bytes())
+                    .map_err(|source| Error::store(format!("input `{input}`"), source))?;
+                directory.insert(
+                    component(input, "requirements.txt")?,
+                    Node::File {
+                        digest,
+                        size: requirements.len() as u64,
+                        executable: false,
+                    },
+                );
                 store
                     .put_directory(&directory)
                     .map_err(|source| Error::store(format!("input `{input}`"), source))
@@ -239,6 +309,23 @@ fn component(input: &str, name: &str) -> Result<PathComponent> {
         name: name.to_owned(),
         reason: source.reason,
     })
+}
+
+/// The phase-2 `requirements.txt` for a wheel set: one `name==version --hash=sha256:…` line per wheel, sorted, so
+/// `pip install --no-index --find-links DIR --require-hashes -r DIR/requirements.txt` installs exactly the set.
+pub fn hashed_requirements(wheels: &[(String, String, String)]) -> String {
+    let mut lines: Vec<String> = wheels
+        .iter()
+        .map(|(name, version, sha256)| format!("{name}=={version} --hash=sha256:{sha256}"))
+        .collect();
+    lines.sort();
+    lines.dedup();
+    let mut text =
+        String::from("# Written by hstore: the locked wheels of this target, pinned by hash.\n");
+    for line in lines {
+        let _ = writeln!(text, "{line}");
+    }
+    text
 }
 
 /// A TOML basic string (quotes and backslashes escaped).
@@ -317,6 +404,19 @@ mod tests {
         assert_ne!(
             from(None).key_text(),
             from(Some("sparse+https://crates.corp/index/")).key_text()
+        );
+    }
+
+    #[test]
+    fn requirements_txt_has_one_hashed_line_per_wheel() {
+        let text = hashed_requirements(&[
+            ("b".into(), "2.0".into(), "22".into()),
+            ("a".into(), "1.0".into(), "11".into()),
+            ("a".into(), "1.0".into(), "11".into()),
+        ]);
+        assert!(
+            text.ends_with("a==1.0 --hash=sha256:11\nb==2.0 --hash=sha256:22\n"),
+            "{text}"
         );
     }
 }

@@ -14,7 +14,8 @@ use hstore_store::Digest;
 
 use crate::BuildPlan;
 use crate::error::{BuildError, Result};
-use crate::inputs::{GitReplacement, Input, InputShape, VendoredCrate};
+use crate::inputs::{GitReplacement, Input, InputShape, VendoredCrate, hashed_requirements};
+use hstore_model::python::TargetPython;
 
 /// The Cargo.lock `source` of crates.io packages.
 const CRATES_IO_SOURCE: &str = "registry+https://github.com/rust-lang/crates.io-index";
@@ -164,6 +165,17 @@ pub fn plan(
                     })?,
                 output: None,
             },
+            SourceSpec::Requirements { targets, .. } => {
+                let python = targets
+                    .get(target)
+                    .and_then(|python| TargetPython::parse(python).ok())
+                    .ok_or_else(|| BuildError::NoPythonTarget {
+                        recipe: recipe.name.clone(),
+                        source_name: name.clone(),
+                        target: target.to_owned(),
+                    })?;
+                wheelhouse(&python.key(), &artifacts)
+            }
         };
         inputs.push(Input {
             name: name.clone(),
@@ -202,6 +214,33 @@ pub fn plan(
             .collect(),
         limits,
     })
+}
+
+/// The wheelhouse of a `requirements` source for the target keyed `key` (`cp310-manylinux_2_28_aarch64`): the wheels
+/// locked for it, by file name, plus the hashed `requirements.txt`.
+fn wheelhouse(key: &str, artifacts: &[&Artifact]) -> InputShape {
+    let mut wheels = Vec::new();
+    let mut pins = Vec::new();
+    for artifact in artifacts {
+        if let Artifact::Wheel {
+            name,
+            version,
+            filename,
+            sha256,
+            target,
+            address,
+            ..
+        } = artifact
+            && target == key
+        {
+            wheels.push((filename.clone(), *address));
+            pins.push((name.clone(), version.clone(), sha256.as_str().to_owned()));
+        }
+    }
+    InputShape::Wheelhouse {
+        wheels,
+        requirements: hashed_requirements(&pins),
+    }
 }
 
 /// A locked crate as one entry of a vendor directory; `None` for artifacts that are not crates.

@@ -187,7 +187,8 @@ pub fn build_prepared(
                         InputShape::Output { output, .. } => output.iter().copied().collect(),
                         InputShape::Tree(_)
                         | InputShape::File { .. }
-                        | InputShape::CargoVendor { .. } => Vec::new(),
+                        | InputShape::CargoVendor { .. }
+                        | InputShape::Wheelhouse { .. } => Vec::new(),
                     }))
                     .collect(),
             },
@@ -275,6 +276,20 @@ fn run_in_sandbox(
         binds.push(Bind::new(host, inside));
     }
     let mut spec = SandboxSpec::shell(&plan.script, &build_dir, Bind::new(&output_dir, OUTPUT_DIR));
+    // Python's installers never look for an index inside (there is no network, and a wheelhouse input is the only
+    // source of packages); their config files are ignored so nothing but the recipe configures them. The host's
+    // `PIP_*`/`UV_*` variables never get here: the environment is exactly the plan's.
+    for (key, value) in [
+        ("PIP_NO_INDEX", "1"),
+        ("PIP_CONFIG_FILE", "/dev/null"),
+        ("PIP_DISABLE_PIP_VERSION_CHECK", "1"),
+        ("UV_OFFLINE", "1"),
+        ("UV_NO_CONFIG", "1"),
+        ("UV_PYTHON_DOWNLOADS", "never"),
+    ] {
+        env.entry(key.to_owned())
+            .or_insert_with(|| value.to_owned());
+    }
     spec.env = env;
     spec.inputs = binds;
     spec.host_paths.clone_from(&plan.host_paths);

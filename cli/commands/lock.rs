@@ -69,6 +69,7 @@ pub fn fetcher(
             retry_delay: global.retry_delay,
             ..DownloadOptions::default()
         },
+        uv: global.uv.clone(),
         rustup_home: rustup_home(),
     };
     let fetcher = Fetcher::new(Arc::clone(&store), options, reporter)

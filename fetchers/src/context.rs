@@ -26,6 +26,8 @@ pub struct FetcherOptions {
     pub offline: bool,
     /// HTTP tuning.
     pub download: DownloadOptions,
+    /// The `uv` executable that resolves `requirements` sources (`HSTORE_UV`, else `uv` on `PATH`).
+    pub uv: PathBuf,
     /// rustup's home (`$RUSTUP_HOME`, else `~/.rustup`), where `rust_toolchain` sources are found; `None` when
     /// neither is known.
     pub rustup_home: Option<PathBuf>,
@@ -41,6 +43,8 @@ pub struct Fetcher {
     pub(crate) reporter: Arc<dyn Reporter>,
     rustup_home: Option<PathBuf>,
     index_dl: tokio::sync::Mutex<HashMap<String, String>>,
+    cache_dir: PathBuf,
+    uv: PathBuf,
 }
 
 impl std::fmt::Debug for Fetcher {
@@ -63,6 +67,8 @@ impl Fetcher {
         Ok(Self {
             downloader: Downloader::new(download, Arc::clone(&reporter))?,
             git: Git::new(&options.cache_dir, options.mirrors.clone(), options.offline),
+            cache_dir: options.cache_dir,
+            uv: options.uv,
             store,
             mirrors: options.mirrors,
             offline: options.offline,
@@ -99,6 +105,14 @@ impl Fetcher {
     /// Progress sink.
     pub fn reporter(&self) -> &dyn Reporter {
         &*self.reporter
+    }
+    /// Where rebuildable state goes (git repositories, uv's cache).
+    pub fn cache_dir(&self) -> &std::path::Path {
+        &self.cache_dir
+    }
+    /// The `uv` executable.
+    pub fn uv(&self) -> &std::path::Path {
+        &self.uv
     }
 
     /// The `dl` template of the sparse index at `index` (ending in `/`), from its `config.json`, once per run.

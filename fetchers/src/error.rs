@@ -197,6 +197,58 @@ pub enum Error {
         /// The URL.
         url: String,
     },
+    /// A `requirements` source cannot be resolved as written.
+    #[error("invalid requirements source `{source_name}`: {message}")]
+    Requirements {
+        /// The source.
+        source_name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// `uv` could not be run.
+    #[error("failed to run `{}`", program.display())]
+    UvMissing {
+        /// The program.
+        program: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `uv pip compile` failed (unsatisfiable ranges, a package without a usable wheel, an unreachable index).
+    #[error("`{}` could not resolve the requirements for target `{target}`:\n{stderr}", program.display())]
+    Uv {
+        /// The target key (`cp310-manylinux_2_28_aarch64`).
+        target: String,
+        /// The program.
+        program: PathBuf,
+        /// uv's stderr.
+        stderr: String,
+    },
+    /// A PEP 691 index page is unusable.
+    #[error("invalid index page `{url}`: {message}")]
+    IndexPage {
+        /// The page (or file) URL.
+        url: String,
+        /// Why.
+        message: String,
+    },
+    /// No file of a pinned version is a wheel the target can install.
+    #[error(
+        "no wheel of `{name}=={version}` fits target `{target}`{}",
+        wheel_note(available, *hash_mismatch)
+    )]
+    NoCompatibleWheel {
+        /// Normalized name.
+        name: String,
+        /// The pinned version.
+        version: String,
+        /// The target key.
+        target: String,
+        /// The tag sets of the version's wheels (not yanked, not newer than the snapshot).
+        available: Vec<String>,
+        /// A compatible wheel exists, but its sha256 is not one the input allows.
+        hash_mismatch: bool,
+    },
     /// Something failed while resolving or fetching one artifact; wraps the cause with the artifact's name.
     #[error("{context}")]
     Context {
@@ -230,6 +282,18 @@ pub enum Error {
     /// Mirror rules are invalid.
     #[error(transparent)]
     Mirror(#[from] crate::mirrors::Error),
+}
+
+fn wheel_note(available: &[String], hash_mismatch: bool) -> String {
+    let mut note = if available.is_empty() {
+        " (it has no wheels at all: only an sdist, or every file is yanked or newer than the snapshot)".to_owned()
+    } else {
+        format!(" (its wheels have tags: {})", available.join(", "))
+    };
+    if hash_mismatch {
+        note.push_str("; the compatible wheel's sha256 is not among the input's `--hash` values");
+    }
+    note
 }
 
 fn submodule_note(path: Option<&str>) -> String {
@@ -294,6 +358,24 @@ impl hstore_store::Hint for Error {
                  or import a bundle exported with this lockfile"
             )),
             Error::HttpStatus { status: 404, .. } => Some("check the URL, or pass `--mirror FROM=TO`".into()),
+            Error::UvMissing { .. } => {
+                Some("install the pinned uv (`pip install uv==0.13.9`) or point `HSTORE_UV` at it".into())
+            }
+            Error::Uv { .. } => Some(
+                "every package must have a wheel for the target (`--only-binary :all:`); loosen the range, pick a \
+                 version that ships one, or build the package in a recipe"
+                    .into(),
+            ),
+            Error::NoCompatibleWheel { hash_mismatch: true, .. } => {
+                Some("the pre-pinned input and the index disagree: re-pin the input (e.g. `uv pip compile --generate-hashes`)".into())
+            }
+            Error::NoCompatibleWheel { .. } => Some(
+                "pin a version with a wheel for this platform, or check the target's `python = { version, platform }`"
+                    .into(),
+            ),
+            Error::IndexPage { .. } => Some("the index must serve PEP 691 JSON (`Accept: application/vnd.pypi.simple.v1+json`)".into()),
+            // The cause is boxed, so the printer's downcast of the source chain cannot see its hint: forward it.
+            Error::Context { source, .. } => source.hint(),
             Error::Archive(error) => error.hint(),
             Error::Recipe(error) => error.hint(),
             Error::Lockfile(error) => error.hint(),

@@ -158,9 +158,21 @@ impl Downloader {
 
     /// Fetches a small document (an index `config.json`) into memory. Retries like [`Downloader::download`].
     pub async fn get_bytes(&self, url: &str, limit: u64) -> Result<Vec<u8>> {
+        self.get_bytes_accepting(url, None, limit).await
+    }
+
+    /// Like [`Downloader::get_bytes`], sending `Accept: accept` (a PEP 691 index page asks for its JSON form).
+    pub async fn get_bytes_accepting(
+        &self,
+        url: &str,
+        accept: Option<&'static str>,
+        limit: u64,
+    ) -> Result<Vec<u8>> {
         let temp = tempfile::tempfile().map_err(Error::io("create temp file for", url))?;
         let mut file = tokio::fs::File::from_std(temp);
-        let downloaded = self.download_into(url, &mut file, None, url).await?;
+        let downloaded = self
+            .download_into(url, &mut file, None, url, accept)
+            .await?;
         if downloaded.size > limit {
             return Err(Error::Transfer {
                 url: url.to_owned(),
@@ -190,7 +202,7 @@ impl Downloader {
             .await
             .map_err(Error::io("create", dest))?;
         let downloaded = self
-            .download_into(url, &mut file, expected_sha256, what)
+            .download_into(url, &mut file, expected_sha256, what, None)
             .await?;
         file.flush().await.map_err(Error::io("write", dest))?;
         Ok(downloaded)
@@ -202,6 +214,7 @@ impl Downloader {
         file: &mut tokio::fs::File,
         expected_sha256: Option<&str>,
         what: &str,
+        accept: Option<&'static str>,
     ) -> Result<Downloaded> {
         if self.options.offline {
             return Err(Error::Offline {
@@ -224,6 +237,7 @@ impl Downloader {
         let mut state = Progress {
             offset: 0,
             hasher: Sha256::new(),
+            accept,
         };
         let mut attempt = 0;
         let result = loop {
@@ -282,6 +296,9 @@ impl Downloader {
         let mut request = self.client_for(url).get(url.clone());
         if state.offset > 0 {
             request = request.header(RANGE, format!("bytes={}-", state.offset));
+        }
+        if let Some(accept) = state.accept {
+            request = request.header(reqwest::header::ACCEPT, accept);
         }
         let mut response = match request.send().await {
             Ok(response) => response,
@@ -384,6 +401,8 @@ impl Downloader {
 struct Progress {
     offset: u64,
     hasher: Sha256,
+    /// The `Accept` header to send, for content-negotiated documents (PEP 691 index pages).
+    accept: Option<&'static str>,
 }
 
 /// `bytes START-END/TOTAL` → (START, TOTAL if known).

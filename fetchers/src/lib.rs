@@ -1,6 +1,7 @@
 //! hstore-fetchers: the fetchers that turn each source kind of a recipe ([`recipe`]) into verified store objects
 //! pinned in a lockfile ([`lockfile`]): [`git`], [`crates`] (`cargo_lock`), [`url`], [`path`], [`rust_toolchain`],
-//! downloading through [`http`] with [`mirrors`] applied, orchestrated by [`resolve`]. (`recipe` sources, another
+//! downloading through [`http`] with [`mirrors`] applied, orchestrated by [`resolve`]; [`requirements`]
+//! locks Python wheels per target. (`recipe` sources, another
 //! recipe's output, lock to no artifact: their identity is a build key.)
 //!
 //! Module graph (no cycles): [`resolve`] (the orchestrator: `lock`, `fetch`, one `match` arm per kind) → each kind's
@@ -21,6 +22,7 @@ pub mod mirrors;
 pub mod path;
 pub mod record;
 pub mod reporter;
+pub mod requirements;
 pub mod resolve;
 pub mod rust_toolchain;
 pub mod url;

@@ -2,10 +2,11 @@
 //! everything a lockfile names.
 //!
 //! Dispatch is a `match` on [`SourceSpec`] (lock) and on [`Artifact`] (fetch), one arm per source kind, each
-//! calling that kind's module (`git`, `crates`, `url`, `path`), which sees only the shared [`Fetcher`] context
-//! (`context.rs`), never this module. A new kind (wheels, xmake) is a new enum variant in `hstore-model`'s
-//! `recipe`/`lockfile`, a new module here with an `ensure(fetcher, spec, locked) -> Artifact` function, and one arm
-//! in each match (the compiler lists them: no match over kinds has a `_ =>` arm); see ARCHITECTURE.md's checklist. We chose enum dispatch over a `Source` trait object because every kind needs
+//! calling that kind's module (`git`, `crates`, `url`, `path`, `requirements`), which sees only the shared
+//! [`Fetcher`] context (`context.rs`), never this module. A new kind (wheels, xmake) is a new enum variant in
+//! `hstore-model`'s `recipe`/`lockfile`, a new module here with an `ensure(fetcher, spec, locked) -> Artifact`
+//! function, and one arm in each match (the compiler lists them: no match over kinds has a `_ =>` arm); see
+//! ARCHITECTURE.md's checklist. We chose enum dispatch over a `Source` trait object because every kind needs
 //! different inputs (a recipe directory, another source's tree, target tags) and the set of kinds is closed and
 //! versioned with the lockfile format anyway.
 //!
@@ -13,7 +14,8 @@
 //! - Every kind's `ensure` is idempotent and cheap when the store already holds the artifact (one `stat`), which is
 //!   what makes a warm `fetch` network-free and fast.
 //! - Lock keeps pins: a source whose recipe table (`spec`) is unchanged keeps its locked artifacts unless it is
-//!   named by `--update`. `path` sources are always re-hashed (their content is the pin) and `cargo_lock` sources
+//!   named by `--update`. A `requirements` source also keeps its recorded index snapshot across recipe edits until
+//!   `--update`. `path` sources are always re-hashed (their content is the pin) and `cargo_lock` sources
 //!   are re-read from their (pinned) tree, reusing locked crate entries.
 //! - Per-item failures are collected, not fatal: the run finishes what it can and returns every error.
 
@@ -28,9 +30,10 @@ use hstore_store::{Digest, Node, PathComponent, Store};
 use crate::context::Fetcher;
 use crate::crates::{self, CratePackage, Origin};
 use crate::error::{Error, Result, blocking};
-use crate::lockfile::{Artifact, LockedRecipe, LockedSource, Lockfile};
+use crate::lockfile::{Artifact, LockedRecipe, LockedSource, Lockfile, Resolution};
 use crate::path::PathSpec;
 use crate::recipe::{Recipe, SourceSpec};
+use crate::requirements::{self, RequirementsRequest, WheelChoice};
 use crate::url::UrlSpec;
 use hstore_model::CommitId;
 
@@ -58,6 +61,17 @@ impl Update {
     }
 }
 
+/// What the previous lockfile says about a `requirements` source's resolution.
+#[derive(Clone, Copy, Debug, Default)]
+struct PreviousResolution<'a> {
+    /// Kept as it is (the source is unchanged and not named by `--update`).
+    kept: Option<&'a Resolution>,
+    /// The snapshot time to resolve against (absent under `--update`).
+    snapshot: Option<&'a str>,
+    /// The time this lock run started: the snapshot of sources resolved afresh (one per run, shared by its sources).
+    now: &'a str,
+}
+
 impl Fetcher {
     /// Resolves every source of `recipes` (fetching into the store as it goes) into a lockfile. `previous` supplies
     /// pins to keep; `lockfile_dir` anchors `path` sources. Returns the lockfile and every per-item error; the
@@ -71,23 +85,41 @@ impl Fetcher {
     ) -> (Lockfile, Vec<Error>) {
         let mut lockfile = Lockfile::default();
         let mut errors = Vec::new();
+        let now = requirements::utc_now();
         for recipe in recipes {
             let previous_recipe = previous.and_then(|lock| lock.recipe(&recipe.name));
             let mut locked_recipe = LockedRecipe {
                 name: recipe.name.clone(),
                 sources: Vec::new(),
             };
-            // Trees first: cargo_lock sources read a Cargo.lock out of another source's tree.
+            // Trees first: cargo_lock and requirements sources read a file out of another source's tree.
             let mut ordered: Vec<(&String, &SourceSpec)> = recipe.sources.iter().collect();
             ordered.sort_by_key(|(name, spec)| {
-                (matches!(spec, SourceSpec::CargoLock { .. }), name.as_str())
+                (
+                    matches!(
+                        spec,
+                        SourceSpec::CargoLock { .. } | SourceSpec::Requirements { .. }
+                    ),
+                    name.as_str(),
+                )
             });
             let mut trees: BTreeMap<String, Digest> = BTreeMap::new();
             for (name, spec) in ordered {
-                let previous_source = previous_recipe
-                    .and_then(|r| r.sources.iter().find(|s| &s.name == name))
-                    .filter(|s| &s.spec == spec);
+                let same_name =
+                    previous_recipe.and_then(|r| r.sources.iter().find(|s| &s.name == name));
+                let previous_source = same_name.filter(|s| &s.spec == spec);
                 let keep = previous_source.is_some() && !update.covers(&recipe.name, name);
+                // A requirements source re-resolves against the snapshot it was locked at until `--update`.
+                let resolution = PreviousResolution {
+                    kept: previous_source
+                        .and_then(|s| s.resolution.as_ref())
+                        .filter(|_| keep),
+                    snapshot: same_name
+                        .and_then(|s| s.resolution.as_ref())
+                        .filter(|_| !update.covers(&recipe.name, name))
+                        .map(|resolution| resolution.exclude_newer.as_str()),
+                    now: &now,
+                };
                 let previous_artifacts: Vec<&Artifact> = previous_source
                     .into_iter()
                     .flat_map(|s| s.artifacts.iter())
@@ -103,10 +135,11 @@ impl Fetcher {
                         &previous_artifacts,
                         lockfile_dir,
                         &trees,
+                        resolution,
                     )
                     .await;
                 match result {
-                    Ok((artifacts, mut source_errors)) => {
+                    Ok((artifacts, mut source_errors, resolution)) => {
                         if let [Artifact::Git { address, .. } | Artifact::Path { address, .. }] =
                             artifacts.as_slice()
                         {
@@ -126,6 +159,7 @@ impl Fetcher {
                             name: name.clone(),
                             spec: spec.clone(),
                             artifacts: artifacts.iter().map(|a| a.id().to_owned()).collect(),
+                            resolution,
                         });
                         lockfile.artifacts.extend(artifacts);
                         errors.append(&mut source_errors);
@@ -158,7 +192,8 @@ impl Fetcher {
         previous: &[&Artifact],
         lockfile_dir: &Path,
         trees: &BTreeMap<String, Digest>,
-    ) -> Result<(Vec<Artifact>, Vec<Error>)> {
+        resolution: PreviousResolution<'_>,
+    ) -> Result<(Vec<Artifact>, Vec<Error>, Option<Resolution>)> {
         let kept = if keep {
             previous.first().copied()
         } else {
@@ -180,7 +215,7 @@ impl Fetcher {
                     let commit = CommitId::new(commit)?;
                     self.ensure_git(url, &commit, *submodules, None).await?
                 };
-                Ok((vec![artifact], Vec::new()))
+                Ok((vec![artifact], Vec::new(), None))
             }
             SourceSpec::Url {
                 url,
@@ -197,6 +232,7 @@ impl Fetcher {
                 Ok((
                     vec![crate::url::ensure(self, &spec, kept).await?],
                     Vec::new(),
+                    None,
                 ))
             }
             SourceSpec::Path { path, exclude } => {
@@ -204,6 +240,7 @@ impl Fetcher {
                 Ok((
                     vec![crate::path::ensure(self, &spec, None).await?],
                     Vec::new(),
+                    None,
                 ))
             }
             SourceSpec::RustToolchain { version, host } => {
@@ -211,10 +248,11 @@ impl Fetcher {
                 Ok((
                     vec![crate::rust_toolchain::ensure(self, &name, kept).await?],
                     Vec::new(),
+                    None,
                 ))
             }
             // Another recipe's output: built, not fetched; `hstore lock` has checked the graph (recipe::check_graph).
-            SourceSpec::Recipe { .. } => Ok((Vec::new(), Vec::new())),
+            SourceSpec::Recipe { .. } => Ok((Vec::new(), Vec::new(), None)),
             SourceSpec::CargoLock { source, path } => {
                 let tree = trees.get(source).ok_or_else(|| Error::NotATree {
                     source_name: name.to_owned(),
@@ -236,7 +274,52 @@ impl Fetcher {
                 } else {
                     HashMap::new()
                 };
-                Ok(self.ensure_crates(&packages, &previous).await)
+                let (artifacts, errors) = self.ensure_crates(&packages, &previous).await;
+                Ok((artifacts, errors, None))
+            }
+            SourceSpec::Requirements {
+                requirements,
+                requirements_file,
+                index,
+                exclude_newer,
+                targets,
+            } => {
+                let mut text = String::new();
+                for line in requirements {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+                if let Some(file) = requirements_file {
+                    let (source, path) = file.split_once(':').unwrap_or((file.as_str(), ""));
+                    let tree = trees.get(source).ok_or_else(|| Error::NotATree {
+                        source_name: name.to_owned(),
+                        needed: source.to_owned(),
+                    })?;
+                    let contents =
+                        read_text_in_tree(&self.store, tree, path)?.ok_or_else(|| {
+                            Error::Requirements {
+                                source_name: name.to_owned(),
+                                message: format!("`{path}` is not a file in source `{source}`"),
+                            }
+                        })?;
+                    text.push_str(&contents);
+                }
+                let request = RequirementsRequest {
+                    source_name: name,
+                    text,
+                    index,
+                    exclude_newer: exclude_newer.as_deref(),
+                    targets,
+                };
+                let kept = resolution.kept.map(|kept| (kept, previous.to_vec()));
+                let (artifacts, resolution, errors) = requirements::lock(
+                    self,
+                    &request,
+                    kept,
+                    resolution.snapshot.unwrap_or(resolution.now),
+                )
+                .await;
+                Ok((artifacts, errors, resolution))
             }
         }
     }
@@ -418,6 +501,14 @@ impl Fetcher {
                     strip_components: *strip_components,
                 };
                 crate::url::ensure(self, &spec, Some(artifact))
+                    .await
+                    .map(|_| ())
+            }
+            Artifact::Wheel { .. } => {
+                let choice = WheelChoice::from_artifact(artifact).ok_or_else(|| Error::Task {
+                    message: "a wheel artifact is not a wheel".into(),
+                })?;
+                requirements::ensure_wheel(self, &choice, Some(artifact))
                     .await
                     .map(|_| ())
             }

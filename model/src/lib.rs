@@ -11,6 +11,7 @@
 
 pub mod ids;
 pub mod lockfile;
+pub mod python;
 pub mod recipe;
 
 pub use ids::{CommitId, GitRef, Sha256};

@@ -13,6 +13,8 @@
 //! indentation, a trailing newline, no timestamps. The same inputs give the same bytes on any machine.
 //! A source's `spec` is the recipe's normalized source table, so `--locked` can tell whether recipes changed.
 //! New source kinds (wheel, xmake) are new [`Artifact`] variants; existing ones never change shape within a version.
+//! A `requirements` source also records its [`Resolution`] (the resolver and index snapshot time), so re-locking
+//! after a recipe change resolves against the same snapshot until `--update`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -116,6 +118,19 @@ pub struct LockedSource {
     pub spec: SourceSpec,
     /// Ids of the artifacts it resolved to (one for most kinds, many for `cargo_lock`).
     pub artifacts: Vec<String>,
+    /// How a `requirements` source was resolved (absent for other kinds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Resolution>,
+}
+
+/// What resolved a `requirements` source, and against which index snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resolution {
+    /// The resolver and its version (`uv 0.13.9`), or `pinned` for pre-pinned inputs.
+    pub resolver: String,
+    /// Files uploaded after this UTC time were invisible (uv's `--exclude-newer`).
+    pub exclude_newer: String,
 }
 
 /// A git submodule pinned inside a git artifact.
@@ -188,6 +203,29 @@ pub enum Artifact {
         /// Size of the blob, or total file bytes of the tree.
         size: u64,
     },
+    /// A Python wheel, chosen for one target's interpreter and platform, stored as a blob.
+    Wheel {
+        /// `wheel+<target>#<url>`.
+        id: String,
+        /// Normalized project name (PEP 503).
+        name: String,
+        /// Version.
+        version: String,
+        /// The wheel's file name.
+        filename: String,
+        /// Canonical download URL (from the index).
+        url: String,
+        /// sha256 of the file, from the index (upstream integrity).
+        sha256: Sha256,
+        /// The wheel's compressed tag set (`cp310-cp310-manylinux_2_17_aarch64.manylinux2014_aarch64`).
+        tags: String,
+        /// The target interpreter and platform it was chosen for (`cp310-manylinux_2_28_aarch64`).
+        target: String,
+        /// Address of the blob.
+        address: Digest,
+        /// Size of the file.
+        size: u64,
+    },
     /// A Rust toolchain from the locking machine's rustup, stored without its HTML docs (`share/doc`).
     RustToolchain {
         /// `rust-toolchain+<version>-<host>`.
@@ -219,6 +257,7 @@ impl Artifact {
             Artifact::Git { id, .. }
             | Artifact::Crate { id, .. }
             | Artifact::Url { id, .. }
+            | Artifact::Wheel { id, .. }
             | Artifact::RustToolchain { id, .. }
             | Artifact::Path { id, .. } => id,
         }
@@ -230,6 +269,7 @@ impl Artifact {
             Artifact::Git { address, .. }
             | Artifact::Crate { address, .. }
             | Artifact::Url { address, .. }
+            | Artifact::Wheel { address, .. }
             | Artifact::RustToolchain { address, .. }
             | Artifact::Path { address, .. } => *address,
         }
@@ -241,6 +281,7 @@ impl Artifact {
             Artifact::Git { size, .. }
             | Artifact::Crate { size, .. }
             | Artifact::Url { size, .. }
+            | Artifact::Wheel { size, .. }
             | Artifact::RustToolchain { size, .. }
             | Artifact::Path { size, .. } => *size,
         }
@@ -252,6 +293,7 @@ impl Artifact {
             Artifact::Git { .. } => "git",
             Artifact::Crate { .. } => "crate",
             Artifact::Url { .. } => "url",
+            Artifact::Wheel { .. } => "wheel",
             Artifact::RustToolchain { .. } => "rust_toolchain",
             Artifact::Path { .. } => "path",
         }
@@ -427,6 +469,7 @@ mod tests {
                 exclude: vec![],
             },
             artifacts: artifacts.into_iter().map(String::from).collect(),
+            resolution: None,
         };
         let a = Lockfile {
             version: LOCKFILE_VERSION,

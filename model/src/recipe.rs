@@ -1,7 +1,10 @@
 //! Recipes: TOML files in `recipes/` naming the sources a build needs, its targets and its build script.
 //!
 //! The keys are a contract (ARCHITECTURE.md §4b): `[recipe] name`, `[sources.<name>]` with exactly one of `git`,
-//! `cargo_lock`, `url` or `path`, `[targets.<name>]` with `host_paths`, `host_tools`, `env`, and `[build] script`.
+//! `cargo_lock`, `url`, `path` or `requirements`/`requirements_file`, `[targets.<name>]` with `host_paths`,
+//! `host_tools`, `env`, `python`, and `[build] script`.
+//! A `requirements` source's normalized spec carries the `python` table of every target that has one, so changing a
+//! target's Python or platform makes `--locked` see a stale lockfile.
 //! Unknown keys are errors, so a typo never silently drops a source. Source and recipe names are
 //! `[a-z0-9_-]` so they can become environment variable suffixes (`$src_<name>`, `-` becomes `_`).
 
@@ -101,8 +104,9 @@ impl hstore_store::Hint for Error {
         match self {
             Error::InvalidSource { .. } => Some(
                 "a source is one of: `git = URL` (+ `ref`, `submodules`), `cargo_lock = \"SOURCE:PATH\"`, \
-                 `url = URL` + `sha256`, `path = DIR`, `recipe = NAME` (+ `target`), or \
-                 `rust_toolchain = VERSION` (+ `host`)"
+                 `url = URL` + `sha256`, `path = DIR`, `recipe = NAME` (+ `target`), \
+                 `rust_toolchain = VERSION` (+ `host`), or `requirements = [\"pkg>=1\"]` / \
+                 `requirements_file = \"SOURCE:PATH\"` (+ `index`, `exclude_newer`)"
                     .into(),
             ),
             Error::NoRecipes { .. } => Some("pass `--recipes DIR` pointing at a directory of recipe files".into()),
@@ -172,6 +176,21 @@ pub enum SourceSpec {
         /// Names or relative paths left out (plus `.git` and `target`).
         exclude: Vec<String>,
     },
+    /// Python requirements, locked to one wheel set per target (see `crate::requirements`).
+    Requirements {
+        /// Inline PEP 508 lines (ranges allowed).
+        requirements: Vec<String>,
+        /// A requirements file inside another source's tree, as `SOURCE:PATH`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        requirements_file: Option<String>,
+        /// The PEP 691 index (`https://pypi.org/simple`); mirrors rewrite it.
+        index: String,
+        /// A fixed index snapshot time (`2026-11-01T00:00:00Z`); without it, lock records the time it resolved at.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exclude_newer: Option<String>,
+        /// The Python of every recipe target that declares one, by target name.
+        targets: BTreeMap<String, PythonTarget>,
+    },
     /// Another recipe's build output (ARCHITECTURE.md §6b): built first, read-only at `$src_NAME`. Locks to no
     /// artifact: its identity is the dependency's build key, known at build time.
     Recipe {
@@ -203,6 +222,20 @@ pub fn default_rust_host() -> String {
     format!("{}-unknown-linux-gnu", std::env::consts::ARCH)
 }
 
+/// The default index of `requirements` sources.
+pub const DEFAULT_INDEX: &str = "https://pypi.org/simple";
+
+/// `[targets.<name>] python = { version = "3.10", platform = "manylinux_2_28_aarch64" }`: the interpreter and
+/// platform a `requirements` source locks wheels for.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PythonTarget {
+    /// `MAJOR.MINOR` of CPython.
+    pub version: String,
+    /// `manylinux_X_Y_ARCH` (the target's glibc level and architecture).
+    pub platform: String,
+}
+
 /// `[targets.<name>]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -216,6 +249,9 @@ pub struct Target {
     /// Extra environment for the build.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// The Python that `requirements` sources lock wheels for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python: Option<PythonTarget>,
     /// `[targets.T.limits]`: resource limits for this target, over `[build.limits]`.
     #[serde(default)]
     pub limits: Limits,
@@ -286,6 +322,10 @@ struct RawSource {
     strip_components: Option<usize>,
     path: Option<String>,
     exclude: Option<Vec<String>>,
+    requirements: Option<Vec<String>>,
+    requirements_file: Option<String>,
+    index: Option<String>,
+    exclude_newer: Option<String>,
     recipe: Option<String>,
     target: Option<String>,
     rust_toolchain: Option<String>,
@@ -327,12 +367,30 @@ impl Recipe {
         if let Some(bad) = raw.targets.keys().find(|name| !is_valid_name(name)) {
             return Err(invalid_name(bad));
         }
+        for (name, target) in &raw.targets {
+            if let Some(python) = &target.python
+                && let Err(reason) = crate::python::TargetPython::parse(python)
+            {
+                return Err(Error::Parse {
+                    path: file.to_path_buf(),
+                    message: format!("target `{name}`: {reason}"),
+                });
+            }
+        }
+        let pythons: BTreeMap<String, PythonTarget> = raw
+            .targets
+            .iter()
+            .filter_map(|(name, target)| Some((name.clone(), target.python.clone()?)))
+            .collect();
         let mut sources = BTreeMap::new();
         for (name, source) in raw.sources {
             if !is_valid_name(&name) {
                 return Err(invalid_name(&name));
             }
-            let spec = classify(file, &name, source)?;
+            let mut spec = classify(file, &name, source)?;
+            if let SourceSpec::Requirements { targets, .. } = &mut spec {
+                targets.clone_from(&pythons);
+            }
             sources.insert(name, spec);
         }
         for (name, spec) in &sources {
@@ -347,7 +405,20 @@ impl Recipe {
                     ),
                 });
             }
-            if let SourceSpec::CargoLock { source, .. } = spec
+            let referenced = match spec {
+                SourceSpec::CargoLock { source, .. } => Some(source.as_str()),
+                SourceSpec::Requirements {
+                    requirements_file: Some(file),
+                    ..
+                } => file.split_once(':').map(|(source, _)| source),
+                SourceSpec::Git { .. }
+                | SourceSpec::Url { .. }
+                | SourceSpec::Path { .. }
+                | SourceSpec::Recipe { .. }
+                | SourceSpec::RustToolchain { .. }
+                | SourceSpec::Requirements { .. } => None,
+            };
+            if let Some(source) = referenced
                 && !sources.contains_key(source)
             {
                 return Err(Error::InvalidSource {
@@ -420,6 +491,7 @@ fn classify(file: &Path, name: &str, raw: RawSource) -> Result<SourceSpec, Error
         raw.cargo_lock.as_ref().map(|_| "cargo_lock"),
         raw.url.as_ref().map(|_| "url"),
         raw.path.as_ref().map(|_| "path"),
+        (raw.requirements.is_some() || raw.requirements_file.is_some()).then_some("requirements"),
         raw.recipe.as_ref().map(|_| "recipe"),
         raw.rust_toolchain.as_ref().map(|_| "rust_toolchain"),
     ]
@@ -428,7 +500,7 @@ fn classify(file: &Path, name: &str, raw: RawSource) -> Result<SourceSpec, Error
     .collect();
     if kinds.len() != 1 {
         return Err(invalid(if kinds.is_empty() {
-            "names no kind (expected one of `git`, `cargo_lock`, `url`, `path`, `recipe`, `rust_toolchain`)"
+            "names no kind (expected one of `git`, `cargo_lock`, `url`, `path`, `recipe`, `rust_toolchain`, `requirements`)"
                 .into()
         } else {
             format!(
@@ -445,6 +517,8 @@ fn classify(file: &Path, name: &str, raw: RawSource) -> Result<SourceSpec, Error
             ("unpack", raw.unpack.is_some()),
             ("strip_components", raw.strip_components.is_some()),
             ("exclude", raw.exclude.is_some()),
+            ("index", raw.index.is_some()),
+            ("exclude_newer", raw.exclude_newer.is_some()),
             ("target", raw.target.is_some()),
             ("host", raw.host.is_some()),
         ];
@@ -499,6 +573,35 @@ fn classify(file: &Path, name: &str, raw: RawSource) -> Result<SourceSpec, Error
             sha256,
             unpack: raw.unpack.unwrap_or(false),
             strip_components: raw.strip_components.unwrap_or(0),
+        });
+    }
+    if raw.requirements.is_some() || raw.requirements_file.is_some() {
+        only(&["index", "exclude_newer"])?;
+        if let Some(file) = &raw.requirements_file
+            && !file
+                .split_once(':')
+                .is_some_and(|(source, path)| !source.is_empty() && !path.is_empty())
+        {
+            return Err(invalid(format!(
+                "has `requirements_file = \"{file}\"`; expected \"SOURCE:PATH\", e.g. \"svc:requirements.txt\""
+            )));
+        }
+        if let Some(time) = &raw.exclude_newer
+            && !crate::python::is_rfc3339_utc(time)
+        {
+            return Err(invalid(format!(
+                "has `exclude_newer = \"{time}\"`; expected a UTC time like \"2026-11-01T00:00:00Z\""
+            )));
+        }
+        return Ok(SourceSpec::Requirements {
+            requirements: raw.requirements.unwrap_or_default(),
+            requirements_file: raw.requirements_file,
+            index: raw.index.map_or_else(
+                || DEFAULT_INDEX.to_owned(),
+                |index| index.trim_end_matches('/').to_owned(),
+            ),
+            exclude_newer: raw.exclude_newer,
+            targets: BTreeMap::new(),
         });
     }
     if let Some(recipe) = raw.recipe {

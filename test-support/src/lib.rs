@@ -2,6 +2,8 @@
 //!
 //! - [`TestRegistry`]: a loopback HTTP registry serving a cargo sparse index, PyPI simple pages and plain files,
 //!   with fault injection.
+//! - [`TestIndex`]: a loopback PEP 691 index with real, importable wheels for any tags, sdists, yanked files and
+//!   upload times.
 //! - [`GitRepo`]: real git repositories with reproducible commit ids.
 //! - [`TestEnv`]: a sandboxed home and environment for running the `hstore` binary.
 //!
@@ -9,11 +11,13 @@
 
 mod env;
 mod git;
+mod pypi;
 mod registry;
 mod server;
 
 pub use env::TestEnv;
 pub use git::GitRepo;
+pub use pypi::{DEFAULT_UPLOAD_TIME, IndexedFile, TestIndex, WheelSpec, build_wheel};
 pub use registry::{
     CrateSpec, Fault, Request, RunningRegistry, TestRegistry, deterministic_tar_gz, index_path,
     normalize_project, sha256_hex, wheel_bytes,

@@ -5,8 +5,8 @@
 //! a wrong status affects exactly the request it was armed for.
 //!
 //! URL paths map onto files under a root directory. A path ending in `/` serves `index.json` when the request's
-//! `Accept` header names [`PYPI_JSON`] and that file exists, otherwise `index.html`. `Range: bytes=N-` and
-//! `bytes=N-M` give `206` with `Content-Range`; `HEAD` gives the headers alone.
+//! `Accept` header names [`PYPI_JSON`] and that file exists, otherwise `index.html`. `Range: bytes=N-`,
+//! `bytes=N-M` and `bytes=-N` give `206` with `Content-Range`; `HEAD` gives the headers alone.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -240,10 +240,18 @@ fn content_type(path: &Path) -> &'static str {
     }
 }
 
-/// Parses `bytes=N-` or `bytes=N-M` against a body of `len` bytes; `Err(())` means unsatisfiable.
+/// Parses `bytes=N-`, `bytes=N-M` or the suffix form `bytes=-N` (the last N bytes, which uv asks for to read a
+/// wheel's zip directory) against a body of `len` bytes; `Err(())` means unsatisfiable.
 fn parse_range(range: &str, len: usize) -> Option<Result<(usize, usize), ()>> {
     let spec = range.trim().strip_prefix("bytes=")?;
     let (start, end) = spec.split_once('-')?;
+    if start.trim().is_empty() {
+        let suffix: usize = end.trim().parse().ok()?;
+        if suffix == 0 || len == 0 {
+            return Some(Err(()));
+        }
+        return Some(Ok((len - suffix.min(len), len - 1)));
+    }
     let start: usize = start.trim().parse().ok()?;
     let end = match end.trim() {
         "" => len.saturating_sub(1),

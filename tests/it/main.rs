@@ -11,3 +11,4 @@ mod lock;
 mod store;
 mod store_common;
 mod support;
+mod wheels;
