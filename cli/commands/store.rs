@@ -53,7 +53,7 @@ impl RecordSchema for RecordSchemas {
         value: &serde_json::Value,
     ) -> std::result::Result<Vec<Digest>, String> {
         use hstore_fetchers::{crates, git, url};
-        use hstore_sandbox::build::{BUILD_NAMESPACE, BuildRecord};
+        use hstore_build::{BUILD_NAMESPACE, BuildRecord};
         if namespace == BUILD_NAMESPACE {
             let record: BuildRecord = parse_record(value)?;
             if record.key.to_hex() != key {
