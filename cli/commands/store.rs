@@ -52,8 +52,8 @@ impl RecordSchema for RecordSchemas {
         key: &str,
         value: &serde_json::Value,
     ) -> std::result::Result<Vec<Digest>, String> {
-        use hstore_fetchers::{crates, git, url};
         use hstore_build::{BUILD_NAMESPACE, BuildRecord};
+        use hstore_fetchers::{crates, git, url};
         if namespace == BUILD_NAMESPACE {
             let record: BuildRecord = parse_record(value)?;
             if record.key.to_hex() != key {
