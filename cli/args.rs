@@ -343,6 +343,9 @@ pub enum StoreCommand {
     Add {
         /// The file or directory to add
         path: PathBuf,
+        /// Keep it from `hstore store gc` with the gc root NAME (`roots-v1/NAME.json`; created, or extended)
+        #[arg(long, value_name = "NAME")]
+        root: Option<String>,
     },
     /// Write a blob's bytes to stdout
     #[command(after_help = "Example:\n  hstore store cat b3:af13… > file")]

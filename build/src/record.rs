@@ -171,9 +171,23 @@ pub fn build_prepared(
         });
     }
     let record_error = |source| BuildError::store("the build record", source);
-    store
-        .put_meta(BUILD_NAMESPACE, &key.to_hex(), &record)
+    // Concurrent builds of one key: the first record wins and every builder reports it, so one key never names
+    // two outputs. A record left stale (its objects gone) is replaced: this build is its honest successor.
+    let written = store
+        .put_meta_if_absent(BUILD_NAMESPACE, &key.to_hex(), &record)
         .map_err(record_error)?;
+    if !written {
+        if let Some(winner) = find_record(store, &key)? {
+            return Ok(BuildOutcome {
+                record: winner,
+                cached: false,
+                check: None,
+            });
+        }
+        store
+            .put_meta(BUILD_NAMESPACE, &key.to_hex(), &record)
+            .map_err(record_error)?;
+    }
     store
         .set_root(
             &format!("{BUILD_ROOT_PREFIX}{}", key.to_hex()),

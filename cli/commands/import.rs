@@ -5,12 +5,13 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use hstore_store::bundle::{self, ImportOptions, PublicKey, read_trusted_keys};
 
 use crate::args::ImportArgs;
-use crate::commands::store::open_store;
+use crate::commands::store::{RecordSchemas, open_store};
 use crate::printer::{ExitStatus, Printer, human_bytes};
 use crate::settings::GlobalSettings;
 
@@ -31,7 +32,11 @@ pub fn run(args: &ImportArgs, global: &GlobalSettings, printer: &Printer) -> Res
                 .with_context(|| format!("failed to open bundle `{}`", args.input.display()))?,
         )
     };
-    let report = bundle::import(&store, &mut input, &name, &ImportOptions { trusted_keys })
+    let options = ImportOptions {
+        trusted_keys,
+        records: Some(Arc::new(RecordSchemas::importable())),
+    };
+    let report = bundle::import(&store, &mut input, &name, &options)
         .with_context(|| format!("failed to import `{name}`; no root or record was registered"))?;
     printer.status(
         "Verified",
@@ -58,6 +63,16 @@ pub fn run(args: &ImportArgs, global: &GlobalSettings, printer: &Printer) -> Res
     }
     if report.records > 0 {
         printer.status("Registered", format!("{} records", report.records));
+    }
+    for record in &report.records_kept {
+        printer.warn(format_args!(
+            "kept the store's own record `{record}`: the bundle carries a different one and is not signed by a trusted key"
+        ));
+    }
+    if !report.records_kept.is_empty() {
+        printer.line(
+            "hint: a record is replaced only by a bundle signed with a key passed to `--trust`; to discard the local record, remove it from `meta-v1/` first",
+        );
     }
     Ok(ExitStatus::Success)
 }

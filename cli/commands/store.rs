@@ -1,10 +1,12 @@
-//! `hstore store …`: direct access to the object store.
+//! `hstore store …`: direct access to the object store, and [`RecordSchemas`], the one place that tells the store
+//! what the records of the layers above look like (the store itself knows nothing of builds or fetchers).
 
 use std::io::{self, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use hstore_store::{Digest, LockMode, Permissions, Store};
+use hstore_store::{Digest, LockMode, Permissions, RecordSchema, Root, Store};
+use serde::de::DeserializeOwned;
 
 use crate::args::StoreCommand;
 use crate::printer::{ExitStatus, Printer};
@@ -14,6 +16,69 @@ use crate::settings::GlobalSettings;
 pub fn open_store(global: &GlobalSettings) -> Result<Store> {
     Store::open(&global.store)
         .with_context(|| format!("failed to open the store at `{}`", global.store.display()))
+}
+
+/// The records hstore writes, by namespace: what import and verify check them against.
+pub struct RecordSchemas {
+    /// Whether only records a bundle may carry are accepted (import), or every namespace hstore writes (verify).
+    importable_only: bool,
+}
+
+impl RecordSchemas {
+    /// For `import`: only build records travel in bundles. Fetch records map an upstream hash to a store address;
+    /// they are rebuilt by `fetch` and a bundle has no business planting them.
+    pub fn importable() -> Self {
+        Self {
+            importable_only: true,
+        }
+    }
+
+    /// For `verify`: every namespace hstore writes.
+    pub fn all() -> Self {
+        Self {
+            importable_only: false,
+        }
+    }
+}
+
+fn parse_record<T: DeserializeOwned>(value: &serde_json::Value) -> std::result::Result<T, String> {
+    T::deserialize(value).map_err(|error| error.to_string())
+}
+
+impl RecordSchema for RecordSchemas {
+    fn check(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> std::result::Result<Vec<Digest>, String> {
+        use hstore_build::{BUILD_NAMESPACE, BuildRecord};
+        use hstore_fetchers::{crates, git, url};
+        if namespace == BUILD_NAMESPACE {
+            let record: BuildRecord = parse_record(value)?;
+            if record.key.to_hex() != key {
+                return Err(format!(
+                    "it is stored under key `{key}` but records the build of key `{}`",
+                    record.key
+                ));
+            }
+            return Ok(vec![record.output, record.log]);
+        }
+        if self.importable_only {
+            return Err(format!(
+                "namespace `{namespace}` does not travel in bundles (only `{BUILD_NAMESPACE}` records do)"
+            ));
+        }
+        if namespace == git::META_NAMESPACE {
+            let record: git::CommitRecord = parse_record(value)?;
+            Ok(vec![record.address])
+        } else if namespace == url::META_NAMESPACE || namespace == crates::META_NAMESPACE {
+            let record: crates::CrateRecord = parse_record(value)?;
+            Ok(vec![record.address])
+        } else {
+            Err(format!("namespace `{namespace}` is not one hstore writes"))
+        }
+    }
 }
 
 /// Parses an address given on the command line.
@@ -29,7 +94,7 @@ pub fn run(
     printer: &Printer,
 ) -> Result<ExitStatus> {
     match command {
-        StoreCommand::Add { path } => add(global, &path),
+        StoreCommand::Add { path, root } => add(global, printer, &path, root.as_deref()),
         StoreCommand::Cat { address } => cat(global, &address),
         StoreCommand::Materialize { address, dest } => {
             let store = open_store(global)?;
@@ -70,7 +135,7 @@ pub fn run(
         }
         StoreCommand::Verify { repair } => {
             let store = open_store(global)?;
-            let report = store.verify(repair)?;
+            let report = store.verify_with(repair, Some(&RecordSchemas::all()))?;
             for problem in &report.problems {
                 printer.warn(problem);
             }
@@ -137,14 +202,40 @@ pub fn run(
     }
 }
 
-fn add(global: &GlobalSettings, path: &Path) -> Result<ExitStatus> {
+fn add(
+    global: &GlobalSettings,
+    printer: &Printer,
+    path: &Path,
+    root: Option<&str>,
+) -> Result<ExitStatus> {
     let store = open_store(global)?;
     let added = store
         .add_path(path)
         .with_context(|| format!("failed to add `{}`", path.display()))?;
     store.flush()?;
+    let digest = added.digest();
+    match root {
+        Some(name) => {
+            // Keep what the root kept before: adding to a root never unprotects anything.
+            let mut root = store.get_root(name)?.unwrap_or_else(|| Root {
+                description: format!("hstore store add --root {name}"),
+                addresses: Vec::new(),
+            });
+            if !root.addresses.contains(&digest) {
+                root.addresses.push(digest);
+                root.addresses.sort();
+            }
+            store
+                .set_root(name, &root)
+                .with_context(|| format!("failed to register the gc root `{name}`"))?;
+            store.flush()?;
+        }
+        None => printer.warn(format_args!(
+            "no gc root keeps {digest}: `hstore store gc` will remove it (pass `--root NAME` to keep it)"
+        )),
+    }
     let mut stdout = io::stdout().lock();
-    writeln!(stdout, "{}", added.digest())?;
+    writeln!(stdout, "{digest}")?;
     Ok(ExitStatus::Success)
 }
 

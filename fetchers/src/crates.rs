@@ -243,13 +243,13 @@ async fn ensure_registry(
         size,
         ..
     }) = locked
-        && store.object_format(address)?.is_some()
+        && store.closure_complete(address)?
     {
         return Ok(artifact(url.clone(), *address, *size));
     }
     if locked.is_none()
         && let Some(record) = store.get_meta::<CrateRecord>(META_NAMESPACE, sha256)?
-        && store.object_format(&record.address)?.is_some()
+        && store.closure_complete(&record.address)?
     {
         return Ok(artifact(record.url, record.address, record.size));
     }
@@ -394,14 +394,14 @@ async fn ensure_git(
         size,
     };
     if let Some(locked) = locked
-        && store.object_format(&locked.address())?.is_some()
+        && store.closure_complete(&locked.address())?
     {
         return Ok(artifact(locked.address(), locked.size()));
     }
     let meta_key = format!("git-{commit}-{}", package.name);
     if locked.is_none()
         && let Some(record) = store.get_meta::<CrateRecord>(META_NAMESPACE, &meta_key)?
-        && store.object_format(&record.address)?.is_some()
+        && store.closure_complete(&record.address)?
     {
         return Ok(artifact(record.address, record.size));
     }

@@ -573,7 +573,7 @@ impl Git {
             commit.to_owned()
         };
         if let Some(record) = store.get_meta::<CommitRecord>(META_NAMESPACE, &key)?
-            && store.object_format(&record.address)?.is_some()
+            && store.closure_complete(&record.address)?
         {
             return Ok(GitTree {
                 address: record.address,

@@ -98,7 +98,7 @@ pub async fn ensure(
 ) -> Result<Artifact> {
     let store = Arc::clone(fetcher.store());
     if let Some(locked) = locked
-        && store.object_format(&locked.address())?.is_some()
+        && store.closure_complete(&locked.address())?
     {
         return Ok(locked.clone());
     }

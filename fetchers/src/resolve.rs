@@ -333,7 +333,7 @@ impl Fetcher {
     ) -> Result<Artifact> {
         let id = format!("git+{url}#{commit}");
         if let Some(locked) = locked
-            && self.store.object_format(&locked.address())?.is_some()
+            && self.store.closure_complete(&locked.address())?
         {
             return Ok(locked.clone());
         }
@@ -438,7 +438,7 @@ impl Fetcher {
         spec: Option<&SourceSpec>,
         lockfile_dir: &Path,
     ) -> Result<()> {
-        if self.store.object_format(&artifact.address())?.is_some() {
+        if self.store.closure_complete(&artifact.address())? {
             return Ok(());
         }
         match artifact {

@@ -68,13 +68,13 @@ pub async fn ensure(
         size,
     };
     if let Some(locked) = locked
-        && store.object_format(&locked.address())?.is_some()
+        && store.closure_complete(&locked.address())?
     {
         return Ok(artifact(locked.address(), locked.size()));
     }
     if locked.is_none()
         && let Some(record) = store.get_meta::<CrateRecord>(META_NAMESPACE, &spec.meta_key())?
-        && store.object_format(&record.address)?.is_some()
+        && store.closure_complete(&record.address)?
     {
         return Ok(artifact(record.address, record.size));
     }

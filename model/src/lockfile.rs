@@ -71,6 +71,16 @@ pub enum Error {
         /// The missing id.
         id: String,
     },
+    /// An artifact id or a recipe name appears twice: which entry counts would be a guess.
+    #[error("lockfile `{}` lists {what} `{name}` twice", path.display())]
+    Duplicate {
+        /// The lockfile.
+        path: PathBuf,
+        /// `artifact` or `recipe`.
+        what: &'static str,
+        /// The repeated id or name.
+        name: String,
+    },
 }
 
 impl hstore_store::Hint for Error {
@@ -78,7 +88,7 @@ impl hstore_store::Hint for Error {
         match self {
             Error::Io { action: "read", .. } => Some("run `hstore lock` to create it, or pass `--lockfile FILE`".into()),
             Error::UnsupportedVersion { .. } => Some("use the hstore release that wrote it, or re-run `hstore lock`".into()),
-            Error::Parse { .. } | Error::DanglingArtifact { .. } => {
+            Error::Parse { .. } | Error::DanglingArtifact { .. } | Error::Duplicate { .. } => {
                 Some("the lockfile was edited by hand or truncated; restore it from version control or re-run `hstore lock`".into())
             }
             Error::Io { .. } => None,
@@ -339,7 +349,26 @@ impl Lockfile {
             path: path.to_path_buf(),
             source,
         })?;
-        let ids: BTreeSet<&str> = lockfile.artifacts.iter().map(Artifact::id).collect();
+        let mut ids: BTreeSet<&str> = BTreeSet::new();
+        for artifact in &lockfile.artifacts {
+            if !ids.insert(artifact.id()) {
+                return Err(Error::Duplicate {
+                    path: path.to_path_buf(),
+                    what: "artifact",
+                    name: artifact.id().to_owned(),
+                });
+            }
+        }
+        let mut names: BTreeSet<&str> = BTreeSet::new();
+        for recipe in &lockfile.recipes {
+            if !names.insert(recipe.name.as_str()) {
+                return Err(Error::Duplicate {
+                    path: path.to_path_buf(),
+                    what: "recipe",
+                    name: recipe.name.clone(),
+                });
+            }
+        }
         for recipe in &lockfile.recipes {
             for source in &recipe.sources {
                 if let Some(id) = source
@@ -507,5 +536,35 @@ mod tests {
             Lockfile::from_slice(dangling, Path::new("l.json")).unwrap_err(),
             Error::DanglingArtifact { .. }
         ));
+    }
+
+    #[test]
+    fn duplicate_artifacts_and_recipes_are_refused() {
+        let twice = Lockfile {
+            version: LOCKFILE_VERSION,
+            recipes: Vec::new(),
+            artifacts: vec![artifact("url+a", 1), artifact("url+a", 2)],
+        };
+        let bytes = serde_json::to_vec(&twice).unwrap();
+        let error = Lockfile::from_slice(&bytes, Path::new("l.json")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "lockfile `l.json` lists artifact `url+a` twice"
+        );
+        let recipe = LockedRecipe {
+            name: "r".into(),
+            sources: Vec::new(),
+        };
+        let twice = Lockfile {
+            version: LOCKFILE_VERSION,
+            recipes: vec![recipe.clone(), recipe],
+            artifacts: Vec::new(),
+        };
+        let bytes = serde_json::to_vec(&twice).unwrap();
+        let error = Lockfile::from_slice(&bytes, Path::new("l.json")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "lockfile `l.json` lists recipe `r` twice"
+        );
     }
 }

@@ -46,12 +46,14 @@ pub enum Error {
         reason: String,
     },
     /// A name is not acceptable.
-    #[error("invalid recipe `{}`: name `{name}` must be lowercase letters, digits, `_` or `-`", path.display())]
+    #[error("invalid recipe `{}`: name `{name}` {problem}", path.display())]
     InvalidName {
         /// The recipe file.
         path: PathBuf,
         /// The name.
         name: String,
+        /// What is wrong with it, in words (see [`name_problem`]).
+        problem: String,
     },
     /// Two recipes share a name.
     #[error("recipes `{}` and `{}` are both named `{name}`", first.display(), second.display())]
@@ -332,13 +334,31 @@ struct RawSource {
     host: Option<String>,
 }
 
+/// Longest recipe, source or target name.
+pub const MAX_NAME_LEN: usize = 64;
+
 /// Whether `name` is a valid recipe, source or target name.
 pub fn is_valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    name_problem(name).is_none()
+}
+
+/// What is wrong with a recipe, source or target name, in words that fit after "name `…`"; `None` if it is valid.
+pub fn name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        Some("is empty".into())
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    {
+        Some("must be lowercase letters, digits, `_` or `-`".into())
+    } else if name.len() > MAX_NAME_LEN {
+        Some(format!(
+            "is {} characters long; at most {MAX_NAME_LEN} are allowed",
+            name.len()
+        ))
+    } else {
+        None
+    }
 }
 
 impl Recipe {
@@ -360,6 +380,7 @@ impl Recipe {
         let invalid_name = |name: &str| Error::InvalidName {
             path: file.to_path_buf(),
             name: name.to_owned(),
+            problem: name_problem(name).unwrap_or_default(),
         };
         if !is_valid_name(&raw.recipe.name) {
             return Err(invalid_name(&raw.recipe.name));
@@ -942,5 +963,28 @@ script = "echo hi"
         for bad in ["stable", "nightly", "../../etc", "1.95.0 ", "-x"] {
             assert!(parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_long_name_is_told_its_length_not_its_letters() {
+        let long = "a".repeat(65);
+        let text = format!("[recipe]\nname = \"{long}\"\n[build]\nscript = \"true\"\n");
+        let error = Recipe::parse(&text, Path::new("r.toml")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "invalid recipe `r.toml`: name `{long}` is 65 characters long; at most 64 are allowed"
+            )
+        );
+        let error = Recipe::parse(
+            "[recipe]\nname = \"Big\"\n[build]\nscript = \"true\"\n",
+            Path::new("r.toml"),
+        )
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("must be lowercase letters"),
+            "{error}"
+        );
+        assert!(is_valid_name(&"a".repeat(64)));
     }
 }

@@ -288,6 +288,16 @@ pub enum Error {
         /// The missing address.
         address: Digest,
     },
+    /// A carried record fails the schema of its layer.
+    #[error("bundle `{name}`: record `{record}` is not valid: {reason}")]
+    InvalidRecord {
+        /// The input.
+        name: String,
+        /// `namespace/key`.
+        record: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// Trust is required and the bundle carries no signature.
     #[error("bundle `{name}` is not signed, and trusted keys were given")]
     Unsigned {
@@ -454,6 +464,9 @@ impl crate::Hint for Error {
                 Some("run `hstore fetch` for that lockfile first, then `hstore store verify`".into())
             }
             Error::UnsupportedVersion { .. } => Some("import it with the hstore release that wrote it".into()),
+            Error::InvalidRecord { .. } => Some(
+                "the bundle was made by an incompatible hstore, or crafted: export it again with this release, and import only bundles you trust (`--trust KEY`)".into(),
+            ),
             Error::Key(error) => error.hint(),
             _ => None,
         }
@@ -575,6 +588,7 @@ mod tests {
         let dest_dir = tempfile::tempdir().unwrap();
         let dest = Store::open(dest_dir.path()).unwrap();
         let trust = |keys: Vec<PublicKey>| ImportOptions {
+            records: None,
             trusted_keys: Some(keys),
         };
         let error = import(
@@ -638,5 +652,87 @@ mod tests {
             Error::InconsistentManifest { .. }
         ));
         assert!(dest.roots().unwrap().is_empty());
+    }
+
+    /// A schema that accepts `{"out": address}` in namespace `build` and names that address.
+    struct OutSchema;
+
+    impl crate::meta::RecordSchema for OutSchema {
+        fn check(
+            &self,
+            namespace: &str,
+            _key: &str,
+            value: &serde_json::Value,
+        ) -> std::result::Result<Vec<Digest>, String> {
+            if namespace != "build" {
+                return Err(format!("unknown namespace `{namespace}`"));
+            }
+            let out = value
+                .get("out")
+                .and_then(serde_json::Value::as_str)
+                .ok_or("missing field `out`")?;
+            Ok(vec![out.parse().map_err(|_| "bad address".to_owned())?])
+        }
+    }
+
+    fn with_schema(trusted_keys: Option<Vec<PublicKey>>) -> ImportOptions {
+        ImportOptions {
+            trusted_keys,
+            records: Some(std::sync::Arc::new(OutSchema)),
+        }
+    }
+
+    #[test]
+    fn records_are_checked_and_never_replaced_without_trust() {
+        let (_dir, store, address) = source();
+        let other = store.add_bytes(b"another output").unwrap();
+        let dest_dir = tempfile::tempdir().unwrap();
+        let dest = Store::open(dest_dir.path()).unwrap();
+        let honest = serde_json::json!({"out": address});
+        dest.put_meta("build", "k", &honest).unwrap();
+
+        let mut evil = spec(address);
+        evil.records[0].value = serde_json::json!({"out": other});
+        evil.roots
+            .get_mut("test-root")
+            .unwrap()
+            .addresses
+            .push(other);
+        let bytes = bundle_bytes(&store, &evil, None);
+        let report = import(&dest, &mut bytes.as_slice(), "b", &with_schema(None)).unwrap();
+        assert_eq!(report.records_kept, vec!["build/k".to_owned()]);
+        assert_eq!(report.records, 0);
+        assert_eq!(
+            dest.get_meta::<serde_json::Value>("build", "k").unwrap(),
+            Some(honest)
+        );
+
+        // Signed by a trusted key: replaced.
+        let secret = SecretKey::generate();
+        let signed = bundle_bytes(&store, &evil, Some(&secret));
+        let report = import(
+            &dest,
+            &mut signed.as_slice(),
+            "b",
+            &with_schema(Some(vec![secret.public_key()])),
+        )
+        .unwrap();
+        assert!(report.records_kept.is_empty());
+        assert_eq!(report.records, 1);
+        assert_eq!(
+            dest.get_meta::<serde_json::Value>("build", "k").unwrap(),
+            Some(serde_json::json!({"out": other}))
+        );
+
+        // A record the schema refuses: the import fails before any object is read.
+        let fresh_dir = tempfile::tempdir().unwrap();
+        let fresh = Store::open(fresh_dir.path()).unwrap();
+        let mut malformed = spec(address);
+        malformed.records[0].value = serde_json::json!({"output": address});
+        let bytes = bundle_bytes(&store, &malformed, None);
+        let error = import(&fresh, &mut bytes.as_slice(), "b", &with_schema(None)).unwrap_err();
+        assert!(matches!(error, Error::InvalidRecord { .. }), "{error}");
+        assert!(fresh.list_objects().unwrap().is_empty());
+        assert!(fresh.list_meta("build").unwrap().is_empty());
     }
 }

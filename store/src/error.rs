@@ -164,6 +164,14 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// The store path is a directory of other files, not a store.
+    #[error("`{}` is not an hstore store: it is a non-empty directory without a `VERSION` file (it holds `{}`)", path.display(), found.display())]
+    NotAStore {
+        /// The directory.
+        path: PathBuf,
+        /// One entry that is not part of a store.
+        found: PathBuf,
+    },
 }
 
 impl Error {
@@ -198,6 +206,14 @@ impl Hint for Error {
                 Some("run `hstore fetch` on a connected machine, or `hstore import` a bundle that holds it".into())
             }
             Error::DestinationExists { .. } => Some("choose a new path or remove the existing one".into()),
+            Error::NotAStore { .. } => Some(
+                "point `--store` (or HSTORE_STORE) at an existing store, or at a new or empty directory to create one"
+                    .into(),
+            ),
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => Some(
+                "the file system is full: free space (`hstore store gc` removes unreachable objects) and run the command again"
+                    .into(),
+            ),
             Error::IncompatibleStore { .. } => {
                 Some("point `--store` (or HSTORE_STORE) at an empty directory or an hstore store".into())
             }

@@ -3,8 +3,12 @@
 //! gc needs a [`Store`] opened with [`LockMode::Exclusive`]: every other command holds the shared lock for its whole
 //! run, so nothing a running command just added (and has not yet rooted) can be collected. Temp files are only
 //! ever left by killed commands once gc holds the exclusive lock, so gc removes them all.
+//!
+//! Deletion order keeps a killed gc's store verifiable: unreachable directory nodes go first, each only after every
+//! unreachable node naming it (Kahn's order over the unreachable part of the graph), then the blobs. So at every
+//! moment each node still present has all its children, and `verify` after a SIGKILL at any point finds nothing.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 
 use crate::digest::Digest;
@@ -65,17 +69,22 @@ impl Store {
         );
         let reachable = self.reachable()?;
         let mut report = GcReport::default();
+        let mut doomed = Vec::new();
         for (digest, format, path) in self.object_files()? {
             if reachable.contains(&digest) {
                 report.kept += 1;
-                continue;
+            } else {
+                doomed.push((digest, format, path));
             }
+        }
+        for (digest, format, path) in parents_first(self, doomed) {
             report.removed_bytes += fs::metadata(&path).map_or(0, |m| m.len());
             report.removed.push((digest, format));
             if !dry_run {
                 fs::remove_file(&path).map_err(Error::io("remove", &path))?;
             }
         }
+        report.removed.sort();
         let trees = self.layout().trees();
         for entry in fs::read_dir(&trees).map_err(Error::io("list", &trees))? {
             let entry = entry.map_err(Error::io("list", &trees))?;
@@ -101,4 +110,62 @@ impl Store {
         }
         Ok(report)
     }
+}
+
+/// Orders unreachable objects for deletion: directory nodes before the nodes they name (a node goes only once no
+/// remaining unreachable node names it), then blobs. A node that cannot be read is taken to name nothing.
+fn parents_first(
+    store: &Store,
+    doomed: Vec<(Digest, ObjectFormat, std::path::PathBuf)>,
+) -> Vec<(Digest, ObjectFormat, std::path::PathBuf)> {
+    let (directories, blobs): (Vec<_>, Vec<_>) = doomed
+        .into_iter()
+        .partition(|(_, format, _)| *format == ObjectFormat::Directory);
+    let unreachable: HashSet<Digest> = directories.iter().map(|(digest, _, _)| *digest).collect();
+    let mut children: HashMap<Digest, Vec<Digest>> = HashMap::new();
+    let mut named_by: HashMap<Digest, usize> = HashMap::new();
+    for (digest, _, _) in &directories {
+        let mut below = Vec::new();
+        if let Ok(Some(directory)) = store.get_directory(digest) {
+            for (_, node) in directory.entries() {
+                if let Node::Directory { digest: child, .. } = node
+                    && unreachable.contains(child)
+                {
+                    below.push(*child);
+                    *named_by.entry(*child).or_default() += 1;
+                }
+            }
+        }
+        children.insert(*digest, below);
+    }
+    let mut by_digest: HashMap<Digest, (Digest, ObjectFormat, std::path::PathBuf)> = directories
+        .into_iter()
+        .map(|entry| (entry.0, entry))
+        .collect();
+    let mut ready: Vec<Digest> = by_digest
+        .keys()
+        .filter(|digest| !named_by.contains_key(digest))
+        .copied()
+        .collect();
+    ready.sort();
+    let mut ordered = Vec::with_capacity(by_digest.len() + blobs.len());
+    while let Some(digest) = ready.pop() {
+        if let Some(entry) = by_digest.remove(&digest) {
+            ordered.push(entry);
+        }
+        for child in children.remove(&digest).unwrap_or_default() {
+            if let Some(count) = named_by.get_mut(&child) {
+                *count -= 1;
+                if *count == 0 {
+                    ready.push(child);
+                }
+            }
+        }
+    }
+    // Cycles cannot occur (addresses are hashes of content), but never drop an object from the list.
+    let mut rest: Vec<_> = by_digest.into_values().collect();
+    rest.sort_by_key(|entry| entry.0);
+    ordered.extend(rest);
+    ordered.extend(blobs);
+    ordered
 }

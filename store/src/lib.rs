@@ -34,7 +34,7 @@ pub use gc::GcReport;
 pub use ingest::{Added, hash_file, hash_tree};
 pub use layout::{Layout, ObjectFormat};
 pub use materialize::{Permissions, remove_tree};
-pub use meta::Root;
+pub use meta::{RecordSchema, Root};
 pub use path_component::PathComponent;
 pub use store::{BlobReader, LockMode, ObjectInfo, Store};
 pub use transfer::{BlobEncoding, copy_verified};

@@ -15,6 +15,20 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::store::Store;
 
+/// What the layers above know about their records. The store knows nothing of builds or fetchers, so whoever opens
+/// it for an import or a verify passes one of these in: it says whether a record is well formed and which objects it
+/// refers to, and the store checks those are present.
+pub trait RecordSchema: Send + Sync {
+    /// Checks the record `namespace/key` holding `value`: the addresses it refers to, or why it is not valid
+    /// (an unknown namespace, a missing field, a key that does not match its contents).
+    fn check(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> std::result::Result<Vec<Digest>, String>;
+}
+
 /// A gc root: objects (and everything below them) that gc must keep.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Root {
@@ -100,6 +114,74 @@ impl Store {
     /// Reads the record `namespace/key`; `Ok(None)` if absent.
     pub fn get_meta<T: DeserializeOwned>(&self, namespace: &str, key: &str) -> Result<Option<T>> {
         read_json(&self.meta_path(namespace, key)?)
+    }
+
+    /// Writes the record `namespace/key` unless one exists; returns whether it was written. Two processes racing
+    /// to write the same key both see one winner: the record is linked into place, never renamed over another.
+    pub fn put_meta_if_absent<T: Serialize>(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &T,
+    ) -> Result<bool> {
+        let path = self.meta_path(namespace, key)?;
+        let mut bytes = serde_json::to_vec_pretty(value).map_err(|source| Error::Json {
+            path: path.clone(),
+            source,
+        })?;
+        bytes.push(b'\n');
+        self.write_file_new(&path, &bytes)
+    }
+
+    /// Removes the record `namespace/key`; a missing record is not an error.
+    pub fn remove_meta(&self, namespace: &str, key: &str) -> Result<()> {
+        let path = self.meta_path(namespace, key)?;
+        match fs::remove_file(&path) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => {
+                Err(Error::io("remove", &path)(error))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Every namespace that holds records, sorted.
+    pub fn meta_namespaces(&self) -> Result<Vec<String>> {
+        let dir = self.layout().meta();
+        let mut namespaces = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(Error::io("list", &dir))? {
+            let entry = entry.map_err(Error::io("list", &dir))?;
+            if let Some(name) = entry.file_name().to_str()
+                && validate_name(name).is_ok()
+            {
+                namespaces.push(name.to_owned());
+            }
+        }
+        namespaces.sort();
+        Ok(namespaces)
+    }
+
+    /// The gc root `name` as stored; `Ok(None)` if absent, an error naming the file if it is not a valid root.
+    pub fn get_root(&self, name: &str) -> Result<Option<Root>> {
+        read_json(&self.root_path(name)?)
+    }
+
+    /// Names of every gc root file, sorted, without reading them.
+    pub fn root_names(&self) -> Result<Vec<String>> {
+        let dir = self.layout().roots();
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(Error::io("list", &dir))? {
+            let entry = entry.map_err(Error::io("list", &dir))?;
+            if let Some(name) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+                && validate_name(name).is_ok()
+            {
+                names.push(name.to_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
     }
 
     /// Keys of every record in `namespace`, sorted.

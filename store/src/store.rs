@@ -6,6 +6,14 @@
 //!   write order (children first). A killed process leaves only temp files; an object file that exists is complete.
 //! - A [`Store`] holds the store lock for its whole life: shared for normal work, exclusive for gc. So gc never
 //!   runs while another command is between adding an object and recording the root that keeps it.
+//! - A store this process may not write (a read-only mount shared by cluster nodes, a store owned by another user)
+//!   opens read-only for shared work: the lock file is opened for reading only (`flock` needs no write access), or
+//!   skipped when it does not exist. Skipping is safe because a read-only handle never adds, removes or renames
+//!   anything: objects are immutable and self-validating, so the worst a gc elsewhere can do to such a reader is make
+//!   an object disappear, which reads as a clear "missing object" error, never as wrong bytes. Writes through a
+//!   read-only handle fail with the file system's own error, naming the path.
+//! - A store is only ever created in a missing or empty directory (or one holding nothing but the layout's own
+//!   names, as a killed first open leaves it): `--store` pointed at a directory of other files is refused.
 //! - Memory is bounded by the buffer size whatever the object size: bytes stream from source to hasher to encoder.
 
 use std::cell::RefCell;
@@ -20,7 +28,10 @@ use tempfile::{NamedTempFile, TempPath};
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::layout::{Layout, ObjectFormat, STORE_VERSION};
+use crate::layout::{
+    LOCKS_DIR, Layout, META_DIR, OBJECTS_DIR, ObjectFormat, ROOTS_DIR, STORE_VERSION, TMP_DIR,
+    TREES_DIR,
+};
 use crate::tree::Directory;
 
 /// Size of the streaming buffer; memory per concurrent write is a small multiple of it.
@@ -101,8 +112,10 @@ pub struct BlobReader {
 #[derive(Debug)]
 pub struct Store {
     layout: Layout,
-    lock: File,
+    /// The lock file, held in `lock_mode`; `None` only for a read-only store without a lock file.
+    lock: Option<File>,
     lock_mode: LockMode,
+    read_only: bool,
     dirty_dirs: Mutex<BTreeSet<PathBuf>>,
     pending: Mutex<Pending>,
     /// Shard directories known to exist (indexed by the first digest byte), to skip a `mkdir` per object.
@@ -133,39 +146,45 @@ impl Store {
         Self::open_with(root, LockMode::Shared)
     }
 
-    /// Opens the store at `root`, holding the lock in `mode` until dropped; waits for conflicting holders.
+    /// Opens the store at `root`, holding the lock in `mode` until dropped; waits for conflicting holders. A store
+    /// this process cannot write opens read-only for [`LockMode::Shared`] (see the module docs).
     pub fn open_with(root: impl Into<PathBuf>, mode: LockMode) -> Result<Self> {
         let layout = Layout::new(root);
         let root = layout.root().to_path_buf();
-        for dir in [
-            layout.objects(),
-            layout.trees(),
-            layout.roots(),
-            layout.meta(),
-            layout.tmp(),
-        ] {
-            fs::create_dir_all(&dir).map_err(Error::io("create directory", &dir))?;
-        }
+        check_store_root(&layout)?;
         let lock_path = layout.lock_file();
-        if let Some(parent) = lock_path.parent() {
-            fs::create_dir_all(parent).map_err(Error::io("create directory", parent))?;
+        let (lock, read_only) = match create_layout(&layout).and_then(|()| {
+            OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(&lock_path)
+                .map_err(Error::io("open lock file", &lock_path))
+        }) {
+            Ok(lock) => (Some(lock), false),
+            Err(error) if mode == LockMode::Shared && is_read_only_error(&error) => {
+                // Not writable by us: read it as it is, under a shared lock when the lock file exists.
+                match File::open(&lock_path) {
+                    Ok(lock) => (Some(lock), true),
+                    Err(open_error) if open_error.kind() == io::ErrorKind::NotFound => (None, true),
+                    Err(_) => return Err(error),
+                }
+            }
+            Err(error) => return Err(error),
+        };
+        if let Some(lock) = &lock {
+            match mode {
+                LockMode::Shared => lock.lock_shared(),
+                LockMode::Exclusive => lock.lock(),
+            }
+            .map_err(Error::io("lock", &lock_path))?;
         }
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&lock_path)
-            .map_err(Error::io("open lock file", &lock_path))?;
-        match mode {
-            LockMode::Shared => lock.lock_shared(),
-            LockMode::Exclusive => lock.lock(),
-        }
-        .map_err(Error::io("lock", &lock_path))?;
         let store = Self {
             layout,
             lock,
             lock_mode: mode,
+            read_only,
             dirty_dirs: Mutex::new(BTreeSet::new()),
             pending: Mutex::new(Pending::default()),
             commit: Mutex::new(()),
@@ -176,6 +195,11 @@ impl Store {
         Ok(store)
     }
 
+    /// Whether this handle reads a store it cannot write (see the module docs).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
     fn check_version(&self, root: &Path) -> Result<()> {
         let version_path = self.layout.version_file();
         match fs::read_to_string(&version_path) {
@@ -184,7 +208,7 @@ impl Store {
                 path: root.to_path_buf(),
                 found,
             }),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            Err(error) if error.kind() == io::ErrorKind::NotFound && !self.read_only => {
                 self.write_file_atomic(&version_path, STORE_VERSION.as_bytes())
             }
             Err(error) => Err(Error::io("read", &version_path)(error)),
@@ -641,6 +665,75 @@ impl Store {
         Ok(())
     }
 
+    /// Writes a small file atomically unless `path` exists; returns whether it was written. The complete temp file
+    /// is hard-linked into place (which fails if the name exists), so no reader sees a partial file and no writer
+    /// replaces another's.
+    pub fn write_file_new(&self, path: &Path, bytes: &[u8]) -> Result<bool> {
+        let mut temp = self.temp_file()?;
+        temp.write_all(bytes)
+            .map_err(Error::io("write", temp.path()))?;
+        temp.as_file()
+            .sync_all()
+            .map_err(Error::io("fsync", temp.path()))?;
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(Error::io("create directory", parent))?;
+            self.mark_dirty(parent.to_path_buf());
+        }
+        match temp.persist_noclobber(path) {
+            Ok(_) => Ok(true),
+            Err(error) if error.error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(error) => Err(Error::io("link into place", path)(error.error)),
+        }
+    }
+
+    /// Whether `digest` and everything below it are in the store: the closure check `fetch` relies on (a root
+    /// whose tree lost a blob to `verify --repair` is not complete). Walks iteratively, each node once.
+    pub fn closure_complete(&self, digest: &Digest) -> Result<bool> {
+        Ok(self.first_missing_in_closure(digest)?.is_none())
+    }
+
+    /// The first object missing below (or at) `digest`, if any.
+    pub fn first_missing_in_closure(&self, digest: &Digest) -> Result<Option<Digest>> {
+        let mut seen = HashSet::new();
+        let mut pending = vec![*digest];
+        while let Some(digest) = pending.pop() {
+            if !seen.insert(digest) {
+                continue;
+            }
+            match self.object_format(&digest)? {
+                None => return Ok(Some(digest)),
+                Some(ObjectFormat::Directory) => {
+                    for (_, node) in self.directory(&digest)?.entries() {
+                        match node {
+                            crate::tree::Node::File { digest, .. }
+                            | crate::tree::Node::Directory { digest, .. } => pending.push(*digest),
+                            crate::tree::Node::Symlink { .. } => {}
+                        }
+                    }
+                }
+                Some(ObjectFormat::RawBlob | ObjectFormat::ZstdBlob) => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// The byte length of a stored blob (from the file, or the zstd frame header); `Ok(None)` if absent.
+    pub fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
+        match self.blob_format(digest)? {
+            None => Ok(None),
+            Some(ObjectFormat::RawBlob) => {
+                let path = self.layout.object(digest, ObjectFormat::RawBlob);
+                Ok(Some(
+                    fs::metadata(&path).map_err(Error::io("stat", &path))?.len(),
+                ))
+            }
+            Some(format) => {
+                let path = self.layout.object(digest, format);
+                Self::zstd_content_size(digest, &path).map(Some)
+            }
+        }
+    }
+
     /// How `digest` is stored, if it is a blob in this store.
     pub fn blob_format(&self, digest: &Digest) -> Result<Option<ObjectFormat>> {
         for format in [ObjectFormat::RawBlob, ObjectFormat::ZstdBlob] {
@@ -822,8 +915,66 @@ impl Drop for Store {
         if let Err(error) = self.commit_pending().and_then(|()| self.flush()) {
             tracing::warn!("{error}");
         }
-        let _ = self.lock.unlock();
+        if let Some(lock) = &self.lock {
+            let _ = lock.unlock();
+        }
     }
+}
+
+/// Refuses to make a store in a directory that holds anything but a store (or a killed first open's layout).
+fn check_store_root(layout: &Layout) -> Result<()> {
+    let root = layout.root();
+    if layout.version_file().exists() {
+        return Ok(());
+    }
+    let entries = match fs::read_dir(root) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(Error::io("list", root)(error)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(Error::io("list", root))?;
+        let name = entry.file_name();
+        let ours = name.to_str().is_some_and(|name| {
+            [
+                OBJECTS_DIR,
+                TREES_DIR,
+                ROOTS_DIR,
+                META_DIR,
+                TMP_DIR,
+                LOCKS_DIR,
+            ]
+            .contains(&name)
+        });
+        if !ours {
+            return Err(Error::NotAStore {
+                path: root.to_path_buf(),
+                found: entry.path(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Creates the layout's directories (a no-op on an existing store, even a read-only one).
+fn create_layout(layout: &Layout) -> Result<()> {
+    for dir in [
+        layout.objects(),
+        layout.trees(),
+        layout.roots(),
+        layout.meta(),
+        layout.tmp(),
+        layout.root().join(LOCKS_DIR),
+    ] {
+        fs::create_dir_all(&dir).map_err(Error::io("create directory", &dir))?;
+    }
+    Ok(())
+}
+
+/// Whether opening failed only because this process may not write the store.
+fn is_read_only_error(error: &Error) -> bool {
+    matches!(error, Error::Io { source, .. }
+        if matches!(source.kind(), io::ErrorKind::ReadOnlyFilesystem | io::ErrorKind::PermissionDenied))
 }
 
 thread_local! {
@@ -934,6 +1085,41 @@ mod tests {
             .unwrap_err();
         assert!(matches!(error, Error::DigestMismatch { .. }));
         assert!(store.list_objects().unwrap().is_empty());
+        assert_eq!(fs::read_dir(store.layout().tmp()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_foreign_directory_is_not_made_a_store() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+        let error = Store::open(dir.path()).unwrap_err();
+        assert!(matches!(error, Error::NotAStore { .. }), "{error}");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn closure_check_sees_a_missing_blob_below_a_present_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let tree = dir.path().join("tree");
+        fs::create_dir_all(tree.join("sub")).unwrap();
+        fs::write(tree.join("sub/file"), "content").unwrap();
+        let root = store.add_path(&tree).unwrap().digest();
+        assert!(store.closure_complete(&root).unwrap());
+        let blob = Digest::of_bytes(b"content");
+        let format = store.blob_format(&blob).unwrap().unwrap();
+        fs::remove_file(store.layout().object(&blob, format)).unwrap();
+        assert!(store.object_format(&root).unwrap().is_some());
+        assert_eq!(store.first_missing_in_closure(&root).unwrap(), Some(blob));
+    }
+
+    #[test]
+    fn put_meta_if_absent_keeps_the_first_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.put_meta_if_absent("build", "k", &1).unwrap());
+        assert!(!store.put_meta_if_absent("build", "k", &2).unwrap());
+        assert_eq!(store.get_meta::<u32>("build", "k").unwrap(), Some(1));
         assert_eq!(fs::read_dir(store.layout().tmp()).unwrap().count(), 0);
     }
 }

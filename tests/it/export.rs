@@ -195,10 +195,16 @@ fn with_builds_carries_build_roots_and_records() {
     fs::create_dir_all(env.path("outdir/bin")).unwrap();
     fs::write(env.path("outdir/bin/tool"), "#!/bin/sh\necho built\n").unwrap();
     let output = env.add("src", &env.path("outdir"));
-    // A recorded build, in the store's documented layout (roots-v1/, meta-v1/build/).
-    let record = serde_json::json!({"output": output.to_string(), "recipe": "demo"});
+    // A recorded build, in the store's documented layout (roots-v1/, meta-v1/build/), with every field of a build
+    // record: import checks records against their schema.
+    let key = Digest::of_bytes(b"demo-cpu");
+    let log = Digest::of_bytes(b"#!/bin/sh\necho built\n");
+    let record = serde_json::json!({
+        "key": key, "recipe": "demo", "target": "cpu", "output": output, "log": log,
+        "inputs": {}, "fingerprints": {},
+    });
     fs::write(
-        env.path("src/roots-v1/build-demo-cpu.json"),
+        env.path(&format!("src/roots-v1/build-{}.json", key.to_hex())),
         serde_json::to_vec(
             &serde_json::json!({"description": "build demo", "addresses": [output.to_string()]}),
         )
@@ -207,7 +213,7 @@ fn with_builds_carries_build_roots_and_records() {
     .unwrap();
     fs::create_dir_all(env.path("src/meta-v1/build")).unwrap();
     fs::write(
-        env.path("src/meta-v1/build/demo-cpu.json"),
+        env.path(&format!("src/meta-v1/build/{}.json", key.to_hex())),
         serde_json::to_vec(&record).unwrap(),
     )
     .unwrap();
@@ -218,26 +224,25 @@ fn with_builds_carries_build_roots_and_records() {
         .args(["export", "--with-builds", "-o", "builds.hsb"]));
     let plain = parse(&fs::read(env.path("plain.hsb")).unwrap());
     let builds = parse(&fs::read(env.path("builds.hsb")).unwrap());
-    assert!(plain.manifest["roots"].get("build-demo-cpu").is_none());
-    assert!(builds.manifest["roots"].get("build-demo-cpu").is_some());
+    let root_name = format!("build-{}", key.to_hex());
+    assert!(plain.manifest["roots"].get(&root_name).is_none());
+    assert!(builds.manifest["roots"].get(&root_name).is_some());
     assert_eq!(builds.records.len(), plain.records.len() + 3); // tool blob, bin/, outdir/
 
     env.ok(env.hstore("dest").args(["import", "builds.hsb"]));
     env.verify_clean("dest");
-    assert!(
-        env.roots("dest")
-            .contains(&"build-demo-cpu.json".to_owned())
-    );
-    let copied: serde_json::Value =
-        serde_json::from_slice(&fs::read(env.path("dest/meta-v1/build/demo-cpu.json")).unwrap())
-            .unwrap();
+    assert!(env.roots("dest").contains(&format!("{root_name}.json")));
+    let copied: serde_json::Value = serde_json::from_slice(
+        &fs::read(env.path(&format!("dest/meta-v1/build/{}.json", key.to_hex()))).unwrap(),
+    )
+    .unwrap();
     assert_eq!(copied, record);
 
     // --all takes every root without a lockfile.
     fs::remove_file(env.path("lockfile.json")).unwrap();
     env.ok(env.hstore("src").args(["export", "--all", "-o", "all.hsb"]));
     let all = parse(&fs::read(env.path("all.hsb")).unwrap());
-    assert!(all.manifest["roots"].get("build-demo-cpu").is_some());
+    assert!(all.manifest["roots"].get(&root_name).is_some());
 }
 
 #[test]

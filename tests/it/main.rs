@@ -2,6 +2,7 @@
 //! sandboxed directory ([`hstore_test_support::TestEnv`]), against loopback servers and `file://` git repositories.
 
 mod build;
+mod campaign;
 mod common;
 mod escape;
 mod export;
@@ -11,4 +12,5 @@ mod lock;
 mod store;
 mod store_common;
 mod support;
+mod trust;
 mod wheels;

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
+use std::sync::Arc;
 
 use super::keys::{KeyError, PublicKey};
 use super::{
@@ -19,16 +20,29 @@ use super::{
 };
 use crate::digest::Digest;
 use crate::layout::ObjectFormat;
-use crate::meta::Root;
+use crate::meta::{RecordSchema, Root};
 use crate::store::{BUFFER_SIZE, Durability, Store};
 use crate::transfer::BlobEncoding;
 use crate::tree::Node;
 
 /// How to import.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct ImportOptions {
     /// When set, the bundle must be signed by one of these keys, checked before any object is read.
     pub trusted_keys: Option<Vec<PublicKey>>,
+    /// The schema every carried record must pass (checked with the manifest, before any object is read); the
+    /// addresses it names must be in the bundle or the store. `None` accepts any record (library callers that
+    /// carry their own records); the CLI always passes one.
+    pub records: Option<Arc<dyn RecordSchema>>,
+}
+
+impl std::fmt::Debug for ImportOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportOptions")
+            .field("trusted_keys", &self.trusted_keys)
+            .field("records", &self.records.as_ref().map(|_| "RecordSchema"))
+            .finish()
+    }
 }
 
 /// What [`import`] did.
@@ -46,8 +60,13 @@ pub struct ImportReport {
     pub roots: Vec<String>,
     /// Lockfile blobs carried.
     pub lockfiles: Vec<Digest>,
-    /// Records written.
+    /// Records written (new, or replaced by a trusted bundle).
     pub records: usize,
+    /// Records the store already held with the same value.
+    pub records_unchanged: usize,
+    /// Records (`namespace/key`) the store already held with a different value, kept because the bundle is not
+    /// trusted: an unsigned import never rewrites what a build or fetch recorded.
+    pub records_kept: Vec<String>,
     /// Who signed the bundle, if anyone (always a trusted key when trust was required).
     pub signer: Option<PublicKey>,
 }
@@ -154,7 +173,7 @@ pub fn import(
         },
     };
     let (manifest, signer) = read_head(&mut importer, options)?;
-    check_manifest(&importer, &manifest)?;
+    check_manifest(&importer, &manifest, options.records.as_deref())?;
     // Objects are written in batches (one syncfs per batch instead of one fsync per object); whatever was verified
     // is published even if a later part of the bundle fails, which keeps a re-import cheap and is harmless because
     // every published object was checked against its address.
@@ -167,11 +186,33 @@ pub fn import(
     report.signer = signer;
     report.lockfiles.clone_from(&manifest.lockfiles);
 
-    // Everything checked out: only now register what the bundle carries.
+    // Everything checked out: only now register what the bundle carries. A record already held with another
+    // value is replaced only when the bundle is signed by a trusted key (the signer was checked in `read_head`).
+    let trusted = options.trusted_keys.is_some() && report.signer.is_some();
     for record in &manifest.records {
-        store.put_meta(&record.namespace, &record.key, &record.value)?;
+        let existing = store.get_meta::<serde_json::Value>(&record.namespace, &record.key);
+        match existing {
+            Ok(None) => {
+                if store.put_meta_if_absent(&record.namespace, &record.key, &record.value)? {
+                    report.records += 1;
+                } else {
+                    // Written by another process since the look: the same rules apply to it.
+                    report
+                        .records_kept
+                        .push(format!("{}/{}", record.namespace, record.key));
+                }
+            }
+            Ok(Some(value)) if value == record.value => report.records_unchanged += 1,
+            // Different, or unreadable (verify reports it; `verify --repair` removes it).
+            Ok(Some(_)) | Err(_) if trusted => {
+                store.put_meta(&record.namespace, &record.key, &record.value)?;
+                report.records += 1;
+            }
+            Ok(Some(_)) | Err(_) => report
+                .records_kept
+                .push(format!("{}/{}", record.namespace, record.key)),
+        }
     }
-    report.records = manifest.records.len();
     let existing: HashMap<String, Root> = store.roots()?.into_iter().collect();
     for (root_name, root) in &manifest.roots {
         let mut merged = root.clone();
@@ -310,7 +351,11 @@ fn read_head(
 }
 
 /// Checks the manifest against itself and the store, before any object is read.
-fn check_manifest(importer: &Importer<'_, '_>, manifest: &Manifest) -> Result<(), Error> {
+fn check_manifest(
+    importer: &Importer<'_, '_>,
+    manifest: &Manifest,
+    schema: Option<&dyn RecordSchema>,
+) -> Result<(), Error> {
     let store = importer.store;
     let mut listed: HashMap<Digest, ObjectKind> = HashMap::with_capacity(manifest.objects.len());
     for (position, object) in manifest.objects.iter().enumerate() {
@@ -342,12 +387,36 @@ fn check_manifest(importer: &Importer<'_, '_>, manifest: &Manifest) -> Result<()
             }
         }
     }
+    let mut names = std::collections::HashSet::new();
     for record in &manifest.records {
         if !valid(&record.namespace) || !valid(&record.key) {
             return Err(importer.inconsistent(format!(
                 "record name `{}/{}` is not valid",
                 record.namespace, record.key
             )));
+        }
+        if !names.insert((&record.namespace, &record.key)) {
+            return Err(importer.inconsistent(format!(
+                "record `{}/{}` is listed twice",
+                record.namespace, record.key
+            )));
+        }
+        let Some(schema) = schema else { continue };
+        let addresses = schema
+            .check(&record.namespace, &record.key, &record.value)
+            .map_err(|reason| Error::InvalidRecord {
+                name: importer.name.clone(),
+                record: format!("{}/{}", record.namespace, record.key),
+                reason,
+            })?;
+        for address in addresses {
+            if !listed.contains_key(&address) && store.object_format(&address)?.is_none() {
+                return Err(Error::NotInClosure {
+                    name: importer.name.clone(),
+                    what: format!("record `{}/{}`", record.namespace, record.key),
+                    address,
+                });
+            }
         }
     }
     for lockfile in &manifest.lockfiles {
@@ -373,7 +442,7 @@ fn read_objects(
 ) -> Result<ImportReport, Error> {
     let store = importer.store;
     let count = manifest.objects.len();
-    let mut seen: HashMap<Digest, ObjectKind> = HashMap::with_capacity(count);
+    let mut seen: HashMap<Digest, (ObjectKind, u64)> = HashMap::with_capacity(count);
     let mut report = ImportReport::default();
     let mut buffer = Vec::new();
     for position in 0.. {
@@ -443,7 +512,7 @@ fn read_objects(
                 listed.kind.name()
             )));
         }
-        let added = match encoding {
+        let (added, claimable) = match encoding {
             PayloadEncoding::Directory => {
                 if length != listed.size {
                     return Err(mismatch(format!(
@@ -483,7 +552,12 @@ fn read_objects(
                             "decoded fully with {remaining} payload bytes left over"
                         )));
                     }
-                    Ok(added) => added,
+                    Ok(added) => (added, listed.size),
+                    // The store could not write (a full disk, a read-only or unwritable store): not the bundle's
+                    // fault, and the message must say so.
+                    Err(error) if is_store_write_failure(&error) => {
+                        return Err(Error::Store(error));
+                    }
                     Err(_) if importer.stream.ended => {
                         return Err(Error::Truncated {
                             name: importer.name.clone(),
@@ -502,7 +576,8 @@ fn read_objects(
                 }
             }
         };
-        seen.insert(found, listed.kind);
+        // What a parent may claim for this child: a blob's length, a directory's total file bytes.
+        seen.insert(found, (listed.kind, claimable));
         report.objects += 1;
         report.added += usize::from(added);
         report.content_bytes += listed.size;
@@ -510,14 +585,15 @@ fn read_objects(
     Ok(report)
 }
 
-/// Verifies a directory node, checks its children are present, and stores it. Returns whether it was new.
+/// Verifies a directory node, checks its children are present and of the size it claims, and stores it. Returns
+/// whether it was new, and its total file bytes.
 fn import_directory(
     importer: &Importer<'_, '_>,
-    seen: &HashMap<Digest, ObjectKind>,
+    seen: &HashMap<Digest, (ObjectKind, u64)>,
     position: usize,
     address: Digest,
     bytes: &[u8],
-) -> Result<bool, Error> {
+) -> Result<(bool, u64), Error> {
     let store = importer.store;
     let directory = store
         .check_directory_bytes(&address, bytes)
@@ -528,40 +604,67 @@ fn import_directory(
             source: Box::new(source),
         })?;
     for (entry, node) in directory.entries() {
-        let (child, kind) = match node {
-            Node::File { digest, .. } => (*digest, ObjectKind::Blob),
-            Node::Directory { digest, .. } => (*digest, ObjectKind::Dir),
+        let (child, kind, claimed) = match node {
+            Node::File { digest, size, .. } => (*digest, ObjectKind::Blob, *size),
+            Node::Directory { digest, size } => (*digest, ObjectKind::Dir, *size),
             Node::Symlink { .. } => continue,
         };
-        let present = match seen.get(&child) {
-            Some(seen_kind) => *seen_kind == kind,
+        let entry_name = || String::from_utf8_lossy(entry.as_bytes()).into_owned();
+        let actual = match seen.get(&child) {
+            Some((seen_kind, size)) if *seen_kind == kind => Some(*size),
+            Some(_) => None,
             None => match kind {
-                ObjectKind::Blob => store.blob_format(&child)?.is_some(),
+                ObjectKind::Blob => store.blob_size(&child)?,
                 ObjectKind::Dir => store
-                    .layout()
-                    .object(&child, ObjectFormat::Directory)
-                    .exists(),
+                    .get_directory(&child)
+                    .ok()
+                    .flatten()
+                    .map(|directory| directory.total_size()),
             },
         };
-        if !present {
+        let Some(actual) = actual else {
             return Err(Error::MissingChild {
                 name: importer.name.clone(),
                 parent: address,
-                entry: String::from_utf8_lossy(entry.as_bytes()).into_owned(),
+                entry: entry_name(),
                 kind,
                 child,
             });
+        };
+        if actual != claimed {
+            return Err(Error::ObjectMismatch {
+                name: importer.name.clone(),
+                position,
+                address,
+                problem: format!(
+                    "is a directory whose entry `{}` claims {claimed} bytes, but {kind} {child} holds {actual}",
+                    entry_name()
+                ),
+            });
         }
     }
+    let total = directory.total_size();
     if store
         .layout()
         .object(&address, ObjectFormat::Directory)
         .exists()
     {
-        return Ok(false);
+        return Ok((false, total));
     }
     store.write_directory_bytes(&address, bytes, Durability::Batched)?;
-    Ok(true)
+    Ok((true, total))
+}
+
+/// Whether a failed blob write failed on the store's side (no space, no quota, no write access), not the bundle's.
+fn is_store_write_failure(error: &crate::Error) -> bool {
+    matches!(error, crate::Error::Io { source, .. } if matches!(
+        source.kind(),
+        io::ErrorKind::StorageFull
+            | io::ErrorKind::QuotaExceeded
+            | io::ErrorKind::ReadOnlyFilesystem
+            | io::ErrorKind::PermissionDenied
+            | io::ErrorKind::FileTooLarge
+    ))
 }
 
 /// The trailer: object count and the hash of everything before it, then the end of the stream.

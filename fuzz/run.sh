@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Runs every cargo-fuzz target for a bounded time, seeded from the inputs the tests use, and prints one line per
+# target (runs, corpus size, crashes). A crash leaves its input in fuzz/artifacts/<target>/ and makes this exit 1:
+# turn each into a regression unit test next to the code it broke.
+#
+#   fuzz/run.sh [SECONDS_PER_TARGET] [TARGET…]      (default 60 s, every target)
+#
+# Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz --locked`), and the hstore binary
+# (`cargo build`; HSTORE_BIN overrides its path) to make the seed bundle and directory nodes.
+set -euo pipefail
+cd "$(dirname "$0")"
+seconds=${1:-60}
+shift || true
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+    targets=(directory_decode bundle_import lockfile_parse recipe_parse archive_unpack)
+fi
+hstore=${HSTORE_BIN:-$PWD/../target/debug/hstore}
+[ -x "$hstore" ] || { echo "error: no hstore binary at $hstore (run \`cargo build\` first)" >&2; exit 2; }
+
+# Seeds: what the tests feed these parsers, made fresh (nothing binary is committed).
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p corpus/{directory_decode,bundle_import,lockfile_parse,recipe_parse,archive_unpack}
+mkdir -p "$work/tree/src/deep"
+printf 'a tree for bundle tests\n%.0s' {1..20} > "$work/tree/README"
+printf 'pub fn f() -> u32 { 42 }\n%.0s' {1..50} > "$work/tree/src/lib.rs"
+head -c 3000 /dev/urandom > "$work/tree/src/deep/data.bin"
+ln -s src/lib.rs "$work/tree/link"
+chmod +x "$work/tree/README"
+(
+    cd "$work"
+    HSTORE_STORE="$work/store" "$hstore" store add --root seed tree > address
+    address=$(cat address)
+    printf '{"version":1,"recipes":[],"artifacts":[{"kind":"path","id":"path+tree","path":"tree","address":"%s","size":0}]}\n' \
+        "$address" > lockfile.json
+    HSTORE_STORE="$work/store" "$hstore" export -o seed.hsb 2>/dev/null
+)
+cp "$work/seed.hsb" corpus/bundle_import/seed.hsb
+for node in "$work"/store/objects-v1/*/*.dir; do cp "$node" corpus/directory_decode/; done
+cp "$work/lockfile.json" corpus/lockfile_parse/tiny.json
+cp ../lockfile.json corpus/lockfile_parse/repo.json
+for recipe in ../recipes/*.toml ../examples/*/recipes/*.toml; do
+    [ -f "$recipe" ] && cp "$recipe" "corpus/recipe_parse/$(basename "$(dirname "$(dirname "$recipe")")")-$(basename "$recipe")"
+done
+# Archives: the first byte picks the format (index into [tar, tar.gz, tar.xz, tar.zst, zip]).
+tar -C "$work" -cf "$work/t.tar" tree
+{ printf '\x00'; cat "$work/t.tar"; } > corpus/archive_unpack/tar
+{ printf '\x01'; gzip -c "$work/t.tar"; } > corpus/archive_unpack/tar.gz
+{ printf '\x02'; xz -c "$work/t.tar"; } > corpus/archive_unpack/tar.xz
+{ printf '\x03'; zstd -q -c "$work/t.tar"; } > corpus/archive_unpack/tar.zst
+python3 - "$work" <<'PY'
+import sys, zipfile, io
+work = sys.argv[1]
+buffer = io.BytesIO()
+with zipfile.ZipFile(buffer, "w") as archive:
+    archive.writestr("pkg/README", "hello\n")
+    archive.writestr("pkg/bin/tool", "#!/bin/sh\n")
+open("corpus/archive_unpack/zip", "wb").write(b"\x04" + buffer.getvalue())
+PY
+
+status=0
+for target in "${targets[@]}"; do
+    log="$work/$target.log"
+    if cargo +nightly fuzz run "$target" "corpus/$target" -- \
+        -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=262144 -print_final_stats=1 > "$log" 2>&1; then
+        result=ok
+    else
+        result=CRASH
+        status=1
+        tail -40 "$log" >&2
+    fi
+    runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1)
+    echo "$target: $result, ${runs:-?} runs in ${seconds}s, corpus $(ls "corpus/$target" | wc -l) inputs"
+done
+exit "$status"
