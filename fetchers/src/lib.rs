@@ -1,5 +1,6 @@
 //! hstore-fetchers: what recipes ask for ([`recipe`]), what a lock pinned ([`lockfile`]), and the fetchers that
-//! turn each source kind into verified store objects: [`git`], [`crates`] (`cargo_lock`), [`url`], [`path`], all
+//! turn each source kind into verified store objects: [`git`], [`crates`] (`cargo_lock`), [`url`], [`path`], [`xmake`]
+//! (the archives of a project's xmake packages), all
 //! downloading through [`http`] with [`mirrors`] applied, orchestrated by [`resolve`].
 //!
 //! Fetchers never write into the store's object directory themselves: they hand a finished temp file or directory
@@ -17,6 +18,7 @@ pub mod recipe;
 pub mod reporter;
 pub mod resolve;
 pub mod url;
+pub mod xmake;
 
 pub use error::{Error, Result};
 pub use reporter::{NoReporter, Reporter};

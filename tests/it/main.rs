@@ -10,3 +10,4 @@ mod lock;
 mod store;
 mod store_common;
 mod support;
+mod xmake;
