@@ -179,6 +179,10 @@ function main(outfile)
         for _, instance in ipairs(package.load_packages(requires, {requires_extra = requires_extra})) do
             local entry = {name = instance:name(), version = instance:version_str() or "",
                            origin = _origin(instance), deps = {}, urls = {}}
+            local fetchinfo = instance:fetch()
+            if fetchinfo and fetchinfo.version then
+                entry.host_version = tostring(fetchinfo.version)
+            end
             for _, dep in ipairs(instance:orderdeps() or {}) do
                 table.insert(entry.deps, dep:name())
             end
@@ -225,6 +229,9 @@ pub struct ProbedPackage {
     pub version: String,
     /// Where xmake would take it from.
     pub origin: Origin,
+    /// The version found on the host, when xmake takes it from there and knows it.
+    #[serde(default)]
+    pub host_version: Option<String>,
     /// Names of the packages it depends on.
     #[serde(deserialize_with = "lua_list")]
     pub deps: Vec<String>,
@@ -327,7 +334,8 @@ pub struct XmakeArchive {
 pub struct HostPackage {
     /// The package name.
     pub package: String,
-    /// The version found (empty when xmake does not report one).
+    /// The version found on the host, else the version xmake-repo would have installed (empty when neither is
+    /// known).
     pub version: String,
     /// The hardware target it was locked for.
     pub target: String,
@@ -373,7 +381,10 @@ pub fn lock_entries(report: &ProbeReport, target: &str) -> Result<XmakeLock, Err
             Origin::System | Origin::Thirdparty => {
                 host.insert(HostPackage {
                     package: package.name.clone(),
-                    version: package.version.clone(),
+                    version: package
+                        .host_version
+                        .clone()
+                        .unwrap_or_else(|| package.version.clone()),
                     target: target.to_owned(),
                     origin: package.origin,
                 });
