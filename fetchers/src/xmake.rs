@@ -465,29 +465,26 @@ pub fn global_conf(archives_dir: &str) -> String {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Phase2 {
     /// The locked xmake-repo tree (read-only, no `.git`).
-    pub repo_dir: PathBuf,
+    pub repo: PathBuf,
     /// The directory holding the archives under their file names.
-    pub archives_dir: PathBuf,
+    pub archives: PathBuf,
     /// A writable scratch directory (the sandbox's `/build`); xmake's global, package and temp dirs go under it.
-    pub scratch_dir: PathBuf,
+    pub scratch: PathBuf,
     /// The directory holding the pinned `xmake` binary.
-    pub xmake_bin_dir: PathBuf,
+    pub xmake_bin: PathBuf,
 }
 
 impl Phase2 {
     /// `XMAKE_GLOBALDIR`.
     pub fn global_dir(&self) -> PathBuf {
-        self.scratch_dir.join("xmake-global")
+        self.scratch.join("xmake-global")
     }
 
     /// The environment an xmake build runs with, `PATH` first naming the pinned xmake.
     pub fn env(&self) -> BTreeMap<String, String> {
-        let scratch = |name: &str| self.scratch_dir.join(name).display().to_string();
+        let scratch = |name: &str| self.scratch.join(name).display().to_string();
         BTreeMap::from([
-            (
-                "XMAKE_MAIN_REPO".into(),
-                self.repo_dir.display().to_string(),
-            ),
+            ("XMAKE_MAIN_REPO".into(), self.repo.display().to_string()),
             (
                 "XMAKE_GLOBALDIR".into(),
                 self.global_dir().display().to_string(),
@@ -499,10 +496,7 @@ impl Phase2 {
             ("XMAKE_ROOT".into(), "y".into()),
             (
                 "PATH".into(),
-                format!(
-                    "{}:/usr/local/bin:/usr/bin:/bin",
-                    self.xmake_bin_dir.display()
-                ),
+                format!("{}:/usr/local/bin:/usr/bin:/bin", self.xmake_bin.display()),
             ),
         ])
     }
@@ -513,12 +507,12 @@ impl Phase2 {
             let present = archive
                 .search_names
                 .iter()
-                .any(|name| self.archives_dir.join(name).is_file());
+                .any(|name| self.archives.join(name).is_file());
             if !present {
                 return Err(Error::MissingArchive {
                     package: archive.package.clone(),
                     version: archive.version.clone(),
-                    dir: self.archives_dir.clone(),
+                    dir: self.archives.clone(),
                     names: archive
                         .search_names
                         .iter()
@@ -537,14 +531,14 @@ impl Phase2 {
         let conf_dir = self.global_dir().join(".xmake");
         for dir in [
             conf_dir.clone(),
-            self.scratch_dir.join("xmake-packages"),
-            self.scratch_dir.join("xmake-cache"),
-            self.scratch_dir.join("xmake-tmp"),
+            self.scratch.join("xmake-packages"),
+            self.scratch.join("xmake-cache"),
+            self.scratch.join("xmake-tmp"),
         ] {
             std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir, source })?;
         }
         let conf = conf_dir.join("xmake.conf");
-        std::fs::write(&conf, global_conf(&self.archives_dir.display().to_string()))
+        std::fs::write(&conf, global_conf(&self.archives.display().to_string()))
             .map_err(|source| Error::Io { path: conf, source })
     }
 }
@@ -639,10 +633,10 @@ mod tests {
             std::fs::write(archives_dir.join(&archive.file_name), b"x").expect("write");
         }
         let phase2 = Phase2 {
-            repo_dir: "/src/repo".into(),
-            archives_dir: archives_dir.clone(),
-            scratch_dir: dir.path().join("build"),
-            xmake_bin_dir: "/src/xmake/bin".into(),
+            repo: "/src/repo".into(),
+            archives: archives_dir.clone(),
+            scratch: dir.path().join("build"),
+            xmake_bin: "/src/xmake/bin".into(),
         };
         let error = phase2.prepare(&lock.archives).expect_err("missing");
         assert_eq!(

@@ -6,6 +6,7 @@
 //! its README), so the test swaps the recipe's sha256 for the fixture's and keeps everything else of the real recipe.
 //! A missing fixture fails the test: it is never skipped.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -177,9 +178,11 @@ fn xmake_builds_from_source_in_the_sandbox_runs_is_a_cache_hit_and_reproduces() 
     assert!(stderr.contains("Checked"), "{stderr}");
 }
 
-/// Builds xmake from the fixture with `recipes/xmake.toml` and copies the output to `project/xmake-tool`, which the
-/// other recipes of these tests read as a `path` source (the same tree, so the same address, as the build output).
-fn build_xmake_tool(project: &XmakeProject) {
+/// Builds xmake from the fixture with `recipes/xmake.toml` and serves its output as a tarball, which the other
+/// recipes of these tests read as an unpacked `url` source: the stand-in for a `recipe = "xmake"` source. (Not a
+/// `path` source: those leave out `target` directories at any depth, and xmake's own scripts have some.) Returns the
+/// recipe table of that source.
+fn build_xmake_tool(project: &XmakeProject) -> String {
     let mirror = project.mirror();
     exited(&project.hstore(&["lock", "--mirror", &mirror]), 0);
     exited(
@@ -193,13 +196,22 @@ fn build_xmake_tool(project: &XmakeProject) {
         ]),
         0,
     );
-    let copied = Command::new("cp")
-        .arg("-R")
-        .arg(project.dir().join("xmake-out/."))
-        .arg(project.dir().join("xmake-tool"))
+    let tarball = project.server.root().join("tools/xmake-tool.tar.gz");
+    std::fs::create_dir_all(tarball.parent().expect("parent")).expect("create tools dir");
+    let packed = Command::new("tar")
+        .arg("-C")
+        .arg(project.dir().join("xmake-out/"))
+        .arg("-czf")
+        .arg(&tarball)
+        .arg(".")
         .status()
-        .expect("run cp");
-    assert!(copied.success(), "cp -R xmake-out xmake-tool");
+        .expect("run tar");
+    assert!(packed.success(), "tar the built xmake");
+    let sha256 = sha256_hex(&std::fs::read(&tarball).expect("read xmake tarball"));
+    format!(
+        "[sources.xmake]\nurl = \"{}/tools/xmake-tool.tar.gz\"\nsha256 = \"{sha256}\"\nunpack = true\n\n",
+        project.server.url()
+    )
 }
 
 /// Writes `files` under `project/<dir>/`.
@@ -217,29 +229,30 @@ fn write_dir(project: &XmakeProject, dir: &str, files: &[(&str, String)]) {
 /// copy of the project.
 fn phase2_script(links: &str, body: &str) -> String {
     let phase2 = Phase2 {
-        repo_dir: "${src_repo}".into(),
-        archives_dir: "/build/archives".into(),
-        scratch_dir: "/build".into(),
-        xmake_bin_dir: "${src_xmake}/bin".into(),
+        repo: "${src_repo}".into(),
+        archives: "/build/archives".into(),
+        scratch: "/build".into(),
+        xmake_bin: "${src_xmake}/bin".into(),
     };
     let mut script = String::from("set -eu\n");
     for (key, value) in phase2.env() {
-        script.push_str(&format!("export {key}=\"{value}\"\n"));
+        writeln!(script, "export {key}=\"{value}\"").expect("write to String");
     }
-    script.push_str(&format!(
+    write!(
+        script,
         "mkdir -p \"$XMAKE_GLOBALDIR/.xmake\" \"$XMAKE_PKG_INSTALLDIR\" \"$XMAKE_PKG_CACHEDIR\" \"$XMAKE_TMPDIR\" \
          /build/archives\ncat > \"$XMAKE_GLOBALDIR/.xmake/xmake.conf\" <<'CONF'\n{}CONF\n{links}\
          cp -R \"$src_proj\" /build/proj\nchmod -R u+w /build/proj\ncd /build/proj\n{body}\n",
         global_conf("/build/archives")
-    ));
+    ).expect("write to String");
     script
 }
 
-/// The sources every xmake-package recipe of these tests reads: the built xmake, the fixture xmake-repo, the project.
-fn common_sources(repo_url: &str) -> String {
+/// The sources every xmake-package recipe of these tests reads: the built xmake (`xmake_source`), the fixture
+/// xmake-repo, the project.
+fn common_sources(xmake_source: &str, repo_url: &str) -> String {
     format!(
-        "[sources.xmake]\npath = \"../xmake-tool\"\n\n[sources.repo]\ngit = \"{repo_url}\"\nref = \"main\"\n\n\
-         [sources.proj]\npath = \"../proj\"\n"
+        "{xmake_source}[sources.repo]\ngit = \"{repo_url}\"\nref = \"main\"\n\n[sources.proj]\npath = \"../proj\"\n"
     )
 }
 
@@ -259,11 +272,11 @@ fn xmake_packages_are_probed_locked_carried_and_built_offline_from_the_store() {
         registry
     });
     let fixture = made.expect("fixture made");
-    build_xmake_tool(&project);
+    let xmake_source = build_xmake_tool(&project);
     let mirror = project.mirror();
     write_dir(&project, "proj", &fixture.project);
     write_dir(&project, "probe", &[("probe.lua", PROBE_SCRIPT.to_owned())]);
-    let sources = common_sources(&fixture.repo.file_url());
+    let sources = common_sources(&xmake_source, &fixture.repo.file_url());
 
     // Lock: the pinned xmake evaluates the project against the pinned repo, in the sandbox, with no archive present.
     let probe = phase2_script(
@@ -337,23 +350,28 @@ fn xmake_packages_are_probed_locked_carried_and_built_offline_from_the_store() {
     let mut links = String::new();
     for archive in &locked.archives {
         let name = format!("pkg-{}", archive.package);
-        archive_sources.push_str(&format!(
+        write!(
+            archive_sources,
             "[sources.{name}]\nurl = \"{}\"\nsha256 = \"{}\"\n\n",
             archive.url, archive.sha256
-        ));
-        links.push_str(&format!(
+        )
+        .expect("write to String");
+        write!(
+            links,
             "ln -s \"$src_{}_file\" \"/build/archives/{}\"\necho \"xmake package {} {} from the store\"\n",
             name.replace('-', "_"),
             archive.file_name,
             archive.package,
             archive.version
-        ));
+        ).expect("write to String");
     }
     for host in &locked.host_packages {
-        links.push_str(&format!(
-            "echo \"xmake package {} {} from the host system\"\n",
+        writeln!(
+            links,
+            "echo \"xmake package {} {} from the host system\"",
             host.package, host.version
-        ));
+        )
+        .expect("write to String");
     }
     let build = phase2_script(&links, "xmake f -y\nxmake -y\nxmake install -o \"$out\"");
     std::fs::write(
