@@ -1,8 +1,8 @@
 //! hstore-fetchers: the fetchers that turn each source kind of a recipe ([`recipe`]) into verified store objects
 //! pinned in a lockfile ([`lockfile`]): [`git`], [`crates`] (`cargo_lock`), [`url`], [`path`], [`rust_toolchain`],
-//! downloading through [`http`] with [`mirrors`] applied, orchestrated by [`resolve`]; [`requirements`]
-//! locks Python wheels per target. (`recipe` sources, another
-//! recipe's output, lock to no artifact: their identity is a build key.)
+//! [`xmake`] (the archives of a project's xmake packages), downloading through [`http`] with [`mirrors`] applied,
+//! orchestrated by [`resolve`]; [`requirements`] locks Python wheels per target. (`recipe` sources, another recipe's
+//! output, lock to no artifact: their identity is a build key.)
 //!
 //! Module graph (no cycles): [`resolve`] (the orchestrator: `lock`, `fetch`, one `match` arm per kind) → each kind's
 //! module → [`context`] (the shared [`Fetcher`] state: store, downloader, git, mirrors, reporter) and [`record`]
@@ -26,6 +26,7 @@ pub mod requirements;
 pub mod resolve;
 pub mod rust_toolchain;
 pub mod url;
+pub mod xmake;
 
 pub use context::{Fetcher, FetcherOptions};
 pub use error::{Error, Result};

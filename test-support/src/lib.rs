@@ -6,6 +6,7 @@
 //!   upload times.
 //! - [`GitRepo`]: real git repositories with reproducible commit ids.
 //! - [`TestEnv`]: a sandboxed home and environment for running the `hstore` binary.
+//! - [`XmakeRepoFixture`]: an xmake-repo with three packages, their archives, and a C++ project requiring them.
 //!
 //! Everything here talks only to `127.0.0.1` and the local file system.
 
@@ -14,6 +15,7 @@ mod git;
 mod pypi;
 mod registry;
 mod server;
+mod xmake_repo;
 
 pub use env::TestEnv;
 pub use git::GitRepo;
@@ -23,3 +25,4 @@ pub use registry::{
     normalize_project, sha256_hex, wheel_bytes,
 };
 pub use server::PYPI_JSON;
+pub use xmake_repo::{FixtureArchive, PROJECT_OUTPUT, XmakeRepoFixture};

@@ -14,3 +14,4 @@ mod store_common;
 mod support;
 mod trust;
 mod wheels;
+mod xmake;
