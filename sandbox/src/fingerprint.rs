@@ -347,6 +347,30 @@ mod tests {
     }
 
     #[test]
+    fn a_deep_host_path_is_fingerprinted_from_a_small_stack() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut leaf = dir.path().to_path_buf();
+        for _ in 0..1500 {
+            leaf.push("d");
+        }
+        fs::create_dir_all(&leaf).unwrap();
+        fs::write(leaf.join("f"), b"x").unwrap();
+        let root = dir.path().to_path_buf();
+        // Recursion 1000 deep overflowed even the main thread; rayon's threads have 2 MiB.
+        let digest = std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || fingerprint_host_paths(&[root]).unwrap())
+            .unwrap()
+            .join()
+            .unwrap();
+        fs::write(leaf.join("f"), b"changed").unwrap();
+        assert_ne!(
+            fingerprint_host_paths(&[dir.path().to_path_buf()]).unwrap(),
+            digest
+        );
+    }
+
+    #[test]
     fn host_path_order_does_not_matter() {
         let a = PathBuf::from("/usr/lib/os-release");
         let b = PathBuf::from("/etc/hostname");

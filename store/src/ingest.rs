@@ -657,6 +657,11 @@ mod tests {
             matches!(&error, Error::NotReadableByOthers { path, mode: 0o640 } if path.ends_with("secret.txt")),
             "{error}"
         );
+        let hint = crate::Hint::hint(&error).unwrap();
+        assert!(
+            hint.contains("chmod o+r") && hint.contains("exclude = [\"secret.txt\"]"),
+            "{hint}"
+        );
         assert!(store.list_objects().unwrap().iter().all(|o| o.size != 10));
         // Excluded, it is fine; a private directory is refused before anything in it is read.
         let (digest, _) = store
