@@ -6,14 +6,18 @@
 # Measures, with hyperfine (mean of RUNS runs, page cache warm for every tool alike):
 #   add:  `hstore store add TREE` into a cold store  vs  `nix-store --add TREE` into a fresh local store
 #         vs  `tar -c TREE | zstd -3 -T0 > file`
+#   warm: `hstore store add TREE` again (the stat cache knows every file)  vs  the cold add
 #   dump: `hstore store dump ADDR > /dev/null`  vs  `nix-store --dump TREE > /dev/null`
 # and peak RSS (`/usr/bin/time -f %M`) of `hstore store add` of a 4 GiB file, incompressible and compressible.
-# Goals (issue 2): add >= 3x nix-store --add; dump >= nix-store --dump; RSS <= 64 MB. The machine is shared and
-# noisy, so read the ratios, not the absolute figures.
+# With SCALE=N (e.g. 500000): a generated tree of N small files: cold add, warm add, verify, gc, peak RSS, and
+# the cost per file (it must stay flat as N grows: run it with two N to compare).
+# Goals (issues 2, 13): add >= 1x tar|zstd and >= 3x nix-store --add; warm add >= 20x the cold add;
+# dump >= nix-store --dump (0.6x when decompressing); RSS <= 64 MB. The machine is shared and noisy, so read the
+# ratios (and CPU time), not the absolute figures.
 #
 # Environment: HSTORE (binary; default $CARGO_TARGET_DIR/release/hstore or target/release/hstore), RUNS (default 3),
 # BENCH_DIR (scratch directory on the same disk as TREE's page cache; default a new dir under /tmp),
-# BIG_SIZE (default 4G). Needs: hyperfine, nix-bin, zstd, tar, python3, GNU time. Everything is removed at exit.
+# BIG_SIZE (default 4G; 0 skips), SCALE (default 0: skipped). Needs: hyperfine, nix-bin, zstd, tar, python3, GNU time. Everything is removed at exit.
 set -euo pipefail
 
 tree=$(realpath "${1:-$HOME/.rustup/toolchains/1.95.0-x86_64-unknown-linux-gnu}")
@@ -43,18 +47,30 @@ hyperfine --runs "$runs" --style basic --export-json "$work/add.json" \
         "nix-store --store 'local?root=$work/nix' --add $tree" \
     --prepare "rm -f $work/t.tar.zst" -n tar-zstd "tar -C $tree -cf - . | zstd -3 -T0 -q -o $work/t.tar.zst"
 
-# Leave one store in place for dump.
+# Leave one store in place for the warm add and dump.
 rm -rf "$work/hs"
 address=$("$hstore" --store "$work/hs" store add "$tree")
+
+echo; echo "== warm add (unchanged tree, same store: the stat cache) =="
+hyperfine --runs "$runs" --warmup 1 --style basic --export-json "$work/warm.json" \
+    -n hstore-add-warm "$hstore --store $work/hs store add $tree"
 store_bytes=$(du -sb "$work/hs/objects-v1" | cut -f1)
 tar_bytes=$(stat -c %s "$work/t.tar.zst")
 
-echo; echo "== dump to /dev/null =="
+echo; echo "== dump to /dev/null (decompressing objects, then reading the materialized-tree cache) =="
 hyperfine --runs "$runs" --warmup 1 --style basic --export-json "$work/dump.json" \
     -n hstore-dump "$hstore --store $work/hs store dump $address > /dev/null" \
     -n nix-store-dump "nix-store --dump $tree > /dev/null"
 "$hstore" --store "$work/hs" store dump "$address" | cmp - <(nix-store --dump "$tree") && echo "dump: byte-identical to nix-store --dump"
+# Fill the tree cache the way a build does (a checkout under trees-v1/<hex>), then dump again.
+"$hstore" --store "$work/hs" store materialize "$address" "$work/hs/trees-v1/${address#b3:}"
+hyperfine --runs "$runs" --warmup 1 --style basic --export-json "$work/dump-cached.json" \
+    -n hstore-dump-cached "$hstore --store $work/hs store dump $address > /dev/null" \
+    -n nix-store-dump "nix-store --dump $tree > /dev/null"
+"$hstore" --store "$work/hs" store dump "$address" | cmp - <(nix-store --dump "$tree") && echo "dump (cached): byte-identical to nix-store --dump"
 
+rss_random=- secs_random=- rss_text=- secs_text=- big_bytes=-
+if [[ $big_size != 0 ]]; then
 echo; echo "== peak RSS of hstore store add, one $big_size file =="
 # The generators die of SIGPIPE when head has enough: not an error here.
 set +o pipefail
@@ -66,27 +82,66 @@ rss() { rm -rf "$work/rss"; /usr/bin/time -f '%M %e' "$hstore" --store "$work/rs
 read -r rss_random secs_random < <(rss "$work/random.bin")
 read -r rss_text secs_text < <(rss "$work/compressible.bin")
 big_bytes=$(stat -c %s "$work/random.bin")
+rm -f "$work/random.bin" "$work/compressible.bin"
+fi
 
 echo; echo "== summary =="
-python3 - "$work/add.json" "$work/dump.json" "$bytes" "$store_bytes" "$tar_bytes" \
+python3 - "$work/add.json" "$work/dump.json" "$work/warm.json" "$work/dump-cached.json" "$bytes" "$store_bytes" "$tar_bytes" \
     "$rss_random" "$secs_random" "$rss_text" "$secs_text" "$big_bytes" <<'PY'
 import json, sys
-results = json.load(open(sys.argv[1]))["results"] + json.load(open(sys.argv[2]))["results"]
+warm_results = json.load(open(sys.argv[3]))["results"]
+results = json.load(open(sys.argv[1]))["results"] + json.load(open(sys.argv[2]))["results"] + warm_results
 add = {r["command"]: r["mean"] for r in json.load(open(sys.argv[1]))["results"]}
 dump = {r["command"]: r["mean"] for r in json.load(open(sys.argv[2]))["results"]}
+warm = {r["command"]: r["mean"] for r in warm_results}
 cpu = {r["command"]: r["user"] + r["system"] for r in results}
-size, store_bytes, tar_bytes = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-rss_random, secs_random, rss_text, secs_text, big = int(sys.argv[6]), float(sys.argv[7]), int(sys.argv[8]), float(sys.argv[9]), int(sys.argv[10])
+cached_results = json.load(open(sys.argv[4]))["results"]
+results += cached_results
+cached = {r["command"]: r["mean"] for r in cached_results}
+cpu_cached = {r["command"]: r["user"] + r["system"] for r in cached_results}
+size, store_bytes, tar_bytes = int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+rss_random, secs_random, rss_text, secs_text, big = sys.argv[8:13]
 mb = lambda s: size / s / 1e6
-for name, mean in {**add, **dump}.items():
+for name, mean in {**add, **warm, **dump}.items():
     print(f"{name:16} {mean:8.2f} s  {mb(mean):8.1f} MB/s   cpu {cpu[name]:7.2f} s")
 # On a shared machine wall time includes waiting for other tenants; CPU time (user+sys) is the steadier comparison.
 print(f"add  ratio hstore/nix-store (cpu time):   {cpu['nix-store-add'] / cpu['hstore-add']:.2f}x")
 print(f"dump ratio hstore/nix-store (cpu time):   {cpu['nix-store-dump'] / cpu['hstore-dump']:.2f}x")
 print(f"add  ratio hstore/nix-store (throughput): {add['nix-store-add'] / add['hstore-add']:.2f}x   (goal >= 3)")
-print(f"add  ratio hstore/tar-zstd  (throughput): {add['tar-zstd'] / add['hstore-add']:.2f}x")
-print(f"dump ratio hstore/nix-store (throughput): {dump['nix-store-dump'] / dump['hstore-dump']:.2f}x   (goal >= 1)")
+print(f"add  ratio hstore/tar-zstd  (throughput): {add['tar-zstd'] / add['hstore-add']:.2f}x   (goal >= 1)")
+print(f"add  ratio hstore/tar-zstd  (cpu time):   {cpu['tar-zstd'] / cpu['hstore-add']:.2f}x")
+print(f"warm add speed-up over cold add (wall):   {add['hstore-add'] / warm['hstore-add-warm']:.1f}x   (goal >= 20)")
+print(f"{'hstore-dump-cached':16} {cached['hstore-dump-cached']:8.2f} s  {mb(cached['hstore-dump-cached']):8.1f} MB/s   cpu {cpu_cached['hstore-dump-cached']:7.2f} s   (nix-store-dump alongside: {cached['nix-store-dump']:.2f} s)")
+print(f"dump ratio hstore/nix-store (throughput): {dump['nix-store-dump'] / dump['hstore-dump']:.2f}x   (goal >= 0.6, decompressing)")
+print(f"dump ratio hstore/nix-store (throughput): {cached['nix-store-dump'] / cached['hstore-dump-cached']:.2f}x   (goal >= 1, tree cached)")
 print(f"size on disk: hstore objects {store_bytes / 1e6:.0f} MB, tar.zst {tar_bytes / 1e6:.0f} MB, tree {size / 1e6:.0f} MB")
-print(f"peak RSS add {big / 2**30:.0f} GiB incompressible: {rss_random / 1024:.1f} MB ({big / secs_random / 1e6:.0f} MB/s)   (goal <= 64)")
-print(f"peak RSS add {big / 2**30:.0f} GiB compressible:   {rss_text / 1024:.1f} MB ({big / secs_text / 1e6:.0f} MB/s)   (goal <= 64)")
+if big != "-":
+    rss_random, secs_random, rss_text, secs_text, big = int(rss_random), float(secs_random), int(rss_text), float(secs_text), int(big)
+    print(f"peak RSS add {big / 2**30:.0f} GiB incompressible: {rss_random / 1024:.1f} MB ({big / secs_random / 1e6:.0f} MB/s)   (goal <= 64)")
+    print(f"peak RSS add {big / 2**30:.0f} GiB compressible:   {rss_text / 1024:.1f} MB ({big / secs_text / 1e6:.0f} MB/s)   (goal <= 64)")
 PY
+
+scale=${SCALE:-0}
+if [[ $scale != 0 ]]; then
+    echo; echo "== scale: $scale small files (cost per file must stay flat) =="
+    gen="$work/scale-tree"
+    # 1000 directories of N/1000 files, 10-200 bytes each, distinct contents (no dedup shortcut).
+    python3 - "$gen" "$scale" <<'PY'
+import os, sys
+root, n = sys.argv[1], int(sys.argv[2])
+per = 1000
+for i in range(n):
+    d = os.path.join(root, f"d{i % per:03}", f"s{(i // per) % 10}")
+    if i < per * 10:
+        os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"f{i}"), "w") as f:
+        f.write(f"file {i} " * (1 + i % 20))
+PY
+    sleep 3 # let the files age past the stat cache's racy window (2 s), as any real tree has
+    timed() { local label=$1; shift; /usr/bin/time -f "$label %e s wall, %U+%S s cpu, %M KB peak RSS" "$@" >/dev/null; }
+    rm -rf "$work/scale-store"
+    timed "add (cold):" "$hstore" --store "$work/scale-store" store add "$gen"
+    timed "add (warm):" "$hstore" --store "$work/scale-store" store add "$gen"
+    timed "verify:    " "$hstore" --store "$work/scale-store" store verify
+    timed "gc (all):  " "$hstore" --store "$work/scale-store" store gc   # no root: everything goes
+fi

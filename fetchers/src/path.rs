@@ -3,13 +3,15 @@
 //! The recipe's path is relative to the recipe file; the lockfile records it relative to the lockfile's directory,
 //! so a checkout moved elsewhere still locks the same. `.git` and `target` are always left out, at any depth.
 //! Each `exclude` entry without a `/` is a name left out at any depth; one with a `/` is a path relative to the
-//! source root (and everything below it). A path source is re-hashed on every `lock` (its content is the pin),
-//! and `fetch` re-adds it from disk only when the locked tree is missing, failing if it changed.
+//! source root (and everything below it). A path source is re-read on every `lock` (its content is the pin) through
+//! the store's stat cache, so an unchanged tree costs a `stat` per file; `fetch` re-adds it from disk only when the
+//! locked tree is missing, failing if it changed. Files other users cannot read are refused
+//! ([`Access::OthersReadable`]): the store would hand them to every sandbox and every bundle.
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use hstore_store::Digest;
+use hstore_store::{Access, Digest};
 
 use crate::context::Fetcher;
 use crate::error::{Error, Result};
@@ -105,7 +107,11 @@ pub async fn ensure(
     let owned = spec.clone();
     let (address, size): (Digest, u64) = crate::error::blocking(move || {
         store
-            .add_tree(&owned.dir, &|relative| owned.excluded(relative))
+            .add_local_tree(
+                &owned.dir,
+                &|relative| owned.excluded(relative),
+                Access::OthersReadable,
+            )
             .map_err(Error::from)
     })
     .await?;

@@ -15,7 +15,9 @@
 //! Files changed in place under `/usr` without the package manager are not seen; that is the price of speed.
 //!
 //! **Host paths** ([`fingerprint_host_paths`]): a metadata walk (relative path, kind, mode, size, mtime, symlink
-//! target) of each declared path, in byte order, as a Merkle fold of per-directory digests computed in parallel. It does not read file contents: a CUDA toolkit is gigabytes.
+//! target) of each declared path, in byte order, as a Merkle fold of per-directory digests, listed in parallel
+//! level by level and folded bottom-up without recursion (a host path may be thousands of directories deep). It does
+//! not read file contents: a CUDA toolkit is gigabytes.
 //!
 //! **Host tools** ([`fingerprint_host_tools`]): the stdout of commands like `nvcc --version`, run on the host
 //! with a cleared environment (`LC_ALL=C`, `PATH=/usr/local/bin:/usr/bin:/bin`).
@@ -204,24 +206,73 @@ fn hash_tree(hasher: &mut Fingerprinter, root: &Path, depth: usize) -> Result<()
     Ok(())
 }
 
+/// One listed entry of a directory: its path relative to the root, metadata, link target, and the index of its
+/// own listing when the walk descends into it.
+struct Listed {
+    child: PathBuf,
+    meta: fs::Metadata,
+    target: Option<PathBuf>,
+    below: Option<usize>,
+}
+
+/// Hashes everything below `root`, down to `depth` levels, without recursion (a host path may be thousands of
+/// directories deep). Directories are listed level by level, each level's directories in parallel (a toolchain is
+/// ~50k files), then folded bottom-up: each subdirectory condensed to its own digest (a Merkle walk), folded into
+/// its parent in name order, so the result does not depend on scheduling.
 fn walk(hasher: &mut Fingerprinter, root: &Path, relative: &Path, depth: usize) -> Result<()> {
     if depth == 0 {
         return Ok(());
     }
+    let mut dirs: Vec<(PathBuf, usize)> = vec![(relative.to_path_buf(), depth)];
+    let mut listings: Vec<Vec<Listed>> = Vec::new();
+    let mut level = 0..1;
+    while !level.is_empty() {
+        let listed = dirs[level.clone()]
+            .par_iter()
+            .map(|(relative, _)| list(root, relative))
+            .collect::<Result<Vec<_>>>()?;
+        for (offset, entries) in listed.into_iter().enumerate() {
+            let depth = dirs[level.start + offset].1;
+            let mut listing = Vec::with_capacity(entries.len());
+            for (child, meta, target) in entries {
+                let below = (meta.is_dir() && depth > 1).then(|| {
+                    dirs.push((child.clone(), depth - 1));
+                    dirs.len() - 1
+                });
+                listing.push(Listed {
+                    child,
+                    meta,
+                    target,
+                    below,
+                });
+            }
+            listings.push(listing);
+        }
+        level = level.end..dirs.len();
+    }
+    let mut digests: Vec<Option<Digest>> = vec![None; dirs.len()];
+    for index in (1..dirs.len()).rev() {
+        let mut sub = Fingerprinter::new("dir");
+        fold(&mut sub, &listings[index], &digests);
+        digests[index] = Some(sub.finish());
+    }
+    fold(hasher, &listings[0], &digests);
+    Ok(())
+}
+
+/// Lists one directory in name order, with each entry's metadata (`fstatat`, not following symlinks).
+fn list(root: &Path, relative: &Path) -> Result<Vec<(PathBuf, fs::Metadata, Option<PathBuf>)>> {
     let dir = root.join(relative);
     let mut dir_entries: Vec<fs::DirEntry> = fs::read_dir(&dir)
         .map_err(Error::io("list", &dir))?
         .collect::<std::io::Result<_>>()
         .map_err(Error::io("list", &dir))?;
     dir_entries.sort_by_key(fs::DirEntry::file_name);
-    // A toolchain is ~50k files: stat entries and walk subdirectories in parallel, each subdirectory condensed to
-    // its own digest (a Merkle walk), then fold them in name order so the result does not depend on scheduling.
-    let entries = dir_entries
-        .par_iter()
+    dir_entries
+        .iter()
         .map(|entry| {
             let child = relative.join(entry.file_name());
             let path = entry.path();
-            // `DirEntry::metadata` stats relative to the open directory (fstatat) and does not follow symlinks.
             let meta = entry
                 .metadata()
                 .map_err(Error::io("read the metadata of", &path))?;
@@ -230,23 +281,18 @@ fn walk(hasher: &mut Fingerprinter, root: &Path, relative: &Path, depth: usize) 
             } else {
                 None
             };
-            let below = if meta.is_dir() && depth > 1 {
-                let mut sub = Fingerprinter::new("dir");
-                walk(&mut sub, root, &child, depth - 1)?;
-                Some(sub.finish())
-            } else {
-                None
-            };
-            Ok((child, meta, target, below))
+            Ok((child, meta, target))
         })
-        .collect::<Result<Vec<_>>>()?;
-    for (child, meta, target, below) in entries {
-        hash_entry(hasher, &child, &meta, target.as_deref());
-        if let Some(below) = below {
+        .collect()
+}
+
+fn fold(hasher: &mut Fingerprinter, listing: &[Listed], digests: &[Option<Digest>]) {
+    for entry in listing {
+        hash_entry(hasher, &entry.child, &entry.meta, entry.target.as_deref());
+        if let Some(below) = entry.below.and_then(|index| digests[index]) {
             hasher.field(below.as_bytes());
         }
     }
-    Ok(())
 }
 
 fn hash_entry(
@@ -298,6 +344,30 @@ mod tests {
         assert_ne!(first, second);
         fs::write(sdk.join("new-file"), "").expect("write");
         assert_ne!(second, fingerprint_host_paths(&paths).expect("fingerprint"));
+    }
+
+    #[test]
+    fn a_deep_host_path_is_fingerprinted_from_a_small_stack() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut leaf = dir.path().to_path_buf();
+        for _ in 0..1500 {
+            leaf.push("d");
+        }
+        fs::create_dir_all(&leaf).unwrap();
+        fs::write(leaf.join("f"), b"x").unwrap();
+        let root = dir.path().to_path_buf();
+        // Recursion 1000 deep overflowed even the main thread; rayon's threads have 2 MiB.
+        let digest = std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || fingerprint_host_paths(&[root]).unwrap())
+            .unwrap()
+            .join()
+            .unwrap();
+        fs::write(leaf.join("f"), b"changed").unwrap();
+        assert_ne!(
+            fingerprint_host_paths(&[dir.path().to_path_buf()]).unwrap(),
+            digest
+        );
     }
 
     #[test]

@@ -81,6 +81,20 @@ pub enum Error {
         /// Where it points.
         target: PathBuf,
     },
+    /// An entry changed kind (or vanished from its listing) while its tree was being added.
+    #[error("`{}` changed while its tree was being stored", path.display())]
+    ChangedWhileAdding {
+        /// The entry.
+        path: PathBuf,
+    },
+    /// A local tree holds an entry that other users cannot read, and the tree may only hold what they can.
+    #[error("`{}` is not readable by other users (mode {mode:04o}); refusing to copy it into the store, where every sandbox and every bundle could read it", path.display())]
+    NotReadableByOthers {
+        /// The entry.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// A file name cannot be stored.
     #[error("cannot store `{}`", path.display())]
     InvalidName {
@@ -224,6 +238,14 @@ impl Hint for Error {
             Error::DestinationParentMissing { parent, .. } => {
                 Some(format!("create it first (`mkdir -p {}`) or choose another destination", parent.display()))
             }
+            Error::NotReadableByOthers { path, .. } => Some(format!(
+                "if it is meant to be shared, make it readable (`chmod o+r{} {}`); otherwise leave it out with \
+                 `exclude = [\"{}\"]` in the recipe's source",
+                if path.is_dir() { "x" } else { "" },
+                path.display(),
+                path.file_name().map_or_else(|| path.display().to_string(), |name| name.to_string_lossy().into_owned())
+            )),
+            Error::ChangedWhileAdding { .. } => Some("run the command again once the directory stops changing".into()),
             Error::UnsupportedFileType { .. } => {
                 Some("remove sockets, FIFOs and device files from the tree, or exclude them".into())
             }

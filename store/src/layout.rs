@@ -12,6 +12,7 @@
 //! ├── roots-v1/<name>.json       gc roots: `{"description": "…", "addresses": ["b3:…"]}` (see [`crate::Root`])
 //! ├── meta-v1/<namespace>/<key>.json   small JSON records (upstream integrity → address, build records)
 //! ├── tmp/                       temp files and dirs on the same file system; only ever renamed out of
+//! ├── cache-v1/stat/<hex>        stat caches of added local trees (see `stat_cache`; deleting them loses nothing)
 //! └── locks/store.lock           shared by every command, exclusive for gc
 //! ```
 //! The suffix, never the content, says how an object is stored: raw and zstd are never guessed. Every name above
@@ -35,6 +36,8 @@ pub const ROOTS_DIR: &str = "roots-v1";
 pub const META_DIR: &str = "meta-v1";
 /// Temp files.
 pub const TMP_DIR: &str = "tmp";
+/// Caches that only save work (deleting them loses nothing).
+pub const CACHE_DIR: &str = "cache-v1";
 /// Lock files.
 pub const LOCKS_DIR: &str = "locks";
 /// The store-wide lock.
@@ -142,6 +145,11 @@ impl Layout {
     /// `tmp/`.
     pub fn tmp(&self) -> PathBuf {
         self.root.join(TMP_DIR)
+    }
+
+    /// `cache-v1/stat/`: one stat cache per added local tree root.
+    pub fn stat_caches(&self) -> PathBuf {
+        self.root.join(CACHE_DIR).join("stat")
     }
 
     /// `locks/store.lock`.

@@ -75,29 +75,41 @@ impl Store {
         }
     }
 
+    /// Writes tree `digest` into the existing empty directory `dir`, without recursion (a tree may be deeper than
+    /// any thread's stack): directories and symlinks are created breadth-first, then every file of the tree is
+    /// written in parallel, then directories get their final mode deepest first (a read-only directory is closed
+    /// only after everything inside it exists).
     fn write_directory(&self, digest: &Digest, dir: &Path, permissions: Permissions) -> Result<()> {
-        let directory = self.directory(digest)?;
-        let entries: Vec<_> = directory.entries().collect();
-        entries
-            .par_iter()
-            .try_for_each(|(name, node)| -> Result<()> {
-                let path = dir.join(name.as_os_str());
+        let mut dirs = vec![(*digest, dir.to_path_buf())];
+        let mut files = Vec::new();
+        let mut next = 0;
+        while let Some((digest, path)) = dirs.get(next).cloned() {
+            next += 1;
+            for (name, node) in self.directory(&digest)?.into_entries() {
+                let child = path.join(name.as_os_str());
                 match node {
                     Node::File {
                         digest, executable, ..
-                    } => self.write_file(digest, &path, permissions.file_mode(*executable)),
+                    } => files.push((digest, child, permissions.file_mode(executable))),
                     Node::Symlink { target } => {
-                        std::os::unix::fs::symlink(OsStr::from_bytes(target), &path)
-                            .map_err(Error::io("create symlink", &path))
+                        std::os::unix::fs::symlink(OsStr::from_bytes(&target), &child)
+                            .map_err(Error::io("create symlink", &child))?;
                     }
                     Node::Directory { digest, .. } => {
-                        fs::create_dir(&path).map_err(Error::io("create directory", &path))?;
-                        self.write_directory(digest, &path, permissions)
+                        fs::create_dir(&child).map_err(Error::io("create directory", &child))?;
+                        dirs.push((digest, child));
                     }
                 }
-            })?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(permissions.dir_mode()))
-            .map_err(Error::io("set permissions of", dir))
+            }
+        }
+        files
+            .par_iter()
+            .try_for_each(|(digest, path, mode)| self.write_file(digest, path, *mode))?;
+        for (_, path) in dirs.iter().rev() {
+            fs::set_permissions(path, fs::Permissions::from_mode(permissions.dir_mode()))
+                .map_err(Error::io("set permissions of", path))?;
+        }
+        Ok(())
     }
 
     fn write_file(&self, digest: &Digest, path: &Path, mode: u32) -> Result<()> {
@@ -189,17 +201,21 @@ pub fn remove_tree(path: &Path) -> Result<()> {
     fs::remove_dir_all(path).map_err(Error::io("remove", path))
 }
 
+/// Makes every directory below `path` writable, with an explicit stack (no recursion: trees can be deep).
 fn make_writable(path: &Path) -> Result<()> {
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755))
-        .map_err(Error::io("set permissions of", path))?;
-    for entry in fs::read_dir(path).map_err(Error::io("list", path))? {
-        let entry = entry.map_err(Error::io("list", path))?;
-        if entry
-            .file_type()
-            .map_err(Error::io("stat", entry.path()))?
-            .is_dir()
-        {
-            make_writable(&entry.path())?;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))
+            .map_err(Error::io("set permissions of", &dir))?;
+        for entry in fs::read_dir(&dir).map_err(Error::io("list", &dir))? {
+            let entry = entry.map_err(Error::io("list", &dir))?;
+            if entry
+                .file_type()
+                .map_err(Error::io("stat", entry.path()))?
+                .is_dir()
+            {
+                stack.push(entry.path());
+            }
         }
     }
     Ok(())

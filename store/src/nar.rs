@@ -11,6 +11,9 @@
 //! - *workers* (up to `available_parallelism`) take jobs in NAR order and decompress each file into chunks;
 //! - the calling thread writes the items strictly in order, so the output is byte-identical whatever the timing.
 //!
+//! When the tree is in the materialized-tree cache (`trees-v1/`), files are read from there, raw, instead of
+//! being decompressed: the cache is checked by `store verify` like the objects, and sizes are checked here.
+//!
 //! Invariant (bounded memory): decompressed chunks not yet written count against [`BUFFER_BUDGET`]; a worker waits
 //! for room unless its file is the one being written (that file must progress, or nothing would free room).
 //! See: <https://github.com/NixOS/nix/blob/master/src/libutil/archive.cc>
@@ -25,6 +28,7 @@ use std::sync::{Condvar, Mutex, PoisonError};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::layout::ObjectFormat;
+use crate::path_component::PathComponent;
 use crate::store::{BUFFER_SIZE, Store, read_full};
 use crate::tree::Node;
 
@@ -67,6 +71,8 @@ struct Job {
     seq: u64,
     digest: Digest,
     size: u64,
+    /// The file's copy in the materialized-tree cache, read instead of the object when the tree is cached.
+    cached: Option<PathBuf>,
     chunks: Sender<Result<Vec<u8>>>,
 }
 
@@ -164,6 +170,8 @@ impl Tokens {
 /// The walker: emits the NAR's items in order and queues the file jobs.
 struct Walker<'a> {
     store: &'a Store,
+    /// The directory being walked inside the tree's materialized copy, when the tree is in the cache.
+    cached: Option<PathBuf>,
     tokens: Tokens,
     items: SyncSender<Item>,
     jobs: SyncSender<Job>,
@@ -194,6 +202,7 @@ impl Walker<'_> {
         digest: &Digest,
         size: u64,
         executable: bool,
+        cached: Option<PathBuf>,
     ) -> std::result::Result<(), Stopped> {
         self.tokens.tokens(&[b"(", b"type", b"regular"]);
         if executable {
@@ -210,6 +219,7 @@ impl Walker<'_> {
                 seq,
                 digest: *digest,
                 size,
+                cached,
                 chunks: sender,
             })
             .map_err(|_| Stopped)?;
@@ -224,8 +234,61 @@ impl Walker<'_> {
         Ok(())
     }
 
-    /// Walks directory `digest`; a store error is sent to the writer as [`Item::Failed`].
+    /// Walks directory `digest` with an explicit stack (a tree may be deeper than any thread's stack); a store
+    /// error is sent to the writer as [`Item::Failed`].
     fn directory(&mut self, digest: &Digest) -> std::result::Result<(), Stopped> {
+        let mut stack = vec![self.open_directory(digest)?];
+        while let Some(entries) = stack.last_mut() {
+            let Some((name, node)) = entries.next() else {
+                stack.pop();
+                self.tokens.token(b")");
+                if let Some(cached) = &mut self.cached
+                    && !stack.is_empty()
+                {
+                    cached.pop();
+                }
+                if !stack.is_empty() {
+                    // Closes the parent's `entry (` of this directory.
+                    self.tokens.token(b")");
+                    self.maybe_flush()?;
+                }
+                continue;
+            };
+            self.tokens
+                .tokens(&[b"entry", b"(", b"name", name.as_bytes(), b"node"]);
+            match node {
+                Node::File {
+                    digest,
+                    size,
+                    executable,
+                } => {
+                    let cached = self.cached.as_ref().map(|dir| dir.join(name.as_os_str()));
+                    self.file(&digest, size, executable, cached)?;
+                }
+                Node::Symlink { target } => {
+                    self.tokens
+                        .tokens(&[b"(", b"type", b"symlink", b"target", &target, b")"]);
+                }
+                Node::Directory { digest, .. } => {
+                    let child = self.open_directory(&digest)?;
+                    if let Some(cached) = &mut self.cached {
+                        cached.push(name.as_os_str());
+                    }
+                    stack.push(child);
+                    continue;
+                }
+            }
+            self.tokens.token(b")");
+            self.maybe_flush()?;
+        }
+        Ok(())
+    }
+
+    /// Reads directory node `digest` and emits its opening tokens.
+    fn open_directory(
+        &mut self,
+        digest: &Digest,
+    ) -> std::result::Result<std::vec::IntoIter<(PathComponent, Node)>, Stopped> {
         let directory = match self.store.directory(digest) {
             Ok(directory) => directory,
             Err(error) => {
@@ -235,26 +298,7 @@ impl Walker<'_> {
             }
         };
         self.tokens.tokens(&[b"(", b"type", b"directory"]);
-        for (name, node) in directory.entries() {
-            self.tokens
-                .tokens(&[b"entry", b"(", b"name", name.as_bytes(), b"node"]);
-            match node {
-                Node::File {
-                    digest,
-                    size,
-                    executable,
-                } => self.file(digest, *size, *executable)?,
-                Node::Symlink { target } => {
-                    self.tokens
-                        .tokens(&[b"(", b"type", b"symlink", b"target", target, b")"]);
-                }
-                Node::Directory { digest, .. } => self.directory(digest)?,
-            }
-            self.tokens.token(b")");
-            self.maybe_flush()?;
-        }
-        self.tokens.token(b")");
-        Ok(())
+        Ok(directory.into_entries().collect::<Vec<_>>().into_iter())
     }
 }
 
@@ -300,6 +344,11 @@ impl Store {
             scope.spawn(|| {
                 let mut walker = Walker {
                     store: self,
+                    // A cached checkout holds the raw bytes: reading them skips decompression entirely.
+                    cached: root
+                        .is_none()
+                        .then(|| self.layout().tree(digest))
+                        .filter(|tree| tree.is_dir()),
                     tokens: Tokens::default(),
                     items: item_sender,
                     jobs: job_sender,
@@ -307,7 +356,7 @@ impl Store {
                 };
                 walker.tokens.token(NAR_MAGIC);
                 let walked = match root {
-                    Some(size) => walker.file(digest, size, false),
+                    Some(size) => walker.file(digest, size, false, None),
                     None => walker.directory(digest),
                 };
                 if walked.is_ok() {
@@ -340,7 +389,14 @@ impl Store {
 
     /// Decompresses one file into chunks on `job.chunks`, each counted against the budget.
     fn decompress_job(&self, job: &Job, budget: &Budget) -> Result<()> {
-        let (format, path, mut file) = self.open_blob_file(&job.digest)?;
+        let (format, path, mut file) = match &job.cached {
+            Some(path) => (
+                ObjectFormat::RawBlob,
+                path.clone(),
+                File::open(path).map_err(Error::io("open", path))?,
+            ),
+            None => self.open_blob_file(&job.digest)?,
+        };
         let corrupt = |reason: String| Error::CorruptObject {
             digest: job.digest,
             path: path.clone(),

@@ -17,9 +17,10 @@
 //! - Memory is bounded by the buffer size whatever the object size: bytes stream from source to hasher to encoder.
 
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -85,7 +86,7 @@ pub(crate) enum Durability {
 #[derive(Debug, Default)]
 struct Pending {
     objects: Vec<(TempPath, Digest, ObjectFormat)>,
-    digests: HashSet<Digest>,
+    digests: HashMap<Digest, ObjectFormat>,
     bytes: u64,
 }
 
@@ -263,6 +264,7 @@ impl Store {
         source_path: &Path,
     ) -> Result<(Digest, u64)> {
         self.write_blob(reader, size, expected, source_path, Durability::Now)
+            .map(|(digest, size, _)| (digest, size))
     }
 
     pub(crate) fn write_blob(
@@ -272,7 +274,7 @@ impl Store {
         expected: Option<Digest>,
         source_path: &Path,
         durability: Durability,
-    ) -> Result<(Digest, u64)> {
+    ) -> Result<(Digest, u64, ObjectFormat)> {
         let mut buffer = take_buffer();
         let result =
             self.write_blob_buffered(&mut buffer, reader, size, expected, source_path, durability);
@@ -290,7 +292,7 @@ impl Store {
         expected: Option<Digest>,
         source_path: &Path,
         durability: Durability,
-    ) -> Result<(Digest, u64)> {
+    ) -> Result<(Digest, u64, ObjectFormat)> {
         let head_len = read_full(reader, buffer).map_err(Error::io("read", source_path))?;
         if head_len < buffer.len() {
             return self.write_small_blob(
@@ -378,8 +380,8 @@ impl Store {
                 path: source_path.to_path_buf(),
             });
         }
-        if self.blob_format(&digest)?.is_some() {
-            return Ok((digest, total));
+        if let Some(existing) = self.blob_format(&digest)? {
+            return Ok((digest, total, existing));
         }
         let format = if compress {
             ObjectFormat::ZstdBlob
@@ -387,7 +389,7 @@ impl Store {
             ObjectFormat::RawBlob
         };
         self.persist(temp, &digest, format, durability)?;
-        Ok((digest, total))
+        Ok((digest, total, format))
     }
 
     fn write_small_blob(
@@ -397,7 +399,7 @@ impl Store {
         expected: Option<Digest>,
         source_path: &Path,
         durability: Durability,
-    ) -> Result<(Digest, u64)> {
+    ) -> Result<(Digest, u64, ObjectFormat)> {
         let total = bytes.len() as u64;
         if let Some(expected_size) = size
             && expected_size != total
@@ -418,8 +420,11 @@ impl Store {
                 path: source_path.to_path_buf(),
             });
         }
-        if self.is_pending(&digest) || self.blob_format(&digest)?.is_some() {
-            return Ok((digest, total));
+        if let Some(pending) = self.pending_format(&digest) {
+            return Ok((digest, total, pending));
+        }
+        if let Some(existing) = self.blob_format(&digest)? {
+            return Ok((digest, total, existing));
         }
         let compress = total >= MIN_COMPRESS_SIZE && !is_already_compressed(bytes);
         let mut temp = self.temp_file()?;
@@ -443,30 +448,52 @@ impl Store {
             ObjectFormat::RawBlob
         };
         self.persist(temp, &digest, format, durability)?;
-        Ok((digest, total))
+        Ok((digest, total, format))
     }
 
-    fn is_pending(&self, digest: &Digest) -> bool {
+    /// How `digest` will be stored if it waits in the current batch.
+    fn pending_format(&self, digest: &Digest) -> Option<ObjectFormat> {
         self.pending
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .digests
-            .contains(digest)
+            .get(digest)
+            .copied()
     }
 
     /// Stores a regular file's bytes as a blob.
     pub fn add_blob_file(&self, path: &Path) -> Result<(Digest, u64)> {
-        self.write_blob_file(path, Durability::Now)
-    }
-
-    pub(crate) fn write_blob_file(
-        &self,
-        path: &Path,
-        durability: Durability,
-    ) -> Result<(Digest, u64)> {
         let mut file = File::open(path).map_err(Error::io("open", path))?;
         let size = file.metadata().map_err(Error::io("stat", path))?.len();
+        self.write_blob(&mut file, Some(size), None, path, Durability::Now)
+            .map(|(digest, size, _)| (digest, size))
+    }
+
+    /// Stores the regular file at `path`, whose stat said `size` bytes, as a blob. The file is opened without
+    /// following a symlink (it may have been replaced by one since the stat) and must still hold `size` bytes.
+    pub(crate) fn write_blob_file_checked(
+        &self,
+        path: &Path,
+        size: u64,
+        durability: Durability,
+    ) -> Result<(Digest, ObjectFormat)> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(Error::io("open", path))?;
         self.write_blob(&mut file, Some(size), None, path, durability)
+            .map(|(digest, _, format)| (digest, format))
+    }
+
+    /// Whether the store holds directory node `digest` (an existing node vouches for its children).
+    pub(crate) fn has_directory(&self, digest: &Digest) -> bool {
+        self.layout.object(digest, ObjectFormat::Directory).exists()
+    }
+
+    /// Whether the store holds blob `digest`, or it waits in the current batch.
+    pub(crate) fn has_blob(&self, digest: &Digest) -> bool {
+        self.pending_format(digest).is_some() || matches!(self.blob_format(digest), Ok(Some(_)))
     }
 
     /// Stores a regular file, failing with [`Error::DigestMismatch`] (and storing nothing) unless it hashes to
@@ -504,6 +531,23 @@ impl Store {
         let digest = Digest::of_bytes(&bytes);
         self.write_directory_bytes(&digest, &bytes, durability)?;
         Ok(digest)
+    }
+
+    /// Stores directory node `bytes`, which this process encoded and hashed to `digest` itself (so they need no
+    /// re-check), unless the store has it already.
+    pub(crate) fn write_new_directory(
+        &self,
+        digest: &Digest,
+        bytes: &[u8],
+        durability: Durability,
+    ) -> Result<()> {
+        if self.pending_format(digest).is_some() {
+            return Ok(());
+        }
+        let mut temp = self.temp_file()?;
+        temp.write_all(bytes)
+            .map_err(Error::io("write", temp.path()))?;
+        self.persist(temp, digest, ObjectFormat::Directory, durability)
     }
 
     /// Stores an already-encoded directory node, checking that it decodes and hashes to `digest`.
@@ -567,7 +611,7 @@ impl Store {
                         .pending
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    if pending.digests.insert(*digest) {
+                    if pending.digests.insert(*digest, format).is_none() {
                         pending
                             .objects
                             .push((temp.into_temp_path(), *digest, format));
@@ -576,7 +620,11 @@ impl Store {
                     pending.objects.len() >= PENDING_MAX_OBJECTS
                         || pending.bytes >= PENDING_MAX_BYTES
                 };
-                if full { self.commit_pending() } else { Ok(()) }
+                if full {
+                    self.commit_batch(false)
+                } else {
+                    Ok(())
+                }
             }
         }
     }
@@ -604,6 +652,14 @@ impl Store {
     /// temp file reaches the disk, as a per-file fsync would ensure, at the cost of one journal commit instead of
     /// one per file), then the no-clobber renames in write order, then an fsync of each directory that changed.
     pub fn commit_pending(&self) -> Result<()> {
+        self.commit_batch(true)
+    }
+
+    /// Commits the current batch. A batch that merely filled up (`last` false) skips the directory fsyncs: the
+    /// next batch's `syncfs` makes its renames durable before any later rename happens (so children still land
+    /// before the nodes naming them), and the last batch's commit fsyncs every directory touched since. That is
+    /// one fsync per shard directory per add instead of one per shard directory per batch.
+    fn commit_batch(&self, last: bool) -> Result<()> {
         let _commit = self
             .commit
             .lock()
@@ -614,17 +670,17 @@ impl Store {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
-        if batch.objects.is_empty() {
-            return Ok(());
+        if !batch.objects.is_empty() {
+            let tmp = self.layout.tmp();
+            let handle = File::open(&tmp).map_err(Error::io("open", &tmp))?;
+            nix::unistd::syncfs(&handle).map_err(|errno| {
+                Error::io("sync the file system of", &tmp)(io::Error::from(errno))
+            })?;
+            for (temp, digest, format) in batch.objects {
+                self.publish(temp, &digest, format)?;
+            }
         }
-        let tmp = self.layout.tmp();
-        let handle = File::open(&tmp).map_err(Error::io("open", &tmp))?;
-        nix::unistd::syncfs(&handle)
-            .map_err(|errno| Error::io("sync the file system of", &tmp)(io::Error::from(errno)))?;
-        for (temp, digest, format) in batch.objects {
-            self.publish(temp, &digest, format)?;
-        }
-        self.flush()
+        if last { self.flush() } else { Ok(()) }
     }
 
     fn mark_dirty(&self, dir: PathBuf) {

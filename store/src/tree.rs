@@ -124,6 +124,11 @@ impl Directory {
         self.entries.iter()
     }
 
+    /// Entries in canonical order, by value.
+    pub fn into_entries(self) -> impl ExactSizeIterator<Item = (PathComponent, Node)> {
+        self.entries.into_iter()
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -866,3 +866,132 @@ fn cat_reports_missing_and_malformed_addresses() {
         stderr(&output)
     );
 }
+
+/// A chain of `depth` directories named `d` under `root`, with one file at the bottom.
+fn deep_tree(root: &Path, depth: usize) -> PathBuf {
+    let mut leaf = root.to_path_buf();
+    for _ in 0..depth {
+        leaf.push("d");
+    }
+    write(&leaf.join("bottom.txt"), "the bottom of a deep tree\n");
+    leaf
+}
+
+#[test]
+fn a_tree_1000_directories_deep_is_added_dumped_materialized_and_locked() {
+    let env = TestEnv::new();
+    let root = env.root().join("deep");
+    deep_tree(&root, 1000);
+    let address = env.add(&root);
+    let dumped = env.ok(["store", "dump", &address]);
+    if let Some(theirs) = nix_dump(&root) {
+        assert_same_bytes(&dumped, &theirs, "1000-deep tree");
+    }
+    let dest = env.root().join("out");
+    env.ok([
+        OsStr::new("store"),
+        OsStr::new("materialize"),
+        OsStr::new(&address),
+        dest.as_os_str(),
+    ]);
+    assert!(dest.join("d").is_dir());
+    assert_eq!(listing(&dest), listing(&root));
+    env.ok(["store", "verify"]);
+
+    // The same tree as a `path` source of `hstore lock` (the fetchers' blocking threads have small stacks).
+    let lock_env = hstore_test_support::TestEnv::new();
+    deep_tree(&lock_env.root().join("deep"), 1000);
+    crate::common::recipe(
+        &lock_env,
+        "deep",
+        "[recipe]\nname = \"deep\"\n[sources.deep]\npath = \"../deep\"\n",
+    );
+    crate::common::ok(&crate::common::hstore(&lock_env, &["lock"]));
+    let lock = fs::read_to_string(lock_env.root().join("lockfile.json")).unwrap();
+    assert!(lock.contains(&address), "{lock}");
+}
+
+#[test]
+fn a_path_source_with_files_others_cannot_read_is_refused_by_name() {
+    let env = hstore_test_support::TestEnv::new();
+    // Outside the project, named by an absolute path, like `path = "/etc"`.
+    let shared = env.root().join("elsewhere/conf");
+    write(&shared.join("public.conf"), "visible = true\n");
+    write(&shared.join("shadow"), "root:$6$secret\n");
+    chmod(&shared.join("public.conf"), 0o644);
+    chmod(&shared.join("shadow"), 0o640);
+    let project = env.root().join("project");
+    fs::create_dir_all(project.join("recipes")).unwrap();
+    let recipe = |exclude: &str| {
+        fs::write(
+            project.join("recipes/conf.toml"),
+            format!(
+                "[recipe]\nname = \"conf\"\n[sources.conf]\npath = \"{}\"\n{exclude}",
+                shared.display()
+            ),
+        )
+        .unwrap();
+    };
+    recipe("");
+    let lock = |env: &hstore_test_support::TestEnv| {
+        crate::common::command(env, &["lock"])
+            .current_dir(&project)
+            .output()
+            .unwrap()
+    };
+    let stderr = crate::common::fails(&lock(&env), 2);
+    assert!(
+        stderr.contains(&*shared.join("shadow").to_string_lossy()),
+        "{stderr}"
+    );
+    assert!(stderr.contains("not readable by other users"), "{stderr}");
+    // (The store error carries a `hint:` naming `chmod o+r` and `exclude`; `lock` lists per-source errors
+    // without hints today.)
+    assert!(!project.join("lockfile.json").exists());
+    // Nothing of the refused tree is visible in the store.
+    let store = env.store();
+    let secret = blake3::hash(b"root:$6$secret\n").to_hex().to_string();
+    let objects = store.join("objects-v1").join(&secret[..2]);
+    assert!(
+        fs::read_dir(&objects).map_or(true, |entries| entries
+            .filter_map(Result::ok)
+            .all(|e| !e.file_name().to_string_lossy().starts_with(&secret))),
+        "the private file reached the store"
+    );
+
+    // Left out by the recipe, the rest locks; the artifact records the tree relative to the lockfile. (The
+    // lockfile's copy of the recipe's spec still repeats `path` as the recipe wrote it: see the lock layer.)
+    recipe("exclude = [\"shadow\"]\n");
+    crate::common::ok(&lock(&env));
+    let text = fs::read_to_string(project.join("lockfile.json")).unwrap();
+    assert!(text.contains("\"../elsewhere/conf\""), "{text}");
+}
+
+#[test]
+fn a_warm_add_gives_the_address_a_cold_store_gives_after_each_change() {
+    let env = TestEnv::new();
+    let root = env.root().join("tree");
+    rich_tree(&root);
+    std::thread::sleep(Duration::from_millis(2300)); // past the stat cache's racy window
+    let first = env.add(&root);
+    assert_eq!(env.add(&root), first);
+    let cold = |root: &Path| {
+        let other = TestEnv::new();
+        other.add(root)
+    };
+    // Same size, same second, mtime put back: only ctime tells.
+    let path = root.join("pad9");
+    let mtime = fs::metadata(&path).unwrap().modified().unwrap();
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[0] ^= 1;
+    fs::write(&path, &bytes).unwrap();
+    File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let changed = env.add(&root);
+    assert_ne!(changed, first);
+    assert_eq!(changed, cold(&root));
+}
