@@ -5,6 +5,9 @@
 #   2. a no-op (cache-hit) `hstore build`                                  goal ≤ 0.3 s
 #   3. (optional) the vendor directory of a Cargo.lock's crates (~250) ready
 #      inside the sandbox, against a warm `cargo vendor`                   goal ≤ 0.2×
+#   4. a no-op `hstore build` of a three-recipe chain (issue 9)           goal ≤ 0.05 s
+#   5. (optional) the no-op build of the real InfiniLM-SVC recipe with the
+#      toolchain from the store (issue 9; BENCH_SVC_STORE, BENCH_SVC_CHECKOUT)  goal ≤ 0.05 s
 #
 # Usage: bench/build.sh [RUNS]            (default 5 runs per measurement; hyperfine is used when installed)
 #   HSTORE=/path/to/hstore               the binary to measure (default: build it with `cargo build --release`)
@@ -178,6 +181,79 @@ noop=$(mean_seconds noop "$build")
 runs=$saved_runs
 echo "no-op ${noop}s  (goal ≤ 0.3 s)"
 echo
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 4. A chain of three recipes (a C library, a program linking it, a package of both): the no-op build of the last
+#    walks the graph, computes three keys (each including its dependencies') and finds three records.
+chain="$work/chain"
+mkdir -p "$chain/recipes" "$chain/lib-src" "$chain/prog-src"
+echo 'const char *greet(void) { return "bench"; }' >"$chain/lib-src/greet.c"
+printf '#include <stdio.h>\nconst char *greet(void);\nint main(void) { puts(greet()); return 0; }\n' \
+    >"$chain/prog-src/main.c"
+cat >"$chain/recipes/lib.toml" <<'EOF'
+[recipe]
+name = "lib"
+[sources.code]
+path = "../lib-src"
+[targets.cpu]
+[build]
+script = 'mkdir -p "$out/lib" && cc -shared -fPIC -o "$out/lib/libgreet.so" "$src_code/greet.c"'
+EOF
+cat >"$chain/recipes/prog.toml" <<'EOF'
+[recipe]
+name = "prog"
+[sources.code]
+path = "../prog-src"
+[sources.lib]
+recipe = "lib"
+[targets.cpu]
+[build]
+script = '''mkdir -p "$out/bin" && cc -o "$out/bin/prog" "$src_code/main.c" -L"$src_lib/lib" -lgreet -Wl,-rpath,'$ORIGIN/../lib' '''
+EOF
+cat >"$chain/recipes/pkg.toml" <<'EOF'
+[recipe]
+name = "pkg"
+[sources.lib]
+recipe = "lib"
+[sources.prog]
+recipe = "prog"
+[targets.cpu]
+[build]
+script = 'mkdir -p "$out/bin" "$out/lib" && cp "$src_prog/bin/prog" "$out/bin/" && cp "$src_lib/lib/libgreet.so" "$out/lib/"'
+EOF
+(cd "$chain" && "$HSTORE" -q lock && "$HSTORE" -q build pkg --target cpu >/dev/null)
+chain_build="cd '$chain' && '$HSTORE' -q build pkg --target cpu"
+echo "## 4. no-op build of a three-recipe chain, $((runs * 4)) runs"
+echo "command: $chain_build"
+saved_runs=$runs
+runs=$((runs * 4))
+chain_noop=$(mean_seconds chain-noop "$chain_build")
+runs=$saved_runs
+echo "no-op chain ${chain_noop}s  (goal ≤ 0.05 s; benchmark 2's single recipe: ${noop}s)"
+echo
+
+# 5. (optional) the no-op build of the real InfiniLM-SVC recipe with the toolchain from the store.
+#    BENCH_SVC_STORE=DIR: a store in which `hstore build infinilm-svc --target cpu` (this repository's recipes/ and
+#    lockfile.json) has run once. BENCH_SVC_CHECKOUT=DIR: a checkout of the same commit where
+#    `cargo build --release --offline --frozen --bins` has run, for cargo's own no-op beside it.
+if [[ -n ${BENCH_SVC_STORE:-} ]]; then
+    svc_build="cd '$repo' && HSTORE_STORE='$BENCH_SVC_STORE' '$HSTORE' -q build infinilm-svc --target cpu"
+    echo "## 5. no-op build of InfiniLM-SVC (toolchain from the store), $((runs * 4)) runs"
+    echo "command: $svc_build"
+    saved_runs=$runs
+    runs=$((runs * 4))
+    svc_noop=$(mean_seconds svc-noop "$svc_build")
+    echo "hstore no-op ${svc_noop}s  (goal ≤ 0.05 s)"
+    if [[ -n ${BENCH_SVC_CHECKOUT:-} ]]; then
+        cargo_noop="cd '$BENCH_SVC_CHECKOUT/rust' && cargo build --release --offline --frozen --bins --quiet"
+        cargo_noop_s=$(mean_seconds cargo-noop "$cargo_noop")
+        echo "cargo no-op ${cargo_noop_s}s ($cargo_noop); ratio hstore/cargo $(ratio "$svc_noop" "$cargo_noop_s")×"
+    fi
+    runs=$saved_runs
+    echo
+else
+    echo "## 5. InfiniLM-SVC no-op: skipped (set BENCH_SVC_STORE, see above)"
+fi
 
 # ---------------------------------------------------------------------------------------------------------------------
 if [[ -z ${BENCH_VENDOR_PROJECT:-} ]]; then

@@ -186,13 +186,21 @@ pub struct BuildArgs {
     #[arg(long)]
     pub check: bool,
 
-    /// Copy the output's `bin/` programs into this directory
+    /// Install the whole output (bin/, lib/, include/, share/, …) under this prefix; never follows a symlink
     #[arg(long, value_name = "DIR")]
     pub install_path: Option<PathBuf>,
 
     /// Use the preset `RECIPES/cases/NAME.toml` (recipes, target, install path)
     #[arg(long, value_name = "NAME")]
     pub deployment_case: Option<String>,
+
+    /// Print the plan (recipe, target, build key, cached or will build) on stdout and build nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Run up to N independent builds at once, each in its own sandbox
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 1)]
+    pub jobs: usize,
 }
 
 /// Where `build` and `log` find recipes and the lockfile that pins their inputs.

@@ -16,3 +16,5 @@ pub const RUST_LOG: &str = "RUST_LOG";
 pub const XDG_CACHE_HOME: &str = "XDG_CACHE_HOME";
 /// Tests only: when `1`, download retries happen without sleeping.
 pub const HSTORE_TEST_NO_RETRY_DELAY: &str = "HSTORE_TEST_NO_RETRY_DELAY";
+/// rustup's home (default `~/.rustup`): where `rust_toolchain` sources are found at lock time.
+pub const RUSTUP_HOME: &str = "RUSTUP_HOME";

@@ -5,8 +5,10 @@
 #   air-gapped side: import into a second, empty store → build in the sandbox, network cut
 #
 # The air-gapped side runs under `unshare --net` (a network namespace with no interfaces), so a leak would fail loudly.
-# Needs: a Rust toolchain 1.95.0 under ~/.rustup (the recipe pins it), gcc, git, util-linux `unshare`, and access to
-# crates.io (or its mirror) for the lock step. Prints where the output is.
+# Needs, on the connected side only: the Rust toolchain 1.95.0 installed by rustup (the recipe takes it into the store
+# as a `rust_toolchain` source) and access to crates.io (or its mirror). The air-gapped side runs with HOME pointed at an
+# empty directory: no rustup, the compiler comes from the bundle. Also: gcc, git, util-linux `unshare`. Prints where the
+# output is.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -35,9 +37,10 @@ echo "==> [air-gapped, no network] hstore import"
 unshare --map-root-user --net "$hstore" --store "$airgapped" import "$bundle"
 echo "==> [air-gapped, no network] hstore fetch --offline (everything is already there)"
 unshare --map-root-user --net "$hstore" --store "$airgapped" fetch --offline --lockfile "$lockfile"
-echo "==> [air-gapped, no network] hstore build --target cpu"
-output=$(unshare --map-root-user --net "$hstore" --store "$airgapped" build --recipes "$recipes" --lockfile "$lockfile" \
-    --target cpu --out-link "$work/result")
+echo "==> [air-gapped, no network, empty HOME] hstore build --target cpu"
+mkdir -p "$work/empty-home"
+output=$(HOME="$work/empty-home" unshare --map-root-user --net "$hstore" --store "$airgapped" build --recipes "$recipes" \
+    --lockfile "$lockfile" --target cpu --out-link "$work/result")
 echo "==> [air-gapped] the output"
 echo "output address: $output"
 echo "output path:    $work/result -> $(readlink "$work/result")"

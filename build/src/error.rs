@@ -91,6 +91,54 @@ pub enum BuildError {
         /// The source that changed, when one is to blame.
         source_name: Option<String>,
     },
+    /// `recipe` sources lead back to where they started.
+    #[error("`recipe` sources form a cycle: {}", chain.join(" → "))]
+    Cycle {
+        /// `recipe (target)` steps, the first repeated at the end.
+        chain: Vec<String>,
+    },
+    /// A `recipe` source names a recipe that does not exist.
+    #[error("recipe `{recipe}` (`{}`): source `{source_name}` names recipe `{dependency}`, which does not exist", file.display())]
+    UnknownDependency {
+        /// The dependent.
+        recipe: String,
+        /// Its file.
+        file: PathBuf,
+        /// The source.
+        source_name: String,
+        /// The missing recipe.
+        dependency: String,
+    },
+    /// A dependency's key or output was needed before it was planned or built (a bug, or a failed dependency).
+    #[error("input `{input}` needs the output of `{recipe}`, which has not been built")]
+    DependencyNotBuilt {
+        /// The dependency.
+        recipe: String,
+        /// The input reading it.
+        input: String,
+    },
+    /// An output symlink points outside the output; nothing was installed.
+    #[error("cannot install {output}: symlink `{}` points to `{target}`, outside the output", path.display())]
+    InstallSymlinkEscapes {
+        /// The output tree.
+        output: Digest,
+        /// The link, relative to the output.
+        path: PathBuf,
+        /// Its target.
+        target: String,
+    },
+    /// A directory of the output would go where the prefix has a symlink or a file.
+    #[error("cannot install into `{}`: it exists and is not a directory (install never follows a symlink)", path.display())]
+    InstallNotADirectory {
+        /// The path under the prefix.
+        path: PathBuf,
+    },
+    /// A file of the output would replace a directory in the prefix.
+    #[error("cannot install `{}`: a directory is in the way", path.display())]
+    InstallOccupied {
+        /// The path under the prefix.
+        path: PathBuf,
+    },
     /// A deployment case file is invalid.
     #[error("invalid deployment case `{}`: {message}", path.display())]
     InvalidCase {
@@ -152,15 +200,30 @@ impl hstore_store::Hint for BuildError {
                 "run `hstore fetch` on a connected machine, or `hstore import` a bundle exported with the same lockfile"
                     .into(),
             ),
-            BuildError::ScriptFailed { .. } => {
-                Some("the sandbox has no network: every input must come from the lockfile's sources".into())
-            }
+            BuildError::ScriptFailed { tail, .. } => Some(match missing_command(tail) {
+                Some(command) => format!(
+                    "`{command}` is not in the sandbox, which holds only the host base system, the recipe's sources \
+                     and declared host paths: declare the tool as a source (`[sources.NAME] recipe = \"NAME\"` and \
+                     `PATH = \"/src/NAME/bin:/usr/bin:/bin\"` in `[build] env`), or as a host path (`host_paths` and \
+                     `env.PATH` in `[targets.T]`)"
+                ),
+                None => "the sandbox has no network: every input must come from the lockfile's sources".into(),
+            }),
             BuildError::Store { source, .. } => source.hint(),
             BuildError::Sandbox(error) => error.hint(),
             BuildError::Recipe(error) => error.hint(),
             BuildError::StaleLockfile { .. } => Some("run `hstore lock` on a connected machine".into()),
             BuildError::UnknownTarget { .. } => Some("pass `--target` with one of the recipe's targets".into()),
-            BuildError::InvalidInputName { .. }
+            BuildError::Cycle { .. } => Some("a recipe cannot read its own output, even through others; break the chain".into()),
+            BuildError::UnknownDependency { .. } => Some("fix the name, then run `hstore lock`".into()),
+            BuildError::InstallSymlinkEscapes { .. } => Some(
+                "make the recipe create relative links that stay inside `$out` (see README: relocatable outputs)".into(),
+            ),
+            BuildError::InstallNotADirectory { .. } | BuildError::InstallOccupied { .. } => {
+                Some("remove it, or install into another `--install-path`".into())
+            }
+            BuildError::DependencyNotBuilt { .. }
+            | BuildError::InvalidInputName { .. }
             | BuildError::Io { .. }
             | BuildError::UnknownRecipe { .. }
             | BuildError::NoBuildableRecipe { .. }
@@ -170,5 +233,32 @@ impl hstore_store::Hint for BuildError {
     }
 }
 
+/// The command a shell reported missing in a build log's tail: bash's `NAME: command not found`, dash's
+/// `NAME: not found`; the last such line wins.
+pub(crate) fn missing_command(tail: &str) -> Option<&str> {
+    tail.lines().rev().find_map(|line| {
+        let before = line
+            .strip_suffix(": command not found")
+            .or_else(|| line.strip_suffix(": not found"))?;
+        let command = before.rsplit(": ").next()?.trim();
+        (!command.is_empty() && !command.contains(' ')).then_some(command)
+    })
+}
+
 /// Result alias for builds.
 pub type Result<T, E = BuildError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_commands_are_found_in_bash_and_dash_messages() {
+        assert_eq!(
+            missing_command("+ make\n/bin/sh: line 3: xmake: command not found\n"),
+            Some("xmake")
+        );
+        assert_eq!(missing_command("sh: 1: cmake: not found"), Some("cmake"));
+        assert_eq!(missing_command("error: linking failed"), None);
+    }
+}

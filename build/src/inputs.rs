@@ -11,6 +11,9 @@
 //!   them) is written to `$CARGO_HOME/config.toml`, so
 //!   `cargo build --offline --frozen` works with no further setup. Building the vendor tree costs one directory node;
 //!   the cache makes every later build bind it instantly instead of unpacking per build.
+//! - [`InputShape::Output`]: another recipe's build output (a `recipe` source), bound like a tree once that build
+//!   has finished. Its key text is the dependency's build *key*, not its output address, so a dependent's key is
+//!   known before the dependency runs, and changes exactly when the dependency's does.
 
 use std::fmt::Write as _;
 
@@ -43,6 +46,17 @@ pub enum InputShape {
     CargoVendor {
         /// The crates, each a vendored tree.
         crates: Vec<VendoredCrate>,
+    },
+    /// Another recipe's output.
+    Output {
+        /// The dependency's recipe.
+        recipe: String,
+        /// The target it is built for.
+        target: String,
+        /// Its build key.
+        key: Digest,
+        /// Its output tree, once built (filled in by the graph just before the dependent starts).
+        output: Option<Digest>,
     },
 }
 
@@ -92,6 +106,12 @@ impl InputShape {
                 }
                 text
             }
+            InputShape::Output {
+                recipe,
+                target,
+                key,
+                ..
+            } => format!("output {recipe} {target} {key}"),
         }
     }
 
@@ -100,6 +120,7 @@ impl InputShape {
         match self {
             InputShape::Tree(digest) | InputShape::File { digest, .. } => vec![*digest],
             InputShape::CargoVendor { crates } => crates.iter().map(|krate| krate.tree).collect(),
+            InputShape::Output { output, .. } => output.iter().copied().collect(),
         }
     }
 
@@ -153,6 +174,12 @@ impl InputShape {
                 store
                     .put_directory(&directory)
                     .map_err(|source| Error::store(format!("input `{input}`"), source))
+            }
+            InputShape::Output { recipe, output, .. } => {
+                output.ok_or_else(|| Error::DependencyNotBuilt {
+                    recipe: recipe.clone(),
+                    input: input.to_owned(),
+                })
             }
         }
     }

@@ -1,8 +1,9 @@
 //! hstore-build: turning recipe + lockfile + target into a [`BuildPlan`] ([`plan`]), keying it, looking it up,
 //! and — on a miss — running it in the sandbox (`hstore-sandbox`, which knows nothing of recipes, cargo or
 //! records), its output stored as a tree and recorded under its key ([`record`]). Also owned here: the phase-2 input
-//! shapes ([`inputs`]: trees, single files, cargo vendor directories), `--check` diffs ([`diff`]) and deployment
-//! cases ([`case`]).
+//! shapes ([`inputs`]: trees, single files, cargo vendor directories, other recipes' outputs), the build graph
+//! ([`graph`]: dependency order, keys that include dependencies' keys, `-j N`), installing outputs under a prefix
+//! ([`install`]), `--check` diffs ([`diff`]) and deployment cases ([`case`]).
 //!
 //! The build key (ARCHITECTURE.md §6) is BLAKE3 over a canonical JSON document of everything that can change the
 //! output: [`BUILDER_VERSION`], the recipe name, the build script and environment, the target's name, host paths and
@@ -13,7 +14,9 @@
 pub mod case;
 pub mod diff;
 pub mod error;
+pub mod graph;
 pub mod inputs;
+pub mod install;
 pub mod plan;
 pub mod record;
 
@@ -28,7 +31,9 @@ use hstore_sandbox::HostTool;
 pub use case::DeploymentCase;
 pub use diff::{TreeDifference, diff_trees};
 pub use error::{BuildError, BuildError as Error, Result};
+pub use graph::{BuildGraph, GraphEvent, GraphNode, plan_graph, run_graph};
 pub use inputs::{GitReplacement, Input, InputShape, VendoredCrate};
+pub use install::{InstallReport, install};
 pub use plan::{PlanContext, plan, select_recipes};
 pub use record::{
     BUILD_NAMESPACE, BUILD_ROOT_PREFIX, BuildOptions, BuildOutcome, BuildRecord, CheckOutcome,

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use hstore_model::lockfile::{Artifact, Lockfile};
 use hstore_model::recipe::{Recipe, SourceSpec};
+use hstore_store::Digest;
 
 use crate::BuildPlan;
 use crate::error::{BuildError, Result};
@@ -44,13 +45,13 @@ impl PlanContext {
     }
 }
 
-/// The recipes to build: those named, or every recipe in `dir` with a `[build]` section.
-pub fn select_recipes(dir: &Path, names: &[String]) -> Result<Vec<Recipe>> {
-    let all = Recipe::load_dir(dir)?;
+/// The recipes to build, out of `all` (every recipe of `dir`): those named, or every one with a `[build]` section.
+pub fn select_recipes(all: &[Recipe], dir: &Path, names: &[String]) -> Result<Vec<Recipe>> {
     if names.is_empty() {
         let buildable: Vec<Recipe> = all
-            .into_iter()
+            .iter()
             .filter(|recipe| recipe.build.is_some())
+            .cloned()
             .collect();
         if buildable.is_empty() {
             return Err(BuildError::NoBuildableRecipe {
@@ -76,12 +77,15 @@ pub fn select_recipes(dir: &Path, names: &[String]) -> Result<Vec<Recipe>> {
 
 /// Translates one recipe + target + lockfile into a plan. Fails before anything runs on: unknown target, recipe
 /// without `[build]`, a recipe the lockfile does not cover, or a source whose table changed since the lock.
+/// `dependency_keys` gives the build key of each `recipe` source (by source name), planned first by
+/// [`crate::graph::plan_graph`].
 pub fn plan(
     recipe: &Recipe,
     target: &str,
     lockfile: &Lockfile,
     lockfile_path: &Path,
     context: &PlanContext,
+    dependency_keys: &BTreeMap<String, Digest>,
 ) -> Result<BuildPlan> {
     let Some(build_section) = &recipe.build else {
         return Err(BuildError::NoBuildSection {
@@ -108,15 +112,19 @@ pub fn plan(
             .sources
             .iter()
             .find(|source| &source.name == name && &source.spec == spec)
-            .ok_or_else(|| stale(Some(name)))?;
+            .ok_or_else(|| stale(Some(name.as_str())))?;
         let artifacts: Vec<&Artifact> = source
             .artifacts
             .iter()
-            .map(|id| lockfile.artifact(id).ok_or_else(|| stale(Some(name))))
+            .map(|id| {
+                lockfile
+                    .artifact(id)
+                    .ok_or_else(|| stale(Some(name.as_str())))
+            })
             .collect::<Result<_>>()?;
         let single = || match artifacts.as_slice() {
             [artifact] => Ok(*artifact),
-            _ => Err(stale(Some(name))),
+            _ => Err(stale(Some(name.as_str()))),
         };
         let shape = match spec {
             SourceSpec::CargoLock { .. } => InputShape::CargoVendor {
@@ -140,7 +148,22 @@ pub fn plan(
             }
             SourceSpec::Url { unpack: true, .. }
             | SourceSpec::Git { .. }
-            | SourceSpec::Path { .. } => InputShape::Tree(single()?.address()),
+            | SourceSpec::Path { .. }
+            | SourceSpec::RustToolchain { .. } => InputShape::Tree(single()?.address()),
+            SourceSpec::Recipe {
+                recipe: dependency,
+                target: dependency_target,
+            } => InputShape::Output {
+                recipe: dependency.clone(),
+                target: dependency_target.as_deref().unwrap_or(target).to_owned(),
+                key: *dependency_keys
+                    .get(name)
+                    .ok_or_else(|| BuildError::DependencyNotBuilt {
+                        recipe: dependency.clone(),
+                        input: name.clone(),
+                    })?,
+                output: None,
+            },
         };
         inputs.push(Input {
             name: name.clone(),

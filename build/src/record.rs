@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::diff::{TreeDifference, diff_trees};
 use super::error::{BuildError, Result};
 use super::{BuildPlan, INPUTS_DIR};
+use crate::inputs::InputShape;
 use hstore_sandbox::spec::{BUILD_DIR, Bind, SandboxSpec};
 use hstore_sandbox::{BuildOutput, Sandbox};
 
@@ -190,7 +191,17 @@ pub fn build_prepared(
             &format!("{BUILD_ROOT_PREFIX}{}", key.to_hex()),
             &Root {
                 description: format!("build of {} for target {}", plan.recipe, plan.target),
-                addresses: vec![record.output, record.log],
+                // The outputs of `recipe` inputs too: a root keeps its whole chain alive even if a dependency's
+                // own root is removed.
+                addresses: [record.output, record.log]
+                    .into_iter()
+                    .chain(plan.inputs.iter().flat_map(|input| match &input.shape {
+                        InputShape::Output { output, .. } => output.iter().copied().collect(),
+                        InputShape::Tree(_)
+                        | InputShape::File { .. }
+                        | InputShape::CargoVendor { .. } => Vec::new(),
+                    }))
+                    .collect(),
             },
         )
         .map_err(record_error)?;

@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use hstore_build::{
-    BUILD_NAMESPACE, BuildOptions, BuildRecord, DeploymentCase, PlanContext, build_prepared,
-    find_record, plan, prepare, select_recipes,
+    BUILD_NAMESPACE, BuildOptions, BuildRecord, DeploymentCase, GraphEvent, GraphNode, PlanContext,
+    find_record, install, plan_graph, run_graph, select_recipes,
 };
 use hstore_fetchers::lockfile::Lockfile;
+use hstore_fetchers::recipe::Recipe;
 use hstore_store::Store;
 
 use crate::args::{BuildArgs, LogArgs};
@@ -39,58 +40,88 @@ pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> R
         bail!("no target given: pass `--target NAME` (or `--deployment-case NAME`)");
     };
     let store = open_store(global)?;
-    let recipes = select_recipes(&args.inputs.recipes_dir, &args.recipe)?;
+    let all = Recipe::load_dir(&args.inputs.recipes_dir)?;
+    let recipes = select_recipes(&all, &args.inputs.recipes_dir, &args.recipe)?;
     let lockfile = Lockfile::load(&args.inputs.lockfile)?;
-    let helper_exe = std::env::current_exe()
-        .context("cannot find the hstore executable to run the sandbox helper")?;
-    // Everything that can fail before a build starts is checked for every recipe first: a command building several
-    // recipes must not fail on the last one's missing input after building the others for an hour.
-    let context = plan_context();
-    let mut plans = Vec::with_capacity(recipes.len());
-    for recipe in &recipes {
-        let plan = plan(recipe, &target, &lockfile, &args.inputs.lockfile, &context)?;
-        let prepared = prepare(&store, &plan)
-            .with_context(|| format!("cannot build `{}` for target `{target}`", recipe.name))?;
-        plans.push((plan, prepared));
-    }
-    let mut status = ExitStatus::Success;
-    for (recipe, (plan, prepared)) in recipes.iter().zip(plans) {
-        printer.status("Building", format!("{} for target {}", recipe.name, target));
-        let options = BuildOptions {
-            helper_exe: helper_exe.clone(),
-            check: args.check,
-        };
-        let outcome = build_prepared(&store, &plan, prepared, &options)
-            .with_context(|| format!("failed to build `{}` for target `{target}`", recipe.name))?;
-        let output = outcome.record.output;
-        if let Some(check) = &outcome.check {
-            if check.differences.is_empty() {
-                printer.status(
-                    "Checked",
-                    format!("{} is reproducible ({output})", recipe.name),
-                );
+    // Everything that can fail before a build starts is checked for every node of the graph first: a command
+    // building several recipes must not fail on the last one's missing input after building the others for an hour.
+    let graph = plan_graph(
+        &store,
+        &all,
+        &recipes,
+        &target,
+        &lockfile,
+        &args.inputs.lockfile,
+        &plan_context(),
+    )
+    .with_context(|| format!("cannot build for target `{target}`"))?;
+    if args.dry_run {
+        let mut stdout = std::io::stdout().lock();
+        for (index, node) in graph.nodes.iter().enumerate() {
+            let state = if graph.is_cached(&store, index)? {
+                "cached"
             } else {
-                printer.warn(format!(
-                    "{} is not reproducible: recorded {} but the rebuild gave {}; differing files:",
-                    recipe.name, check.recorded, check.rebuilt
-                ));
-                for difference in &check.differences {
-                    printer.warn(format!("  {difference}"));
-                }
-                status = ExitStatus::Failure;
-            }
-        } else if outcome.cached {
-            printer.status(
-                "Fresh",
-                format!("{} (build key {})", recipe.name, outcome.record.key),
-            );
-        } else {
-            printer.status("Built", format!("{} → {output}", recipe.name));
+                "will build"
+            };
+            writeln!(
+                stdout,
+                "{} {} {} {state}",
+                node.recipe, node.target, node.prepared.key
+            )?;
         }
+        return Ok(ExitStatus::Success);
+    }
+    let options = BuildOptions {
+        helper_exe: std::env::current_exe()
+            .context("cannot find the hstore executable to run the sandbox helper")?,
+        check: args.check,
+    };
+    let mut status = ExitStatus::Success;
+    let outcomes = run_graph(&store, &graph, &options, args.jobs, |event| match event {
+        GraphEvent::Started(node) => {
+            printer.status("Building", format!("{} for target {}", node.recipe, node.target));
+        }
+        GraphEvent::Finished(node, outcome) => {
+            let output = outcome.record.output;
+            if let Some(check) = &outcome.check {
+                if check.differences.is_empty() {
+                    printer.status("Checked", format!("{} is reproducible ({output})", node.recipe));
+                } else {
+                    printer.warn(format!(
+                        "{} is not reproducible: recorded {} but the rebuild gave {}; differing files:",
+                        node.recipe, check.recorded, check.rebuilt
+                    ));
+                    for difference in &check.differences {
+                        printer.warn(format!("  {difference}"));
+                    }
+                    status = ExitStatus::Failure;
+                }
+            } else if outcome.cached {
+                printer.status("Fresh", format!("{} (build key {})", node.recipe, outcome.record.key));
+            } else {
+                printer.status("Built", format!("{} → {output}", node.recipe));
+            }
+        }
+    })
+    .context("build failed")?;
+    let requested: Vec<(&GraphNode, &hstore_build::BuildOutcome)> = graph
+        .nodes
+        .iter()
+        .zip(&outcomes)
+        .filter(|(node, _)| node.requested)
+        .collect();
+    for recipe in &recipes {
+        let Some((node, outcome)) = requested
+            .iter()
+            .find(|(node, _)| node.recipe == recipe.name)
+        else {
+            continue;
+        };
+        let output = outcome.record.output;
         writeln!(std::io::stdout().lock(), "{output}")?;
         if let Some(link) = &args.out_link {
             let link = if recipes.len() > 1 {
-                PathBuf::from(format!("{}-{}", link.display(), recipe.name))
+                PathBuf::from(format!("{}-{}", link.display(), node.recipe))
             } else {
                 link.clone()
             };
@@ -98,10 +129,22 @@ pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> R
             printer.status("Linked", format!("{} → {output}", link.display()));
         }
         if let Some(dir) = &args.install_path {
-            let installed = install_bin(&store, &output, dir)?;
+            let report = install(&store, &output, dir).with_context(|| {
+                format!(
+                    "failed to install `{}` into `{}`",
+                    node.recipe,
+                    dir.display()
+                )
+            })?;
             printer.status(
                 "Installed",
-                format!("{installed} programs into {}", dir.display()),
+                format!(
+                    "{} ({} files, {} symlinks) into {}",
+                    node.recipe,
+                    report.files,
+                    report.symlinks,
+                    dir.display()
+                ),
             );
         }
     }
@@ -129,20 +172,27 @@ pub fn log(args: &LogArgs, global: &GlobalSettings) -> Result<ExitStatus> {
             bail!("pass `--target NAME` with a recipe name, or a build key / output address");
         };
         let names: Vec<String> = args.what.iter().cloned().collect();
-        let recipes = select_recipes(&args.inputs.recipes_dir, &names)?;
+        let all = Recipe::load_dir(&args.inputs.recipes_dir)?;
+        let recipes = select_recipes(&all, &args.inputs.recipes_dir, &names)?;
         let [recipe] = recipes.as_slice() else {
             bail!("several recipes build; name one");
         };
         let lockfile = Lockfile::load(&args.inputs.lockfile)?;
-        let plan = plan(
-            recipe,
+        let graph = plan_graph(
+            &store,
+            &all,
+            std::slice::from_ref(recipe),
             target,
             &lockfile,
             &args.inputs.lockfile,
             &plan_context(),
         )?;
-        let fingerprints = hstore_build::fingerprints(&plan.host_paths, &plan.host_tools)?;
-        let key = plan.key(&fingerprints);
+        let key = graph
+            .nodes
+            .iter()
+            .find(|node| node.requested)
+            .map(|node| node.prepared.key)
+            .context("the recipe was not planned")?;
         find_record(&store, &key)?.with_context(|| {
             format!(
                 "`{}` has not been built for target `{target}` with these inputs",
@@ -170,37 +220,4 @@ fn out_link(store: &Store, output: &hstore_store::Digest, link: &Path) -> Result
     }
     std::os::unix::fs::symlink(&target, link)
         .with_context(|| format!("failed to create `{}`", link.display()))
-}
-
-/// Copies the output's `bin/*` into `dir` (mode 0755); returns how many files were installed.
-fn install_bin(store: &Store, output: &hstore_store::Digest, dir: &Path) -> Result<usize> {
-    use std::os::unix::fs::PermissionsExt;
-    let tree = store.materialized_tree(output)?;
-    let bin = tree.join("bin");
-    if !bin.is_dir() {
-        bail!("the build output {output} has no `bin/` directory to install");
-    }
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("failed to create `{}`", dir.display()))?;
-    let mut count = 0;
-    for entry in
-        std::fs::read_dir(&bin).with_context(|| format!("failed to list `{}`", bin.display()))?
-    {
-        let entry = entry?;
-        if !entry.file_type()?.is_file() {
-            continue;
-        }
-        let dest = dir.join(entry.file_name());
-        let temp = dir.join(format!(
-            ".{}.hstore-tmp",
-            entry.file_name().to_string_lossy()
-        ));
-        std::fs::copy(entry.path(), &temp)
-            .with_context(|| format!("failed to write `{}`", temp.display()))?;
-        std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o755))?;
-        std::fs::rename(&temp, &dest)
-            .with_context(|| format!("failed to install `{}`", dest.display()))?;
-        count += 1;
-    }
-    Ok(count)
 }

@@ -4,7 +4,7 @@
 //! this module and the orchestrator (`resolve`) depends on the kinds, never the other way round.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hstore_store::Store;
@@ -26,6 +26,9 @@ pub struct FetcherOptions {
     pub offline: bool,
     /// HTTP tuning.
     pub download: DownloadOptions,
+    /// rustup's home (`$RUSTUP_HOME`, else `~/.rustup`), where `rust_toolchain` sources are found; `None` when
+    /// neither is known.
+    pub rustup_home: Option<PathBuf>,
 }
 
 /// Shared state for one lock or fetch run.
@@ -36,6 +39,7 @@ pub struct Fetcher {
     pub(crate) mirrors: Mirrors,
     pub(crate) offline: bool,
     pub(crate) reporter: Arc<dyn Reporter>,
+    rustup_home: Option<PathBuf>,
     index_dl: tokio::sync::Mutex<HashMap<String, String>>,
 }
 
@@ -62,6 +66,7 @@ impl Fetcher {
             store,
             mirrors: options.mirrors,
             offline: options.offline,
+            rustup_home: options.rustup_home,
             reporter,
             index_dl: tokio::sync::Mutex::new(HashMap::new()),
         })
@@ -86,6 +91,10 @@ impl Fetcher {
     /// `--offline`.
     pub fn offline(&self) -> bool {
         self.offline
+    }
+    /// rustup's home, for `rust_toolchain` sources.
+    pub fn rustup_home(&self) -> Option<&Path> {
+        self.rustup_home.as_deref()
     }
     /// Progress sink.
     pub fn reporter(&self) -> &dyn Reporter {

@@ -59,6 +59,14 @@ pub enum Error {
         /// The address the fresh bytes give.
         actual: hstore_store::Digest,
     },
+    /// A `rust_toolchain` source names a toolchain that rustup has not installed here.
+    #[error("Rust toolchain `{toolchain}` is not installed at `{}` and the store does not hold it", dir.display())]
+    ToolchainMissing {
+        /// `<version>-<host>`.
+        toolchain: String,
+        /// Where it was looked for.
+        dir: PathBuf,
+    },
     /// `--offline` and the artifact is not in the store.
     #[error("`{what}` is not in the store and `--offline` forbids downloading it")]
     Offline {
@@ -281,6 +289,10 @@ impl hstore_store::Hint for Error {
             }
             Error::RefNotFound { .. } => Some("check `ref` in the recipe: a branch, a tag or a commit id".into()),
             Error::GitMissing { .. } => Some("install git (apt-get install git)".into()),
+            Error::ToolchainMissing { toolchain, .. } => Some(format!(
+                "install it with `rustup toolchain install {toolchain}` (set `RUSTUP_HOME` if rustup lives elsewhere), \
+                 or import a bundle exported with this lockfile"
+            )),
             Error::HttpStatus { status: 404, .. } => Some("check the URL, or pass `--mirror FROM=TO`".into()),
             Error::Archive(error) => error.hint(),
             Error::Recipe(error) => error.hint(),

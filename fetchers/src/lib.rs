@@ -1,6 +1,7 @@
 //! hstore-fetchers: the fetchers that turn each source kind of a recipe ([`recipe`]) into verified store objects
-//! pinned in a lockfile ([`lockfile`]): [`git`], [`crates`] (`cargo_lock`), [`url`], [`path`], all downloading
-//! through [`http`] with [`mirrors`] applied, orchestrated by [`resolve`].
+//! pinned in a lockfile ([`lockfile`]): [`git`], [`crates`] (`cargo_lock`), [`url`], [`path`], [`rust_toolchain`],
+//! downloading through [`http`] with [`mirrors`] applied, orchestrated by [`resolve`]. (`recipe` sources, another
+//! recipe's output, lock to no artifact: their identity is a build key.)
 //!
 //! Module graph (no cycles): [`resolve`] (the orchestrator: `lock`, `fetch`, one `match` arm per kind) → each kind's
 //! module → [`context`] (the shared [`Fetcher`] state: store, downloader, git, mirrors, reporter) and [`record`]
@@ -21,6 +22,7 @@ pub mod path;
 pub mod record;
 pub mod reporter;
 pub mod resolve;
+pub mod rust_toolchain;
 pub mod url;
 
 pub use context::{Fetcher, FetcherOptions};

@@ -206,6 +206,15 @@ impl Fetcher {
                     Vec::new(),
                 ))
             }
+            SourceSpec::RustToolchain { version, host } => {
+                let name = SourceSpec::rust_toolchain_name(version, host);
+                Ok((
+                    vec![crate::rust_toolchain::ensure(self, &name, kept).await?],
+                    Vec::new(),
+                ))
+            }
+            // Another recipe's output: built, not fetched; `hstore lock` has checked the graph (recipe::check_graph).
+            SourceSpec::Recipe { .. } => Ok((Vec::new(), Vec::new())),
             SourceSpec::CargoLock { source, path } => {
                 let tree = trees.get(source).ok_or_else(|| Error::NotATree {
                     source_name: name.to_owned(),
@@ -409,6 +418,11 @@ impl Fetcher {
                     strip_components: *strip_components,
                 };
                 crate::url::ensure(self, &spec, Some(artifact))
+                    .await
+                    .map(|_| ())
+            }
+            Artifact::RustToolchain { toolchain, .. } => {
+                crate::rust_toolchain::ensure(self, toolchain, Some(artifact))
                     .await
                     .map(|_| ())
             }

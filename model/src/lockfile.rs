@@ -198,6 +198,17 @@ pub enum Artifact {
         /// Size of the blob, or total file bytes of the tree.
         size: u64,
     },
+    /// A Rust toolchain from the locking machine's rustup, stored without its HTML docs (`share/doc`).
+    RustToolchain {
+        /// `rust-toolchain+<version>-<host>`.
+        id: String,
+        /// The rustup toolchain name, `<version>-<host>`.
+        toolchain: String,
+        /// Address of the tree.
+        address: Digest,
+        /// Total file bytes of the tree.
+        size: u64,
+    },
     /// A local directory.
     Path {
         /// `path+<path relative to the lockfile's directory>`, plus `#exclude=<a>,<b>` when the recipe excludes more.
@@ -218,6 +229,7 @@ impl Artifact {
             Artifact::Git { id, .. }
             | Artifact::Crate { id, .. }
             | Artifact::Url { id, .. }
+            | Artifact::RustToolchain { id, .. }
             | Artifact::Path { id, .. } => id,
         }
     }
@@ -228,6 +240,7 @@ impl Artifact {
             Artifact::Git { address, .. }
             | Artifact::Crate { address, .. }
             | Artifact::Url { address, .. }
+            | Artifact::RustToolchain { address, .. }
             | Artifact::Path { address, .. } => *address,
         }
     }
@@ -238,6 +251,7 @@ impl Artifact {
             Artifact::Git { size, .. }
             | Artifact::Crate { size, .. }
             | Artifact::Url { size, .. }
+            | Artifact::RustToolchain { size, .. }
             | Artifact::Path { size, .. } => *size,
         }
     }
@@ -248,6 +262,7 @@ impl Artifact {
             Artifact::Git { .. } => "git",
             Artifact::Crate { .. } => "crate",
             Artifact::Url { .. } => "url",
+            Artifact::RustToolchain { .. } => "rust_toolchain",
             Artifact::Path { .. } => "path",
         }
     }

@@ -5,7 +5,7 @@
 //! Unknown keys are errors, so a typo never silently drops a source. Source and recipe names are
 //! `[a-z0-9_-]` so they can become environment variable suffixes (`$src_<name>`, `-` becomes `_`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -68,6 +68,34 @@ pub enum Error {
         /// The directory searched.
         dir: PathBuf,
     },
+    /// A `recipe = "NAME"` source names a recipe that does not exist.
+    #[error("invalid recipe `{}`: source `{source_name}` {reason}", path.display())]
+    UnknownDependency {
+        /// The recipe file.
+        path: PathBuf,
+        /// The source.
+        source_name: String,
+        /// Which recipe, and the recipes there are.
+        reason: String,
+    },
+    /// A `recipe = "NAME"` source needs a target the dependency does not declare.
+    #[error("invalid recipe `{}`: source `{source_name}` {reason}", path.display())]
+    MissingDependencyTarget {
+        /// The recipe file.
+        path: PathBuf,
+        /// The source.
+        source_name: String,
+        /// Which recipe and target, and the targets it does declare.
+        reason: String,
+    },
+    /// `recipe` sources form a cycle.
+    #[error("invalid recipe `{}`: `recipe` sources form a cycle: {}", path.display(), chain.join(" → "))]
+    Cycle {
+        /// The recipe file where the cycle was found.
+        path: PathBuf,
+        /// `recipe (target) [source]` steps, the first repeated at the end.
+        chain: Vec<String>,
+    },
 }
 
 impl hstore_store::Hint for Error {
@@ -75,11 +103,19 @@ impl hstore_store::Hint for Error {
         match self {
             Error::InvalidSource { .. } => Some(
                 "a source is one of: `git = URL` (+ `ref`, `submodules`), `cargo_lock = \"SOURCE:PATH\"`, \
-                 `url = URL` + `sha256`, or `path = DIR`"
+                 `url = URL` + `sha256`, `path = DIR`, `recipe = NAME` (+ `target`), or \
+                 `rust_toolchain = VERSION` (+ `host`)"
                     .into(),
             ),
             Error::NoRecipes { .. } => Some("pass `--recipes DIR` pointing at a directory of recipe files".into()),
-            _ => None,
+            Error::UnknownDependency { .. } => {
+                Some("fix the name, or add the recipe to the recipes directory".into())
+            }
+            Error::MissingDependencyTarget { .. } => Some(
+                "add the target to the dependency, or pin one with `target = \"T\"` in the source table".into(),
+            ),
+            Error::Cycle { .. } => Some("a recipe cannot read its own output, even through others; break the chain".into()),
+            Error::Read { .. } | Error::Parse { .. } | Error::InvalidName { .. } | Error::DuplicateRecipe { .. } => None,
         }
     }
 }
@@ -138,6 +174,35 @@ pub enum SourceSpec {
         /// Names or relative paths left out (plus `.git` and `target`).
         exclude: Vec<String>,
     },
+    /// Another recipe's build output (ARCHITECTURE.md §6b): built first, read-only at `$src_NAME`. Locks to no
+    /// artifact: its identity is the dependency's build key, known at build time.
+    Recipe {
+        /// The recipe's name.
+        recipe: String,
+        /// The target to build it for; `None`: the target being built.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
+    },
+    /// A Rust toolchain installed by rustup on the locking machine (`$RUSTUP_HOME/toolchains/<version>-<host>`),
+    /// stored as a tree without its HTML docs, so builds take the compiler from the store, not from the host.
+    RustToolchain {
+        /// A pinned release as rustup names it: `1.95.0`, `nightly-2026-01-15` (never a moving channel).
+        version: String,
+        /// The host triple the toolchain runs on (`x86_64-unknown-linux-gnu`).
+        host: String,
+    },
+}
+
+impl SourceSpec {
+    /// The rustup toolchain directory name (`<version>-<host>`) of a `rust_toolchain` source.
+    pub fn rust_toolchain_name(version: &str, host: &str) -> String {
+        format!("{version}-{host}")
+    }
+}
+
+/// The host triple `rust_toolchain` sources default to: this machine's architecture, Linux, glibc.
+pub fn default_rust_host() -> String {
+    format!("{}-unknown-linux-gnu", std::env::consts::ARCH)
 }
 
 /// `[targets.<name>]`.
@@ -197,6 +262,10 @@ struct RawSource {
     strip_components: Option<usize>,
     path: Option<String>,
     exclude: Option<Vec<String>>,
+    recipe: Option<String>,
+    target: Option<String>,
+    rust_toolchain: Option<String>,
+    host: Option<String>,
 }
 
 /// Longest recipe, source or target name.
@@ -263,6 +332,17 @@ impl Recipe {
         }
         for (name, spec) in &sources {
             if let SourceSpec::CargoLock { source, .. } = spec
+                && matches!(sources.get(source), Some(SourceSpec::Recipe { .. }))
+            {
+                return Err(Error::InvalidSource {
+                    path: file.to_path_buf(),
+                    source_name: name.clone(),
+                    reason: format!(
+                        "reads a Cargo.lock from source `{source}`, a recipe output, which is not known at lock time"
+                    ),
+                });
+            }
+            if let SourceSpec::CargoLock { source, .. } = spec
                 && !sources.contains_key(source)
             {
                 return Err(Error::InvalidSource {
@@ -319,6 +399,7 @@ impl Recipe {
             });
         }
         recipes.sort_by(|a, b| a.name.cmp(&b.name));
+        check_graph(&recipes, dir)?;
         Ok(recipes)
     }
 }
@@ -334,13 +415,16 @@ fn classify(file: &Path, name: &str, raw: RawSource) -> Result<SourceSpec, Error
         raw.cargo_lock.as_ref().map(|_| "cargo_lock"),
         raw.url.as_ref().map(|_| "url"),
         raw.path.as_ref().map(|_| "path"),
+        raw.recipe.as_ref().map(|_| "recipe"),
+        raw.rust_toolchain.as_ref().map(|_| "rust_toolchain"),
     ]
     .into_iter()
     .flatten()
     .collect();
     if kinds.len() != 1 {
         return Err(invalid(if kinds.is_empty() {
-            "names no kind (expected one of `git`, `cargo_lock`, `url`, `path`)".into()
+            "names no kind (expected one of `git`, `cargo_lock`, `url`, `path`, `recipe`, `rust_toolchain`)"
+                .into()
         } else {
             format!(
                 "names several kinds ({}); use one per source",
@@ -356,6 +440,8 @@ fn classify(file: &Path, name: &str, raw: RawSource) -> Result<SourceSpec, Error
             ("unpack", raw.unpack.is_some()),
             ("strip_components", raw.strip_components.is_some()),
             ("exclude", raw.exclude.is_some()),
+            ("target", raw.target.is_some()),
+            ("host", raw.host.is_some()),
         ];
         match present
             .iter()
@@ -410,11 +496,177 @@ fn classify(file: &Path, name: &str, raw: RawSource) -> Result<SourceSpec, Error
             strip_components: raw.strip_components.unwrap_or(0),
         });
     }
+    if let Some(recipe) = raw.recipe {
+        only(&["target"])?;
+        if !is_valid_name(&recipe) {
+            return Err(invalid(format!(
+                "names recipe `{recipe}`, which is not a valid recipe name"
+            )));
+        }
+        if let Some(target) = raw
+            .target
+            .as_deref()
+            .filter(|target| !is_valid_name(target))
+        {
+            return Err(invalid(format!(
+                "names target `{target}`, which is not a valid target name"
+            )));
+        }
+        return Ok(SourceSpec::Recipe {
+            recipe,
+            target: raw.target,
+        });
+    }
+    if let Some(version) = raw.rust_toolchain {
+        only(&["host"])?;
+        let plain = |text: &str| {
+            !text.is_empty()
+                && !text.starts_with(['.', '-'])
+                && text
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        };
+        if !plain(&version) || matches!(version.as_str(), "stable" | "beta" | "nightly") {
+            return Err(invalid(format!(
+                "has `rust_toolchain = \"{version}\"`; expected a pinned release such as \"1.95.0\" or \
+                 \"nightly-2026-01-15\" (a moving channel would lock a different compiler on every machine)"
+            )));
+        }
+        let host = raw.host.unwrap_or_else(default_rust_host);
+        if !plain(&host) {
+            return Err(invalid(format!(
+                "has `host = \"{host}\"`; expected a target triple"
+            )));
+        }
+        return Ok(SourceSpec::RustToolchain { version, host });
+    }
     only(&["exclude"])?;
     Ok(SourceSpec::Path {
         path: raw.path.unwrap_or_default(),
         exclude: raw.exclude.unwrap_or_default(),
     })
+}
+
+/// Checks the graph that `recipe` sources make over `recipes` (all of one directory, `dir`): every named recipe
+/// exists, declares the target it is needed for (the pinned `target`, else each target of the dependent), and no
+/// chain of (recipe, target) leads back to itself. `hstore lock` runs this, so a broken graph never gets a lockfile.
+pub fn check_graph(recipes: &[Recipe], dir: &Path) -> Result<(), Error> {
+    let by_name: BTreeMap<&str, &Recipe> = recipes.iter().map(|r| (r.name.as_str(), r)).collect();
+    // (recipe, target) → [(source, dependency, target)]
+    let mut edges: Edges = BTreeMap::new();
+    for recipe in recipes {
+        for (source, spec) in &recipe.sources {
+            let SourceSpec::Recipe {
+                recipe: dependency,
+                target,
+            } = spec
+            else {
+                continue;
+            };
+            let Some(dependency_recipe) = by_name.get(dependency.as_str()) else {
+                let known: Vec<&str> = recipes.iter().map(|r| r.name.as_str()).collect();
+                return Err(Error::UnknownDependency {
+                    path: recipe.file.clone(),
+                    source_name: source.clone(),
+                    reason: format!(
+                        "names recipe `{dependency}`, which is not in `{}` (recipes: {})",
+                        dir.display(),
+                        known.join(", ")
+                    ),
+                });
+            };
+            let needed: Vec<(&str, &str)> = match target {
+                Some(pinned) => {
+                    let pinned = pinned.as_str();
+                    let from: Vec<&str> = recipe.targets.keys().map(String::as_str).collect();
+                    if from.is_empty() {
+                        // Only checkable for existence; the dependent has no target that could reach it.
+                        if !dependency_recipe.targets.contains_key(pinned) {
+                            return Err(missing_target(recipe, source, dependency_recipe, pinned));
+                        }
+                    }
+                    from.into_iter().map(|t| (t, pinned)).collect()
+                }
+                None => recipe
+                    .targets
+                    .keys()
+                    .map(|t| (t.as_str(), t.as_str()))
+                    .collect(),
+            };
+            for (from, to) in needed {
+                if !dependency_recipe.targets.contains_key(to) {
+                    return Err(missing_target(recipe, source, dependency_recipe, to));
+                }
+                edges
+                    .entry((recipe.name.as_str(), from))
+                    .or_default()
+                    .push((source.as_str(), dependency.as_str(), to));
+            }
+        }
+    }
+    let mut done = BTreeSet::new();
+    for &start in edges.keys() {
+        let mut path = Vec::new();
+        if let Some(chain) = find_cycle(start, &edges, &mut done, &mut path) {
+            let file = by_name
+                .get(start.0)
+                .map(|r| r.file.clone())
+                .unwrap_or_default();
+            return Err(Error::Cycle { path: file, chain });
+        }
+    }
+    Ok(())
+}
+
+type GraphNode<'a> = (&'a str, &'a str);
+type Edges<'a> = BTreeMap<GraphNode<'a>, Vec<(&'a str, &'a str, &'a str)>>;
+
+/// Depth-first search from `node`; `path` holds the (node, source taken) steps from the start. Returns the cycle's
+/// chain, printable, when a node on the path is met again.
+fn find_cycle<'a>(
+    node: GraphNode<'a>,
+    edges: &Edges<'a>,
+    done: &mut BTreeSet<GraphNode<'a>>,
+    path: &mut Vec<(GraphNode<'a>, &'a str)>,
+) -> Option<Vec<String>> {
+    if done.contains(&node) {
+        return None;
+    }
+    if let Some(position) = path.iter().position(|(on_path, _)| *on_path == node) {
+        let mut chain: Vec<String> = path[position..]
+            .iter()
+            .map(|((recipe, target), source)| format!("{recipe} ({target}) [source `{source}`]"))
+            .collect();
+        chain.push(format!("{} ({})", node.0, node.1));
+        return Some(chain);
+    }
+    for &(source, dependency, target) in edges.get(&node).map_or(&[][..], Vec::as_slice) {
+        path.push((node, source));
+        if let Some(chain) = find_cycle((dependency, target), edges, done, path) {
+            return Some(chain);
+        }
+        path.pop();
+    }
+    done.insert(node);
+    None
+}
+
+fn missing_target(recipe: &Recipe, source: &str, dependency: &Recipe, target: &str) -> Error {
+    let known: Vec<&str> = dependency.targets.keys().map(String::as_str).collect();
+    Error::MissingDependencyTarget {
+        path: recipe.file.clone(),
+        source_name: source.to_owned(),
+        reason: format!(
+            "needs recipe `{}` for target `{target}`, which `{}` does not declare (its targets: {})",
+            dependency.name,
+            dependency.file.display(),
+            if known.is_empty() {
+                "(none)".to_owned()
+            } else {
+                known.join(", ")
+            }
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -520,5 +772,90 @@ script = "echo hi"
             "{error}"
         );
         assert!(is_valid_name(&"a".repeat(64)));
+    }
+
+    fn recipe(name: &str, targets: &[&str], sources: &str) -> Recipe {
+        let targets = targets
+            .iter()
+            .map(|t| format!("[targets.{t}]"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        Recipe::parse(
+            &format!("[recipe]\nname = \"{name}\"\n{sources}\n{targets}"),
+            Path::new(&format!("recipes/{name}.toml")),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_recipe_graph_is_checked_for_unknown_names_missing_targets_and_cycles() {
+        let dir = Path::new("recipes");
+        let xmake = recipe("xmake", &["cpu"], "");
+        let core = recipe(
+            "core",
+            &["cpu", "cuda"],
+            "[sources.xmake]\nrecipe = \"xmake\"\ntarget = \"cpu\"",
+        );
+        let app = recipe("app", &["cuda"], "[sources.core]\nrecipe = \"core\"");
+        check_graph(&[xmake.clone(), core.clone(), app.clone()], dir).unwrap();
+        assert_eq!(
+            core.sources["xmake"],
+            SourceSpec::Recipe {
+                recipe: "xmake".into(),
+                target: Some("cpu".into())
+            }
+        );
+
+        let error = check_graph(&[core.clone(), app.clone()], dir)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("core.toml") && error.contains("`xmake`"),
+            "{error}"
+        );
+
+        let cpu_app = recipe("app", &["cpu", "rocm"], "[sources.core]\nrecipe = \"core\"");
+        let error = check_graph(&[xmake.clone(), core.clone(), cpu_app], dir)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("target `rocm`") && error.contains("core.toml"),
+            "{error}"
+        );
+
+        let looping = recipe(
+            "xmake",
+            &["cpu"],
+            "[sources.app]\nrecipe = \"app\"\ntarget = \"cuda\"",
+        );
+        let error = check_graph(&[looping, core, app], dir).unwrap_err();
+        let Error::Cycle { chain, .. } = &error else {
+            panic!("{error}");
+        };
+        assert_eq!(
+            chain.join(" → "),
+            "app (cuda) [source `core`] → core (cuda) [source `xmake`] → xmake (cpu) [source `app`] → app (cuda)"
+        );
+    }
+
+    #[test]
+    fn rust_toolchains_must_be_pinned_releases() {
+        let parse = |value: &str| {
+            Recipe::parse(
+                &format!("[recipe]\nname = \"a\"\n[sources.rust]\nrust_toolchain = \"{value}\"\n"),
+                Path::new("a.toml"),
+            )
+        };
+        let recipe = parse("1.95.0").unwrap();
+        assert_eq!(
+            recipe.sources["rust"],
+            SourceSpec::RustToolchain {
+                version: "1.95.0".into(),
+                host: default_rust_host()
+            }
+        );
+        for bad in ["stable", "nightly", "../../etc", "1.95.0 ", "-x"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 }

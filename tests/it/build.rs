@@ -584,7 +584,7 @@ fn out_link_install_path_deployment_case_and_log() {
     let ran = Command::new(&program).output().expect("run result/bin/m");
     assert_eq!(String::from_utf8_lossy(&ran.stdout), "hello from m\n");
 
-    // `--install-path` copies `bin/*` with mode 0755.
+    // `--install-path` installs the whole output under the prefix; programs get mode 0755.
     project
         .run(&[
             "build",
@@ -595,7 +595,7 @@ fn out_link_install_path_deployment_case_and_log() {
             "installed",
         ])
         .success();
-    let installed = project.dir().join("installed/m");
+    let installed = project.dir().join("installed/bin/m");
     let mode = std::fs::metadata(&installed)
         .expect("installed/m")
         .permissions()
@@ -619,7 +619,7 @@ fn out_link_install_path_deployment_case_and_log() {
         .success();
     assert_eq!(cased.stdout_line(), output);
     assert!(cased.stderr.contains("Fresh"), "{}", cased.stderr);
-    assert!(project.dir().join("from-case/m").is_file());
+    assert!(project.dir().join("from-case/bin/m").is_file());
 
     // The log, by recipe and target, and by output address.
     let by_recipe = project.run(&["log", "demo", "--target", "cpu"]).success();
@@ -649,6 +649,20 @@ fn cargo(project: &Path, cargo_home: &Path, args: &[&str]) -> Command {
         .env_remove("http_proxy")
         .env_remove("HTTP_PROXY");
     command
+}
+
+/// `1.95.0` from the `rustc --version` of the toolchain at `sysroot`.
+fn rustc_version(sysroot: &Path) -> String {
+    let output = Command::new(sysroot.join("bin/rustc"))
+        .arg("--version")
+        .output()
+        .expect("run rustc --version");
+    String::from_utf8(output.stdout)
+        .expect("utf-8 version")
+        .split_whitespace()
+        .nth(1)
+        .expect("a version word")
+        .to_owned()
 }
 
 /// The sysroot of the toolchain running these tests (`~/.rustup/toolchains/<name>` under rustup).
@@ -752,7 +766,34 @@ fn rust_program_builds_offline_and_runs(alternative_registry: bool) {
     };
     assert!(cargo_lock.contains(&expected_source), "{cargo_lock}");
 
+    // The toolchain: with the default registry, from the store (a `rust_toolchain` source locked from a rustup home
+    // whose toolchain is the one running these tests); with the alternative registry, as a declared host path, which
+    // stays possible for vendor SDKs.
     let sysroot = rust_sysroot();
+    let rustup_home = project.env.root().join("rustup");
+    let (toolchain_source, toolchain_target) = if alternative_registry {
+        (
+            String::new(),
+            format!(
+                "host_paths = [\"{sysroot}\"]\nenv = {{ PATH = \"{sysroot}/bin:/usr/bin:/bin\" }}",
+                sysroot = sysroot.display()
+            ),
+        )
+    } else {
+        let version = rustc_version(&sysroot);
+        let host = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+        std::fs::create_dir_all(rustup_home.join("toolchains")).expect("create rustup home");
+        // Like `rustup toolchain link`: the toolchain directory may be a symlink.
+        std::os::unix::fs::symlink(
+            &sysroot,
+            rustup_home.join(format!("toolchains/{version}-{host}")),
+        )
+        .expect("link toolchain");
+        (
+            format!("[sources.rust]\nrust_toolchain = \"{version}\"\n"),
+            "env = { PATH = \"/src/rust/bin:/usr/bin:/bin\" }".to_owned(),
+        )
+    };
     project.raw_recipe(
         "app",
         &format!(
@@ -765,9 +806,9 @@ path = "../app"
 [sources.crates]
 cargo_lock = "app:Cargo.lock"
 
+{toolchain_source}
 [targets.cpu]
-host_paths = ["{sysroot}"]
-env = {{ PATH = "{sysroot}/bin:/usr/bin:/bin" }}
+{toolchain_target}
 
 [build]
 script = '''
@@ -777,8 +818,7 @@ cd "$src_app"
 cargo build --release --offline --frozen
 install -Dm755 "$CARGO_TARGET_DIR/release/app" "$out/bin/app"
 '''
-"#,
-            sysroot = sysroot.display()
+"#
         ),
     );
     let mirror = format!("https://index.crates.io/={}", registry.index_url());
@@ -787,13 +827,40 @@ install -Dm755 "$CARGO_TARGET_DIR/release/app" "$out/bin/app"
     } else {
         &["--mirror", &mirror]
     };
-    project.run(&[&["lock"], mirror_args].concat()).success();
+    let locked = project
+        .hstore(&[&["lock"], mirror_args].concat())
+        .env("RUSTUP_HOME", &rustup_home)
+        .output()
+        .expect("run hstore lock");
+    Outcome::of(locked).success();
     project.run(&[&["fetch"], mirror_args].concat()).success();
     let served = registry.requests().len();
 
-    let built = project
-        .run(&["build", "app", "--target", "cpu", "--out-link", "result"])
-        .success();
+    let built = if alternative_registry {
+        project
+            .run(&["build", "app", "--target", "cpu", "--out-link", "result"])
+            .success()
+    } else {
+        // The air-gapped case: no network at all (a fresh network namespace), an empty HOME, no rustup: the
+        // compiler comes from the store.
+        let empty_home = project.env.root().join("empty-home");
+        std::fs::create_dir_all(&empty_home).expect("create empty home");
+        let mut command = project.env.command("unshare");
+        command
+            .current_dir(project.dir())
+            .args(["--map-root-user", "--net", env!("CARGO_BIN_EXE_hstore")])
+            .args(["build", "app", "--target", "cpu", "--out-link", "result"])
+            .env("HOME", &empty_home)
+            .env_remove("RUSTUP_HOME")
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .env("PATH", "/usr/bin:/bin");
+        let built = Outcome::of(command.output().expect("run unshare hstore build")).success();
+        let plan = project
+            .run(&["build", "app", "--target", "cpu", "--dry-run"])
+            .success();
+        assert!(plan.stdout.ends_with("cached\n"), "{}", plan.stdout);
+        built
+    };
     assert!(built.stderr.contains("Built"), "{}", built.stderr);
     assert_eq!(
         registry.requests().len(),
@@ -821,4 +888,430 @@ fn a_rust_program_with_registry_crates_builds_offline_in_the_sandbox_and_runs() 
 #[test]
 fn crates_from_an_alternative_registry_are_vendored_too() {
     rust_program_builds_offline_and_runs(true);
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// The build graph (issue 9): recipes whose sources are other recipes' outputs.
+
+const GREET_C: &str = "const char *greet(void) { return \"v1\"; }\n";
+const MAIN_C: &str = "#include <stdio.h>\nconst char *greet(void);\n\
+                      int main(void) { printf(\"prog says %s\\n\", greet()); return 0; }\n";
+
+/// A chain of three recipes, locked with `hstore lock`: `lib` (a C shared library), `prog` (a program linking it,
+/// with an `$ORIGIN`-relative rpath) and `pkg` (both, packaged as one prefix: `bin/prog`, `lib/libgreet.so`).
+fn chain_project() -> Project {
+    let project = Project::new(&[]);
+    for (dir, file, text) in [
+        ("lib-src", "greet.c", GREET_C),
+        ("prog-src", "main.c", MAIN_C),
+    ] {
+        std::fs::create_dir_all(project.dir().join(dir)).expect("create source dir");
+        std::fs::write(project.dir().join(dir).join(file), text).expect("write source");
+    }
+    project.raw_recipe(
+        "lib",
+        "[recipe]\nname = \"lib\"\n[sources.code]\npath = \"../lib-src\"\n[targets.cpu]\n[build]\nscript = '''\n\
+         set -eu\nmkdir -p \"$out/lib\"\ncc -shared -fPIC -o \"$out/lib/libgreet.so\" \"$src_code/greet.c\"\n'''\n",
+    );
+    project.raw_recipe(
+        "prog",
+        "[recipe]\nname = \"prog\"\n[sources.code]\npath = \"../prog-src\"\n[sources.lib]\nrecipe = \"lib\"\n\
+         [targets.cpu]\n[build]\nscript = '''\nset -eu\nmkdir -p \"$out/bin\"\n\
+         cc -o \"$out/bin/prog\" \"$src_code/main.c\" -L\"$src_lib/lib\" -lgreet -Wl,-rpath,'$ORIGIN/../lib'\n'''\n",
+    );
+    project.raw_recipe(
+        "pkg",
+        "[recipe]\nname = \"pkg\"\n[sources.lib]\nrecipe = \"lib\"\n[sources.prog]\nrecipe = \"prog\"\n\
+         [targets.cpu]\n[build]\nscript = '''\nset -eu\nmkdir -p \"$out/bin\" \"$out/lib\"\n\
+         cp \"$src_prog/bin/prog\" \"$out/bin/\"\ncp \"$src_lib/lib/libgreet.so\" \"$out/lib/\"\n'''\n",
+    );
+    project.run(&["lock"]).success();
+    project
+}
+
+/// `(recipe, status)` for each line of `--dry-run` output, checking each names target `cpu` and a key.
+fn dry_run(project: &Project, recipe: &str) -> Vec<(String, String)> {
+    let planned = project
+        .run(&["build", recipe, "--target", "cpu", "--dry-run"])
+        .success();
+    planned
+        .stdout
+        .lines()
+        .map(|line| {
+            let mut words = line.splitn(4, ' ');
+            let (name, target, key, status) = (
+                words.next().unwrap_or_default(),
+                words.next().unwrap_or_default(),
+                words.next().unwrap_or_default(),
+                words.next().unwrap_or_default(),
+            );
+            assert_eq!(target, "cpu", "{line}");
+            assert!(key.starts_with("b3:") && key.len() == 67, "{line}");
+            (name.to_owned(), status.to_owned())
+        })
+        .collect()
+}
+
+/// Which recipes a build's status lines say were built and which were fresh.
+fn built_and_fresh(outcome: &Outcome) -> (Vec<String>, Vec<String>) {
+    let named = |verb: &str| -> Vec<String> {
+        outcome
+            .stderr
+            .lines()
+            .filter_map(|line| line.trim_start().strip_prefix(verb))
+            .filter_map(|rest| rest.split_whitespace().next().map(str::to_owned))
+            .collect()
+    };
+    let (mut built, mut fresh) = (named("Built "), named("Fresh "));
+    built.sort();
+    fresh.sort();
+    (built, fresh)
+}
+
+fn strings(names: &[&str]) -> Vec<String> {
+    names.iter().map(|name| (*name).to_owned()).collect()
+}
+
+#[test]
+fn a_chain_of_three_recipes_rebuilds_exactly_what_changed_and_runs_from_the_installed_prefix() {
+    let project = chain_project();
+    let will_build = |names: &[&str]| -> Vec<(String, String)> {
+        names
+            .iter()
+            .map(|name| ((*name).to_owned(), "will build".to_owned()))
+            .collect()
+    };
+    // The plan lists dependencies first, each with its key, before anything runs.
+    assert_eq!(
+        dry_run(&project, "pkg"),
+        will_build(&["lib", "prog", "pkg"])
+    );
+
+    let first = project
+        .run(&["build", "pkg", "--target", "cpu", "-j", "2"])
+        .success();
+    assert_eq!(
+        built_and_fresh(&first),
+        (strings(&["lib", "pkg", "prog"]), vec![])
+    );
+    let noop = project.run(&["build", "pkg", "--target", "cpu"]).success();
+    assert_eq!(
+        built_and_fresh(&noop),
+        (vec![], strings(&["lib", "pkg", "prog"]))
+    );
+    assert_eq!(noop.stdout, first.stdout, "same output address");
+    assert!(
+        dry_run(&project, "pkg")
+            .iter()
+            .all(|(_, status)| status == "cached")
+    );
+
+    // gc keeps whole chains; `export --with-builds` carries them: a fresh store that imports the bundle has all
+    // three builds cached.
+    project.run(&["store", "gc"]).success();
+    let after_gc = project.run(&["build", "pkg", "--target", "cpu"]).success();
+    assert_eq!(
+        built_and_fresh(&after_gc),
+        (vec![], strings(&["lib", "pkg", "prog"]))
+    );
+    project
+        .run(&["export", "--with-builds", "-o", "chain.hsb"])
+        .success();
+    let other_store = project.env.root().join("other-store");
+    let in_other = |args: &[&str]| {
+        Outcome::of(
+            project
+                .hstore(args)
+                .env("HSTORE_STORE", &other_store)
+                .output()
+                .expect("run hstore"),
+        )
+    };
+    in_other(&["import", "chain.hsb"]).success();
+    let imported = in_other(&["build", "pkg", "--target", "cpu"]).success();
+    assert_eq!(
+        built_and_fresh(&imported),
+        (vec![], strings(&["lib", "pkg", "prog"]))
+    );
+    assert_eq!(imported.stdout, first.stdout);
+
+    // The installed prefix runs its program, the library found through the prefix ($ORIGIN/../lib).
+    project
+        .run(&[
+            "build",
+            "pkg",
+            "--target",
+            "cpu",
+            "--install-path",
+            "prefix",
+        ])
+        .success();
+    let run_installed = || {
+        let ran = Command::new(project.dir().join("prefix/bin/prog"))
+            .env_remove("LD_LIBRARY_PATH")
+            .output()
+            .expect("run prefix/bin/prog");
+        assert!(
+            ran.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ran.stderr)
+        );
+        String::from_utf8_lossy(&ran.stdout).into_owned()
+    };
+    assert_eq!(run_installed(), "prog says v1\n");
+
+    // Change the library: all three rebuild; the dry run said so first.
+    std::fs::write(
+        project.dir().join("lib-src/greet.c"),
+        GREET_C.replace("v1", "v2"),
+    )
+    .expect("edit greet.c");
+    project.run(&["lock"]).success();
+    assert_eq!(
+        dry_run(&project, "pkg"),
+        will_build(&["lib", "prog", "pkg"])
+    );
+    let rebuilt = project
+        .run(&[
+            "build",
+            "pkg",
+            "--target",
+            "cpu",
+            "--install-path",
+            "prefix",
+        ])
+        .success();
+    assert_eq!(
+        built_and_fresh(&rebuilt),
+        (strings(&["lib", "pkg", "prog"]), vec![])
+    );
+    assert_eq!(run_installed(), "prog says v2\n");
+
+    // Change only the program: the library is a cache hit.
+    std::fs::write(
+        project.dir().join("prog-src/main.c"),
+        MAIN_C.replace("prog says", "prog now says"),
+    )
+    .expect("edit main.c");
+    project.run(&["lock"]).success();
+    let planned = dry_run(&project, "pkg");
+    assert_eq!(
+        planned,
+        vec![
+            ("lib".to_owned(), "cached".to_owned()),
+            ("prog".to_owned(), "will build".to_owned()),
+            ("pkg".to_owned(), "will build".to_owned()),
+        ]
+    );
+    let partial = project
+        .run(&[
+            "build",
+            "pkg",
+            "--target",
+            "cpu",
+            "--install-path",
+            "prefix",
+        ])
+        .success();
+    assert_eq!(
+        built_and_fresh(&partial),
+        (strings(&["pkg", "prog"]), strings(&["lib"]))
+    );
+    assert_eq!(run_installed(), "prog now says v2\n");
+}
+
+#[test]
+fn lock_refuses_a_cycle_an_unknown_recipe_and_a_missing_target_naming_file_and_source() {
+    let project = Project::new(&[]);
+    let recipe = |name: &str, sources: &str| {
+        project.raw_recipe(
+            name,
+            &format!(
+                "[recipe]\nname = \"{name}\"\n{sources}\n[targets.cpu]\n[build]\nscript = \"true\"\n"
+            ),
+        );
+    };
+    recipe("a", "[sources.uses-b]\nrecipe = \"b\"");
+    recipe("b", "[sources.uses-c]\nrecipe = \"c\"");
+    recipe("c", "[sources.uses-a]\nrecipe = \"a\"");
+    let cycle = project.run(&["lock"]).code(2);
+    assert!(
+        cycle.stderr.contains(
+            "a (cpu) [source `uses-b`] → b (cpu) [source `uses-c`] → c (cpu) [source `uses-a`] → a (cpu)"
+        ),
+        "{}",
+        cycle.stderr
+    );
+    assert!(cycle.stderr.contains("a.toml"), "{}", cycle.stderr);
+    assert!(!project.dir().join("lockfile.json").exists());
+
+    recipe("c", "[sources.uses-d]\nrecipe = \"nope\"");
+    let unknown = project.run(&["lock"]).code(2);
+    for expected in ["c.toml", "`uses-d`", "`nope`", "hint:"] {
+        assert!(
+            unknown.stderr.contains(expected),
+            "{expected}: {}",
+            unknown.stderr
+        );
+    }
+
+    recipe("c", "[sources.uses-a]\nrecipe = \"a\"\ntarget = \"gpu\"");
+    let missing = project.run(&["lock"]).code(2);
+    for expected in ["c.toml", "`uses-a`", "target `gpu`", "a.toml"] {
+        assert!(
+            missing.stderr.contains(expected),
+            "{expected}: {}",
+            missing.stderr
+        );
+    }
+    assert!(!project.dir().join("lockfile.json").exists());
+}
+
+/// An output built to attack `--install-path`: a setuid program, a symlink to `/etc/passwd`, or `bin` itself a
+/// symlink to `/etc`.
+fn hostile_output(project: &Project, name: &str, script: &str) {
+    project.raw_recipe(
+        name,
+        &format!(
+            "[recipe]\nname = \"{name}\"\n[targets.cpu]\n[build]\nscript = '''\nset -eu\n{script}\n'''\n"
+        ),
+    );
+}
+
+// See: issue 8, defect 5 (`--install-path` follows symlinks out of the output).
+#[test]
+fn install_never_follows_a_symlink_nor_copies_setuid_bits() {
+    let project = Project::new(&[]);
+    hostile_output(
+        &project,
+        "setuid",
+        "mkdir -p \"$out/bin\" \"$out/lib\"\nprintf '#!/bin/sh\\necho tool\\n' > \"$out/bin/tool\"\n\
+         chmod 4755 \"$out/bin/tool\"\necho data > \"$out/lib/data\"\nln -s ../lib/data \"$out/bin/data-link\"",
+    );
+    hostile_output(
+        &project,
+        "passwd",
+        "mkdir -p \"$out/etc\"\nln -s /etc/passwd \"$out/etc/passwd\"",
+    );
+    hostile_output(&project, "etc-bin", "ln -s /etc \"$out/bin\"");
+    project.run(&["lock"]).success();
+
+    // A setuid bit is not installed; a relative link inside the output is. A planted temp-name symlink in the
+    // prefix is neither followed nor removed, and its victim is untouched.
+    let prefix = project.dir().join("prefix");
+    std::fs::create_dir_all(prefix.join("bin")).expect("create prefix/bin");
+    let victim = project.dir().join("victim");
+    std::fs::write(&victim, "precious\n").expect("write victim");
+    std::os::unix::fs::symlink(&victim, prefix.join("bin/.tool.hstore-tmp")).expect("plant link");
+    project
+        .run(&[
+            "build",
+            "setuid",
+            "--target",
+            "cpu",
+            "--install-path",
+            "prefix",
+        ])
+        .success();
+    let mode = std::fs::metadata(prefix.join("bin/tool"))
+        .expect("installed tool")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o755, "mode {mode:o}");
+    assert_eq!(
+        std::fs::read_to_string(&victim).expect("victim"),
+        "precious\n"
+    );
+    assert!(
+        std::fs::symlink_metadata(prefix.join("bin/.tool.hstore-tmp"))
+            .expect("planted link")
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read_to_string(prefix.join("bin/data-link")).expect("installed relative link"),
+        "data\n"
+    );
+
+    // A link out of the output is refused before anything is written.
+    let refused = project
+        .run(&[
+            "build",
+            "passwd",
+            "--target",
+            "cpu",
+            "--install-path",
+            "prefix2",
+        ])
+        .code(2);
+    assert!(
+        refused.stderr.contains("`etc/passwd`"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("/etc/passwd"), "{}", refused.stderr);
+    assert!(!project.dir().join("prefix2/etc").exists());
+
+    // `ln -s /etc $out/bin` copies nothing of /etc.
+    let refused = project
+        .run(&[
+            "build",
+            "etc-bin",
+            "--target",
+            "cpu",
+            "--install-path",
+            "prefix3",
+        ])
+        .code(2);
+    assert!(refused.stderr.contains("`bin`"), "{}", refused.stderr);
+    assert!(!project.dir().join("prefix3/bin").exists());
+
+    // A symlink the prefix already holds where the output has a directory is refused, not entered.
+    let elsewhere = project.dir().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).expect("create elsewhere");
+    let prefix4 = project.dir().join("prefix4");
+    std::fs::create_dir_all(&prefix4).expect("create prefix4");
+    std::os::unix::fs::symlink(&elsewhere, prefix4.join("bin")).expect("plant bin link");
+    let refused = project
+        .run(&[
+            "build",
+            "setuid",
+            "--target",
+            "cpu",
+            "--install-path",
+            "prefix4",
+        ])
+        .code(2);
+    assert!(
+        refused.stderr.contains("not a directory"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        std::fs::read_dir(&elsewhere)
+            .expect("list elsewhere")
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn a_missing_command_gets_a_hint_about_declaring_the_tool() {
+    let project = Project::new(&[]);
+    hostile_output(&project, "needs-tool", "frobnicate --version");
+    project.run(&["lock"]).success();
+    let failed = project
+        .run(&["build", "needs-tool", "--target", "cpu"])
+        .code(2);
+    let hint = failed
+        .stderr
+        .lines()
+        .find(|line| line.starts_with("hint:"))
+        .unwrap_or_else(|| panic!("no hint:\n{}", failed.stderr));
+    assert!(
+        hint.contains("`frobnicate` is not in the sandbox"),
+        "{hint}"
+    );
+    assert!(hint.contains("host_paths"), "{hint}");
+    assert!(!hint.contains("no network"), "{hint}");
 }
