@@ -880,6 +880,29 @@ script = "echo hi"
         );
     }
 
+    #[test]
+    fn a_long_name_is_told_its_length_not_its_letters() {
+        let long = "a".repeat(65);
+        let text = format!("[recipe]\nname = \"{long}\"\n[build]\nscript = \"true\"\n");
+        let error = Recipe::parse(&text, Path::new("r.toml")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "invalid recipe `r.toml`: name `{long}` is 65 characters long; at most 64 are allowed"
+            )
+        );
+        let error = Recipe::parse(
+            "[recipe]\nname = \"Big\"\n[build]\nscript = \"true\"\n",
+            Path::new("r.toml"),
+        )
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("must be lowercase letters"),
+            "{error}"
+        );
+        assert!(is_valid_name(&"a".repeat(64)));
+    }
+
     fn recipe(name: &str, targets: &[&str], sources: &str) -> Recipe {
         let targets = targets
             .iter()
@@ -963,28 +986,5 @@ script = "echo hi"
         for bad in ["stable", "nightly", "../../etc", "1.95.0 ", "-x"] {
             assert!(parse(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn a_long_name_is_told_its_length_not_its_letters() {
-        let long = "a".repeat(65);
-        let text = format!("[recipe]\nname = \"{long}\"\n[build]\nscript = \"true\"\n");
-        let error = Recipe::parse(&text, Path::new("r.toml")).unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            format!(
-                "invalid recipe `r.toml`: name `{long}` is 65 characters long; at most 64 are allowed"
-            )
-        );
-        let error = Recipe::parse(
-            "[recipe]\nname = \"Big\"\n[build]\nscript = \"true\"\n",
-            Path::new("r.toml"),
-        )
-        .unwrap_err();
-        assert!(
-            error.to_string().contains("must be lowercase letters"),
-            "{error}"
-        );
-        assert!(is_valid_name(&"a".repeat(64)));
     }
 }
