@@ -66,7 +66,14 @@ pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> R
     let Some(target) = args.target.clone() else {
         bail!("no target given: pass `--target NAME` (or `--deployment-case NAME`)");
     };
-    let store = open_store(global)?;
+    let store = std::sync::Arc::new(open_store(global)?);
+    let caches = super::cache::build_caches(
+        &args.caches,
+        &args.trust,
+        args.push.as_deref(),
+        args.sign.as_deref(),
+        global,
+    )?;
     let recipes = select_recipes(&args.inputs.recipes_dir, &args.recipe)?;
     let lockfile = Lockfile::load(&args.inputs.lockfile)?;
     let helper_exe = std::env::current_exe()
@@ -87,8 +94,22 @@ pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> R
             helper_exe: helper_exe.clone(),
             check: args.check,
         };
+        let key = prepared.key;
+        if !args.check && find_record(&store, &key)?.is_none() {
+            // `--cache`: a trusted record and its output make the build below a cache hit.
+            super::cache::substitute_build(
+                &caches.substitutes,
+                &caches.trusted,
+                &store,
+                &key,
+                printer,
+            )?;
+        }
         let outcome = build_prepared(&store, &plan, prepared, &options)
             .with_context(|| format!("failed to build `{}` for target `{target}`", recipe.name))?;
+        if let Some((cache, signer)) = &caches.push {
+            super::cache::push_build(cache, signer.clone(), &store, &key, printer)?;
+        }
         let output = outcome.record.output;
         if let Some(check) = &outcome.check {
             if check.differences.is_empty() {

@@ -4,15 +4,20 @@
 //!   with fault injection.
 //! - [`GitRepo`]: real git repositories with reproducible commit ids.
 //! - [`TestEnv`]: a sandboxed home and environment for running the `hstore` binary.
+//! - [`GarageCluster`]: a real three-node Garage (S3) cluster; [`Nginx`]: a real nginx with WebDAV PUT.
 //!
 //! Everything here talks only to `127.0.0.1` and the local file system.
 
 mod env;
+mod garage;
 mod git;
+mod nginx;
 mod registry;
 mod server;
 
 pub use env::TestEnv;
+pub use garage::{GARAGE_BUCKET, GARAGE_KEY_ID, GARAGE_REGION, GARAGE_SECRET, GarageCluster};
+pub use nginx::Nginx;
 pub use git::GitRepo;
 pub use registry::{
     CrateSpec, Fault, Request, RunningRegistry, TestRegistry, deterministic_tar_gz, index_path,

@@ -2,6 +2,7 @@
 //! sandboxed directory ([`hstore_test_support::TestEnv`]), against loopback servers and `file://` git repositories.
 
 mod build;
+mod cache;
 mod common;
 mod export;
 mod fetch;
