@@ -51,7 +51,9 @@ pub enum Error {
         problem: String,
     },
     /// An object from the cache failed verification (wrong address, wrong length, bad zstd): it was not stored.
-    #[error("cache `{url}`: object {address} (pack `{pack}`) failed verification; it was not stored")]
+    #[error(
+        "cache `{url}`: object {address} (pack `{pack}`) failed verification; it was not stored"
+    )]
     DamagedObject {
         /// The cache.
         url: String,

@@ -127,7 +127,11 @@ impl PackIndex {
             let offset = reader.u64();
             let length = reader.u64();
             let size = reader.u64();
-            if offset < next || offset.checked_add(length).is_none_or(|end| end > pack_length) {
+            if offset < next
+                || offset
+                    .checked_add(length)
+                    .is_none_or(|end| end > pack_length)
+            {
                 return Err(format!(
                     "entry {address} lies at {offset}+{length}, outside the pack or overlapping the previous one"
                 ));
@@ -199,10 +203,13 @@ impl CacheIndex {
     pub fn add(&mut self, id: &str, index: &PackIndex) {
         self.packs.push(id.to_owned());
         for entry in &index.entries {
-            self.objects.entry(entry.address).or_default().push(Location {
-                pack: id.to_owned(),
-                entry: *entry,
-            });
+            self.objects
+                .entry(entry.address)
+                .or_default()
+                .push(Location {
+                    pack: id.to_owned(),
+                    entry: *entry,
+                });
         }
     }
 
@@ -258,6 +265,10 @@ mod tests {
         let mut outside = sample();
         outside.entries[1].length = 1000;
         let (bytes, id) = outside.encode();
-        assert!(PackIndex::decode(&bytes, &id).unwrap_err().contains("outside"));
+        assert!(
+            PackIndex::decode(&bytes, &id)
+                .unwrap_err()
+                .contains("outside")
+        );
     }
 }

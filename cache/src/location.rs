@@ -179,12 +179,14 @@ pub struct Cache {
     pub(crate) backend: Arc<dyn ObjectStore>,
     pub(crate) base: ObjectPath,
     secrets: Vec<String>,
-    pub(crate) index_cache: Option<PathBuf>,
+    pub(crate) local_indexes: Option<PathBuf>,
 }
 
 impl fmt::Debug for Cache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Cache").field("url", &self.url).finish()
+        f.debug_struct("Cache")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -251,7 +253,7 @@ impl Cache {
             backend,
             base: ObjectPath::from(base),
             secrets,
-            index_cache: options.index_cache.clone(),
+            local_indexes: options.index_cache.clone(),
         })
     }
 
@@ -340,7 +342,10 @@ mod tests {
     #[test]
     fn scrubs_secrets() {
         assert_eq!(
-            scrub("InvalidAccessKeyId: GK123 with secret abc", &["GK123".into(), "abc".into()]),
+            scrub(
+                "InvalidAccessKeyId: GK123 with secret abc",
+                &["GK123".into(), "abc".into()]
+            ),
             "InvalidAccessKeyId: [redacted] with secret [redacted]"
         );
     }

@@ -64,25 +64,31 @@ fn is_not_found(error: &object_store::Error) -> bool {
 }
 
 impl Cache {
-    /// The ids of every published pack: a listing of `packs/` where the backend can list, else the catalogue.
+    /// The ids of every published pack: a listing of `packs/` on S3 and file caches; the catalogue on plain HTTP,
+    /// where listing is not part of the protocol (WebDAV's PROPFIND is an extension most static servers lack, and a
+    /// server that answers 404 to it would look like an empty cache).
     pub async fn pack_ids(&self) -> Result<Vec<String>> {
-        let prefix = self.path(crate::PACKS_DIR);
-        let listed: std::result::Result<Vec<_>, _> =
-            self.backend.list(Some(&prefix)).try_collect().await;
-        match listed {
-            Ok(objects) => {
-                let mut ids: Vec<String> = objects
-                    .iter()
-                    .filter_map(|meta| meta.location.filename()?.strip_suffix(".idx").map(str::to_owned))
-                    .collect();
-                ids.sort();
-                Ok(ids)
-            }
-            Err(list_error) => {
-                tracing::debug!(%list_error, "cannot list the cache; reading its catalogue");
-                Ok(self.catalogue().await?.packs)
-            }
+        if matches!(self.url, crate::CacheUrl::Http { .. }) {
+            return Ok(self.catalogue().await?.packs);
         }
+        let prefix = self.path(crate::PACKS_DIR);
+        let objects: Vec<_> = self
+            .backend
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|error| self.backend_error("list", &prefix, &error))?;
+        let mut ids: Vec<String> = objects
+            .iter()
+            .filter_map(|meta| {
+                meta.location
+                    .filename()?
+                    .strip_suffix(".idx")
+                    .map(str::to_owned)
+            })
+            .collect();
+        ids.sort();
+        Ok(ids)
     }
 
     /// The pack catalogue (empty if absent).
@@ -131,7 +137,7 @@ impl Cache {
             problem,
         };
         let local = self
-            .index_cache
+            .local_indexes
             .as_ref()
             .map(|dir| dir.join(format!("{id}.idx")));
         if let Some(local) = &local
@@ -160,12 +166,11 @@ impl Cache {
     /// Reads the object at `path` whole, `None` if absent.
     pub(crate) async fn get_optional(&self, path: &ObjectPath) -> Result<Option<Bytes>> {
         match self.backend.get(path).await {
-            Ok(result) => Ok(Some(
-                result
-                    .bytes()
-                    .await
-                    .map_err(|error| self.backend_error("get", path, &error))?,
-            )),
+            Ok(result) => {
+                Ok(Some(result.bytes().await.map_err(|error| {
+                    self.backend_error("get", path, &error)
+                })?))
+            }
             Err(error) if is_not_found(&error) => Ok(None),
             Err(error) => Err(self.backend_error("get", path, &error)),
         }
@@ -276,7 +281,11 @@ pub async fn pull_objects(
     while !frontier.is_empty() {
         let mut level: Vec<Location> = Vec::new();
         for address in frontier.drain(..) {
-            match index.objects.get(&address).and_then(|places| places.first()) {
+            match index
+                .objects
+                .get(&address)
+                .and_then(|places| places.first())
+            {
                 None => {
                     missing.insert(address);
                 }
@@ -475,7 +484,8 @@ async fn fetch_span(cache: &Cache, store: Arc<Store>, span: Span) -> Result<Vec<
         let mut outcomes = Vec::with_capacity(span.objects.len());
         for location in &span.objects {
             let start = usize::try_from(location.entry.offset - span.start).unwrap_or(usize::MAX);
-            let end = start.saturating_add(usize::try_from(location.entry.length).unwrap_or(usize::MAX));
+            let end =
+                start.saturating_add(usize::try_from(location.entry.length).unwrap_or(usize::MAX));
             let payload = bytes.get(start..end).unwrap_or(&[]);
             outcomes.push(verify(&store, &url, location, &mut &payload[..])?);
         }

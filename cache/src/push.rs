@@ -84,7 +84,7 @@ pub async fn push_closure(
         Ok::<_, Error>((total.objects.len(), missing))
     })
     .await
-    .map_err(task_error)??;
+    .map_err(|error| task_error(&error))??;
     let mut report = PushReport {
         closure_objects: closure,
         ..PushReport::default()
@@ -95,9 +95,10 @@ pub async fn push_closure(
             let store = Arc::clone(&store);
             async move {
                 let count = objects.len();
-                let (pack, index) = tokio::task::spawn_blocking(move || build_pack(&store, &objects))
-                    .await
-                    .map_err(task_error)??;
+                let (pack, index) =
+                    tokio::task::spawn_blocking(move || build_pack(&store, &objects))
+                        .await
+                        .map_err(|error| task_error(&error))??;
                 let (index_bytes, id) = index.encode();
                 let length = pack.len() as u64;
                 let path = cache.path(&format!("{}/{id}.pack", crate::PACKS_DIR));
@@ -129,7 +130,7 @@ pub async fn push_closure(
     Ok(report)
 }
 
-fn task_error(error: tokio::task::JoinError) -> Error {
+fn task_error(error: &tokio::task::JoinError) -> Error {
     Error::Task {
         message: error.to_string(),
     }
@@ -235,32 +236,29 @@ fn build_pack(store: &Store, objects: &[ManifestObject]) -> Result<(Vec<u8>, Pac
         let file = File::open(&path).map_err(hstore_store::Error::io("open", &path))?;
         let mut reader = BufReader::new(file);
         let offset = pack.len() as u64;
-        let encoding = match BlobEncoding::of_format(format) {
-            Some(blob_encoding) => {
-                copy_verified(
-                    &mut reader,
-                    blob_encoding,
-                    &address,
-                    object.size,
-                    &mut pack,
-                    &path,
-                    Path::new("<pack>"),
-                )?;
-                match blob_encoding {
-                    BlobEncoding::Raw => PayloadEncoding::RawBlob,
-                    BlobEncoding::Zstd => PayloadEncoding::ZstdBlob,
-                }
+        let encoding = if let Some(blob_encoding) = BlobEncoding::of_format(format) {
+            copy_verified(
+                &mut reader,
+                blob_encoding,
+                &address,
+                object.size,
+                &mut pack,
+                &path,
+                Path::new("<pack>"),
+            )?;
+            match blob_encoding {
+                BlobEncoding::Raw => PayloadEncoding::RawBlob,
+                BlobEncoding::Zstd => PayloadEncoding::ZstdBlob,
             }
-            None => {
-                let mut bytes = Vec::new();
-                reader
-                    .read_to_end(&mut bytes)
-                    .map_err(hstore_store::Error::io("read", &path))?;
-                store.check_directory_bytes(&address, &bytes)?;
-                pack.extend_from_slice(&bytes);
-                debug_assert_eq!(format, ObjectFormat::Directory);
-                PayloadEncoding::Directory
-            }
+        } else {
+            let mut bytes = Vec::new();
+            reader
+                .read_to_end(&mut bytes)
+                .map_err(hstore_store::Error::io("read", &path))?;
+            store.check_directory_bytes(&address, &bytes)?;
+            pack.extend_from_slice(&bytes);
+            debug_assert_eq!(format, ObjectFormat::Directory);
+            PayloadEncoding::Directory
         };
         entries.push(IndexEntry {
             address,

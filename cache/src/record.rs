@@ -125,7 +125,11 @@ impl SignedRecord {
 
     /// Accepts the record for `expected_key` if one of its signatures is by a key in `trusted` and checks out.
     /// The error is the reason in words.
-    pub fn verify(self, expected_key: &str, trusted: &[PublicKey]) -> Result<TrustedRecord, String> {
+    pub fn verify(
+        self,
+        expected_key: &str,
+        trusted: &[PublicKey],
+    ) -> Result<TrustedRecord, String> {
         if self.format != RECORD_FORMAT || self.version != RECORD_VERSION {
             return Err(format!(
                 "it is `{}` version {}, expected `{RECORD_FORMAT}` version {RECORD_VERSION}",
@@ -205,11 +209,17 @@ impl crate::Cache {
     pub async fn record_keys(&self) -> Result<Vec<String>, Error> {
         use futures_util::TryStreamExt;
         use object_store::ObjectStore;
-        let prefix = self.path(crate::BUILDS_DIR);
-        let listed: Result<Vec<_>, _> = self.backend.list(Some(&prefix)).try_collect().await;
-        let Ok(objects) = listed else {
+        if matches!(self.url, crate::CacheUrl::Http { .. }) {
+            // Plain HTTP cannot list; records are still found by key (`build --cache`).
             return Ok(Vec::new());
-        };
+        }
+        let prefix = self.path(crate::BUILDS_DIR);
+        let objects: Vec<_> = self
+            .backend
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|error| self.backend_error("list", &prefix, &error))?;
         let mut keys: Vec<String> = objects
             .iter()
             .filter_map(|meta| {
@@ -254,7 +264,8 @@ mod tests {
         );
         assert!(round.clone().verify("abd", &[key.public_key()]).is_err());
         let mut tampered = round.clone();
-        tampered.record["output"] = serde_json::Value::String(Digest::of_bytes(b"evil").to_string());
+        tampered.record["output"] =
+            serde_json::Value::String(Digest::of_bytes(b"evil").to_string());
         assert!(
             tampered
                 .verify("abc", &[key.public_key()])

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use hstore_cache::{Cache, CacheUrl, OpenOptions, PushSpec, S3Settings, TrustedRecord};
-use hstore_fetchers::lockfile::Lockfile;
+use hstore_fetchers::lockfile::{Artifact, Lockfile};
 use hstore_sandbox::build::{BUILD_NAMESPACE, BUILD_ROOT_PREFIX};
 use hstore_store::bundle::{PublicKey, SecretKey};
 use hstore_store::{Digest, Root, Store};
@@ -148,7 +148,10 @@ fn ini_section(path: &Path, section: &str) -> Vec<(String, String)> {
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
             continue;
         }
-        if let Some(name) = line.strip_prefix('[').and_then(|rest| rest.strip_suffix(']')) {
+        if let Some(name) = line
+            .strip_prefix('[')
+            .and_then(|rest| rest.strip_suffix(']'))
+        {
             inside = name.trim() == section;
             continue;
         }
@@ -212,7 +215,11 @@ fn signing_key(given: Option<&Path>, config: &CachesConfig) -> Result<Option<Sec
         .transpose()
 }
 
-pub fn run(command: CacheCommand, global: &GlobalSettings, printer: &Printer) -> Result<ExitStatus> {
+pub fn run(
+    command: CacheCommand,
+    global: &GlobalSettings,
+    printer: &Printer,
+) -> Result<ExitStatus> {
     match command {
         CacheCommand::Push(args) => push(&args, global, printer),
         CacheCommand::Pull(args) => pull(&args, global, printer),
@@ -300,7 +307,7 @@ fn pull(args: &CachePullArgs, global: &GlobalSettings, printer: &Printer) -> Res
     let mut wanted: Vec<Digest> = Vec::new();
     for path in &lockfiles {
         let lockfile = Lockfile::load(path)?;
-        wanted.extend(lockfile.artifacts.iter().map(|artifact| artifact.address()));
+        wanted.extend(lockfile.artifacts.iter().map(Artifact::address));
         loaded.push((path.clone(), lockfile));
     }
     let runtime = runtime()?;
@@ -336,11 +343,13 @@ fn pull(args: &CachePullArgs, global: &GlobalSettings, printer: &Printer) -> Res
     let missing: std::collections::HashSet<Digest> = report.missing.iter().copied().collect();
     let mut incomplete = 0;
     for (path, lockfile) in &loaded {
-        if lockfile
-            .artifacts
-            .iter()
-            .all(|artifact| store.object_format(&artifact.address()).ok().flatten().is_some())
-        {
+        if lockfile.artifacts.iter().all(|artifact| {
+            store
+                .object_format(&artifact.address())
+                .ok()
+                .flatten()
+                .is_some()
+        }) {
             let root = register_root(&store, path, lockfile)?;
             printer.status("Registered", format!("gc root `{root}`"));
         } else {
@@ -349,7 +358,10 @@ fn pull(args: &CachePullArgs, global: &GlobalSettings, printer: &Printer) -> Res
     }
     let mut recorded = 0;
     for record in &records {
-        if record.objects.iter().all(|object| !missing.contains(object))
+        if record
+            .objects
+            .iter()
+            .all(|object| !missing.contains(object))
             && install_record(&store, record)?
         {
             recorded += 1;
@@ -395,7 +407,10 @@ fn install_record(store: &Store, record: &TrustedRecord) -> Result<bool> {
         }
     }
     store.put_meta(BUILD_NAMESPACE, &record.key, &record.record)?;
-    let description = format!("build record `{}` from a cache, signed by {}", record.key, record.signer);
+    let description = format!(
+        "build record `{}` from a cache, signed by {}",
+        record.key, record.signer
+    );
     store.set_root(
         &format!("{BUILD_ROOT_PREFIX}{}", record.key),
         &Root {
@@ -499,7 +514,11 @@ pub fn substitute_build(
         if install_record(store, &record)? {
             printer.status(
                 "Substituted",
-                format!("build {key} from `{}`, signed by {}", cache.url(), record.signer),
+                format!(
+                    "build {key} from `{}`, signed by {}",
+                    cache.url(),
+                    record.signer
+                ),
             );
             return Ok(true);
         }
@@ -533,7 +552,12 @@ pub fn push_build(
         records: vec![(key_hex, record)],
     };
     let report = runtime()?
-        .block_on(hstore_cache::push_closure(cache, Arc::clone(store), spec, signer))
+        .block_on(hstore_cache::push_closure(
+            cache,
+            Arc::clone(store),
+            spec,
+            signer,
+        ))
         .with_context(|| format!("failed to push build {key} to `{}`", cache.url()))?;
     printer.status(
         "Pushed",

@@ -31,7 +31,11 @@ pub fn run(args: &FetchArgs, global: &GlobalSettings, printer: &Printer) -> Resu
         let runtime = runtime()?;
         if !caches.is_empty() {
             // Caches first (`--cache`, in order), upstream for the rest.
-            let wanted: Vec<_> = lockfile.artifacts.iter().map(|a| a.address()).collect();
+            let wanted: Vec<_> = lockfile
+                .artifacts
+                .iter()
+                .map(hstore_fetchers::lockfile::Artifact::address)
+                .collect();
             super::cache::substitute_objects(&caches, &store, &wanted, &runtime, printer);
         }
         runtime.block_on(fetcher.fetch(&lockfile, &dir))

@@ -112,13 +112,24 @@ impl GarageCluster {
         }
         for id in &ids {
             let short = id.split('@').next().unwrap_or(id);
-            cluster.retry(0, &["layout", "assign", "-z", "dc1", "-c", "1G", &short[..16]]);
+            cluster.retry(
+                0,
+                &["layout", "assign", "-z", "dc1", "-c", "1G", &short[..16]],
+            );
         }
         cluster.retry(0, &["layout", "apply", "--version", "1"]);
         cluster.retry(0, &["bucket", "create", GARAGE_BUCKET]);
         cluster.retry(
             0,
-            &["key", "import", "--yes", "-n", "hstore", GARAGE_KEY_ID, GARAGE_SECRET],
+            &[
+                "key",
+                "import",
+                "--yes",
+                "-n",
+                "hstore",
+                GARAGE_KEY_ID,
+                GARAGE_SECRET,
+            ],
         );
         cluster.retry(
             0,
@@ -150,16 +161,15 @@ impl GarageCluster {
             if output.status.success() {
                 return output;
             }
-            if Instant::now() > deadline {
-                panic!(
-                    "`garage {}` failed:\n{}{}\nserver log:\n{}",
-                    args.join(" "),
-                    String::from_utf8_lossy(&output.stdout),
-                    String::from_utf8_lossy(&output.stderr),
-                    std::fs::read_to_string(self.dir.path().join(format!("node{node}/server.log")))
-                        .unwrap_or_default()
-                );
-            }
+            assert!(
+                Instant::now() <= deadline,
+                "`garage {}` failed:\n{}{}\nserver log:\n{}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr),
+                std::fs::read_to_string(self.dir.path().join(format!("node{node}/server.log")))
+                    .unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(250));
         }
     }

@@ -17,8 +17,8 @@ mod server;
 
 pub use env::TestEnv;
 pub use garage::{GARAGE_BUCKET, GARAGE_KEY_ID, GARAGE_REGION, GARAGE_SECRET, GarageCluster};
-pub use nginx::Nginx;
 pub use git::GitRepo;
+pub use nginx::Nginx;
 pub use registry::{
     CrateSpec, Fault, Request, RunningRegistry, TestRegistry, deterministic_tar_gz, index_path,
     normalize_project, sha256_hex, wheel_bytes,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 pub struct Nginx {
     child: Child,
     port: u16,
-    _state: tempfile::TempDir,
+    state: tempfile::TempDir,
 }
 
 /// The nginx binary: `$HSTORE_TEST_NGINX`, else `nginx` on PATH, else Debian's `/usr/sbin/nginx`.
@@ -21,7 +21,11 @@ fn nginx_binary() -> PathBuf {
         return PathBuf::from(path);
     }
     let on_path = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).map(|dir| dir.join("nginx")).find(|p| p.exists()))
+        .map(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("nginx"))
+                .find(|p| p.exists())
+        })
         .unwrap_or_default();
     on_path.unwrap_or_else(|| PathBuf::from("/usr/sbin/nginx"))
 }
@@ -74,18 +78,18 @@ impl Nginx {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|error| panic!("start `{}`: {error}", binary.display()));
-        let mut nginx = Self {
-            child,
-            port,
-            _state: state,
-        };
+        let mut nginx = Self { child, port, state };
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Ok(Some(status)) = nginx.child.try_wait() {
-                let log = std::fs::read_to_string(nginx._state.path().join("error.log")).unwrap_or_default();
+                let log = std::fs::read_to_string(nginx.state.path().join("error.log"))
+                    .unwrap_or_default();
                 panic!("nginx exited with {status}:\n{log}");
             }
-            assert!(Instant::now() < deadline, "nginx did not start listening on port {port}");
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not start listening on port {port}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         nginx

@@ -221,13 +221,7 @@ fn file_cache_push_pull_noop_and_damaged_pack() {
     assert!(stderr.contains("object b3:"), "{stderr}");
     consumer_c.verify_clean();
     // The next cache provides what the damaged one could not.
-    let (_, stderr) = ok(&consumer_c.run(&[
-        "fetch",
-        "--cache",
-        &damaged_url,
-        "--cache",
-        &url,
-    ]));
+    let (_, stderr) = ok(&consumer_c.run(&["fetch", "--cache", &damaged_url, "--cache", &url]));
     assert!(stderr.contains("failed verification"), "{stderr}");
     assert!(stderr.contains("Substituted"), "{stderr}");
     consumer_c.has_all_of(&producer);
@@ -284,26 +278,27 @@ fn garage_cache(cluster: &GarageCluster, prefix: &str) -> Cache {
 fn garage_cluster_push_pull_substitute_faults() {
     let mut cluster = GarageCluster::start();
     let url = cluster.url("t1");
+    let vars = cluster.env(0);
     let with_cluster = |mut side: Side| {
-        side.vars = cluster.env(0);
+        side.vars.clone_from(&vars);
         side
     };
 
     // Push from store A, pull into an empty store B.
-    let producer = with_cluster(producer(300, 1, Some(18 << 20)));
-    let (_, stderr) = ok(&producer.run(&["cache", "push", &url]));
+    let source = with_cluster(producer(300, 1, Some(18 << 20)));
+    let (_, stderr) = ok(&source.run(&["cache", "push", &url]));
     assert!(stderr.contains("Pushed"), "{stderr}");
     assert!(!stderr.contains(GARAGE_SECRET));
-    let consumer_b = with_cluster(consumer(&producer));
+    let consumer_b = with_cluster(consumer(&source));
     ok(&consumer_b.run(&["cache", "pull", &url]));
-    consumer_b.has_all_of(&producer);
+    consumer_b.has_all_of(&source);
     consumer_b.verify_clean();
 
     // `fetch --cache`: every artifact comes from the cache (there is no `src/` upstream here).
-    let consumer_c = with_cluster(consumer(&producer));
+    let consumer_c = with_cluster(consumer(&source));
     let (_, stderr) = ok(&consumer_c.run(&["fetch", "--cache", &url]));
     assert!(stderr.contains("Substituted"), "{stderr}");
-    consumer_c.has_all_of(&producer);
+    consumer_c.has_all_of(&source);
 
     // Two machines pushing overlapping closures at once leave a consistent cache.
     let left = with_cluster(producer(200, 10, None));
@@ -325,19 +320,22 @@ fn garage_cluster_push_pull_substitute_faults() {
     }
 
     // A node dies while a pull runs: the other two still make a quorum, and the pull completes.
-    let consumer_d = with_cluster(consumer(&producer));
+    let consumer_d = with_cluster(consumer(&source));
     let pull = consumer_d.spawn(&["cache", "pull", &url]);
     cluster.kill_node(1);
     ok(&pull.wait_with_output().unwrap());
-    consumer_d.has_all_of(&producer);
+    consumer_d.has_all_of(&source);
     consumer_d.verify_clean();
 
     // Wrong credentials: refused, and neither the secret nor the key id is printed.
-    let mut intruder = with_cluster(consumer(&producer));
-    intruder.vars.retain(|(key, _)| *key != "AWS_SECRET_ACCESS_KEY");
+    let mut intruder = with_cluster(consumer(&source));
     intruder
         .vars
-        .push(("AWS_SECRET_ACCESS_KEY", "not-the-secret-0123456789".to_owned()));
+        .retain(|(key, _)| *key != "AWS_SECRET_ACCESS_KEY");
+    intruder.vars.push((
+        "AWS_SECRET_ACCESS_KEY",
+        "not-the-secret-0123456789".to_owned(),
+    ));
     let stderr = fails(&intruder.run(&["cache", "pull", &url]), 2);
     assert!(!stderr.contains("not-the-secret-0123456789"), "{stderr}");
     assert!(!stderr.contains(GARAGE_KEY_ID), "{stderr}");
@@ -356,7 +354,7 @@ fn garage_cluster_push_pull_substitute_faults() {
         damage(&mut bytes);
         runtime.block_on(cache.put_raw(&name, bytes)).unwrap();
     }
-    let consumer_e = with_cluster(consumer(&producer));
+    let consumer_e = with_cluster(consumer(&source));
     let stderr = fails(&consumer_e.run(&["cache", "pull", &url]), 2);
     assert!(stderr.contains("failed verification"), "{stderr}");
     assert!(stderr.contains("object b3:"), "{stderr}");
@@ -408,7 +406,10 @@ fn build_push_substitute_and_record_trust() {
     let producer = producer_with(30, 1, None, BUILD_RECIPE);
     ok(&producer.run(&["key", "generate", "--out", "signer"]));
     // `--push` without a key is refused before anything is built.
-    let stderr = fails(&producer.run(&["build", "--target", "cpu", "--push", &url]), 2);
+    let stderr = fails(
+        &producer.run(&["build", "--target", "cpu", "--push", &url]),
+        2,
+    );
     assert!(stderr.contains("--sign"), "{stderr}");
     let (built, stderr) = ok(&producer.run(&[
         "build",
@@ -425,10 +426,20 @@ fn build_push_substitute_and_record_trust() {
 
     // A node with the inputs from the cache takes the finished build too: nothing runs.
     let node = consumer(&producer);
-    std::fs::copy(producer.dir().join("signer.pub"), node.dir().join("signer.pub")).unwrap();
+    std::fs::copy(
+        producer.dir().join("signer.pub"),
+        node.dir().join("signer.pub"),
+    )
+    .unwrap();
     ok(&node.run(&["fetch", "--cache", &url]));
     let (output, stderr) = ok(&node.run(&[
-        "build", "--target", "cpu", "--cache", &url, "--trust", "signer.pub",
+        "build",
+        "--target",
+        "cpu",
+        "--cache",
+        &url,
+        "--trust",
+        "signer.pub",
     ]));
     assert!(stderr.contains("Substituted build"), "{stderr}");
     assert!(stderr.contains("Fresh"), "{stderr}");
@@ -440,7 +451,13 @@ fn build_push_substitute_and_record_trust() {
     ok(&stranger.run(&["key", "generate", "--out", "other"]));
     ok(&stranger.run(&["fetch", "--cache", &url]));
     let (_, stderr) = ok(&stranger.run(&[
-        "build", "--target", "cpu", "--cache", &url, "--trust", "other.pub",
+        "build",
+        "--target",
+        "cpu",
+        "--cache",
+        &url,
+        "--trust",
+        "other.pub",
     ]));
     assert!(stderr.contains("none of them trusted"), "{stderr}");
     assert!(stderr.contains("Built"), "{stderr}");
@@ -466,10 +483,20 @@ fn build_push_substitute_and_record_trust() {
         edit_record(&copy, &key, edit);
         let copy_url = format!("file://{}", copy.display());
         let side = consumer(&producer);
-        std::fs::copy(producer.dir().join("signer.pub"), side.dir().join("signer.pub")).unwrap();
+        std::fs::copy(
+            producer.dir().join("signer.pub"),
+            side.dir().join("signer.pub"),
+        )
+        .unwrap();
         ok(&side.run(&["fetch", "--cache", &copy_url]));
         let (_, stderr) = ok(&side.run(&[
-            "build", "--target", "cpu", "--cache", &copy_url, "--trust", "signer.pub",
+            "build",
+            "--target",
+            "cpu",
+            "--cache",
+            &copy_url,
+            "--trust",
+            "signer.pub",
         ]));
         assert!(stderr.contains(expected), "{stderr}");
         assert!(stderr.contains("Built"), "{stderr}");
