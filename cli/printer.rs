@@ -164,7 +164,7 @@ fn hint_of(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
     if let Some(error) = cause.downcast_ref::<hstore_fetchers::lockfile::Error>() {
         return error.hint();
     }
-    if let Some(error) = cause.downcast_ref::<hstore_sandbox::build::BuildError>() {
+    if let Some(error) = cause.downcast_ref::<hstore_build::BuildError>() {
         return error.hint();
     }
     if let Some(error) = cause.downcast_ref::<hstore_cache::Error>() {

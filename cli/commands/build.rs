@@ -1,60 +1,32 @@
-//! `hstore build` and `hstore log`: turn a recipe, a target and the lockfile into a [`BuildPlan`] and run it.
-//!
-//! This module only translates: recipe sources → locked artifacts → input shapes; `[targets.T]` → host paths, tools and
-//! env. Keying, sandboxing and recording live in `hstore_sandbox::build`.
+//! `hstore build` and `hstore log`: arguments in, status lines out. Planning (recipe + target + lockfile → plan),
+//! keying, running and recording are `hstore_build`'s; this module only orders the calls and prints.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use hstore_fetchers::lockfile::{Artifact, Lockfile};
-use hstore_fetchers::recipe::{Recipe, SourceSpec};
-use hstore_sandbox::build::{
-    BuildOptions, BuildPlan, GitReplacement, Input, InputShape, VendoredCrate, build_prepared,
-    find_record, prepare,
+use hstore_build::{
+    BUILD_NAMESPACE, BuildOptions, BuildRecord, DeploymentCase, PlanContext, build_prepared,
+    find_record, plan, prepare, select_recipes,
 };
+use hstore_fetchers::lockfile::Lockfile;
 use hstore_store::Store;
-use serde::Deserialize;
 
 use crate::args::{BuildArgs, LogArgs};
 use crate::commands::store::{open_store, parse_address};
 use crate::printer::{ExitStatus, Printer};
 use crate::settings::GlobalSettings;
 
-/// `recipes/cases/<NAME>.toml`: a deployment preset.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeploymentCase {
-    case: CaseTable,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CaseTable {
-    /// Recipes to build.
-    recipes: Vec<String>,
-    /// The target.
-    target: String,
-    /// Where to install `bin/` (optional).
-    install_path: Option<PathBuf>,
-    /// What it is for, for people.
-    #[serde(default)]
-    #[expect(dead_code, reason = "documentation for people reading the case file")]
-    description: String,
+/// The invoking user's home, for `~/` in recipes' host paths.
+fn plan_context() -> PlanContext {
+    PlanContext {
+        home: std::env::var_os("HOME").map(|home| home.to_string_lossy().into_owned()),
+    }
 }
 
 pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> Result<ExitStatus> {
     if let Some(case_name) = &args.deployment_case {
-        let case_path = args
-            .inputs
-            .recipes_dir
-            .join("cases")
-            .join(format!("{case_name}.toml"));
-        let text = std::fs::read_to_string(&case_path)
-            .with_context(|| format!("failed to read deployment case `{}`", case_path.display()))?;
-        let case: DeploymentCase = toml::from_str(&text)
-            .with_context(|| format!("invalid deployment case `{}`", case_path.display()))?;
+        let case = DeploymentCase::load(&args.inputs.recipes_dir, case_name)?;
         if args.recipe.is_empty() {
             args.recipe = case.case.recipes;
         }
@@ -80,9 +52,10 @@ pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> R
         .context("cannot find the hstore executable to run the sandbox helper")?;
     // Everything that can fail before a build starts is checked for every recipe first: a command building several
     // recipes must not fail on the last one's missing input after building the others for an hour.
+    let context = plan_context();
     let mut plans = Vec::with_capacity(recipes.len());
     for recipe in &recipes {
-        let plan = plan(recipe, &target, &lockfile, &args.inputs.lockfile)?;
+        let plan = plan(recipe, &target, &lockfile, &args.inputs.lockfile, &context)?;
         let prepared = prepare(&store, &plan)
             .with_context(|| format!("cannot build `{}` for target `{target}`", recipe.name))?;
         plans.push((plan, prepared));
@@ -162,12 +135,8 @@ pub fn log(args: &LogArgs, global: &GlobalSettings) -> Result<ExitStatus> {
     let record = if let Some(address) = args.what.as_deref().filter(|w| w.starts_with("b3:")) {
         let wanted = parse_address(address)?;
         let mut found = None;
-        for key in store.list_meta(hstore_sandbox::build::BUILD_NAMESPACE)? {
-            let Some(record) = store.get_meta::<hstore_sandbox::build::BuildRecord>(
-                hstore_sandbox::build::BUILD_NAMESPACE,
-                &key,
-            )?
-            else {
+        for key in store.list_meta(BUILD_NAMESPACE)? {
+            let Some(record) = store.get_meta::<BuildRecord>(BUILD_NAMESPACE, &key)? else {
                 continue;
             };
             if record.key == wanted || record.output == wanted {
@@ -186,8 +155,14 @@ pub fn log(args: &LogArgs, global: &GlobalSettings) -> Result<ExitStatus> {
             bail!("several recipes build; name one");
         };
         let lockfile = Lockfile::load(&args.inputs.lockfile)?;
-        let plan = plan(recipe, target, &lockfile, &args.inputs.lockfile)?;
-        let fingerprints = hstore_sandbox::build::fingerprints(&plan.host_paths, &plan.host_tools)?;
+        let plan = plan(
+            recipe,
+            target,
+            &lockfile,
+            &args.inputs.lockfile,
+            &plan_context(),
+        )?;
+        let fingerprints = hstore_build::fingerprints(&plan.host_paths, &plan.host_tools)?;
         let key = plan.key(&fingerprints);
         find_record(&store, &key)?.with_context(|| {
             format!(
@@ -199,202 +174,6 @@ pub fn log(args: &LogArgs, global: &GlobalSettings) -> Result<ExitStatus> {
     let mut blob = store.blob(&record.log)?;
     std::io::copy(&mut blob.reader, &mut std::io::stdout().lock())?;
     Ok(ExitStatus::Success)
-}
-
-/// The recipes to build: those named, or every recipe with a `[build]` section.
-fn select_recipes(dir: &Path, names: &[String]) -> Result<Vec<Recipe>> {
-    let all = Recipe::load_dir(dir)?;
-    if names.is_empty() {
-        let buildable: Vec<Recipe> = all
-            .into_iter()
-            .filter(|recipe| recipe.build.is_some())
-            .collect();
-        if buildable.is_empty() {
-            bail!("no recipe in `{}` has a [build] section", dir.display());
-        }
-        return Ok(buildable);
-    }
-    names
-        .iter()
-        .map(|name| {
-            all.iter()
-                .find(|recipe| &recipe.name == name)
-                .cloned()
-                .with_context(|| {
-                    let known: Vec<&str> = all.iter().map(|r| r.name.as_str()).collect();
-                    format!(
-                        "no recipe named `{name}` in `{}` (recipes: {})",
-                        dir.display(),
-                        known.join(", ")
-                    )
-                })
-        })
-        .collect()
-}
-
-/// Expands a leading `~/` (and `~/` after `:` in PATH-like values) to the invoking user's home.
-fn expand_home(value: &str) -> String {
-    let Some(home) = std::env::var_os("HOME").map(|h| h.to_string_lossy().into_owned()) else {
-        return value.to_owned();
-    };
-    value
-        .split(':')
-        .map(|part| match part.strip_prefix("~/") {
-            Some(rest) => format!("{home}/{rest}"),
-            None if part == "~" => home.clone(),
-            None => part.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-/// Translates one recipe + target + lockfile into a plan. Fails before anything runs on: unknown target, recipe
-/// without `[build]`, a recipe the lockfile does not cover, or a source whose table changed since the lock.
-fn plan(
-    recipe: &Recipe,
-    target: &str,
-    lockfile: &Lockfile,
-    lockfile_path: &Path,
-) -> Result<BuildPlan> {
-    let Some(build_section) = &recipe.build else {
-        bail!(
-            "recipe `{}` (`{}`) has no [build] section",
-            recipe.name,
-            recipe.file.display()
-        );
-    };
-    let Some(target_spec) = recipe.targets.get(target) else {
-        let known: Vec<&str> = recipe.targets.keys().map(String::as_str).collect();
-        bail!(
-            "recipe `{}` has no target `{target}`; its targets are: {}",
-            recipe.name,
-            if known.is_empty() {
-                "(none)".to_owned()
-            } else {
-                known.join(", ")
-            }
-        );
-    };
-    let stale = || {
-        format!(
-            "lockfile `{}` does not match recipe `{}`; run `hstore lock` on a connected machine",
-            lockfile_path.display(),
-            recipe.name
-        )
-    };
-    let locked = lockfile.recipe(&recipe.name).with_context(stale)?;
-    let mut inputs = Vec::new();
-    for (name, spec) in &recipe.sources {
-        let source = locked
-            .sources
-            .iter()
-            .find(|source| &source.name == name && &source.spec == spec)
-            .with_context(|| format!("{}: source `{name}` changed or is missing", stale()))?;
-        let artifacts: Vec<&Artifact> = source
-            .artifacts
-            .iter()
-            .map(|id| lockfile.artifact(id).with_context(stale))
-            .collect::<Result<_>>()?;
-        let shape = match spec {
-            SourceSpec::CargoLock { .. } => InputShape::CargoVendor {
-                crates: artifacts
-                    .iter()
-                    .filter_map(|artifact| vendored_crate(artifact))
-                    .collect(),
-            },
-            SourceSpec::Url {
-                unpack: false, url, ..
-            } => {
-                let [artifact] = artifacts.as_slice() else {
-                    bail!(stale())
-                };
-                let file_name = url
-                    .rsplit('/')
-                    .next()
-                    .filter(|n| !n.is_empty() && *n != "." && *n != "..")
-                    .unwrap_or("download");
-                InputShape::File {
-                    digest: artifact.address(),
-                    file_name: file_name.to_owned(),
-                }
-            }
-            _ => {
-                let [artifact] = artifacts.as_slice() else {
-                    bail!(stale())
-                };
-                InputShape::Tree(artifact.address())
-            }
-        };
-        inputs.push(Input {
-            name: name.clone(),
-            shape,
-        });
-    }
-    let mut env: BTreeMap<String, String> = build_section.env.clone();
-    for (key, value) in &target_spec.env {
-        env.insert(key.clone(), expand_home(value));
-    }
-    Ok(BuildPlan {
-        recipe: recipe.name.clone(),
-        target: target.to_owned(),
-        script: build_section.script.clone(),
-        env,
-        inputs,
-        host_paths: target_spec
-            .host_paths
-            .iter()
-            .map(|path| PathBuf::from(expand_home(&path.to_string_lossy())))
-            .collect(),
-        host_tools: target_spec
-            .host_tools
-            .iter()
-            .map(|line| {
-                line.split_whitespace()
-                    .map(expand_home)
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .collect(),
-    })
-}
-
-/// The Cargo.lock `source` of crates.io packages.
-const CRATES_IO_SOURCE: &str = "registry+https://github.com/rust-lang/crates.io-index";
-
-fn vendored_crate(artifact: &Artifact) -> Option<VendoredCrate> {
-    let Artifact::Crate {
-        name,
-        version,
-        source,
-        address,
-        ..
-    } = artifact
-    else {
-        return None;
-    };
-    let git = source.strip_prefix("git+").map(|rest| {
-        let without_fragment = source.split('#').next().unwrap_or(source).to_owned();
-        let url_part = rest.split('#').next().unwrap_or(rest);
-        let (url, query) = url_part.split_once('?').unwrap_or((url_part, ""));
-        let reference = query
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(kind, _)| matches!(*kind, "branch" | "tag" | "rev"))
-            .map(|(kind, value)| (kind.to_owned(), value.to_owned()));
-        GitReplacement {
-            source_id: without_fragment,
-            url: url.to_owned(),
-            reference,
-        }
-    });
-    // Any other registry (`sparse+…`, `registry+…` but crates.io) needs its own replacement stanza.
-    let registry = (git.is_none() && source != CRATES_IO_SOURCE).then(|| source.clone());
-    Some(VendoredCrate {
-        dir_name: format!("{name}-{version}"),
-        tree: *address,
-        git,
-        registry,
-    })
 }
 
 /// Points `link` at the output's read-only materialized copy (like Nix's `result`); replaces an old symlink only.

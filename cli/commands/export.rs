@@ -12,8 +12,8 @@ use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use hstore_build::{BUILD_NAMESPACE, BUILD_ROOT_PREFIX};
 use hstore_fetchers::lockfile::Lockfile;
-use hstore_sandbox::build::{BUILD_NAMESPACE, BUILD_ROOT_PREFIX};
 use hstore_store::Store;
 use hstore_store::bundle::{self, ExportSpec, Inventory, Record, SecretKey};
 

@@ -25,13 +25,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hstore_store::{Digest, Store};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::Digest as _;
 
 use crate::archive::{self, ArchiveFormat, UnpackOptions};
+use crate::context::Fetcher;
 use crate::error::{Error, Result};
 use crate::lockfile::Artifact;
-use crate::resolve::Fetcher;
+use hstore_model::{CommitId, Sha256};
 
 /// Store metadata namespace: sha256 of a `.crate` → its vendored tree.
 pub const META_NAMESPACE: &str = "crate-sha256";
@@ -49,16 +50,8 @@ pub const VENDORED_SOURCE_NAME: &str = "vendored-sources";
 /// `tests/x/.gitignore` is left out too).
 const SKIPPED_NAMES: [&str; 4] = [".gitattributes", ".gitignore", ".git", ".cargo-ok"];
 
-/// What the store remembers about a `.crate`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CrateRecord {
-    /// Canonical download URL.
-    pub url: String,
-    /// The vendored tree's address.
-    pub address: Digest,
-    /// Its total file bytes.
-    pub size: u64,
-}
+/// What the store remembers about a `.crate` (the shared download record; see [`crate::record`]).
+pub use crate::record::DownloadRecord as CrateRecord;
 
 /// One Cargo.lock package that needs vendoring.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,14 +74,14 @@ pub enum Origin {
         /// The sparse index base URL, ending in `/`.
         index: String,
         /// Cargo.lock checksum.
-        sha256: String,
+        sha256: Sha256,
     },
     /// A git repository at a commit.
     Git {
         /// Repository URL (no query, no fragment).
         url: String,
         /// The pinned commit.
-        commit: String,
+        commit: CommitId,
     },
 }
 
@@ -128,7 +121,7 @@ pub fn parse_cargo_lock(text: &str, source_name: &str, path: &str) -> Result<Vec
             url.set_fragment(None);
             Origin::Git {
                 url: url.to_string(),
-                commit: commit.to_owned(),
+                commit: CommitId::new(commit).map_err(|error| invalid(error.to_string()))?,
             }
         } else if source.is_remote_registry() {
             let index = if source_text == CRATES_IO_SOURCE || source.is_default_registry() {
@@ -159,7 +152,7 @@ pub fn parse_cargo_lock(text: &str, source_name: &str, path: &str) -> Result<Vec
             };
             Origin::Registry {
                 index,
-                sha256: hex::encode(checksum),
+                sha256: Sha256::new(hex::encode(checksum))?,
             }
         } else {
             return Err(Error::UnsupportedCrateSource {
@@ -228,7 +221,7 @@ async fn ensure_registry(
     fetcher: &Fetcher,
     package: &CratePackage,
     index: &str,
-    sha256: &str,
+    sha256: &Sha256,
     locked: Option<&Artifact>,
 ) -> Result<Artifact> {
     let store = fetcher.store();
@@ -239,7 +232,7 @@ async fn ensure_registry(
         version: package.version.clone(),
         source: package.source.clone(),
         url: Some(url),
-        sha256: Some(sha256.to_owned()),
+        sha256: Some(sha256.clone()),
         commit: None,
         address,
         size,
@@ -275,10 +268,10 @@ async fn ensure_registry(
     let temp = store.temp_file()?;
     fetcher
         .downloader()
-        .download(&fetch_url, temp.path(), Some(sha256), &what)
+        .download(&fetch_url, temp.path(), Some(sha256.as_str()), &what)
         .await?;
     let store_handle = Arc::clone(store);
-    let sha = sha256.to_owned();
+    let sha = sha256.to_string();
     let (address, size) = crate::error::blocking(move || -> Result<(Digest, u64)> {
         let result = vendor_crate_file(&store_handle, temp.path(), &sha);
         drop(temp);
@@ -385,7 +378,7 @@ async fn ensure_git(
     fetcher: &Fetcher,
     package: &CratePackage,
     url: &str,
-    commit: &str,
+    commit: &CommitId,
     locked: Option<&Artifact>,
 ) -> Result<Artifact> {
     let store = Arc::clone(fetcher.store());
@@ -396,7 +389,7 @@ async fn ensure_git(
         source: package.source.clone(),
         url: Some(url.to_owned()),
         sha256: None,
-        commit: Some(commit.to_owned()),
+        commit: Some(commit.clone()),
         address,
         size,
     };
@@ -413,7 +406,8 @@ async fn ensure_git(
         return Ok(artifact(record.address, record.size));
     }
     let git = fetcher.git().clone();
-    let (name, url_owned, commit_owned) = (package.name.clone(), url.to_owned(), commit.to_owned());
+    let (name, url_owned, commit_owned) =
+        (package.name.clone(), url.to_owned(), commit.to_string());
     let (address, size) = crate::error::blocking(move || -> Result<(Digest, u64)> {
         let staging = store.temp_dir()?;
         let checkout = staging.path().join("repo");

@@ -216,6 +216,9 @@ pub enum Error {
     /// A lockfile failed to load or save.
     #[error(transparent)]
     Lockfile(#[from] crate::lockfile::Error),
+    /// An upstream identity (commit, sha256, ref) is malformed.
+    #[error(transparent)]
+    InvalidId(#[from] hstore_model::ids::IdError),
     /// Mirror rules are invalid.
     #[error(transparent)]
     Mirror(#[from] crate::mirrors::Error),

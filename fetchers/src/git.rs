@@ -37,6 +37,7 @@ use sha2::Digest as _;
 use crate::error::{Error, Result};
 use crate::lockfile::LockedSubmodule;
 use crate::mirrors::Mirrors;
+use hstore_model::CommitId;
 
 /// Store metadata namespace: which commit (and submodule choice) gave which tree.
 pub const META_NAMESPACE: &str = "git-commit";
@@ -395,7 +396,7 @@ impl Git {
             placed.push(LockedSubmodule {
                 path: full_path.clone(),
                 url: sub_url.clone(),
-                commit: sub_commit.clone(),
+                commit: CommitId::new(sub_commit.clone())?,
             });
             self.write_recursive(
                 &sub_repo,

@@ -1,23 +1,30 @@
-//! hstore-fetchers: what recipes ask for ([`recipe`]), what a lock pinned ([`lockfile`]), and the fetchers that
-//! turn each source kind into verified store objects: [`git`], [`crates`] (`cargo_lock`), [`url`], [`path`], all
-//! downloading through [`http`] with [`mirrors`] applied, orchestrated by [`resolve`].
+//! hstore-fetchers: the fetchers that turn each source kind of a recipe ([`recipe`]) into verified store objects
+//! pinned in a lockfile ([`lockfile`]): [`git`], [`crates`] (`cargo_lock`), [`url`], [`path`], all downloading
+//! through [`http`] with [`mirrors`] applied, orchestrated by [`resolve`].
+//!
+//! Module graph (no cycles): [`resolve`] (the orchestrator: `lock`, `fetch`, one `match` arm per kind) → each kind's
+//! module → [`context`] (the shared [`Fetcher`] state: store, downloader, git, mirrors, reporter) and [`record`]
+//! (download records shared by the kinds that download) → [`http`], [`archive`], [`error`]. The recipe and lockfile
+//! models are the `hstore-model` crate, re-exported here as [`recipe`] and [`lockfile`] for callers' convenience.
 //!
 //! Fetchers never write into the store's object directory themselves: they hand a finished temp file or directory
 //! to [`hstore_store::Store`], which hashes, verifies and renames it into place.
 
 pub mod archive;
+pub mod context;
 pub mod crates;
 pub mod error;
 pub mod git;
 pub mod http;
-pub mod lockfile;
 pub mod mirrors;
 pub mod path;
-pub mod recipe;
+pub mod record;
 pub mod reporter;
 pub mod resolve;
 pub mod url;
 
+pub use context::{Fetcher, FetcherOptions};
 pub use error::{Error, Result};
+pub use hstore_model::{lockfile, recipe};
 pub use reporter::{NoReporter, Reporter};
-pub use resolve::{Fetcher, FetcherOptions, Update};
+pub use resolve::Update;

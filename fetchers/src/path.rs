@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use hstore_store::Digest;
 
+use crate::context::Fetcher;
 use crate::error::{Error, Result};
 use crate::lockfile::Artifact;
-use crate::resolve::Fetcher;
 
 /// Names always excluded.
 pub const DEFAULT_EXCLUDES: [&str; 2] = [".git", "target"];

@@ -2,9 +2,10 @@
 //! everything a lockfile names.
 //!
 //! Dispatch is a `match` on [`SourceSpec`] (lock) and on [`Artifact`] (fetch), one arm per source kind, each
-//! calling that kind's module (`git`, `crates`, `url`, `path`). A new kind (wheels, xmake) is a new enum variant in
-//! `recipe`/`lockfile`, a new module with an `ensure(fetcher, spec, locked) -> Artifact` function, and one arm in
-//! each match: nothing else changes. We chose enum dispatch over a `Source` trait object because every kind needs
+//! calling that kind's module (`git`, `crates`, `url`, `path`), which sees only the shared [`Fetcher`] context
+//! (`context.rs`), never this module. A new kind (wheels, xmake) is a new enum variant in `hstore-model`'s
+//! `recipe`/`lockfile`, a new module here with an `ensure(fetcher, spec, locked) -> Artifact` function, and one arm
+//! in each match (the compiler lists them: no match over kinds has a `_ =>` arm); see ARCHITECTURE.md's checklist. We chose enum dispatch over a `Source` trait object because every kind needs
 //! different inputs (a recipe directory, another source's tree, target tags) and the set of kinds is closed and
 //! versioned with the lockfile format anyway.
 //!
@@ -17,36 +18,21 @@
 //! - Per-item failures are collected, not fatal: the run finishes what it can and returns every error.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use hstore_store::{Digest, Node, PathComponent, Store};
 
+use crate::context::Fetcher;
 use crate::crates::{self, CratePackage, Origin};
-use crate::error::{Error, Result};
-use crate::git::Git;
-use crate::http::{DownloadOptions, Downloader};
+use crate::error::{Error, Result, blocking};
 use crate::lockfile::{Artifact, LockedRecipe, LockedSource, Lockfile};
-use crate::mirrors::Mirrors;
 use crate::path::PathSpec;
 use crate::recipe::{Recipe, SourceSpec};
-use crate::reporter::Reporter;
 use crate::url::UrlSpec;
-
-/// How a [`Fetcher`] works.
-#[derive(Clone, Debug)]
-pub struct FetcherOptions {
-    /// Where git repositories are cached (`HSTORE_CACHE`).
-    pub cache_dir: PathBuf,
-    /// URL rewrites.
-    pub mirrors: Mirrors,
-    /// Never touch the network.
-    pub offline: bool,
-    /// HTTP tuning.
-    pub download: DownloadOptions,
-}
+use hstore_model::CommitId;
 
 /// Which sources `lock` re-resolves even though their recipe is unchanged.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -72,92 +58,7 @@ impl Update {
     }
 }
 
-/// Shared state for one lock or fetch run.
-pub struct Fetcher {
-    store: Arc<Store>,
-    downloader: Downloader,
-    git: Git,
-    mirrors: Mirrors,
-    offline: bool,
-    reporter: Arc<dyn Reporter>,
-    index_dl: tokio::sync::Mutex<HashMap<String, String>>,
-}
-
-impl std::fmt::Debug for Fetcher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fetcher")
-            .field("offline", &self.offline)
-            .finish_non_exhaustive()
-    }
-}
-
 impl Fetcher {
-    /// A fetcher writing into `store`.
-    pub fn new(
-        store: Arc<Store>,
-        options: FetcherOptions,
-        reporter: Arc<dyn Reporter>,
-    ) -> Result<Self> {
-        let mut download = options.download;
-        download.offline = options.offline;
-        Ok(Self {
-            downloader: Downloader::new(download, Arc::clone(&reporter))?,
-            git: Git::new(&options.cache_dir, options.mirrors.clone(), options.offline),
-            store,
-            mirrors: options.mirrors,
-            offline: options.offline,
-            reporter,
-            index_dl: tokio::sync::Mutex::new(HashMap::new()),
-        })
-    }
-
-    /// The store.
-    pub fn store(&self) -> &Arc<Store> {
-        &self.store
-    }
-    /// The HTTP engine.
-    pub fn downloader(&self) -> &Downloader {
-        &self.downloader
-    }
-    /// Git access.
-    pub fn git(&self) -> &Git {
-        &self.git
-    }
-    /// URL rewrites.
-    pub fn mirrors(&self) -> &Mirrors {
-        &self.mirrors
-    }
-    /// `--offline`.
-    pub fn offline(&self) -> bool {
-        self.offline
-    }
-    /// Progress sink.
-    pub fn reporter(&self) -> &dyn Reporter {
-        &*self.reporter
-    }
-
-    /// The `dl` template of the sparse index at `index` (ending in `/`), from its `config.json`, once per run.
-    pub async fn index_dl(&self, index: &str) -> Result<String> {
-        let mut cache = self.index_dl.lock().await;
-        if let Some(dl) = cache.get(index) {
-            return Ok(dl.clone());
-        }
-        let config_url = format!("{index}config.json");
-        let fetch_url = self.mirrors.rewrite(&config_url);
-        let bytes = self.downloader.get_bytes(&fetch_url, 1 << 20).await?;
-        #[derive(serde::Deserialize)]
-        struct Config {
-            dl: String,
-        }
-        let config: Config =
-            serde_json::from_slice(&bytes).map_err(|error| Error::IndexConfig {
-                url: fetch_url.clone(),
-                message: error.to_string(),
-            })?;
-        cache.insert(index.to_owned(), config.dl.clone());
-        Ok(config.dl)
-    }
-
     /// Resolves every source of `recipes` (fetching into the store as it goes) into a lockfile. `previous` supplies
     /// pins to keep; `lockfile_dir` anchors `path` sources. Returns the lockfile and every per-item error; the
     /// lockfile is only complete when the error list is empty.
@@ -276,6 +177,7 @@ impl Fetcher {
                     let git = self.git.clone();
                     let (url_owned, reference) = (url.clone(), reference.clone());
                     let commit = blocking(move || git.resolve(&url_owned, &reference)).await?;
+                    let commit = CommitId::new(commit)?;
                     self.ensure_git(url, &commit, *submodules, None).await?
                 };
                 Ok((vec![artifact], Vec::new()))
@@ -333,7 +235,7 @@ impl Fetcher {
     async fn ensure_git(
         &self,
         url: &str,
-        commit: &str,
+        commit: &CommitId,
         submodules: bool,
         locked: Option<&Artifact>,
     ) -> Result<Artifact> {
@@ -345,7 +247,7 @@ impl Fetcher {
         }
         let git = self.git.clone();
         let store = Arc::clone(&self.store);
-        let (url_owned, commit_owned) = (url.to_owned(), commit.to_owned());
+        let (url_owned, commit_owned) = (url.to_owned(), commit.to_string());
         let tree =
             blocking(move || git.fetch_tree(&store, &url_owned, &commit_owned, submodules)).await?;
         if let Some(locked) = locked
@@ -361,7 +263,7 @@ impl Fetcher {
         Ok(Artifact::Git {
             id,
             url: url.to_owned(),
-            commit: commit.to_owned(),
+            commit: commit.clone(),
             submodules: tree.submodules,
             address: tree.address,
             size: tree.size,
@@ -522,17 +424,6 @@ impl Fetcher {
             }
         }
     }
-}
-
-/// Runs blocking work (git, hashing) off the async threads.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|error| Error::Task {
-            message: error.to_string(),
-        })?
 }
 
 /// Reads the UTF-8 file at `path` (`/`-separated) inside tree `root`; `Ok(None)` if absent or not a file.

@@ -10,10 +10,11 @@ use std::sync::Arc;
 use hstore_store::Digest;
 
 use crate::archive::{self, ArchiveFormat, UnpackOptions};
-use crate::crates::CrateRecord;
+use crate::context::Fetcher;
 use crate::error::{Error, Result};
 use crate::lockfile::Artifact;
-use crate::resolve::Fetcher;
+use crate::record::DownloadRecord as CrateRecord;
+use hstore_model::Sha256;
 
 /// Store metadata namespace.
 pub const META_NAMESPACE: &str = "url-sha256";
@@ -24,7 +25,7 @@ pub struct UrlSpec {
     /// Canonical URL.
     pub url: String,
     /// Pinned sha256.
-    pub sha256: String,
+    pub sha256: Sha256,
     /// Store as a tree.
     pub unpack: bool,
     /// Components dropped when unpacking.
@@ -45,7 +46,7 @@ impl UrlSpec {
         if self.unpack {
             format!("{}-unpack-{}", self.sha256, self.strip_components)
         } else {
-            self.sha256.clone()
+            self.sha256.to_string()
         }
     }
 }
@@ -97,7 +98,12 @@ pub async fn ensure(
     let temp = store.temp_file()?;
     fetcher
         .downloader()
-        .download(&fetch_url, temp.path(), Some(&spec.sha256), &spec.url)
+        .download(
+            &fetch_url,
+            temp.path(),
+            Some(spec.sha256.as_str()),
+            &spec.url,
+        )
         .await?;
     let store_handle = Arc::clone(store);
     let strip_components = spec.strip_components;

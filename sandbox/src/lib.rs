@@ -14,6 +14,9 @@
 //! Modules: [`spec`] (what a build sees), [`run`] (calling side), `helper` (namespace side), `mounts`
 //! (the file system inside), `net` (`lo`), `protocol` (caller ↔ helper), `availability` (diagnosing refusals),
 //! [`fingerprint`] (host inputs for the build key), [`error`].
+//!
+//! This crate is the mechanism only: it runs a [`SandboxSpec`] and knows nothing of recipes, cargo, lockfiles or
+//! build records, which are `hstore-build`'s.
 
 // `unsafe_code` is denied workspace-wide and lifted only here: `fork`, `pre_exec`, and the `lo` ioctl have no safe
 // wrapper. Every `unsafe` block carries a `// SAFETY:` comment.
@@ -21,7 +24,6 @@
 #![deny(missing_docs)]
 
 mod availability;
-pub mod build;
 pub mod error;
 pub mod fingerprint;
 mod helper;

@@ -1,5 +1,8 @@
-//! Builds: a [`BuildPlan`] (plain data the CLI derives from a recipe, a target and a lockfile) is keyed, looked up,
-//! and — on a miss — run in the sandbox, its output stored as a tree and recorded under its key.
+//! hstore-build: turning recipe + lockfile + target into a [`BuildPlan`] ([`plan`]), keying it, looking it up,
+//! and — on a miss — running it in the sandbox (`hstore-sandbox`, which knows nothing of recipes, cargo or
+//! records), its output stored as a tree and recorded under its key ([`record`]). Also owned here: the phase-2 input
+//! shapes ([`inputs`]: trees, single files, cargo vendor directories), `--check` diffs ([`diff`]) and deployment
+//! cases ([`case`]).
 //!
 //! The build key (ARCHITECTURE.md §6) is BLAKE3 over a canonical JSON document of everything that can change the
 //! output: [`BUILDER_VERSION`], the recipe name, the build script and environment, the target's name, host paths and
@@ -7,10 +10,12 @@
 //! output). Same key → cache hit, no rebuild. Nothing is recorded unless the script succeeded and its output was
 //! stored, so a failed or killed build leaves only temp files (collected by gc).
 
-mod diff;
-mod error;
-mod inputs;
-mod record;
+pub mod case;
+pub mod diff;
+pub mod error;
+pub mod inputs;
+pub mod plan;
+pub mod record;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -18,11 +23,13 @@ use std::path::PathBuf;
 use hstore_store::Digest;
 use serde::Serialize;
 
-use crate::fingerprint::HostTool;
+use hstore_sandbox::HostTool;
 
+pub use case::DeploymentCase;
 pub use diff::{TreeDifference, diff_trees};
-pub use error::{BuildError, Result};
+pub use error::{BuildError, BuildError as Error, Result};
 pub use inputs::{GitReplacement, Input, InputShape, VendoredCrate};
+pub use plan::{PlanContext, plan, select_recipes};
 pub use record::{
     BUILD_NAMESPACE, BUILD_ROOT_PREFIX, BuildOptions, BuildOutcome, BuildRecord, CheckOutcome,
     PreparedBuild, build, build_prepared, find_record, input_env_name, prepare,
@@ -34,7 +41,7 @@ pub const BUILDER_VERSION: &str = "hstore-builder-v1";
 /// Where inputs appear inside the sandbox: `/src/<name>`.
 pub const INPUTS_DIR: &str = "/src";
 
-/// Everything one build needs, already resolved to store addresses.
+/// Everything one build needs, already resolved to store addresses (made by [`plan()`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildPlan {
     /// The recipe's name.
@@ -62,12 +69,12 @@ pub fn fingerprints(
     let mut fingerprints = BTreeMap::new();
     fingerprints.insert(
         "base-system".to_owned(),
-        crate::fingerprint_base_system()?.to_string(),
+        hstore_sandbox::fingerprint_base_system()?.to_string(),
     );
     if !host_paths.is_empty() {
         fingerprints.insert(
             "host-paths".to_owned(),
-            crate::fingerprint_host_paths(host_paths)?.to_string(),
+            hstore_sandbox::fingerprint_host_paths(host_paths)?.to_string(),
         );
     }
     if !host_tools.is_empty() {
@@ -80,7 +87,7 @@ pub fn fingerprints(
             .collect();
         fingerprints.insert(
             "host-tools".to_owned(),
-            crate::fingerprint_host_tools(&tools)?.to_string(),
+            hstore_sandbox::fingerprint_host_tools(&tools)?.to_string(),
         );
     }
     Ok(fingerprints)
@@ -101,7 +108,7 @@ struct KeyDocument<'a> {
 }
 
 impl BuildPlan {
-    /// The build key, given the host fingerprints (see [`crate::fingerprint`]).
+    /// The build key, given the host fingerprints (see [`hstore_sandbox::fingerprint`]).
     pub fn key(&self, fingerprints: &BTreeMap<String, String>) -> Digest {
         let mut inputs: Vec<(&str, String)> = self
             .inputs

@@ -36,7 +36,69 @@ pub enum BuildError {
     },
     /// The sandbox could not run the build.
     #[error(transparent)]
-    Sandbox(#[from] crate::Error),
+    Sandbox(#[from] hstore_sandbox::Error),
+    /// A recipe could not be loaded.
+    #[error(transparent)]
+    Recipe(#[from] hstore_model::recipe::Error),
+    /// No recipe has this name.
+    #[error("no recipe named `{name}` in `{}` (recipes: {})", dir.display(), known.join(", "))]
+    UnknownRecipe {
+        /// The name asked for.
+        name: String,
+        /// The recipes directory.
+        dir: PathBuf,
+        /// The recipes there.
+        known: Vec<String>,
+    },
+    /// Nothing to build.
+    #[error("no recipe in `{}` has a [build] section", dir.display())]
+    NoBuildableRecipe {
+        /// The recipes directory.
+        dir: PathBuf,
+    },
+    /// The recipe builds nothing.
+    #[error("recipe `{recipe}` (`{}`) has no [build] section", file.display())]
+    NoBuildSection {
+        /// The recipe.
+        recipe: String,
+        /// Its file.
+        file: PathBuf,
+    },
+    /// `--target` names a target the recipe does not declare.
+    #[error(
+        "recipe `{recipe}` has no target `{target}`; its targets are: {}",
+        if known.is_empty() { "(none)".to_owned() } else { known.join(", ") }
+    )]
+    UnknownTarget {
+        /// The recipe.
+        recipe: String,
+        /// The target asked for.
+        target: String,
+        /// The recipe's targets.
+        known: Vec<String>,
+    },
+    /// The lockfile does not cover the recipe as it is now.
+    #[error(
+        "lockfile `{}` does not match recipe `{recipe}`{}",
+        lockfile.display(),
+        source_name.as_ref().map(|name| format!(": source `{name}` changed or is missing")).unwrap_or_default()
+    )]
+    StaleLockfile {
+        /// The lockfile.
+        lockfile: PathBuf,
+        /// The recipe.
+        recipe: String,
+        /// The source that changed, when one is to blame.
+        source_name: Option<String>,
+    },
+    /// A deployment case file is invalid.
+    #[error("invalid deployment case `{}`: {message}", path.display())]
+    InvalidCase {
+        /// The case file.
+        path: PathBuf,
+        /// toml's message.
+        message: String,
+    },
     /// The build script failed.
     #[error("build of `{recipe}` for target `{target}` failed ({status}); log kept at `{}`\n{tail}", log.display())]
     ScriptFailed {
@@ -95,7 +157,15 @@ impl hstore_store::Hint for BuildError {
             }
             BuildError::Store { source, .. } => source.hint(),
             BuildError::Sandbox(error) => error.hint(),
-            _ => None,
+            BuildError::Recipe(error) => error.hint(),
+            BuildError::StaleLockfile { .. } => Some("run `hstore lock` on a connected machine".into()),
+            BuildError::UnknownTarget { .. } => Some("pass `--target` with one of the recipe's targets".into()),
+            BuildError::InvalidInputName { .. }
+            | BuildError::Io { .. }
+            | BuildError::UnknownRecipe { .. }
+            | BuildError::NoBuildableRecipe { .. }
+            | BuildError::NoBuildSection { .. }
+            | BuildError::InvalidCase { .. } => None,
         }
     }
 }

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use hstore_store::Digest;
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{CommitId, Sha256};
 use crate::recipe::SourceSpec;
 
 /// The format version this build reads and writes.
@@ -126,7 +127,7 @@ pub struct LockedSubmodule {
     /// Its canonical URL (resolved against the parent's URL when relative).
     pub url: String,
     /// The commit the parent pins.
-    pub commit: String,
+    pub commit: CommitId,
 }
 
 /// One artifact: identity, origin, upstream integrity, and content address.
@@ -140,7 +141,7 @@ pub enum Artifact {
         /// Canonical repository URL.
         url: String,
         /// The full commit id (upstream integrity).
-        commit: String,
+        commit: CommitId,
         /// Submodules, recursively, sorted by path.
         submodules: Vec<LockedSubmodule>,
         /// Address of the tree.
@@ -161,9 +162,9 @@ pub enum Artifact {
         /// Where the `.crate` was downloaded from (registry crates).
         url: Option<String>,
         /// Cargo.lock checksum: sha256 of the `.crate` (registry crates).
-        sha256: Option<String>,
+        sha256: Option<Sha256>,
         /// The commit (git crates).
-        commit: Option<String>,
+        commit: Option<CommitId>,
         /// Address of the vendored directory tree.
         address: Digest,
         /// Total file bytes of the tree.
@@ -176,7 +177,7 @@ pub enum Artifact {
         /// Canonical URL.
         url: String,
         /// sha256 from the recipe.
-        sha256: String,
+        sha256: Sha256,
         /// Stored unpacked as a tree (else as a blob).
         unpack: bool,
         /// Leading path components dropped when unpacking.
@@ -394,7 +395,7 @@ mod tests {
         Artifact::Url {
             id: id.into(),
             url: format!("http://127.0.0.1/{id}"),
-            sha256: "00".repeat(32),
+            sha256: Sha256::new("00".repeat(32)).unwrap(),
             unpack: false,
             strip_components: 0,
             address: Digest::from_bytes([byte; 32]),

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use super::diff::{TreeDifference, diff_trees};
 use super::error::{BuildError, Result};
 use super::{BuildPlan, INPUTS_DIR};
-use crate::run::{BuildOutput, Sandbox};
-use crate::spec::{BUILD_DIR, Bind, SandboxSpec};
+use hstore_sandbox::spec::{BUILD_DIR, Bind, SandboxSpec};
+use hstore_sandbox::{BuildOutput, Sandbox};
 
 /// Metadata namespace of build records.
 pub const BUILD_NAMESPACE: &str = "build";

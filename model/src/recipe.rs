@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{GitRef, Sha256};
+
 /// Why a recipe could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -105,7 +107,7 @@ pub enum SourceSpec {
         url: String,
         /// Branch, tag or commit.
         #[serde(rename = "ref")]
-        reference: String,
+        reference: GitRef,
         /// Check out submodules recursively (skipping `update = none`).
         submodules: bool,
     },
@@ -121,7 +123,7 @@ pub enum SourceSpec {
         /// Canonical URL.
         url: String,
         /// Expected sha256, lowercase hex.
-        sha256: String,
+        sha256: Sha256,
         /// Store it unpacked as a tree.
         unpack: bool,
         /// Leading path components to drop when unpacking.
@@ -347,9 +349,11 @@ fn classify(file: &Path, name: &str, raw: RawSource) -> Result<SourceSpec, Error
     };
     if let Some(url) = raw.git {
         only(&["ref", "submodules"])?;
+        let reference = GitRef::new(raw.reference.unwrap_or_else(|| "HEAD".into()))
+            .map_err(|error| invalid(format!("has {error}")))?;
         return Ok(SourceSpec::Git {
             url,
-            reference: raw.reference.unwrap_or_else(|| "HEAD".into()),
+            reference,
             submodules: raw.submodules.unwrap_or(true),
         });
     }
@@ -372,15 +376,12 @@ fn classify(file: &Path, name: &str, raw: RawSource) -> Result<SourceSpec, Error
                 "is a `url` without `sha256`; every download must be pinned".into(),
             ));
         };
-        if sha256.len() != 64
-            || !sha256
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
-            return Err(invalid(format!(
-                "has sha256 `{sha256}`; expected 64 lowercase hex digits"
-            )));
-        }
+        let sha256 = Sha256::new(sha256).map_err(|error| {
+            invalid(format!(
+                "has sha256 `{}`; expected {}",
+                error.value, error.expected
+            ))
+        })?;
         return Ok(SourceSpec::Url {
             url,
             sha256,

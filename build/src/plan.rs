@@ -1,0 +1,230 @@
+//! Planning: recipe + target + lockfile → [`BuildPlan`] (store addresses and input shapes, nothing left to look up).
+//!
+//! This is the one place that decides how each locked source kind appears in the sandbox. The `match` over
+//! [`SourceSpec`] has one arm per kind and no fallback, so a new source kind is a compile error here until its shape
+//! is decided. Everything that can be wrong with the inputs (unknown target, no `[build]`, a source changed since
+//! the lock, an artifact the lockfile does not list) fails here, before anything is built.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use hstore_model::lockfile::{Artifact, Lockfile};
+use hstore_model::recipe::{Recipe, SourceSpec};
+
+use crate::BuildPlan;
+use crate::error::{BuildError, Result};
+use crate::inputs::{GitReplacement, Input, InputShape, VendoredCrate};
+
+/// The Cargo.lock `source` of crates.io packages.
+const CRATES_IO_SOURCE: &str = "registry+https://github.com/rust-lang/crates.io-index";
+
+/// What planning needs from the invoking environment: the user's home, for `~/` in host paths, host tools and
+/// target env (read once by the CLI, so this crate never reads the process environment).
+#[derive(Debug, Clone, Default)]
+pub struct PlanContext {
+    /// `$HOME` of the invoking user, if set.
+    pub home: Option<String>,
+}
+
+impl PlanContext {
+    /// Expands a leading `~/` (and `~/` after `:` in PATH-like values) to the invoking user's home.
+    pub fn expand_home(&self, value: &str) -> String {
+        let Some(home) = &self.home else {
+            return value.to_owned();
+        };
+        value
+            .split(':')
+            .map(|part| match part.strip_prefix("~/") {
+                Some(rest) => format!("{home}/{rest}"),
+                None if part == "~" => home.clone(),
+                None => part.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join(":")
+    }
+}
+
+/// The recipes to build: those named, or every recipe in `dir` with a `[build]` section.
+pub fn select_recipes(dir: &Path, names: &[String]) -> Result<Vec<Recipe>> {
+    let all = Recipe::load_dir(dir)?;
+    if names.is_empty() {
+        let buildable: Vec<Recipe> = all
+            .into_iter()
+            .filter(|recipe| recipe.build.is_some())
+            .collect();
+        if buildable.is_empty() {
+            return Err(BuildError::NoBuildableRecipe {
+                dir: dir.to_path_buf(),
+            });
+        }
+        return Ok(buildable);
+    }
+    names
+        .iter()
+        .map(|name| {
+            all.iter()
+                .find(|recipe| &recipe.name == name)
+                .cloned()
+                .ok_or_else(|| BuildError::UnknownRecipe {
+                    name: name.clone(),
+                    dir: dir.to_path_buf(),
+                    known: all.iter().map(|r| r.name.clone()).collect(),
+                })
+        })
+        .collect()
+}
+
+/// Translates one recipe + target + lockfile into a plan. Fails before anything runs on: unknown target, recipe
+/// without `[build]`, a recipe the lockfile does not cover, or a source whose table changed since the lock.
+pub fn plan(
+    recipe: &Recipe,
+    target: &str,
+    lockfile: &Lockfile,
+    lockfile_path: &Path,
+    context: &PlanContext,
+) -> Result<BuildPlan> {
+    let Some(build_section) = &recipe.build else {
+        return Err(BuildError::NoBuildSection {
+            recipe: recipe.name.clone(),
+            file: recipe.file.clone(),
+        });
+    };
+    let Some(target_spec) = recipe.targets.get(target) else {
+        return Err(BuildError::UnknownTarget {
+            recipe: recipe.name.clone(),
+            target: target.to_owned(),
+            known: recipe.targets.keys().cloned().collect(),
+        });
+    };
+    let stale = |source: Option<&str>| BuildError::StaleLockfile {
+        lockfile: lockfile_path.to_path_buf(),
+        recipe: recipe.name.clone(),
+        source_name: source.map(str::to_owned),
+    };
+    let locked = lockfile.recipe(&recipe.name).ok_or_else(|| stale(None))?;
+    let mut inputs = Vec::new();
+    for (name, spec) in &recipe.sources {
+        let source = locked
+            .sources
+            .iter()
+            .find(|source| &source.name == name && &source.spec == spec)
+            .ok_or_else(|| stale(Some(name)))?;
+        let artifacts: Vec<&Artifact> = source
+            .artifacts
+            .iter()
+            .map(|id| lockfile.artifact(id).ok_or_else(|| stale(Some(name))))
+            .collect::<Result<_>>()?;
+        let single = || match artifacts.as_slice() {
+            [artifact] => Ok(*artifact),
+            _ => Err(stale(Some(name))),
+        };
+        let shape = match spec {
+            SourceSpec::CargoLock { .. } => InputShape::CargoVendor {
+                crates: artifacts
+                    .iter()
+                    .filter_map(|artifact| vendored_crate(artifact))
+                    .collect(),
+            },
+            SourceSpec::Url {
+                unpack: false, url, ..
+            } => {
+                let file_name = url
+                    .rsplit('/')
+                    .next()
+                    .filter(|n| !n.is_empty() && *n != "." && *n != "..")
+                    .unwrap_or("download");
+                InputShape::File {
+                    digest: single()?.address(),
+                    file_name: file_name.to_owned(),
+                }
+            }
+            SourceSpec::Url { unpack: true, .. }
+            | SourceSpec::Git { .. }
+            | SourceSpec::Path { .. } => InputShape::Tree(single()?.address()),
+        };
+        inputs.push(Input {
+            name: name.clone(),
+            shape,
+        });
+    }
+    let mut env: BTreeMap<String, String> = build_section.env.clone();
+    for (key, value) in &target_spec.env {
+        env.insert(key.clone(), context.expand_home(value));
+    }
+    Ok(BuildPlan {
+        recipe: recipe.name.clone(),
+        target: target.to_owned(),
+        script: build_section.script.clone(),
+        env,
+        inputs,
+        host_paths: target_spec
+            .host_paths
+            .iter()
+            .map(|path| PathBuf::from(context.expand_home(&path.to_string_lossy())))
+            .collect(),
+        host_tools: target_spec
+            .host_tools
+            .iter()
+            .map(|line| {
+                line.split_whitespace()
+                    .map(|word| context.expand_home(word))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect(),
+    })
+}
+
+/// A locked crate as one entry of a vendor directory; `None` for artifacts that are not crates.
+fn vendored_crate(artifact: &Artifact) -> Option<VendoredCrate> {
+    let Artifact::Crate {
+        name,
+        version,
+        source,
+        address,
+        ..
+    } = artifact
+    else {
+        return None;
+    };
+    let git = source.strip_prefix("git+").map(|rest| {
+        let without_fragment = source.split('#').next().unwrap_or(source).to_owned();
+        let url_part = rest.split('#').next().unwrap_or(rest);
+        let (url, query) = url_part.split_once('?').unwrap_or((url_part, ""));
+        let reference = query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(kind, _)| matches!(*kind, "branch" | "tag" | "rev"))
+            .map(|(kind, value)| (kind.to_owned(), value.to_owned()));
+        GitReplacement {
+            source_id: without_fragment,
+            url: url.to_owned(),
+            reference,
+        }
+    });
+    // Any other registry (`sparse+…`, `registry+…` but crates.io) needs its own replacement stanza.
+    let registry = (git.is_none() && source != CRATES_IO_SOURCE).then(|| source.clone());
+    Some(VendoredCrate {
+        dir_name: format!("{name}-{version}"),
+        tree: *address,
+        git,
+        registry,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn home_is_expanded_at_the_start_of_each_path_element_only() {
+        let context = PlanContext {
+            home: Some("/home/u".into()),
+        };
+        assert_eq!(
+            context.expand_home("~/a:/b/~/c:~"),
+            "/home/u/a:/b/~/c:/home/u"
+        );
+        assert_eq!(PlanContext::default().expand_home("~/a"), "~/a");
+    }
+}
