@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use hstore_build::{BUILD_NAMESPACE, BUILD_ROOT_PREFIX};
 use hstore_cache::{Cache, CacheUrl, OpenOptions, PushSpec, S3Settings, TrustedRecord};
 use hstore_fetchers::lockfile::{Artifact, Lockfile};
-use hstore_build::{BUILD_NAMESPACE, BUILD_ROOT_PREFIX};
 use hstore_store::bundle::{PublicKey, SecretKey};
 use hstore_store::{Digest, Root, Store};
 use serde::Deserialize;

@@ -423,6 +423,8 @@ fn build_push_substitute_and_record_trust() {
     assert!(stderr.contains("Built"), "{stderr}");
     assert!(stderr.contains("Pushed"), "{stderr}");
     let key = recorded_key(&cache);
+    // The inputs travel too (the cluster workflow pushes the lockfile's closure once).
+    ok(&producer.run(&["cache", "push", &url]));
 
     // A node with the inputs from the cache takes the finished build too: nothing runs.
     let node = consumer(&producer);
