@@ -10,7 +10,8 @@
 # Goals (issue 12): pull ≤ 2× import; push ≤ 2× export; no-op push ≤ 0.5 s.
 #
 # Usage: bench/cache.sh   (needs `garage` on PATH or in ~/.cargo/bin, and a release build of hstore)
-# Env:   BENCH_DIR (default /tmp/hstore-cache-bench), HSTORE (a prebuilt binary), SVC_MIRROR (a bare git repo)
+# Env:   BENCH_DIR (default /tmp/hstore-cache-bench), HSTORE (a prebuilt binary), SVC_MIRROR (a bare git repo),
+#        CACHE_URL (bench this cache instead of starting Garage, e.g. file:///mnt/nfs/cache)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -22,7 +23,7 @@ if [[ -z "${HSTORE:-}" ]]; then
 fi
 HSTORE=$(realpath "$HSTORE")
 GARAGE=$(command -v garage || echo "$HOME/.cargo/bin/garage")
-[[ -x "$GARAGE" ]] || { echo "garage is not installed: cargo install garage --locked" >&2; exit 2; }
+[[ -n "${CACHE_URL:-}" || -x "$GARAGE" ]] || { echo "garage is not installed: cargo install garage --locked" >&2; exit 2; }
 W=${BENCH_DIR:-/tmp/hstore-cache-bench}
 rm -rf "$W"; mkdir -p "$W"
 pids=()
@@ -50,6 +51,7 @@ fi
 echo "objects: $("$HSTORE" store ls | wc -l), $(du -sh "$W/store-a/objects-v1" | cut -f1) in the store ($(nproc) cores)"
 
 # -- a three-node Garage cluster on 127.0.0.1 ------------------------------------------------------------------------
+if [[ -z "${CACHE_URL:-}" ]]; then
 secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 for n in 0 1 2; do
@@ -84,6 +86,9 @@ g 0 bucket allow --read --write --owner hstore-cache --key bench >/dev/null
 export AWS_ENDPOINT_URL="http://127.0.0.1:$(cat "$W/g0/s3port")" AWS_REGION=garage
 export AWS_ACCESS_KEY_ID=$key_id AWS_SECRET_ACCESS_KEY=$key_secret
 CACHE=s3://hstore-cache/bench
+else
+  CACHE=$CACHE_URL
+fi
 
 # -- side by side ----------------------------------------------------------------------------------------------------
 sync
@@ -95,10 +100,10 @@ rm -rf "$HSTORE_CACHE/cache-indexes-v1"   # a fresh node: no index cached yet
 T_PULL=$(secs "$HSTORE" --store "$W/store-c" cache pull "$CACHE" --lockfile "$LOCKFILE")
 "$HSTORE" --store "$W/store-c" store verify >/dev/null 2>&1 && VERIFY=clean || VERIFY=FAILED
 printf '  %-52s %7.2f s\n' "hstore export -o FILE ($(( $(stat -c %s "$W/b.hsb") >> 20 )) MiB)" "$T_EXPORT" \
-  "hstore cache push s3:// (3-node Garage, cold)" "$T_PUSH" \
+  "hstore cache push $CACHE (cold)" "$T_PUSH" \
   "hstore import FILE (empty store)" "$T_IMPORT" \
-  "hstore cache pull s3:// (empty store; verify: $VERIFY)" "$T_PULL" \
-  "hstore cache push s3:// (no-op: cache has everything)" "$T_NOOP"
+  "hstore cache pull (empty store; verify: $VERIFY)" "$T_PULL" \
+  "hstore cache push (no-op: cache has everything)" "$T_NOOP"
 awk -v e="$T_EXPORT" -v p="$T_PUSH" -v i="$T_IMPORT" -v l="$T_PULL" -v n="$T_NOOP" 'BEGIN {
   printf "ratios: push/export %.2fx (goal <= 2), pull/import %.2fx (goal <= 2), no-op push %.2f s (goal <= 0.5)\n",
     p / e, l / i, n }'

@@ -42,7 +42,7 @@ pub struct PushSpec {
 /// What [`push_closure`] did.
 #[derive(Clone, Debug, Default)]
 pub struct PushReport {
-    /// Objects of the closures.
+    /// Objects of the closures (0 when the cache already held everything: a no-op push does not walk them).
     pub closure_objects: usize,
     /// Objects the cache lacked and that were uploaded.
     pub uploaded_objects: usize,
@@ -66,22 +66,29 @@ pub async fn push_closure(
     let planner = Arc::clone(&store);
     let roots = spec.roots.clone();
     let (closure, manifest) = tokio::task::spawn_blocking(move || {
-        let total = bundle::plan(
-            &planner,
-            &ExportSpec {
-                roots: roots.clone(),
-                ..ExportSpec::default()
-            },
-        )?;
         let missing = bundle::plan(
             &planner,
             &ExportSpec {
-                roots,
+                roots: roots.clone(),
                 exclude,
                 ..ExportSpec::default()
             },
         )?;
-        Ok::<_, Error>((total.objects.len(), missing))
+        // The closure's size only for the report, and only when there is work: a no-op push stops at the roots.
+        let total = if missing.objects.is_empty() {
+            0
+        } else {
+            bundle::plan(
+                &planner,
+                &ExportSpec {
+                    roots,
+                    ..ExportSpec::default()
+                },
+            )?
+            .objects
+            .len()
+        };
+        Ok::<_, Error>((total, missing))
     })
     .await
     .map_err(|error| task_error(&error))??;

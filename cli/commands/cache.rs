@@ -273,6 +273,18 @@ fn push(args: &CachePushArgs, global: &GlobalSettings, printer: &Printer) -> Res
     let report = runtime()?
         .block_on(hstore_cache::push_closure(&cache, store, spec, signer))
         .with_context(|| format!("failed to push to `{}`", cache.url()))?;
+    if report.uploaded_objects == 0 {
+        printer.status(
+            "Pushed",
+            format!(
+                "nothing new: `{}` already holds the whole closure; {} build records uploaded ({:.2}s)",
+                cache.url(),
+                report.records,
+                started.elapsed().as_secs_f64()
+            ),
+        );
+        return Ok(ExitStatus::Success);
+    }
     printer.status(
         "Pushed",
         format!(
