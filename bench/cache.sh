@@ -77,7 +77,7 @@ done
 g() { local n=$1; shift; for _ in $(seq 1 240); do "$GARAGE" -c "$W/g$n/garage.toml" "$@" 2>/dev/null && return 0; sleep 0.25; done; "$GARAGE" -c "$W/g$n/garage.toml" "$@"; }
 ids=(); for n in 0 1 2; do ids+=("$(g "$n" node id -q)"); done
 g 0 node connect "${ids[1]}" >/dev/null; g 0 node connect "${ids[2]}" >/dev/null
-for id in "${ids[@]}"; do g 0 layout assign -z dc1 -c 10G "${id:0:16}" >/dev/null; done
+for id in "${ids[@]}"; do g 0 layout assign -z dc1 -c 10GB "${id:0:16}" >/dev/null; done
 g 0 layout apply --version 1 >/dev/null
 g 0 bucket create hstore-cache >/dev/null
 key_id=GK$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n'); key_secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')

@@ -114,7 +114,7 @@ impl GarageCluster {
             let short = id.split('@').next().unwrap_or(id);
             cluster.retry(
                 0,
-                &["layout", "assign", "-z", "dc1", "-c", "1G", &short[..16]],
+                &["layout", "assign", "-z", "dc1", "-c", "1GB", &short[..16]],
             );
         }
         cluster.retry(0, &["layout", "apply", "--version", "1"]);
