@@ -113,6 +113,9 @@ hstore build --deployment-case cpu-router --check"
     /// Bundle signing keys (ed25519)
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Shared caches (S3, HTTP, shared file system): push closures and signed build records, pull them back
+    #[command(subcommand)]
+    Cache(CacheCommand),
 }
 
 /// `hstore lock`.
@@ -162,6 +165,11 @@ pub struct FetchArgs {
     /// Never touch the network; fail naming what is missing from the store
     #[arg(long)]
     pub offline: bool,
+
+    /// Take missing objects from this cache (`s3://…`, `https://…`, `file:///…`) before upstream; repeatable, tried
+    /// in order [default: `[caches] substitute` in hstore.toml]
+    #[arg(long = "cache", value_name = "CACHE")]
+    pub caches: Vec<String>,
 }
 
 /// `hstore build`.
@@ -204,6 +212,24 @@ pub struct BuildArgs {
 
     #[command(flatten)]
     pub limits: LimitArgs,
+
+    /// Take finished builds (signed records, by build key) from this cache before building; repeatable, tried in
+    /// order [default: `[caches] substitute` in hstore.toml]
+    #[arg(long = "cache", value_name = "CACHE")]
+    pub caches: Vec<String>,
+
+    /// Accept build records from caches signed by this public key (`.pub` file or `hstore-ed25519:…`); repeatable;
+    /// adds to `[caches] trusted-keys`
+    #[arg(long, value_name = "PUBKEY")]
+    pub trust: Vec<String>,
+
+    /// After each successful build, upload its output and its signed record to this cache
+    #[arg(long, value_name = "CACHE")]
+    pub push: Option<String>,
+
+    /// Sign pushed build records with this secret key [default: `[caches] sign-key` in hstore.toml]
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<PathBuf>,
 }
 
 /// Resource limits of each build (see `hstore_sandbox::limits`), over the recipe's `[build.limits]` and
@@ -389,4 +415,60 @@ pub enum StoreCommand {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+/// `hstore cache …`.
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Upload what the cache lacks of lockfiles' closures (and recorded builds), in packs
+    #[command(after_help = "Examples:
+  hstore cache push s3://hstore-cache --lockfile lockfile.json
+  hstore cache push s3://hstore-cache --with-builds --sign cluster.secret
+  hstore cache push file:///nfs/hstore-cache --all")]
+    Push(CachePushArgs),
+    /// Bring lockfiles' closures (and trusted build records) from a cache into the store
+    #[command(after_help = "Examples:
+  hstore cache pull s3://hstore-cache --lockfile lockfile.json
+  hstore cache pull https://cache.example/hstore --trust cluster.pub   # also signed build records")]
+    Pull(CachePullArgs),
+}
+
+/// `hstore cache push`.
+#[derive(Debug, Args)]
+pub struct CachePushArgs {
+    /// The cache: `s3://BUCKET[/PREFIX]`, `http(s)://…` (PUT must be allowed) or `file:///DIR`
+    #[arg(value_name = "CACHE")]
+    pub cache: String,
+
+    /// A lockfile whose closure to upload, repeatable [default: ./lockfile.json, unless --all]
+    #[arg(long, value_name = "FILE")]
+    pub lockfile: Vec<PathBuf>,
+
+    /// Also upload recorded builds (outputs, logs and signed records)
+    #[arg(long)]
+    pub with_builds: bool,
+
+    /// Upload every root in the store, and every build record
+    #[arg(long)]
+    pub all: bool,
+
+    /// Sign build records with this secret key (records without a trusted signature are ignored by pullers)
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<PathBuf>,
+}
+
+/// `hstore cache pull`.
+#[derive(Debug, Args)]
+pub struct CachePullArgs {
+    /// The cache: `s3://BUCKET[/PREFIX]`, `http(s)://…` or `file:///DIR`
+    #[arg(value_name = "CACHE")]
+    pub cache: String,
+
+    /// A lockfile whose closure to bring, repeatable [default: ./lockfile.json]
+    #[arg(long, value_name = "FILE")]
+    pub lockfile: Vec<PathBuf>,
+
+    /// Also bring the build records signed by this public key, with their outputs; repeatable
+    #[arg(long, value_name = "PUBKEY")]
+    pub trust: Vec<String>,
 }

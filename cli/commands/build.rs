@@ -39,7 +39,14 @@ pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> R
     let Some(target) = args.target.clone() else {
         bail!("no target given: pass `--target NAME` (or `--deployment-case NAME`)");
     };
-    let store = open_store(global)?;
+    let store = std::sync::Arc::new(open_store(global)?);
+    let caches = super::cache::build_caches(
+        &args.caches,
+        &args.trust,
+        args.push.as_deref(),
+        args.sign.as_deref(),
+        global,
+    )?;
     let all = Recipe::load_dir(&args.inputs.recipes_dir)?;
     let recipes = select_recipes(&all, &args.inputs.recipes_dir, &args.recipe)?;
     let lockfile = Lockfile::load(&args.inputs.lockfile)?;
@@ -77,13 +84,39 @@ pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> R
         check: args.check,
         limits: args.limits.overrides(),
     };
+    if !args.check {
+        // `--cache`: every key is known before anything runs, so a trusted record and its output make that node a
+        // cache hit below (its dependencies are then not needed, but substituting them too costs only what they lack).
+        for node in &graph.nodes {
+            let key = node.prepared.key;
+            if find_record(&store, &key)?.is_none() {
+                super::cache::substitute_build(
+                    &caches.substitutes,
+                    &caches.trusted,
+                    &store,
+                    &key,
+                    printer,
+                )?;
+            }
+        }
+    }
     let mut status = ExitStatus::Success;
+    let mut push_error = None;
     let outcomes = run_graph(&store, &graph, &options, args.jobs, |event| match event {
         GraphEvent::Started(node) => {
             printer.status("Building", format!("{} for target {}", node.recipe, node.target));
         }
         GraphEvent::Finished(node, outcome) => {
             let output = outcome.record.output;
+            // `--push`: each output and its record go up as soon as that build succeeded, so a later failure in the
+            // graph does not lose what was already built.
+            if let (Some((cache, signer)), None) = (&caches.push, &push_error) {
+                if let Err(error) =
+                    super::cache::push_build(cache, signer.clone(), &store, &outcome.record.key, printer)
+                {
+                    push_error = Some(error);
+                }
+            }
             if let Some(check) = &outcome.check {
                 if check.differences.is_empty() {
                     printer.status("Checked", format!("{} is reproducible ({output})", node.recipe));
@@ -105,6 +138,9 @@ pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> R
         }
     })
     .context("build failed")?;
+    if let Some(error) = push_error {
+        return Err(error.context("failed to push a build to the cache"));
+    }
     let requested: Vec<(&GraphNode, &hstore_build::BuildOutcome)> = graph
         .nodes
         .iter()

@@ -1,5 +1,6 @@
 //! `hstore fetch`: make the store hold a lockfile's whole closure, then register the lockfile as a gc root.
 //! Per-artifact failures are reported and the run goes on; the exit code is set at the end (STYLE.md 13).
+//! With `--cache CACHE` (or `[caches] substitute`), missing objects come from the caches first, in order.
 
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ pub fn run(args: &FetchArgs, global: &GlobalSettings, printer: &Printer) -> Resu
     let dir = lockfile_dir(&args.lockfile);
     let mirrors = load_mirrors(&args.mirror, Some(&dir))?;
     let reporter = Arc::new(ProgressReporter::new(printer, global.verbose));
+    let caches = super::cache::substitutes(&args.caches, global)?;
     let (store, fetcher) = fetcher(global, mirrors, args.offline, Arc::clone(&reporter))?;
     // Closures, not roots: a tree whose blob `verify --repair` dropped is incomplete, and fetching it again (from the
     // network, or from git's or the fetchers' local state offline) restores the blob.
@@ -28,7 +30,17 @@ pub fn run(args: &FetchArgs, global: &GlobalSettings, printer: &Printer) -> Resu
         // Warm path: everything is there; no runtime, no network, no hashing.
         Vec::new()
     } else {
-        runtime()?.block_on(fetcher.fetch(&lockfile, &dir))
+        let runtime = runtime()?;
+        if !caches.is_empty() {
+            // Caches first (`--cache`, in order), upstream for the rest.
+            let wanted: Vec<_> = lockfile
+                .artifacts
+                .iter()
+                .map(hstore_fetchers::lockfile::Artifact::address)
+                .collect();
+            super::cache::substitute_objects(&caches, &store, &wanted, &runtime, printer);
+        }
+        runtime.block_on(fetcher.fetch(&lockfile, &dir))
     };
     reporter.finish();
     if !errors.is_empty() {

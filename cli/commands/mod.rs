@@ -1,6 +1,7 @@
 //! Dispatch: one module per command, each `run(&settings, printer) -> Result<ExitStatus>`.
 
 mod build;
+pub mod cache;
 mod export;
 mod fetch;
 mod import;
@@ -26,5 +27,6 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus> {
         Commands::Export(args) => export::run(&args, &global, printer),
         Commands::Import(args) => import::run(&args, &global, printer),
         Commands::Key(command) => key::run(command, printer),
+        Commands::Cache(command) => cache::run(command, &global, printer),
     }
 }

@@ -555,6 +555,14 @@ impl Store {
         self.write_directory_bytes(digest, bytes, Durability::Now)
     }
 
+    /// Stores an already-encoded directory node, checked like [`Store::put_directory_bytes`], but published with the
+    /// next [`Store::commit_pending`], in write order: a caller that adds a tree's blobs (with
+    /// [`Store::add_encoded_blob`]) and then its directory nodes children first never exposes a node before its
+    /// children, at the cost of one `syncfs` per batch instead of one fsync per node.
+    pub fn add_directory_bytes(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
+        self.write_directory_bytes(digest, bytes, Durability::Batched)
+    }
+
     /// Stores an already-encoded directory node with the given durability.
     pub(crate) fn write_directory_bytes(
         &self,

@@ -52,6 +52,7 @@ const REMOVED_PREFIXES: &[&str] = &[
     "PIP_",
     "UV_",
     "XDG_",
+    "AWS_",
 ];
 
 /// A throw-away home for one integration test.

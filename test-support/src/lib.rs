@@ -7,19 +7,24 @@
 //! - [`GitRepo`]: real git repositories with reproducible commit ids.
 //! - [`TestEnv`]: a sandboxed home and environment for running the `hstore` binary.
 //! - [`XmakeRepoFixture`]: an xmake-repo with three packages, their archives, and a C++ project requiring them.
+//! - [`GarageCluster`]: a real three-node Garage (S3) cluster; [`Nginx`]: a real nginx with WebDAV PUT.
 //!
 //! Everything here talks only to `127.0.0.1` and the local file system.
 
 mod env;
+mod garage;
 mod git;
 mod pypi;
+mod nginx;
 mod registry;
 mod server;
 mod xmake_repo;
 
 pub use env::TestEnv;
+pub use garage::{GARAGE_BUCKET, GARAGE_KEY_ID, GARAGE_REGION, GARAGE_SECRET, GarageCluster};
 pub use git::GitRepo;
 pub use pypi::{DEFAULT_UPLOAD_TIME, IndexedFile, TestIndex, WheelSpec, build_wheel};
+pub use nginx::Nginx;
 pub use registry::{
     CrateSpec, Fault, Request, RunningRegistry, TestRegistry, deterministic_tar_gz, index_path,
     normalize_project, sha256_hex, wheel_bytes,

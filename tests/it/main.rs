@@ -3,6 +3,7 @@
 
 mod build;
 mod campaign;
+mod cache;
 mod common;
 mod escape;
 mod export;
