@@ -14,8 +14,8 @@
 mod env;
 mod garage;
 mod git;
-mod pypi;
 mod nginx;
+mod pypi;
 mod registry;
 mod server;
 mod xmake_repo;
@@ -23,8 +23,8 @@ mod xmake_repo;
 pub use env::TestEnv;
 pub use garage::{GARAGE_BUCKET, GARAGE_KEY_ID, GARAGE_REGION, GARAGE_SECRET, GarageCluster};
 pub use git::GitRepo;
-pub use pypi::{DEFAULT_UPLOAD_TIME, IndexedFile, TestIndex, WheelSpec, build_wheel};
 pub use nginx::Nginx;
+pub use pypi::{DEFAULT_UPLOAD_TIME, IndexedFile, TestIndex, WheelSpec, build_wheel};
 pub use registry::{
     CrateSpec, Fault, Request, RunningRegistry, TestRegistry, deterministic_tar_gz, index_path,
     normalize_project, sha256_hex, wheel_bytes,

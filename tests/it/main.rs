@@ -2,8 +2,8 @@
 //! sandboxed directory ([`hstore_test_support::TestEnv`]), against loopback servers and `file://` git repositories.
 
 mod build;
-mod campaign;
 mod cache;
+mod campaign;
 mod common;
 mod escape;
 mod export;
