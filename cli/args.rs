@@ -88,10 +88,10 @@ hstore fetch --offline                   # check that the store already holds it
     /// Build recipes from the store in a sandbox with no network; prints the output's address
     #[command(
         after_help = "Examples:\n  hstore build --target cpu --out-link result\n  \
-hstore build infinilm-svc --target cuda --install-path /usr/local/bin\n  \
+hstore build infinilm-svc --target cuda --install-path /usr/local\n  \
 hstore build --deployment-case cpu-router --check"
     )]
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Print the log of a recorded build
     #[command(
         after_help = "Examples:\n  hstore log infinilm-svc --target cpu\n  hstore log b3:…   # a build key or output address"

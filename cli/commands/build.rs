@@ -110,12 +110,12 @@ pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> R
             let output = outcome.record.output;
             // `--push`: each output and its record go up as soon as that build succeeded, so a later failure in the
             // graph does not lose what was already built.
-            if let (Some((cache, signer)), None) = (&caches.push, &push_error) {
-                if let Err(error) =
+            if push_error.is_none()
+                && let Some((cache, signer)) = &caches.push
+                && let Err(error) =
                     super::cache::push_build(cache, signer.clone(), &store, &outcome.record.key, printer)
-                {
-                    push_error = Some(error);
-                }
+            {
+                push_error = Some(error);
             }
             if let Some(check) = &outcome.check {
                 if check.differences.is_empty() {

@@ -22,7 +22,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus> {
         Commands::Store(command) => store::run(command, &global, printer),
         Commands::Lock(args) => lock::run(&args, &global, printer),
         Commands::Fetch(args) => fetch::run(&args, &global, printer),
-        Commands::Build(args) => build::run(args, &global, printer),
+        Commands::Build(args) => build::run(*args, &global, printer),
         Commands::Log(args) => build::log(&args, &global),
         Commands::Export(args) => export::run(&args, &global, printer),
         Commands::Import(args) => import::run(&args, &global, printer),
