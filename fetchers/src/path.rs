@@ -1,7 +1,9 @@
 //! `path` sources: a local directory stored as a tree.
 //!
 //! The recipe's path is relative to the recipe file; the lockfile records it relative to the lockfile's directory,
-//! so a checkout moved elsewhere still locks the same. `.git` and `target` are always left out, at any depth.
+//! so a checkout moved elsewhere still locks the same. `.git` is always left out, at any depth; so is a cargo build
+//! directory: `target` at the top, or a `target` below that holds cargo's `CACHEDIR.TAG` (a nested crate's build
+//! output). Any other directory named `target` is source (xmake's own scripts have one) and is kept.
 //! Each `exclude` entry without a `/` is a name left out at any depth; one with a `/` is a path relative to the
 //! source root (and everything below it). A path source is re-read on every `lock` (its content is the pin) through
 //! the store's stat cache, so an unchanged tree costs a `stat` per file; `fetch` re-adds it from disk only when the
@@ -17,8 +19,15 @@ use crate::context::Fetcher;
 use crate::error::{Error, Result};
 use crate::lockfile::Artifact;
 
-/// Names always excluded.
-pub const DEFAULT_EXCLUDES: [&str; 2] = [".git", "target"];
+/// Names always excluded, at any depth.
+pub const DEFAULT_EXCLUDES: [&str; 1] = [".git"];
+
+/// Cargo's build directory name: excluded at the top of the source, and below it where it holds [`CACHEDIR_TAG`].
+pub const CARGO_TARGET_DIR: &str = "target";
+
+/// The file cargo (and other tools following the Cache Directory Tagging spec) writes into its build directory.
+/// See: <https://bford.info/cachedir/>
+pub const CACHEDIR_TAG: &str = "CACHEDIR.TAG";
 
 /// What a `path` source asks for, with its directory resolved.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,6 +71,12 @@ impl PathSpec {
             return false;
         };
         if DEFAULT_EXCLUDES.iter().any(|d| name == *d) {
+            return true;
+        }
+        if name == CARGO_TARGET_DIR
+            && (relative.parent() == Some(Path::new(""))
+                || self.dir.join(relative).join(CACHEDIR_TAG).is_file())
+        {
             return true;
         }
         self.exclude.iter().any(|pattern| {
@@ -151,5 +166,26 @@ mod tests {
         assert!(spec.excluded(Path::new("a/b")));
         assert!(!spec.excluded(Path::new("c/a/b")));
         assert!(!spec.excluded(Path::new("src")));
+    }
+
+    // See: issue 11 (a nested `target` directory of xmake's own scripts was dropped from its source tree).
+    #[test]
+    fn only_cargo_build_directories_named_target_are_left_out() {
+        let root = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(root.path().join("crates/app/target")).expect("mkdir");
+        std::fs::write(
+            root.path().join("crates/app/target").join(CACHEDIR_TAG),
+            "Signature: 8a477f597d28d172789f06886806bc55\n",
+        )
+        .expect("write tag");
+        std::fs::create_dir_all(root.path().join("modules/checkers/api/target")).expect("mkdir");
+        let spec = PathSpec {
+            dir: root.path().to_path_buf(),
+            relative: ".".into(),
+            exclude: Vec::new(),
+        };
+        assert!(spec.excluded(Path::new("target")));
+        assert!(spec.excluded(Path::new("crates/app/target")));
+        assert!(!spec.excluded(Path::new("modules/checkers/api/target")));
     }
 }

@@ -179,9 +179,8 @@ fn xmake_builds_from_source_in_the_sandbox_runs_is_a_cache_hit_and_reproduces() 
 }
 
 /// Builds xmake from the fixture with `recipes/xmake.toml` and serves its output as a tarball, which the other
-/// recipes of these tests read as an unpacked `url` source: the stand-in for a `recipe = "xmake"` source. (Not a
-/// `path` source: those leave out `target` directories at any depth, and xmake's own scripts have some.) Returns the
-/// recipe table of that source.
+/// recipes of these tests read as an unpacked `url` source: the stand-in for a `recipe = "xmake"` source until the
+/// xmake-packages kind is wired into lock and build. Returns the recipe table of that source.
 fn build_xmake_tool(project: &XmakeProject) -> String {
     let mirror = project.mirror();
     exited(&project.hstore(&["lock", "--mirror", &mirror]), 0);
