@@ -71,24 +71,30 @@ impl Cache {
         if matches!(self.url, crate::CacheUrl::Http { .. }) {
             return Ok(self.catalogue().await?.packs);
         }
-        let prefix = self.path(crate::PACKS_DIR);
+        self.list_stems(crate::PACKS_DIR, ".idx").await
+    }
+
+    /// The names under `dir` that end in `suffix`, without it, sorted: one listing of the backend (which must be
+    /// able to list; plain HTTP cannot).
+    pub(crate) async fn list_stems(&self, dir: &str, suffix: &str) -> Result<Vec<String>> {
+        let prefix = self.path(dir);
         let objects: Vec<_> = self
             .backend
             .list(Some(&prefix))
             .try_collect()
             .await
             .map_err(|error| self.backend_error("list", &prefix, &error))?;
-        let mut ids: Vec<String> = objects
+        let mut stems: Vec<String> = objects
             .iter()
             .filter_map(|meta| {
                 meta.location
                     .filename()?
-                    .strip_suffix(".idx")
+                    .strip_suffix(suffix)
                     .map(str::to_owned)
             })
             .collect();
-        ids.sort();
-        Ok(ids)
+        stems.sort();
+        Ok(stems)
     }
 
     /// The pack catalogue (empty if absent).

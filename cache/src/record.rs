@@ -207,30 +207,11 @@ impl crate::Cache {
 
     /// The build keys (hex) of every record in the cache, where the backend can list (empty on plain HTTP).
     pub async fn record_keys(&self) -> Result<Vec<String>, Error> {
-        use futures_util::TryStreamExt;
-        use object_store::ObjectStore;
         if matches!(self.url, crate::CacheUrl::Http { .. }) {
             // Plain HTTP cannot list; records are still found by key (`build --cache`).
             return Ok(Vec::new());
         }
-        let prefix = self.path(crate::BUILDS_DIR);
-        let objects: Vec<_> = self
-            .backend
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|error| self.backend_error("list", &prefix, &error))?;
-        let mut keys: Vec<String> = objects
-            .iter()
-            .filter_map(|meta| {
-                meta.location
-                    .filename()?
-                    .strip_suffix(".json")
-                    .map(str::to_owned)
-            })
-            .collect();
-        keys.sort();
-        Ok(keys)
+        self.list_stems(crate::BUILDS_DIR, ".json").await
     }
 }
 

@@ -712,8 +712,9 @@ impl Store {
         Ok(())
     }
 
-    /// Writes a small file atomically (temp, fsync, rename; replaces an existing file).
-    pub fn write_file_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+    /// `bytes` in a synced temp file of the store, with `path`'s parent created (and marked for the batch's directory
+    /// fsync): what both atomic writers below rename or link into place.
+    fn synced_temp_for(&self, path: &Path, bytes: &[u8]) -> Result<NamedTempFile> {
         let mut temp = self.temp_file()?;
         temp.write_all(bytes)
             .map_err(Error::io("write", temp.path()))?;
@@ -724,6 +725,12 @@ impl Store {
             fs::create_dir_all(parent).map_err(Error::io("create directory", parent))?;
             self.mark_dirty(parent.to_path_buf());
         }
+        Ok(temp)
+    }
+
+    /// Writes a small file atomically (temp, fsync, rename; replaces an existing file).
+    pub fn write_file_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let temp = self.synced_temp_for(path, bytes)?;
         temp.persist(path)
             .map_err(|error| Error::io("rename into place", path)(error.error))?;
         Ok(())
@@ -733,16 +740,7 @@ impl Store {
     /// is hard-linked into place (which fails if the name exists), so no reader sees a partial file and no writer
     /// replaces another's.
     pub fn write_file_new(&self, path: &Path, bytes: &[u8]) -> Result<bool> {
-        let mut temp = self.temp_file()?;
-        temp.write_all(bytes)
-            .map_err(Error::io("write", temp.path()))?;
-        temp.as_file()
-            .sync_all()
-            .map_err(Error::io("fsync", temp.path()))?;
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(Error::io("create directory", parent))?;
-            self.mark_dirty(parent.to_path_buf());
-        }
+        let temp = self.synced_temp_for(path, bytes)?;
         match temp.persist_noclobber(path) {
             Ok(_) => Ok(true),
             Err(error) if error.error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
