@@ -89,7 +89,8 @@ hstore fetch --offline                   # check that the store already holds it
     #[command(
         after_help = "Examples:\n  hstore build --target cpu --out-link result\n  \
 hstore build infinilm-svc --target cuda --install-path /usr/local\n  \
-hstore build --deployment-case cpu-router --check"
+hstore build --deployment-case cache-routing-validation --install-infinilm false\n  \
+hstore build infinilm --target cpu --override-input infinicore.core=../InfiniCore   # = --infinicore-src ../InfiniCore"
     )]
     Build(Box<BuildArgs>),
     /// Print the log of a recorded build
@@ -230,6 +231,71 @@ pub struct BuildArgs {
     /// Sign pushed build records with this secret key [default: `[caches] sign-key` in hstore.toml]
     #[arg(long, value_name = "KEY")]
     pub sign: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub local: LocalSourceArgs,
+}
+
+/// Building from local checkouts and choosing a deployment case's components: what the seed's
+/// `scripts/install.sh` did with `--infinicore-src`, `--infinilm-src`, `--install-infinicore` and `--install-infinilm`.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Local sources and components")]
+pub struct LocalSourceArgs {
+    /// Build RECIPE's source SOURCE from this local directory instead of the locked one (stored through the stat
+    /// cache; the build key says `local-tree` and the build log names the directory); repeatable
+    #[arg(long, value_name = "RECIPE.SOURCE=DIR")]
+    pub override_input: Vec<String>,
+
+    /// Build InfiniCore from this checkout: `--override-input infinicore.core=DIR`
+    #[arg(long, value_name = "DIR")]
+    pub infinicore_src: Option<PathBuf>,
+
+    /// Build InfiniLM from this checkout: `--override-input infinilm.lm=DIR` (also for its variants)
+    #[arg(long, value_name = "DIR")]
+    pub infinilm_src: Option<PathBuf>,
+
+    /// Build and install RECIPE (or its variants) with the others (`true`), leave it out (`false`), or do what the
+    /// deployment case lists (`auto`); repeatable
+    #[arg(long, value_name = "RECIPE=MODE")]
+    pub component: Vec<String>,
+
+    /// `--component infinicore=MODE`
+    #[arg(long, value_name = "MODE", value_parser = ["auto", "true", "false"])]
+    pub install_infinicore: Option<String>,
+
+    /// `--component infinilm=MODE`
+    #[arg(long, value_name = "MODE", value_parser = ["auto", "true", "false"])]
+    pub install_infinilm: Option<String>,
+}
+
+impl LocalSourceArgs {
+    /// Every `--override-input`, the seed's `--infinicore-src`/`--infinilm-src` spelled out.
+    pub fn overrides(&self) -> Vec<String> {
+        let mut all = self.override_input.clone();
+        for (flag, dir) in [
+            ("infinicore.core", &self.infinicore_src),
+            ("infinilm.lm", &self.infinilm_src),
+        ] {
+            if let Some(dir) = dir {
+                all.push(format!("{flag}={}", dir.display()));
+            }
+        }
+        all
+    }
+
+    /// Every `--component`, the seed's `--install-infinicore`/`--install-infinilm` spelled out.
+    pub fn components(&self) -> Vec<String> {
+        let mut all = self.component.clone();
+        for (name, mode) in [
+            ("infinicore", &self.install_infinicore),
+            ("infinilm", &self.install_infinilm),
+        ] {
+            if let Some(mode) = mode {
+                all.push(format!("{name}={mode}"));
+            }
+        }
+        all
+    }
 }
 
 /// Resource limits of each build (see `hstore_sandbox::limits`), over the recipe's `[build.limits]` and

@@ -1,7 +1,17 @@
 //! Deployment cases: `recipes/cases/<NAME>.toml`, a named preset of recipes, a target and an install prefix
-//! (`hstore build --deployment-case NAME`), like the SVC repository's `deployment/cases/<NAME>/`.
+//! (`hstore build --deployment-case NAME`), like the SVC repository's `deployment/cases/<NAME>/`; and what the seed's
+//! installer let a user change about one: which components go in (`--component RECIPE=auto|true|false`, the seed's
+//! `--install-infinicore`/`--install-infinilm`) and which sources come from a local checkout instead of the lockfile
+//! (`--override-input RECIPE.SOURCE=DIR`, the seed's `--infinicore-src`/`--infinilm-src`).
+//!
+//! A component names a recipe *and its variants* (`[recipe] extends`): `infinilm` selects `infinilm-issue-216` in a
+//! case that pins that variant. `auto` keeps the case's choice. The seed's `auto` meant "yes inside a container, no on a
+//! developer machine" (where the developer had checkouts of their own); hstore never lets the machine it runs on change
+//! what is built — the developer's equivalent is `--override-input`, which builds their checkout instead.
 
 use std::path::{Path, PathBuf};
+
+use hstore_model::recipe::{Recipe, SourceSpec};
 
 use serde::Deserialize;
 
@@ -46,5 +56,156 @@ impl DeploymentCase {
             path,
             message: error.to_string().trim_end().to_owned(),
         })
+    }
+}
+
+/// Whether `recipe` is the component `name`: the recipe itself or one of its variants.
+fn is_component(recipe: &Recipe, name: &str) -> bool {
+    recipe.name == name || recipe.extends.as_deref() == Some(name)
+}
+
+/// Applies `--component RECIPE=MODE` choices to the recipes selected (by name, or by a case): `true` adds the
+/// component unless it (or a variant) is already there, `false` removes it and its variants, `auto` keeps the
+/// selection. An empty selection means every recipe that builds, as `hstore build` alone does.
+pub fn select_components(
+    all: &[Recipe],
+    mut selected: Vec<String>,
+    components: &[String],
+) -> Result<Vec<String>> {
+    if components.is_empty() {
+        return Ok(selected);
+    }
+    if selected.is_empty() {
+        selected = all
+            .iter()
+            .filter(|recipe| recipe.build.is_some())
+            .map(|recipe| recipe.name.clone())
+            .collect();
+    }
+    for component in components {
+        let (name, mode) = component.split_once('=').unwrap_or((component, ""));
+        let members: Vec<&str> = all
+            .iter()
+            .filter(|recipe| is_component(recipe, name))
+            .map(|recipe| recipe.name.as_str())
+            .collect();
+        if members.is_empty() {
+            return Err(BuildError::UnknownComponent {
+                name: name.to_owned(),
+                known: all.iter().map(|recipe| recipe.name.clone()).collect(),
+            });
+        }
+        match mode {
+            "auto" => {}
+            "true" => {
+                if !selected.iter().any(|s| members.contains(&s.as_str())) {
+                    selected.push(name.to_owned());
+                }
+            }
+            "false" => selected.retain(|s| !members.contains(&s.as_str())),
+            other => {
+                return Err(BuildError::InvalidCase {
+                    path: PathBuf::from("--component"),
+                    message: format!(
+                        "`{component}`: mode `{other}` is not one of auto, true, false"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(selected)
+}
+
+/// One `--override-input RECIPE.SOURCE=DIR`, checked against the recipes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalSource {
+    /// The recipe (a component's base and each variant get their own entry).
+    pub recipe: String,
+    /// The source it replaces.
+    pub source: String,
+    /// The directory.
+    pub dir: PathBuf,
+}
+
+/// Checks `--override-input` values: each names a recipe (or the base of variants, which share the flag) and a
+/// source it has, and a directory that exists. The seed's "InfiniCore source directory not found" is
+/// [`BuildError::OverrideDirMissing`], with the locked source in its hint.
+pub fn local_sources(all: &[Recipe], given: &[String]) -> Result<Vec<LocalSource>> {
+    let mut out = Vec::new();
+    for value in given {
+        let unknown = |reason: String| BuildError::UnknownOverride {
+            given: value.clone(),
+            reason,
+        };
+        let Some((target, dir)) = value.split_once('=') else {
+            return Err(unknown("expected `RECIPE.SOURCE=DIR`".into()));
+        };
+        let Some((name, source)) = target.split_once('.') else {
+            return Err(unknown("expected `RECIPE.SOURCE=DIR`".into()));
+        };
+        let members: Vec<&Recipe> = all
+            .iter()
+            .filter(|recipe| is_component(recipe, name))
+            .collect();
+        if members.is_empty() {
+            return Err(unknown(format!(
+                "no recipe is named `{name}`; recipes: {}",
+                all.iter()
+                    .map(|r| r.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        for recipe in members {
+            let Some(spec) = recipe.sources.get(source) else {
+                return Err(unknown(format!(
+                    "recipe `{}` has no source `{source}`; its sources: {}",
+                    recipe.name,
+                    recipe
+                        .sources
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            };
+            if !crate::plan::overridable(spec) {
+                return Err(BuildError::NotOverridable {
+                    recipe: recipe.name.clone(),
+                    source_name: source.to_owned(),
+                    kind: crate::plan::spec_kind(spec),
+                });
+            }
+            let dir = PathBuf::from(dir);
+            if !dir.is_dir() {
+                return Err(BuildError::OverrideDirMissing {
+                    recipe: recipe.name.clone(),
+                    source_name: source.to_owned(),
+                    dir,
+                    locked: describe(spec),
+                });
+            }
+            out.push(LocalSource {
+                recipe: recipe.name.clone(),
+                source: source.to_owned(),
+                dir,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// What a locked source is, for people: `git https://…/InfiniCore.git at issue/951`.
+fn describe(spec: &SourceSpec) -> String {
+    match spec {
+        SourceSpec::Git { url, reference, .. } => format!("`{url}` at `{reference}`"),
+        SourceSpec::Path { path, .. } => format!("the directory `{path}`"),
+        SourceSpec::Url { url, .. } => format!("the contents of `{url}`"),
+        SourceSpec::RustToolchain { version, host } => {
+            format!("the Rust toolchain {version}-{host}")
+        }
+        SourceSpec::CargoLock { source, path } => format!("the crates of `{source}:{path}`"),
+        SourceSpec::Requirements { .. } => "the locked Python requirements".to_owned(),
+        SourceSpec::Recipe { recipe, .. } => format!("the output of recipe `{recipe}`"),
     }
 }

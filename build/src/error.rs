@@ -105,6 +105,46 @@ pub enum BuildError {
         /// The source that changed, when one is to blame.
         source_name: Option<String>,
     },
+    /// `--override-input` names a recipe or source that does not exist.
+    #[error("--override-input `{given}`: {reason}")]
+    UnknownOverride {
+        /// The flag's value as given.
+        given: String,
+        /// What is not there, and what is.
+        reason: String,
+    },
+    /// `--override-input` (`--infinicore-src`, `--infinilm-src`) names a directory that is not there.
+    #[error("the source directory `{}` given for `{recipe}.{source_name}` was not found", dir.display())]
+    OverrideDirMissing {
+        /// The recipe.
+        recipe: String,
+        /// The source.
+        source_name: String,
+        /// The directory as given.
+        dir: PathBuf,
+        /// What the locked source is (`git https://…/InfiniCore.git at issue/951`), for the hint.
+        locked: String,
+    },
+    /// `--component` (`--install-infinicore`, `--install-infinilm`) names no recipe.
+    #[error("--component `{name}`: no recipe is named `{name}` or extends it; recipes: {}", known.join(", "))]
+    UnknownComponent {
+        /// The name given.
+        name: String,
+        /// The recipes there are.
+        known: Vec<String>,
+    },
+    /// `--override-input` names a source that is not one directory.
+    #[error(
+        "source `{source_name}` of recipe `{recipe}` is a {kind} source: a local directory cannot stand in for it"
+    )]
+    NotOverridable {
+        /// The recipe.
+        recipe: String,
+        /// The source.
+        source_name: String,
+        /// Its kind, in words.
+        kind: &'static str,
+    },
     /// A `requirements` source is an input of a target that declares no Python.
     #[error(
         "source `{source_name}` of recipe `{recipe}` is a set of Python wheels, but target `{target}` declares no \
@@ -240,6 +280,24 @@ impl hstore_store::Hint for BuildError {
             BuildError::Sandbox(error) => error.hint(),
             BuildError::Recipe(error) => error.hint(),
             BuildError::StaleLockfile { .. } => Some("run `hstore lock` on a connected machine".into()),
+            BuildError::UnknownOverride { .. } => Some(
+                "write `--override-input RECIPE.SOURCE=DIR` with a recipe of the recipes directory and one of its \
+                 `[sources.*]`"
+                    .into(),
+            ),
+            BuildError::OverrideDirMissing { locked, .. } => Some(format!(
+                "pass the path of a local checkout of {locked}, or drop the flag to build the locked source"
+            )),
+            BuildError::UnknownComponent { .. } => Some(
+                "name a recipe of the recipes directory (a variant counts as its base: `infinilm` also selects \
+                 `infinilm-issue-216`)"
+                    .into(),
+            ),
+            BuildError::NotOverridable { .. } => Some(
+                "override a `git`, `path` or unpacked `url` source (the checkout the others are read from), then \
+                 run `hstore lock` if you changed what it pins"
+                    .into(),
+            ),
             BuildError::UnknownTarget { .. } => Some("pass `--target` with one of the recipe's targets".into()),
             BuildError::InvalidLimit { .. } => Some(
                 "write durations as `90m`, `12h` and sizes as `512M`, `16G`, or `none` to lift the limit".into(),

@@ -16,6 +16,10 @@
 //!   `pip install --no-index --find-links "$src_<name>" --require-hashes -r "$src_<name>/requirements.txt"` and
 //!   `uv pip install --offline` install exactly the locked set. Only the small `requirements.txt` blob and one
 //!   directory node are written; the wheels are the stored blobs.
+//! - [`InputShape::LocalTree`]: a local directory given with `hstore build --override-input RECIPE.SOURCE=DIR` in
+//!   place of the locked source (the seed's `--infinicore-src`), stored through the stat cache and bound like a
+//!   tree. Its key text says `local-tree`, so a build from a local checkout never shares a key (and a record) with
+//!   the build of the pinned commit, even when the two trees are identical.
 //! - [`InputShape::Output`]: another recipe's build output (a `recipe` source), bound like a tree once that build
 //!   has finished. Its key text is the dependency's build *key*, not its output address, so a dependent's key is
 //!   known before the dependency runs, and changes exactly when the dependency's does.
@@ -40,6 +44,8 @@ pub struct Input {
 pub enum InputShape {
     /// A stored tree.
     Tree(Digest),
+    /// A local directory standing in for the locked source (`--override-input`), stored as a tree.
+    LocalTree(Digest),
     /// A stored blob, shown as one file.
     File {
         /// The blob.
@@ -102,6 +108,7 @@ impl InputShape {
     pub(crate) fn key_text(&self) -> String {
         match self {
             InputShape::Tree(digest) => format!("tree {digest}"),
+            InputShape::LocalTree(digest) => format!("local-tree {digest}"),
             InputShape::File { digest, file_name } => format!("file {file_name} {digest}"),
             InputShape::CargoVendor { crates } => {
                 let mut text = String::from("cargo-vendor");
@@ -147,7 +154,9 @@ impl InputShape {
     /// Every store address this input needs (for the "missing inputs" check before a build starts).
     pub fn addresses(&self) -> Vec<Digest> {
         match self {
-            InputShape::Tree(digest) | InputShape::File { digest, .. } => vec![*digest],
+            InputShape::Tree(digest)
+            | InputShape::LocalTree(digest)
+            | InputShape::File { digest, .. } => vec![*digest],
             InputShape::CargoVendor { crates } => crates.iter().map(|krate| krate.tree).collect(),
             InputShape::Wheelhouse { wheels, .. } => {
                 wheels.iter().map(|(_, digest)| *digest).collect()
@@ -159,7 +168,7 @@ impl InputShape {
     /// The tree to bind: the input itself, or one assembled from directory nodes (no file bytes copied).
     pub(crate) fn tree(&self, store: &Store, input: &str) -> Result<Digest> {
         match self {
-            InputShape::Tree(digest) => Ok(*digest),
+            InputShape::Tree(digest) | InputShape::LocalTree(digest) => Ok(*digest),
             InputShape::File { digest, file_name } => {
                 let size = store
                     .open_blob(digest)

@@ -28,13 +28,13 @@ use serde::Serialize;
 
 use hstore_sandbox::HostTool;
 
-pub use case::DeploymentCase;
+pub use case::{DeploymentCase, LocalSource, local_sources, select_components};
 pub use diff::{TreeDifference, diff_trees};
 pub use error::{BuildError, BuildError as Error, Result};
 pub use graph::{BuildGraph, GraphEvent, GraphNode, plan_graph, run_graph};
 pub use inputs::{GitReplacement, Input, InputShape, VendoredCrate};
 pub use install::{InstallReport, install};
-pub use plan::{PlanContext, plan, select_recipes};
+pub use plan::{PlanContext, SourceOverride, plan, select_recipes};
 pub use record::{
     BUILD_NAMESPACE, BUILD_ROOT_PREFIX, BuildOptions, BuildOutcome, BuildRecord, CheckOutcome,
     PreparedBuild, build, build_prepared, find_record, input_env_name, prepare,
@@ -65,6 +65,9 @@ pub struct BuildPlan {
     pub host_tools: Vec<String>,
     /// `[build.limits]` overridden by `[targets.T.limits]`; not part of the key.
     pub limits: hstore_sandbox::LimitOverrides,
+    /// Lines hstore writes at the head of the build log (where an input came from when that is not the lockfile);
+    /// derived from the inputs, so not part of the key themselves.
+    pub notes: Vec<String>,
 }
 
 /// Host fingerprints for the build key: the base system always, declared host paths and host tools when present.

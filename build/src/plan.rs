@@ -26,6 +26,17 @@ const CRATES_IO_SOURCE: &str = "registry+https://github.com/rust-lang/crates.io-
 pub struct PlanContext {
     /// `$HOME` of the invoking user, if set.
     pub home: Option<String>,
+    /// `--override-input RECIPE.SOURCE=DIR`: local trees standing in for locked sources, by (recipe, source).
+    pub overrides: BTreeMap<(String, String), SourceOverride>,
+}
+
+/// A local directory given on the command line in place of a locked source, already stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceOverride {
+    /// The directory as given (for the log).
+    pub dir: PathBuf,
+    /// Its stored tree.
+    pub tree: Digest,
 }
 
 impl PlanContext {
@@ -108,7 +119,28 @@ pub fn plan(
     };
     let locked = lockfile.recipe(&recipe.name).ok_or_else(|| stale(None))?;
     let mut inputs = Vec::new();
+    let mut notes = Vec::new();
     for (name, spec) in &recipe.sources {
+        if let Some(local) = context.overrides.get(&(recipe.name.clone(), name.clone())) {
+            if !overridable(spec) {
+                return Err(BuildError::NotOverridable {
+                    recipe: recipe.name.clone(),
+                    source_name: name.clone(),
+                    kind: spec_kind(spec),
+                });
+            }
+            notes.push(format!(
+                "input `{name}` is the local directory `{}` (tree {}), given with --override-input in place of \
+                 the locked source",
+                local.dir.display(),
+                local.tree
+            ));
+            inputs.push(Input {
+                name: name.clone(),
+                shape: InputShape::LocalTree(local.tree),
+            });
+            continue;
+        }
         let source = locked
             .sources
             .iter()
@@ -213,7 +245,37 @@ pub fn plan(
             })
             .collect(),
         limits,
+        notes,
     })
+}
+
+/// Whether a source is a tree a local directory can stand in for (`--override-input`): a checkout, a directory, an
+/// unpacked download, a toolchain. Crate sets, wheelhouses and other recipes' outputs are not one directory.
+pub(crate) fn overridable(spec: &SourceSpec) -> bool {
+    match spec {
+        SourceSpec::Git { .. }
+        | SourceSpec::Path { .. }
+        | SourceSpec::Url { unpack: true, .. }
+        | SourceSpec::RustToolchain { .. } => true,
+        SourceSpec::Url { unpack: false, .. }
+        | SourceSpec::CargoLock { .. }
+        | SourceSpec::Requirements { .. }
+        | SourceSpec::Recipe { .. } => false,
+    }
+}
+
+/// A source's kind as a recipe writes it, for messages.
+pub(crate) fn spec_kind(spec: &SourceSpec) -> &'static str {
+    match spec {
+        SourceSpec::Git { .. } => "git",
+        SourceSpec::Path { .. } => "path",
+        SourceSpec::Url { unpack: true, .. } => "unpacked url",
+        SourceSpec::Url { unpack: false, .. } => "url (a single file)",
+        SourceSpec::RustToolchain { .. } => "rust_toolchain",
+        SourceSpec::CargoLock { .. } => "cargo_lock",
+        SourceSpec::Requirements { .. } => "requirements",
+        SourceSpec::Recipe { .. } => "recipe",
+    }
 }
 
 /// The wheelhouse of a `requirements` source for the target keyed `key` (`cp310-manylinux_2_28_aarch64`): the wheels
@@ -324,6 +386,7 @@ mod tests {
     fn home_is_expanded_at_the_start_of_each_path_element_only() {
         let context = PlanContext {
             home: Some("/home/u".into()),
+            ..PlanContext::default()
         };
         assert_eq!(
             context.expand_home("~/a:/b/~/c:~"),

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use hstore_store::{Digest, Root, Store};
@@ -200,6 +200,7 @@ pub fn build_prepared(
                     .chain(plan.inputs.iter().flat_map(|input| match &input.shape {
                         InputShape::Output { output, .. } => output.iter().copied().collect(),
                         InputShape::Tree(_)
+                        | InputShape::LocalTree(_)
                         | InputShape::File { .. }
                         | InputShape::CargoVendor { .. }
                         | InputShape::Wheelhouse { .. } => Vec::new(),
@@ -307,9 +308,12 @@ fn run_in_sandbox(
     spec.env = env;
     spec.inputs = binds;
     spec.host_paths.clone_from(&plan.host_paths);
+    // The script's output goes to its own file; hstore's notes (where inputs came from) head the stored log.
+    let script_log = scratch.path().join("script.log");
     let status = Sandbox::new(&options.helper_exe)
         .with_limits(plan.limits.then(options.limits).limits())
-        .run(&spec, BuildOutput::LogFile(log_path.clone()))?;
+        .run(&spec, BuildOutput::LogFile(script_log.clone()))?;
+    write_log(&log_path, &plan.notes, &script_log)?;
     if !status.success() {
         // Keep the scratch directory so the log (and the build tree) can be inspected.
         let kept = scratch.keep();
@@ -339,6 +343,19 @@ fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> BuildE
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// Writes the build log: one `hstore: NOTE` line per note, then the script's output (streamed; logs can be large).
+fn write_log(log_path: &Path, notes: &[String], script_log: &Path) -> Result<()> {
+    let mut log =
+        fs::File::create(log_path).map_err(|source| io_error("create", log_path, source))?;
+    for note in notes {
+        writeln!(log, "hstore: {note}").map_err(|source| io_error("write", log_path, source))?;
+    }
+    let mut script =
+        fs::File::open(script_log).map_err(|source| io_error("read", script_log, source))?;
+    std::io::copy(&mut script, &mut log).map_err(|source| io_error("write", log_path, source))?;
+    fs::remove_file(script_log).map_err(|source| io_error("remove", script_log, source))
 }
 
 /// The last `lines` lines of a log, read from its end (logs can be large).

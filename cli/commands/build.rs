@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use hstore_build::{
     BUILD_NAMESPACE, BuildOptions, BuildRecord, DeploymentCase, GraphEvent, GraphNode, PlanContext,
-    find_record, install, plan_graph, run_graph, select_recipes,
+    SourceOverride, find_record, install, local_sources, plan_graph, run_graph, select_components,
+    select_recipes,
 };
 use hstore_fetchers::lockfile::Lockfile;
 use hstore_fetchers::recipe::Recipe;
@@ -22,6 +23,7 @@ use crate::settings::GlobalSettings;
 fn plan_context() -> PlanContext {
     PlanContext {
         home: std::env::var_os("HOME").map(|home| home.to_string_lossy().into_owned()),
+        overrides: std::collections::BTreeMap::new(),
     }
 }
 
@@ -48,8 +50,31 @@ pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> R
         global,
     )?;
     let all = Recipe::load_dir(&args.inputs.recipes_dir)?;
-    let recipes = select_recipes(&all, &args.inputs.recipes_dir, &args.recipe)?;
+    let selected = select_components(&all, args.recipe.clone(), &args.local.components())?;
+    let recipes = select_recipes(&all, &args.inputs.recipes_dir, &selected)?;
     let lockfile = Lockfile::load(&args.inputs.lockfile)?;
+    let mut context = plan_context();
+    for local in local_sources(&all, &args.local.overrides())? {
+        let (tree, size) = hstore_fetchers::path::add_override_tree(&store, &local.dir)
+            .with_context(|| format!("failed to store `{}`", local.dir.display()))?;
+        printer.status(
+            "Overriding",
+            format!(
+                "{}.{} with `{}` ({tree}, {})",
+                local.recipe,
+                local.source,
+                local.dir.display(),
+                crate::printer::human_bytes(size)
+            ),
+        );
+        context.overrides.insert(
+            (local.recipe, local.source),
+            SourceOverride {
+                dir: local.dir,
+                tree,
+            },
+        );
+    }
     // Everything that can fail before a build starts is checked for every node of the graph first: a command
     // building several recipes must not fail on the last one's missing input after building the others for an hour.
     let graph = plan_graph(
@@ -59,7 +84,7 @@ pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> R
         &target,
         &lockfile,
         &args.inputs.lockfile,
-        &plan_context(),
+        &context,
     )
     .with_context(|| format!("cannot build for target `{target}`"))?;
     if args.dry_run {

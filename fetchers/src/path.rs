@@ -89,6 +89,26 @@ impl PathSpec {
     }
 }
 
+/// Stores a local directory given on the command line in place of a locked source (`hstore build
+/// --override-input RECIPE.SOURCE=DIR`), left out exactly what a `path` source leaves out and nothing more, through
+/// the stat cache (a checkout rebuilt after a small edit re-reads only what changed). Returns its address and size.
+pub fn add_override_tree(store: &hstore_store::Store, dir: &Path) -> Result<(Digest, u64)> {
+    let spec = PathSpec {
+        dir: dir
+            .canonicalize()
+            .map_err(Error::io("find directory", dir))?,
+        relative: String::new(),
+        exclude: Vec::new(),
+    };
+    store
+        .add_local_tree(
+            &spec.dir,
+            &|relative| spec.excluded(relative),
+            Access::OthersReadable,
+        )
+        .map_err(Error::from)
+}
+
 /// `to` relative to `from` (both absolute, canonical), with `/` separators; `.` when equal.
 pub fn relative_path(from: &Path, to: &Path) -> String {
     let from: Vec<Component> = from.components().collect();

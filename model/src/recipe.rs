@@ -91,6 +91,16 @@ pub enum Error {
         /// Which recipe and target, and the targets it does declare.
         reason: String,
     },
+    /// `[recipe] extends` names a recipe that does not exist, or one that extends another.
+    #[error("invalid recipe `{}`: `extends = \"{base}\"`: {reason}", path.display())]
+    InvalidBase {
+        /// The recipe file.
+        path: PathBuf,
+        /// The recipe named by `extends`.
+        base: String,
+        /// What is wrong, and the recipes there are.
+        reason: String,
+    },
     /// `recipe` sources form a cycle.
     #[error("invalid recipe `{}`: `recipe` sources form a cycle: {}", path.display(), chain.join(" → "))]
     Cycle {
@@ -118,6 +128,11 @@ impl hstore_store::Hint for Error {
             Error::MissingDependencyTarget { .. } => Some(
                 "add the target to the dependency, or pin one with `target = \"T\"` in the source table".into(),
             ),
+            Error::InvalidBase { .. } => Some(
+                "`extends` names a recipe of the same directory that does not itself extend another; a variant \
+                 writes only `[recipe]` and the `[sources.*]` it pins differently"
+                    .into(),
+            ),
             Error::Cycle { .. } => Some("a recipe cannot read its own output, even through others; break the chain".into()),
             Error::Read { .. } | Error::Parse { .. } | Error::InvalidName { .. } | Error::DuplicateRecipe { .. } => None,
         }
@@ -131,6 +146,9 @@ pub struct Recipe {
     pub file: PathBuf,
     /// `[recipe] name`.
     pub name: String,
+    /// `[recipe] extends`: the recipe this one is a variant of (its targets and build script, with some sources
+    /// pinned differently), like a Nix `overrideAttrs`. Resolved by [`Recipe::load_dir`].
+    pub extends: Option<String>,
     /// `[sources.*]`, by name.
     pub sources: BTreeMap<String, SourceSpec>,
     /// `[targets.*]`, by name.
@@ -308,6 +326,7 @@ struct RawRecipe {
 #[serde(deny_unknown_fields)]
 struct RawHeader {
     name: String,
+    extends: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -385,6 +404,17 @@ impl Recipe {
         if !is_valid_name(&raw.recipe.name) {
             return Err(invalid_name(&raw.recipe.name));
         }
+        if let Some(base) = &raw.recipe.extends
+            && (!raw.targets.is_empty() || raw.build.is_some())
+        {
+            return Err(Error::InvalidBase {
+                path: file.to_path_buf(),
+                base: base.clone(),
+                reason: "a variant takes its `[targets.*]` and `[build]` from the recipe it extends; remove them \
+                         here (or drop `extends` and write the whole recipe)"
+                    .into(),
+            });
+        }
         if let Some(bad) = raw.targets.keys().find(|name| !is_valid_name(name)) {
             return Err(invalid_name(bad));
         }
@@ -398,22 +428,14 @@ impl Recipe {
                 });
             }
         }
-        let pythons: BTreeMap<String, PythonTarget> = raw
-            .targets
-            .iter()
-            .filter_map(|(name, target)| Some((name.clone(), target.python.clone()?)))
-            .collect();
         let mut sources = BTreeMap::new();
         for (name, source) in raw.sources {
             if !is_valid_name(&name) {
                 return Err(invalid_name(&name));
             }
-            let mut spec = classify(file, &name, source)?;
-            if let SourceSpec::Requirements { targets, .. } = &mut spec {
-                targets.clone_from(&pythons);
-            }
-            sources.insert(name, spec);
+            sources.insert(name.clone(), classify(file, &name, source)?);
         }
+        fill_target_details(&mut sources, &raw.targets);
         for (name, spec) in &sources {
             if let SourceSpec::CargoLock { source, .. } = spec
                 && matches!(sources.get(source), Some(SourceSpec::Recipe { .. }))
@@ -454,6 +476,7 @@ impl Recipe {
         Ok(Self {
             file: file.to_path_buf(),
             name: raw.recipe.name,
+            extends: raw.recipe.extends,
             sources,
             targets: raw.targets,
             build: raw.build,
@@ -496,9 +519,72 @@ impl Recipe {
             });
         }
         recipes.sort_by(|a, b| a.name.cmp(&b.name));
+        resolve_variants(&mut recipes)?;
         check_graph(&recipes, dir)?;
         Ok(recipes)
     }
+}
+
+/// Copies what sources need to know of the recipe's targets into them (a `requirements` source locks wheels for
+/// each target's Python), so that a source's spec, the lockfile's record of it, says everything it was locked for.
+fn fill_target_details(
+    sources: &mut BTreeMap<String, SourceSpec>,
+    targets: &BTreeMap<String, Target>,
+) {
+    let pythons: BTreeMap<String, PythonTarget> = targets
+        .iter()
+        .filter_map(|(name, target)| Some((name.clone(), target.python.clone()?)))
+        .collect();
+    for spec in sources.values_mut() {
+        if let SourceSpec::Requirements { targets, .. } = spec {
+            targets.clone_from(&pythons);
+        }
+    }
+}
+
+/// Completes each variant (`[recipe] extends = "BASE"`) from its base: the base's targets and build, and its sources
+/// overlaid with the variant's own. One level only: a base that is itself a variant is refused, so a variant always
+/// reads as "BASE, except these sources".
+fn resolve_variants(recipes: &mut [Recipe]) -> Result<(), Error> {
+    let bases: BTreeMap<String, Recipe> = recipes
+        .iter()
+        .filter(|recipe| recipe.extends.is_none())
+        .map(|recipe| (recipe.name.clone(), recipe.clone()))
+        .collect();
+    let variants: Vec<String> = recipes
+        .iter()
+        .filter(|recipe| recipe.extends.is_some())
+        .map(|recipe| recipe.name.clone())
+        .collect();
+    for recipe in recipes.iter_mut() {
+        let Some(base_name) = recipe.extends.clone() else {
+            continue;
+        };
+        let Some(base) = bases.get(&base_name) else {
+            let reason = if base_name == recipe.name {
+                "a recipe cannot extend itself".to_owned()
+            } else if variants.contains(&base_name) {
+                format!("`{base_name}` is itself a variant (`extends`); extend its base instead")
+            } else {
+                format!(
+                    "no recipe is named `{base_name}`; recipes: {}",
+                    bases.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            };
+            return Err(Error::InvalidBase {
+                path: recipe.file.clone(),
+                base: base_name,
+                reason,
+            });
+        };
+        let mut sources = base.sources.clone();
+        sources.append(&mut recipe.sources);
+        fill_target_details(&mut sources, &base.targets);
+        recipe.sources = sources;
+        recipe.targets.clone_from(&base.targets);
+        recipe.build.clone_from(&base.build);
+    }
+    Ok(())
 }
 
 fn classify(file: &Path, name: &str, raw: RawSource) -> Result<SourceSpec, Error> {
@@ -901,6 +987,74 @@ script = "echo hi"
             "{error}"
         );
         assert!(is_valid_name(&"a".repeat(64)));
+    }
+
+    #[test]
+    fn a_variant_takes_its_base_targets_and_build_with_its_own_sources() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write(
+            "lm.toml",
+            "[recipe]\nname = \"lm\"\n[sources.lm]\ngit = \"https://example.org/lm.git\"\nref = \"main\"\n\
+             [sources.deps]\nrequirements = [\"wheel\"]\n\
+             [targets.cpu]\npython = { version = \"3.11\", platform = \"manylinux_2_28_x86_64\" }\n\
+             [build]\nscript = \"make\"\n",
+        );
+        write(
+            "lm-216.toml",
+            "[recipe]\nname = \"lm-216\"\nextends = \"lm\"\n\
+             [sources.lm]\ngit = \"https://example.org/lm.git\"\nref = \"issue/216\"\n\
+             [sources.extra]\nrequirements = [\"setuptools\"]\n",
+        );
+        let recipes = Recipe::load_dir(dir.path()).unwrap();
+        let (base, variant) = (&recipes[0], &recipes[1]);
+        assert_eq!(
+            (base.name.as_str(), variant.name.as_str()),
+            ("lm", "lm-216")
+        );
+        assert_eq!(variant.extends.as_deref(), Some("lm"));
+        assert_eq!(variant.targets, base.targets);
+        assert_eq!(variant.build, base.build);
+        assert_eq!(variant.sources["deps"], base.sources["deps"]);
+        assert!(
+            matches!(&variant.sources["lm"], SourceSpec::Git { reference, .. } if reference == "issue/216")
+        );
+        // The variant's own requirements source locks wheels for the base's targets.
+        assert!(
+            matches!(&variant.sources["extra"], SourceSpec::Requirements { targets, .. } if targets.contains_key("cpu"))
+        );
+
+        write(
+            "lm-x.toml",
+            "[recipe]\nname = \"lm-x\"\nextends = \"lm-216\"\n",
+        );
+        let error = Recipe::load_dir(dir.path()).unwrap_err();
+        assert!(
+            error.to_string().contains("`lm-216` is itself a variant"),
+            "{error}"
+        );
+        write(
+            "lm-x.toml",
+            "[recipe]\nname = \"lm-x\"\nextends = \"nope\"\n",
+        );
+        let error = Recipe::load_dir(dir.path()).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("no recipe is named `nope`; recipes: lm"),
+            "{error}"
+        );
+        write(
+            "lm-x.toml",
+            "[recipe]\nname = \"lm-x\"\nextends = \"lm\"\n[build]\nscript = \"true\"\n",
+        );
+        let error = Recipe::load_dir(dir.path()).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("takes its `[targets.*]` and `[build]`"),
+            "{error}"
+        );
     }
 
     fn recipe(name: &str, targets: &[&str], sources: &str) -> Recipe {

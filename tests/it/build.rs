@@ -1319,3 +1319,220 @@ fn a_missing_command_gets_a_hint_about_declaring_the_tool() {
     assert!(hint.contains("host_paths"), "{hint}");
     assert!(!hint.contains("no network"), "{hint}");
 }
+
+/// The seed's installer options, hstore's way: a recipe variant (`extends`) pinning another source, a local
+/// checkout standing in for a locked source (`--override-input`, the seed's `--infinicore-src`: a new key, named in
+/// the log), and a case's components switched on and off (`--component`, the seed's `--install-infinicore`).
+#[test]
+fn variants_local_checkouts_and_components_of_a_deployment_case() {
+    let project = chain_project();
+    let alt_src = project.dir().join("lib-alt-src");
+    std::fs::create_dir_all(&alt_src).expect("create lib-alt-src");
+    std::fs::write(alt_src.join("greet.c"), GREET_C.replace("v1", "alt"))
+        .expect("write alt greet.c");
+    project.raw_recipe(
+        "lib-alt",
+        "[recipe]\nname = \"lib-alt\"\nextends = \"lib\"\n[sources.code]\npath = \"../lib-alt-src\"\n",
+    );
+    project.run(&["lock"]).success();
+    let variant = project
+        .run(&["build", "lib-alt", "--target", "cpu", "--out-link", "alt"])
+        .success();
+    assert!(
+        variant.stderr.contains("Built lib-alt"),
+        "{}",
+        variant.stderr
+    );
+    assert!(project.dir().join("alt/lib/libgreet.so").is_file());
+
+    // A local checkout of `lib`'s source: `lib` and everything reading it get new keys; the log names the directory.
+    let before = dry_run(&project, "pkg");
+    project.run(&["build", "pkg", "--target", "cpu"]).success();
+    let checkout = project.dir().join("my-lib-checkout");
+    std::fs::create_dir_all(&checkout).expect("create checkout");
+    std::fs::write(checkout.join("greet.c"), GREET_C.replace("v1", "local"))
+        .expect("write local greet.c");
+    let flag = format!("lib.code={}", checkout.display());
+    let keys = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["build", "pkg", "--target", "cpu", "--dry-run"];
+        args.extend_from_slice(extra);
+        project
+            .run(&args)
+            .success()
+            .stdout
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    let pinned = keys(&[]);
+    let local = keys(&["--override-input", &flag]);
+    assert_eq!(before.len(), 3);
+    assert!(
+        pinned.iter().all(|line| line.ends_with("cached")),
+        "{pinned:?}"
+    );
+    assert!(
+        local.iter().all(|line| line.ends_with("will build")),
+        "{local:?}"
+    );
+    let overridden = project
+        .run(&[
+            "build",
+            "pkg",
+            "--target",
+            "cpu",
+            "--override-input",
+            &flag,
+            "--install-path",
+            "local-prefix",
+        ])
+        .success();
+    assert!(
+        overridden.stderr.contains("Overriding lib.code with"),
+        "{}",
+        overridden.stderr
+    );
+    let ran = Command::new(project.dir().join("local-prefix/bin/prog"))
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .expect("run local-prefix/bin/prog");
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "prog says local\n");
+    let lib_key = local[0].split(' ').nth(2).expect("lib's key").to_owned();
+    let log = project.run(&["log", &lib_key]).success();
+    assert!(
+        log.stdout
+            .starts_with("hstore: input `code` is the local directory `")
+            && log.stdout.contains("my-lib-checkout"),
+        "{}",
+        log.stdout
+    );
+    // The pinned build is still the cached one.
+    assert_eq!(keys(&[]), pinned);
+
+    // Bad overrides name what is wrong, with a hint that fits.
+    let missing = project
+        .run(&[
+            "build",
+            "prog",
+            "--target",
+            "cpu",
+            "--override-input",
+            "lib.code=/nonexistent/lib",
+        ])
+        .code(2);
+    assert!(
+        missing
+            .stderr
+            .contains("the source directory `/nonexistent/lib` given for `lib.code` was not found")
+            && missing
+                .stderr
+                .contains("hint: pass the path of a local checkout of the directory `../lib-src`"),
+        "{}",
+        missing.stderr
+    );
+    let unknown = project
+        .run(&[
+            "build",
+            "prog",
+            "--target",
+            "cpu",
+            "--override-input",
+            "lib.nope=.",
+        ])
+        .code(2);
+    assert!(
+        unknown
+            .stderr
+            .contains("recipe `lib` has no source `nope`; its sources: code"),
+        "{}",
+        unknown.stderr
+    );
+    let not_a_tree = project
+        .run(&[
+            "build",
+            "prog",
+            "--target",
+            "cpu",
+            "--override-input",
+            "prog.lib=.",
+        ])
+        .code(2);
+    assert!(
+        not_a_tree
+            .stderr
+            .contains("is a recipe source: a local directory cannot stand in for it"),
+        "{}",
+        not_a_tree.stderr
+    );
+    // The seed's flag names the recipe it was made for.
+    let seed_flag = project
+        .run(&[
+            "build",
+            "prog",
+            "--target",
+            "cpu",
+            "--infinicore-src",
+            "../InfiniCore",
+        ])
+        .code(2);
+    assert!(
+        seed_flag.stderr.contains("no recipe is named `infinicore`"),
+        "{}",
+        seed_flag.stderr
+    );
+
+    // Components of a case: `false` leaves one out of the prefix (still built as a dependency), `true` adds one.
+    std::fs::create_dir_all(project.dir().join("recipes/cases")).expect("cases dir");
+    std::fs::write(
+        project.dir().join("recipes/cases/both.toml"),
+        "[case]\nrecipes = [\"prog\", \"lib-alt\"]\ntarget = \"cpu\"\ninstall_path = \"case-prefix\"\n",
+    )
+    .expect("write case");
+    project
+        .run(&[
+            "build",
+            "--deployment-case",
+            "both",
+            "--component",
+            "lib=false",
+        ])
+        .success();
+    assert!(project.dir().join("case-prefix/bin/prog").is_file());
+    assert!(
+        !project.dir().join("case-prefix/lib").exists(),
+        "`lib=false` leaves out `lib` and its variant `lib-alt`"
+    );
+    let added = project
+        .run(&[
+            "build",
+            "--deployment-case",
+            "both",
+            "--component",
+            "pkg=true",
+            "--component",
+            "lib=auto",
+        ])
+        .success();
+    assert!(added.stderr.contains("Installed pkg"), "{}", added.stderr);
+    assert!(
+        added.stderr.contains("Installed lib-alt"),
+        "{}",
+        added.stderr
+    );
+    let wrong = project
+        .run(&[
+            "build",
+            "--deployment-case",
+            "both",
+            "--install-infinilm",
+            "false",
+        ])
+        .code(2);
+    assert!(
+        wrong
+            .stderr
+            .contains("no recipe is named `infinilm` or extends it"),
+        "{}",
+        wrong.stderr
+    );
+}
