@@ -770,7 +770,8 @@ fn check_xmake_requires(
         })
     };
     match kind_of("xmake_requires", project)? {
-        SourceSpec::Git { .. } | SourceSpec::Path { .. } | SourceSpec::Url { unpack: true, .. } => {}
+        SourceSpec::Git { .. } | SourceSpec::Path { .. } | SourceSpec::Url { unpack: true, .. } => {
+        }
         SourceSpec::Url { unpack: false, .. }
         | SourceSpec::CargoLock { .. }
         | SourceSpec::Requirements { .. }
@@ -1172,7 +1173,10 @@ script = "xmake f $xmake_options -y"
         assert_eq!(recipe.targets["cpu"].xmake_options, ["--cpu=y", "--omp=y"]);
         // The spec round-trips through the lockfile's JSON.
         let json = serde_json::to_string(&recipe.sources["xpkgs"]).unwrap();
-        assert!(json.starts_with(r#"{"kind":"xmake_requires","project":"core""#), "{json}");
+        assert!(
+            json.starts_with(r#"{"kind":"xmake_requires","project":"core""#),
+            "{json}"
+        );
         let back: SourceSpec = serde_json::from_str(&json).unwrap();
         assert_eq!(back, recipe.sources["xpkgs"]);
     }
@@ -1192,13 +1196,22 @@ script = "xmake f $xmake_options -y"
              recipe does not define"
         );
         let message = error("repo = \"xrepo\"", "repo = \"core2\"");
-        assert!(message.contains("`repo = \"core2\"`, a source this recipe does not define"), "{message}");
+        assert!(
+            message.contains("`repo = \"core2\"`, a source this recipe does not define"),
+            "{message}"
+        );
         let message = error("repo = \"xrepo\"", "repo = \"xmake\"");
         assert!(message.contains("which is not a `git` source"), "{message}");
         let message = error("xmake = \"xmake\"", "xmake = \"xrepo\"");
-        assert!(message.contains("which is not a `recipe` source"), "{message}");
+        assert!(
+            message.contains("which is not a `recipe` source"),
+            "{message}"
+        );
         let message = error("xmake_requires = \"core\"", "xmake_requires = \"xmake\"");
-        assert!(message.contains("not a source tree known at lock time"), "{message}");
+        assert!(
+            message.contains("not a source tree known at lock time"),
+            "{message}"
+        );
         let message = error("repo = \"xrepo\"\n", "");
         assert!(
             message.contains("without `repo`; name the source, e.g. `repo = \"xrepo\"`"),
