@@ -17,8 +17,8 @@ pub enum BuildError {
     },
     /// An xmake package archive the lockfile names is not in the store; nothing was started.
     #[error(
-        "xmake package `{package}` {version} (input `{input}` of `{recipe}`) is not in the store: its archive {address} \
-         is missing; xmake would look for it as {names}"
+        "xmake package `{package}` {version} (input `{input}` of `{recipe}`) is not in the store: its archive is \
+         missing; xmake would look for it as {names}"
     )]
     MissingXmakeArchive {
         /// The recipe.
@@ -29,8 +29,6 @@ pub enum BuildError {
         package: String,
         /// Its version.
         version: String,
-        /// The archive's address.
-        address: Digest,
         /// The file names xmake accepts, quoted and comma-separated.
         names: String,
     },

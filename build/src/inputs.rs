@@ -259,7 +259,6 @@ impl InputShape {
                     input: input.to_owned(),
                     package: archive.package.clone(),
                     version: archive.version.clone(),
-                    address: archive.digest,
                     names: archive
                         .search_names
                         .iter()

@@ -161,24 +161,23 @@ pub fn lock_pending(
             }
             let xmake_target = source.xmake_target.unwrap_or(target);
             let slot = (source.xmake_recipe.to_owned(), xmake_target.to_owned());
-            let (xmake_key, xmake_output) = match built.get(&slot) {
-                Some(found) => *found,
-                None => {
-                    let found = build_xmake(
-                        recipes,
-                        source.xmake_recipe,
-                        xmake_target,
-                        lockfile,
-                        lockfile_path,
-                        store,
-                        &options,
-                        &context,
-                        printer,
-                    )
-                    .with_context(|| format!("cannot build the xmake that evaluates `{label}`"))?;
-                    built.insert(slot, found);
-                    found
-                }
+            let (xmake_key, xmake_output) = if let Some(found) = built.get(&slot) {
+                *found
+            } else {
+                let found = build_xmake(
+                    recipes,
+                    source.xmake_recipe,
+                    xmake_target,
+                    lockfile,
+                    lockfile_path,
+                    store,
+                    &options,
+                    &context,
+                    printer,
+                )
+                .with_context(|| format!("cannot build the xmake that evaluates `{label}`"))?;
+                built.insert(slot, found);
+                found
             };
             let plan = xmake_probe_plan(
                 &XmakeProbe {
