@@ -458,3 +458,208 @@ fn xmake_requires_locks_in_the_sandbox_carries_and_builds_offline_from_the_store
     );
     assert_eq!(std::fs::read(&lockfile_path).expect("read lockfile"), bytes);
 }
+
+/// A Debian-packaged upstream wheel (`/usr/share/python-wheels/`, from `python3-setuptools-whl` and
+/// `python3-wheel-whl`, which `.ci/run` installs): (file name, bytes). Panics naming the package when it is missing.
+fn debian_wheel(prefix: &str, package: &str) -> (String, Vec<u8>) {
+    let dir = Path::new("/usr/share/python-wheels");
+    let found = std::fs::read_dir(dir)
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .find(|name| name.starts_with(prefix) && name.ends_with(".whl"));
+    let Some(name) = found else {
+        panic!(
+            "no `{prefix}*.whl` in `{}`: install `{package}` (as .ci/run does)",
+            dir.display()
+        );
+    };
+    let bytes = std::fs::read(dir.join(&name)).expect("read the wheel");
+    (name, bytes)
+}
+
+/// The InfiniCore-shaped pair, built as a chain: `core`, a C++ shared library built with the pinned xmake and an
+/// xmake package from the store (`fancy`, which pulls in `hdronly`), and `ext`, a Python extension module that links
+/// `core`'s output (a `recipe` source) and is installed by pip with `--no-build-isolation` from a wheelhouse holding
+/// the real setuptools and wheel wheels, served by a loopback PEP 691 index and locked by a `requirements` source.
+/// `hstore build ext` builds xmake, core and ext in order, in the sandbox; the installed module imports and calls
+/// into the library.
+#[test]
+fn an_xmake_library_and_a_python_extension_linking_it_build_as_a_chain() {
+    let mut made = None;
+    let project = XmakeProject::with(|env, mut registry| {
+        let fixture = XmakeRepoFixture::new(&env.root().join("xmake-repo"), registry.url());
+        for archive in &fixture.archives {
+            registry = registry.file(&archive.url_path, &archive.bytes);
+        }
+        made = Some(fixture);
+        registry
+    });
+    let fixture = made.expect("fixture made");
+    let index = hstore_test_support::TestIndex::start();
+    for (prefix, package, project_name) in [
+        ("setuptools-", "python3-setuptools-whl", "setuptools"),
+        ("wheel-", "python3-wheel-whl", "wheel"),
+    ] {
+        let (name, bytes) = debian_wheel(prefix, package);
+        index.wheel_file(project_name, &name, &bytes);
+    }
+    write_dir(
+        &project,
+        "core",
+        &[
+            (
+                "xmake.lua",
+                "add_requires(\"fancy\")\ntarget(\"core\")\n    set_kind(\"shared\")\n    add_files(\"core.cpp\")\n    \
+                 add_headerfiles(\"core.h\")\n    add_packages(\"fancy\")\n"
+                    .to_owned(),
+            ),
+            ("core.h", "#pragma once\nint core_answer();\n".to_owned()),
+            (
+                "core.cpp",
+                "#include <fancy.h>\n#include \"core.h\"\nint core_answer() { return fancy_answer(); }\n".to_owned(),
+            ),
+        ],
+    );
+    write_dir(
+        &project,
+        "ext",
+        &[
+            (
+                "setup.py",
+                "import os\nfrom setuptools import Extension, setup\ncore = os.environ[\"CORE\"]\n\
+                 setup(name=\"ext\", version=\"1.0\", ext_modules=[Extension(\"ext\", [\"ext.cpp\"], \
+                 include_dirs=[core + \"/include\"], library_dirs=[core + \"/lib\"], libraries=[\"core\"], \
+                 extra_link_args=[\"-Wl,-rpath,$ORIGIN/../lib\"])])\n"
+                    .to_owned(),
+            ),
+            (
+                "ext.cpp",
+                "#include <Python.h>\n#include <core.h>\n\
+                 static PyObject *answer(PyObject *, PyObject *) { return PyLong_FromLong(core_answer()); }\n\
+                 static PyMethodDef methods[] = {{\"answer\", answer, METH_NOARGS, \"core's answer\"}, \
+                 {nullptr, nullptr, 0, nullptr}};\n\
+                 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, \"ext\", nullptr, -1, methods};\n\
+                 PyMODINIT_FUNC PyInit_ext(void) { return PyModule_Create(&module); }\n"
+                    .to_owned(),
+            ),
+        ],
+    );
+    std::fs::write(
+        project.dir().join("recipes/core.toml"),
+        format!(
+            r#"[recipe]
+name = "core"
+
+[sources.xmake]
+recipe = "xmake"
+target = "cpu"
+
+[sources.repo]
+git = "{}"
+ref = "main"
+
+[sources.proj]
+path = "../core"
+
+[sources.xpkgs]
+xmake_requires = "proj"
+repo = "repo"
+xmake = "xmake"
+
+[targets.cpu]
+xmake_options = ["--mode=release"]
+
+[build]
+script = '''
+set -eu
+cp -R "$src_proj" /build/core
+chmod -R u+w /build/core
+cd /build/core
+xmake f $xmake_options -y
+xmake -y
+xmake install -o "$out"
+'''
+"#,
+            fixture.repo.file_url()
+        ),
+    )
+    .expect("write core recipe");
+    std::fs::write(
+        project.dir().join("recipes/ext.toml"),
+        format!(
+            r#"[recipe]
+name = "ext"
+
+[sources.core]
+recipe = "core"
+
+[sources.src]
+path = "../ext"
+
+[sources.pydeps]
+requirements = ["setuptools", "wheel"]
+index = "{}"
+
+[targets.cpu]
+python = {{ version = "3.11", platform = "manylinux_2_28_x86_64" }}
+
+[build]
+script = '''
+set -eu
+python3 -m pip install --no-cache-dir --no-index --find-links "$src_pydeps" --require-hashes \
+    -r "$src_pydeps/requirements.txt" --target /build/tools
+export PYTHONPATH=/build/tools
+python3 -c 'import setuptools; print(setuptools.__file__)' > "$out/setuptools-from"
+cp -R "$src_src" /build/ext
+chmod -R u+w /build/ext
+cd /build/ext
+CORE="$src_core" python3 -m pip install --no-cache-dir --no-index --no-build-isolation --no-deps \
+    --target "$out/site" .
+mkdir -p "$out/lib"
+cp "$src_core"/lib/libcore.so "$out/lib/"
+'''
+"#,
+            index.index_url()
+        ),
+    )
+    .expect("write ext recipe");
+    let hstore = |args: &[&str]| {
+        project
+            .env
+            .command(env!("CARGO_BIN_EXE_hstore"))
+            .current_dir(project.dir())
+            .env("NO_PROXY", "*")
+            .env("HSTORE_UV", crate::wheels::uv_program())
+            .args(args)
+            .output()
+            .expect("run hstore")
+    };
+    exited(&hstore(&["lock", "--mirror", &project.mirror()]), 0);
+    let (_, stderr) = exited(
+        &hstore(&["build", "ext", "--target", "cpu", "--out-link", "ext-out"]),
+        0,
+    );
+    for built in ["Built", "core for target cpu", "ext for target cpu"] {
+        assert!(stderr.contains(built), "`{built}` not in:\n{stderr}");
+    }
+    let out = project.dir().join("ext-out");
+    let from = std::fs::read_to_string(out.join("setuptools-from")).expect("setuptools-from");
+    assert!(
+        from.starts_with("/build/tools/"),
+        "setuptools came from {from}"
+    );
+    let ran = Command::new("/usr/bin/python3")
+        .env_clear()
+        .env("PYTHONPATH", out.join("site"))
+        .args(["-c", "import ext; print(ext.answer())"])
+        .output()
+        .expect("run python3");
+    let (stdout, _) = exited(&ran, 0);
+    assert_eq!(
+        stdout, "43\n",
+        "ext calls core, which calls the xmake package `fancy`"
+    );
+}
