@@ -469,7 +469,9 @@ fn debian_wheel(prefix: &str, package: &str) -> (String, Vec<u8>) {
         .flatten()
         .filter_map(Result::ok)
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .find(|name| name.starts_with(prefix) && name.ends_with(".whl"));
+        .find(|name| {
+            name.starts_with(prefix) && Path::new(name).extension().is_some_and(|ext| ext == "whl")
+        });
     let Some(name) = found else {
         panic!(
             "no `{prefix}*.whl` in `{}`: install `{package}` (as .ci/run does)",
