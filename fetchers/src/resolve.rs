@@ -16,7 +16,10 @@
 //! - Lock keeps pins: a source whose recipe table (`spec`) is unchanged keeps its locked artifacts unless it is
 //!   named by `--update`. A `requirements` source also keeps its recorded index snapshot across recipe edits until
 //!   `--update`. `path` sources are always re-hashed (their content is the pin) and `cargo_lock` sources
-//!   are re-read from their (pinned) tree, reusing locked crate entries.
+//!   are re-read from their (pinned) tree, reusing locked crate entries. An `xmake_requires` source is kept (its
+//!   archives ensured in the store) only while its project and xmake-repo trees are the ones it was probed against;
+//!   otherwise it is left with no artifacts and no `xmake` resolution, and the caller probes it (the CLI's `lock`
+//!   builds the pinned xmake and runs the probe in the sandbox, then calls [`crate::xmake::lock_source`]).
 //! - Per-item failures are collected, not fatal: the run finishes what it can and returns every error.
 
 use std::collections::{BTreeMap, HashMap};
