@@ -482,6 +482,12 @@ pub async fn ensure_archive(
     pin: &XmakeArchive,
     locked: Option<&Artifact>,
 ) -> crate::Result<Artifact> {
+    if let Some(locked) = locked
+        && fetcher.store().closure_complete(&locked.address())?
+    {
+        // Warm path (and an imported store, which has the blob but no download record): nothing to do.
+        return Ok(locked.clone());
+    }
     let sha256 = Sha256::new(pin.sha256.clone())?;
     let spec = UrlSpec {
         url: pin.url.clone(),

@@ -368,6 +368,10 @@ fn xmake_requires_locks_in_the_sandbox_carries_and_builds_offline_from_the_store
     };
     exited(&on_cluster(&["import", "stack.hsb"]), 0);
     exited(&on_cluster(&["fetch", "--offline"]), 0);
+    // The imported store holds the archives but no download records: an offline `--locked` lock there keeps every
+    // pin from the store alone.
+    let (_, stderr) = exited(&on_cluster(&["lock", "--offline", "--locked"]), 0);
+    assert!(stderr.contains("Unchanged"), "{stderr}");
     let (_, stderr) = exited(
         &on_cluster(&["build", "app", "--target", "cpu", "--out-link", "app-out"]),
         0,
