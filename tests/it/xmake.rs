@@ -352,6 +352,22 @@ fn xmake_requires_locks_in_the_sandbox_carries_and_builds_offline_from_the_store
         "a kept lock downloads nothing"
     );
 
+    // A target's options are part of the source's spec: changing them makes `--locked` fail, naming the source.
+    let recipe_path = project.dir().join("recipes/app.toml");
+    let recipe = std::fs::read_to_string(&recipe_path).expect("read app recipe");
+    std::fs::write(
+        &recipe_path,
+        recipe.replacen("[\"--mode=release\"]", "[\"--mode=debug\"]", 1),
+    )
+    .expect("write app recipe");
+    let (_, stderr) = exited(
+        &project.hstore(&["lock", "--locked", "--mirror", &mirror]),
+        1,
+    );
+    assert!(stderr.contains("source app.xpkgs"), "{stderr}");
+    assert_eq!(std::fs::read(&lockfile_path).expect("read lockfile"), bytes);
+    std::fs::write(&recipe_path, recipe).expect("restore app recipe");
+
     exited(&project.hstore(&["fetch", "--mirror", &mirror]), 0);
     exited(&project.hstore(&["export", "-o", "stack.hsb"]), 0);
 
