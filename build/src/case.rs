@@ -206,6 +206,9 @@ fn describe(spec: &SourceSpec) -> String {
         }
         SourceSpec::CargoLock { source, path } => format!("the crates of `{source}:{path}`"),
         SourceSpec::Requirements { .. } => "the locked Python requirements".to_owned(),
+        SourceSpec::XmakeRequires { project, .. } => {
+            format!("the locked xmake packages of source `{project}`")
+        }
         SourceSpec::Recipe { recipe, .. } => format!("the output of recipe `{recipe}`"),
     }
 }

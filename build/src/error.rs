@@ -15,6 +15,35 @@ pub enum BuildError {
         /// (input, address) pairs.
         missing: Vec<(String, Digest)>,
     },
+    /// An xmake package archive the lockfile names is not in the store; nothing was started.
+    #[error(
+        "xmake package `{package}` {version} (input `{input}` of `{recipe}`) is not in the store: its archive is \
+         missing; xmake would look for it as {names}"
+    )]
+    MissingXmakeArchive {
+        /// The recipe.
+        recipe: String,
+        /// The `xmake_requires` source.
+        input: String,
+        /// The package.
+        package: String,
+        /// Its version.
+        version: String,
+        /// The file names xmake accepts, quoted and comma-separated.
+        names: String,
+    },
+    /// An `xmake_requires` source was not locked for the target being built.
+    #[error(
+        "xmake packages of source `{source_name}` of `{recipe}` were not locked for target `{target}`"
+    )]
+    XmakeTargetNotLocked {
+        /// The recipe.
+        recipe: String,
+        /// The source.
+        source_name: String,
+        /// The target.
+        target: String,
+    },
     /// An input would need a file name that is not valid.
     #[error("input `{input}` needs the file name `{name}`, which is invalid: {reason}")]
     InvalidInputName {
@@ -267,6 +296,15 @@ impl hstore_store::Hint for BuildError {
                 "run `hstore fetch` on a connected machine, or `hstore import` a bundle exported with the same lockfile"
                     .into(),
             ),
+            BuildError::MissingXmakeArchive { .. } => Some(
+                "run `hstore fetch` on a connected machine (it downloads and verifies the archive), or `hstore import` \
+                 a bundle exported with the same lockfile"
+                    .into(),
+            ),
+            BuildError::XmakeTargetNotLocked { target, .. } => Some(format!(
+                "`hstore lock` probes a target only where its declared host paths exist: run it on a machine that \
+                 has target `{target}`'s SDK, and commit the lockfile"
+            )),
             BuildError::ScriptFailed { tail, .. } => Some(match missing_command(tail) {
                 Some(command) => format!(
                     "`{command}` is not in the sandbox, which holds only the host base system, the recipe's sources \

@@ -20,6 +20,15 @@
 //!   place of the locked source (the seed's `--infinicore-src`), stored through the stat cache and bound like a
 //!   tree. Its key text says `local-tree`, so a build from a local checkout never shares a key (and a record) with
 //!   the build of the pinned commit, even when the two trees are identical.
+//! - [`InputShape::XmakePackages`]: an `xmake_requires` source for the build's target — a tree `{repo: the locked
+//!   xmake-repo tree (no `.git`), archives: {<file name xmake looks for>: archive blob}}` assembled from directory
+//!   nodes (no bytes copied), bound read-only at `/src/<name>`. Before the script runs, `XMAKE_GLOBALDIR` (under
+//!   `/build`) gets a `.xmake/xmake.conf` with `network = "private"` and `pkg_searchdirs` = the archives directory;
+//!   `XMAKE_MAIN_REPO`, `XMAKE_PKG_INSTALLDIR`/`XMAKE_PKG_CACHEDIR`/`XMAKE_TMPDIR` (under `/build`),
+//!   `XMAKE_STATS=false`, `XMAKE_ROOT=y` and `$xmake_options` (the target's options, joined by spaces) are set, and
+//!   the pinned xmake's `bin` leads `PATH`. The build log starts with one line per package saying whether it comes
+//!   from the store (with its file name) or from the host system. A missing archive fails before the build starts,
+//!   naming the package, version and the file names xmake accepts ([`InputShape::check_xmake_archives`]).
 //! - [`InputShape::Output`]: another recipe's build output (a `recipe` source), bound like a tree once that build
 //!   has finished. Its key text is the dependency's build *key*, not its output address, so a dependent's key is
 //!   known before the dependency runs, and changes exactly when the dependency's does.
@@ -65,6 +74,19 @@ pub enum InputShape {
         /// The `requirements.txt` text.
         requirements: String,
     },
+    /// The xmake packages of one target: the xmake-repo tree and the archives under the names xmake looks for.
+    XmakePackages {
+        /// The locked xmake-repo tree.
+        repo: Digest,
+        /// The target's archives.
+        archives: Vec<XmakeArchiveInput>,
+        /// `(package, version, origin)` of each package xmake takes from the host, for the build log.
+        host_packages: Vec<(String, String, String)>,
+        /// The target's `xmake_options`.
+        options: Vec<String>,
+        /// The input holding the pinned xmake (`bin/xmake`), a `recipe` source.
+        xmake_input: String,
+    },
     /// Another recipe's output.
     Output {
         /// The dependency's recipe.
@@ -90,6 +112,53 @@ pub struct VendoredCrate {
     /// For crates from a registry other than crates.io, its Cargo.lock source id (`sparse+https://…/` or
     /// `registry+https://…`), which needs its own replacement stanza.
     pub registry: Option<String>,
+}
+
+/// One archive of an [`InputShape::XmakePackages`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct XmakeArchiveInput {
+    /// The file name it appears under in the archives directory.
+    pub file_name: String,
+    /// The package.
+    pub package: String,
+    /// Its version.
+    pub version: String,
+    /// Every file name xmake accepts for it.
+    pub search_names: Vec<String>,
+    /// The archive blob.
+    pub digest: Digest,
+}
+
+/// What an [`InputShape::XmakePackages`] input needs set up around the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct XmakeSetup {
+    /// Environment for the build (`PATH` already leads with the pinned xmake's `bin`).
+    pub env: Vec<(String, String)>,
+    /// `XMAKE_GLOBALDIR`'s `.xmake/xmake.conf`.
+    pub conf: String,
+    /// Shell lines printed at the top of the build log: where each package comes from.
+    pub log_prelude: String,
+}
+
+/// Where xmake's writable directories go, under the sandbox's `/build` (relative names).
+pub(crate) const XMAKE_GLOBAL_DIR: &str = ".xmake-global";
+/// See [`XMAKE_GLOBAL_DIR`].
+pub(crate) const XMAKE_SCRATCH_DIRS: [(&str, &str); 3] = [
+    ("XMAKE_PKG_INSTALLDIR", ".xmake-packages"),
+    ("XMAKE_PKG_CACHEDIR", ".xmake-cache"),
+    ("XMAKE_TMPDIR", ".xmake-tmp"),
+];
+
+/// The text of `$XMAKE_GLOBALDIR/.xmake/xmake.conf`: no network, archives from `archives_dir`.
+pub fn xmake_global_conf(archives_dir: &str) -> String {
+    // xmake reads this file as a Lua table; the directory is quoted as a Lua string.
+    let quoted = archives_dir.replace('\\', "\\\\").replace('"', "\\\"");
+    format!("{{\n    network = \"private\",\n    pkg_searchdirs = \"{quoted}\"\n}}\n")
+}
+
+/// A shell word in single quotes.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
 }
 
 /// A `[source."git+…"]` stanza.
@@ -142,6 +211,28 @@ impl InputShape {
                 );
                 text
             }
+            InputShape::XmakePackages {
+                repo,
+                archives,
+                host_packages,
+                options,
+                xmake_input,
+            } => {
+                let mut text = format!("xmake-packages repo={repo} xmake={xmake_input} options=");
+                // JSON keeps option boundaries exact (`a b` vs `a`, `b`); serializing strings cannot fail.
+                text.push_str(&serde_json::to_string(options).unwrap_or_default());
+                let mut sorted: Vec<&XmakeArchiveInput> = archives.iter().collect();
+                sorted.sort();
+                for archive in sorted {
+                    let _ = write!(text, " {}={}", archive.file_name, archive.digest);
+                }
+                let mut hosts: Vec<&(String, String, String)> = host_packages.iter().collect();
+                hosts.sort();
+                for (package, version, origin) in hosts {
+                    let _ = write!(text, " host:{package}@{version}({origin})");
+                }
+                text
+            }
             InputShape::Output {
                 recipe,
                 target,
@@ -149,6 +240,107 @@ impl InputShape {
                 ..
             } => format!("output {recipe} {target} {key}"),
         }
+    }
+
+    /// Fails before a build starts, naming the package, version and the file names xmake accepts, when an archive
+    /// of an [`InputShape::XmakePackages`] input is not in the store (other shapes: nothing to check here).
+    pub(crate) fn check_xmake_archives(
+        &self,
+        store: &Store,
+        recipe: &str,
+        input: &str,
+    ) -> Result<()> {
+        let InputShape::XmakePackages { archives, .. } = self else {
+            return Ok(());
+        };
+        for archive in archives {
+            let present = store
+                .object_format(&archive.digest)
+                .map_err(|source| {
+                    Error::store(format!("xmake package `{}`", archive.package), source)
+                })?
+                .is_some();
+            if !present {
+                return Err(Error::MissingXmakeArchive {
+                    recipe: recipe.to_owned(),
+                    input: input.to_owned(),
+                    package: archive.package.clone(),
+                    version: archive.version.clone(),
+                    names: archive
+                        .search_names
+                        .iter()
+                        .map(|name| format!("`{name}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The phase-2 setup of an [`InputShape::XmakePackages`] bound at `inside`; `path` is the `PATH` the build
+    /// would have otherwise. `None` for other shapes.
+    pub(crate) fn xmake_setup(
+        &self,
+        inside: &str,
+        build_dir: &str,
+        path: &str,
+    ) -> Option<XmakeSetup> {
+        let InputShape::XmakePackages {
+            archives,
+            host_packages,
+            options,
+            xmake_input,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let mut env = vec![
+            ("XMAKE_MAIN_REPO".to_owned(), format!("{inside}/repo")),
+            (
+                "XMAKE_GLOBALDIR".to_owned(),
+                format!("{build_dir}/{XMAKE_GLOBAL_DIR}"),
+            ),
+            ("XMAKE_STATS".to_owned(), "false".to_owned()),
+            ("XMAKE_ROOT".to_owned(), "y".to_owned()),
+            ("xmake_options".to_owned(), options.join(" ")),
+            (
+                "PATH".to_owned(),
+                format!("{}/{xmake_input}/bin:{path}", crate::INPUTS_DIR),
+            ),
+        ];
+        for (key, dir) in XMAKE_SCRATCH_DIRS {
+            env.push((key.to_owned(), format!("{build_dir}/{dir}")));
+        }
+        let mut log_prelude = String::new();
+        let mut sorted: Vec<&XmakeArchiveInput> = archives.iter().collect();
+        sorted.sort_by(|a, b| (&a.package, &a.version).cmp(&(&b.package, &b.version)));
+        for archive in sorted {
+            let line = format!(
+                "hstore: xmake package {} {} from the store ({})",
+                archive.package, archive.version, archive.file_name
+            );
+            let _ = writeln!(log_prelude, "printf '%s\\n' {}", shell_quote(&line));
+        }
+        let mut hosts: Vec<&(String, String, String)> = host_packages.iter().collect();
+        hosts.sort();
+        for (package, version, origin) in hosts {
+            let version = if version.is_empty() {
+                "(version unknown)"
+            } else {
+                version
+            };
+            let line = format!(
+                "hstore: xmake package {package} {version} from the host system ({origin})"
+            );
+            let _ = writeln!(log_prelude, "printf '%s\\n' {}", shell_quote(&line));
+        }
+        Some(XmakeSetup {
+            env,
+            conf: xmake_global_conf(&format!("{inside}/archives")),
+            log_prelude,
+        })
     }
 
     /// Every store address this input needs (for the "missing inputs" check before a build starts).
@@ -161,6 +353,9 @@ impl InputShape {
             InputShape::Wheelhouse { wheels, .. } => {
                 wheels.iter().map(|(_, digest)| *digest).collect()
             }
+            InputShape::XmakePackages { repo, archives, .. } => std::iter::once(*repo)
+                .chain(archives.iter().map(|archive| archive.digest))
+                .collect(),
             InputShape::Output { output, .. } => output.iter().copied().collect(),
         }
     }
@@ -253,6 +448,64 @@ impl InputShape {
                 store
                     .put_directory(&directory)
                     .map_err(|source| Error::store(format!("input `{input}`"), source))
+            }
+            InputShape::XmakePackages { repo, archives, .. } => {
+                let repo_size = store
+                    .get_directory(repo)
+                    .map_err(|source| Error::store(format!("input `{input}`"), source))?
+                    .ok_or_else(|| Error::MissingInputs {
+                        recipe: input.to_owned(),
+                        missing: vec![(format!("{input} (xmake-repo)"), *repo)],
+                    })?
+                    .total_size();
+                let mut directory = Directory::new();
+                let mut total = 0;
+                for archive in archives {
+                    let size = store
+                        .open_blob(&archive.digest)
+                        .map_err(|source| {
+                            Error::store(format!("xmake package `{}`", archive.package), source)
+                        })?
+                        .map(|blob| blob.size)
+                        .ok_or_else(|| Error::MissingInputs {
+                            recipe: input.to_owned(),
+                            missing: vec![(
+                                format!("xmake package {}", archive.package),
+                                archive.digest,
+                            )],
+                        })?;
+                    total += size;
+                    directory.insert(
+                        component(input, &archive.file_name)?,
+                        Node::File {
+                            digest: archive.digest,
+                            size,
+                            executable: false,
+                        },
+                    );
+                }
+                let put = |directory: &Directory| {
+                    store
+                        .put_directory(directory)
+                        .map_err(|source| Error::store(format!("input `{input}`"), source))
+                };
+                let archives_tree = put(&directory)?;
+                let mut root = Directory::new();
+                root.insert(
+                    component(input, "repo")?,
+                    Node::Directory {
+                        digest: *repo,
+                        size: repo_size,
+                    },
+                );
+                root.insert(
+                    component(input, "archives")?,
+                    Node::Directory {
+                        digest: archives_tree,
+                        size: total,
+                    },
+                );
+                put(&root)
             }
             InputShape::Output { recipe, output, .. } => {
                 output.ok_or_else(|| Error::DependencyNotBuilt {
@@ -413,6 +666,66 @@ mod tests {
         assert_ne!(
             from(None).key_text(),
             from(Some("sparse+https://crates.corp/index/")).key_text()
+        );
+    }
+
+    fn xmake_shape(options: &[&str]) -> InputShape {
+        InputShape::XmakePackages {
+            repo: Digest::of_bytes(b"repo"),
+            archives: vec![XmakeArchiveInput {
+                file_name: "greet-2.1.0.tar.gz".into(),
+                package: "greet".into(),
+                version: "2.1.0".into(),
+                search_names: vec!["greet-2.1.0.tar.gz".into(), "v2.1.0.tar.gz".into()],
+                digest: Digest::of_bytes(b"greet"),
+            }],
+            host_packages: vec![("libm".into(), String::new(), "system".into())],
+            options: options.iter().map(|o| (*o).to_owned()).collect(),
+            xmake_input: "xmake".into(),
+        }
+    }
+
+    #[test]
+    fn xmake_packages_set_up_xmake_offline_and_key_their_options() {
+        let shape = xmake_shape(&["--shout=y"]);
+        let setup = shape
+            .xmake_setup("/src/xpkgs", "/build", "/usr/bin:/bin")
+            .expect("an xmake input");
+        let env: std::collections::BTreeMap<_, _> = setup.env.into_iter().collect();
+        assert_eq!(env["XMAKE_MAIN_REPO"], "/src/xpkgs/repo");
+        assert_eq!(env["XMAKE_GLOBALDIR"], "/build/.xmake-global");
+        assert_eq!(env["XMAKE_PKG_INSTALLDIR"], "/build/.xmake-packages");
+        assert_eq!(env["XMAKE_STATS"], "false");
+        assert_eq!(env["XMAKE_ROOT"], "y");
+        assert_eq!(env["xmake_options"], "--shout=y");
+        assert_eq!(env["PATH"], "/src/xmake/bin:/usr/bin:/bin");
+        assert_eq!(
+            setup.conf,
+            "{\n    network = \"private\",\n    pkg_searchdirs = \"/src/xpkgs/archives\"\n}\n"
+        );
+        assert!(
+            setup.log_prelude.contains(
+                "'hstore: xmake package greet 2.1.0 from the store (greet-2.1.0.tar.gz)'"
+            ),
+            "{}",
+            setup.log_prelude
+        );
+        assert!(
+            setup.log_prelude.contains(
+                "'hstore: xmake package libm (version unknown) from the host system (system)'"
+            ),
+            "{}",
+            setup.log_prelude
+        );
+        assert_ne!(shape.key_text(), xmake_shape(&["--shout=n"]).key_text());
+        assert_ne!(
+            xmake_shape(&["a b"]).key_text(),
+            xmake_shape(&["a", "b"]).key_text()
+        );
+        assert!(
+            InputShape::Tree(Digest::of_bytes(b"x"))
+                .xmake_setup("/src/x", "/build", "/bin")
+                .is_none()
         );
     }
 

@@ -1,7 +1,8 @@
 //! hstore-build: turning recipe + lockfile + target into a [`BuildPlan`] ([`plan`]), keying it, looking it up,
 //! and — on a miss — running it in the sandbox (`hstore-sandbox`, which knows nothing of recipes, cargo or
 //! records), its output stored as a tree and recorded under its key ([`record`]). Also owned here: the phase-2 input
-//! shapes ([`inputs`]: trees, single files, cargo vendor directories, other recipes' outputs), the build graph
+//! shapes ([`inputs`]: trees, single files, cargo vendor directories, wheelhouses, xmake packages, other recipes'
+//! outputs), the build graph
 //! ([`graph`]: dependency order, keys that include dependencies' keys, `-j N`), installing outputs under a prefix
 //! ([`install`]), `--check` diffs ([`diff`]) and deployment cases ([`case`]).
 //!
@@ -32,9 +33,11 @@ pub use case::{DeploymentCase, LocalSource, local_sources, select_components};
 pub use diff::{TreeDifference, diff_trees};
 pub use error::{BuildError, BuildError as Error, Result};
 pub use graph::{BuildGraph, GraphEvent, GraphNode, plan_graph, run_graph};
-pub use inputs::{GitReplacement, Input, InputShape, VendoredCrate};
+pub use inputs::{
+    GitReplacement, Input, InputShape, VendoredCrate, XmakeArchiveInput, xmake_global_conf,
+};
 pub use install::{InstallReport, install};
-pub use plan::{PlanContext, SourceOverride, plan, select_recipes};
+pub use plan::{PlanContext, SourceOverride, XmakeProbe, plan, select_recipes, xmake_probe_plan};
 pub use record::{
     BUILD_NAMESPACE, BUILD_ROOT_PREFIX, BuildOptions, BuildOutcome, BuildRecord, CheckOutcome,
     PreparedBuild, build, build_prepared, find_record, input_env_name, prepare,

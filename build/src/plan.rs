@@ -14,7 +14,9 @@ use hstore_store::Digest;
 
 use crate::BuildPlan;
 use crate::error::{BuildError, Result};
-use crate::inputs::{GitReplacement, Input, InputShape, VendoredCrate, hashed_requirements};
+use crate::inputs::{
+    GitReplacement, Input, InputShape, VendoredCrate, XmakeArchiveInput, hashed_requirements,
+};
 use hstore_model::python::TargetPython;
 
 /// The Cargo.lock `source` of crates.io packages.
@@ -208,6 +210,55 @@ pub fn plan(
                     })?;
                 wheelhouse(&python.key(), &artifacts)
             }
+            SourceSpec::XmakeRequires { xmake, targets, .. } => {
+                let resolution = source
+                    .xmake
+                    .as_ref()
+                    .filter(|resolution| resolution.targets.iter().any(|t| t == target))
+                    .ok_or_else(|| BuildError::XmakeTargetNotLocked {
+                        recipe: recipe.name.clone(),
+                        source_name: name.clone(),
+                        target: target.to_owned(),
+                    })?;
+                InputShape::XmakePackages {
+                    repo: resolution.repo,
+                    archives: artifacts
+                        .iter()
+                        .filter_map(|artifact| match artifact {
+                            Artifact::XmakeArchive {
+                                package,
+                                version,
+                                target: locked_for,
+                                file_name,
+                                search_names,
+                                address,
+                                ..
+                            } if locked_for == target => Some(XmakeArchiveInput {
+                                file_name: file_name.clone(),
+                                package: package.clone(),
+                                version: version.clone(),
+                                search_names: search_names.clone(),
+                                digest: *address,
+                            }),
+                            _ => None,
+                        })
+                        .collect(),
+                    host_packages: resolution
+                        .host_packages
+                        .iter()
+                        .filter(|host| host.target == target)
+                        .map(|host| {
+                            (
+                                host.package.clone(),
+                                host.version.clone(),
+                                host.origin.as_str().to_owned(),
+                            )
+                        })
+                        .collect(),
+                    options: targets.get(target).cloned().unwrap_or_default(),
+                    xmake_input: xmake.clone(),
+                }
+            }
         };
         inputs.push(Input {
             name: name.clone(),
@@ -260,6 +311,7 @@ pub(crate) fn overridable(spec: &SourceSpec) -> bool {
         SourceSpec::Url { unpack: false, .. }
         | SourceSpec::CargoLock { .. }
         | SourceSpec::Requirements { .. }
+        | SourceSpec::XmakeRequires { .. }
         | SourceSpec::Recipe { .. } => false,
     }
 }
@@ -274,9 +326,119 @@ pub(crate) fn spec_kind(spec: &SourceSpec) -> &'static str {
         SourceSpec::RustToolchain { .. } => "rust_toolchain",
         SourceSpec::CargoLock { .. } => "cargo_lock",
         SourceSpec::Requirements { .. } => "requirements",
+        SourceSpec::XmakeRequires { .. } => "xmake_requires",
         SourceSpec::Recipe { .. } => "recipe",
     }
 }
+
+/// What [`xmake_probe_plan`] needs: the source being locked, its inputs, and the built xmake.
+#[derive(Debug, Clone)]
+pub struct XmakeProbe<'a> {
+    /// The recipe holding the `xmake_requires` source.
+    pub recipe: &'a Recipe,
+    /// The source's name.
+    pub source: &'a str,
+    /// The target to probe.
+    pub target: &'a str,
+    /// The project tree (the source's `xmake_requires`).
+    pub project: Digest,
+    /// The xmake-repo tree.
+    pub repo: Digest,
+    /// The `xmake` recipe the source names, its target, build key and output (built already).
+    pub xmake: (&'a str, &'a str, Digest, Digest),
+    /// The probe script (`probe.lua`), stored as a blob.
+    pub script: Digest,
+}
+
+/// The sandboxed run that evaluates an `xmake_requires` source for one target at lock: the pinned xmake configures
+/// a writable copy of the project with the target's options without installing anything (`--require=n`), in the
+/// [`InputShape::XmakePackages`] shape with no archive (so nothing but the host can satisfy a package), and the
+/// probe writes `$out/report.json`. The target's env, host paths and host tools apply as in its build, and the run
+/// is keyed and recorded like a build, so probing the same inputs again is a cache hit.
+pub fn xmake_probe_plan(probe: &XmakeProbe<'_>, context: &PlanContext) -> Result<BuildPlan> {
+    let recipe = probe.recipe;
+    let Some(target_spec) = recipe.targets.get(probe.target) else {
+        return Err(BuildError::UnknownTarget {
+            recipe: recipe.name.clone(),
+            target: probe.target.to_owned(),
+            known: recipe.targets.keys().cloned().collect(),
+        });
+    };
+    let (xmake_recipe, xmake_target, xmake_key, xmake_output) = probe.xmake;
+    let mut env: BTreeMap<String, String> = recipe
+        .build
+        .as_ref()
+        .map(|build| build.env.clone())
+        .unwrap_or_default();
+    for (key, value) in &target_spec.env {
+        env.insert(key.clone(), context.expand_home(value));
+    }
+    let inputs = vec![
+        Input {
+            name: "project".into(),
+            shape: InputShape::Tree(probe.project),
+        },
+        Input {
+            name: "xmake".into(),
+            shape: InputShape::Output {
+                recipe: xmake_recipe.to_owned(),
+                target: xmake_target.to_owned(),
+                key: xmake_key,
+                output: Some(xmake_output),
+            },
+        },
+        Input {
+            name: "probe".into(),
+            shape: InputShape::File {
+                digest: probe.script,
+                file_name: "probe.lua".into(),
+            },
+        },
+        Input {
+            name: "packages".into(),
+            shape: InputShape::XmakePackages {
+                repo: probe.repo,
+                archives: Vec::new(),
+                host_packages: Vec::new(),
+                options: target_spec.xmake_options.clone(),
+                xmake_input: "xmake".into(),
+            },
+        },
+    ];
+    Ok(BuildPlan {
+        recipe: format!("{}.{}.xmake-probe", recipe.name, probe.source),
+        target: probe.target.to_owned(),
+        script: XMAKE_PROBE_SCRIPT.to_owned(),
+        env,
+        inputs,
+        host_paths: target_spec
+            .host_paths
+            .iter()
+            .map(|path| PathBuf::from(context.expand_home(&path.to_string_lossy())))
+            .collect(),
+        host_tools: target_spec
+            .host_tools
+            .iter()
+            .map(|line| {
+                line.split_whitespace()
+                    .map(|word| context.expand_home(word))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect(),
+        limits: hstore_sandbox::LimitOverrides::default(),
+        notes: Vec::new(),
+    })
+}
+
+/// The shell script of [`xmake_probe_plan`].
+const XMAKE_PROBE_SCRIPT: &str = r#"set -eu
+cp -R "$src_project" /build/project
+chmod -R u+w /build/project
+cd /build/project
+xmake f $xmake_options --require=n -y
+xmake lua "$src_probe_file" "$out/report.json"
+"#;
 
 /// The wheelhouse of a `requirements` source for the target keyed `key` (`cp310-manylinux_2_28_aarch64`): the wheels
 /// locked for it, by file name, plus the hashed `requirements.txt`.

@@ -203,6 +203,7 @@ pub fn build_prepared(
                         | InputShape::LocalTree(_)
                         | InputShape::File { .. }
                         | InputShape::CargoVendor { .. }
+                        | InputShape::XmakePackages { .. }
                         | InputShape::Wheelhouse { .. } => Vec::new(),
                     }))
                     .collect(),
@@ -217,6 +218,12 @@ pub fn build_prepared(
 }
 
 fn check_inputs(store: &Store, plan: &BuildPlan) -> Result<()> {
+    // An xmake archive gets its own error first: package, version and the names xmake accepts, not an address.
+    for input in &plan.inputs {
+        input
+            .shape
+            .check_xmake_archives(store, &plan.recipe, &input.name)?;
+    }
     let mut missing = Vec::new();
     for input in &plan.inputs {
         for address in input.shape.addresses() {
@@ -261,6 +268,7 @@ fn run_in_sandbox(
     }
     let mut env = plan.env.clone();
     let mut binds = Vec::new();
+    let mut log_prelude = String::new();
     for input in &plan.inputs {
         let tree = input.shape.tree(store, &input.name)?;
         let host = store
@@ -288,9 +296,30 @@ fn run_in_sandbox(
                 format!("{BUILD_DIR}/.cargo-home/config.toml"),
             );
         }
+        let path = env
+            .get("PATH")
+            .map_or(hstore_sandbox::spec::DEFAULT_PATH, String::as_str);
+        if let Some(setup) = input.shape.xmake_setup(&inside, BUILD_DIR, path) {
+            let conf_dir = build_dir
+                .join(crate::inputs::XMAKE_GLOBAL_DIR)
+                .join(".xmake");
+            fs::create_dir_all(&conf_dir)
+                .map_err(|source| io_error("create", &conf_dir, source))?;
+            for (_, dir) in crate::inputs::XMAKE_SCRATCH_DIRS {
+                let dir = build_dir.join(dir);
+                fs::create_dir_all(&dir).map_err(|source| io_error("create", &dir, source))?;
+            }
+            let conf = conf_dir.join("xmake.conf");
+            fs::write(&conf, setup.conf).map_err(|source| io_error("write", &conf, source))?;
+            env.extend(setup.env);
+            log_prelude.push_str(&setup.log_prelude);
+        }
         binds.push(Bind::new(host, inside));
     }
-    let mut spec = SandboxSpec::shell(&plan.script, &build_dir, Bind::new(&output_dir, OUTPUT_DIR));
+    // The prelude only prints (where each xmake package comes from); it is derived from the inputs' shapes, which
+    // the key already holds, so the key stays the recipe's script.
+    let script = format!("{log_prelude}{}", plan.script);
+    let mut spec = SandboxSpec::shell(&script, &build_dir, Bind::new(&output_dir, OUTPUT_DIR));
     // Python's installers never look for an index inside (there is no network, and a wheelhouse input is the only
     // source of packages); their config files are ignored so nothing but the recipe configures them. The host's
     // `PIP_*`/`UV_*` variables never get here: the environment is exactly the plan's.

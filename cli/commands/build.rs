@@ -20,7 +20,7 @@ use crate::printer::{ExitStatus, Printer};
 use crate::settings::GlobalSettings;
 
 /// The invoking user's home, for `~/` in recipes' host paths.
-fn plan_context() -> PlanContext {
+pub(crate) fn plan_context() -> PlanContext {
     PlanContext {
         home: std::env::var_os("HOME").map(|home| home.to_string_lossy().into_owned()),
         overrides: std::collections::BTreeMap::new(),

@@ -137,8 +137,22 @@ pub fn run(args: &LockArgs, global: &GlobalSettings, printer: &Printer) -> Resul
     let reporter = Arc::new(ProgressReporter::new(printer, global.verbose));
     let (store, fetcher) = fetcher(global, mirrors, args.offline, Arc::clone(&reporter))?;
     let dir = lockfile_dir(&args.lockfile);
-    let (lockfile, errors) =
-        runtime()?.block_on(fetcher.lock(&recipes, previous.as_ref(), &dir, &update));
+    let runtime = runtime()?;
+    let (mut lockfile, mut errors) =
+        runtime.block_on(fetcher.lock(&recipes, previous.as_ref(), &dir, &update));
+    if errors.is_empty() {
+        // `xmake_requires` sources not kept by the first pass: build the pinned xmake, probe, lock the archives.
+        super::lock_xmake::lock_pending(
+            &recipes,
+            &mut lockfile,
+            &args.lockfile,
+            &store,
+            &fetcher,
+            &runtime,
+            printer,
+            &mut errors,
+        )?;
+    }
     reporter.finish();
     if !errors.is_empty() {
         for error in &errors {

@@ -7,6 +7,7 @@ mod fetch;
 mod import;
 mod key;
 mod lock;
+mod lock_xmake;
 pub mod store;
 
 use anyhow::Result;

@@ -282,6 +282,9 @@ pub enum Error {
     /// Mirror rules are invalid.
     #[error(transparent)]
     Mirror(#[from] crate::mirrors::Error),
+    /// An xmake package report could not be locked.
+    #[error(transparent)]
+    Xmake(#[from] crate::xmake::Error),
 }
 
 fn wheel_note(available: &[String], hash_mismatch: bool) -> String {
@@ -380,6 +383,7 @@ impl hstore_store::Hint for Error {
             Error::Recipe(error) => error.hint(),
             Error::Lockfile(error) => error.hint(),
             Error::Store(error) => error.hint(),
+            Error::Xmake(error) => error.hint(),
             _ => None,
         }
     }

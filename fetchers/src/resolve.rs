@@ -16,7 +16,10 @@
 //! - Lock keeps pins: a source whose recipe table (`spec`) is unchanged keeps its locked artifacts unless it is
 //!   named by `--update`. A `requirements` source also keeps its recorded index snapshot across recipe edits until
 //!   `--update`. `path` sources are always re-hashed (their content is the pin) and `cargo_lock` sources
-//!   are re-read from their (pinned) tree, reusing locked crate entries.
+//!   are re-read from their (pinned) tree, reusing locked crate entries. An `xmake_requires` source is kept (its
+//!   archives ensured in the store) only while its project and xmake-repo trees are the ones it was probed against;
+//!   otherwise it is left with no artifacts and no `xmake` resolution, and the caller probes it (the CLI's `lock`
+//!   builds the pinned xmake and runs the probe in the sandbox, then calls [`crate::xmake::lock_source`]).
 //! - Per-item failures are collected, not fatal: the run finishes what it can and returns every error.
 
 use std::collections::{BTreeMap, HashMap};
@@ -30,7 +33,9 @@ use hstore_store::{Digest, Node, PathComponent, Store};
 use crate::context::Fetcher;
 use crate::crates::{self, CratePackage, Origin};
 use crate::error::{Error, Result, blocking};
-use crate::lockfile::{Artifact, LockedRecipe, LockedSource, Lockfile, Resolution};
+use crate::lockfile::{
+    Artifact, LockedRecipe, LockedSource, Lockfile, Resolution, XmakeResolution,
+};
 use crate::path::PathSpec;
 use crate::recipe::{Recipe, SourceSpec};
 use crate::requirements::{self, RequirementsRequest, WheelChoice};
@@ -60,6 +65,9 @@ impl Update {
         }
     }
 }
+
+/// What a source records beside its artifacts: a `requirements` source's resolution, an `xmake_requires` source's.
+type Resolutions = (Option<Resolution>, Option<XmakeResolution>);
 
 /// What the previous lockfile says about a `requirements` source's resolution.
 #[derive(Clone, Copy, Debug, Default)]
@@ -98,7 +106,9 @@ impl Fetcher {
                 (
                     matches!(
                         spec,
-                        SourceSpec::CargoLock { .. } | SourceSpec::Requirements { .. }
+                        SourceSpec::CargoLock { .. }
+                            | SourceSpec::Requirements { .. }
+                            | SourceSpec::XmakeRequires { .. }
                     ),
                     name.as_str(),
                 )
@@ -109,6 +119,9 @@ impl Fetcher {
                     previous_recipe.and_then(|r| r.sources.iter().find(|s| &s.name == name));
                 let previous_source = same_name.filter(|s| &s.spec == spec);
                 let keep = previous_source.is_some() && !update.covers(&recipe.name, name);
+                let previous_xmake = previous_source
+                    .and_then(|s| s.xmake.as_ref())
+                    .filter(|_| keep);
                 // A requirements source re-resolves against the snapshot it was locked at until `--update`.
                 let resolution = PreviousResolution {
                     kept: previous_source
@@ -136,10 +149,11 @@ impl Fetcher {
                         lockfile_dir,
                         &trees,
                         resolution,
+                        previous_xmake,
                     )
                     .await;
                 match result {
-                    Ok((artifacts, mut source_errors, resolution)) => {
+                    Ok((artifacts, mut source_errors, (resolution, xmake))) => {
                         if let [Artifact::Git { address, .. } | Artifact::Path { address, .. }] =
                             artifacts.as_slice()
                         {
@@ -160,6 +174,7 @@ impl Fetcher {
                             spec: spec.clone(),
                             artifacts: artifacts.iter().map(|a| a.id().to_owned()).collect(),
                             resolution,
+                            xmake,
                         });
                         lockfile.artifacts.extend(artifacts);
                         errors.append(&mut source_errors);
@@ -193,7 +208,8 @@ impl Fetcher {
         lockfile_dir: &Path,
         trees: &BTreeMap<String, Digest>,
         resolution: PreviousResolution<'_>,
-    ) -> Result<(Vec<Artifact>, Vec<Error>, Option<Resolution>)> {
+        previous_xmake: Option<&XmakeResolution>,
+    ) -> Result<(Vec<Artifact>, Vec<Error>, Resolutions)> {
         let kept = if keep {
             previous.first().copied()
         } else {
@@ -215,7 +231,7 @@ impl Fetcher {
                     let commit = CommitId::new(commit)?;
                     self.ensure_git(url, &commit, *submodules, None).await?
                 };
-                Ok((vec![artifact], Vec::new(), None))
+                Ok((vec![artifact], Vec::new(), (None, None)))
             }
             SourceSpec::Url {
                 url,
@@ -232,7 +248,7 @@ impl Fetcher {
                 Ok((
                     vec![crate::url::ensure(self, &spec, kept).await?],
                     Vec::new(),
-                    None,
+                    (None, None),
                 ))
             }
             SourceSpec::Path { path, exclude } => {
@@ -240,7 +256,7 @@ impl Fetcher {
                 Ok((
                     vec![crate::path::ensure(self, &spec, None).await?],
                     Vec::new(),
-                    None,
+                    (None, None),
                 ))
             }
             SourceSpec::RustToolchain { version, host } => {
@@ -248,11 +264,11 @@ impl Fetcher {
                 Ok((
                     vec![crate::rust_toolchain::ensure(self, &name, kept).await?],
                     Vec::new(),
-                    None,
+                    (None, None),
                 ))
             }
             // Another recipe's output: built, not fetched; `hstore lock` has checked the graph (recipe::check_graph).
-            SourceSpec::Recipe { .. } => Ok((Vec::new(), Vec::new(), None)),
+            SourceSpec::Recipe { .. } => Ok((Vec::new(), Vec::new(), (None, None))),
             SourceSpec::CargoLock { source, path } => {
                 let tree = trees.get(source).ok_or_else(|| Error::NotATree {
                     source_name: name.to_owned(),
@@ -275,7 +291,40 @@ impl Fetcher {
                     HashMap::new()
                 };
                 let (artifacts, errors) = self.ensure_crates(&packages, &previous).await;
-                Ok((artifacts, errors, None))
+                Ok((artifacts, errors, (None, None)))
+            }
+            SourceSpec::XmakeRequires { project, repo, .. } => {
+                let tree = |needed: &String| {
+                    trees.get(needed).copied().ok_or_else(|| Error::NotATree {
+                        source_name: name.to_owned(),
+                        needed: needed.clone(),
+                    })
+                };
+                let (project, repo) = (tree(project)?, tree(repo)?);
+                // Kept only when the probe's inputs are the same trees: a new project or xmake-repo commit can
+                // change every package. Otherwise nothing is locked here and the CLI's `lock` probes the source
+                // (it needs the pinned xmake, a build output, and the sandbox), then calls `xmake::lock_source`.
+                match previous_xmake
+                    .filter(|locked| locked.project == project && locked.repo == repo)
+                {
+                    Some(locked) => {
+                        let mut artifacts = Vec::new();
+                        for artifact in previous {
+                            let pin = crate::xmake::XmakeArchive::from_artifact(artifact)
+                                .ok_or_else(|| Error::Task {
+                                    message: format!(
+                                        "xmake_requires source `{name}` lists `{}`, which is not an xmake archive",
+                                        artifact.id()
+                                    ),
+                                })?;
+                            artifacts.push(
+                                crate::xmake::ensure_archive(self, &pin, Some(artifact)).await?,
+                            );
+                        }
+                        Ok((artifacts, Vec::new(), (None, Some(locked.clone()))))
+                    }
+                    None => Ok((Vec::new(), Vec::new(), (None, None))),
+                }
             }
             SourceSpec::Requirements {
                 requirements,
@@ -319,7 +368,7 @@ impl Fetcher {
                     resolution.snapshot.unwrap_or(resolution.now),
                 )
                 .await;
-                Ok((artifacts, errors, resolution))
+                Ok((artifacts, errors, (resolution, None)))
             }
         }
     }
@@ -514,6 +563,16 @@ impl Fetcher {
             }
             Artifact::RustToolchain { toolchain, .. } => {
                 crate::rust_toolchain::ensure(self, toolchain, Some(artifact))
+                    .await
+                    .map(|_| ())
+            }
+            Artifact::XmakeArchive { .. } => {
+                let pin = crate::xmake::XmakeArchive::from_artifact(artifact).ok_or_else(|| {
+                    Error::Task {
+                        message: "an xmake archive artifact is not an xmake archive".into(),
+                    }
+                })?;
+                crate::xmake::ensure_archive(self, &pin, Some(artifact))
                     .await
                     .map(|_| ())
             }

@@ -10,13 +10,12 @@
 //! [`lock_entries`] turns that report into lockfile entries ([`XmakeArchive`], [`HostPackage`]); hstore downloads,
 //! verifies and stores each archive as a blob, exactly like a `url` source.
 //!
-//! Phase 2 ([`Phase2`]): `XMAKE_MAIN_REPO` = the locked xmake-repo tree, read-only; a writable `XMAKE_GLOBALDIR`
-//! whose `.xmake/xmake.conf` ([`global_conf`]) sets `network = "private"` and `pkg_searchdirs` = a directory holding
-//! the archives under the file names xmake accepts; `XMAKE_PKG_INSTALLDIR`, `XMAKE_PKG_CACHEDIR` and `XMAKE_TMPDIR`
-//! under `/build`; `XMAKE_STATS=false` (else xmake starts a detached `git clone` of its stats repository);
-//! `XMAKE_ROOT=y` (the sandbox user is root in its namespace). A recipe's script is then `xmake f <target options> -y
-//! && xmake -y && xmake install -o "$out"`. [`Phase2::check_archives`] fails before the build starts, naming the
-//! package, version and accepted file names of any archive missing from the directory: never a silent fallback.
+//! [`lock_source`] downloads, verifies (sha256) and stores each archive as a blob through the `url` kind's code
+//! ([`crate::url::ensure`], so mirrors, `--offline`, resumable downloads and the warm-path records are shared) and
+//! returns the [`Artifact::XmakeArchive`] entries plus the source's [`XmakeResolution`]. Running the probe needs the
+//! pinned xmake, a build output, and the sandbox: that is the CLI's `lock` (it builds the `xmake` recipe through
+//! `hstore-build` and runs the probe there), so this crate never depends on the build crate. The phase-2 shape
+//! (`XMAKE_MAIN_REPO`, `XMAKE_GLOBALDIR` with `pkg_searchdirs`, …) is `hstore-build`'s `InputShape::XmakePackages`.
 //!
 //! Host packages: xmake prefers a package it finds on the system (pkg-config, `/usr`) to installing one. hstore
 //! records them (the lockfile's `host_packages`, the build log) rather than forbidding them: the sandbox's host base
@@ -32,9 +31,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use hstore_model::Sha256;
+use hstore_store::Digest;
 use serde::{Deserialize, Deserializer, Serialize};
 
-/// Why an xmake package report could not be locked or a phase-2 shape not be set up.
+use crate::context::Fetcher;
+use crate::lockfile::{Artifact, XmakeResolution};
+pub use crate::lockfile::{HostOrigin, HostPackage};
+use crate::url::UrlSpec;
+
+/// Why an xmake package report could not be locked.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The probe's report is not the JSON [`PROBE_SCRIPT`] writes.
@@ -92,30 +98,6 @@ pub enum Error {
         /// The value.
         value: String,
     },
-    /// An archive the lockfile names is not in the phase-2 archives directory.
-    #[error(
-        "xmake package `{package}` {version} is missing from `{}`: xmake accepts {names}",
-        dir.display()
-    )]
-    MissingArchive {
-        /// The package.
-        package: String,
-        /// Its version.
-        version: String,
-        /// The archives directory.
-        dir: PathBuf,
-        /// The file names xmake accepts, comma-separated.
-        names: String,
-    },
-    /// The archives directory could not be read or written.
-    #[error("failed to set up xmake packages in `{}`", path.display())]
-    Io {
-        /// The path.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 impl hstore_store::Hint for Error {
@@ -137,10 +119,6 @@ impl hstore_store::Hint for Error {
             Error::Invalid { .. } => {
                 Some("the xmake-repo commit is corrupt or hostile; pin another commit".into())
             }
-            Error::MissingArchive { .. } => {
-                Some("run `hstore fetch` on a connected machine, or import a bundle that holds it".into())
-            }
-            Error::Io { .. } => None,
         }
     }
 }
@@ -328,21 +306,6 @@ pub struct XmakeArchive {
     pub search_names: Vec<String>,
 }
 
-/// A package xmake takes from the host: recorded, not stored.
-#[derive(Clone, Debug, PartialEq, Eq, Ord, PartialOrd, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HostPackage {
-    /// The package name.
-    pub package: String,
-    /// The version found on the host, else the version xmake-repo would have installed (empty when neither is
-    /// known).
-    pub version: String,
-    /// The hardware target it was locked for.
-    pub target: String,
-    /// `system` or `thirdparty`.
-    pub origin: Origin,
-}
-
 /// What an xmake-packages source locks to for one target.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct XmakeLock {
@@ -380,13 +343,17 @@ pub fn lock_entries(report: &ProbeReport, target: &str) -> Result<XmakeLock, Err
             }
             Origin::System | Origin::Thirdparty => {
                 host.insert(HostPackage {
+                    target: target.to_owned(),
                     package: package.name.clone(),
                     version: package
                         .host_version
                         .clone()
                         .unwrap_or_else(|| package.version.clone()),
-                    target: target.to_owned(),
-                    origin: package.origin,
+                    origin: if package.origin == Origin::System {
+                        HostOrigin::System
+                    } else {
+                        HostOrigin::Thirdparty
+                    },
                 });
             }
             Origin::Missing => {
@@ -454,92 +421,127 @@ fn pin_archive(package: &ProbedPackage, target: &str) -> Result<XmakeArchive, Er
     })
 }
 
-/// The text of `$XMAKE_GLOBALDIR/.xmake/xmake.conf`: no network, archives from `archives_dir`.
-pub fn global_conf(archives_dir: &str) -> String {
-    // xmake reads this file as a Lua table; the directory is quoted as a Lua string.
-    let quoted = archives_dir.replace('\\', "\\\\").replace('"', "\\\"");
-    format!("{{\n    network = \"private\",\n    pkg_searchdirs = \"{quoted}\"\n}}\n")
-}
-
-/// The phase-2 shape of an xmake build: where the repo, archives and xmake's writable directories are.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Phase2 {
-    /// The locked xmake-repo tree (read-only, no `.git`).
-    pub repo: PathBuf,
-    /// The directory holding the archives under their file names.
-    pub archives: PathBuf,
-    /// A writable scratch directory (the sandbox's `/build`); xmake's global, package and temp dirs go under it.
-    pub scratch: PathBuf,
-    /// The directory holding the pinned `xmake` binary.
-    pub xmake_bin: PathBuf,
-}
-
-impl Phase2 {
-    /// `XMAKE_GLOBALDIR`.
-    pub fn global_dir(&self) -> PathBuf {
-        self.scratch.join("xmake-global")
-    }
-
-    /// The environment an xmake build runs with, `PATH` first naming the pinned xmake.
-    pub fn env(&self) -> BTreeMap<String, String> {
-        let scratch = |name: &str| self.scratch.join(name).display().to_string();
-        BTreeMap::from([
-            ("XMAKE_MAIN_REPO".into(), self.repo.display().to_string()),
-            (
-                "XMAKE_GLOBALDIR".into(),
-                self.global_dir().display().to_string(),
-            ),
-            ("XMAKE_PKG_INSTALLDIR".into(), scratch("xmake-packages")),
-            ("XMAKE_PKG_CACHEDIR".into(), scratch("xmake-cache")),
-            ("XMAKE_TMPDIR".into(), scratch("xmake-tmp")),
-            ("XMAKE_STATS".into(), "false".into()),
-            ("XMAKE_ROOT".into(), "y".into()),
-            (
-                "PATH".into(),
-                format!("{}:/usr/local/bin:/usr/bin:/bin", self.xmake_bin.display()),
-            ),
-        ])
-    }
-
-    /// Fails, naming the first missing package, unless every archive is in the archives directory.
-    pub fn check_archives(&self, archives: &[XmakeArchive]) -> Result<(), Error> {
-        for archive in archives {
-            let present = archive
-                .search_names
-                .iter()
-                .any(|name| self.archives.join(name).is_file());
-            if !present {
-                return Err(Error::MissingArchive {
-                    package: archive.package.clone(),
-                    version: archive.version.clone(),
-                    dir: self.archives.clone(),
-                    names: archive
-                        .search_names
-                        .iter()
-                        .map(|name| format!("`{name}`"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                });
+/// Locks an `xmake_requires` source from its probe reports (one per target, as `(target, report)`): pins every
+/// archive with [`lock_entries`], downloads, verifies and stores each as a blob, and records the host packages.
+/// `project` and `repo` are the tree addresses the probe ran against; `previous` holds locked archives whose store
+/// copies can be reused. Returns the artifacts (sorted by id) and the resolution, or every error.
+pub async fn lock_source(
+    fetcher: &Fetcher,
+    reports: &[(String, ProbeReport)],
+    project: Digest,
+    repo: Digest,
+    previous: &[Artifact],
+) -> (Vec<Artifact>, Option<XmakeResolution>, Vec<crate::Error>) {
+    let mut pins = Vec::new();
+    let mut host_packages = Vec::new();
+    let mut errors = Vec::new();
+    for (target, report) in reports {
+        match lock_entries(report, target) {
+            Ok(lock) => {
+                pins.extend(lock.archives);
+                host_packages.extend(lock.host_packages);
             }
+            Err(error) => errors.push(crate::Error::from(error)),
         }
-        Ok(())
     }
-
-    /// Creates `XMAKE_GLOBALDIR/.xmake/xmake.conf` and the writable directories, after checking the archives.
-    pub fn prepare(&self, archives: &[XmakeArchive]) -> Result<(), Error> {
-        self.check_archives(archives)?;
-        let conf_dir = self.global_dir().join(".xmake");
-        for dir in [
-            conf_dir.clone(),
-            self.scratch.join("xmake-packages"),
-            self.scratch.join("xmake-cache"),
-            self.scratch.join("xmake-tmp"),
-        ] {
-            std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir, source })?;
+    if !errors.is_empty() {
+        return (Vec::new(), None, errors);
+    }
+    let mut artifacts = Vec::new();
+    for pin in &pins {
+        let locked = previous.iter().find(|artifact| {
+            matches!(artifact, Artifact::XmakeArchive { id, sha256, .. } if *id == pin.id && sha256.as_str() == pin.sha256)
+        });
+        match ensure_archive(fetcher, pin, locked).await {
+            Ok(artifact) => artifacts.push(artifact),
+            Err(error) => errors.push(error.context(format!(
+                "failed to fetch xmake package `{}` {} (target `{}`)",
+                pin.package, pin.version, pin.target
+            ))),
         }
-        let conf = conf_dir.join("xmake.conf");
-        std::fs::write(&conf, global_conf(&self.archives.display().to_string()))
-            .map_err(|source| Error::Io { path: conf, source })
+    }
+    artifacts.sort_by(|a, b| a.id().cmp(b.id()));
+    host_packages.sort();
+    host_packages.dedup();
+    let mut targets: Vec<String> = reports.iter().map(|(target, _)| target.clone()).collect();
+    targets.sort();
+    targets.dedup();
+    let resolution = XmakeResolution {
+        project,
+        repo,
+        targets,
+        host_packages,
+    };
+    (artifacts, Some(resolution), errors)
+}
+
+/// Makes the store hold one archive (download by URL through the mirrors, verify its sha256, store as a blob) and
+/// returns its lockfile entry; `locked` is the entry to restore (fetch) or keep (lock), checked for drift.
+pub async fn ensure_archive(
+    fetcher: &Fetcher,
+    pin: &XmakeArchive,
+    locked: Option<&Artifact>,
+) -> crate::Result<Artifact> {
+    if let Some(locked) = locked
+        && fetcher.store().closure_complete(&locked.address())?
+    {
+        // Warm path (and an imported store, which has the blob but no download record): nothing to do.
+        return Ok(locked.clone());
+    }
+    let sha256 = Sha256::new(pin.sha256.clone())?;
+    let spec = UrlSpec {
+        url: pin.url.clone(),
+        sha256: sha256.clone(),
+        unpack: false,
+        strip_components: 0,
+    };
+    let stored = crate::url::ensure(fetcher, &spec, None).await?;
+    crate::error::check_drift(|| pin.id.clone(), locked, stored.address())?;
+    Ok(Artifact::XmakeArchive {
+        id: pin.id.clone(),
+        package: pin.package.clone(),
+        version: pin.version.clone(),
+        target: pin.target.clone(),
+        url: pin.url.clone(),
+        sha256,
+        file_name: pin.file_name.clone(),
+        search_names: pin.search_names.clone(),
+        address: stored.address(),
+        size: stored.size(),
+    })
+}
+
+impl XmakeArchive {
+    /// The pin of a locked archive entry; `None` for other artifacts.
+    pub fn from_artifact(artifact: &Artifact) -> Option<Self> {
+        match artifact {
+            Artifact::XmakeArchive {
+                id,
+                package,
+                version,
+                target,
+                url,
+                sha256,
+                file_name,
+                search_names,
+                ..
+            } => Some(Self {
+                id: id.clone(),
+                package: package.clone(),
+                version: version.clone(),
+                target: target.clone(),
+                url: url.clone(),
+                sha256: sha256.as_str().to_owned(),
+                file_name: file_name.clone(),
+                search_names: search_names.clone(),
+            }),
+            Artifact::Git { .. }
+            | Artifact::Crate { .. }
+            | Artifact::Url { .. }
+            | Artifact::Wheel { .. }
+            | Artifact::RustToolchain { .. }
+            | Artifact::Path { .. } => None,
+        }
     }
 }
 
@@ -577,10 +579,10 @@ mod tests {
         assert_eq!(
             lock.host_packages,
             [HostPackage {
+                target: "cpu".into(),
                 package: "openmp".into(),
                 version: String::new(),
-                target: "cpu".into(),
-                origin: Origin::System,
+                origin: HostOrigin::System,
             }]
         );
         // Deterministic whatever the report's order.
@@ -621,45 +623,5 @@ mod tests {
             let error = lock_entries(&report, "cpu").expect_err("refused");
             assert!(matches!(error, Error::Invalid { .. }), "{error}");
         }
-    }
-
-    #[test]
-    fn missing_archive_names_package_version_and_accepted_names() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let archives_dir = dir.path().join("archives");
-        std::fs::create_dir(&archives_dir).expect("mkdir");
-        let lock = lock_entries(&report(), "cpu").expect("lock");
-        for archive in &lock.archives[..2] {
-            std::fs::write(archives_dir.join(&archive.file_name), b"x").expect("write");
-        }
-        let phase2 = Phase2 {
-            repo: "/src/repo".into(),
-            archives: archives_dir.clone(),
-            scratch: dir.path().join("build"),
-            xmake_bin: "/src/xmake/bin".into(),
-        };
-        let error = phase2.prepare(&lock.archives).expect_err("missing");
-        assert_eq!(
-            error.to_string(),
-            format!(
-                "xmake package `hdronly` 1.0.0 is missing from `{}`: xmake accepts `hdronly-1.0.0.tar.gz`",
-                archives_dir.display()
-            )
-        );
-        std::fs::write(archives_dir.join("hdronly-1.0.0.tar.gz"), b"x").expect("write");
-        phase2.prepare(&lock.archives).expect("prepare");
-        let conf = std::fs::read_to_string(phase2.global_dir().join(".xmake/xmake.conf"))
-            .expect("read conf");
-        assert_eq!(
-            conf,
-            format!(
-                "{{\n    network = \"private\",\n    pkg_searchdirs = \"{}\"\n}}\n",
-                archives_dir.display()
-            )
-        );
-        let env = phase2.env();
-        assert_eq!(env["XMAKE_MAIN_REPO"], "/src/repo");
-        assert_eq!(env["XMAKE_STATS"], "false");
-        assert!(env["PATH"].starts_with("/src/xmake/bin:"));
     }
 }

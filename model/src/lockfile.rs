@@ -14,7 +14,9 @@
 //! A source's `spec` is the recipe's normalized source table, so `--locked` can tell whether recipes changed.
 //! New source kinds (wheel, xmake) are new [`Artifact`] variants; existing ones never change shape within a version.
 //! A `requirements` source also records its [`Resolution`] (the resolver and index snapshot time), so re-locking
-//! after a recipe change resolves against the same snapshot until `--update`.
+//! after a recipe change resolves against the same snapshot until `--update`. An `xmake_requires` source records its
+//! [`XmakeResolution`] (the project and xmake-repo trees the probe ran against, the targets it locked, and the
+//! packages xmake takes from the host), so an unchanged source keeps its archives without re-probing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -131,6 +133,60 @@ pub struct LockedSource {
     /// How a `requirements` source was resolved (absent for other kinds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution: Option<Resolution>,
+    /// What an `xmake_requires` source's probe ran against and found on the host (absent for other kinds, and for
+    /// an `xmake_requires` source not probed yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xmake: Option<XmakeResolution>,
+}
+
+/// How an `xmake_requires` source was locked: the inputs its probe evaluated, the targets locked, and the packages
+/// xmake takes from the host system instead of an archive (recorded, not stored; see docs/xmake.md).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XmakeResolution {
+    /// Address of the project tree whose `xmake.lua` was evaluated.
+    pub project: Digest,
+    /// Address of the xmake-repo tree it was evaluated against.
+    pub repo: Digest,
+    /// The targets probed, sorted (a target whose declared host paths were absent on the locking machine is not).
+    pub targets: Vec<String>,
+    /// Packages xmake takes from the host, sorted by target, then package.
+    pub host_packages: Vec<HostPackage>,
+}
+
+/// A package xmake takes from the host for one target: recorded in the lockfile and the build log, not stored.
+#[derive(Clone, Debug, PartialEq, Eq, Ord, PartialOrd, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostPackage {
+    /// The target it was locked for.
+    pub target: String,
+    /// The package name.
+    pub package: String,
+    /// The version found on the host, else the version xmake-repo would have installed (empty when neither is
+    /// known).
+    pub version: String,
+    /// How xmake finds it.
+    pub origin: HostOrigin,
+}
+
+/// How xmake finds a host package.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Ord, PartialOrd, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostOrigin {
+    /// On the host system (pkg-config, `/usr`, a package's `on_fetch` script).
+    System,
+    /// Through a third-party package manager (conan, vcpkg, apt…).
+    Thirdparty,
+}
+
+impl HostOrigin {
+    /// The word used in the lockfile and the build log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostOrigin::System => "system",
+            HostOrigin::Thirdparty => "thirdparty",
+        }
+    }
 }
 
 /// What resolved a `requirements` source, and against which index snapshot.
@@ -247,6 +303,29 @@ pub enum Artifact {
         /// Total file bytes of the tree.
         size: u64,
     },
+    /// An archive of an xmake package, locked for one target of an `xmake_requires` source, stored as a blob.
+    XmakeArchive {
+        /// `xmake+<target>/<package>@<version>`.
+        id: String,
+        /// The package name.
+        package: String,
+        /// Its version, as xmake chose it.
+        version: String,
+        /// The recipe target it was locked for.
+        target: String,
+        /// The canonical URL xmake-repo declares (the first one pinned by a sha256, which xmake tries first).
+        url: String,
+        /// The `add_versions` sha256 (upstream integrity).
+        sha256: Sha256,
+        /// The name it appears under in xmake's `pkg_searchdirs` (the first name xmake looks for).
+        file_name: String,
+        /// Every file name xmake accepts for it, in xmake's order.
+        search_names: Vec<String>,
+        /// Address of the blob.
+        address: Digest,
+        /// Size of the file.
+        size: u64,
+    },
     /// A local directory.
     Path {
         /// `path+<path relative to the lockfile's directory>`, plus `#exclude=<a>,<b>` when the recipe excludes more.
@@ -269,6 +348,7 @@ impl Artifact {
             | Artifact::Url { id, .. }
             | Artifact::Wheel { id, .. }
             | Artifact::RustToolchain { id, .. }
+            | Artifact::XmakeArchive { id, .. }
             | Artifact::Path { id, .. } => id,
         }
     }
@@ -281,6 +361,7 @@ impl Artifact {
             | Artifact::Url { address, .. }
             | Artifact::Wheel { address, .. }
             | Artifact::RustToolchain { address, .. }
+            | Artifact::XmakeArchive { address, .. }
             | Artifact::Path { address, .. } => *address,
         }
     }
@@ -293,6 +374,7 @@ impl Artifact {
             | Artifact::Url { size, .. }
             | Artifact::Wheel { size, .. }
             | Artifact::RustToolchain { size, .. }
+            | Artifact::XmakeArchive { size, .. }
             | Artifact::Path { size, .. } => *size,
         }
     }
@@ -305,6 +387,7 @@ impl Artifact {
             Artifact::Url { .. } => "url",
             Artifact::Wheel { .. } => "wheel",
             Artifact::RustToolchain { .. } => "rust_toolchain",
+            Artifact::XmakeArchive { .. } => "xmake_archive",
             Artifact::Path { .. } => "path",
         }
     }
@@ -499,6 +582,7 @@ mod tests {
             },
             artifacts: artifacts.into_iter().map(String::from).collect(),
             resolution: None,
+            xmake: None,
         };
         let a = Lockfile {
             version: LOCKFILE_VERSION,

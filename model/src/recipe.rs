@@ -1,8 +1,10 @@
 //! Recipes: TOML files in `recipes/` naming the sources a build needs, its targets and its build script.
 //!
 //! The keys are a contract (ARCHITECTURE.md §4b): `[recipe] name`, `[sources.<name>]` with exactly one of `git`,
-//! `cargo_lock`, `url`, `path` or `requirements`/`requirements_file`, `[targets.<name>]` with `host_paths`,
-//! `host_tools`, `env`, `python`, and `[build] script`.
+//! `cargo_lock`, `url`, `path`, `recipe`, `rust_toolchain`, `requirements`/`requirements_file` or `xmake_requires`,
+//! `[targets.<name>]` with `host_paths`, `host_tools`, `env`, `python`, `xmake_options`, and `[build] script`.
+//! An `xmake_requires` source's normalized spec carries every target's `xmake_options`, like `requirements` carries
+//! the targets' Pythons, so changing a target's options makes `--locked` see a stale lockfile.
 //! A `requirements` source's normalized spec carries the `python` table of every target that has one, so changing a
 //! target's Python or platform makes `--locked` see a stale lockfile.
 //! Unknown keys are errors, so a typo never silently drops a source. Source and recipe names are
@@ -117,8 +119,9 @@ impl hstore_store::Hint for Error {
             Error::InvalidSource { .. } => Some(
                 "a source is one of: `git = URL` (+ `ref`, `submodules`), `cargo_lock = \"SOURCE:PATH\"`, \
                  `url = URL` + `sha256`, `path = DIR`, `recipe = NAME` (+ `target`), \
-                 `rust_toolchain = VERSION` (+ `host`), or `requirements = [\"pkg>=1\"]` / \
-                 `requirements_file = \"SOURCE:PATH\"` (+ `index`, `exclude_newer`)"
+                 `rust_toolchain = VERSION` (+ `host`), `requirements = [\"pkg>=1\"]` / \
+                 `requirements_file = \"SOURCE:PATH\"` (+ `index`, `exclude_newer`), or \
+                 `xmake_requires = PROJECT_SOURCE` + `repo = GIT_SOURCE` + `xmake = RECIPE_SOURCE`"
                     .into(),
             ),
             Error::NoRecipes { .. } => Some("pass `--recipes DIR` pointing at a directory of recipe files".into()),
@@ -228,6 +231,19 @@ pub enum SourceSpec {
         /// The host triple the toolchain runs on (`x86_64-unknown-linux-gnu`).
         host: String,
     },
+    /// The xmake packages a project needs, per target (docs/xmake.md): the pinned xmake (`xmake`) evaluates the
+    /// project's `xmake.lua` (`project`) against the pinned xmake-repo (`repo`) at lock; each archive is locked to
+    /// the URL and sha256 xmake-repo declares.
+    XmakeRequires {
+        /// The source whose `xmake.lua` is evaluated (a tree: `git`, `path`, or an unpacked `url`).
+        project: String,
+        /// The `git` source holding xmake-repo at a pinned commit.
+        repo: String,
+        /// The `recipe` source whose output holds `bin/xmake` (usually `recipe = "xmake"`).
+        xmake: String,
+        /// `[targets.T] xmake_options` of every target, by target name (empty list: none).
+        targets: BTreeMap<String, Vec<String>>,
+    },
 }
 
 impl SourceSpec {
@@ -275,6 +291,10 @@ pub struct Target {
     /// `[targets.T.limits]`: resource limits for this target, over `[build.limits]`.
     #[serde(default)]
     pub limits: Limits,
+    /// What `xmake f` gets for this target (`["--nv-gpu=y"]`): `xmake_requires` sources lock with them and builds
+    /// see them as `$xmake_options` (joined by spaces).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub xmake_options: Vec<String>,
 }
 
 /// `[build.limits]` / `[targets.T.limits]`: a build's resource limits as written (`timeout = "12h"`,
@@ -351,6 +371,9 @@ struct RawSource {
     target: Option<String>,
     rust_toolchain: Option<String>,
     host: Option<String>,
+    xmake_requires: Option<String>,
+    repo: Option<String>,
+    xmake: Option<String>,
 }
 
 /// Longest recipe, source or target name.
@@ -448,6 +471,15 @@ impl Recipe {
                     ),
                 });
             }
+            if let SourceSpec::XmakeRequires {
+                project,
+                repo,
+                xmake,
+                ..
+            } = spec
+            {
+                check_xmake_requires(file, name, &sources, project, repo, xmake)?;
+            }
             let referenced = match spec {
                 SourceSpec::CargoLock { source, .. } => Some(source.as_str()),
                 SourceSpec::Requirements {
@@ -459,6 +491,7 @@ impl Recipe {
                 | SourceSpec::Path { .. }
                 | SourceSpec::Recipe { .. }
                 | SourceSpec::RustToolchain { .. }
+                | SourceSpec::XmakeRequires { .. }
                 | SourceSpec::Requirements { .. } => None,
             };
             if let Some(source) = referenced
@@ -526,7 +559,7 @@ impl Recipe {
 }
 
 /// Copies what sources need to know of the recipe's targets into them (a `requirements` source locks wheels for
-/// each target's Python), so that a source's spec, the lockfile's record of it, says everything it was locked for.
+/// each target's Python, an `xmake_requires` source probes each target's `xmake_options`), so that a source's spec, the lockfile's record of it, says everything it was locked for.
 fn fill_target_details(
     sources: &mut BTreeMap<String, SourceSpec>,
     targets: &BTreeMap<String, Target>,
@@ -536,8 +569,24 @@ fn fill_target_details(
         .filter_map(|(name, target)| Some((name.clone(), target.python.clone()?)))
         .collect();
     for spec in sources.values_mut() {
-        if let SourceSpec::Requirements { targets, .. } = spec {
-            targets.clone_from(&pythons);
+        match spec {
+            SourceSpec::Requirements {
+                targets: wheels, ..
+            } => wheels.clone_from(&pythons),
+            SourceSpec::XmakeRequires {
+                targets: options, ..
+            } => {
+                *options = targets
+                    .iter()
+                    .map(|(name, target)| (name.clone(), target.xmake_options.clone()))
+                    .collect();
+            }
+            SourceSpec::Git { .. }
+            | SourceSpec::CargoLock { .. }
+            | SourceSpec::Url { .. }
+            | SourceSpec::Path { .. }
+            | SourceSpec::Recipe { .. }
+            | SourceSpec::RustToolchain { .. } => {}
         }
     }
 }
@@ -601,13 +650,14 @@ fn classify(file: &Path, name: &str, raw: RawSource) -> Result<SourceSpec, Error
         (raw.requirements.is_some() || raw.requirements_file.is_some()).then_some("requirements"),
         raw.recipe.as_ref().map(|_| "recipe"),
         raw.rust_toolchain.as_ref().map(|_| "rust_toolchain"),
+        raw.xmake_requires.as_ref().map(|_| "xmake_requires"),
     ]
     .into_iter()
     .flatten()
     .collect();
     if kinds.len() != 1 {
         return Err(invalid(if kinds.is_empty() {
-            "names no kind (expected one of `git`, `cargo_lock`, `url`, `path`, `recipe`, `rust_toolchain`, `requirements`)"
+            "names no kind (expected one of `git`, `cargo_lock`, `url`, `path`, `recipe`, `rust_toolchain`, `requirements`, `xmake_requires`)"
                 .into()
         } else {
             format!(
@@ -628,6 +678,8 @@ fn classify(file: &Path, name: &str, raw: RawSource) -> Result<SourceSpec, Error
             ("exclude_newer", raw.exclude_newer.is_some()),
             ("target", raw.target.is_some()),
             ("host", raw.host.is_some()),
+            ("repo", raw.repo.is_some()),
+            ("xmake", raw.xmake.is_some()),
         ];
         match present
             .iter()
@@ -755,11 +807,90 @@ fn classify(file: &Path, name: &str, raw: RawSource) -> Result<SourceSpec, Error
         }
         return Ok(SourceSpec::RustToolchain { version, host });
     }
+    if let Some(project) = raw.xmake_requires {
+        only(&["repo", "xmake"])?;
+        let named = |key: &str, value: Option<String>| -> Result<String, Error> {
+            let example = if key == "repo" { "xrepo" } else { "xmake" };
+            match value {
+                Some(value) if is_valid_name(&value) => Ok(value),
+                Some(value) => Err(invalid(format!(
+                    "has `{key} = \"{value}\"`, which is not a source name"
+                ))),
+                None => Err(invalid(format!(
+                    "is an `xmake_requires` source without `{key}`; name the source, e.g. `{key} = \"{example}\"`"
+                ))),
+            }
+        };
+        let repo = named("repo", raw.repo)?;
+        let xmake = named("xmake", raw.xmake)?;
+        if !is_valid_name(&project) {
+            return Err(invalid(format!(
+                "has `xmake_requires = \"{project}\"`, which is not a source name"
+            )));
+        }
+        return Ok(SourceSpec::XmakeRequires {
+            project,
+            repo,
+            xmake,
+            targets: BTreeMap::new(),
+        });
+    }
     only(&["exclude"])?;
     Ok(SourceSpec::Path {
         path: raw.path.unwrap_or_default(),
         exclude: raw.exclude.unwrap_or_default(),
     })
+}
+
+/// An `xmake_requires` source's references: `project` a tree source (`git`, `path`, unpacked `url`), `repo` a
+/// `git` source (xmake-repo), `xmake` a `recipe` source (the pinned xmake's build output).
+fn check_xmake_requires(
+    file: &Path,
+    name: &str,
+    sources: &BTreeMap<String, SourceSpec>,
+    project: &str,
+    repo: &str,
+    xmake: &str,
+) -> Result<(), Error> {
+    let invalid = |reason: String| Error::InvalidSource {
+        path: file.to_path_buf(),
+        source_name: name.to_owned(),
+        reason,
+    };
+    let kind_of = |key: &str, source: &str| -> Result<&SourceSpec, Error> {
+        sources.get(source).ok_or_else(|| {
+            invalid(format!(
+                "has `{key} = \"{source}\"`, a source this recipe does not define"
+            ))
+        })
+    };
+    match kind_of("xmake_requires", project)? {
+        SourceSpec::Git { .. } | SourceSpec::Path { .. } | SourceSpec::Url { unpack: true, .. } => {
+        }
+        SourceSpec::Url { unpack: false, .. }
+        | SourceSpec::CargoLock { .. }
+        | SourceSpec::Requirements { .. }
+        | SourceSpec::Recipe { .. }
+        | SourceSpec::RustToolchain { .. }
+        | SourceSpec::XmakeRequires { .. } => {
+            return Err(invalid(format!(
+                "has `xmake_requires = \"{project}\"`, which is not a source tree known at lock time; name a \
+                 `git`, `path` or unpacked `url` source holding the project's `xmake.lua`"
+            )));
+        }
+    }
+    if !matches!(kind_of("repo", repo)?, SourceSpec::Git { .. }) {
+        return Err(invalid(format!(
+            "has `repo = \"{repo}\"`, which is not a `git` source; xmake-repo must be pinned by commit"
+        )));
+    }
+    if !matches!(kind_of("xmake", xmake)?, SourceSpec::Recipe { .. }) {
+        return Err(invalid(format!(
+            "has `xmake = \"{xmake}\"`, which is not a `recipe` source; name the source reading the xmake \
+             recipe's output (`[sources.{xmake}] recipe = \"xmake\"`)"
+        )));
+    }
+    Ok(())
 }
 
 /// Checks the graph that `recipe` sources make over `recipes` (all of one directory, `dir`): every named recipe
@@ -1140,5 +1271,128 @@ script = "echo hi"
         for bad in ["stable", "nightly", "../../etc", "1.95.0 ", "-x"] {
             assert!(parse(bad).is_err(), "{bad}");
         }
+    }
+
+    /// The shape of `recipes/drafts/infinicore.toml` (issue 11): an `xmake_requires` source and per-target
+    /// `xmake_options`.
+    const XMAKE_RECIPE: &str = r#"
+[recipe]
+name = "infinicore"
+
+[sources.core]
+git = "https://github.com/InfiniTensor/InfiniCore.git"
+ref = "issue/951"
+submodules = true
+
+[sources.xmake]
+recipe = "xmake"
+target = "cpu"
+
+[sources.xrepo]
+git = "https://github.com/xmake-io/xmake-repo.git"
+ref = "f535c28901a687e87c9a93f2b5085de95050bbda"
+
+[sources.xpkgs]
+xmake_requires = "core"
+repo = "xrepo"
+xmake = "xmake"
+
+[targets.cpu]
+xmake_options = ["--cpu=y", "--omp=y"]
+
+[targets.cuda]
+xmake_options = ["--nv-gpu=y", "--cuda_arch=sm_80", "--ccl=y"]
+host_paths = ["/usr/local/cuda"]
+
+[targets.plain]
+
+[build]
+script = "xmake f $xmake_options -y"
+"#;
+
+    #[test]
+    fn xmake_requires_carries_every_targets_options() {
+        let recipe = Recipe::parse(XMAKE_RECIPE, Path::new("infinicore.toml")).unwrap();
+        assert_eq!(
+            recipe.sources["xpkgs"],
+            SourceSpec::XmakeRequires {
+                project: "core".into(),
+                repo: "xrepo".into(),
+                xmake: "xmake".into(),
+                targets: BTreeMap::from([
+                    ("cpu".into(), vec!["--cpu=y".into(), "--omp=y".into()]),
+                    (
+                        "cuda".into(),
+                        vec![
+                            "--nv-gpu=y".into(),
+                            "--cuda_arch=sm_80".into(),
+                            "--ccl=y".into()
+                        ]
+                    ),
+                    ("plain".into(), vec![]),
+                ]),
+            }
+        );
+        assert_eq!(recipe.targets["cpu"].xmake_options, ["--cpu=y", "--omp=y"]);
+        // The spec round-trips through the lockfile's JSON.
+        let json = serde_json::to_string(&recipe.sources["xpkgs"]).unwrap();
+        assert!(
+            json.starts_with(r#"{"kind":"xmake_requires","project":"core""#),
+            "{json}"
+        );
+        let back: SourceSpec = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, recipe.sources["xpkgs"]);
+    }
+
+    #[test]
+    fn xmake_requires_references_must_exist_and_be_of_the_right_kind() {
+        let error = |from: &str, to: &str| {
+            let text = XMAKE_RECIPE.replace(from, to);
+            Recipe::parse(&text, Path::new("infinicore.toml"))
+                .unwrap_err()
+                .to_string()
+        };
+        let message = error("xmake_requires = \"core\"", "xmake_requires = \"nope\"");
+        assert_eq!(
+            message,
+            "invalid recipe `infinicore.toml`: source `xpkgs` has `xmake_requires = \"nope\"`, a source this \
+             recipe does not define"
+        );
+        let message = error("repo = \"xrepo\"", "repo = \"core2\"");
+        assert!(
+            message.contains("`repo = \"core2\"`, a source this recipe does not define"),
+            "{message}"
+        );
+        let message = error("repo = \"xrepo\"", "repo = \"xmake\"");
+        assert!(message.contains("which is not a `git` source"), "{message}");
+        let message = error("xmake = \"xmake\"", "xmake = \"xrepo\"");
+        assert!(
+            message.contains("which is not a `recipe` source"),
+            "{message}"
+        );
+        let message = error("xmake_requires = \"core\"", "xmake_requires = \"xmake\"");
+        assert!(
+            message.contains("not a source tree known at lock time"),
+            "{message}"
+        );
+        let message = error("repo = \"xrepo\"\n", "");
+        assert!(
+            message.contains("without `repo`; name the source, e.g. `repo = \"xrepo\"`"),
+            "{message}"
+        );
+        let message = error("xmake = \"xmake\"\n", "ref = \"main\"\nxmake = \"xmake\"\n");
+        assert!(
+            message.contains("sets `ref`, which a `xmake_requires` source does not take"),
+            "{message}"
+        );
+        let hint = hstore_store::Hint::hint(
+            &Recipe::parse(
+                &XMAKE_RECIPE.replace("repo = \"xrepo\"", "repo = \"xmake\""),
+                Path::new("r.toml"),
+            )
+            .unwrap_err(),
+        )
+        .unwrap();
+        assert!(hint.contains("xmake_requires = PROJECT_SOURCE"), "{hint}");
     }
 }

@@ -210,6 +210,19 @@ impl TestIndex {
         )
     }
 
+    /// Publishes an existing wheel file as it is (a real upstream wheel, e.g. Debian's
+    /// `/usr/share/python-wheels/setuptools-*.whl`) and rewrites its project's page; returns the listed file.
+    pub fn wheel_file(&self, project: &str, filename: &str, bytes: &[u8]) -> IndexedFile {
+        self.publish(
+            project,
+            filename.to_owned(),
+            bytes,
+            None,
+            false,
+            DEFAULT_UPLOAD_TIME,
+        )
+    }
+
     /// Publishes an sdist only (`{project}-{version}.tar.gz`).
     pub fn sdist(&self, project: &str, version: &str) -> IndexedFile {
         let base = format!("{}-{version}", normalize_project(project).replace('-', "_"));

@@ -19,7 +19,7 @@ const CPU: &str = "cp311-manylinux_2_28_x86_64";
 const METAX: &str = "cp310-manylinux_2_28_aarch64";
 
 /// The real `uv` executable (a pyenv shim is resolved, because tests move `HOME`).
-fn uv_program() -> PathBuf {
+pub(crate) fn uv_program() -> PathBuf {
     let found = Command::new("sh")
         .args(["-c", "command -v uv"])
         .output()

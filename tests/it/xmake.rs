@@ -5,17 +5,16 @@
 //! The fixture is made from the same upstream sources as the release tarball but is not byte-identical to it (see
 //! its README), so the test swaps the recipe's sha256 for the fixture's and keeps everything else of the real recipe.
 //! A missing fixture fails the test: it is never skipped.
+//!
+//! The `xmake_requires` source kind end to end: a fixture xmake-repo (a real git repository, three packages and a
+//! host one, `test-support/src/xmake_repo.rs`) and a C++ project requiring them; `hstore lock` builds the pinned xmake,
+//! probes the project in the sandbox and locks the archives; fetch, export, import into a fresh store, `fetch
+//! --offline`, and the build runs offline from the store.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use hstore_fetchers::xmake::{
-    HostPackage, Origin, PROBE_SCRIPT, Phase2, ProbeReport, global_conf, lock_entries,
-};
-use hstore_test_support::{
-    Fault, PROJECT_OUTPUT, TestEnv, TestRegistry, XmakeRepoFixture, sha256_hex,
-};
+use hstore_test_support::{PROJECT_OUTPUT, TestEnv, TestRegistry, XmakeRepoFixture, sha256_hex};
 
 /// The fixture tarball's sha256 (its README).
 const FIXTURE_SHA256: &str = "e8f5e55bfef235c00de20a4f24c5c852913daf34a7a0d5c3639d8ff2d56d2192";
@@ -178,38 +177,47 @@ fn xmake_builds_from_source_in_the_sandbox_runs_is_a_cache_hit_and_reproduces() 
     assert!(stderr.contains("Checked"), "{stderr}");
 }
 
-/// Builds xmake from the fixture with `recipes/xmake.toml` and serves its output as a tarball, which the other
-/// recipes of these tests read as an unpacked `url` source: the stand-in for a `recipe = "xmake"` source until the
-/// xmake-packages kind is wired into lock and build. Returns the recipe table of that source.
-fn build_xmake_tool(project: &XmakeProject) -> String {
-    let mirror = project.mirror();
-    exited(&project.hstore(&["lock", "--mirror", &mirror]), 0);
-    exited(
-        &project.hstore(&[
-            "build",
-            "xmake",
-            "--target",
-            "cpu",
-            "--out-link",
-            "xmake-out",
-        ]),
-        0,
-    );
-    let tarball = project.server.root().join("tools/xmake-tool.tar.gz");
-    std::fs::create_dir_all(tarball.parent().expect("parent")).expect("create tools dir");
-    let packed = Command::new("tar")
-        .arg("-C")
-        .arg(project.dir().join("xmake-out/"))
-        .arg("-czf")
-        .arg(&tarball)
-        .arg(".")
-        .status()
-        .expect("run tar");
-    assert!(packed.success(), "tar the built xmake");
-    let sha256 = sha256_hex(&std::fs::read(&tarball).expect("read xmake tarball"));
+/// The recipe of the fixture project: the pinned xmake (a `recipe` source), the fixture xmake-repo, the project and
+/// its xmake packages; a `cpu` target, and a `cuda` target whose SDK path does not exist here.
+fn app_recipe(repo_url: &str) -> String {
     format!(
-        "[sources.xmake]\nurl = \"{}/tools/xmake-tool.tar.gz\"\nsha256 = \"{sha256}\"\nunpack = true\n\n",
-        project.server.url()
+        r#"[recipe]
+name = "app"
+
+[sources.xmake]
+recipe = "xmake"
+target = "cpu"
+
+[sources.repo]
+git = "{repo_url}"
+ref = "main"
+
+[sources.proj]
+path = "../proj"
+
+[sources.xpkgs]
+xmake_requires = "proj"
+repo = "repo"
+xmake = "xmake"
+
+[targets.cpu]
+xmake_options = ["--mode=release"]
+
+[targets.cuda]
+xmake_options = ["--mode=release"]
+host_paths = ["/nonexistent/hstore-test/cuda"]
+
+[build]
+script = '''
+set -eu
+cp -R "$src_proj" /build/proj
+chmod -R u+w /build/proj
+cd /build/proj
+xmake f $xmake_options -y
+xmake -y
+xmake install -o "$out"
+'''
+"#
     )
 }
 
@@ -222,45 +230,49 @@ fn write_dir(project: &XmakeProject, dir: &str, files: &[(&str, String)]) {
     }
 }
 
-/// A recipe script in the phase-2 shape of an xmake build ([`Phase2`]): the pinned xmake on `PATH`, the locked
-/// xmake-repo as `XMAKE_MAIN_REPO`, a writable global dir whose `xmake.conf` cuts xmake's network and points
-/// `pkg_searchdirs` at `/build/archives` (which `links` fills from the stored archives), then `body` in a writable
-/// copy of the project.
-fn phase2_script(links: &str, body: &str) -> String {
-    let phase2 = Phase2 {
-        repo: "${src_repo}".into(),
-        archives: "/build/archives".into(),
-        scratch: "/build".into(),
-        xmake_bin: "${src_xmake}/bin".into(),
-    };
-    let mut script = String::from("set -eu\n");
-    for (key, value) in phase2.env() {
-        writeln!(script, "export {key}=\"{value}\"").expect("write to String");
-    }
-    write!(
-        script,
-        "mkdir -p \"$XMAKE_GLOBALDIR/.xmake\" \"$XMAKE_PKG_INSTALLDIR\" \"$XMAKE_PKG_CACHEDIR\" \"$XMAKE_TMPDIR\" \
-         /build/archives\ncat > \"$XMAKE_GLOBALDIR/.xmake/xmake.conf\" <<'CONF'\n{}CONF\n{links}\
-         cp -R \"$src_proj\" /build/proj\nchmod -R u+w /build/proj\ncd /build/proj\n{body}\n",
-        global_conf("/build/archives")
-    ).expect("write to String");
-    script
+/// The lockfile's `xmake_archive` entries as (package, version, url, sha256, file_name, target), sorted.
+fn locked_archives(lockfile: &serde_json::Value) -> Vec<[String; 6]> {
+    let text =
+        |value: &serde_json::Value, key: &str| value[key].as_str().unwrap_or_default().to_owned();
+    let mut archives: Vec<[String; 6]> = lockfile["artifacts"]
+        .as_array()
+        .expect("artifacts")
+        .iter()
+        .filter(|artifact| artifact["kind"] == "xmake_archive")
+        .map(|artifact| {
+            ["package", "version", "url", "sha256", "file_name", "target"]
+                .map(|key| text(artifact, key))
+        })
+        .collect();
+    archives.sort();
+    archives
 }
 
-/// The sources every xmake-package recipe of these tests reads: the built xmake (`xmake_source`), the fixture
-/// xmake-repo, the project.
-fn common_sources(xmake_source: &str, repo_url: &str) -> String {
-    format!(
-        "{xmake_source}[sources.repo]\ngit = \"{repo_url}\"\nref = \"main\"\n\n[sources.proj]\npath = \"../proj\"\n"
-    )
+/// The locked `app.xpkgs` source.
+fn xpkgs_source(lockfile: &serde_json::Value) -> serde_json::Value {
+    lockfile["recipes"]
+        .as_array()
+        .expect("recipes")
+        .iter()
+        .find(|recipe| recipe["name"] == "app")
+        .and_then(|recipe| {
+            recipe["sources"]
+                .as_array()?
+                .iter()
+                .find(|source| source["name"] == "xpkgs")
+                .cloned()
+        })
+        .expect("app.xpkgs is locked")
 }
 
-/// The fixture xmake-repo's packages, evaluated by the pinned xmake in the sandbox with the network cut (the probe
-/// an xmake-packages source runs at lock), locked to the archives the repo pins; the archives stored as `url`
-/// sources, a bundle carried to a fresh store, and the C++ project built there in the phase-2 shape: the program
-/// runs, the host package is reported as such, and no build downloaded anything.
+/// The whole path of an `xmake_requires` source: `hstore lock` builds the pinned xmake, probes the project in the
+/// sandbox against the fixture xmake-repo and locks the three archives (the transitive `hdronly` too) and the host
+/// package; a second lock is unchanged without probing; fetch → export → import into a fresh store → `fetch
+/// --offline` → the build runs with no network and reports where each package came from; the program runs. Then the
+/// failures: a target whose SDK was absent at lock, an archive missing from the store, and an archive whose served
+/// bytes do not match the sha256 xmake-repo pins.
 #[test]
-fn xmake_packages_are_probed_locked_carried_and_built_offline_from_the_store() {
+fn xmake_requires_locks_in_the_sandbox_carries_and_builds_offline_from_the_store() {
     let mut made = None;
     let project = XmakeProject::with(|env, mut registry| {
         let fixture = XmakeRepoFixture::new(&env.root().join("xmake-repo"), registry.url());
@@ -271,120 +283,96 @@ fn xmake_packages_are_probed_locked_carried_and_built_offline_from_the_store() {
         registry
     });
     let fixture = made.expect("fixture made");
-    let xmake_source = build_xmake_tool(&project);
     let mirror = project.mirror();
     write_dir(&project, "proj", &fixture.project);
-    write_dir(&project, "probe", &[("probe.lua", PROBE_SCRIPT.to_owned())]);
-    let sources = common_sources(&xmake_source, &fixture.repo.file_url());
-
-    // Lock: the pinned xmake evaluates the project against the pinned repo, in the sandbox, with no archive present.
-    let probe = phase2_script(
-        "",
-        "xmake f --require=n -y\nxmake lua \"$src_probe/probe.lua\" \"$out/report.json\"",
-    );
     std::fs::write(
-        project.dir().join("recipes/xmake-probe.toml"),
-        format!(
-            "[recipe]\nname = \"xmake-probe\"\n\n{sources}\n[sources.probe]\npath = \"../probe\"\n\n\
-             [targets.cpu]\n\n[build]\nscript = '''\n{probe}'''\n"
-        ),
+        project.dir().join("recipes/app.toml"),
+        app_recipe(&fixture.repo.file_url()),
     )
-    .expect("write probe recipe");
-    exited(&project.hstore(&["lock", "--mirror", &mirror]), 0);
-    let served = project.server.requests().len();
-    exited(
-        &project.hstore(&[
-            "build",
-            "xmake-probe",
-            "--target",
-            "cpu",
-            "--out-link",
-            "probe-out",
-        ]),
-        0,
+    .expect("write app recipe");
+
+    // Lock: pass one locks the trees and xmake's tarball; pass two builds xmake and probes the project for `cpu`.
+    let (_, stderr) = exited(&project.hstore(&["lock", "--mirror", &mirror]), 0);
+    assert!(
+        stderr.contains("xmake packages of `app.xpkgs` for target `cpu`"),
+        "{stderr}"
     );
-    let report = ProbeReport::load(&project.dir().join("probe-out/report.json")).expect("report");
-    let locked = lock_entries(&report, "cpu").expect("lock entries");
-    let mut expected: Vec<_> = fixture
+    assert!(
+        stderr.contains("not probing target `cuda` of `app.xpkgs`")
+            && stderr.contains("/nonexistent/hstore-test/cuda"),
+        "{stderr}"
+    );
+    let lockfile_path = project.dir().join("lockfile.json");
+    let bytes = std::fs::read(&lockfile_path).expect("read lockfile");
+    let lockfile: serde_json::Value = serde_json::from_slice(&bytes).expect("lockfile JSON");
+    let mut expected: Vec<[String; 6]> = fixture
         .archives
         .iter()
         .map(|archive| {
-            (
+            [
                 archive.package.to_owned(),
                 archive.version.to_owned(),
                 format!("{}{}", project.server.url(), archive.url_path),
                 archive.sha256.clone(),
                 format!("{}-{}.tar.gz", archive.package, archive.version),
-            )
+                "cpu".to_owned(),
+            ]
         })
         .collect();
     expected.sort();
-    let got: Vec<_> = locked
-        .archives
-        .iter()
-        .map(|archive| {
-            (
-                archive.package.clone(),
-                archive.version.clone(),
-                archive.url.clone(),
-                archive.sha256.clone(),
-                archive.file_name.clone(),
-            )
-        })
-        .collect();
-    assert_eq!(got, expected, "the transitive `hdronly` is locked too");
     assert_eq!(
-        locked.host_packages,
-        [HostPackage {
-            package: "libm".into(),
-            version: "latest".into(),
-            target: "cpu".into(),
-            origin: Origin::System,
-        }]
+        locked_archives(&lockfile),
+        expected,
+        "the transitive `hdronly` is locked too"
+    );
+    let source = xpkgs_source(&lockfile);
+    assert_eq!(source["xmake"]["targets"], serde_json::json!(["cpu"]));
+    assert_eq!(
+        source["xmake"]["host_packages"],
+        serde_json::json!([{"target": "cpu", "package": "libm", "version": "latest", "origin": "system"}])
+    );
+    assert_eq!(
+        source["spec"],
+        serde_json::json!({"kind": "xmake_requires", "project": "proj", "repo": "repo", "xmake": "xmake",
+            "targets": {"cpu": ["--mode=release"], "cuda": ["--mode=release"]}})
     );
 
-    // The archives are stored as `url` blobs pinned to the sha256 the repo declares; the build links them under the
-    // file names xmake looks for.
-    let mut archive_sources = String::new();
-    let mut links = String::new();
-    for archive in &locked.archives {
-        let name = format!("pkg-{}", archive.package);
-        write!(
-            archive_sources,
-            "[sources.{name}]\nurl = \"{}\"\nsha256 = \"{}\"\n\n",
-            archive.url, archive.sha256
-        )
-        .expect("write to String");
-        write!(
-            links,
-            "ln -s \"$src_{}_file\" \"/build/archives/{}\"\necho \"xmake package {} {} from the store\"\n",
-            name.replace('-', "_"),
-            archive.file_name,
-            archive.package,
-            archive.version
-        ).expect("write to String");
-    }
-    for host in &locked.host_packages {
-        writeln!(
-            links,
-            "echo \"xmake package {} {} from the host system\"",
-            host.package, host.version
-        )
-        .expect("write to String");
-    }
-    let build = phase2_script(&links, "xmake f -y\nxmake -y\nxmake install -o \"$out\"");
+    // A second lock keeps every pin without probing (or downloading) again: byte-identical.
+    let served = project.server.requests().len();
+    let (_, stderr) = exited(&project.hstore(&["lock", "--mirror", &mirror]), 0);
+    assert!(stderr.contains("Unchanged"), "{stderr}");
+    assert!(
+        !stderr.contains("xmake packages of"),
+        "re-probed:\n{stderr}"
+    );
+    assert_eq!(std::fs::read(&lockfile_path).expect("read lockfile"), bytes);
+    assert_eq!(
+        project.server.requests().len(),
+        served,
+        "a kept lock downloads nothing"
+    );
+
+    // A target's options are part of the source's spec: changing them makes `--locked` fail, naming the source.
+    let recipe_path = project.dir().join("recipes/app.toml");
+    let recipe = std::fs::read_to_string(&recipe_path).expect("read app recipe");
     std::fs::write(
-        project.dir().join("recipes/app.toml"),
-        format!(
-            "[recipe]\nname = \"app\"\n\n{sources}\n{archive_sources}[targets.cpu]\n\n[build]\nscript = '''\n{build}'''\n"
-        ),
+        &recipe_path,
+        recipe.replacen("[\"--mode=release\"]", "[\"--mode=debug\"]", 1),
     )
     .expect("write app recipe");
-    exited(&project.hstore(&["lock", "--mirror", &mirror]), 0);
+    let (_, stderr) = exited(
+        &project.hstore(&["lock", "--locked", "--mirror", &mirror]),
+        1,
+    );
+    assert!(stderr.contains("source app.xpkgs"), "{stderr}");
+    assert_eq!(std::fs::read(&lockfile_path).expect("read lockfile"), bytes);
+    std::fs::write(&recipe_path, recipe).expect("restore app recipe");
+
     exited(&project.hstore(&["fetch", "--mirror", &mirror]), 0);
     exited(&project.hstore(&["export", "-o", "stack.hsb"]), 0);
 
-    // The air-gapped side: a fresh store, only the bundle.
+    // The air-gapped side: a fresh store, only the bundle; every build runs in the sandbox with no network and an
+    // empty HOME.
     let cluster = TestEnv::new();
     let on_cluster = |args: &[&str]| {
         cluster
@@ -396,21 +384,19 @@ fn xmake_packages_are_probed_locked_carried_and_built_offline_from_the_store() {
     };
     exited(&on_cluster(&["import", "stack.hsb"]), 0);
     exited(&on_cluster(&["fetch", "--offline"]), 0);
+    // The imported store holds the archives but no download records: an offline `--locked` lock there keeps every
+    // pin from the store alone.
+    let (_, stderr) = exited(&on_cluster(&["lock", "--offline", "--locked"]), 0);
+    assert!(stderr.contains("Unchanged"), "{stderr}");
     let (_, stderr) = exited(
         &on_cluster(&["build", "app", "--target", "cpu", "--out-link", "app-out"]),
         0,
     );
     assert!(stderr.contains("Built"), "{stderr}");
-    let archive_requests = project
-        .server
-        .requests()
-        .iter()
-        .skip(served)
-        .filter(|request| request.path.starts_with("/xmake-archives/"))
-        .count();
     assert_eq!(
-        archive_requests, 3,
-        "only `hstore lock` downloads the three archives, once each; no fetch or build does"
+        project.server.requests().len(),
+        served,
+        "only `hstore lock` downloads; no fetch, import or build does"
     );
     let ran = Command::new(project.dir().join("app-out/bin/app"))
         .output()
@@ -418,46 +404,284 @@ fn xmake_packages_are_probed_locked_carried_and_built_offline_from_the_store() {
     assert_eq!(String::from_utf8_lossy(&ran.stdout), PROJECT_OUTPUT);
     let (log, _) = exited(&on_cluster(&["log", "app", "--target", "cpu"]), 0);
     for line in [
-        "xmake package greet 2.1.0 from the store",
-        "xmake package hdronly 1.0.0 from the store",
-        "xmake package libm latest from the host system",
+        "hstore: xmake package fancy 0.3.0 from the store (fancy-0.3.0.tar.gz)",
+        "hstore: xmake package greet 2.1.0 from the store (greet-2.1.0.tar.gz)",
+        "hstore: xmake package hdronly 1.0.0 from the store (hdronly-1.0.0.tar.gz)",
+        "hstore: xmake package libm latest from the host system (system)",
         "install greet 2.1.0",
     ] {
         assert!(log.contains(line), "`{line}` not in the build log:\n{log}");
     }
+
+    // `cuda` was not probed (its SDK path is absent): its build fails before anything runs, saying why.
+    let (_, stderr) = exited(&on_cluster(&["build", "app", "--target", "cuda"]), 2);
+    assert!(
+        stderr.contains(
+            "xmake packages of source `xpkgs` of `app` were not locked for target `cuda`"
+        ) && stderr.contains("hint:"),
+        "{stderr}"
+    );
+
+    // An archive gone from the store: the build fails before it starts, naming the package, version and the file
+    // names xmake accepts (even though the output is recorded: inputs are checked first).
+    let greet = lockfile["artifacts"]
+        .as_array()
+        .expect("artifacts")
+        .iter()
+        .find(|artifact| artifact["kind"] == "xmake_archive" && artifact["package"] == "greet")
+        .expect("greet is locked");
+    let hex = greet["address"]
+        .as_str()
+        .expect("address")
+        .trim_start_matches("b3:")
+        .to_owned();
+    let shard = cluster.store().join("objects-v1").join(&hex[..2]);
+    let mut removed = 0;
+    for suffix in ["raw", "zst"] {
+        if std::fs::remove_file(shard.join(format!("{hex}.{suffix}"))).is_ok() {
+            removed += 1;
+        }
+    }
+    assert_eq!(removed, 1, "greet's archive blob was in the cluster store");
+    let (_, stderr) = exited(&on_cluster(&["build", "app", "--target", "cpu"]), 2);
+    assert!(
+        stderr.contains("xmake package `greet` 2.1.0 (input `xpkgs` of `app`) is not in the store")
+            && stderr.contains("`greet-2.1.0.tar.gz`")
+            && stderr.contains("hint: run `hstore fetch`"),
+        "{stderr}"
+    );
+
+    // xmake-repo now pins greet to a sha256 the served bytes do not have: the new commit is probed and the download
+    // refused, naming the URL and both hashes; the lockfile is left as it was.
+    let wrong = "ab".repeat(32);
+    let definition =
+        std::fs::read_to_string(fixture.repo.path().join("packages/g/greet/xmake.lua"))
+            .expect("read greet's definition");
+    fixture.repo.write(
+        "packages/g/greet/xmake.lua",
+        definition.replace(&fixture.archives[1].sha256, &wrong),
+    );
+    fixture
+        .repo
+        .commit("greet: a sha256 its archive does not have");
+    let (_, stderr) = exited(
+        &project.hstore(&["lock", "--update", "--mirror", &mirror]),
+        2,
+    );
+    assert!(
+        stderr.contains(&fixture.archives[1].url_path) && stderr.contains(&wrong),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&fixture.archives[1].sha256),
+        "the computed hash is shown:\n{stderr}"
+    );
+    assert_eq!(std::fs::read(&lockfile_path).expect("read lockfile"), bytes);
 }
 
-/// An archive whose bytes do not match the sha256 the xmake-repo pins is refused at lock, naming it.
+/// A Debian-packaged upstream wheel (`/usr/share/python-wheels/`, from `python3-setuptools-whl` and
+/// `python3-wheel-whl`, which `.ci/run` installs): (file name, bytes). Panics naming the package when it is missing.
+fn debian_wheel(prefix: &str, package: &str) -> (String, Vec<u8>) {
+    let dir = Path::new("/usr/share/python-wheels");
+    let found = std::fs::read_dir(dir)
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .find(|name| {
+            name.starts_with(prefix) && Path::new(name).extension().is_some_and(|ext| ext == "whl")
+        });
+    let Some(name) = found else {
+        panic!(
+            "no `{prefix}*.whl` in `{}`: install `{package}` (as .ci/run does)",
+            dir.display()
+        );
+    };
+    let bytes = std::fs::read(dir.join(&name)).expect("read the wheel");
+    (name, bytes)
+}
+
+/// The InfiniCore-shaped pair, built as a chain: `core`, a C++ shared library built with the pinned xmake and an
+/// xmake package from the store (`fancy`, which pulls in `hdronly`), and `ext`, a Python extension module that links
+/// `core`'s output (a `recipe` source) and is installed by pip with `--no-build-isolation` from a wheelhouse holding
+/// the real setuptools and wheel wheels, served by a loopback PEP 691 index and locked by a `requirements` source.
+/// `hstore build ext` builds xmake, core and ext in order, in the sandbox; the installed module imports and calls
+/// into the library.
 #[test]
-fn a_tampered_xmake_archive_is_refused_naming_its_url_and_hash() {
-    let env = TestEnv::new();
-    let mut registry = TestRegistry::new();
-    let fixture = XmakeRepoFixture::new(&env.root().join("xmake-repo"), registry.url());
-    for archive in &fixture.archives {
-        registry = registry.file(&archive.url_path, &archive.bytes);
+fn an_xmake_library_and_a_python_extension_linking_it_build_as_a_chain() {
+    let mut made = None;
+    let project = XmakeProject::with(|env, mut registry| {
+        let fixture = XmakeRepoFixture::new(&env.root().join("xmake-repo"), registry.url());
+        for archive in &fixture.archives {
+            registry = registry.file(&archive.url_path, &archive.bytes);
+        }
+        made = Some(fixture);
+        registry
+    });
+    let fixture = made.expect("fixture made");
+    let index = hstore_test_support::TestIndex::start();
+    for (prefix, package, project_name) in [
+        ("setuptools-", "python3-setuptools-whl", "setuptools"),
+        ("wheel-", "python3-wheel-whl", "wheel"),
+    ] {
+        let (name, bytes) = debian_wheel(prefix, package);
+        index.wheel_file(project_name, &name, &bytes);
     }
-    let greet = fixture.archives[1].clone();
-    let server = registry
-        .fault(&greet.url_path, Fault::WrongBytes, 10)
-        .start();
-    let recipes = env.root().join("recipes");
-    std::fs::create_dir_all(&recipes).expect("create recipes");
+    write_dir(
+        &project,
+        "core",
+        &[
+            (
+                "xmake.lua",
+                "add_requires(\"fancy\")\ntarget(\"core\")\n    set_kind(\"shared\")\n    add_files(\"core.cpp\")\n    \
+                 add_headerfiles(\"core.h\")\n    add_packages(\"fancy\")\n"
+                    .to_owned(),
+            ),
+            ("core.h", "#pragma once\nint core_answer();\n".to_owned()),
+            (
+                "core.cpp",
+                "#include <fancy.h>\n#include \"core.h\"\nint core_answer() { return fancy_answer(); }\n".to_owned(),
+            ),
+        ],
+    );
+    write_dir(
+        &project,
+        "ext",
+        &[
+            (
+                "setup.py",
+                "import os\nfrom setuptools import Extension, setup\ncore = os.environ[\"CORE\"]\n\
+                 setup(name=\"ext\", version=\"1.0\", ext_modules=[Extension(\"ext\", [\"ext.cpp\"], \
+                 include_dirs=[core + \"/include\"], library_dirs=[core + \"/lib\"], libraries=[\"core\"], \
+                 extra_link_args=[\"-Wl,-rpath,$ORIGIN/../lib\"])])\n"
+                    .to_owned(),
+            ),
+            (
+                "ext.cpp",
+                "#include <Python.h>\n#include <core.h>\n\
+                 static PyObject *answer(PyObject *, PyObject *) { return PyLong_FromLong(core_answer()); }\n\
+                 static PyMethodDef methods[] = {{\"answer\", answer, METH_NOARGS, \"core's answer\"}, \
+                 {nullptr, nullptr, 0, nullptr}};\n\
+                 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, \"ext\", nullptr, -1, methods};\n\
+                 PyMODINIT_FUNC PyInit_ext(void) { return PyModule_Create(&module); }\n"
+                    .to_owned(),
+            ),
+        ],
+    );
     std::fs::write(
-        recipes.join("pkgs.toml"),
+        project.dir().join("recipes/core.toml"),
         format!(
-            "[recipe]\nname = \"pkgs\"\n\n[sources.pkg-greet]\nurl = \"{}{}\"\nsha256 = \"{}\"\n",
-            server.url(),
-            greet.url_path,
-            greet.sha256
+            r#"[recipe]
+name = "core"
+
+[sources.xmake]
+recipe = "xmake"
+target = "cpu"
+
+[sources.repo]
+git = "{}"
+ref = "main"
+
+[sources.proj]
+path = "../core"
+
+[sources.xpkgs]
+xmake_requires = "proj"
+repo = "repo"
+xmake = "xmake"
+
+[targets.cpu]
+xmake_options = ["--mode=release"]
+
+[build]
+script = '''
+set -eu
+cp -R "$src_proj" /build/core
+chmod -R u+w /build/core
+cd /build/core
+xmake f $xmake_options -y
+xmake -y
+xmake install -o "$out"
+'''
+"#,
+            fixture.repo.file_url()
         ),
     )
-    .expect("write recipe");
-    let output = env
-        .command(env!("CARGO_BIN_EXE_hstore"))
-        .args(["lock"])
+    .expect("write core recipe");
+    std::fs::write(
+        project.dir().join("recipes/ext.toml"),
+        format!(
+            r#"[recipe]
+name = "ext"
+
+[sources.core]
+recipe = "core"
+
+[sources.src]
+path = "../ext"
+
+[sources.pydeps]
+requirements = ["setuptools", "wheel"]
+index = "{}"
+
+[targets.cpu]
+python = {{ version = "3.11", platform = "manylinux_2_28_x86_64" }}
+
+[build]
+script = '''
+set -eu
+python3 -m pip install --no-cache-dir --no-index --find-links "$src_pydeps" --require-hashes \
+    -r "$src_pydeps/requirements.txt" --target /build/tools
+export PYTHONPATH=/build/tools
+python3 -c 'import setuptools; print(setuptools.__file__)' > "$out/setuptools-from"
+cp -R "$src_src" /build/ext
+chmod -R u+w /build/ext
+cd /build/ext
+CORE="$src_core" python3 -m pip install --no-cache-dir --no-index --no-build-isolation --no-deps \
+    --target "$out/site" .
+mkdir -p "$out/lib"
+cp "$src_core"/lib/libcore.so "$out/lib/"
+'''
+"#,
+            index.index_url()
+        ),
+    )
+    .expect("write ext recipe");
+    let hstore = |args: &[&str]| {
+        project
+            .env
+            .command(env!("CARGO_BIN_EXE_hstore"))
+            .current_dir(project.dir())
+            .env("NO_PROXY", "*")
+            .env("HSTORE_UV", crate::wheels::uv_program())
+            .args(args)
+            .output()
+            .expect("run hstore")
+    };
+    exited(&hstore(&["lock", "--mirror", &project.mirror()]), 0);
+    let (_, stderr) = exited(
+        &hstore(&["build", "ext", "--target", "cpu", "--out-link", "ext-out"]),
+        0,
+    );
+    for built in ["Built", "core for target cpu", "ext for target cpu"] {
+        assert!(stderr.contains(built), "`{built}` not in:\n{stderr}");
+    }
+    let out = project.dir().join("ext-out");
+    let from = std::fs::read_to_string(out.join("setuptools-from")).expect("setuptools-from");
+    assert!(
+        from.starts_with("/build/tools/"),
+        "setuptools came from {from}"
+    );
+    let ran = Command::new("/usr/bin/python3")
+        .env_clear()
+        .env("PYTHONPATH", out.join("site"))
+        .args(["-c", "import ext; print(ext.answer())"])
         .output()
-        .expect("run hstore lock");
-    let (_, stderr) = exited(&output, 2);
-    assert!(stderr.contains(&greet.url_path), "{stderr}");
-    assert!(stderr.contains(&greet.sha256), "{stderr}");
+        .expect("run python3");
+    let (stdout, _) = exited(&ran, 0);
+    assert_eq!(
+        stdout, "43\n",
+        "ext calls core, which calls the xmake package `fancy`"
+    );
 }

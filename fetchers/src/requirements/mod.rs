@@ -111,6 +111,7 @@ impl WheelChoice {
             | Artifact::Crate { .. }
             | Artifact::Url { .. }
             | Artifact::RustToolchain { .. }
+            | Artifact::XmakeArchive { .. }
             | Artifact::Path { .. } => None,
         }
     }
