@@ -330,12 +330,54 @@ fn is_file_name(name: &str) -> bool {
         && !name.contains(['/', '\0'])
 }
 
+/// The packages xmake would actually use: everything reachable from the project's requires (the packages no
+/// other package depends on), not descending below a package taken from the host. The probe lists each package's
+/// dependencies as xmake-repo declares them, but xmake installs a package's dependencies only when it installs the
+/// package itself: with the host's boost and pybind11, the cmake, ninja and ca-certificates they would need to be
+/// built from source are never fetched (InfiniCore `issue/951` configures and builds offline with no archive at
+/// all on a host with Debian's libboost-stacktrace-dev and pybind11-dev). Locking them anyway would make `lock`
+/// download archives no build reads.
+fn used_packages(report: &ProbeReport) -> Vec<&ProbedPackage> {
+    let by_name: BTreeMap<&str, &ProbedPackage> = report
+        .packages
+        .iter()
+        .map(|package| (package.name.as_str(), package))
+        .collect();
+    let depended_on: BTreeSet<&str> = report
+        .packages
+        .iter()
+        .flat_map(|package| package.deps.iter().map(String::as_str))
+        .collect();
+    let mut queue: Vec<&str> = by_name
+        .keys()
+        .copied()
+        .filter(|name| !depended_on.contains(name))
+        .collect();
+    let mut used: BTreeMap<&str, &ProbedPackage> = BTreeMap::new();
+    while let Some(name) = queue.pop() {
+        let Some(package) = by_name.get(name) else {
+            continue;
+        };
+        if used.insert(name, package).is_some() {
+            continue;
+        }
+        match package.origin {
+            Origin::Archive | Origin::Missing => {
+                queue.extend(package.deps.iter().map(String::as_str));
+            }
+            Origin::System | Origin::Thirdparty => {}
+        }
+    }
+    used.into_values().collect()
+}
+
 /// Turns a probe report into lockfile entries for `target`: one archive per package xmake would download (the
-/// first URL pinned by a sha256, as xmake's download order tries it), one host entry per package found on the host.
+/// first URL pinned by a sha256, as xmake's download order tries it), one host entry per package found on the host;
+/// only the packages xmake would use ([`used_packages`]).
 pub fn lock_entries(report: &ProbeReport, target: &str) -> Result<XmakeLock, Error> {
     let mut archives = BTreeMap::new();
     let mut host = BTreeSet::new();
-    for package in &report.packages {
+    for package in used_packages(report) {
         match package.origin {
             Origin::Archive => {
                 let archive = pin_archive(package, target)?;
@@ -589,6 +631,40 @@ mod tests {
         let mut reversed = report();
         reversed.packages.reverse();
         assert_eq!(lock_entries(&reversed, "cpu").expect("lock"), lock);
+    }
+
+    #[test]
+    fn dependencies_of_a_package_taken_from_the_host_are_not_locked() {
+        // InfiniCore's cpu probe with the host's boost and pybind11: cmake, ninja and ca-certificates are only
+        // needed to build those from source, and python (a host package) is only pybind11's dependency.
+        let report = ProbeReport::parse(
+            r#"{"packages":[
+              {"name":"ninja","version":"v1.13.2","origin":"archive","deps":{},"urls":[{"git":false,"url":"https://example.org/ninja.tar.gz","sha256":"974d6b2f4eeefa25625d34da3cb36bdcebe7fbce40f4c16ac0835fd1c0cbae17","searchnames":["ninja-v1.13.2.tar.gz"]}]},
+              {"name":"cmake","version":"4.3.4","origin":"archive","deps":["ninja"],"urls":[{"git":false,"url":"https://example.org/cmake.tar.gz","sha256":"ca6f08ccbd5e6b0a9068d33317d0d1aff7278d08cccaed4529b8fbead7942a68","searchnames":["cmake-4.3.4.tar.gz"]}]},
+              {"name":"boost","version":"1.90.0","origin":"system","deps":["ninja","cmake"],"urls":{}},
+              {"name":"python","version":"3.14.3","origin":"system","deps":["ca-certificates"],"urls":{}},
+              {"name":"ca-certificates","version":"20250131","origin":"archive","deps":{},"urls":[{"git":false,"url":"https://example.org/cacert.zip","sha256":"d54be451aaf1a1ec9d9d0b7a2e5a3e4ec1f6e5e4f7e7a1c8b3b0a2d5c6e7f8a9","searchnames":["cacert.zip"]}]},
+              {"name":"pybind11","version":"v3.0.4","origin":"system","deps":["ninja","cmake","python"],"urls":{}},
+              {"name":"openmp","version":"latest","origin":"system","deps":{},"urls":{}}
+            ]}"#,
+            Path::new("report.json"),
+        )
+        .expect("parse report");
+        let lock = lock_entries(&report, "cpu").expect("lock");
+        assert!(lock.archives.is_empty(), "{:?}", lock.archives);
+        let host: Vec<&str> = lock
+            .host_packages
+            .iter()
+            .map(|p| p.package.as_str())
+            .collect();
+        assert_eq!(host, ["boost", "openmp", "pybind11"]);
+        // The same packages with boost to be built: its build tools are locked.
+        let mut built = report.clone();
+        built.packages[2].origin = Origin::Archive;
+        built.packages[2].urls = built.packages[1].urls.clone();
+        let lock = lock_entries(&built, "cpu").expect("lock");
+        let names: Vec<&str> = lock.archives.iter().map(|a| a.package.as_str()).collect();
+        assert_eq!(names, ["boost", "cmake", "ninja"]);
     }
 
     #[test]
