@@ -212,3 +212,55 @@ fn describe(spec: &SourceSpec) -> String {
         SourceSpec::Recipe { recipe, .. } => format!("the output of recipe `{recipe}`"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every deployment case of the repository names recipes that exist and a target each of them declares.
+    #[test]
+    fn the_repository_cases_name_existing_recipes_and_targets() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes");
+        let all = Recipe::load_dir(&dir).unwrap();
+        let mut cases: Vec<String> = std::fs::read_dir(dir.join(CASES_DIR))
+            .unwrap()
+            .filter_map(|entry| {
+                let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+                name.strip_suffix(".toml").map(str::to_owned)
+            })
+            .collect();
+        cases.sort();
+        assert_eq!(
+            cases,
+            [
+                "cache-routing-validation",
+                "cache-type-routing-validation",
+                "infinilm-metax-deployment",
+                "integration-validation"
+            ]
+        );
+        for name in &cases {
+            let case = DeploymentCase::load(&dir, name).unwrap().case;
+            for recipe in &case.recipes {
+                let recipe = all
+                    .iter()
+                    .find(|r| &r.name == recipe)
+                    .unwrap_or_else(|| panic!("case `{name}` names unknown recipe `{recipe}`"));
+                assert!(
+                    recipe.targets.contains_key(&case.target),
+                    "case `{name}`: recipe `{}` has no target `{}`",
+                    recipe.name,
+                    case.target
+                );
+            }
+            // The seed's `--install-infinilm false` leaves InfiniLM (or its variant) out of every case.
+            let without =
+                select_components(&all, case.recipes.clone(), &["infinilm=false".into()]).unwrap();
+            assert!(
+                without
+                    .iter()
+                    .all(|r| !r.starts_with("infinilm-issue") && r != "infinilm")
+            );
+        }
+    }
+}

@@ -1273,7 +1273,7 @@ script = "echo hi"
         }
     }
 
-    /// The shape of `recipes/drafts/infinicore.toml` (issue 11): an `xmake_requires` source and per-target
+    /// The shape of `recipes/infinicore.toml` (issue 11): an `xmake_requires` source and per-target
     /// `xmake_options`.
     const XMAKE_RECIPE: &str = r#"
 [recipe]
@@ -1394,5 +1394,51 @@ script = "xmake f $xmake_options -y"
         )
         .unwrap();
         assert!(hint.contains("xmake_requires = PROJECT_SOURCE"), "{hint}");
+    }
+
+    #[test]
+    fn the_repository_recipes_load_with_the_infinilm_variant() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes");
+        let recipes = Recipe::load_dir(&dir).unwrap();
+        let names: Vec<&str> = recipes.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "infinicore",
+                "infinilm",
+                "infinilm-issue-216",
+                "infinilm-svc",
+                "xmake"
+            ]
+        );
+        let (base, variant) = (&recipes[1], &recipes[2]);
+        assert_eq!(variant.extends.as_deref(), Some("infinilm"));
+        assert_eq!(
+            (&variant.targets, &variant.build),
+            (&base.targets, &base.build)
+        );
+        assert!(
+            matches!(&variant.sources["lm"], SourceSpec::Git { reference, .. } if reference == "issue/216")
+        );
+        assert!(
+            matches!(&base.sources["lm"], SourceSpec::Git { reference, .. } if reference == "main")
+        );
+        let infinicore = &recipes[0];
+        for target in [
+            "cpu",
+            "cuda",
+            "metax",
+            "ascend",
+            "cambricon",
+            "iluvatar",
+            "moore",
+            "hygon",
+            "kunlun",
+        ] {
+            assert!(
+                !infinicore.targets[target].xmake_options.is_empty(),
+                "infinicore target `{target}` has xmake options"
+            );
+        }
     }
 }
