@@ -80,6 +80,8 @@ pub enum Error {
         path: PathBuf,
         /// The source.
         source_name: String,
+        /// The recipe it names.
+        dependency: String,
         /// Which recipe, and the recipes there are.
         reason: String,
     },
@@ -125,6 +127,12 @@ impl hstore_store::Hint for Error {
                     .into(),
             ),
             Error::NoRecipes { .. } => Some("pass `--recipes DIR` pointing at a directory of recipe files".into()),
+            // The seed's "xmake is not installed": hstore never uses a host xmake, it builds the pinned one.
+            Error::UnknownDependency { dependency, .. } if dependency == "xmake" => Some(
+                "hstore builds xmake from its pinned release instead of using one installed on the host: copy \
+                 `recipes/xmake.toml` from the hstore repository into the recipes directory"
+                    .into(),
+            ),
             Error::UnknownDependency { .. } => {
                 Some("fix the name, or add the recipe to the recipes directory".into())
             }
@@ -914,6 +922,7 @@ pub fn check_graph(recipes: &[Recipe], dir: &Path) -> Result<(), Error> {
                 return Err(Error::UnknownDependency {
                     path: recipe.file.clone(),
                     source_name: source.clone(),
+                    dependency: dependency.clone(),
                     reason: format!(
                         "names recipe `{dependency}`, which is not in `{}` (recipes: {})",
                         dir.display(),
@@ -1440,5 +1449,19 @@ script = "xmake f $xmake_options -y"
                 "infinicore target `{target}` has xmake options"
             );
         }
+    }
+
+    #[test]
+    fn a_missing_xmake_recipe_is_the_seeds_xmake_is_not_installed_with_its_fix() {
+        use hstore_store::Hint;
+        let core = recipe("core", &["cpu"], "[sources.xmake]\nrecipe = \"xmake\"\n");
+        let error = check_graph(&[core], Path::new("recipes")).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("names recipe `xmake`, which is not in `recipes`"),
+            "{error}"
+        );
+        assert!(error.hint().unwrap().contains("copy `recipes/xmake.toml`"));
     }
 }
