@@ -77,6 +77,9 @@ impl Store {
                 doomed.push((digest, format, path));
             }
         }
+        if !dry_run {
+            self.objects_removed();
+        }
         for (digest, format, path) in parents_first(self, doomed) {
             report.removed_bytes += fs::metadata(&path).map_or(0, |m| m.len());
             report.removed.push((digest, format));

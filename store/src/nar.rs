@@ -305,6 +305,8 @@ impl Walker<'_> {
 thread_local! {
     /// One zstd decompression context per worker, reused across the many small files of a tree.
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+    /// One buffer per worker for the compressed bytes of small objects (at most [`WHOLE_FILE_SIZE`]).
+    static COMPRESSED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Decompresses a whole zstd frame of known `size` with the thread's reusable context.
@@ -418,12 +420,17 @@ impl Store {
             }
             let mut left = job.size;
             while left > 0 {
-                let len = usize::try_from(left.min(BUFFER_SIZE as u64)).unwrap_or(BUFFER_SIZE);
-                let mut chunk = budget.buffer(len);
-                chunk.resize(len, 0);
-                file.read_exact(&mut chunk)
+                let len = left.min(BUFFER_SIZE as u64);
+                let mut chunk = budget.buffer(usize::try_from(len).unwrap_or(BUFFER_SIZE));
+                // Into the spare capacity: no zero-filling first, and no read past the known length.
+                let read = (&mut file)
+                    .take(len)
+                    .read_to_end(&mut chunk)
                     .map_err(Error::io("read", &path))?;
-                left -= len as u64;
+                if read as u64 != len {
+                    return Err(mismatch(job.size - left + read as u64));
+                }
+                left -= len;
                 if !send(chunk) {
                     return Ok(());
                 }
@@ -431,25 +438,18 @@ impl Store {
             return Ok(());
         }
         if job.size <= WHOLE_FILE_SIZE && stored <= WHOLE_FILE_SIZE {
-            let mut compressed = Vec::with_capacity(usize::try_from(stored).unwrap_or(0));
-            file.read_to_end(&mut compressed)
-                .map_err(Error::io("read", &path))?;
-            match zstd::zstd_safe::get_frame_content_size(&compressed) {
-                Ok(Some(recorded)) if recorded != job.size => return Err(mismatch(recorded)),
-                Ok(Some(_)) => {
-                    let size = usize::try_from(job.size).unwrap_or(0);
-                    let bytes = decompress_whole(&compressed, budget.buffer(size))
-                        .map_err(|error| corrupt(format!("cannot decompress: {error}")))?;
-                    if bytes.len() != size {
-                        return Err(mismatch(bytes.len() as u64));
-                    }
-                    send(bytes);
-                    return Ok(());
-                }
-                Ok(None) => {}
-                Err(_) => return Err(corrupt("not a zstd frame".into())),
-            }
-            return Self::decompress_stream(job, &path, &compressed[..], budget, &send, &mismatch);
+            // The worker's own buffer for compressed bytes, reused across the many small files of a tree.
+            let mut compressed = COMPRESSED.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+            compressed.clear();
+            let result = (&mut file)
+                .take(stored)
+                .read_to_end(&mut compressed)
+                .map_err(Error::io("read", &path))
+                .and_then(|_| {
+                    Self::decompress_small(job, &path, &compressed, budget, &send, &mismatch)
+                });
+            COMPRESSED.with(|cell| *cell.borrow_mut() = compressed);
+            return result;
         }
         Self::decompress_stream(
             job,
@@ -459,6 +459,37 @@ impl Store {
             &send,
             &mismatch,
         )
+    }
+
+    /// Decompresses a small object read whole: in one call when its frame records the size, else streamed.
+    fn decompress_small(
+        job: &Job,
+        path: &Path,
+        compressed: &[u8],
+        budget: &Budget,
+        send: &dyn Fn(Vec<u8>) -> bool,
+        mismatch: &dyn Fn(u64) -> Error,
+    ) -> Result<()> {
+        let corrupt = |reason: String| Error::CorruptObject {
+            digest: job.digest,
+            path: path.to_path_buf(),
+            reason,
+        };
+        match zstd::zstd_safe::get_frame_content_size(compressed) {
+            Ok(Some(recorded)) if recorded != job.size => Err(mismatch(recorded)),
+            Ok(Some(_)) => {
+                let size = usize::try_from(job.size).unwrap_or(0);
+                let bytes = decompress_whole(compressed, budget.buffer(size))
+                    .map_err(|error| corrupt(format!("cannot decompress: {error}")))?;
+                if bytes.len() != size {
+                    return Err(mismatch(bytes.len() as u64));
+                }
+                send(bytes);
+                Ok(())
+            }
+            Ok(None) => Self::decompress_stream(job, path, compressed, budget, send, mismatch),
+            Err(_) => Err(corrupt("not a zstd frame".into())),
+        }
     }
 
     /// Streams a zstd frame of unknown or large size in [`BUFFER_SIZE`] chunks.
