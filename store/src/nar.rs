@@ -126,6 +126,20 @@ impl Budget {
         Vec::with_capacity(size)
     }
 
+    /// A buffer of exactly `size` bytes to read into, reused when one is pooled. A pooled buffer keeps its old
+    /// bytes (they are overwritten by the read, and the buffer cut to what was read): zero-filling a megabyte per
+    /// chunk first would cost a pass over every byte dumped.
+    fn filled_buffer(&self, size: usize) -> Vec<u8> {
+        let pooled = self
+            .pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut buffer = pooled.unwrap_or_else(|| Vec::with_capacity(size));
+        buffer.resize(size, 0);
+        buffer
+    }
+
     /// Returns a written chunk for reuse.
     fn recycle(&self, buffer: Vec<u8>) {
         if (POOL_MIN..=POOL_MAX).contains(&buffer.capacity()) {
@@ -508,8 +522,7 @@ impl Store {
         // file whose object turns out longer than recorded or corrupt at its end.
         let mut held: Option<Vec<u8>> = None;
         loop {
-            let mut chunk = budget.buffer(BUFFER_SIZE);
-            chunk.resize(BUFFER_SIZE, 0);
+            let mut chunk = budget.filled_buffer(BUFFER_SIZE);
             let n = read_full(&mut decoder, &mut chunk).map_err(Error::io("decompress", path))?;
             if n == 0 {
                 break;
