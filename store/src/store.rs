@@ -288,21 +288,46 @@ impl Store {
             .map_err(Error::io("create temp file in", self.layout.tmp()))
     }
 
-    /// A new temp file for object `digest`, in `tmp/<first two hex digits>/`. Ingest creates tens of thousands of
-    /// temp files from several threads at once: in one directory they would all queue on that directory's lock
-    /// (measured: half the CPU of a cold add of 50 000 small files spinning on it), while the committing thread's
-    /// renames out of it take the same lock.
-    fn temp_file_for(&self, digest: &Digest) -> Result<NamedTempFile> {
+    /// A new temp file for object `digest`. A batched one goes to `tmp/<first two hex digits>/`: ingest creates
+    /// tens of thousands of temp files from several threads at once, and in one directory they would all queue on
+    /// that directory's lock (measured: half the CPU of a cold add of 50 000 small files spinning on it), with the
+    /// committing thread's renames out of it taking the same lock. The last commit of a batch removes these
+    /// directories again (see [`Store::remove_temp_shards`]).
+    fn temp_file_for(&self, digest: &Digest, durability: Durability) -> Result<NamedTempFile> {
+        if durability == Durability::Now {
+            return self.temp_file();
+        }
         let index = usize::from(digest.as_bytes()[0]);
         let dir = self.layout.tmp().join(&digest.to_hex()[..2]);
-        if !self.temp_shards_ready[index].load(Ordering::Relaxed) {
+        let create = || tempfile::Builder::new().prefix("obj-").tempfile_in(&dir);
+        let mkdir = || {
             fs::create_dir_all(&dir).map_err(Error::io("create directory", &dir))?;
             self.temp_shards_ready[index].store(true, Ordering::Relaxed);
+            Ok::<(), Error>(())
+        };
+        if !self.temp_shards_ready[index].load(Ordering::Relaxed) {
+            mkdir()?;
         }
-        tempfile::Builder::new()
-            .prefix("obj-")
-            .tempfile_in(&dir)
-            .map_err(Error::io("create temp file in", &dir))
+        match create() {
+            // Removed meanwhile by another add's last commit (or this one's, on another thread): make it again.
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                mkdir()?;
+                create()
+            }
+            other => other,
+        }
+        .map_err(Error::io("create temp file in", &dir))
+    }
+
+    /// Removes the temp shard directories this handle made, so a finished add leaves `tmp/` as it found it. One
+    /// still in use (by another thread or process) is not empty and stays; a writer that finds its directory gone
+    /// makes it again.
+    fn remove_temp_shards(&self) {
+        for (index, ready) in self.temp_shards_ready.iter().enumerate() {
+            if ready.swap(false, Ordering::Relaxed) {
+                let _ = fs::remove_dir(self.layout.tmp().join(format!("{index:02x}")));
+            }
+        }
     }
 
     /// A new temp directory in `tmp/`, for callers that assemble a tree before adding it. It is 0700: what is
@@ -495,7 +520,7 @@ impl Store {
             return Ok((digest, total, existing));
         }
         let compress = total >= MIN_COMPRESS_SIZE && !is_already_compressed(bytes);
-        let mut temp = self.temp_file_for(&digest)?;
+        let mut temp = self.temp_file_for(&digest, durability)?;
         let frame = if compress {
             Some(
                 compress_whole(bytes, self.compression_level)
@@ -641,7 +666,7 @@ impl Store {
         if self.pending_format(digest).is_some() {
             return Ok(());
         }
-        let mut temp = self.temp_file_for(digest)?;
+        let mut temp = self.temp_file_for(digest, durability)?;
         temp.write_all(bytes)
             .map_err(Error::io("write", temp.path()))?;
         self.persist(
@@ -678,7 +703,7 @@ impl Store {
         if target.exists() {
             return Ok(());
         }
-        let mut temp = self.temp_file_for(digest)?;
+        let mut temp = self.temp_file_for(digest, durability)?;
         temp.write_all(bytes)
             .map_err(Error::io("write", temp.path()))?;
         self.persist(
@@ -789,7 +814,12 @@ impl Store {
                     .map_err(Error::io("start a commit thread for", self.layout.tmp()))?,
             );
         }
-        if last { self.flush() } else { Ok(()) }
+        if last {
+            self.remove_temp_shards();
+            self.flush()
+        } else {
+            Ok(())
+        }
     }
 
     /// Waits for the batch being committed in the background, if any.
