@@ -791,35 +791,41 @@ impl Store {
         let _commit = self.commit.lock().unwrap_or_else(PoisonError::into_inner);
         let batch =
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
-        let previous = self.finish_in_flight();
-        if batch.objects.is_empty() {
-            previous?;
-        } else if last || previous.is_err() {
-            // After a failed commit the objects are published (or dropped) here, in order, and the error reported.
-            let published = self.publisher.commit(batch.objects);
-            previous?;
-            published?;
+        let committed = self.commit_taken(batch, last);
+        if last {
+            // Also after a failure: the temp files are gone either way (published or dropped).
+            self.remove_temp_shards();
+            committed.and_then(|()| self.flush())
         } else {
-            let publisher = Arc::clone(&self.publisher);
-            let objects = batch.objects;
-            let mut in_flight = self
-                .in_flight
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            in_flight.digests = batch.digests;
-            in_flight.done = Some(
-                std::thread::Builder::new()
-                    .name("hstore-commit".into())
-                    .spawn(move || publisher.commit(objects))
-                    .map_err(Error::io("start a commit thread for", self.layout.tmp()))?,
-            );
+            committed
+        }
+    }
+
+    /// Publishes a batch taken from `pending`: now when `last`, else in the background.
+    fn commit_taken(&self, batch: Pending, last: bool) -> Result<()> {
+        // A failed earlier batch may have left children unpublished: this batch (which may name them) is dropped,
+        // its temp files removed, and the error reported, as a failed rename in a synchronous commit would.
+        self.finish_in_flight()?;
+        if batch.objects.is_empty() {
+            return Ok(());
         }
         if last {
-            self.remove_temp_shards();
-            self.flush()
-        } else {
-            Ok(())
+            return self.publisher.commit(batch.objects);
         }
+        let publisher = Arc::clone(&self.publisher);
+        let objects = batch.objects;
+        let done = std::thread::Builder::new()
+            .name("hstore-commit".into())
+            .spawn(move || publisher.commit(objects))
+            .map_err(Error::io("start a commit thread for", self.layout.tmp()))?;
+        // Only now: a batch whose thread did not start is dropped, and must not be taken as stored.
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        in_flight.digests = batch.digests;
+        in_flight.done = Some(done);
+        Ok(())
     }
 
     /// Waits for the batch being committed in the background, if any.
