@@ -46,6 +46,9 @@ const POOL_MIN: usize = 64 << 10;
 const POOL_MAX: usize = 2 * BUFFER_SIZE;
 const POOL_BUFFERS: usize = 16;
 
+/// Files at most this large are read (and decompressed) by the walker itself, in line with the tokens.
+const INLINE_SIZE: u64 = 4 << 10;
+
 /// Items queued between the walker and the writer (tokens and file slots, not file contents).
 const ITEM_QUEUE: usize = 4096;
 
@@ -224,6 +227,22 @@ impl Walker<'_> {
         }
         self.tokens.token(b"contents");
         self.tokens.0.extend_from_slice(&size.to_le_bytes());
+        if size <= INLINE_SIZE {
+            // A small file costs less to read here than to hand to a worker and back (two channels, two wake-ups).
+            match self.store.small_contents(digest, size, cached.as_deref()) {
+                Ok(contents) => {
+                    self.tokens.0.extend_from_slice(&contents);
+                    self.tokens.pad(size);
+                    self.tokens.token(b")");
+                    return Ok(());
+                }
+                Err(error) => {
+                    self.flush_tokens()?;
+                    self.items.send(Item::Failed(error)).map_err(|_| Stopped)?;
+                    return Err(Stopped);
+                }
+            }
+        }
         self.flush_tokens()?;
         let (sender, receiver) = channel();
         let seq = self.seq;
@@ -401,6 +420,69 @@ impl Store {
         });
         out.flush().map_err(Error::io("write", "<output>"))?;
         result
+    }
+
+    /// The contents of a small file (at most [`INLINE_SIZE`] bytes): from the materialized tree when `cached`, else
+    /// from its object, checked against `size` like a worker's.
+    fn small_contents(&self, digest: &Digest, size: u64, cached: Option<&Path>) -> Result<Vec<u8>> {
+        let (format, path, file) = match cached {
+            Some(path) => (
+                ObjectFormat::RawBlob,
+                path.to_path_buf(),
+                File::open(path).map_err(Error::io("open", path))?,
+            ),
+            None => self.open_blob_file(digest)?,
+        };
+        let corrupt = |reason: String| Error::CorruptObject {
+            digest: *digest,
+            path: path.clone(),
+            reason,
+        };
+        let mismatch = |actual: u64| {
+            corrupt(format!(
+                "size {actual} differs from the tree's record {size}"
+            ))
+        };
+        // One byte more than any valid object of this size can hold, to see a longer one.
+        let limit = match format {
+            ObjectFormat::RawBlob => size + 1,
+            _ => zstd::zstd_safe::compress_bound(usize::try_from(size).unwrap_or(0)) as u64 + 1,
+        };
+        let mut stored = Vec::new();
+        file.take(limit)
+            .read_to_end(&mut stored)
+            .map_err(Error::io("read", &path))?;
+        if format == ObjectFormat::RawBlob {
+            if stored.len() as u64 != size {
+                return Err(mismatch(stored.len() as u64));
+            }
+            return Ok(stored);
+        }
+        match zstd::zstd_safe::get_frame_content_size(&stored) {
+            Ok(Some(recorded)) if recorded != size => Err(mismatch(recorded)),
+            Ok(Some(_)) => {
+                let out = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+                let bytes = decompress_whole(&stored, out)
+                    .map_err(|error| corrupt(format!("cannot decompress: {error}")))?;
+                if bytes.len() as u64 != size {
+                    return Err(mismatch(bytes.len() as u64));
+                }
+                Ok(bytes)
+            }
+            Ok(None) => {
+                let mut bytes = Vec::new();
+                zstd::stream::read::Decoder::with_buffer(&stored[..])
+                    .map_err(Error::io("decompress", &path))?
+                    .take(size + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(Error::io("decompress", &path))?;
+                if bytes.len() as u64 != size {
+                    return Err(mismatch(bytes.len() as u64));
+                }
+                Ok(bytes)
+            }
+            Err(_) => Err(corrupt("not a zstd frame".into())),
+        }
     }
 
     /// Decompresses one file into chunks on `job.chunks`, each counted against the budget.
@@ -610,4 +692,59 @@ fn write_items(items: &Receiver<Item>, out: &mut dyn Write, budget: &Budget) -> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+
+    /// Small files are read by the walker itself: a damaged small object still fails the dump, naming it.
+    #[test]
+    fn small_files_read_in_line_are_checked_like_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let tree = dir.path().join("tree");
+        fs::create_dir_all(&tree).unwrap();
+        let text = "compressible small file\n".repeat(20);
+        fs::write(tree.join("text"), &text).unwrap();
+        fs::write(tree.join("tiny"), "raw").unwrap();
+        fs::write(tree.join("large"), "x".repeat(64 << 10)).unwrap();
+        let root = store.add_path(&tree).unwrap().digest();
+        let mut nar = Vec::new();
+        store.dump_nar(&root, &mut nar).unwrap();
+        for contents in [text.as_bytes(), b"raw", "x".repeat(64 << 10).as_bytes()] {
+            assert!(nar.windows(contents.len()).any(|window| window == contents));
+        }
+
+        let object = |bytes: &[u8]| {
+            let digest = Digest::of_bytes(bytes);
+            let format = store.blob_format(&digest).unwrap().unwrap();
+            store.layout().object(&digest, format)
+        };
+        let damage = |path: &Path, bytes: &[u8]| {
+            let mut permissions = fs::metadata(path).unwrap().permissions();
+            std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o600);
+            fs::set_permissions(path, permissions).unwrap();
+            fs::write(path, bytes).unwrap();
+        };
+        // A raw object one byte longer, then a zstd object that is not a frame.
+        let tiny = object(b"raw");
+        damage(&tiny, b"raw!");
+        let error = store.dump_nar(&root, &mut Vec::new()).unwrap_err();
+        assert!(
+            matches!(&error, Error::CorruptObject { path, .. } if *path == tiny),
+            "{error}"
+        );
+        damage(&tiny, b"raw");
+        let compressed = object(text.as_bytes());
+        assert!(compressed.to_string_lossy().ends_with(".zst"));
+        damage(&compressed, b"not zstd at all");
+        let error = store.dump_nar(&root, &mut Vec::new()).unwrap_err();
+        assert!(
+            matches!(&error, Error::CorruptObject { path, .. } if *path == compressed),
+            "{error}"
+        );
+    }
 }
