@@ -17,7 +17,7 @@
 #
 # Environment: HSTORE (binary; default $CARGO_TARGET_DIR/release/hstore or target/release/hstore), RUNS (default 3),
 # BENCH_DIR (scratch directory on the same disk as TREE's page cache; default a new dir under /tmp),
-# BIG_SIZE (default 4G; 0 skips), SCALE (default 0: skipped). Needs: hyperfine, nix-bin, zstd, tar, python3, GNU time. Everything is removed at exit.
+# BIG_SIZE (default 4G; 0 skips), SCALE (default 0: skipped), SCALE_ONLY (1: only the scale part). Needs: hyperfine, nix-bin, zstd, tar, python3, GNU time. Everything is removed at exit.
 set -euo pipefail
 
 tree=$(realpath "${1:-$HOME/.rustup/toolchains/1.95.0-x86_64-unknown-linux-gnu}")
@@ -34,21 +34,30 @@ for tool in hyperfine nix-store zstd tar python3 /usr/bin/time; do
 done
 [[ -x $hstore ]] || { echo "missing $hstore: run cargo build --release" >&2; exit 2; }
 
+# SCALE_ONLY=1 runs only the scale part below (it needs none of the toolchain figures).
+if [[ ${SCALE_ONLY:-0} != 1 ]]; then
 bytes=$(find "$tree" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
 files=$(find "$tree" -type f | wc -l)
 echo "tree: $tree  ($((bytes / 1000000)) MB in $files files)  hstore: $hstore  runs: $runs"
 echo "cpus: $(nproc)  $(nix-store --version)  $(zstd --version | head -1)"
 find "$tree" -type f -exec cat {} + >/dev/null # warm the page cache for every tool alike
 
+# A previous run's store is moved aside, not deleted, before the next cold add (all is deleted at exit): on ext4
+# without a journal (this machine's disk), files created within a minute of deleting tens of thousands make the inode
+# allocator skip each recently deleted inode (`recently_deleted` under `ext4_create`: 15-18% of a cold add's CPU in
+# `perf`), a cost of the benchmark's own cleanup that `tar | zstd`, writing one file, never pays.
+mkdir -p "$work/old"
+aside() { echo "[ ! -e $1 ] || mv $1 \$(mktemp -d $work/old/run.XXXXXX)/"; }
+
 echo; echo "== add (cold store each run) =="
 hyperfine --runs "$runs" --style basic --export-json "$work/add.json" \
-    --prepare "rm -rf $work/hs" -n hstore-add "$hstore --store $work/hs store add $tree" \
-    --prepare "chmod -R u+w $work/nix 2>/dev/null; rm -rf $work/nix" -n nix-store-add \
+    --prepare "$(aside "$work/hs")" -n hstore-add "$hstore --store $work/hs store add $tree" \
+    --prepare "$(aside "$work/nix")" -n nix-store-add \
         "nix-store --store 'local?root=$work/nix' --add $tree" \
     --prepare "rm -f $work/t.tar.zst" -n tar-zstd "tar -C $tree -cf - . | zstd -3 -T0 -q -o $work/t.tar.zst"
 
 # Leave one store in place for the warm add and dump.
-rm -rf "$work/hs"
+eval "$(aside "$work/hs")"
 address=$("$hstore" --store "$work/hs" store add "$tree")
 
 echo; echo "== warm add (unchanged tree, same store: the stat cache) =="
@@ -120,6 +129,8 @@ if big != "-":
     print(f"peak RSS add {big / 2**30:.0f} GiB incompressible: {rss_random / 1024:.1f} MB ({big / secs_random / 1e6:.0f} MB/s)   (goal <= 64)")
     print(f"peak RSS add {big / 2**30:.0f} GiB compressible:   {rss_text / 1024:.1f} MB ({big / secs_text / 1e6:.0f} MB/s)   (goal <= 64)")
 PY
+
+fi # SCALE_ONLY
 
 scale=${SCALE:-0}
 if [[ $scale != 0 ]]; then

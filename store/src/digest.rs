@@ -47,7 +47,18 @@ impl Digest {
 
     /// The 64 lowercase hex digits, without the `b3:` prefix (used in file names).
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        self.hex_digits().iter().copied().map(char::from).collect()
+    }
+
+    /// The 64 lowercase hex digits as ASCII bytes, without allocating (object paths are built per file).
+    pub fn hex_digits(&self) -> [u8; DIGEST_LEN * 2] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; DIGEST_LEN * 2];
+        for (pair, byte) in out.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0xf)];
+        }
+        out
     }
 
     /// Parses 64 lowercase hex digits without prefix (file names in the store).

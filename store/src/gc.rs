@@ -77,6 +77,9 @@ impl Store {
                 doomed.push((digest, format, path));
             }
         }
+        if !dry_run {
+            self.objects_removed();
+        }
         for (digest, format, path) in parents_first(self, doomed) {
             report.removed_bytes += fs::metadata(&path).map_or(0, |m| m.len());
             report.removed.push((digest, format));
@@ -103,13 +106,36 @@ impl Store {
         let tmp = self.layout().tmp();
         for entry in fs::read_dir(&tmp).map_err(Error::io("list", &tmp))? {
             let entry = entry.map_err(Error::io("list", &tmp))?;
+            let path = entry.path();
+            if is_temp_shard(&entry) {
+                // `tmp/ab/` holds the temp files of objects being added; the directory itself stays.
+                for file in fs::read_dir(&path).map_err(Error::io("list", &path))? {
+                    let file = file.map_err(Error::io("list", &path))?;
+                    report.removed_temp += 1;
+                    if !dry_run {
+                        remove_tree(&file.path())?;
+                    }
+                }
+                continue;
+            }
             report.removed_temp += 1;
             if !dry_run {
-                remove_tree(&entry.path())?;
+                remove_tree(&path)?;
             }
         }
         Ok(report)
     }
+}
+
+/// Whether a `tmp/` entry is a temp shard directory (`tmp/ab/`, see `Store::temp_file_for`).
+fn is_temp_shard(entry: &fs::DirEntry) -> bool {
+    let name = entry.file_name();
+    let name = name.as_encoded_bytes();
+    name.len() == 2
+        && name
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+        && entry.file_type().is_ok_and(|kind| kind.is_dir())
 }
 
 /// Orders unreachable objects for deletion: directory nodes before the nodes they name (a node goes only once no

@@ -113,13 +113,18 @@ impl Layout {
 
     /// The shard directory holding `digest`.
     pub fn shard(&self, digest: &Digest) -> PathBuf {
-        self.objects().join(&digest.to_hex()[..2])
+        let hex = digest.to_hex();
+        self.objects().join(&hex[..2])
     }
 
-    /// The file of `digest` stored as `format`.
+    /// The file of `digest` stored as `format` (built once per object read or written: one allocation of the
+    /// hex digits, not two).
     pub fn object(&self, digest: &Digest, format: ObjectFormat) -> PathBuf {
-        self.shard(digest)
-            .join(format!("{}.{}", digest.to_hex(), format.suffix()))
+        let hex = digest.to_hex();
+        let mut path = self.objects();
+        path.push(&hex[..2]);
+        path.push(format!("{hex}.{}", format.suffix()));
+        path
     }
 
     /// `trees-v1/`.

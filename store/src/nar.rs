@@ -46,6 +46,9 @@ const POOL_MIN: usize = 64 << 10;
 const POOL_MAX: usize = 2 * BUFFER_SIZE;
 const POOL_BUFFERS: usize = 16;
 
+/// Files at most this large are read (and decompressed) by the walker itself, in line with the tokens.
+const INLINE_SIZE: u64 = 4 << 10;
+
 /// Items queued between the walker and the writer (tokens and file slots, not file contents).
 const ITEM_QUEUE: usize = 4096;
 
@@ -124,6 +127,20 @@ impl Budget {
             }
         }
         Vec::with_capacity(size)
+    }
+
+    /// A buffer of exactly `size` bytes to read into, reused when one is pooled. A pooled buffer keeps its old
+    /// bytes (they are overwritten by the read, and the buffer cut to what was read): zero-filling a megabyte per
+    /// chunk first would cost a pass over every byte dumped.
+    fn filled_buffer(&self, size: usize) -> Vec<u8> {
+        let pooled = self
+            .pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut buffer = pooled.unwrap_or_else(|| Vec::with_capacity(size));
+        buffer.resize(size, 0);
+        buffer
     }
 
     /// Returns a written chunk for reuse.
@@ -210,6 +227,22 @@ impl Walker<'_> {
         }
         self.tokens.token(b"contents");
         self.tokens.0.extend_from_slice(&size.to_le_bytes());
+        if size <= INLINE_SIZE {
+            // A small file costs less to read here than to hand to a worker and back (two channels, two wake-ups).
+            match self.store.small_contents(digest, size, cached.as_deref()) {
+                Ok(contents) => {
+                    self.tokens.0.extend_from_slice(&contents);
+                    self.tokens.pad(size);
+                    self.tokens.token(b")");
+                    return Ok(());
+                }
+                Err(error) => {
+                    self.flush_tokens()?;
+                    self.items.send(Item::Failed(error)).map_err(|_| Stopped)?;
+                    return Err(Stopped);
+                }
+            }
+        }
         self.flush_tokens()?;
         let (sender, receiver) = channel();
         let seq = self.seq;
@@ -305,6 +338,8 @@ impl Walker<'_> {
 thread_local! {
     /// One zstd decompression context per worker, reused across the many small files of a tree.
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+    /// One buffer per worker for the compressed bytes of small objects (at most [`WHOLE_FILE_SIZE`]).
+    static COMPRESSED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Decompresses a whole zstd frame of known `size` with the thread's reusable context.
@@ -387,6 +422,69 @@ impl Store {
         result
     }
 
+    /// The contents of a small file (at most [`INLINE_SIZE`] bytes): from the materialized tree when `cached`, else
+    /// from its object, checked against `size` like a worker's.
+    fn small_contents(&self, digest: &Digest, size: u64, cached: Option<&Path>) -> Result<Vec<u8>> {
+        let (format, path, file) = match cached {
+            Some(path) => (
+                ObjectFormat::RawBlob,
+                path.to_path_buf(),
+                File::open(path).map_err(Error::io("open", path))?,
+            ),
+            None => self.open_blob_file(digest)?,
+        };
+        let corrupt = |reason: String| Error::CorruptObject {
+            digest: *digest,
+            path: path.clone(),
+            reason,
+        };
+        let mismatch = |actual: u64| {
+            corrupt(format!(
+                "size {actual} differs from the tree's record {size}"
+            ))
+        };
+        // One byte more than any valid object of this size can hold, to see a longer one.
+        let limit = match format {
+            ObjectFormat::RawBlob => size + 1,
+            _ => zstd::zstd_safe::compress_bound(usize::try_from(size).unwrap_or(0)) as u64 + 1,
+        };
+        let mut stored = Vec::new();
+        file.take(limit)
+            .read_to_end(&mut stored)
+            .map_err(Error::io("read", &path))?;
+        if format == ObjectFormat::RawBlob {
+            if stored.len() as u64 != size {
+                return Err(mismatch(stored.len() as u64));
+            }
+            return Ok(stored);
+        }
+        match zstd::zstd_safe::get_frame_content_size(&stored) {
+            Ok(Some(recorded)) if recorded != size => Err(mismatch(recorded)),
+            Ok(Some(_)) => {
+                let out = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+                let bytes = decompress_whole(&stored, out)
+                    .map_err(|error| corrupt(format!("cannot decompress: {error}")))?;
+                if bytes.len() as u64 != size {
+                    return Err(mismatch(bytes.len() as u64));
+                }
+                Ok(bytes)
+            }
+            Ok(None) => {
+                let mut bytes = Vec::new();
+                zstd::stream::read::Decoder::with_buffer(&stored[..])
+                    .map_err(Error::io("decompress", &path))?
+                    .take(size + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(Error::io("decompress", &path))?;
+                if bytes.len() as u64 != size {
+                    return Err(mismatch(bytes.len() as u64));
+                }
+                Ok(bytes)
+            }
+            Err(_) => Err(corrupt("not a zstd frame".into())),
+        }
+    }
+
     /// Decompresses one file into chunks on `job.chunks`, each counted against the budget.
     fn decompress_job(&self, job: &Job, budget: &Budget) -> Result<()> {
         let (format, path, mut file) = match &job.cached {
@@ -418,12 +516,17 @@ impl Store {
             }
             let mut left = job.size;
             while left > 0 {
-                let len = usize::try_from(left.min(BUFFER_SIZE as u64)).unwrap_or(BUFFER_SIZE);
-                let mut chunk = budget.buffer(len);
-                chunk.resize(len, 0);
-                file.read_exact(&mut chunk)
+                let len = left.min(BUFFER_SIZE as u64);
+                let mut chunk = budget.buffer(usize::try_from(len).unwrap_or(BUFFER_SIZE));
+                // Into the spare capacity: no zero-filling first, and no read past the known length.
+                let read = (&mut file)
+                    .take(len)
+                    .read_to_end(&mut chunk)
                     .map_err(Error::io("read", &path))?;
-                left -= len as u64;
+                if read as u64 != len {
+                    return Err(mismatch(job.size - left + read as u64));
+                }
+                left -= len;
                 if !send(chunk) {
                     return Ok(());
                 }
@@ -431,25 +534,18 @@ impl Store {
             return Ok(());
         }
         if job.size <= WHOLE_FILE_SIZE && stored <= WHOLE_FILE_SIZE {
-            let mut compressed = Vec::with_capacity(usize::try_from(stored).unwrap_or(0));
-            file.read_to_end(&mut compressed)
-                .map_err(Error::io("read", &path))?;
-            match zstd::zstd_safe::get_frame_content_size(&compressed) {
-                Ok(Some(recorded)) if recorded != job.size => return Err(mismatch(recorded)),
-                Ok(Some(_)) => {
-                    let size = usize::try_from(job.size).unwrap_or(0);
-                    let bytes = decompress_whole(&compressed, budget.buffer(size))
-                        .map_err(|error| corrupt(format!("cannot decompress: {error}")))?;
-                    if bytes.len() != size {
-                        return Err(mismatch(bytes.len() as u64));
-                    }
-                    send(bytes);
-                    return Ok(());
-                }
-                Ok(None) => {}
-                Err(_) => return Err(corrupt("not a zstd frame".into())),
-            }
-            return Self::decompress_stream(job, &path, &compressed[..], budget, &send, &mismatch);
+            // The worker's own buffer for compressed bytes, reused across the many small files of a tree.
+            let mut compressed = COMPRESSED.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+            compressed.clear();
+            let result = (&mut file)
+                .take(stored)
+                .read_to_end(&mut compressed)
+                .map_err(Error::io("read", &path))
+                .and_then(|_| {
+                    Self::decompress_small(job, &path, &compressed, budget, &send, &mismatch)
+                });
+            COMPRESSED.with(|cell| *cell.borrow_mut() = compressed);
+            return result;
         }
         Self::decompress_stream(
             job,
@@ -459,6 +555,37 @@ impl Store {
             &send,
             &mismatch,
         )
+    }
+
+    /// Decompresses a small object read whole: in one call when its frame records the size, else streamed.
+    fn decompress_small(
+        job: &Job,
+        path: &Path,
+        compressed: &[u8],
+        budget: &Budget,
+        send: &dyn Fn(Vec<u8>) -> bool,
+        mismatch: &dyn Fn(u64) -> Error,
+    ) -> Result<()> {
+        let corrupt = |reason: String| Error::CorruptObject {
+            digest: job.digest,
+            path: path.to_path_buf(),
+            reason,
+        };
+        match zstd::zstd_safe::get_frame_content_size(compressed) {
+            Ok(Some(recorded)) if recorded != job.size => Err(mismatch(recorded)),
+            Ok(Some(_)) => {
+                let size = usize::try_from(job.size).unwrap_or(0);
+                let bytes = decompress_whole(compressed, budget.buffer(size))
+                    .map_err(|error| corrupt(format!("cannot decompress: {error}")))?;
+                if bytes.len() != size {
+                    return Err(mismatch(bytes.len() as u64));
+                }
+                send(bytes);
+                Ok(())
+            }
+            Ok(None) => Self::decompress_stream(job, path, compressed, budget, send, mismatch),
+            Err(_) => Err(corrupt("not a zstd frame".into())),
+        }
     }
 
     /// Streams a zstd frame of unknown or large size in [`BUFFER_SIZE`] chunks.
@@ -477,8 +604,7 @@ impl Store {
         // file whose object turns out longer than recorded or corrupt at its end.
         let mut held: Option<Vec<u8>> = None;
         loop {
-            let mut chunk = budget.buffer(BUFFER_SIZE);
-            chunk.resize(BUFFER_SIZE, 0);
+            let mut chunk = budget.filled_buffer(BUFFER_SIZE);
             let n = read_full(&mut decoder, &mut chunk).map_err(Error::io("decompress", path))?;
             if n == 0 {
                 break;
@@ -566,4 +692,59 @@ fn write_items(items: &Receiver<Item>, out: &mut dyn Write, budget: &Budget) -> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+
+    /// Small files are read by the walker itself: a damaged small object still fails the dump, naming it.
+    #[test]
+    fn small_files_read_in_line_are_checked_like_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let tree = dir.path().join("tree");
+        fs::create_dir_all(&tree).unwrap();
+        let text = "compressible small file\n".repeat(20);
+        fs::write(tree.join("text"), &text).unwrap();
+        fs::write(tree.join("tiny"), "raw").unwrap();
+        fs::write(tree.join("large"), "x".repeat(64 << 10)).unwrap();
+        let root = store.add_path(&tree).unwrap().digest();
+        let mut nar = Vec::new();
+        store.dump_nar(&root, &mut nar).unwrap();
+        for contents in [text.as_bytes(), b"raw", "x".repeat(64 << 10).as_bytes()] {
+            assert!(nar.windows(contents.len()).any(|window| window == contents));
+        }
+
+        let object = |bytes: &[u8]| {
+            let digest = Digest::of_bytes(bytes);
+            let format = store.blob_format(&digest).unwrap().unwrap();
+            store.layout().object(&digest, format)
+        };
+        let damage = |path: &Path, bytes: &[u8]| {
+            let mut permissions = fs::metadata(path).unwrap().permissions();
+            std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o600);
+            fs::set_permissions(path, permissions).unwrap();
+            fs::write(path, bytes).unwrap();
+        };
+        // A raw object one byte longer, then a zstd object that is not a frame.
+        let tiny = object(b"raw");
+        damage(&tiny, b"raw!");
+        let error = store.dump_nar(&root, &mut Vec::new()).unwrap_err();
+        assert!(
+            matches!(&error, Error::CorruptObject { path, .. } if *path == tiny),
+            "{error}"
+        );
+        damage(&tiny, b"raw");
+        let compressed = object(text.as_bytes());
+        assert!(compressed.to_string_lossy().ends_with(".zst"));
+        damage(&compressed, b"not zstd at all");
+        let error = store.dump_nar(&root, &mut Vec::new()).unwrap_err();
+        assert!(
+            matches!(&error, Error::CorruptObject { path, .. } if *path == compressed),
+            "{error}"
+        );
+    }
 }

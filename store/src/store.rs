@@ -22,8 +22,9 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
 
 use tempfile::{NamedTempFile, TempPath};
 
@@ -47,8 +48,13 @@ const MULTITHREAD_COMPRESS_SIZE: u64 = 64 << 20;
 /// A batch of deferred objects is made durable and visible once it holds this many objects…
 const PENDING_MAX_OBJECTS: usize = 4096;
 
-/// …or this many bytes (so `tmp/` never holds more than this much unpublished data per process).
+/// …or this many bytes (so `tmp/` never holds more than twice this much unpublished data per process: the batch
+/// being filled and the one being committed in the background).
 const PENDING_MAX_BYTES: u64 = 1 << 30;
+
+/// A flush that must make more directories durable than this does one `syncfs` instead of an fsync per directory
+/// (a tree add touches up to 256 shard directories; each fsync waits for the disk on its own).
+const FSYNC_DIRS_MAX: usize = 8;
 
 /// Bytes at the head of a large blob compressed to decide whether zstd is worth it (small: the probe is extra work).
 const PROBE_SIZE: usize = 128 << 10;
@@ -117,13 +123,43 @@ pub struct Store {
     lock: Option<File>,
     lock_mode: LockMode,
     read_only: bool,
-    dirty_dirs: Mutex<BTreeSet<PathBuf>>,
     pending: Mutex<Pending>,
-    /// Shard directories known to exist (indexed by the first digest byte), to skip a `mkdir` per object.
-    shards_ready: Vec<AtomicBool>,
+    /// What renames objects into place, shared with the thread committing a full batch in the background.
+    publisher: Arc<Publisher>,
+    /// The full batch being committed in the background, if any (at most one: the next full batch waits for it).
+    in_flight: Mutex<InFlight>,
     /// Serializes commits, so a batch taken later is never published before one taken earlier.
     commit: Mutex<()>,
+    /// Temp shard directories (`tmp/ab/`) known to exist.
+    temp_shards_ready: Vec<AtomicBool>,
     compression_level: i32,
+}
+
+/// Renames durable temp files into `objects-v1/` and remembers which directories gained entries.
+#[derive(Debug)]
+struct Publisher {
+    layout: Layout,
+    /// Shard directories known to exist (indexed by the first digest byte), to skip a `mkdir` per object.
+    shards_ready: Vec<AtomicBool>,
+    /// Per shard: [`SHARD_UNKNOWN`], [`SHARD_FRESH`] (missing when this process first looked) or
+    /// [`SHARD_EXISTING`].
+    shard_state: Vec<AtomicU8>,
+    /// Objects this process published into shards not known to exist before it (see
+    /// [`Store::known_blob_format`]).
+    published: Mutex<HashMap<Digest, ObjectFormat>>,
+    dirty_dirs: Mutex<BTreeSet<PathBuf>>,
+}
+
+const SHARD_UNKNOWN: u8 = 0;
+const SHARD_FRESH: u8 = 1;
+const SHARD_EXISTING: u8 = 2;
+
+/// A full batch handed to a background thread: `syncfs`, then the renames in order. Until it is joined its objects
+/// are neither pending nor visible, so their digests stay here for [`Store::pending_format`].
+#[derive(Debug, Default)]
+struct InFlight {
+    digests: HashMap<Digest, ObjectFormat>,
+    done: Option<JoinHandle<Result<()>>>,
 }
 
 /// Whether the first bytes of a blob show a format that is already compressed (zstd gains ≤0.4% on these).
@@ -181,15 +217,23 @@ impl Store {
             }
             .map_err(Error::io("lock", &lock_path))?;
         }
+        let publisher = Arc::new(Publisher {
+            layout: layout.clone(),
+            shards_ready: (0..256).map(|_| AtomicBool::new(false)).collect(),
+            shard_state: (0..256).map(|_| AtomicU8::new(SHARD_UNKNOWN)).collect(),
+            published: Mutex::new(HashMap::new()),
+            dirty_dirs: Mutex::new(BTreeSet::new()),
+        });
         let store = Self {
             layout,
             lock,
             lock_mode: mode,
             read_only,
-            dirty_dirs: Mutex::new(BTreeSet::new()),
             pending: Mutex::new(Pending::default()),
+            publisher,
+            in_flight: Mutex::new(InFlight::default()),
             commit: Mutex::new(()),
-            shards_ready: (0..256).map(|_| AtomicBool::new(false)).collect(),
+            temp_shards_ready: (0..256).map(|_| AtomicBool::new(false)).collect(),
             compression_level: DEFAULT_COMPRESSION_LEVEL,
         };
         store.check_version(&root)?;
@@ -242,6 +286,48 @@ impl Store {
             .prefix("obj-")
             .tempfile_in(self.layout.tmp())
             .map_err(Error::io("create temp file in", self.layout.tmp()))
+    }
+
+    /// A new temp file for object `digest`. A batched one goes to `tmp/<first two hex digits>/`: ingest creates
+    /// tens of thousands of temp files from several threads at once, and in one directory they would all queue on
+    /// that directory's lock (measured: half the CPU of a cold add of 50 000 small files spinning on it), with the
+    /// committing thread's renames out of it taking the same lock. The last commit of a batch removes these
+    /// directories again (see [`Store::remove_temp_shards`]).
+    fn temp_file_for(&self, digest: &Digest, durability: Durability) -> Result<NamedTempFile> {
+        if durability == Durability::Now {
+            return self.temp_file();
+        }
+        let index = usize::from(digest.as_bytes()[0]);
+        let dir = self.layout.tmp().join(&digest.to_hex()[..2]);
+        let create = || tempfile::Builder::new().prefix("obj-").tempfile_in(&dir);
+        let mkdir = || {
+            fs::create_dir_all(&dir).map_err(Error::io("create directory", &dir))?;
+            self.temp_shards_ready[index].store(true, Ordering::Relaxed);
+            Ok::<(), Error>(())
+        };
+        if !self.temp_shards_ready[index].load(Ordering::Relaxed) {
+            mkdir()?;
+        }
+        match create() {
+            // Removed meanwhile by another add's last commit (or this one's, on another thread): make it again.
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                mkdir()?;
+                create()
+            }
+            other => other,
+        }
+        .map_err(Error::io("create temp file in", &dir))
+    }
+
+    /// Removes the temp shard directories this handle made, so a finished add leaves `tmp/` as it found it. One
+    /// still in use (by another thread or process) is not empty and stays; a writer that finds its directory gone
+    /// makes it again.
+    fn remove_temp_shards(&self) {
+        for (index, ready) in self.temp_shards_ready.iter().enumerate() {
+            if ready.swap(false, Ordering::Relaxed) {
+                let _ = fs::remove_dir(self.layout.tmp().join(format!("{index:02x}")));
+            }
+        }
     }
 
     /// A new temp directory in `tmp/`, for callers that assemble a tree before adding it. It is 0700: what is
@@ -329,8 +415,17 @@ impl Store {
                 .include_contentsize(size.is_some())
                 .map_err(Error::io("start compressing into", &temp_path))?;
             if size.is_some_and(|s| s >= MULTITHREAD_COMPRESS_SIZE) {
-                let workers =
-                    std::thread::available_parallelism().map_or(1, std::num::NonZero::get) as u32;
+                // A lone blob gets up to two zstd workers. In a tree (batched) the cores are busy with other files
+                // already (rayon across files), and a second worker only adds zstd's coordination cost (measured:
+                // +16% CPU on the toolchain's libLLVM); one worker still overlaps compression with reading and
+                // hashing. zstd's multithreaded format does not depend on the worker count, so the object's bytes
+                // are the same either way.
+                let workers = match durability {
+                    Durability::Now => std::thread::available_parallelism()
+                        .map_or(1, std::num::NonZero::get)
+                        as u32,
+                    Durability::Batched => 1,
+                };
                 // Each worker holds about 10 MiB (job input, output, context): two keep a large add within the
                 // 64 MB memory goal on any machine.
                 encoder
@@ -380,7 +475,7 @@ impl Store {
                 path: source_path.to_path_buf(),
             });
         }
-        if let Some(existing) = self.blob_format(&digest)? {
+        if let Some(existing) = self.known_blob_format(&digest)? {
             return Ok((digest, total, existing));
         }
         let format = if compress {
@@ -388,7 +483,8 @@ impl Store {
         } else {
             ObjectFormat::RawBlob
         };
-        self.persist(temp, &digest, format, durability)?;
+        // `total` bounds the compressed length too (a frame that saves nothing is not stored).
+        self.persist(temp, &digest, format, total, durability)?;
         Ok((digest, total, format))
     }
 
@@ -420,14 +516,11 @@ impl Store {
                 path: source_path.to_path_buf(),
             });
         }
-        if let Some(pending) = self.pending_format(&digest) {
-            return Ok((digest, total, pending));
-        }
-        if let Some(existing) = self.blob_format(&digest)? {
+        if let Some(existing) = self.known_blob_format(&digest)? {
             return Ok((digest, total, existing));
         }
         let compress = total >= MIN_COMPRESS_SIZE && !is_already_compressed(bytes);
-        let mut temp = self.temp_file()?;
+        let mut temp = self.temp_file_for(&digest, durability)?;
         let frame = if compress {
             Some(
                 compress_whole(bytes, self.compression_level)
@@ -447,18 +540,47 @@ impl Store {
                 .map_err(Error::io("write", temp.path()))?;
             ObjectFormat::RawBlob
         };
-        self.persist(temp, &digest, format, durability)?;
+        self.persist(temp, &digest, format, total, durability)?;
         Ok((digest, total, format))
     }
 
-    /// How `digest` will be stored if it waits in the current batch.
+    /// How blob `digest` is stored, or will be once the current batches are committed, for a writer deciding
+    /// whether to write it at all. In a shard directory that did not exist when this process first looked, only
+    /// what this process published can be there (or what a concurrent add raced in, which the no-clobber rename
+    /// takes as success), so the answer comes from memory: a cold add then costs no failed lookups per blob.
+    fn known_blob_format(&self, digest: &Digest) -> Result<Option<ObjectFormat>> {
+        if let Some(format) = self.pending_format(digest) {
+            return Ok(Some(format));
+        }
+        if self.publisher.is_fresh(digest) {
+            return Ok(self.publisher.published_format(digest));
+        }
+        self.blob_format(digest)
+    }
+
+    /// To be called before this handle removes objects (gc, repair): [`Store::known_blob_format`] must not answer
+    /// from memory for them afterwards.
+    pub(crate) fn objects_removed(&self) {
+        self.publisher.forget_published();
+    }
+
+    /// How `digest` will be stored if it waits in the current batch (or the one being committed).
     fn pending_format(&self, digest: &Digest) -> Option<ObjectFormat> {
-        self.pending
+        let pending = self
+            .pending
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .digests
             .get(digest)
-            .copied()
+            .copied();
+        pending.or_else(|| {
+            self.in_flight
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .digests
+                .get(digest)
+                .copied()
+        })
     }
 
     /// Stores a regular file's bytes as a blob.
@@ -544,10 +666,16 @@ impl Store {
         if self.pending_format(digest).is_some() {
             return Ok(());
         }
-        let mut temp = self.temp_file()?;
+        let mut temp = self.temp_file_for(digest, durability)?;
         temp.write_all(bytes)
             .map_err(Error::io("write", temp.path()))?;
-        self.persist(temp, digest, ObjectFormat::Directory, durability)
+        self.persist(
+            temp,
+            digest,
+            ObjectFormat::Directory,
+            bytes.len() as u64,
+            durability,
+        )
     }
 
     /// Stores an already-encoded directory node, checking that it decodes and hashes to `digest`.
@@ -575,10 +703,16 @@ impl Store {
         if target.exists() {
             return Ok(());
         }
-        let mut temp = self.temp_file()?;
+        let mut temp = self.temp_file_for(digest, durability)?;
         temp.write_all(bytes)
             .map_err(Error::io("write", temp.path()))?;
-        self.persist(temp, digest, ObjectFormat::Directory, durability)
+        self.persist(
+            temp,
+            digest,
+            ObjectFormat::Directory,
+            bytes.len() as u64,
+            durability,
+        )
     }
 
     /// Checks that `bytes` hash to `digest` and decode as a directory node under every rule of the format.
@@ -598,11 +732,13 @@ impl Store {
     }
 
     /// Makes a fully written temp file the object `digest`: now (fsync, then rename) or with the next batch.
+    /// `bytes` is its length, or an upper bound (it only sizes batches; passing it saves an `fstat` per object).
     pub(crate) fn persist(
         &self,
         temp: NamedTempFile,
         digest: &Digest,
         format: ObjectFormat,
+        bytes: u64,
         durability: Durability,
     ) -> Result<()> {
         match durability {
@@ -610,10 +746,10 @@ impl Store {
                 temp.as_file()
                     .sync_all()
                     .map_err(Error::io("fsync", temp.path()))?;
-                self.publish(temp.into_temp_path(), digest, format)
+                self.publisher
+                    .publish(temp.into_temp_path(), digest, format)
             }
             Durability::Batched => {
-                let bytes = temp.as_file().metadata().map_or(0, |m| m.len());
                 let full = {
                     let mut pending = self
                         .pending
@@ -637,25 +773,6 @@ impl Store {
         }
     }
 
-    /// Renames a durable temp file to the object's place without clobbering. Losing a race to an identical object
-    /// is success: both have the same bytes.
-    fn publish(&self, temp: TempPath, digest: &Digest, format: ObjectFormat) -> Result<()> {
-        let shard = self.layout.shard(digest);
-        let shard_index = usize::from(digest.as_bytes()[0]);
-        if !self.shards_ready[shard_index].load(Ordering::Relaxed) {
-            fs::create_dir_all(&shard).map_err(Error::io("create directory", &shard))?;
-            self.shards_ready[shard_index].store(true, Ordering::Relaxed);
-        }
-        let target = self.layout.object(digest, format);
-        match temp.persist_noclobber(&target) {
-            Ok(()) => {}
-            Err(error) if error.error.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(error) => return Err(Error::io("rename into place", &target)(error.error)),
-        }
-        self.mark_dirty(shard);
-        Ok(())
-    }
-
     /// Makes every batched object durable and visible: one `syncfs` of the store's file system (the data of every
     /// temp file reaches the disk, as a per-file fsync would ensure, at the cost of one journal commit instead of
     /// one per file), then the no-clobber renames in write order, then an fsync of each directory that changed.
@@ -663,47 +780,92 @@ impl Store {
         self.commit_batch(true)
     }
 
-    /// Commits the current batch. A batch that merely filled up (`last` false) skips the directory fsyncs: the
-    /// next batch's `syncfs` makes its renames durable before any later rename happens (so children still land
-    /// before the nodes naming them), and the last batch's commit fsyncs every directory touched since. That is
-    /// one fsync per shard directory per add instead of one per shard directory per batch.
+    /// Commits the current batch. A batch that merely filled up (`last` false) is committed by a background
+    /// thread while ingest goes on writing the next one (its `syncfs` waits for the disk, which would otherwise
+    /// idle one ingest thread); the next commit first waits for it, so batches are published in the order they
+    /// were taken, and at most two batches are ever unpublished. A full batch skips the directory fsyncs: the next
+    /// batch's `syncfs` makes its renames durable before any later rename happens (so children still land before
+    /// the nodes naming them), and the last batch's commit makes every directory touched since durable. That is one
+    /// directory sync per add instead of one per shard directory per batch.
     fn commit_batch(&self, last: bool) -> Result<()> {
-        let _commit = self
-            .commit
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let batch = std::mem::take(
-            &mut *self
-                .pending
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        if !batch.objects.is_empty() {
-            let tmp = self.layout.tmp();
-            let handle = File::open(&tmp).map_err(Error::io("open", &tmp))?;
-            nix::unistd::syncfs(&handle).map_err(|errno| {
-                Error::io("sync the file system of", &tmp)(io::Error::from(errno))
-            })?;
-            for (temp, digest, format) in batch.objects {
-                self.publish(temp, &digest, format)?;
-            }
+        let _commit = self.commit.lock().unwrap_or_else(PoisonError::into_inner);
+        let batch =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        let committed = self.commit_taken(batch, last);
+        if last {
+            // Also after a failure: the temp files are gone either way (published or dropped).
+            self.remove_temp_shards();
+            committed.and_then(|()| self.flush())
+        } else {
+            committed
         }
-        if last { self.flush() } else { Ok(()) }
+    }
+
+    /// Publishes a batch taken from `pending`: now when `last`, else in the background.
+    fn commit_taken(&self, batch: Pending, last: bool) -> Result<()> {
+        // A failed earlier batch may have left children unpublished: this batch (which may name them) is dropped,
+        // its temp files removed, and the error reported, as a failed rename in a synchronous commit would.
+        self.finish_in_flight()?;
+        if batch.objects.is_empty() {
+            return Ok(());
+        }
+        if last {
+            return self.publisher.commit(batch.objects);
+        }
+        let publisher = Arc::clone(&self.publisher);
+        let objects = batch.objects;
+        let done = std::thread::Builder::new()
+            .name("hstore-commit".into())
+            .spawn(move || publisher.commit(objects))
+            .map_err(Error::io("start a commit thread for", self.layout.tmp()))?;
+        // Only now: a batch whose thread did not start is dropped, and must not be taken as stored.
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        in_flight.digests = batch.digests;
+        in_flight.done = Some(done);
+        Ok(())
+    }
+
+    /// Waits for the batch being committed in the background, if any.
+    fn finish_in_flight(&self) -> Result<()> {
+        let done = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .done
+            .take();
+        let result = match done {
+            None => Ok(()),
+            Some(done) => done.join().unwrap_or_else(|_| {
+                Err(Error::io("commit objects from", self.layout.tmp())(
+                    io::Error::other("the commit thread panicked"),
+                ))
+            }),
+        };
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .digests
+            .clear();
+        result
     }
 
     fn mark_dirty(&self, dir: PathBuf) {
-        if let Ok(mut dirty) = self.dirty_dirs.lock() {
-            dirty.insert(dir);
-        }
+        self.publisher.mark_dirty(dir);
     }
 
-    /// fsyncs every directory that gained an entry since the last flush, so renames survive a power loss.
-    /// Called on drop; call it explicitly to see errors.
+    /// Makes every directory that gained an entry since the last flush durable, so renames survive a power loss:
+    /// an fsync of each, or one `syncfs` when there are many. Called on drop; call it explicitly to see errors.
     pub fn flush(&self) -> Result<()> {
-        let dirs = match self.dirty_dirs.lock() {
+        let dirs = match self.publisher.dirty_dirs.lock() {
             Ok(mut dirty) => std::mem::take(&mut *dirty),
             Err(_) => return Ok(()),
         };
+        if dirs.len() > FSYNC_DIRS_MAX {
+            return sync_file_system(&self.layout.tmp());
+        }
         for dir in dirs {
             File::open(&dir)
                 .and_then(|handle| handle.sync_all())
@@ -1037,6 +1199,102 @@ fn create_layout(layout: &Layout) -> Result<()> {
 fn is_read_only_error(error: &Error) -> bool {
     matches!(error, Error::Io { source, .. }
         if matches!(source.kind(), io::ErrorKind::ReadOnlyFilesystem | io::ErrorKind::PermissionDenied))
+}
+
+impl Publisher {
+    /// One `syncfs` of the store's file system (the data of every temp file reaches the disk, as a per-file fsync
+    /// would ensure, at the cost of one journal commit instead of one per file), then the no-clobber renames in
+    /// write order.
+    fn commit(&self, objects: Vec<(TempPath, Digest, ObjectFormat)>) -> Result<()> {
+        sync_file_system(&self.layout.tmp())?;
+        for (temp, digest, format) in objects {
+            self.publish(temp, &digest, format)?;
+        }
+        Ok(())
+    }
+
+    /// Renames a durable temp file to the object's place without clobbering. Losing a race to an identical object
+    /// is success: both have the same bytes.
+    fn publish(&self, temp: TempPath, digest: &Digest, format: ObjectFormat) -> Result<()> {
+        let shard = self.layout.shard(digest);
+        let shard_index = usize::from(digest.as_bytes()[0]);
+        if !self.shards_ready[shard_index].load(Ordering::Relaxed) {
+            fs::create_dir_all(&shard).map_err(Error::io("create directory", &shard))?;
+            self.shards_ready[shard_index].store(true, Ordering::Relaxed);
+        }
+        let target = self.layout.object(digest, format);
+        match temp.persist_noclobber(&target) {
+            Ok(()) => {}
+            Err(error) if error.error.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(Error::io("rename into place", &target)(error.error)),
+        }
+        if self.shard_state[shard_index].load(Ordering::Relaxed) != SHARD_EXISTING {
+            self.published
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(*digest, format);
+        }
+        self.mark_dirty(shard);
+        Ok(())
+    }
+
+    /// Whether `digest`'s shard directory was missing when this process first looked (looking once per shard).
+    fn is_fresh(&self, digest: &Digest) -> bool {
+        let state = &self.shard_state[usize::from(digest.as_bytes()[0])];
+        match state.load(Ordering::Relaxed) {
+            SHARD_FRESH => true,
+            SHARD_EXISTING => false,
+            _ => {
+                let missing = matches!(
+                    fs::symlink_metadata(self.layout.shard(digest)),
+                    Err(error) if error.kind() == io::ErrorKind::NotFound
+                );
+                let seen = if missing { SHARD_FRESH } else { SHARD_EXISTING };
+                // The first look wins; a later one may already see what this process published.
+                let _ = state.compare_exchange(
+                    SHARD_UNKNOWN,
+                    seen,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+                state.load(Ordering::Relaxed) == SHARD_FRESH
+            }
+        }
+    }
+
+    /// Forgets what was published: objects were removed through this handle (gc, repair), so every shard is
+    /// probed on disk from now on.
+    fn forget_published(&self) {
+        for state in &self.shard_state {
+            state.store(SHARD_EXISTING, Ordering::Relaxed);
+        }
+        self.published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// How this process published `digest` into a fresh shard, if it did.
+    fn published_format(&self, digest: &Digest) -> Option<ObjectFormat> {
+        self.published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(digest)
+            .copied()
+    }
+
+    fn mark_dirty(&self, dir: PathBuf) {
+        if let Ok(mut dirty) = self.dirty_dirs.lock() {
+            dirty.insert(dir);
+        }
+    }
+}
+
+/// `syncfs` of the file system holding `dir`.
+fn sync_file_system(dir: &Path) -> Result<()> {
+    let handle = File::open(dir).map_err(Error::io("open", dir))?;
+    nix::unistd::syncfs(&handle)
+        .map_err(|errno| Error::io("sync the file system of", dir)(io::Error::from(errno)))
 }
 
 thread_local! {

@@ -215,7 +215,14 @@ impl Store {
             )?;
             writer.flush().map_err(Error::io("write", &temp_path))?;
         }
-        self.persist(temp, &expected, encoding.format(), Durability::Batched)?;
+        // The decompressed size bounds the stored one.
+        self.persist(
+            temp,
+            &expected,
+            encoding.format(),
+            size,
+            Durability::Batched,
+        )?;
         Ok(true)
     }
 }

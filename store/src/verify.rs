@@ -223,6 +223,7 @@ impl Store {
             repaired: 0,
         };
         if repair {
+            self.objects_removed();
             for problem in &report.problems {
                 match problem {
                     Problem::Corrupt { digest, format, .. } => {
