@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use hstore_model::lockfile::{Artifact, Lockfile};
-use hstore_model::recipe::{Recipe, SourceSpec};
+use hstore_model::recipe::{Recipe, SourceSpec, Target};
 use hstore_store::Digest;
 
 use crate::BuildPlan;
@@ -280,24 +280,34 @@ pub fn plan(
         script: build_section.script.clone(),
         env,
         inputs,
-        host_paths: target_spec
-            .host_paths
-            .iter()
-            .map(|path| PathBuf::from(context.expand_home(&path.to_string_lossy())))
-            .collect(),
-        host_tools: target_spec
-            .host_tools
-            .iter()
-            .map(|line| {
-                line.split_whitespace()
-                    .map(|word| context.expand_home(word))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .collect(),
+        host_paths: host_paths(target_spec, context),
+        host_tools: host_tools(target_spec, context),
         limits,
         notes,
     })
+}
+
+/// A target's `host_paths`, with `~/` expanded to the invoking user's home.
+fn host_paths(target: &Target, context: &PlanContext) -> Vec<PathBuf> {
+    target
+        .host_paths
+        .iter()
+        .map(|path| PathBuf::from(context.expand_home(&path.to_string_lossy())))
+        .collect()
+}
+
+/// A target's `host_tools` command lines, with `~/` expanded in each word.
+fn host_tools(target: &Target, context: &PlanContext) -> Vec<String> {
+    target
+        .host_tools
+        .iter()
+        .map(|line| {
+            line.split_whitespace()
+                .map(|word| context.expand_home(word))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
 }
 
 /// Whether a source is a tree a local directory can stand in for (`--override-input`): a checkout, a directory, an
@@ -411,21 +421,8 @@ pub fn xmake_probe_plan(probe: &XmakeProbe<'_>, context: &PlanContext) -> Result
         script: XMAKE_PROBE_SCRIPT.to_owned(),
         env,
         inputs,
-        host_paths: target_spec
-            .host_paths
-            .iter()
-            .map(|path| PathBuf::from(context.expand_home(&path.to_string_lossy())))
-            .collect(),
-        host_tools: target_spec
-            .host_tools
-            .iter()
-            .map(|line| {
-                line.split_whitespace()
-                    .map(|word| context.expand_home(word))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .collect(),
+        host_paths: host_paths(target_spec, context),
+        host_tools: host_tools(target_spec, context),
         limits: hstore_sandbox::LimitOverrides::default(),
         notes: Vec::new(),
     })

@@ -703,16 +703,7 @@ impl Store {
         if target.exists() {
             return Ok(());
         }
-        let mut temp = self.temp_file_for(digest, durability)?;
-        temp.write_all(bytes)
-            .map_err(Error::io("write", temp.path()))?;
-        self.persist(
-            temp,
-            digest,
-            ObjectFormat::Directory,
-            bytes.len() as u64,
-            durability,
-        )
+        self.write_new_directory(digest, bytes, durability)
     }
 
     /// Checks that `bytes` hash to `digest` and decode as a directory node under every rule of the format.

@@ -177,6 +177,15 @@ fn xmake_builds_from_source_in_the_sandbox_runs_is_a_cache_hit_and_reproduces() 
     assert!(stderr.contains("Checked"), "{stderr}");
 }
 
+/// The sources of a project built with xmake packages: the pinned xmake (a `recipe` source), the fixture xmake-repo
+/// at `repo_url`, the project at `../<project_dir>` and its `xmake_requires` source.
+fn xmake_sources(repo_url: &str, project_dir: &str) -> String {
+    format!(
+        "[sources.xmake]\nrecipe = \"xmake\"\ntarget = \"cpu\"\n\n[sources.repo]\ngit = \"{repo_url}\"\nref = \"main\"\n\n\
+         [sources.proj]\npath = \"../{project_dir}\"\n\n[sources.xpkgs]\nxmake_requires = \"proj\"\nrepo = \"repo\"\nxmake = \"xmake\""
+    )
+}
+
 /// The recipe of the fixture project: the pinned xmake (a `recipe` source), the fixture xmake-repo, the project and
 /// its xmake packages; a `cpu` target, and a `cuda` target whose SDK path does not exist here.
 fn app_recipe(repo_url: &str) -> String {
@@ -184,21 +193,7 @@ fn app_recipe(repo_url: &str) -> String {
         r#"[recipe]
 name = "app"
 
-[sources.xmake]
-recipe = "xmake"
-target = "cpu"
-
-[sources.repo]
-git = "{repo_url}"
-ref = "main"
-
-[sources.proj]
-path = "../proj"
-
-[sources.xpkgs]
-xmake_requires = "proj"
-repo = "repo"
-xmake = "xmake"
+{}
 
 [targets.cpu]
 xmake_options = ["--mode=release"]
@@ -217,7 +212,8 @@ xmake f $xmake_options -y
 xmake -y
 xmake install -o "$out"
 '''
-"#
+"#,
+        xmake_sources(repo_url, "proj")
     )
 }
 
@@ -575,21 +571,7 @@ fn an_xmake_library_and_a_python_extension_linking_it_build_as_a_chain() {
             r#"[recipe]
 name = "core"
 
-[sources.xmake]
-recipe = "xmake"
-target = "cpu"
-
-[sources.repo]
-git = "{}"
-ref = "main"
-
-[sources.proj]
-path = "../core"
-
-[sources.xpkgs]
-xmake_requires = "proj"
-repo = "repo"
-xmake = "xmake"
+{}
 
 [targets.cpu]
 xmake_options = ["--mode=release"]
@@ -605,7 +587,7 @@ xmake -y
 xmake install -o "$out"
 '''
 "#,
-            fixture.repo.file_url()
+            xmake_sources(&fixture.repo.file_url(), "core")
         ),
     )
     .expect("write core recipe");
