@@ -136,8 +136,6 @@ pub(crate) struct XmakeSetup {
     pub env: Vec<(String, String)>,
     /// `XMAKE_GLOBALDIR`'s `.xmake/xmake.conf`.
     pub conf: String,
-    /// Shell lines printed at the top of the build log: where each package comes from.
-    pub log_prelude: String,
 }
 
 /// Where xmake's writable directories go, under the sandbox's `/build` (relative names).
@@ -154,11 +152,6 @@ pub fn xmake_global_conf(archives_dir: &str) -> String {
     // xmake reads this file as a Lua table; the directory is quoted as a Lua string.
     let quoted = archives_dir.replace('\\', "\\\\").replace('"', "\\\"");
     format!("{{\n    network = \"private\",\n    pkg_searchdirs = \"{quoted}\"\n}}\n")
-}
-
-/// A shell word in single quotes.
-fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "'\\''"))
 }
 
 /// A `[source."git+…"]` stanza.
@@ -287,8 +280,6 @@ impl InputShape {
         path: &str,
     ) -> Option<XmakeSetup> {
         let InputShape::XmakePackages {
-            archives,
-            host_packages,
             options,
             xmake_input,
             ..
@@ -313,15 +304,31 @@ impl InputShape {
         for (key, dir) in XMAKE_SCRATCH_DIRS {
             env.push((key.to_owned(), format!("{build_dir}/{dir}")));
         }
-        let mut log_prelude = String::new();
+        Some(XmakeSetup {
+            env,
+            conf: xmake_global_conf(&format!("{inside}/archives")),
+        })
+    }
+
+    /// Lines for the head of the build log about where this input's contents come from (for xmake packages: the
+    /// store or the host system, one line per package); empty for the other shapes, whose origin the lockfile says.
+    pub(crate) fn log_notes(&self) -> Vec<String> {
+        let InputShape::XmakePackages {
+            archives,
+            host_packages,
+            ..
+        } = self
+        else {
+            return Vec::new();
+        };
+        let mut notes = Vec::new();
         let mut sorted: Vec<&XmakeArchiveInput> = archives.iter().collect();
         sorted.sort_by(|a, b| (&a.package, &a.version).cmp(&(&b.package, &b.version)));
         for archive in sorted {
-            let line = format!(
-                "hstore: xmake package {} {} from the store ({})",
+            notes.push(format!(
+                "xmake package {} {} from the store ({})",
                 archive.package, archive.version, archive.file_name
-            );
-            let _ = writeln!(log_prelude, "printf '%s\\n' {}", shell_quote(&line));
+            ));
         }
         let mut hosts: Vec<&(String, String, String)> = host_packages.iter().collect();
         hosts.sort();
@@ -331,16 +338,11 @@ impl InputShape {
             } else {
                 version
             };
-            let line = format!(
-                "hstore: xmake package {package} {version} from the host system ({origin})"
-            );
-            let _ = writeln!(log_prelude, "printf '%s\\n' {}", shell_quote(&line));
+            notes.push(format!(
+                "xmake package {package} {version} from the host system ({origin})"
+            ));
         }
-        Some(XmakeSetup {
-            env,
-            conf: xmake_global_conf(&format!("{inside}/archives")),
-            log_prelude,
-        })
+        notes
     }
 
     /// Every store address this input needs (for the "missing inputs" check before a build starts).
@@ -703,19 +705,18 @@ mod tests {
             setup.conf,
             "{\n    network = \"private\",\n    pkg_searchdirs = \"/src/xpkgs/archives\"\n}\n"
         );
+        let notes = shape.log_notes();
         assert!(
-            setup.log_prelude.contains(
-                "'hstore: xmake package greet 2.1.0 from the store (greet-2.1.0.tar.gz)'"
+            notes.contains(
+                &"xmake package greet 2.1.0 from the store (greet-2.1.0.tar.gz)".to_owned()
             ),
-            "{}",
-            setup.log_prelude
+            "{notes:?}"
         );
         assert!(
-            setup.log_prelude.contains(
-                "'hstore: xmake package libm (version unknown) from the host system (system)'"
+            notes.contains(
+                &"xmake package libm (version unknown) from the host system (system)".to_owned()
             ),
-            "{}",
-            setup.log_prelude
+            "{notes:?}"
         );
         assert_ne!(shape.key_text(), xmake_shape(&["--shout=n"]).key_text());
         assert_ne!(

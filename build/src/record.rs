@@ -268,7 +268,6 @@ fn run_in_sandbox(
     }
     let mut env = plan.env.clone();
     let mut binds = Vec::new();
-    let mut log_prelude = String::new();
     for input in &plan.inputs {
         let tree = input.shape.tree(store, &input.name)?;
         let host = store
@@ -312,14 +311,10 @@ fn run_in_sandbox(
             let conf = conf_dir.join("xmake.conf");
             fs::write(&conf, setup.conf).map_err(|source| io_error("write", &conf, source))?;
             env.extend(setup.env);
-            log_prelude.push_str(&setup.log_prelude);
         }
         binds.push(Bind::new(host, inside));
     }
-    // The prelude only prints (where each xmake package comes from); it is derived from the inputs' shapes, which
-    // the key already holds, so the key stays the recipe's script.
-    let script = format!("{log_prelude}{}", plan.script);
-    let mut spec = SandboxSpec::shell(&script, &build_dir, Bind::new(&output_dir, OUTPUT_DIR));
+    let mut spec = SandboxSpec::shell(&plan.script, &build_dir, Bind::new(&output_dir, OUTPUT_DIR));
     // Python's installers never look for an index inside (there is no network, and a wheelhouse input is the only
     // source of packages); their config files are ignored so nothing but the recipe configures them. The host's
     // `PIP_*`/`UV_*` variables never get here: the environment is exactly the plan's.
@@ -342,7 +337,14 @@ fn run_in_sandbox(
     let status = Sandbox::new(&options.helper_exe)
         .with_limits(plan.limits.then(options.limits).limits())
         .run(&spec, BuildOutput::LogFile(script_log.clone()))?;
-    write_log(&log_path, &plan.notes, &script_log)?;
+    // The notes are derived from the inputs, which the key already holds (where each xmake package comes from).
+    let notes: Vec<String> = plan
+        .notes
+        .iter()
+        .cloned()
+        .chain(plan.inputs.iter().flat_map(|input| input.shape.log_notes()))
+        .collect();
+    write_log(&log_path, &notes, &script_log)?;
     if !status.success() {
         // Keep the scratch directory so the log (and the build tree) can be inspected.
         let kept = scratch.keep();
