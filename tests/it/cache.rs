@@ -144,6 +144,27 @@ fn producer_with(files: usize, variant: u32, large: Option<usize>, extra: &str) 
     side
 }
 
+/// A fresh consumer that trusts `producer`'s `signer.pub`, fetches the inputs from `url` and builds with it as a
+/// substitute; its (stdout, stderr).
+fn build_on_trusting_node(producer: &Side, url: &str) -> (String, String) {
+    let node = consumer(producer);
+    std::fs::copy(
+        producer.dir().join("signer.pub"),
+        node.dir().join("signer.pub"),
+    )
+    .unwrap();
+    ok(&node.run(&["fetch", "--cache", url]));
+    ok(&node.run(&[
+        "build",
+        "--target",
+        "cpu",
+        "--cache",
+        url,
+        "--trust",
+        "signer.pub",
+    ]))
+}
+
 /// A consumer of `producer`'s lockfile and recipes, without `src/`.
 fn consumer(producer: &Side) -> Side {
     let side = Side::new();
@@ -430,22 +451,7 @@ fn build_push_substitute_and_record_trust() {
     ok(&producer.run(&["cache", "push", &url]));
 
     // A node with the inputs from the cache takes the finished build too: nothing runs.
-    let node = consumer(&producer);
-    std::fs::copy(
-        producer.dir().join("signer.pub"),
-        node.dir().join("signer.pub"),
-    )
-    .unwrap();
-    ok(&node.run(&["fetch", "--cache", &url]));
-    let (output, stderr) = ok(&node.run(&[
-        "build",
-        "--target",
-        "cpu",
-        "--cache",
-        &url,
-        "--trust",
-        "signer.pub",
-    ]));
+    let (output, stderr) = build_on_trusting_node(&producer, &url);
     assert!(stderr.contains("Substituted build"), "{stderr}");
     assert!(stderr.contains("Fresh"), "{stderr}");
     assert!(!stderr.contains("Built"), "{stderr}");
@@ -487,22 +493,7 @@ fn build_push_substitute_and_record_trust() {
         copy_dir(&cache, &copy);
         edit_record(&copy, &key, edit);
         let copy_url = format!("file://{}", copy.display());
-        let side = consumer(&producer);
-        std::fs::copy(
-            producer.dir().join("signer.pub"),
-            side.dir().join("signer.pub"),
-        )
-        .unwrap();
-        ok(&side.run(&["fetch", "--cache", &copy_url]));
-        let (_, stderr) = ok(&side.run(&[
-            "build",
-            "--target",
-            "cpu",
-            "--cache",
-            &copy_url,
-            "--trust",
-            "signer.pub",
-        ]));
+        let (_, stderr) = build_on_trusting_node(&producer, &copy_url);
         assert!(stderr.contains(expected), "{stderr}");
         assert!(stderr.contains("Built"), "{stderr}");
     }
