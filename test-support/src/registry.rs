@@ -22,7 +22,6 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::sync::Arc;
 
-use base64::Engine;
 use sha2::{Digest, Sha256};
 
 pub use crate::server::{Fault, Request};
@@ -160,49 +159,10 @@ fn crate_bytes(name: &str, version: &str, spec: &CrateSpec) -> Vec<u8> {
     deterministic_tar_gz(&files)
 }
 
-/// A minimal, valid, deterministic wheel for `project` `version` with one platform `tag` (`py3-none-any`).
+/// A minimal, valid, deterministic wheel for `project` `version` with one platform `tag` (`py3-none-any`): the
+/// PEP 691 fixture's wheel ([`crate::pypi::build_wheel`]) with no dependencies.
 pub fn wheel_bytes(project: &str, version: &str, tag: &str) -> (String, Vec<u8>) {
-    use zip::write::SimpleFileOptions;
-    let module = normalize_project(project).replace('-', "_");
-    let filename = format!("{module}-{version}-{tag}.whl");
-    let dist_info = format!("{module}-{version}.dist-info");
-    let mut files = vec![
-        (
-            format!("{module}/__init__.py"),
-            format!("__version__ = \"{version}\"\n"),
-        ),
-        (
-            format!("{dist_info}/METADATA"),
-            format!("Metadata-Version: 2.1\nName: {project}\nVersion: {version}\n"),
-        ),
-        (
-            format!("{dist_info}/WHEEL"),
-            format!(
-                "Wheel-Version: 1.0\nGenerator: hstore-test-support\nRoot-Is-Purelib: true\nTag: {tag}\n"
-            ),
-        ),
-    ];
-    let mut record = String::new();
-    for (path, contents) in &files {
-        let digest = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(Sha256::digest(contents.as_bytes()));
-        writeln!(record, "{path},sha256={digest},{}", contents.len()).expect("write to String");
-    }
-    writeln!(record, "{dist_info}/RECORD,,").expect("write to String");
-    files.push((format!("{dist_info}/RECORD"), record));
-
-    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = SimpleFileOptions::default()
-        .last_modified_time(zip::DateTime::default())
-        .unix_permissions(0o644);
-    for (path, contents) in files {
-        writer.start_file(path, options).expect("wheel entry");
-        writer.write_all(contents.as_bytes()).expect("wheel data");
-    }
-    (
-        filename,
-        writer.finish().expect("finish wheel").into_inner(),
-    )
+    crate::pypi::build_wheel(&crate::pypi::WheelSpec::new(project, version, tag))
 }
 
 impl TestRegistry {
