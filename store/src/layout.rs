@@ -6,7 +6,7 @@
 //! ├── objects-v1/                immutable, self-validating objects, sharded by the first two hex digits
 //! │   └── ab/
 //! │       ├── ab…ef.raw          a blob stored as is (already-compressed formats, tiny files)
-//! │       ├── ab…ef.zst          a blob stored as one zstd frame; its address is of the decompressed bytes
+//! │       ├── ab…ef.zst          a blob as zstd frames of ≤ 4 MiB each (see `frames`); its address is of the decompressed bytes
 //! │       └── ab…ef.dir          a directory node in canonical encoding (see `tree`)
 //! ├── trees-v1/<hex>/            read-only materialized trees (a cache: deleting it loses nothing)
 //! ├── roots-v1/<name>.json       gc roots: `{"description": "…", "addresses": ["b3:…"]}` (see [`crate::Root`])
@@ -48,7 +48,7 @@ pub const STORE_LOCK: &str = "store.lock";
 pub enum ObjectFormat {
     /// A blob, bytes as is.
     RawBlob,
-    /// A blob, one zstd frame.
+    /// A blob, one or more zstd frames (one per 4 MiB, see `frames`).
     ZstdBlob,
     /// A directory node.
     Directory,

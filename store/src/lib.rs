@@ -16,6 +16,7 @@
 pub mod bundle;
 pub mod digest;
 pub mod error;
+mod frames;
 pub mod gc;
 pub mod ingest;
 pub mod layout;

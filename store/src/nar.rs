@@ -8,7 +8,8 @@
 //! Pipeline (decompression dominates, and one core decompresses about as fast as `nix-store` copies):
 //! - a *walker* thread visits the tree in NAR order and emits [`Item`]s: the serialized tokens between file contents,
 //!   and for each file a channel its contents will arrive on; it queues a [`Job`] for that file;
-//! - *workers* (up to `available_parallelism`) take jobs in NAR order and decompress each file into chunks;
+//! - *workers* (up to `available_parallelism`) take jobs in NAR order and decompress each file into chunks; a large
+//!   file stored as several frames (see `frames`) is one job per frame, so one file keeps every worker busy;
 //! - the calling thread writes the items strictly in order, so the output is byte-identical whatever the timing.
 //!
 //! When the tree is in the materialized-tree cache (`trees-v1/`), files are read from there, raw, instead of
@@ -21,12 +22,14 @@
 use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::frames::{FRAME_SIZE, Frame};
 use crate::layout::ObjectFormat;
 use crate::path_component::PathComponent;
 use crate::store::{BUFFER_SIZE, Store, read_full};
@@ -59,7 +62,7 @@ const TOKEN_BATCH: usize = 64 << 10;
 enum Item {
     /// Serialized tokens.
     Tokens(Vec<u8>),
-    /// The contents of one file (exactly `size` bytes), then its padding.
+    /// Exactly `size` bytes of one file's contents: the whole file, or one frame of a large one.
     Contents {
         seq: u64,
         size: u64,
@@ -69,14 +72,23 @@ enum Item {
     Failed(Error),
 }
 
-/// One file for a worker to decompress.
+/// One file, or one frame of a large file, for a worker to decompress.
 struct Job {
     seq: u64,
     digest: Digest,
+    /// The bytes this job yields: the file's size, or the frame's.
     size: u64,
     /// The file's copy in the materialized-tree cache, read instead of the object when the tree is cached.
     cached: Option<PathBuf>,
+    /// The frame of the (already open) object this job decompresses, when the walker cut a large file.
+    frame: Option<(Arc<ObjectFile>, Frame)>,
     chunks: Sender<Result<Vec<u8>>>,
+}
+
+/// A zstd object opened by the walker, shared by the jobs of its frames.
+struct ObjectFile {
+    path: PathBuf,
+    file: File,
 }
 
 /// The byte budget shared by workers and writer.
@@ -244,6 +256,32 @@ impl Walker<'_> {
             }
         }
         self.flush_tokens()?;
+        let frames = match &cached {
+            None if size > FRAME_SIZE as u64 => self.store.object_frames(digest, size),
+            _ => None,
+        };
+        match frames {
+            Some((object, frames)) => {
+                let object = Arc::new(object);
+                for frame in frames {
+                    self.job(digest, frame.content, None, Some((object.clone(), frame)))?;
+                }
+            }
+            None => self.job(digest, size, cached, None)?,
+        }
+        self.tokens.pad(size);
+        self.tokens.token(b")");
+        Ok(())
+    }
+
+    /// Queues one job and the item its bytes will fill.
+    fn job(
+        &mut self,
+        digest: &Digest,
+        size: u64,
+        cached: Option<PathBuf>,
+        frame: Option<(Arc<ObjectFile>, Frame)>,
+    ) -> std::result::Result<(), Stopped> {
         let (sender, receiver) = channel();
         let seq = self.seq;
         self.seq += 1;
@@ -253,6 +291,7 @@ impl Walker<'_> {
                 digest: *digest,
                 size,
                 cached,
+                frame,
                 chunks: sender,
             })
             .map_err(|_| Stopped)?;
@@ -262,9 +301,7 @@ impl Walker<'_> {
                 size,
                 chunks: receiver,
             })
-            .map_err(|_| Stopped)?;
-        self.tokens.token(b")");
-        Ok(())
+            .map_err(|_| Stopped)
     }
 
     /// Walks directory `digest` with an explicit stack (a tree may be deeper than any thread's stack); a store
@@ -340,6 +377,12 @@ thread_local! {
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
     /// One buffer per worker for the compressed bytes of small objects (at most [`WHOLE_FILE_SIZE`]).
     static COMPRESSED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The decompressed size the frames of a zstd object in memory record; `None` when one does not record it.
+fn content_size_of(compressed: &[u8]) -> io::Result<Option<u64>> {
+    Ok(crate::frames::frames_of(compressed)?
+        .map(|frames| frames.iter().map(|frame| frame.content).sum()))
 }
 
 /// Decompresses a whole zstd frame of known `size` with the thread's reusable context.
@@ -458,7 +501,7 @@ impl Store {
             }
             return Ok(stored);
         }
-        match zstd::zstd_safe::get_frame_content_size(&stored) {
+        match content_size_of(&stored) {
             Ok(Some(recorded)) if recorded != size => Err(mismatch(recorded)),
             Ok(Some(_)) => {
                 let out = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
@@ -481,12 +524,62 @@ impl Store {
                 }
                 Ok(bytes)
             }
-            Err(_) => Err(corrupt("not a zstd frame".into())),
+            Err(error) => Err(corrupt(error.to_string())),
         }
     }
 
-    /// Decompresses one file into chunks on `job.chunks`, each counted against the budget.
+    /// The frames of blob `digest` (of `size` bytes) when it is a zstd object cut into frames that each fit a
+    /// worker's whole-file buffer, so that workers can decompress them in parallel; `None` sends the file to one
+    /// worker whole (which also reports whatever is wrong with the object).
+    fn object_frames(&self, digest: &Digest, size: u64) -> Option<(ObjectFile, Vec<Frame>)> {
+        let path = self.layout().object(digest, ObjectFormat::ZstdBlob);
+        let file = File::open(&path).ok()?;
+        let stored = file.metadata().ok()?.len();
+        let frames = crate::frames::frames(&file, stored).ok()??;
+        let fits = frames.len() > 1
+            && frames.iter().all(|frame| frame.content <= WHOLE_FILE_SIZE)
+            && frames.iter().map(|frame| frame.content).sum::<u64>() == size;
+        fits.then_some((ObjectFile { path, file }, frames))
+    }
+
+    /// Decompresses one frame the walker found into one chunk.
+    fn decompress_frame(
+        job: &Job,
+        object: &ObjectFile,
+        frame: &Frame,
+        budget: &Budget,
+        send: &dyn Fn(Vec<u8>) -> bool,
+        mismatch: &dyn Fn(u64) -> Error,
+    ) -> Result<()> {
+        let mut compressed = COMPRESSED.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+        compressed.resize(usize::try_from(frame.compressed).unwrap_or(usize::MAX), 0);
+        let result = object
+            .file
+            .read_exact_at(&mut compressed, frame.offset)
+            .map_err(Error::io("read", &object.path))
+            .and_then(|()| {
+                Self::decompress_small(job, &object.path, &compressed, budget, send, mismatch)
+            });
+        COMPRESSED.with(|cell| *cell.borrow_mut() = compressed);
+        result
+    }
+
+    /// Decompresses one file (or one frame of it) into chunks on `job.chunks`, each counted against the budget.
     fn decompress_job(&self, job: &Job, budget: &Budget) -> Result<()> {
+        if let Some((object, frame)) = &job.frame {
+            let mismatch = |actual: u64| Error::CorruptObject {
+                digest: job.digest,
+                path: object.path.clone(),
+                reason: format!(
+                    "the frame at byte {} holds {actual} bytes, not the {} its header records",
+                    frame.offset, job.size
+                ),
+            };
+            let send = |chunk: Vec<u8>| -> bool {
+                budget.acquire(job.seq, chunk.len()) && job.chunks.send(Ok(chunk)).is_ok()
+            };
+            return Self::decompress_frame(job, object, frame, budget, &send, &mismatch);
+        }
         let (format, path, mut file) = match &job.cached {
             Some(path) => (
                 ObjectFormat::RawBlob,
@@ -571,7 +664,7 @@ impl Store {
             path: path.to_path_buf(),
             reason,
         };
-        match zstd::zstd_safe::get_frame_content_size(compressed) {
+        match content_size_of(compressed) {
             Ok(Some(recorded)) if recorded != job.size => Err(mismatch(recorded)),
             Ok(Some(_)) => {
                 let size = usize::try_from(job.size).unwrap_or(0);
@@ -584,7 +677,7 @@ impl Store {
                 Ok(())
             }
             Ok(None) => Self::decompress_stream(job, path, compressed, budget, send, mismatch),
-            Err(_) => Err(corrupt("not a zstd frame".into())),
+            Err(error) => Err(corrupt(error.to_string())),
         }
     }
 
@@ -605,7 +698,12 @@ impl Store {
         let mut held: Option<Vec<u8>> = None;
         loop {
             let mut chunk = budget.filled_buffer(BUFFER_SIZE);
-            let n = read_full(&mut decoder, &mut chunk).map_err(Error::io("decompress", path))?;
+            // A read error here is the object's: zstd's own (truncated or damaged data), or the file's.
+            let n = read_full(&mut decoder, &mut chunk).map_err(|error| Error::CorruptObject {
+                digest: job.digest,
+                path: path.to_path_buf(),
+                reason: format!("cannot decompress: {error}"),
+            })?;
             if n == 0 {
                 break;
             }
@@ -685,9 +783,6 @@ fn write_items(items: &Receiver<Item>, out: &mut dyn Write, budget: &Budget) -> 
                     budget.recycle(chunk);
                     wrote.map_err(write_error())?;
                 }
-                let padding = (8 - (size % 8)) % 8;
-                out.write_all(&[0u8; 8][..usize::try_from(padding).unwrap_or(0)])
-                    .map_err(write_error())?;
             }
         }
     }

@@ -43,6 +43,12 @@ fn rich_tree(root: &Path) {
     chmod(&root.join("bin/tool"), 0o755);
     // Bigger than the 1 MiB streaming buffer, and not a multiple of 8 (NAR padding).
     write(&root.join("big.bin"), noise("big", (3 << 20) + 5));
+    // Compressible and bigger than a 4 MiB zstd frame: stored as three frames, dumped by three workers.
+    let mut lines = Vec::new();
+    for n in 0..400_000 {
+        writeln!(lines, "line {n} of a large text").unwrap();
+    }
+    write(&root.join("big.txt"), &lines[..(9 << 20) + 3]);
     write(&root.join("empty"), "");
     fs::create_dir_all(root.join("empty-dir")).unwrap();
     write(&root.join("nested/a/b/c/deep.txt"), "deep\n".repeat(100));
