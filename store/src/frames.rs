@@ -260,15 +260,15 @@ mod tests {
     fn a_frame_without_its_size_or_with_a_checksum_is_handled() {
         let mut encoder = zstd::stream::Encoder::new(Vec::new(), 3).expect("encoder");
         encoder.include_checksum(true).expect("checksum");
-        encoder.write_all(&[7u8; 100_000]).expect("write");
+        encoder.write_all(&vec![7u8; 100_000]).expect("write");
         let without_size = encoder.finish().expect("finish");
         let (file, stored) = object(&[without_size]);
         assert_eq!(frames(file.as_file(), stored).expect("valid"), None);
 
         let mut sized = zstd::bulk::Compressor::new(3).expect("compressor");
         sized.include_checksum(true).expect("checksum");
-        let frame = sized.compress(&[7u8; 100_000]).expect("compress");
-        let (file, stored) = object(&[frame.clone()]);
+        let frame = sized.compress(&vec![7u8; 100_000]).expect("compress");
+        let (file, stored) = object(std::slice::from_ref(&frame));
         let found = frames(file.as_file(), stored)
             .expect("valid")
             .expect("sized");

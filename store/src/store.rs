@@ -397,8 +397,8 @@ impl Store {
         let mut hasher = blake3::Hasher::new();
         let total = if compress {
             self.write_frames(
-                &buffer[..head_len],
-                reader,
+                &mut (&buffer[..head_len]).chain(reader),
+                size,
                 file,
                 &mut hasher,
                 source_path,
@@ -453,38 +453,30 @@ impl Store {
 
     /// Compresses a large blob as consecutive independent frames of [`FRAME_SIZE`] bytes (see `frames`): up to
     /// [`FRAMES_PER_ROUND`] frames are read, then hashed in order while they are compressed in parallel (each in
-    /// one call from a contiguous buffer), then written in order. `head` is what was already read. Returns the
+    /// one call from a contiguous buffer), then written in order. `size` is the blob's, when known. Returns the
     /// bytes read.
     fn write_frames(
         &self,
-        head: &[u8],
         reader: &mut dyn Read,
+        size: Option<u64>,
         file: File,
         hasher: &mut blake3::Hasher,
         source_path: &Path,
         temp_path: &Path,
     ) -> Result<u64> {
-        let mut slots: Vec<FrameBuffers> = (0..FRAMES_PER_ROUND)
-            .map(|_| FrameBuffers::take())
-            .collect();
-        let result = self.write_frames_with(
-            &mut slots,
-            head,
-            reader,
-            file,
-            hasher,
-            source_path,
-            temp_path,
-        );
-        slots.into_iter().for_each(FrameBuffers::give_back);
+        let frames = size.map_or(FRAMES_PER_ROUND, |size| {
+            usize::try_from(size.div_ceil(FRAME_SIZE as u64)).unwrap_or(FRAMES_PER_ROUND)
+        });
+        let mut slots = FrameBuffers::take(frames);
+        let result =
+            self.write_frames_with(&mut slots, reader, file, hasher, source_path, temp_path);
+        FrameBuffers::give_back(slots);
         result
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn write_frames_with(
         &self,
         slots: &mut [FrameBuffers],
-        head: &[u8],
         reader: &mut dyn Read,
         mut file: File,
         hasher: &mut blake3::Hasher,
@@ -493,21 +485,12 @@ impl Store {
     ) -> Result<u64> {
         let level = self.compression_level;
         let mut total = 0u64;
-        let mut head = Some(head);
         loop {
             let mut filled = 0;
             let mut at_end = false;
             for slot in slots.iter_mut() {
-                let start = match head.take() {
-                    Some(head) => {
-                        slot.input[..head.len()].copy_from_slice(head);
-                        head.len()
-                    }
-                    None => 0,
-                };
-                let read = read_full(reader, &mut slot.input[start..])
-                    .map_err(Error::io("read", source_path))?;
-                slot.len = start + read;
+                slot.len =
+                    read_full(reader, &mut slot.input).map_err(Error::io("read", source_path))?;
                 if slot.len == 0 {
                     at_end = true;
                     break;
@@ -1372,12 +1355,18 @@ fn give_back_buffer(buffer: Vec<u8>) {
 /// file: 4.0–5.2 s with two, 4.0–4.3 s with four).
 const FRAMES_PER_ROUND: usize = 4;
 
-/// Frame buffers kept for reuse across blobs (a fresh 4 MiB buffer costs a page fault per 4 KiB on first use).
-const FRAME_POOL_MAX: usize = 2 * FRAMES_PER_ROUND;
-
-/// Frame buffers not in use. A process-wide pool, not a thread's: rayon may run another blob's frames on a thread
+/// Frame buffers of the process: those lent to writers, and those kept for reuse (a fresh 4 MiB buffer costs a page
+/// fault per 4 KiB on first use). Process-wide, not per thread: rayon may run another blob's frames on a thread
 /// that is waiting for its own.
-static FRAME_POOL: Mutex<Vec<FrameBuffers>> = Mutex::new(Vec::new());
+static FRAME_POOL: Mutex<FramePool> = Mutex::new(FramePool {
+    free: Vec::new(),
+    lent: 0,
+});
+
+struct FramePool {
+    free: Vec<FrameBuffers>,
+    lent: usize,
+}
 
 /// The input and output of one frame being compressed.
 struct FrameBuffers {
@@ -1387,23 +1376,33 @@ struct FrameBuffers {
 }
 
 impl FrameBuffers {
-    fn take() -> Self {
-        let pooled = FRAME_POOL
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
-        pooled.unwrap_or_else(|| FrameBuffers {
+    /// Buffers for up to `wanted` frames per round: what is left of [`FRAMES_PER_ROUND`] process-wide, but at
+    /// least one. So when a tree's rayon threads write large files at once, they share the four instead of each
+    /// taking four (the frames are the same whatever the count; only the parallelism within one file changes).
+    fn take(wanted: usize) -> Vec<Self> {
+        let mut pool = FRAME_POOL.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = wanted
+            .min(FRAMES_PER_ROUND.saturating_sub(pool.lent))
+            .max(1);
+        pool.lent += count;
+        let reused = pool.free.len().min(count);
+        let start = pool.free.len() - reused;
+        let mut slots: Vec<Self> = pool.free.drain(start..).collect();
+        drop(pool);
+        slots.resize_with(count, || FrameBuffers {
             input: vec![0u8; FRAME_SIZE],
             len: 0,
             output: Vec::with_capacity(zstd::zstd_safe::compress_bound(FRAME_SIZE)),
-        })
+        });
+        slots
     }
 
-    fn give_back(self) {
+    /// Returns buffers from [`FrameBuffers::take`]; at most [`FRAMES_PER_ROUND`] are kept.
+    fn give_back(slots: Vec<Self>) {
         let mut pool = FRAME_POOL.lock().unwrap_or_else(PoisonError::into_inner);
-        if pool.len() < FRAME_POOL_MAX {
-            pool.push(self);
-        }
+        pool.lent -= slots.len();
+        let room = FRAMES_PER_ROUND.saturating_sub(pool.free.len());
+        pool.free.extend(slots.into_iter().take(room));
     }
 }
 
