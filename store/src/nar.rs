@@ -7,7 +7,9 @@
 //!
 //! Pipeline (decompression dominates, and one core decompresses about as fast as `nix-store` copies):
 //! - a *walker* thread visits the tree in NAR order and emits [`Item`]s: the serialized tokens between file contents,
-//!   and for each file a channel its contents will arrive on; it queues a [`Job`] for that file;
+//!   and for each job a channel its bytes will arrive on. A file larger than [`BATCH_FILE_SIZE`] is a [`Job`] of
+//!   its own; smaller ones are gathered, with the tokens around them, into batches of about [`BATCH_SIZE`] bytes
+//!   that a worker serializes whole (a tree of small files then costs a handoff per batch, not two per file);
 //! - *workers* (up to `available_parallelism`) take jobs in NAR order and decompress each file into chunks; a large
 //!   file stored as several frames (see `frames`) is one job per frame, so one file keeps every worker busy;
 //! - the calling thread writes the items strictly in order, so the output is byte-identical whatever the timing.
@@ -49,20 +51,21 @@ const POOL_MIN: usize = 64 << 10;
 const POOL_MAX: usize = 2 * BUFFER_SIZE;
 const POOL_BUFFERS: usize = 16;
 
-/// Files at most this large are read (and decompressed) by the walker itself, in line with the tokens.
-const INLINE_SIZE: u64 = 4 << 10;
+/// Files at most this large are gathered into batches: a worker reads (and decompresses) a run of them with the
+/// tokens between them into one chunk, so a tree of small files costs a handoff per batch, not two per file.
+const BATCH_FILE_SIZE: u64 = 64 << 10;
+
+/// Serialized bytes (tokens and small files' contents) gathered into one batch before it is handed on.
+const BATCH_SIZE: u64 = 256 << 10;
 
 /// Items queued between the walker and the writer (tokens and file slots, not file contents).
 const ITEM_QUEUE: usize = 4096;
-
-/// Token bytes gathered before the walker hands them to the writer.
-const TOKEN_BATCH: usize = 64 << 10;
 
 /// What the writer emits, in order.
 enum Item {
     /// Serialized tokens.
     Tokens(Vec<u8>),
-    /// Exactly `size` bytes of one file's contents: the whole file, or one frame of a large one.
+    /// Exactly `size` bytes from a job: one file's contents, one frame of a large file, or a batch.
     Contents {
         seq: u64,
         size: u64,
@@ -72,8 +75,34 @@ enum Item {
     Failed(Error),
 }
 
+/// What a worker turns into bytes.
+enum Job {
+    File(FileJob),
+    Batch(BatchJob),
+}
+
+/// Small files and the tokens around them, in NAR order, for a worker to serialize into one chunk.
+struct BatchJob {
+    seq: u64,
+    /// The bytes this batch yields: its tokens and its files' sizes.
+    size: u64,
+    pieces: Vec<Piece>,
+    chunks: Sender<Result<Vec<u8>>>,
+}
+
+/// Part of a batch.
+enum Piece {
+    Tokens(Vec<u8>),
+    File {
+        digest: Digest,
+        size: u64,
+        /// The file's copy in the materialized-tree cache, read instead of the object when the tree is cached.
+        cached: Option<PathBuf>,
+    },
+}
+
 /// One file, or one frame of a large file, for a worker to decompress.
-struct Job {
+struct FileJob {
     seq: u64,
     digest: Digest,
     /// The bytes this job yields: the file's size, or the frame's.
@@ -201,7 +230,12 @@ struct Walker<'a> {
     store: &'a Store,
     /// The directory being walked inside the tree's materialized copy, when the tree is in the cache.
     cached: Option<PathBuf>,
+    /// Tokens not yet handed on (they follow the batch's pieces).
     tokens: Tokens,
+    /// The batch being gathered: small files and the tokens before each.
+    pieces: Vec<Piece>,
+    /// The bytes `pieces` yield.
+    pieces_size: u64,
     items: SyncSender<Item>,
     jobs: SyncSender<Job>,
     seq: u64,
@@ -211,17 +245,43 @@ struct Walker<'a> {
 struct Stopped;
 
 impl Walker<'_> {
-    fn flush_tokens(&mut self) -> std::result::Result<(), Stopped> {
-        if !self.tokens.0.is_empty() {
-            let bytes = std::mem::take(&mut self.tokens.0);
-            self.items.send(Item::Tokens(bytes)).map_err(|_| Stopped)?;
+    /// Hands on everything gathered: the tokens alone straight to the writer, a batch with files to a worker.
+    fn flush(&mut self) -> std::result::Result<(), Stopped> {
+        let tokens = std::mem::take(&mut self.tokens.0);
+        if self.pieces.is_empty() {
+            if !tokens.is_empty() {
+                self.items.send(Item::Tokens(tokens)).map_err(|_| Stopped)?;
+            }
+            return Ok(());
         }
-        Ok(())
+        let size = self.pieces_size + tokens.len() as u64;
+        let mut pieces = std::mem::take(&mut self.pieces);
+        self.pieces_size = 0;
+        if !tokens.is_empty() {
+            pieces.push(Piece::Tokens(tokens));
+        }
+        let (sender, receiver) = channel();
+        let seq = self.next_seq();
+        self.jobs
+            .send(Job::Batch(BatchJob {
+                seq,
+                size,
+                pieces,
+                chunks: sender,
+            }))
+            .map_err(|_| Stopped)?;
+        self.items
+            .send(Item::Contents {
+                seq,
+                size,
+                chunks: receiver,
+            })
+            .map_err(|_| Stopped)
     }
 
     fn maybe_flush(&mut self) -> std::result::Result<(), Stopped> {
-        if self.tokens.0.len() >= TOKEN_BATCH {
-            self.flush_tokens()?;
+        if self.pieces_size + self.tokens.0.len() as u64 >= BATCH_SIZE {
+            self.flush()?;
         }
         Ok(())
     }
@@ -239,23 +299,20 @@ impl Walker<'_> {
         }
         self.tokens.token(b"contents");
         self.tokens.0.extend_from_slice(&size.to_le_bytes());
-        if size <= INLINE_SIZE {
-            // A small file costs less to read here than to hand to a worker and back (two channels, two wake-ups).
-            match self.store.small_contents(digest, size, cached.as_deref()) {
-                Ok(contents) => {
-                    self.tokens.0.extend_from_slice(&contents);
-                    self.tokens.pad(size);
-                    self.tokens.token(b")");
-                    return Ok(());
-                }
-                Err(error) => {
-                    self.flush_tokens()?;
-                    self.items.send(Item::Failed(error)).map_err(|_| Stopped)?;
-                    return Err(Stopped);
-                }
-            }
+        if size <= BATCH_FILE_SIZE {
+            let tokens = std::mem::take(&mut self.tokens.0);
+            self.pieces_size += tokens.len() as u64 + size;
+            self.pieces.push(Piece::Tokens(tokens));
+            self.pieces.push(Piece::File {
+                digest: *digest,
+                size,
+                cached,
+            });
+            self.tokens.pad(size);
+            self.tokens.token(b")");
+            return Ok(());
         }
-        self.flush_tokens()?;
+        self.flush()?;
         let frames = match &cached {
             None if size > FRAME_SIZE as u64 => self.store.object_frames(digest, size),
             _ => None,
@@ -283,17 +340,16 @@ impl Walker<'_> {
         frame: Option<(Arc<ObjectFile>, Frame)>,
     ) -> std::result::Result<(), Stopped> {
         let (sender, receiver) = channel();
-        let seq = self.seq;
-        self.seq += 1;
+        let seq = self.next_seq();
         self.jobs
-            .send(Job {
+            .send(Job::File(FileJob {
                 seq,
                 digest: *digest,
                 size,
                 cached,
                 frame,
                 chunks: sender,
-            })
+            }))
             .map_err(|_| Stopped)?;
         self.items
             .send(Item::Contents {
@@ -302,6 +358,11 @@ impl Walker<'_> {
                 chunks: receiver,
             })
             .map_err(|_| Stopped)
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq - 1
     }
 
     /// Walks directory `digest` with an explicit stack (a tree may be deeper than any thread's stack); a store
@@ -362,7 +423,7 @@ impl Walker<'_> {
         let directory = match self.store.directory(digest) {
             Ok(directory) => directory,
             Err(error) => {
-                self.flush_tokens()?;
+                self.flush()?;
                 self.items.send(Item::Failed(error)).map_err(|_| Stopped)?;
                 return Err(Stopped);
             }
@@ -383,6 +444,19 @@ thread_local! {
 fn content_size_of(compressed: &[u8]) -> io::Result<Option<u64>> {
     Ok(crate::frames::frames_of(compressed)?
         .map(|frames| frames.iter().map(|frame| frame.content).sum()))
+}
+
+/// Decompresses whole zstd frames into `out` (exactly their recorded size) with the thread's reusable context;
+/// returns the bytes written.
+fn decompress_into(compressed: &[u8], out: &mut [u8]) -> io::Result<usize> {
+    let cached = DECOMPRESSOR.with(|cell| cell.borrow_mut().take());
+    let mut decompressor = match cached {
+        Some(decompressor) => decompressor,
+        None => zstd::bulk::Decompressor::new()?,
+    };
+    let result = decompressor.decompress_to_buffer(compressed, out);
+    DECOMPRESSOR.with(|cell| *cell.borrow_mut() = Some(decompressor));
+    result
 }
 
 /// Decompresses a whole zstd frame of known `size` with the thread's reusable context.
@@ -428,6 +502,8 @@ impl Store {
                         .then(|| self.layout().tree(digest))
                         .filter(|tree| tree.is_dir()),
                     tokens: Tokens::default(),
+                    pieces: Vec::new(),
+                    pieces_size: 0,
                     items: item_sender,
                     jobs: job_sender,
                     seq: 0,
@@ -438,7 +514,7 @@ impl Store {
                     None => walker.directory(digest),
                 };
                 if walked.is_ok() {
-                    let _ = walker.flush_tokens();
+                    let _ = walker.flush();
                 }
             });
             for _ in 0..workers {
@@ -448,9 +524,15 @@ impl Store {
                             let jobs = jobs.lock().unwrap_or_else(PoisonError::into_inner);
                             jobs.recv()
                         };
-                        let Ok(job) = job else { break };
-                        if let Err(error) = self.decompress_job(&job, &budget) {
-                            let _ = job.chunks.send(Err(error));
+                        let (result, chunks) = match job {
+                            Ok(Job::File(job)) => (self.decompress_job(&job, &budget), job.chunks),
+                            Ok(Job::Batch(batch)) => {
+                                (self.serialize_batch(&batch, &budget), batch.chunks)
+                            }
+                            Err(_) => break,
+                        };
+                        if let Err(error) = result {
+                            let _ = chunks.send(Err(error));
                         }
                     }
                 });
@@ -465,9 +547,34 @@ impl Store {
         result
     }
 
-    /// The contents of a small file (at most [`INLINE_SIZE`] bytes): from the materialized tree when `cached`, else
-    /// from its object, checked against `size` like a worker's.
-    fn small_contents(&self, digest: &Digest, size: u64, cached: Option<&Path>) -> Result<Vec<u8>> {
+    /// Serializes a batch: its tokens, and each small file read (and decompressed) in place after them.
+    fn serialize_batch(&self, batch: &BatchJob, budget: &Budget) -> Result<()> {
+        let mut out = budget.buffer(usize::try_from(batch.size).unwrap_or(0));
+        for piece in &batch.pieces {
+            match piece {
+                Piece::Tokens(tokens) => out.extend_from_slice(tokens),
+                Piece::File {
+                    digest,
+                    size,
+                    cached,
+                } => self.append_small(digest, *size, cached.as_deref(), &mut out)?,
+            }
+        }
+        if budget.acquire(batch.seq, out.len()) {
+            let _ = batch.chunks.send(Ok(out));
+        }
+        Ok(())
+    }
+
+    /// Appends the contents of a small file (at most [`BATCH_FILE_SIZE`] bytes) to `out`: from the materialized
+    /// tree when `cached`, else from its object, checked against `size` like a worker's.
+    fn append_small(
+        &self,
+        digest: &Digest,
+        size: u64,
+        cached: Option<&Path>,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         let (format, path, file) = match cached {
             Some(path) => (
                 ObjectFormat::RawBlob,
@@ -486,46 +593,52 @@ impl Store {
                 "size {actual} differs from the tree's record {size}"
             ))
         };
-        // One byte more than any valid object of this size can hold, to see a longer one.
-        let limit = match format {
-            ObjectFormat::RawBlob => size + 1,
-            _ => zstd::zstd_safe::compress_bound(usize::try_from(size).unwrap_or(0)) as u64 + 1,
-        };
-        let mut stored = Vec::new();
-        file.take(limit)
-            .read_to_end(&mut stored)
-            .map_err(Error::io("read", &path))?;
+        let start = out.len();
         if format == ObjectFormat::RawBlob {
-            if stored.len() as u64 != size {
-                return Err(mismatch(stored.len() as u64));
+            // One byte more than the file should hold, to see a longer one; read straight into `out`.
+            file.take(size + 1)
+                .read_to_end(out)
+                .map_err(Error::io("read", &path))?;
+            let read = (out.len() - start) as u64;
+            if read != size {
+                return Err(mismatch(read));
             }
-            return Ok(stored);
+            return Ok(());
         }
-        match content_size_of(&stored) {
-            Ok(Some(recorded)) if recorded != size => Err(mismatch(recorded)),
-            Ok(Some(_)) => {
-                let out = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-                let bytes = decompress_whole(&stored, out)
-                    .map_err(|error| corrupt(format!("cannot decompress: {error}")))?;
-                if bytes.len() as u64 != size {
-                    return Err(mismatch(bytes.len() as u64));
+        let limit = zstd::zstd_safe::compress_bound(usize::try_from(size).unwrap_or(0)) as u64 + 1;
+        let mut compressed = COMPRESSED.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+        compressed.clear();
+        let result = file
+            .take(limit)
+            .read_to_end(&mut compressed)
+            .map_err(Error::io("read", &path))
+            .and_then(|_| match content_size_of(&compressed) {
+                Ok(Some(recorded)) if recorded != size => Err(mismatch(recorded)),
+                Ok(Some(_)) => {
+                    out.resize(start + usize::try_from(size).unwrap_or(0), 0);
+                    let written = decompress_into(&compressed, &mut out[start..])
+                        .map_err(|error| corrupt(format!("cannot decompress: {error}")))?;
+                    if written as u64 != size {
+                        return Err(mismatch(written as u64));
+                    }
+                    Ok(())
                 }
-                Ok(bytes)
-            }
-            Ok(None) => {
-                let mut bytes = Vec::new();
-                zstd::stream::read::Decoder::with_buffer(&stored[..])
-                    .map_err(Error::io("decompress", &path))?
-                    .take(size + 1)
-                    .read_to_end(&mut bytes)
-                    .map_err(Error::io("decompress", &path))?;
-                if bytes.len() as u64 != size {
-                    return Err(mismatch(bytes.len() as u64));
+                Ok(None) => {
+                    zstd::stream::read::Decoder::with_buffer(&compressed[..])
+                        .map_err(Error::io("decompress", &path))?
+                        .take(size + 1)
+                        .read_to_end(out)
+                        .map_err(|error| corrupt(format!("cannot decompress: {error}")))?;
+                    let read = (out.len() - start) as u64;
+                    if read != size {
+                        return Err(mismatch(read));
+                    }
+                    Ok(())
                 }
-                Ok(bytes)
-            }
-            Err(error) => Err(corrupt(error.to_string())),
-        }
+                Err(error) => Err(corrupt(error.to_string())),
+            });
+        COMPRESSED.with(|cell| *cell.borrow_mut() = compressed);
+        result
     }
 
     /// The frames of blob `digest` (of `size` bytes) when it is a zstd object cut into frames that each fit a
@@ -544,7 +657,7 @@ impl Store {
 
     /// Decompresses one frame the walker found into one chunk.
     fn decompress_frame(
-        job: &Job,
+        job: &FileJob,
         object: &ObjectFile,
         frame: &Frame,
         budget: &Budget,
@@ -565,7 +678,7 @@ impl Store {
     }
 
     /// Decompresses one file (or one frame of it) into chunks on `job.chunks`, each counted against the budget.
-    fn decompress_job(&self, job: &Job, budget: &Budget) -> Result<()> {
+    fn decompress_job(&self, job: &FileJob, budget: &Budget) -> Result<()> {
         if let Some((object, frame)) = &job.frame {
             let mismatch = |actual: u64| Error::CorruptObject {
                 digest: job.digest,
@@ -652,7 +765,7 @@ impl Store {
 
     /// Decompresses a small object read whole: in one call when its frame records the size, else streamed.
     fn decompress_small(
-        job: &Job,
+        job: &FileJob,
         path: &Path,
         compressed: &[u8],
         budget: &Budget,
@@ -683,7 +796,7 @@ impl Store {
 
     /// Streams a zstd frame of unknown or large size in [`BUFFER_SIZE`] chunks.
     fn decompress_stream(
-        job: &Job,
+        job: &FileJob,
         path: &Path,
         compressed: impl io::BufRead,
         budget: &Budget,
@@ -795,9 +908,9 @@ mod tests {
 
     use super::*;
 
-    /// Small files are read by the walker itself: a damaged small object still fails the dump, naming it.
+    /// Small files are read in batches: a damaged small object still fails the dump, naming it.
     #[test]
-    fn small_files_read_in_line_are_checked_like_the_rest() {
+    fn small_files_read_in_batches_are_checked_like_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("store")).unwrap();
         let tree = dir.path().join("tree");
