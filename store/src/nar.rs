@@ -260,23 +260,14 @@ impl Walker<'_> {
         if !tokens.is_empty() {
             pieces.push(Piece::Tokens(tokens));
         }
-        let (sender, receiver) = channel();
-        let seq = self.next_seq();
-        self.jobs
-            .send(Job::Batch(BatchJob {
+        self.queue(size, |seq, chunks| {
+            Job::Batch(BatchJob {
                 seq,
                 size,
                 pieces,
-                chunks: sender,
-            }))
-            .map_err(|_| Stopped)?;
-        self.items
-            .send(Item::Contents {
-                seq,
-                size,
-                chunks: receiver,
+                chunks,
             })
-            .map_err(|_| Stopped)
+        })
     }
 
     fn maybe_flush(&mut self) -> std::result::Result<(), Stopped> {
@@ -339,18 +330,29 @@ impl Walker<'_> {
         cached: Option<PathBuf>,
         frame: Option<(Arc<ObjectFile>, Frame)>,
     ) -> std::result::Result<(), Stopped> {
-        let (sender, receiver) = channel();
-        let seq = self.next_seq();
-        self.jobs
-            .send(Job::File(FileJob {
+        self.queue(size, |seq, chunks| {
+            Job::File(FileJob {
                 seq,
                 digest: *digest,
                 size,
                 cached,
                 frame,
-                chunks: sender,
-            }))
-            .map_err(|_| Stopped)?;
+                chunks,
+            })
+        })
+    }
+
+    /// Queues the job `make` builds from its sequence number and the sender of its bytes, and the item its `size`
+    /// bytes will fill.
+    fn queue(
+        &mut self,
+        size: u64,
+        make: impl FnOnce(u64, Sender<Result<Vec<u8>>>) -> Job,
+    ) -> std::result::Result<(), Stopped> {
+        let (sender, receiver) = channel();
+        let seq = self.seq;
+        self.seq += 1;
+        self.jobs.send(make(seq, sender)).map_err(|_| Stopped)?;
         self.items
             .send(Item::Contents {
                 seq,
@@ -358,11 +360,6 @@ impl Walker<'_> {
                 chunks: receiver,
             })
             .map_err(|_| Stopped)
-    }
-
-    fn next_seq(&mut self) -> u64 {
-        self.seq += 1;
-        self.seq - 1
     }
 
     /// Walks directory `digest` with an explicit stack (a tree may be deeper than any thread's stack); a store
