@@ -13,7 +13,10 @@
 # the cost per file (it must stay flat as N grows: run it with two N to compare).
 # Goals (issues 2, 13): add >= 1x tar|zstd and >= 3x nix-store --add; warm add >= 20x the cold add;
 # dump >= nix-store --dump (0.6x when decompressing); RSS <= 64 MB. The machine is shared and noisy, so read the
-# ratios (and CPU time), not the absolute figures.
+# ratios (and CPU time), not the absolute figures. On ext4 without a journal (this machine's disk), leave a few
+# minutes after deleting many files (another run's cleanup at exit, a test suite) before a run: creating files
+# skips inodes freed in the last minutes (see `aside` below), which slows every tool that creates files (hstore,
+# nix-store) and not `tar | zstd`.
 #
 # Environment: HSTORE (binary; default $CARGO_TARGET_DIR/release/hstore or target/release/hstore), RUNS (default 3),
 # BENCH_DIR (scratch directory on the same disk as TREE's page cache; default a new dir under /tmp),
