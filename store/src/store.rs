@@ -15,7 +15,7 @@
 //! - A store is only ever created in a missing or empty directory (or one holding nothing but the layout's own
 //!   names, as a killed first open leaves it): `--store` pointed at a directory of other files is refused.
 //! - Memory is bounded whatever the object size: bytes stream from source to hasher to encoder, through one buffer,
-//!   or for a large blob through [`FRAMES_PER_ROUND`] frame buffers (see `frames`).
+//!   or for a large blob through [`FRAME_BUFFERS`] frame buffers (see `frames`).
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -451,10 +451,9 @@ impl Store {
         Ok((digest, total, format))
     }
 
-    /// Compresses a large blob as consecutive independent frames of [`FRAME_SIZE`] bytes (see `frames`): up to
-    /// [`FRAMES_PER_ROUND`] frames are read, then hashed in order while they are compressed in parallel (each in
-    /// one call from a contiguous buffer), then written in order. `size` is the blob's, when known. Returns the
-    /// bytes read.
+    /// Compresses a large blob as consecutive independent frames of [`FRAME_SIZE`] bytes (see `frames`), each in
+    /// one call from a contiguous buffer, through at most [`FRAME_BUFFERS`] frame buffers. `size` is the blob's,
+    /// when known. Returns the bytes read.
     fn write_frames(
         &self,
         reader: &mut dyn Read,
@@ -464,8 +463,8 @@ impl Store {
         source_path: &Path,
         temp_path: &Path,
     ) -> Result<u64> {
-        let frames = size.map_or(FRAMES_PER_ROUND, |size| {
-            usize::try_from(size.div_ceil(FRAME_SIZE as u64)).unwrap_or(FRAMES_PER_ROUND)
+        let frames = size.map_or(FRAME_BUFFERS, |size| {
+            usize::try_from(size.div_ceil(FRAME_SIZE as u64)).unwrap_or(FRAME_BUFFERS)
         });
         let mut slots = FrameBuffers::take(frames);
         let result =
@@ -474,6 +473,9 @@ impl Store {
         result
     }
 
+    /// The slots are two sets: while one set's frames are hashed and compressed (by rayon, in parallel), this
+    /// thread writes out the other set's compressed frames and reads the next frames into it; then they swap. With
+    /// a single slot, reading, compressing and writing take turns.
     fn write_frames_with(
         &self,
         slots: &mut [FrameBuffers],
@@ -484,45 +486,41 @@ impl Store {
         temp_path: &Path,
     ) -> Result<u64> {
         let level = self.compression_level;
+        let (mut compress_set, mut io_set) = slots.split_at_mut(slots.len().div_ceil(2));
         let mut total = 0u64;
+        let (mut to_compress, mut at_end) =
+            fill_round(compress_set, reader, &mut total).map_err(Error::io("read", source_path))?;
+        // Frames of `io_set` compressed in the previous round and not yet written.
+        let mut to_write = 0;
         loop {
-            let mut filled = 0;
-            let mut at_end = false;
-            for slot in slots.iter_mut() {
-                slot.len =
-                    read_full(reader, &mut slot.input).map_err(Error::io("read", source_path))?;
-                if slot.len == 0 {
-                    at_end = true;
-                    break;
+            let mut compressed = Ok(());
+            let mut wrote = Ok(());
+            let mut read = None;
+            rayon::in_place_scope(|scope| {
+                let round = &mut compress_set[..to_compress];
+                let (hasher, compressed) = (&mut *hasher, &mut compressed);
+                scope.spawn(move |_| *compressed = compress_round(round, hasher, level));
+                wrote = write_round(&mut file, &io_set[..to_write]);
+                if wrote.is_ok() && !at_end && !io_set.is_empty() {
+                    read = Some(fill_round(io_set, reader, &mut total));
                 }
-                total += slot.len as u64;
-                filled += 1;
-                if slot.len < FRAME_SIZE {
-                    at_end = true;
-                    break;
-                }
-            }
-            let round = &mut slots[..filled];
-            let (inputs, outputs): (Vec<&[u8]>, Vec<&mut Vec<u8>>) = round
-                .iter_mut()
-                .map(|slot| (&slot.input[..slot.len], &mut slot.output))
-                .unzip();
-            let ((), compressed) = rayon::join(
-                || inputs.iter().for_each(|input| hash_chunk(hasher, input)),
-                || {
-                    inputs
-                        .par_iter()
-                        .zip(outputs)
-                        .try_for_each(|(input, output)| compress_frame_into(input, level, output))
-                },
-            );
+            });
             compressed.map_err(Error::io("compress into", temp_path))?;
-            for slot in round.iter() {
-                file.write_all(&slot.output)
+            wrote.map_err(Error::io("write", temp_path))?;
+            if let Some(read) = read {
+                let (filled, end) = read.map_err(Error::io("read", source_path))?;
+                std::mem::swap(&mut compress_set, &mut io_set);
+                (to_write, to_compress, at_end) = (to_compress, filled, end);
+            } else {
+                // At the end, or a single slot: write this round before reading (or ending).
+                write_round(&mut file, &compress_set[..to_compress])
                     .map_err(Error::io("write", temp_path))?;
-            }
-            if at_end {
-                return Ok(total);
+                if at_end {
+                    return Ok(total);
+                }
+                to_write = 0;
+                (to_compress, at_end) = fill_round(compress_set, reader, &mut total)
+                    .map_err(Error::io("read", source_path))?;
             }
         }
     }
@@ -1349,11 +1347,11 @@ fn give_back_buffer(buffer: Vec<u8>) {
     });
 }
 
-/// Frames read, then compressed in parallel, per round of a large blob. Each holds a frame's input and output
-/// (about 8 MiB), so four keep a lone large add at ~38 MB peak RSS (the goal is 64 MB) while giving two cores work
-/// of unequal length to balance (two per round left one core idle while the other finished; measured on an 800 MB
-/// file: 4.0–5.2 s with two, 4.0–4.3 s with four).
-const FRAMES_PER_ROUND: usize = 4;
+/// Frame buffers for large blobs, process-wide: two frames compressed (one per core on this project's 2-core
+/// machines) while two are written out and refilled. Each holds a frame's input and output (about 8 MiB), so a
+/// lone large add peaks at ~38 MB RSS (the goal is 64 MB). Measured on a 2 GB file, 5 runs each: 3.9–4.7 s (old
+/// zstdmt stream: 4.0–4.5 s; four frames read, compressed, then written in turn: 4.1–5.7 s).
+const FRAME_BUFFERS: usize = 4;
 
 /// Frame buffers of the process: those lent to writers, and those kept for reuse (a fresh 4 MiB buffer costs a page
 /// fault per 4 KiB on first use). Process-wide, not per thread: rayon may run another blob's frames on a thread
@@ -1376,14 +1374,12 @@ struct FrameBuffers {
 }
 
 impl FrameBuffers {
-    /// Buffers for up to `wanted` frames per round: what is left of [`FRAMES_PER_ROUND`] process-wide, but at
+    /// Buffers for up to `wanted` frames: what is left of [`FRAME_BUFFERS`] process-wide, but at
     /// least one. So when a tree's rayon threads write large files at once, they share the four instead of each
     /// taking four (the frames are the same whatever the count; only the parallelism within one file changes).
     fn take(wanted: usize) -> Vec<Self> {
         let mut pool = FRAME_POOL.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = wanted
-            .min(FRAMES_PER_ROUND.saturating_sub(pool.lent))
-            .max(1);
+        let count = wanted.min(FRAME_BUFFERS.saturating_sub(pool.lent)).max(1);
         pool.lent += count;
         let reused = pool.free.len().min(count);
         let start = pool.free.len() - reused;
@@ -1397,13 +1393,58 @@ impl FrameBuffers {
         slots
     }
 
-    /// Returns buffers from [`FrameBuffers::take`]; at most [`FRAMES_PER_ROUND`] are kept.
+    /// Returns buffers from [`FrameBuffers::take`]; at most [`FRAME_BUFFERS`] are kept.
     fn give_back(slots: Vec<Self>) {
         let mut pool = FRAME_POOL.lock().unwrap_or_else(PoisonError::into_inner);
         pool.lent -= slots.len();
-        let room = FRAMES_PER_ROUND.saturating_sub(pool.free.len());
+        let room = FRAME_BUFFERS.saturating_sub(pool.free.len());
         pool.free.extend(slots.into_iter().take(room));
     }
+}
+
+/// Reads the next frames into `slots`, in order; returns how many were filled and whether the reader is done.
+fn fill_round(
+    slots: &mut [FrameBuffers],
+    reader: &mut dyn Read,
+    total: &mut u64,
+) -> io::Result<(usize, bool)> {
+    for (filled, slot) in slots.iter_mut().enumerate() {
+        slot.len = read_full(reader, &mut slot.input)?;
+        *total += slot.len as u64;
+        if slot.len < FRAME_SIZE {
+            return Ok((filled + usize::from(slot.len > 0), true));
+        }
+    }
+    Ok((slots.len(), false))
+}
+
+/// Hashes the frames of `round` in order while compressing them in parallel, each into its own output.
+fn compress_round(
+    round: &mut [FrameBuffers],
+    hasher: &mut blake3::Hasher,
+    level: i32,
+) -> io::Result<()> {
+    let (inputs, outputs): (Vec<&[u8]>, Vec<&mut Vec<u8>>) = round
+        .iter_mut()
+        .map(|slot| (&slot.input[..slot.len], &mut slot.output))
+        .unzip();
+    let ((), compressed) = rayon::join(
+        || inputs.iter().for_each(|input| hash_chunk(hasher, input)),
+        || {
+            inputs
+                .par_iter()
+                .zip(outputs)
+                .try_for_each(|(input, output)| compress_frame_into(input, level, output))
+        },
+    );
+    compressed
+}
+
+/// Writes the compressed frames of `round`, in order.
+fn write_round(file: &mut File, round: &[FrameBuffers]) -> io::Result<()> {
+    round
+        .iter()
+        .try_for_each(|slot| file.write_all(&slot.output))
 }
 
 /// Feeds a chunk to the hasher, using blake3's own parallelism for large chunks.
@@ -1564,6 +1605,24 @@ mod tests {
         let end = nar.len() - 16 - 5;
         assert!(nar[end - text.len()..end] == text[..], "dump differs");
         assert!(known.verify(false).unwrap().problems.is_empty());
+
+        // A blob of whole frames ends with a full frame: no empty one after it.
+        let whole = &text[..2 * FRAME_SIZE];
+        let (digest_whole, _) = unknown
+            .add_blob_reader(&mut &whole[..], None, None, Path::new("whole"))
+            .unwrap();
+        let stored_whole = fs::read(
+            unknown
+                .layout()
+                .object(&digest_whole, ObjectFormat::ZstdBlob),
+        )
+        .unwrap();
+        let frames_whole = crate::frames::frames_of(&stored_whole).unwrap().unwrap();
+        assert_eq!(frames_whole.len(), 2);
+        assert!(
+            unknown.read_blob(&digest_whole).unwrap().unwrap() == whole,
+            "whole frames"
+        );
 
         // Without its last frame, and then cut inside a frame: the tree records the size, so a dump of it fails
         // naming the object (a lone blob's size comes from the object itself, as a raw blob's does: verify finds
