@@ -18,7 +18,7 @@
 //! being decompressed: the cache is checked by `store verify` like the objects, and sizes are checked here.
 //!
 //! Invariant (bounded memory): decompressed chunks not yet written count against [`BUFFER_BUDGET`]; a worker waits
-//! for room unless its file is the one being written (that file must progress, or nothing would free room).
+//! for room unless its job is the one being written (that job must progress, or nothing would free room).
 //! See: <https://github.com/NixOS/nix/blob/master/src/libutil/archive.cc>
 
 use std::cell::RefCell;
@@ -130,13 +130,13 @@ struct Budget {
 
 struct BudgetState {
     used: usize,
-    /// The file the writer is on.
+    /// The job the writer is on.
     current: u64,
     stop: bool,
 }
 
 impl Budget {
-    /// Waits until `bytes` fit (or `seq` is the file being written); false if the dump stopped.
+    /// Waits until `bytes` fit (or `seq` is the job being written); false if the dump stopped.
     fn acquire(&self, seq: u64, bytes: usize) -> bool {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         while !state.stop
