@@ -43,37 +43,6 @@ pub(crate) struct Frame {
 /// size (or is not a plain zstd frame), so the object must be decoded as one stream. A header that runs past the
 /// end of the file or breaks the format is `InvalidData`.
 pub(crate) fn frames(file: &File, stored: u64) -> io::Result<Option<Vec<Frame>>> {
-    frames_in(file, stored)
-}
-
-/// [`frames`] of an object already in memory.
-pub(crate) fn frames_of(bytes: &[u8]) -> io::Result<Option<Vec<Frame>>> {
-    frames_in(bytes, bytes.len() as u64)
-}
-
-/// Where frame headers are read from: an object file, or its bytes in memory.
-trait Source {
-    fn read_exact_at(&self, buffer: &mut [u8], offset: u64) -> io::Result<()>;
-}
-
-impl Source for File {
-    fn read_exact_at(&self, buffer: &mut [u8], offset: u64) -> io::Result<()> {
-        FileExt::read_exact_at(self, buffer, offset)
-    }
-}
-
-impl Source for [u8] {
-    fn read_exact_at(&self, buffer: &mut [u8], offset: u64) -> io::Result<()> {
-        let start = usize::try_from(offset).map_err(|_| io::ErrorKind::UnexpectedEof)?;
-        let bytes = self
-            .get(start..start.saturating_add(buffer.len()))
-            .ok_or(io::ErrorKind::UnexpectedEof)?;
-        buffer.copy_from_slice(bytes);
-        Ok(())
-    }
-}
-
-fn frames_in(file: &(impl Source + ?Sized), stored: u64) -> io::Result<Option<Vec<Frame>>> {
     let mut frames = Vec::new();
     let mut offset = 0;
     while offset < stored {
@@ -99,20 +68,14 @@ fn invalid(offset: u64, what: &str) -> io::Error {
 }
 
 /// Reads exactly `buffer.len()` bytes at `offset`, which must lie within `stored`.
-fn read_at(
-    file: &(impl Source + ?Sized),
-    buffer: &mut [u8],
-    offset: u64,
-    stored: u64,
-    frame: u64,
-) -> io::Result<()> {
+fn read_at(file: &File, buffer: &mut [u8], offset: u64, stored: u64, frame: u64) -> io::Result<()> {
     if offset + buffer.len() as u64 > stored {
         return Err(invalid(frame, "truncated"));
     }
     file.read_exact_at(buffer, offset)
 }
 
-fn frame_at(file: &(impl Source + ?Sized), offset: u64, stored: u64) -> io::Result<Option<Frame>> {
+fn frame_at(file: &File, offset: u64, stored: u64) -> io::Result<Option<Frame>> {
     let mut head = [0u8; 5];
     read_at(file, &mut head, offset, stored, offset)?;
     let magic = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);

@@ -107,11 +107,18 @@ struct FileJob {
     digest: Digest,
     /// The bytes this job yields: the file's size, or the frame's.
     size: u64,
-    /// The file's copy in the materialized-tree cache, read instead of the object when the tree is cached.
-    cached: Option<PathBuf>,
-    /// The frame of the (already open) object this job decompresses, when the walker cut a large file.
-    frame: Option<(Arc<ObjectFile>, Frame)>,
+    source: FileSource,
     chunks: Sender<Result<Vec<u8>>>,
+}
+
+/// Where a file job's bytes come from.
+enum FileSource {
+    /// The blob's object.
+    Object,
+    /// The file's copy in the materialized-tree cache, read instead of the object when the tree is cached.
+    Cached(PathBuf),
+    /// One frame of the (already open) object, when the walker cut a large file.
+    Frame(Arc<ObjectFile>, Frame),
 }
 
 /// A zstd object opened by the walker, shared by the jobs of its frames.
@@ -299,23 +306,26 @@ impl Walker<'_> {
                 size,
                 cached,
             });
-            self.tokens.pad(size);
-            self.tokens.token(b")");
-            return Ok(());
-        }
-        self.flush()?;
-        let frames = match &cached {
-            None if size > FRAME_SIZE as u64 => self.store.object_frames(digest, size),
-            _ => None,
-        };
-        match frames {
-            Some((object, frames)) => {
-                let object = Arc::new(object);
-                for frame in frames {
-                    self.job(digest, frame.content, None, Some((object.clone(), frame)))?;
+        } else {
+            self.flush()?;
+            let frames = match &cached {
+                None if size > FRAME_SIZE as u64 => self.store.object_frames(digest, size),
+                _ => None,
+            };
+            match frames {
+                Some((object, frames)) => {
+                    let object = Arc::new(object);
+                    for frame in frames {
+                        let source = FileSource::Frame(object.clone(), frame);
+                        self.job(digest, frame.content, source)?;
+                    }
                 }
+                None => self.job(
+                    digest,
+                    size,
+                    cached.map_or(FileSource::Object, FileSource::Cached),
+                )?,
             }
-            None => self.job(digest, size, cached, None)?,
         }
         self.tokens.pad(size);
         self.tokens.token(b")");
@@ -327,16 +337,14 @@ impl Walker<'_> {
         &mut self,
         digest: &Digest,
         size: u64,
-        cached: Option<PathBuf>,
-        frame: Option<(Arc<ObjectFile>, Frame)>,
+        source: FileSource,
     ) -> std::result::Result<(), Stopped> {
         self.queue(size, |seq, chunks| {
             Job::File(FileJob {
                 seq,
                 digest: *digest,
                 size,
-                cached,
-                frame,
+                source,
                 chunks,
             })
         })
@@ -437,35 +445,47 @@ thread_local! {
     static COMPRESSED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The decompressed size the frames of a zstd object in memory record; `None` when one does not record it.
-fn content_size_of(compressed: &[u8]) -> io::Result<Option<u64>> {
-    Ok(crate::frames::frames_of(compressed)?
-        .map(|frames| frames.iter().map(|frame| frame.content).sum()))
-}
-
-/// Decompresses whole zstd frames into `out` (exactly their recorded size) with the thread's reusable context;
-/// returns the bytes written.
-fn decompress_into(compressed: &[u8], out: &mut [u8]) -> io::Result<usize> {
+/// Decompresses the zstd frames in `compressed` after the end of `out` (into its spare room, no zero-filling) with
+/// the thread's reusable context, making room for `room` bytes; returns the bytes appended. zstd fails when the
+/// frames hold more than there is room for, whether or not their headers record a size.
+fn decompress_append(compressed: &[u8], out: &mut Vec<u8>, room: usize) -> io::Result<usize> {
     let cached = DECOMPRESSOR.with(|cell| cell.borrow_mut().take());
     let mut decompressor = match cached {
         Some(decompressor) => decompressor,
         None => zstd::bulk::Decompressor::new()?,
     };
-    let result = decompressor.decompress_to_buffer(compressed, out);
+    out.reserve(room);
+    let mut cursor = io::Cursor::new(out);
+    cursor.set_position(cursor.get_ref().len() as u64);
+    let result = decompressor.decompress_to_buffer(compressed, &mut cursor);
     DECOMPRESSOR.with(|cell| *cell.borrow_mut() = Some(decompressor));
     result
 }
 
-/// Decompresses a whole zstd frame of known `size` with the thread's reusable context.
-fn decompress_whole(compressed: &[u8], mut out: Vec<u8>) -> io::Result<Vec<u8>> {
-    let cached = DECOMPRESSOR.with(|cell| cell.borrow_mut().take());
-    let mut decompressor = match cached {
-        Some(decompressor) => decompressor,
-        None => zstd::bulk::Decompressor::new()?,
-    };
-    let result = decompressor.decompress_to_buffer(compressed, &mut out);
-    DECOMPRESSOR.with(|cell| *cell.borrow_mut() = Some(decompressor));
-    result.map(|_| out)
+/// Appends the bytes of a zstd object held whole in memory to `out`: exactly `size` of them, or `mismatch` (fewer
+/// or more) or a `CorruptObject` naming `path` (not zstd, damaged).
+fn append_decompressed(
+    digest: &Digest,
+    path: &Path,
+    compressed: &[u8],
+    size: u64,
+    out: &mut Vec<u8>,
+    mismatch: &dyn Fn(u64) -> Error,
+) -> Result<()> {
+    // One byte of room more than `size`, to see a longer object.
+    let room = usize::try_from(size)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
+    let written =
+        decompress_append(compressed, out, room).map_err(|error| Error::CorruptObject {
+            digest: *digest,
+            path: path.to_path_buf(),
+            reason: format!("cannot decompress: {error}"),
+        })?;
+    if written as u64 != size {
+        return Err(mismatch(written as u64));
+    }
+    Ok(())
 }
 
 impl Store {
@@ -572,14 +592,7 @@ impl Store {
         cached: Option<&Path>,
         out: &mut Vec<u8>,
     ) -> Result<()> {
-        let (format, path, file) = match cached {
-            Some(path) => (
-                ObjectFormat::RawBlob,
-                path.to_path_buf(),
-                File::open(path).map_err(Error::io("open", path))?,
-            ),
-            None => self.open_blob_file(digest)?,
-        };
+        let (format, path, file) = self.open_contents(digest, cached)?;
         let corrupt = |reason: String| Error::CorruptObject {
             digest: *digest,
             path: path.clone(),
@@ -609,31 +622,7 @@ impl Store {
             .take(limit)
             .read_to_end(&mut compressed)
             .map_err(Error::io("read", &path))
-            .and_then(|_| match content_size_of(&compressed) {
-                Ok(Some(recorded)) if recorded != size => Err(mismatch(recorded)),
-                Ok(Some(_)) => {
-                    out.resize(start + usize::try_from(size).unwrap_or(0), 0);
-                    let written = decompress_into(&compressed, &mut out[start..])
-                        .map_err(|error| corrupt(format!("cannot decompress: {error}")))?;
-                    if written as u64 != size {
-                        return Err(mismatch(written as u64));
-                    }
-                    Ok(())
-                }
-                Ok(None) => {
-                    zstd::stream::read::Decoder::with_buffer(&compressed[..])
-                        .map_err(Error::io("decompress", &path))?
-                        .take(size + 1)
-                        .read_to_end(out)
-                        .map_err(|error| corrupt(format!("cannot decompress: {error}")))?;
-                    let read = (out.len() - start) as u64;
-                    if read != size {
-                        return Err(mismatch(read));
-                    }
-                    Ok(())
-                }
-                Err(error) => Err(corrupt(error.to_string())),
-            });
+            .and_then(|_| append_decompressed(digest, &path, &compressed, size, out, &mismatch));
         COMPRESSED.with(|cell| *cell.borrow_mut() = compressed);
         result
     }
@@ -676,28 +665,25 @@ impl Store {
 
     /// Decompresses one file (or one frame of it) into chunks on `job.chunks`, each counted against the budget.
     fn decompress_job(&self, job: &FileJob, budget: &Budget) -> Result<()> {
-        if let Some((object, frame)) = &job.frame {
-            let mismatch = |actual: u64| Error::CorruptObject {
-                digest: job.digest,
-                path: object.path.clone(),
-                reason: format!(
-                    "the frame at byte {} holds {actual} bytes, not the {} its header records",
-                    frame.offset, job.size
-                ),
-            };
-            let send = |chunk: Vec<u8>| -> bool {
-                budget.acquire(job.seq, chunk.len()) && job.chunks.send(Ok(chunk)).is_ok()
-            };
-            return Self::decompress_frame(job, object, frame, budget, &send, &mismatch);
-        }
-        let (format, path, mut file) = match &job.cached {
-            Some(path) => (
-                ObjectFormat::RawBlob,
-                path.clone(),
-                File::open(path).map_err(Error::io("open", path))?,
-            ),
-            None => self.open_blob_file(&job.digest)?,
+        let send = |chunk: Vec<u8>| -> bool {
+            budget.acquire(job.seq, chunk.len()) && job.chunks.send(Ok(chunk)).is_ok()
         };
+        let cached = match &job.source {
+            FileSource::Object => None,
+            FileSource::Cached(path) => Some(path.as_path()),
+            FileSource::Frame(object, frame) => {
+                let mismatch = |actual: u64| Error::CorruptObject {
+                    digest: job.digest,
+                    path: object.path.clone(),
+                    reason: format!(
+                        "the frame at byte {} holds {actual} bytes, not the {} its header records",
+                        frame.offset, job.size
+                    ),
+                };
+                return Self::decompress_frame(job, object, frame, budget, &send, &mismatch);
+            }
+        };
+        let (format, path, mut file) = self.open_contents(&job.digest, cached)?;
         let corrupt = |reason: String| Error::CorruptObject {
             digest: job.digest,
             path: path.clone(),
@@ -710,9 +696,6 @@ impl Store {
             ))
         };
         let stored = file.metadata().map_err(Error::io("stat", &path))?.len();
-        let send = |chunk: Vec<u8>| -> bool {
-            budget.acquire(job.seq, chunk.len()) && job.chunks.send(Ok(chunk)).is_ok()
-        };
         if format == ObjectFormat::RawBlob {
             if stored != job.size {
                 return Err(mismatch(stored));
@@ -760,7 +743,7 @@ impl Store {
         )
     }
 
-    /// Decompresses a small object read whole: in one call when its frame records the size, else streamed.
+    /// Decompresses a small object (or one frame) read whole into one chunk.
     fn decompress_small(
         job: &FileJob,
         path: &Path,
@@ -769,29 +752,14 @@ impl Store {
         send: &dyn Fn(Vec<u8>) -> bool,
         mismatch: &dyn Fn(u64) -> Error,
     ) -> Result<()> {
-        let corrupt = |reason: String| Error::CorruptObject {
-            digest: job.digest,
-            path: path.to_path_buf(),
-            reason,
-        };
-        match content_size_of(compressed) {
-            Ok(Some(recorded)) if recorded != job.size => Err(mismatch(recorded)),
-            Ok(Some(_)) => {
-                let size = usize::try_from(job.size).unwrap_or(0);
-                let bytes = decompress_whole(compressed, budget.buffer(size))
-                    .map_err(|error| corrupt(format!("cannot decompress: {error}")))?;
-                if bytes.len() != size {
-                    return Err(mismatch(bytes.len() as u64));
-                }
-                send(bytes);
-                Ok(())
-            }
-            Ok(None) => Self::decompress_stream(job, path, compressed, budget, send, mismatch),
-            Err(error) => Err(corrupt(error.to_string())),
-        }
+        let size = usize::try_from(job.size).unwrap_or(0);
+        let mut out = budget.buffer(size.saturating_add(1));
+        append_decompressed(&job.digest, path, compressed, job.size, &mut out, mismatch)?;
+        send(out);
+        Ok(())
     }
 
-    /// Streams a zstd frame of unknown or large size in [`BUFFER_SIZE`] chunks.
+    /// Streams a large zstd object in [`BUFFER_SIZE`] chunks.
     fn decompress_stream(
         job: &FileJob,
         path: &Path,
@@ -837,8 +805,17 @@ impl Store {
         Ok(())
     }
 
-    /// Opens a blob's object file, trying the zstd form first (the common one).
-    fn open_blob_file(&self, digest: &Digest) -> Result<(ObjectFormat, PathBuf, File)> {
+    /// Opens a file's contents: its copy in the materialized-tree cache when `cached` (raw), else its blob's
+    /// object file, trying the zstd form first (the common one).
+    fn open_contents(
+        &self,
+        digest: &Digest,
+        cached: Option<&Path>,
+    ) -> Result<(ObjectFormat, PathBuf, File)> {
+        if let Some(path) = cached {
+            let file = File::open(path).map_err(Error::io("open", path))?;
+            return Ok((ObjectFormat::RawBlob, path.to_path_buf(), file));
+        }
         for format in [ObjectFormat::ZstdBlob, ObjectFormat::RawBlob] {
             let path = self.layout().object(digest, format);
             match File::open(&path) {

@@ -1584,7 +1584,12 @@ mod tests {
             "unknown size"
         );
         assert!(fs::read(object(&batched)).unwrap() == stored, "batched");
-        let frames = crate::frames::frames_of(&stored).unwrap().unwrap();
+        let frames_of = |path: &Path| {
+            let file = File::open(path).unwrap();
+            let stored = file.metadata().unwrap().len();
+            crate::frames::frames(&file, stored).unwrap().unwrap()
+        };
+        let frames = frames_of(&object(&known));
         let contents: Vec<u64> = frames.iter().map(|frame| frame.content).collect();
         let frame = FRAME_SIZE as u64;
         assert_eq!(contents, [frame, frame, (1 << 20) + 3]);
@@ -1611,13 +1616,11 @@ mod tests {
         let (digest_whole, _) = unknown
             .add_blob_reader(&mut &whole[..], None, None, Path::new("whole"))
             .unwrap();
-        let stored_whole = fs::read(
-            unknown
+        let frames_whole = frames_of(
+            &unknown
                 .layout()
                 .object(&digest_whole, ObjectFormat::ZstdBlob),
-        )
-        .unwrap();
-        let frames_whole = crate::frames::frames_of(&stored_whole).unwrap().unwrap();
+        );
         assert_eq!(frames_whole.len(), 2);
         assert!(
             unknown.read_blob(&digest_whole).unwrap().unwrap() == whole,
