@@ -9,7 +9,6 @@
 //! unpublished packs, which a rerun overwrites with identical bytes under the same names.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
@@ -236,12 +235,11 @@ fn build_pack(store: &Store, objects: &[ManifestObject]) -> Result<(Vec<u8>, Pac
     let mut entries = Vec::with_capacity(objects.len());
     for object in objects {
         let address = object.address;
-        let format = store
-            .object_format(&address)?
+        let stored = store
+            .open_stored(&address)?
             .ok_or(hstore_store::Error::MissingObject { digest: address })?;
-        let path = store.layout().object(&address, format);
-        let file = File::open(&path).map_err(hstore_store::Error::io("open", &path))?;
-        let mut reader = BufReader::new(file);
+        let (format, path) = (stored.format, stored.path);
+        let mut reader = BufReader::new(stored.reader);
         let offset = pack.len() as u64;
         let encoding = if let Some(blob_encoding) = BlobEncoding::of_format(format) {
             copy_verified(

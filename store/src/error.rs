@@ -40,6 +40,14 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A pack file's index cannot be read or does not match the pack's name.
+    #[error("pack `{}` is corrupt: {reason}", path.display())]
+    CorruptPack {
+        /// The pack file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A directory node failed to decode.
     #[error("directory node {digest} is malformed")]
     MalformedDirectory {
@@ -212,7 +220,10 @@ pub trait Hint {
 impl Hint for Error {
     fn hint(&self) -> Option<String> {
         match self {
-            Error::DigestMismatch { .. } | Error::CorruptObject { .. } | Error::MalformedDirectory { .. } => Some(
+            Error::DigestMismatch { .. }
+            | Error::CorruptObject { .. }
+            | Error::CorruptPack { .. }
+            | Error::MalformedDirectory { .. } => Some(
                 "run `hstore store verify --repair` to drop corrupt objects, then `hstore fetch` to get them again"
                     .into(),
             ),

@@ -39,14 +39,16 @@ pub(crate) struct Frame {
     pub content: u64,
 }
 
-/// The frames of a zstd object of `stored` bytes, in order; `None` when a frame does not record its decompressed
+/// The frames of a zstd object of `len` bytes starting at byte `start` of `file` (a pack holds many objects), in
+/// order, their offsets counted from the start of the file; `None` when a frame does not record its decompressed
 /// size (or is not a plain zstd frame), so the object must be decoded as one stream. A header that runs past the
-/// end of the file or breaks the format is `InvalidData`.
-pub(crate) fn frames(file: &File, stored: u64) -> io::Result<Option<Vec<Frame>>> {
+/// end of the object or breaks the format is `InvalidData`.
+pub(crate) fn frames(file: &File, start: u64, len: u64) -> io::Result<Option<Vec<Frame>>> {
+    let end = start + len;
     let mut frames = Vec::new();
-    let mut offset = 0;
-    while offset < stored {
-        let Some(frame) = frame_at(file, offset, stored)? else {
+    let mut offset = start;
+    while offset < end {
+        let Some(frame) = frame_at(file, offset, end)? else {
             return Ok(None);
         };
         offset += frame.compressed;
@@ -55,9 +57,10 @@ pub(crate) fn frames(file: &File, stored: u64) -> io::Result<Option<Vec<Frame>>>
     Ok(Some(frames))
 }
 
-/// The decompressed size of a zstd object, from its frame headers; `None` when a frame does not record it.
-pub(crate) fn content_size(file: &File, stored: u64) -> io::Result<Option<u64>> {
-    Ok(frames(file, stored)?.map(|frames| frames.iter().map(|frame| frame.content).sum()))
+/// The decompressed size of a zstd object (as for [`frames`]), from its frame headers; `None` when a frame does
+/// not record it.
+pub(crate) fn content_size(file: &File, start: u64, len: u64) -> io::Result<Option<u64>> {
+    Ok(frames(file, start, len)?.map(|frames| frames.iter().map(|frame| frame.content).sum()))
 }
 
 fn invalid(offset: u64, what: &str) -> io::Error {
@@ -198,7 +201,7 @@ mod tests {
                 .map(|input| zstd::bulk::compress(input, level).expect("compress"))
                 .collect();
             let (file, stored) = object(&compressed);
-            let found = frames(file.as_file(), stored)
+            let found = frames(file.as_file(), 0, stored)
                 .expect("valid frames")
                 .expect("sizes recorded");
             assert_eq!(found.len(), inputs.len());
@@ -213,7 +216,7 @@ mod tests {
                 offset += frame.compressed;
             }
             assert_eq!(
-                content_size(file.as_file(), stored).expect("valid"),
+                content_size(file.as_file(), 0, stored).expect("valid"),
                 Some(inputs.iter().map(|input| input.len() as u64).sum())
             );
         }
@@ -226,23 +229,23 @@ mod tests {
         encoder.write_all(&vec![7u8; 100_000]).expect("write");
         let without_size = encoder.finish().expect("finish");
         let (file, stored) = object(&[without_size]);
-        assert_eq!(frames(file.as_file(), stored).expect("valid"), None);
+        assert_eq!(frames(file.as_file(), 0, stored).expect("valid"), None);
 
         let mut sized = zstd::bulk::Compressor::new(3).expect("compressor");
         sized.include_checksum(true).expect("checksum");
         let frame = sized.compress(&vec![7u8; 100_000]).expect("compress");
         let (file, stored) = object(std::slice::from_ref(&frame));
-        let found = frames(file.as_file(), stored)
+        let found = frames(file.as_file(), 0, stored)
             .expect("valid")
             .expect("sized");
         assert_eq!(found[0].compressed as usize, frame.len());
 
         let stored = frame.len() as u64;
         let (file, _) = object(&[frame]);
-        let error = frames(file.as_file(), stored - 1).expect_err("truncated");
+        let error = frames(file.as_file(), 0, stored - 1).expect_err("truncated");
         assert_eq!(error.kind(), io::ErrorKind::InvalidData);
         let (file, stored) = object(&[b"not zstd at all".to_vec()]);
-        let error = frames(file.as_file(), stored).expect_err("not zstd");
+        let error = frames(file.as_file(), 0, stored).expect_err("not zstd");
         assert!(error.to_string().contains("bad magic"), "{error}");
     }
 }

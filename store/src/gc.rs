@@ -4,18 +4,22 @@
 //! run, so nothing a running command just added (and has not yet rooted) can be collected. Temp files are only
 //! ever left by killed commands once gc holds the exclusive lock, so gc removes them all.
 //!
-//! Deletion order keeps a killed gc's store verifiable: unreachable directory nodes go first, each only after every
-//! unreachable node naming it (Kahn's order over the unreachable part of the graph), then the blobs. So at every
-//! moment each node still present has all its children, and `verify` after a SIGKILL at any point finds nothing.
+//! Deletion order keeps a killed gc's store verifiable: a file holding unreachable objects (a loose object, or a
+//! pack, rewritten without them) is changed only after every file holding an unreachable node that names one of
+//! them (Kahn's order over the files), and a rewritten pack is in place before the old one goes. So at every moment
+//! each node still present has all its children, and `verify` after a SIGKILL at any point finds nothing (see
+//! [`containers_parents_first`] for the one exception, packs of concurrent adds naming each other).
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
+use std::path::PathBuf;
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::layout::ObjectFormat;
 use crate::materialize::remove_tree;
-use crate::store::{LockMode, Store};
+use crate::pack::{Location, PackEntry};
+use crate::store::{LockMode, ObjectCopy, Store};
 use crate::tree::Node;
 
 /// What gc removed (or, with `dry_run`, would remove).
@@ -70,23 +74,42 @@ impl Store {
         let reachable = self.reachable()?;
         let mut report = GcReport::default();
         let mut doomed = Vec::new();
-        for (digest, format, path) in self.object_files()? {
-            if reachable.contains(&digest) {
-                report.kept += 1;
+        let mut kept = HashSet::new();
+        for copy in self.object_copies()? {
+            if reachable.contains(&copy.digest) {
+                kept.insert(copy.digest);
             } else {
-                doomed.push((digest, format, path));
+                doomed.push(copy);
             }
         }
+        report.kept = kept.len();
         if !dry_run {
             self.objects_removed();
         }
-        for (digest, format, path) in parents_first(self, doomed) {
-            report.removed_bytes += fs::metadata(&path).map_or(0, |m| m.len());
-            report.removed.push((digest, format));
-            if !dry_run {
-                fs::remove_file(&path).map_err(Error::io("remove", &path))?;
+        for container in containers_parents_first(self, doomed) {
+            match container {
+                Container::Loose(copy) => {
+                    let path = copy.location.path();
+                    report.removed_bytes += fs::metadata(path).map_or(0, |m| m.len());
+                    report.removed.push((copy.digest, copy.format));
+                    if !dry_run {
+                        fs::remove_file(path).map_err(Error::io("remove", path))?;
+                    }
+                }
+                Container::Pack { path, doomed } => {
+                    report.removed_bytes += doomed.iter().map(|entry| entry.len).sum::<u64>();
+                    report
+                        .removed
+                        .extend(doomed.iter().map(|entry| (entry.digest, entry.format)));
+                    if !dry_run {
+                        self.drop_from_pack(&path, &|entry| {
+                            !doomed.iter().any(|gone| gone.offset == entry.offset)
+                        })?;
+                    }
+                }
             }
         }
+        report.removed.dedup();
         report.removed.sort();
         let trees = self.layout().trees();
         for entry in fs::read_dir(&trees).map_err(Error::io("list", &trees))? {
@@ -138,60 +161,96 @@ fn is_temp_shard(entry: &fs::DirEntry) -> bool {
         && entry.file_type().is_ok_and(|kind| kind.is_dir())
 }
 
-/// Orders unreachable objects for deletion: directory nodes before the nodes they name (a node goes only once no
-/// remaining unreachable node names it), then blobs. A node that cannot be read is taken to name nothing.
-fn parents_first(
-    store: &Store,
-    doomed: Vec<(Digest, ObjectFormat, std::path::PathBuf)>,
-) -> Vec<(Digest, ObjectFormat, std::path::PathBuf)> {
-    let (directories, blobs): (Vec<_>, Vec<_>) = doomed
-        .into_iter()
-        .partition(|(_, format, _)| *format == ObjectFormat::Directory);
-    let unreachable: HashSet<Digest> = directories.iter().map(|(digest, _, _)| *digest).collect();
-    let mut children: HashMap<Digest, Vec<Digest>> = HashMap::new();
-    let mut named_by: HashMap<Digest, usize> = HashMap::new();
-    for (digest, _, _) in &directories {
-        let mut below = Vec::new();
-        if let Ok(Some(directory)) = store.get_directory(digest) {
-            for (_, node) in directory.entries() {
-                if let Node::Directory { digest: child, .. } = node
-                    && unreachable.contains(child)
-                {
-                    below.push(*child);
-                    *named_by.entry(*child).or_default() += 1;
+/// What gc removes objects from: a loose object's file, or a pack (rewritten without them, or removed when nothing
+/// in it is kept).
+enum Container {
+    Loose(ObjectCopy),
+    Pack { path: PathBuf, doomed: Vec<PackEntry> },
+}
+
+/// Orders the files holding unreachable objects for deletion: a file goes only once no remaining file holds an
+/// unreachable node naming an unreachable object in it (Kahn's order over the files), so every node still present
+/// keeps its children. A loose directory node is its own file, so among loose nodes this is parents first, and
+/// loose blobs (which name nothing) come after the nodes naming them. One add's packs only name objects in
+/// themselves, in earlier packs or in loose blobs, so they never form a cycle; packs written by concurrent adds
+/// that share objects could, and a cycle is broken in address order (a gc killed right there may leave an
+/// unreachable node without a child, which the next gc removes). A node that cannot be read names nothing.
+fn containers_parents_first(store: &Store, doomed: Vec<ObjectCopy>) -> Vec<Container> {
+    let mut containers: Vec<Container> = Vec::new();
+    let mut pack_ids: HashMap<PathBuf, usize> = HashMap::new();
+    // Where each doomed object is held (an object may have several copies).
+    let mut held_in: HashMap<Digest, Vec<usize>> = HashMap::new();
+    let mut nodes: Vec<(usize, Digest)> = Vec::new();
+    for copy in doomed {
+        let id = match &copy.location {
+            Location::Loose(_) => {
+                containers.push(Container::Loose(copy.clone()));
+                containers.len() - 1
+            }
+            Location::Packed { pack, offset, len } => {
+                let id = *pack_ids.entry(pack.clone()).or_insert_with(|| {
+                    containers.push(Container::Pack {
+                        path: pack.clone(),
+                        doomed: Vec::new(),
+                    });
+                    containers.len() - 1
+                });
+                if let Container::Pack { doomed, .. } = &mut containers[id] {
+                    doomed.push(PackEntry {
+                        digest: copy.digest,
+                        format: copy.format,
+                        offset: *offset,
+                        len: *len,
+                    });
+                }
+                id
+            }
+        };
+        held_in.entry(copy.digest).or_default().push(id);
+        if copy.format == ObjectFormat::Directory {
+            nodes.push((id, copy.digest));
+        }
+    }
+    let mut before: Vec<HashSet<usize>> = vec![HashSet::new(); containers.len()];
+    let mut waits_for = vec![0usize; containers.len()];
+    for (id, digest) in nodes {
+        let Ok(Some(directory)) = store.get_directory(&digest) else {
+            continue;
+        };
+        for (_, node) in directory.entries() {
+            if let Node::File { digest: child, .. } | Node::Directory { digest: child, .. } = node {
+                for &other in held_in.get(child).into_iter().flatten() {
+                    if other != id && before[id].insert(other) {
+                        waits_for[other] += 1;
+                    }
                 }
             }
         }
-        children.insert(*digest, below);
     }
-    let mut by_digest: HashMap<Digest, (Digest, ObjectFormat, std::path::PathBuf)> = directories
-        .into_iter()
-        .map(|entry| (entry.0, entry))
-        .collect();
-    let mut ready: Vec<Digest> = by_digest
-        .keys()
-        .filter(|digest| !named_by.contains_key(digest))
-        .copied()
-        .collect();
-    ready.sort();
-    let mut ordered = Vec::with_capacity(by_digest.len() + blobs.len());
-    while let Some(digest) = ready.pop() {
-        if let Some(entry) = by_digest.remove(&digest) {
-            ordered.push(entry);
+    let mut order = Vec::with_capacity(containers.len());
+    let mut done = vec![false; containers.len()];
+    let mut ready: Vec<usize> = (0..containers.len()).filter(|id| waits_for[*id] == 0).rev().collect();
+    while order.len() < containers.len() {
+        let next = match ready.pop() {
+            Some(next) => next,
+            // A cycle: take the first file left.
+            None => match (0..containers.len()).find(|id| !done[*id]) {
+                Some(next) => next,
+                None => break,
+            },
+        };
+        if done[next] {
+            continue;
         }
-        for child in children.remove(&digest).unwrap_or_default() {
-            if let Some(count) = named_by.get_mut(&child) {
-                *count -= 1;
-                if *count == 0 {
-                    ready.push(child);
-                }
+        done[next] = true;
+        order.push(next);
+        for &after in &before[next] {
+            waits_for[after] = waits_for[after].saturating_sub(1);
+            if waits_for[after] == 0 && !done[after] {
+                ready.push(after);
             }
         }
     }
-    // Cycles cannot occur (addresses are hashes of content), but never drop an object from the list.
-    let mut rest: Vec<_> = by_digest.into_values().collect();
-    rest.sort_by_key(|entry| entry.0);
-    ordered.extend(rest);
-    ordered.extend(blobs);
-    ordered
+    let mut slots: Vec<Option<Container>> = containers.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|id| slots[id].take()).collect()
 }

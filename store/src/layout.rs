@@ -2,12 +2,14 @@
 //!
 //! ```text
 //! <root>/
-//! ├── VERSION                    "hstore-store-v1\n"; a different value is refused, never migrated
+//! ├── VERSION                    "hstore-store-v2\n" (a v1 store, which has no packs, is marked v2 when opened for
+//! │                              writing); any other value is refused, never migrated
 //! ├── objects-v1/                immutable, self-validating objects, sharded by the first two hex digits
 //! │   └── ab/
 //! │       ├── ab…ef.raw          a blob stored as is (already-compressed formats, tiny files)
 //! │       ├── ab…ef.zst          a blob as zstd frames of ≤ 4 MiB each (see `frames`); its address is of the decompressed bytes
 //! │       └── ab…ef.dir          a directory node in canonical encoding (see `tree`)
+//! ├── packs-v1/<hex>.pack        small objects of a tree add, many to a file, stored bytes as above (see `pack`)
 //! ├── trees-v1/<hex>/            read-only materialized trees (a cache: deleting it loses nothing)
 //! ├── roots-v1/<name>.json       gc roots: `{"description": "…", "addresses": ["b3:…"]}` (see [`crate::Root`])
 //! ├── meta-v1/<namespace>/<key>.json   small JSON records (upstream integrity → address, build records)
@@ -23,11 +25,15 @@ use std::path::{Path, PathBuf};
 use crate::digest::Digest;
 
 /// Content of the `VERSION` file.
-pub const STORE_VERSION: &str = "hstore-store-v1\n";
+pub const STORE_VERSION: &str = "hstore-store-v2\n";
+/// Content of the `VERSION` file of a store written before packs existed (read as a v2 store without packs).
+pub const STORE_VERSION_V1: &str = "hstore-store-v1\n";
 /// The `VERSION` file name.
 pub const VERSION_FILE: &str = "VERSION";
 /// Object directory.
 pub const OBJECTS_DIR: &str = "objects-v1";
+/// Pack files.
+pub const PACKS_DIR: &str = "packs-v1";
 /// Materialized tree cache.
 pub const TREES_DIR: &str = "trees-v1";
 /// gc roots.
@@ -109,6 +115,11 @@ impl Layout {
     /// `objects-v1/`.
     pub fn objects(&self) -> PathBuf {
         self.root.join(OBJECTS_DIR)
+    }
+
+    /// `packs-v1/`.
+    pub fn packs(&self) -> PathBuf {
+        self.root.join(PACKS_DIR)
     }
 
     /// The shard directory holding `digest`.

@@ -4,7 +4,8 @@
 //! serializes them as NAR, keeps gc roots and small JSON records, and carries objects across the air gap in bundles.
 //!
 //! # Glossary
-//! - **store object**: a blob or a directory node, stored once under its address in `objects-v1/`.
+//! - **store object**: a blob or a directory node, stored under its address: in its own file in `objects-v1/`, or
+//!   among a tree add's small objects in a pack in `packs-v1/`.
 //! - **digest** / **address**: `b3:` + 64 lowercase hex of BLAKE3 over an object's canonical bytes ([`Digest`]).
 //! - **blob**: a file's bytes. **tree**: a Merkle directory; its address is its root directory node's address.
 //! - **NAR**: the Nix ARchive serialization, byte-identical to `nix-store --dump` ([`nar`]).
@@ -23,6 +24,7 @@ pub mod layout;
 pub mod materialize;
 pub mod meta;
 pub mod nar;
+pub mod pack;
 pub mod path_component;
 pub mod stat_cache;
 pub mod store;
@@ -38,7 +40,8 @@ pub use layout::{Layout, ObjectFormat};
 pub use materialize::{Permissions, remove_tree};
 pub use meta::{RecordSchema, Root};
 pub use path_component::PathComponent;
-pub use store::{BlobReader, LockMode, ObjectInfo, Store};
+pub use pack::Location;
+pub use store::{BlobReader, LockMode, ObjectCopy, ObjectInfo, Store, StoredObject};
 pub use transfer::{BlobEncoding, copy_verified};
 pub use tree::{Directory, Node};
 pub use verify::{Problem, VerifyReport};

@@ -130,10 +130,7 @@ impl Store {
             return Err(Error::DigestMismatch {
                 expected: *digest,
                 actual,
-                path: self.layout().object(
-                    digest,
-                    self.blob_format(digest)?.unwrap_or(ObjectFormat::RawBlob),
-                ),
+                path: self.object_path(digest)?,
             });
         }
         file.set_permissions(fs::Permissions::from_mode(mode))
@@ -174,11 +171,10 @@ impl Store {
     /// Re-hashes a stored blob, streaming (for verify).
     pub fn hash_stored_blob(&self, digest: &Digest) -> Result<(Digest, u64)> {
         let mut blob = self.blob(digest)?;
-        let path = self.layout().object(
-            digest,
-            self.blob_format(digest)?.unwrap_or(ObjectFormat::RawBlob),
-        );
-        hash_reader(&mut blob.reader).map_err(Error::io("read", path))
+        hash_reader(&mut blob.reader).map_err(|error| match self.object_path(digest) {
+            Ok(path) => Error::io("read", path)(error),
+            Err(other) => other,
+        })
     }
 }
 

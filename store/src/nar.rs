@@ -592,7 +592,7 @@ impl Store {
         cached: Option<&Path>,
         out: &mut Vec<u8>,
     ) -> Result<()> {
-        let (format, path, file) = self.open_contents(digest, cached)?;
+        let (format, path, file, _) = self.open_contents(digest, cached)?;
         let corrupt = |reason: String| Error::CorruptObject {
             digest: *digest,
             path: path.clone(),
@@ -634,7 +634,7 @@ impl Store {
         let path = self.layout().object(digest, ObjectFormat::ZstdBlob);
         let file = File::open(&path).ok()?;
         let stored = file.metadata().ok()?.len();
-        let frames = crate::frames::frames(&file, stored).ok()??;
+        let frames = crate::frames::frames(&file, 0, stored).ok()??;
         let fits = frames.len() > 1
             && frames.iter().all(|frame| frame.content <= WHOLE_FILE_SIZE)
             && frames.iter().map(|frame| frame.content).sum::<u64>() == size;
@@ -683,7 +683,7 @@ impl Store {
                 return Self::decompress_frame(job, object, frame, budget, &send, &mismatch);
             }
         };
-        let (format, path, mut file) = self.open_contents(&job.digest, cached)?;
+        let (format, path, mut file, stored) = self.open_contents(&job.digest, cached)?;
         let corrupt = |reason: String| Error::CorruptObject {
             digest: job.digest,
             path: path.clone(),
@@ -695,7 +695,6 @@ impl Store {
                 job.size
             ))
         };
-        let stored = file.metadata().map_err(Error::io("stat", &path))?.len();
         if format == ObjectFormat::RawBlob {
             if stored != job.size {
                 return Err(mismatch(stored));
@@ -806,36 +805,29 @@ impl Store {
     }
 
     /// Opens a file's contents: its copy in the materialized-tree cache when `cached` (raw), else its blob's
-    /// object file, trying the zstd form first (the common one).
+    /// stored bytes (its own file or its range of a pack). Returns how it is stored, the file holding it (for
+    /// errors), a reader of exactly its stored bytes, and their length.
     fn open_contents(
         &self,
         digest: &Digest,
         cached: Option<&Path>,
-    ) -> Result<(ObjectFormat, PathBuf, File)> {
+    ) -> Result<(ObjectFormat, PathBuf, io::Take<File>, u64)> {
         if let Some(path) = cached {
             let file = File::open(path).map_err(Error::io("open", path))?;
-            return Ok((ObjectFormat::RawBlob, path.to_path_buf(), file));
+            let len = file.metadata().map_err(Error::io("stat", path))?.len();
+            return Ok((ObjectFormat::RawBlob, path.to_path_buf(), file.take(len), len));
         }
-        for format in [ObjectFormat::ZstdBlob, ObjectFormat::RawBlob] {
-            let path = self.layout().object(digest, format);
-            match File::open(&path) {
-                Ok(file) => return Ok((format, path, file)),
-                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-                Err(error) => return Err(Error::io("open", &path)(error)),
-            }
-        }
-        if self
-            .layout()
-            .object(digest, ObjectFormat::Directory)
-            .exists()
-        {
+        let stored = self
+            .open_stored(digest)?
+            .ok_or(Error::MissingObject { digest: *digest })?;
+        if stored.format == ObjectFormat::Directory {
             return Err(Error::WrongKind {
                 digest: *digest,
                 expected: "blob",
                 found: "tree",
             });
         }
-        Err(Error::MissingObject { digest: *digest })
+        Ok((stored.format, stored.path, stored.reader, stored.len))
     }
 }
 

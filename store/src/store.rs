@@ -24,7 +24,7 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
 use rayon::prelude::*;
@@ -34,9 +34,10 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::frames::FRAME_SIZE;
 use crate::layout::{
-    LOCKS_DIR, Layout, META_DIR, OBJECTS_DIR, ObjectFormat, ROOTS_DIR, STORE_VERSION, TMP_DIR,
-    TREES_DIR,
+    LOCKS_DIR, Layout, META_DIR, OBJECTS_DIR, ObjectFormat, PACKS_DIR, ROOTS_DIR, STORE_VERSION,
+    STORE_VERSION_V1, TMP_DIR, TREES_DIR,
 };
+use crate::pack::{Location, PackEntry, PackIndex, PackWriter};
 use crate::tree::Directory;
 
 /// Size of the streaming buffer; memory per concurrent write is a small multiple of it.
@@ -47,6 +48,10 @@ const MIN_COMPRESS_SIZE: u64 = 128;
 
 /// A batch of deferred objects is made durable and visible once it holds this many objects…
 const PENDING_MAX_OBJECTS: usize = 4096;
+
+/// …or its pack holds this many (a pack's index costs ~60 bytes of memory per object in every later command, so
+/// objects are cheap; the bound keeps a pack's rewrite by gc small)…
+const PACK_MAX_OBJECTS: usize = 1 << 16;
 
 /// …or this many bytes (so `tmp/` never holds more than twice this much unpublished data per process: the batch
 /// being filled and the one being committed in the background).
@@ -85,7 +90,10 @@ pub(crate) enum Durability {
 /// before the directory nodes naming them, so renaming in order never exposes a node before its children).
 #[derive(Debug, Default)]
 struct Pending {
+    /// Loose objects (large blobs), each in its own temp file.
     objects: Vec<(TempPath, Digest, ObjectFormat)>,
+    /// Small blobs and directory nodes, gathered in one pack.
+    pack: Option<PackWriter>,
     digests: HashMap<Digest, ObjectFormat>,
     bytes: u64,
 }
@@ -142,6 +150,8 @@ struct Publisher {
     /// [`Store::known_blob_format`]).
     published: Mutex<HashMap<Digest, ObjectFormat>>,
     dirty_dirs: Mutex<BTreeSet<PathBuf>>,
+    /// The objects of every pack read or published, read from `packs-v1/` on first use.
+    packs: RwLock<PackIndex>,
 }
 
 const SHARD_UNKNOWN: u8 = 0;
@@ -217,6 +227,7 @@ impl Store {
             shard_state: (0..256).map(|_| AtomicU8::new(SHARD_UNKNOWN)).collect(),
             published: Mutex::new(HashMap::new()),
             dirty_dirs: Mutex::new(BTreeSet::new()),
+            packs: RwLock::new(PackIndex::default()),
         });
         let store = Self {
             layout,
@@ -243,6 +254,15 @@ impl Store {
         let version_path = self.layout.version_file();
         match fs::read_to_string(&version_path) {
             Ok(found) if found == STORE_VERSION => Ok(()),
+            // A v1 store is a v2 store without packs: it is marked v2 before a pack can appear in it (a v1 binary
+            // would not see packed objects), and read as it is when read-only.
+            Ok(found) if found == STORE_VERSION_V1 => {
+                if self.read_only {
+                    Ok(())
+                } else {
+                    self.write_file_atomic(&version_path, STORE_VERSION.as_bytes())
+                }
+            }
             Ok(found) => Err(Error::IncompatibleStore {
                 path: root.to_path_buf(),
                 found,
@@ -557,6 +577,22 @@ impl Store {
             return Ok((digest, total, existing));
         }
         let compress = total >= MIN_COMPRESS_SIZE && !is_already_compressed(bytes);
+        if durability == Durability::Batched {
+            let frame = if compress {
+                compress_whole(bytes, self.compression_level)
+                    .map(Some)
+                    .map_err(Error::io("compress", source_path))?
+            } else {
+                None
+            };
+            let (format, stored) =
+                match frame.filter(|frame| worth_compressing(frame.len(), bytes.len())) {
+                    Some(frame) => (ObjectFormat::ZstdBlob, std::borrow::Cow::Owned(frame)),
+                    None => (ObjectFormat::RawBlob, std::borrow::Cow::Borrowed(bytes)),
+                };
+            let format = self.pack_object(&digest, format, &stored)?;
+            return Ok((digest, total, format));
+        }
         let mut temp = self.temp_file_for(&digest, durability)?;
         let frame = if compress {
             Some(
@@ -589,16 +625,93 @@ impl Store {
         if let Some(format) = self.pending_format(digest) {
             return Ok(Some(format));
         }
+        if let Some(format) = self.packed_format(digest)?
+            && format.is_blob()
+        {
+            return Ok(Some(format));
+        }
         if self.publisher.is_fresh(digest) {
             return Ok(self.publisher.published_format(digest));
         }
-        self.blob_format(digest)
+        self.loose_blob_format(digest)
     }
 
     /// To be called before this handle removes objects (gc, repair): [`Store::known_blob_format`] must not answer
     /// from memory for them afterwards.
     pub(crate) fn objects_removed(&self) {
         self.publisher.forget_published();
+        self.publisher
+            .packs
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// How `digest` is stored in a pack this process knows (reading `packs-v1/` on first use), without looking
+    /// for packs added since: for writers, to whom a miss only costs a duplicate.
+    fn packed_format(&self, digest: &Digest) -> Result<Option<ObjectFormat>> {
+        self.with_packs(|packs| packs.format(digest))
+    }
+
+    /// Runs `f` on the pack index, read from `packs-v1/` first if this process has not yet.
+    fn with_packs<T>(&self, f: impl Fn(&PackIndex) -> T) -> Result<T> {
+        {
+            let packs = self
+                .publisher
+                .packs
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            if packs.is_loaded() {
+                return Ok(f(&packs));
+            }
+        }
+        let mut packs = self
+            .publisher
+            .packs
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !packs.is_loaded() {
+            let dir = self.layout.packs();
+            packs.refresh(&dir).map_err(Error::io("list", &dir))?;
+        }
+        Ok(f(&packs))
+    }
+
+    /// Where object `digest` is stored and how: in a pack, or loose. A miss reads `packs-v1/` again for packs
+    /// that other processes published since, before answering `None`.
+    pub fn locate(&self, digest: &Digest) -> Result<Option<(ObjectFormat, Location)>> {
+        if let Some(found) = self.locate_known(digest)? {
+            return Ok(Some(found));
+        }
+        let dir = self.layout.packs();
+        let mut packs = self
+            .publisher
+            .packs
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        packs.refresh(&dir).map_err(Error::io("list", &dir))?;
+        Ok(packs.get(digest))
+    }
+
+    /// [`Store::locate`] among the packs this process knows and the loose objects.
+    fn locate_known(&self, digest: &Digest) -> Result<Option<(ObjectFormat, Location)>> {
+        if let Some(found) = self.with_packs(|packs| packs.get(digest))? {
+            return Ok(Some(found));
+        }
+        for format in ObjectFormat::ALL {
+            let path = self.layout.object(digest, format);
+            if path.exists() {
+                return Ok(Some((format, Location::Loose(path))));
+            }
+        }
+        Ok(None)
+    }
+
+    /// How `digest` is stored as a loose blob, if it is.
+    fn loose_blob_format(&self, digest: &Digest) -> Result<Option<ObjectFormat>> {
+        Ok([ObjectFormat::RawBlob, ObjectFormat::ZstdBlob]
+            .into_iter()
+            .find(|format| self.layout.object(digest, *format).exists()))
     }
 
     /// How `digest` will be stored if it waits in the current batch (or the one being committed).
@@ -647,12 +760,14 @@ impl Store {
 
     /// Whether the store holds directory node `digest` (an existing node vouches for its children).
     pub(crate) fn has_directory(&self, digest: &Digest) -> bool {
-        self.layout.object(digest, ObjectFormat::Directory).exists()
+        matches!(self.packed_format(digest), Ok(Some(ObjectFormat::Directory)))
+            || self.layout.object(digest, ObjectFormat::Directory).exists()
     }
 
     /// Whether the store holds blob `digest`, or it waits in the current batch.
     pub(crate) fn has_blob(&self, digest: &Digest) -> bool {
-        self.pending_format(digest).is_some() || matches!(self.blob_format(digest), Ok(Some(_)))
+        self.pending_format(digest).is_some()
+            || matches!(self.locate_known(digest), Ok(Some((format, _))) if format.is_blob())
     }
 
     /// Stores a regular file, failing with [`Error::DigestMismatch`] (and storing nothing) unless it hashes to
@@ -703,6 +818,11 @@ impl Store {
         if self.pending_format(digest).is_some() {
             return Ok(());
         }
+        if durability == Durability::Batched {
+            return self
+                .pack_object(digest, ObjectFormat::Directory, bytes)
+                .map(|_| ());
+        }
         let mut temp = self.temp_file_for(digest, durability)?;
         temp.write_all(bytes)
             .map_err(Error::io("write", temp.path()))?;
@@ -736,8 +856,7 @@ impl Store {
         durability: Durability,
     ) -> Result<()> {
         self.check_directory_bytes(digest, bytes)?;
-        let target = self.layout.object(digest, ObjectFormat::Directory);
-        if target.exists() {
+        if self.has_directory(digest) {
             return Ok(());
         }
         self.write_new_directory(digest, bytes, durability)
@@ -757,6 +876,45 @@ impl Store {
             digest: *digest,
             source,
         })
+    }
+
+    /// Appends a small object's stored bytes to the current batch's pack (started on first use), unless the batch
+    /// holds `digest` already; returns how the object is stored. The append happens under the batch's lock, so a
+    /// pack is never sealed with an append half done; compressing, the expensive part, happened before.
+    fn pack_object(
+        &self,
+        digest: &Digest,
+        format: ObjectFormat,
+        stored: &[u8],
+    ) -> Result<ObjectFormat> {
+        let full = {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(existing) = pending.digests.get(digest) {
+                return Ok(*existing);
+            }
+            let writer = match &mut pending.pack {
+                Some(writer) => writer,
+                slot => {
+                    let temp = tempfile::Builder::new()
+                        .prefix("pack-")
+                        .tempfile_in(self.layout.tmp())
+                        .map_err(Error::io("create temp file in", self.layout.tmp()))?;
+                    let path = temp.path().to_path_buf();
+                    slot.insert(PackWriter::new(temp).map_err(Error::io("write", &path))?)
+                }
+            };
+            writer
+                .append(*digest, format, stored)
+                .map_err(Error::io("write", writer.path()))?;
+            let objects = writer.len();
+            pending.digests.insert(*digest, format);
+            pending.bytes += stored.len() as u64;
+            objects >= PACK_MAX_OBJECTS || pending.bytes >= PENDING_MAX_BYTES
+        };
+        if full {
+            self.commit_batch(false)?;
+        }
+        Ok(format)
     }
 
     /// Makes a fully written temp file the object `digest`: now (fsync, then rename) or with the next batch.
@@ -834,17 +992,17 @@ impl Store {
         // A failed earlier batch may have left children unpublished: this batch (which may name them) is dropped,
         // its temp files removed, and the error reported, as a failed rename in a synchronous commit would.
         self.finish_in_flight()?;
-        if batch.objects.is_empty() {
+        if batch.objects.is_empty() && batch.pack.is_none() {
             return Ok(());
         }
         if last {
-            return self.publisher.commit(batch.objects);
+            return self.publisher.commit(batch.objects, batch.pack);
         }
         let publisher = Arc::clone(&self.publisher);
-        let objects = batch.objects;
+        let (objects, pack) = (batch.objects, batch.pack);
         let done = std::thread::Builder::new()
             .name("hstore-commit".into())
-            .spawn(move || publisher.commit(objects))
+            .spawn(move || publisher.commit(objects, pack))
             .map_err(Error::io("start a commit thread for", self.layout.tmp()))?;
         // Only now: a batch whose thread did not start is dropped, and must not be taken as stored.
         let mut in_flight = self
@@ -971,64 +1129,77 @@ impl Store {
 
     /// The byte length of a stored blob (from the file, or the zstd frame header); `Ok(None)` if absent.
     pub fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
-        match self.blob_format(digest)? {
-            None => Ok(None),
-            Some(ObjectFormat::RawBlob) => {
-                let path = self.layout.object(digest, ObjectFormat::RawBlob);
-                Ok(Some(
-                    fs::metadata(&path).map_err(Error::io("stat", &path))?.len(),
-                ))
+        match self.locate(digest)? {
+            Some((ObjectFormat::RawBlob, location)) => Ok(Some(stored_len(&location)?)),
+            Some((ObjectFormat::ZstdBlob, location)) => {
+                Self::zstd_content_size(digest, &location).map(Some)
             }
-            Some(format) => {
-                let path = self.layout.object(digest, format);
-                Self::zstd_content_size(digest, &path).map(Some)
-            }
+            Some((ObjectFormat::Directory, _)) | None => Ok(None),
         }
     }
 
     /// How `digest` is stored, if it is a blob in this store.
     pub fn blob_format(&self, digest: &Digest) -> Result<Option<ObjectFormat>> {
-        for format in [ObjectFormat::RawBlob, ObjectFormat::ZstdBlob] {
-            if self.layout.object(digest, format).exists() {
-                return Ok(Some(format));
-            }
-        }
-        Ok(None)
+        Ok(self
+            .locate(digest)?
+            .map(|(format, _)| format)
+            .filter(|format| format.is_blob()))
     }
 
     /// Whether the store holds `digest`, and how.
     pub fn object_format(&self, digest: &Digest) -> Result<Option<ObjectFormat>> {
-        if let Some(format) = self.blob_format(digest)? {
-            return Ok(Some(format));
-        }
-        let dir = self.layout.object(digest, ObjectFormat::Directory);
-        Ok(dir.exists().then_some(ObjectFormat::Directory))
+        Ok(self.locate(digest)?.map(|(format, _)| format))
+    }
+
+    /// Opens object `digest`'s stored bytes (compressed as stored, for copying to a bundle or a cache); `Ok(None)`
+    /// if it is not stored.
+    pub fn open_stored(&self, digest: &Digest) -> Result<Option<StoredObject>> {
+        let Some((format, location)) = self.locate(digest)? else {
+            return Ok(None);
+        };
+        let (file, len) = location
+            .open()
+            .map_err(Error::io("open", location.path()))?;
+        Ok(Some(StoredObject {
+            format,
+            path: location.path().to_path_buf(),
+            len,
+            reader: file.take(len),
+        }))
+    }
+
+    /// The file holding object `digest` (its own, or its pack), for messages; the objects directory if absent.
+    pub fn object_path(&self, digest: &Digest) -> Result<PathBuf> {
+        Ok(self.locate(digest)?.map_or_else(
+            || self.layout.objects(),
+            |(_, location)| location.path().to_path_buf(),
+        ))
     }
 
     /// Opens a blob for streaming reads; `Ok(None)` if it is not stored.
     pub fn open_blob(&self, digest: &Digest) -> Result<Option<BlobReader>> {
-        let Some(format) = self.blob_format(digest)? else {
-            if self.layout.object(digest, ObjectFormat::Directory).exists() {
-                return Err(Error::WrongKind {
-                    digest: *digest,
-                    expected: "blob",
-                    found: "tree",
-                });
-            }
+        let Some((format, location)) = self.locate(digest)? else {
             return Ok(None);
         };
-        let path = self.layout.object(digest, format);
-        let file = File::open(&path).map_err(Error::io("open", &path))?;
+        if format == ObjectFormat::Directory {
+            return Err(Error::WrongKind {
+                digest: *digest,
+                expected: "blob",
+                found: "tree",
+            });
+        }
+        let path = location.path();
+        let (file, len) = location.open().map_err(Error::io("open", path))?;
+        let stored = BufReader::with_capacity(BUFFER_SIZE.min(len as usize + 1), file.take(len));
         if format == ObjectFormat::RawBlob {
-            let size = file.metadata().map_err(Error::io("stat", &path))?.len();
             Ok(Some(BlobReader {
-                reader: Box::new(BufReader::with_capacity(BUFFER_SIZE, file)),
-                size,
+                reader: Box::new(stored),
+                size: len,
             }))
         } else {
-            let size = Self::zstd_content_size(digest, &path)?;
-            let decoder =
-                zstd::stream::Decoder::new(file).map_err(Error::io("decompress", &path))?;
+            let size = Self::zstd_content_size(digest, &location)?;
+            let decoder = zstd::stream::Decoder::with_buffer(stored)
+                .map_err(Error::io("decompress", path))?;
             Ok(Some(BlobReader {
                 reader: Box::new(decoder),
                 size,
@@ -1037,15 +1208,19 @@ impl Store {
     }
 
     /// The decompressed size a zstd object's frame headers record (or counted, if one of them does not).
-    pub(crate) fn zstd_content_size(digest: &Digest, path: &Path) -> Result<u64> {
-        let file = File::open(path).map_err(Error::io("open", path))?;
-        let stored = file.metadata().map_err(Error::io("stat", path))?.len();
-        match crate::frames::content_size(&file, stored) {
+    pub(crate) fn zstd_content_size(digest: &Digest, location: &Location) -> Result<u64> {
+        let path = location.path();
+        let (file, len) = location.open().map_err(Error::io("open", path))?;
+        let start = match location {
+            Location::Loose(_) => 0,
+            Location::Packed { offset, .. } => *offset,
+        };
+        match crate::frames::content_size(&file, start, len) {
             Ok(Some(size)) => Ok(size),
             Ok(None) => {
                 // Written from a reader of unknown length: count by decompressing from the start.
-                let mut decoder =
-                    zstd::stream::Decoder::new(file).map_err(Error::io("decompress", path))?;
+                let mut decoder = zstd::stream::Decoder::new(file.take(len))
+                    .map_err(Error::io("decompress", path))?;
                 io::copy(&mut decoder, &mut io::sink()).map_err(Error::io("decompress", path))
             }
             Err(error) => Err(Error::CorruptObject {
@@ -1063,30 +1238,28 @@ impl Store {
         };
         let mut bytes =
             Vec::with_capacity(usize::try_from(blob.size).unwrap_or(0).min(BUFFER_SIZE));
-        blob.reader.read_to_end(&mut bytes).map_err(Error::io(
-            "read",
-            self.layout.object(digest, ObjectFormat::ZstdBlob),
-        ))?;
+        if let Err(error) = blob.reader.read_to_end(&mut bytes) {
+            return Err(Error::io("read", self.object_path(digest)?)(error));
+        }
         Ok(Some(bytes))
     }
 
     /// Reads and decodes a directory node; `Ok(None)` if it is not stored.
     pub fn get_directory(&self, digest: &Digest) -> Result<Option<Directory>> {
-        let path = self.layout.object(digest, ObjectFormat::Directory);
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                if self.blob_format(digest)?.is_some() {
-                    return Err(Error::WrongKind {
-                        digest: *digest,
-                        expected: "tree",
-                        found: "blob",
-                    });
-                }
-                return Ok(None);
+        let location = match self.locate(digest)? {
+            None => return Ok(None),
+            Some((ObjectFormat::Directory, location)) => location,
+            Some(_) => {
+                return Err(Error::WrongKind {
+                    digest: *digest,
+                    expected: "tree",
+                    found: "blob",
+                });
             }
-            Err(error) => return Err(Error::io("read", &path)(error)),
         };
+        let bytes = location
+            .read()
+            .map_err(Error::io("read", location.path()))?;
         let directory = Directory::decode(&bytes).map_err(|source| Error::MalformedDirectory {
             digest: *digest,
             source,
@@ -1106,33 +1279,58 @@ impl Store {
             .ok_or(Error::MissingObject { digest: *digest })
     }
 
-    /// Every object in the store, sorted by address. Unknown files (never written by us) are skipped.
+    /// Every object in the store, sorted by address, each once. Unknown files (never written by us) are skipped.
     pub fn list_objects(&self) -> Result<Vec<ObjectInfo>> {
-        let mut objects = Vec::new();
-        for (digest, format, path) in self.object_files()? {
-            let size = match format {
-                ObjectFormat::RawBlob => {
-                    fs::metadata(&path).map_err(Error::io("stat", &path))?.len()
-                }
-                ObjectFormat::ZstdBlob => Self::zstd_content_size(&digest, &path)?,
-                ObjectFormat::Directory => match self.get_directory(&digest) {
+        let mut objects: Vec<ObjectInfo> = Vec::new();
+        for copy in self.object_copies()? {
+            if objects
+                .last()
+                .is_some_and(|last| (last.digest, last.format) == (copy.digest, copy.format))
+            {
+                continue;
+            }
+            let size = match copy.format {
+                ObjectFormat::RawBlob => stored_len(&copy.location)?,
+                ObjectFormat::ZstdBlob => Self::zstd_content_size(&copy.digest, &copy.location)?,
+                ObjectFormat::Directory => match self.get_directory(&copy.digest) {
                     Ok(Some(directory)) => directory.total_size(),
                     _ => 0,
                 },
             };
             objects.push(ObjectInfo {
-                digest,
-                format,
+                digest: copy.digest,
+                format: copy.format,
                 size,
             });
         }
         Ok(objects)
     }
 
-    /// Every object file: address, format and path, sorted by address.
-    pub fn object_files(&self) -> Result<Vec<(Digest, ObjectFormat, PathBuf)>> {
-        let objects_dir = self.layout.objects();
+    /// Every stored copy of every object, loose or packed, sorted by address (an object may be in more than one
+    /// pack, when concurrent adds both stored it). Packs whose index cannot be read are in `unreadable_packs`.
+    pub fn object_copies(&self) -> Result<Vec<ObjectCopy>> {
+        Ok(self.scan_objects()?.0)
+    }
+
+    /// [`Store::object_copies`], and the packs that could not be read, with why.
+    pub(crate) fn scan_objects(&self) -> Result<(Vec<ObjectCopy>, Vec<(PathBuf, String)>)> {
         let mut found = Vec::new();
+        let mut unreadable = Vec::new();
+        for pack in self.pack_files()? {
+            match crate::pack::read_index(&pack) {
+                Ok(entries) => found.extend(entries.into_iter().map(|entry| ObjectCopy {
+                    digest: entry.digest,
+                    format: entry.format,
+                    location: Location::Packed {
+                        pack: pack.clone(),
+                        offset: entry.offset,
+                        len: entry.len,
+                    },
+                })),
+                Err(error) => unreadable.push((pack, error.to_string())),
+            }
+        }
+        let objects_dir = self.layout.objects();
         for shard in fs::read_dir(&objects_dir).map_err(Error::io("list", &objects_dir))? {
             let shard = shard.map_err(Error::io("list", &objects_dir))?;
             let shard_path = shard.path();
@@ -1152,12 +1350,99 @@ impl Store {
                 ) else {
                     continue;
                 };
-                found.push((digest, format, entry.path()));
+                found.push(ObjectCopy {
+                    digest,
+                    format,
+                    location: Location::Loose(entry.path()),
+                });
             }
         }
-        found.sort_by_key(|a| (a.0, a.1));
-        Ok(found)
+        found.sort_by(|a, b| (a.digest, a.format).cmp(&(b.digest, b.format)));
+        Ok((found, unreadable))
     }
+
+    /// Replaces the pack at `path` by one holding only the entries `keep` accepts (none: the pack is removed),
+    /// written and made durable before the old one goes, so a kept object is present at every moment. For gc and
+    /// repair, which hold the store lock exclusively or remove only what is corrupt.
+    pub(crate) fn drop_from_pack(&self, path: &Path, keep: &dyn Fn(&PackEntry) -> bool) -> Result<()> {
+        let entries = crate::pack::read_index(path).map_err(|error| Error::CorruptPack {
+            path: path.to_path_buf(),
+            reason: error.to_string(),
+        })?;
+        if entries.iter().all(keep) {
+            return Ok(());
+        }
+        crate::pack::rewrite(path, &entries, keep, &self.layout.tmp(), &self.layout.packs())
+            .map_err(Error::io("rewrite", path))?;
+        self.remove_pack(path)
+    }
+
+    /// Removes a pack file (the caller saw to what it held), and forgets what this process knew of packs.
+    pub(crate) fn remove_pack(&self, path: &Path) -> Result<()> {
+        match fs::remove_file(path) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => {
+                return Err(Error::io("remove", path)(error));
+            }
+            _ => {}
+        }
+        self.mark_dirty(self.layout.packs());
+        self.objects_removed();
+        Ok(())
+    }
+
+    /// Every file in `packs-v1/` named like a pack, sorted.
+    pub(crate) fn pack_files(&self) -> Result<Vec<PathBuf>> {
+        let dir = self.layout.packs();
+        let mut packs = Vec::new();
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(packs),
+            Err(error) => return Err(Error::io("list", &dir)(error)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(Error::io("list", &dir))?;
+            if entry
+                .file_name()
+                .to_str()
+                .is_some_and(|name| name.ends_with(crate::pack::PACK_SUFFIX))
+            {
+                packs.push(entry.path());
+            }
+        }
+        packs.sort();
+        Ok(packs)
+    }
+}
+
+/// The length of an object's stored bytes.
+fn stored_len(location: &Location) -> Result<u64> {
+    match location {
+        Location::Loose(path) => Ok(fs::metadata(path).map_err(Error::io("stat", path))?.len()),
+        Location::Packed { len, .. } => Ok(*len),
+    }
+}
+
+/// One stored copy of an object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectCopy {
+    /// Its address.
+    pub digest: Digest,
+    /// How it is stored.
+    pub format: ObjectFormat,
+    /// Where.
+    pub location: Location,
+}
+
+/// An object's stored bytes, open for reading (see [`Store::open_stored`]).
+pub struct StoredObject {
+    /// How it is stored.
+    pub format: ObjectFormat,
+    /// The file holding it (a pack or its own file), for errors.
+    pub path: PathBuf,
+    /// Its stored length.
+    pub len: u64,
+    /// Exactly its stored bytes.
+    pub reader: io::Take<File>,
 }
 
 impl Drop for Store {
@@ -1188,6 +1473,7 @@ fn check_store_root(layout: &Layout) -> Result<()> {
         let ours = name.to_str().is_some_and(|name| {
             [
                 OBJECTS_DIR,
+                PACKS_DIR,
                 TREES_DIR,
                 ROOTS_DIR,
                 META_DIR,
@@ -1210,6 +1496,7 @@ fn check_store_root(layout: &Layout) -> Result<()> {
 fn create_layout(layout: &Layout) -> Result<()> {
     for dir in [
         layout.objects(),
+        layout.packs(),
         layout.trees(),
         layout.roots(),
         layout.meta(),
@@ -1231,10 +1518,38 @@ impl Publisher {
     /// One `syncfs` of the store's file system (the data of every temp file reaches the disk, as a per-file fsync
     /// would ensure, at the cost of one journal commit instead of one per file), then the no-clobber renames in
     /// write order.
-    fn commit(&self, objects: Vec<(TempPath, Digest, ObjectFormat)>) -> Result<()> {
+    ///
+    /// The batch's pack goes last: its directory nodes may name the batch's loose blobs, never the other way round.
+    fn commit(
+        &self,
+        objects: Vec<(TempPath, Digest, ObjectFormat)>,
+        pack: Option<PackWriter>,
+    ) -> Result<()> {
+        let pack = match pack {
+            None => None,
+            Some(writer) => {
+                let path = writer.path().to_path_buf();
+                Some(writer.finish().map_err(Error::io("write", &path))?)
+            }
+        };
         sync_file_system(&self.layout.tmp())?;
         for (temp, digest, format) in objects {
             self.publish(temp, &digest, format)?;
+        }
+        if let Some(pack) = pack {
+            let dir = self.layout.packs();
+            let target = dir.join(&pack.name);
+            match pack.temp.persist_noclobber(&target) {
+                Ok(()) => {}
+                // The same objects at the same places: that pack is this one.
+                Err(error) if error.error.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(error) => return Err(Error::io("rename into place", &target)(error.error)),
+            }
+            self.mark_dirty(dir);
+            self.packs
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(target, pack.name, &pack.entries);
         }
         Ok(())
     }
@@ -1587,7 +1902,7 @@ mod tests {
         let frames_of = |path: &Path| {
             let file = File::open(path).unwrap();
             let stored = file.metadata().unwrap().len();
-            crate::frames::frames(&file, stored).unwrap().unwrap()
+            crate::frames::frames(&file, 0, stored).unwrap().unwrap()
         };
         let frames = frames_of(&object(&known));
         let contents: Vec<u64> = frames.iter().map(|frame| frame.content).collect();

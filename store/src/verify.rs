@@ -18,11 +18,12 @@ use rayon::prelude::*;
 
 use crate::digest::Digest;
 use crate::error::Result;
-use crate::ingest::hash_tree;
+use crate::ingest::{hash_reader, hash_tree};
 use crate::layout::ObjectFormat;
 use crate::materialize::remove_tree;
 use crate::meta::RecordSchema;
-use crate::store::Store;
+use crate::pack::Location;
+use crate::store::{ObjectCopy, Store};
 use crate::tree::{Directory, Node};
 
 /// One problem found by verify.
@@ -67,6 +68,14 @@ pub enum Problem {
         /// Why.
         reason: String,
     },
+    /// A pack file cannot be read (its index is damaged, or does not hash to its name): its objects read as
+    /// missing.
+    CorruptPack {
+        /// The pack file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A materialized tree in the cache no longer matches its address.
     CorruptMaterializedTree {
         /// The tree.
@@ -88,6 +97,9 @@ impl std::fmt::Display for Problem {
             }
             Problem::MissingChild { parent, child } => {
                 write!(f, "tree {parent} names missing object {child}")
+            }
+            Problem::CorruptPack { path, reason } => {
+                write!(f, "pack `{}` is corrupt: {reason}", path.display())
             }
             Problem::RootMissingObject { root, address } => {
                 write!(f, "gc root `{root}` names missing object {address}")
@@ -144,61 +156,36 @@ impl Store {
         repair: bool,
         schema: Option<&dyn RecordSchema>,
     ) -> Result<VerifyReport> {
-        let files = self.object_files()?;
-        // Pass one: every object alone.
-        let checked: Vec<(Digest, Checked, Option<Problem>)> = files
+        let (copies, unreadable_packs) = self.scan_objects()?;
+        // Pass one: every stored copy of every object alone.
+        let checked: Vec<(Digest, Checked, Option<Problem>)> = copies
             .par_iter()
-            .map(|(digest, format, path)| match format {
-                ObjectFormat::Directory => match fs::read(path) {
-                    Err(error) => (
-                        *digest,
-                        Checked::Bad,
-                        Some(corrupt(*digest, *format, error.to_string())),
-                    ),
-                    Ok(bytes) => {
-                        let actual = Digest::of_bytes(&bytes);
-                        if actual == *digest {
-                            match Directory::decode(&bytes) {
-                                Err(error) => (
-                                    *digest,
-                                    Checked::Bad,
-                                    Some(corrupt(*digest, *format, error.to_string())),
-                                ),
-                                Ok(directory) => {
-                                    (*digest, Checked::Directory(directory.total_size()), None)
-                                }
-                            }
-                        } else {
-                            (
-                                *digest,
-                                Checked::Bad,
-                                Some(corrupt(*digest, *format, format!("hashes to {actual}"))),
-                            )
-                        }
-                    }
-                },
-                ObjectFormat::RawBlob | ObjectFormat::ZstdBlob => {
-                    match self.hash_stored_blob(digest) {
-                        Err(error) => (
-                            *digest,
-                            Checked::Bad,
-                            Some(corrupt(*digest, *format, error_chain(&error))),
-                        ),
-                        Ok((actual, _)) if actual != *digest => (
-                            *digest,
-                            Checked::Bad,
-                            Some(corrupt(*digest, *format, format!("hashes to {actual}"))),
-                        ),
-                        Ok((_, size)) => (*digest, Checked::Blob(size), None),
-                    }
+            .map(|copy| {
+                let (digest, format) = (copy.digest, copy.format);
+                match self.check_copy(copy) {
+                    Ok(state) => (digest, state, None),
+                    Err(reason) => (digest, Checked::Bad, Some(corrupt(digest, format, reason))),
                 }
             })
             .collect();
-        let mut problems: Vec<Problem> = Vec::new();
+        // Copies to remove on repair: the corrupt ones alone (another copy of the same object may be sound).
+        let mut bad_copies: Vec<Location> = copies
+            .iter()
+            .zip(&checked)
+            .filter(|(_, (_, _, problem))| problem.is_some())
+            .map(|(copy, _)| copy.location.clone())
+            .collect();
+        let mut problems: Vec<Problem> = unreadable_packs
+            .into_iter()
+            .map(|(path, reason)| Problem::CorruptPack { path, reason })
+            .collect();
         let mut sound: HashMap<Digest, Checked> = HashMap::with_capacity(checked.len());
         for (digest, state, problem) in checked {
             problems.extend(problem);
-            sound.insert(digest, state);
+            // One sound copy makes the object sound.
+            if !matches!(state, Checked::Bad) || !sound.contains_key(&digest) {
+                sound.insert(digest, state);
+            }
         }
         // Pass two: each sound directory against its children.
         let directories: Vec<Digest> = sound
@@ -217,22 +204,34 @@ impl Store {
         problems.extend(self.verify_records(schema)?);
         problems.sort_by_key(ToString::to_string);
         problems.dedup();
+        // A node lying about a child's size lies in every copy.
+        let lying: std::collections::HashSet<Digest> = problems
+            .iter()
+            .filter_map(|problem| match problem {
+                Problem::Corrupt { digest, format: ObjectFormat::Directory, .. } => Some(*digest),
+                _ => None,
+            })
+            .collect();
+        bad_copies.extend(
+            copies
+                .iter()
+                .filter(|copy| copy.format == ObjectFormat::Directory && lying.contains(&copy.digest))
+                .map(|copy| copy.location.clone()),
+        );
         let mut report = VerifyReport {
-            checked: files.len(),
+            checked: copies.len(),
             problems,
             repaired: 0,
         };
         if repair {
             self.objects_removed();
+            report.repaired += self.remove_copies(bad_copies)?;
             for problem in &report.problems {
                 match problem {
-                    Problem::Corrupt { digest, format, .. } => {
-                        let path = self.layout().object(digest, *format);
-                        match fs::remove_file(&path) {
-                            Ok(()) => report.repaired += 1,
-                            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-                            Err(error) => return Err(crate::Error::io("remove", &path)(error)),
-                        }
+                    Problem::Corrupt { .. } => {}
+                    Problem::CorruptPack { path, .. } => {
+                        self.remove_pack(path)?;
+                        report.repaired += 1;
                     }
                     Problem::CorruptMaterializedTree { digest, .. } => {
                         remove_tree(&self.layout().tree(digest))?;
@@ -253,14 +252,70 @@ impl Store {
         Ok(report)
     }
 
+    /// Checks one stored copy alone: a blob decompresses and hashes to its name; a node hashes to its name and
+    /// decodes. `Err` says what is wrong.
+    fn check_copy(&self, copy: &ObjectCopy) -> std::result::Result<Checked, String> {
+        let (digest, location) = (copy.digest, &copy.location);
+        match copy.format {
+            ObjectFormat::Directory => {
+                let bytes = location.read().map_err(|error| error.to_string())?;
+                let actual = Digest::of_bytes(&bytes);
+                if actual != digest {
+                    return Err(format!("hashes to {actual}"));
+                }
+                let directory = Directory::decode(&bytes).map_err(|error| error.to_string())?;
+                Ok(Checked::Directory(directory.total_size()))
+            }
+            format @ (ObjectFormat::RawBlob | ObjectFormat::ZstdBlob) => {
+                let read_error = |error: std::io::Error| {
+                    error_chain(&crate::Error::io("read", location.path())(error))
+                };
+                let (file, len) = location.open().map_err(read_error)?;
+                let stored = std::io::BufReader::new(std::io::Read::take(file, len));
+                let hashed = if format == ObjectFormat::ZstdBlob {
+                    // Frame headers first: a cut or damaged frame names the object.
+                    Store::zstd_content_size(&digest, location).map_err(|error| error_chain(&error))?;
+                    let mut decoder =
+                        zstd::stream::Decoder::with_buffer(stored).map_err(read_error)?;
+                    hash_reader(&mut decoder)
+                } else {
+                    let mut stored = stored;
+                    hash_reader(&mut stored)
+                };
+                let (actual, size) = hashed.map_err(read_error)?;
+                if actual != digest {
+                    return Err(format!("hashes to {actual}"));
+                }
+                Ok(Checked::Blob(size))
+            }
+        }
+    }
+
+    /// Removes stored copies: loose files, and entries of packs (each pack rewritten once). Returns how many.
+    fn remove_copies(&self, copies: Vec<Location>) -> Result<usize> {
+        let mut removed = 0;
+        let mut from_packs: HashMap<std::path::PathBuf, Vec<u64>> = HashMap::new();
+        for location in copies {
+            match location {
+                Location::Loose(path) => match fs::remove_file(&path) {
+                    Ok(()) => removed += 1,
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(error) => return Err(crate::Error::io("remove", &path)(error)),
+                },
+                Location::Packed { pack, offset, .. } => from_packs.entry(pack).or_default().push(offset),
+            }
+        }
+        for (pack, offsets) in from_packs {
+            removed += offsets.len();
+            self.drop_from_pack(&pack, &|entry| !offsets.contains(&entry.offset))?;
+        }
+        Ok(removed)
+    }
+
     /// A sound directory's children: present, and of the size it claims (else the directory is corrupt: it hashes
     /// to its name but lies about its content).
     fn check_children(&self, parent: &Digest, sound: &HashMap<Digest, Checked>) -> Vec<Problem> {
-        let path = self.layout().object(parent, ObjectFormat::Directory);
-        let Ok(directory) = fs::read(&path)
-            .map_err(|error| error.to_string())
-            .and_then(|bytes| Directory::decode(&bytes).map_err(|error| error.to_string()))
-        else {
+        let Ok(Some(directory)) = self.get_directory(parent) else {
             // Changed since pass one (a concurrent repair): nothing to say about it now.
             return Vec::new();
         };

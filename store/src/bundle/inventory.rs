@@ -34,9 +34,9 @@ impl Inventory {
     /// The inventory of `store`.
     pub fn of_store(store: &Store) -> Result<Self, Error> {
         let mut addresses: Vec<Digest> = store
-            .object_files()?
+            .object_copies()?
             .into_iter()
-            .map(|(digest, _, _)| digest)
+            .map(|copy| copy.digest)
             .collect();
         addresses.dedup();
         Ok(Self {

@@ -19,7 +19,6 @@ use super::{
     TAG_TRAILER, signed_message,
 };
 use crate::digest::Digest;
-use crate::layout::ObjectFormat;
 use crate::meta::{RecordSchema, Root};
 use crate::store::{BUFFER_SIZE, Durability, Store};
 use crate::transfer::BlobEncoding;
@@ -644,11 +643,7 @@ fn import_directory(
         }
     }
     let total = directory.total_size();
-    if store
-        .layout()
-        .object(&address, ObjectFormat::Directory)
-        .exists()
-    {
+    if store.has_directory(&address) {
         return Ok((false, total));
     }
     store.write_directory_bytes(&address, bytes, Durability::Batched)?;

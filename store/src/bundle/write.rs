@@ -6,7 +6,6 @@
 //! the far side of the air gap).
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
@@ -114,18 +113,17 @@ fn walk(
         if exclude.contains(&address) || !visited.insert(address) {
             continue;
         }
-        let Some(format) = store.object_format(&address)? else {
+        let Some((format, location)) = store.locate(&address)? else {
             return Err(Error::MissingFromStore {
                 address,
                 needed_by: needed_by.to_owned(),
             });
         };
-        let path = store.layout().object(&address, format);
         match format {
             ObjectFormat::RawBlob => {
-                let size = std::fs::metadata(&path)
-                    .map_err(crate::Error::io("stat", &path))?
-                    .len();
+                let (_, size) = location
+                    .open()
+                    .map_err(crate::Error::io("open", location.path()))?;
                 objects.push(ManifestObject {
                     address,
                     kind: ObjectKind::Blob,
@@ -133,7 +131,7 @@ fn walk(
                 });
             }
             ObjectFormat::ZstdBlob => {
-                let size = Store::zstd_content_size(&address, &path)?;
+                let size = Store::zstd_content_size(&address, &location)?;
                 objects.push(ManifestObject {
                     address,
                     kind: ObjectKind::Blob,
@@ -141,9 +139,9 @@ fn walk(
                 });
             }
             ObjectFormat::Directory => {
-                let size = std::fs::metadata(&path)
-                    .map_err(crate::Error::io("stat", &path))?
-                    .len();
+                let (_, size) = location
+                    .open()
+                    .map_err(crate::Error::io("open", location.path()))?;
                 let directory = store.directory(&address)?;
                 stack.push((address, Some(size)));
                 // Pushed in reverse so children are listed in name order.
@@ -246,15 +244,10 @@ fn write_object(
     writer: &mut HashingWriter<'_>,
 ) -> Result<(), Error> {
     let address = object.address;
-    let format = store
-        .object_format(&address)?
+    let stored = store
+        .open_stored(&address)?
         .ok_or(crate::Error::MissingObject { digest: address })?;
-    let path = store.layout().object(&address, format);
-    let file = File::open(&path).map_err(crate::Error::io("open", &path))?;
-    let length = file
-        .metadata()
-        .map_err(crate::Error::io("stat", &path))?
-        .len();
+    let (format, path, length) = (stored.format, stored.path, stored.len);
     let encoding = match format {
         ObjectFormat::RawBlob => PayloadEncoding::RawBlob,
         ObjectFormat::ZstdBlob => PayloadEncoding::ZstdBlob,
@@ -264,7 +257,7 @@ fn write_object(
     writer.put(address.as_bytes())?;
     writer.put(&[encoding as u8])?;
     writer.put(&length.to_le_bytes())?;
-    let mut reader = BufReader::with_capacity(BUFFER_SIZE, file).take(length);
+    let mut reader = BufReader::with_capacity(BUFFER_SIZE, stored.reader);
     if let Some(blob_encoding) = BlobEncoding::of_format(format) {
         let offset = writer.offset;
         let copied = copy_verified(
