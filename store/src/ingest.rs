@@ -629,8 +629,7 @@ mod tests {
         settle();
         add(&store, &root);
         let lost = Digest::of_bytes(b"removed from the store behind the cache's back");
-        let format = store.blob_format(&lost).unwrap().unwrap();
-        fs::remove_file(store.layout().object(&lost, format)).unwrap();
+        store.remove_every_copy(&lost);
         // Removed as gc or repair in another process would: while this handle lived, its lock kept them out.
         drop(store);
         let store = Store::open(dir.path().join("store")).unwrap();
