@@ -130,17 +130,6 @@ impl Store {
         for entry in fs::read_dir(&tmp).map_err(Error::io("list", &tmp))? {
             let entry = entry.map_err(Error::io("list", &tmp))?;
             let path = entry.path();
-            if is_temp_shard(&entry) {
-                // `tmp/ab/` holds the temp files of objects being added; the directory itself stays.
-                for file in fs::read_dir(&path).map_err(Error::io("list", &path))? {
-                    let file = file.map_err(Error::io("list", &path))?;
-                    report.removed_temp += 1;
-                    if !dry_run {
-                        remove_tree(&file.path())?;
-                    }
-                }
-                continue;
-            }
             report.removed_temp += 1;
             if !dry_run {
                 remove_tree(&path)?;
@@ -150,22 +139,14 @@ impl Store {
     }
 }
 
-/// Whether a `tmp/` entry is a temp shard directory (`tmp/ab/`, see `Store::temp_file_for`).
-fn is_temp_shard(entry: &fs::DirEntry) -> bool {
-    let name = entry.file_name();
-    let name = name.as_encoded_bytes();
-    name.len() == 2
-        && name
-            .iter()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
-        && entry.file_type().is_ok_and(|kind| kind.is_dir())
-}
-
 /// What gc removes objects from: a loose object's file, or a pack (rewritten without them, or removed when nothing
 /// in it is kept).
 enum Container {
     Loose(ObjectCopy),
-    Pack { path: PathBuf, doomed: Vec<PackEntry> },
+    Pack {
+        path: PathBuf,
+        doomed: Vec<PackEntry>,
+    },
 }
 
 /// Orders the files holding unreachable objects for deletion: a file goes only once no remaining file holds an
@@ -229,7 +210,10 @@ fn containers_parents_first(store: &Store, doomed: Vec<ObjectCopy>) -> Vec<Conta
     }
     let mut order = Vec::with_capacity(containers.len());
     let mut done = vec![false; containers.len()];
-    let mut ready: Vec<usize> = (0..containers.len()).filter(|id| waits_for[*id] == 0).rev().collect();
+    let mut ready: Vec<usize> = (0..containers.len())
+        .filter(|id| waits_for[*id] == 0)
+        .rev()
+        .collect();
     while order.len() < containers.len() {
         let next = match ready.pop() {
             Some(next) => next,
@@ -252,5 +236,8 @@ fn containers_parents_first(store: &Store, doomed: Vec<ObjectCopy>) -> Vec<Conta
         }
     }
     let mut slots: Vec<Option<Container>> = containers.into_iter().map(Some).collect();
-    order.into_iter().filter_map(|id| slots[id].take()).collect()
+    order
+        .into_iter()
+        .filter_map(|id| slots[id].take())
+        .collect()
 }

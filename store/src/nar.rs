@@ -815,7 +815,12 @@ impl Store {
         if let Some(path) = cached {
             let file = File::open(path).map_err(Error::io("open", path))?;
             let len = file.metadata().map_err(Error::io("stat", path))?.len();
-            return Ok((ObjectFormat::RawBlob, path.to_path_buf(), file.take(len), len));
+            return Ok((
+                ObjectFormat::RawBlob,
+                path.to_path_buf(),
+                file.take(len),
+                len,
+            ));
         }
         let stored = self
             .open_stored(digest)?

@@ -57,7 +57,12 @@ const WRITEBACK_STEP: u64 = 8 << 20;
 /// already clean, which pages just written are not. A failure only loses the head start.
 pub(crate) fn start_writeback(file: &File, from: u64) {
     let from = i64::try_from(from).unwrap_or(i64::MAX);
-    let _ = nix::fcntl::posix_fadvise(file, from, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED);
+    let _ = nix::fcntl::posix_fadvise(
+        file,
+        from,
+        0,
+        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+    );
 }
 
 /// One object in a pack.
@@ -143,7 +148,12 @@ impl PackWriter {
     }
 
     /// Appends one object's stored bytes. The caller makes sure an object is appended once.
-    pub fn append(&mut self, digest: Digest, format: ObjectFormat, stored: &[u8]) -> io::Result<()> {
+    pub fn append(
+        &mut self,
+        digest: Digest,
+        format: ObjectFormat,
+        stored: &[u8],
+    ) -> io::Result<()> {
         self.out.write_all(stored)?;
         self.entries.push(PackEntry {
             digest,
@@ -162,7 +172,8 @@ impl PackWriter {
 
     /// Writes the index and trailer and names the pack.
     pub fn finish(mut self) -> io::Result<SealedPack> {
-        self.entries.sort_by_key(|entry| (entry.digest, entry.format));
+        self.entries
+            .sort_by_key(|entry| (entry.digest, entry.format));
         self.entries
             .dedup_by_key(|entry| (entry.digest, entry.format));
         let mut tail = Vec::with_capacity(self.entries.len() * ENTRY_SIZE + TRAILER_SIZE);
@@ -227,7 +238,11 @@ pub(crate) fn read_index(path: &Path) -> Result<Vec<PackEntry>, PackError> {
         let format = format_of_code(raw[32]).ok_or_else(|| malformed("unknown object format"))?;
         let offset = u64::from_le_bytes(raw[33..41].try_into().unwrap_or_default());
         let object_len = u64::from_le_bytes(raw[41..49].try_into().unwrap_or_default());
-        if offset < MAGIC.len() as u64 || offset.checked_add(object_len).is_none_or(|end| end > index_offset) {
+        if offset < MAGIC.len() as u64
+            || offset
+                .checked_add(object_len)
+                .is_none_or(|end| end > index_offset)
+        {
             return Err(malformed("an entry lies outside the object area"));
         }
         let entry = PackEntry {
@@ -236,10 +251,9 @@ pub(crate) fn read_index(path: &Path) -> Result<Vec<PackEntry>, PackError> {
             offset,
             len: object_len,
         };
-        if entries
-            .last()
-            .is_some_and(|last: &PackEntry| (last.digest, last.format) >= (entry.digest, entry.format))
-        {
+        if entries.last().is_some_and(|last: &PackEntry| {
+            (last.digest, last.format) >= (entry.digest, entry.format)
+        }) {
             return Err(malformed("index entries out of order"));
         }
         entries.push(entry);
@@ -438,7 +452,9 @@ mod tests {
     fn pack_of(dir: &Path, objects: &[(&[u8], ObjectFormat)]) -> (PathBuf, Vec<PackEntry>) {
         let mut writer = PackWriter::new(NamedTempFile::new_in(dir).unwrap()).unwrap();
         for (bytes, format) in objects {
-            writer.append(Digest::of_bytes(bytes), *format, bytes).unwrap();
+            writer
+                .append(Digest::of_bytes(bytes), *format, bytes)
+                .unwrap();
         }
         let sealed = writer.finish().unwrap();
         let path = dir.join(&sealed.name);
@@ -451,7 +467,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (path, written) = pack_of(
             dir.path(),
-            &[(b"one", ObjectFormat::RawBlob), (b"two two", ObjectFormat::RawBlob), (b"", ObjectFormat::RawBlob)],
+            &[
+                (b"one", ObjectFormat::RawBlob),
+                (b"two two", ObjectFormat::RawBlob),
+                (b"", ObjectFormat::RawBlob),
+            ],
         );
         let read = read_index(&path).unwrap();
         assert_eq!(read, written);
@@ -467,7 +487,11 @@ mod tests {
         let again = tempfile::tempdir().unwrap();
         let (same, _) = pack_of(
             again.path(),
-            &[(b"one", ObjectFormat::RawBlob), (b"two two", ObjectFormat::RawBlob), (b"", ObjectFormat::RawBlob)],
+            &[
+                (b"one", ObjectFormat::RawBlob),
+                (b"two two", ObjectFormat::RawBlob),
+                (b"", ObjectFormat::RawBlob),
+            ],
         );
         assert_eq!(path.file_name(), same.file_name());
         assert_eq!(fs::read(&path).unwrap(), fs::read(&same).unwrap());
@@ -492,11 +516,23 @@ mod tests {
     #[test]
     fn rewrite_keeps_only_what_is_asked() {
         let dir = tempfile::tempdir().unwrap();
-        let (path, entries) = pack_of(dir.path(), &[(b"keep me", ObjectFormat::RawBlob), (b"drop me", ObjectFormat::RawBlob)]);
+        let (path, entries) = pack_of(
+            dir.path(),
+            &[
+                (b"keep me", ObjectFormat::RawBlob),
+                (b"drop me", ObjectFormat::RawBlob),
+            ],
+        );
         let kept = Digest::of_bytes(b"keep me");
-        let new = rewrite(&path, &entries, &|entry| entry.digest == kept, dir.path(), dir.path())
-            .unwrap()
-            .unwrap();
+        let new = rewrite(
+            &path,
+            &entries,
+            &|entry| entry.digest == kept,
+            dir.path(),
+            dir.path(),
+        )
+        .unwrap()
+        .unwrap();
         let read = read_index(&new).unwrap();
         assert_eq!(read.len(), 1);
         assert_eq!(read[0].digest, kept);

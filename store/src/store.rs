@@ -132,8 +132,6 @@ pub struct Store {
     in_flight: Mutex<InFlight>,
     /// Serializes commits, so a batch taken later is never published before one taken earlier.
     commit: Mutex<()>,
-    /// Temp shard directories (`tmp/ab/`) known to exist.
-    temp_shards_ready: Vec<AtomicBool>,
     compression_level: i32,
 }
 
@@ -238,7 +236,6 @@ impl Store {
             publisher,
             in_flight: Mutex::new(InFlight::default()),
             commit: Mutex::new(()),
-            temp_shards_ready: (0..256).map(|_| AtomicBool::new(false)).collect(),
             compression_level: DEFAULT_COMPRESSION_LEVEL,
         };
         store.check_version(&root)?;
@@ -300,48 +297,6 @@ impl Store {
             .prefix("obj-")
             .tempfile_in(self.layout.tmp())
             .map_err(Error::io("create temp file in", self.layout.tmp()))
-    }
-
-    /// A new temp file for object `digest`. A batched one goes to `tmp/<first two hex digits>/`: ingest creates
-    /// tens of thousands of temp files from several threads at once, and in one directory they would all queue on
-    /// that directory's lock (measured: half the CPU of a cold add of 50 000 small files spinning on it), with the
-    /// committing thread's renames out of it taking the same lock. The last commit of a batch removes these
-    /// directories again (see [`Store::remove_temp_shards`]).
-    fn temp_file_for(&self, digest: &Digest, durability: Durability) -> Result<NamedTempFile> {
-        if durability == Durability::Now {
-            return self.temp_file();
-        }
-        let index = usize::from(digest.as_bytes()[0]);
-        let dir = self.layout.tmp().join(&digest.to_hex()[..2]);
-        let create = || tempfile::Builder::new().prefix("obj-").tempfile_in(&dir);
-        let mkdir = || {
-            fs::create_dir_all(&dir).map_err(Error::io("create directory", &dir))?;
-            self.temp_shards_ready[index].store(true, Ordering::Relaxed);
-            Ok::<(), Error>(())
-        };
-        if !self.temp_shards_ready[index].load(Ordering::Relaxed) {
-            mkdir()?;
-        }
-        match create() {
-            // Removed meanwhile by another add's last commit (or this one's, on another thread): make it again.
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                mkdir()?;
-                create()
-            }
-            other => other,
-        }
-        .map_err(Error::io("create temp file in", &dir))
-    }
-
-    /// Removes the temp shard directories this handle made, so a finished add leaves `tmp/` as it found it. One
-    /// still in use (by another thread or process) is not empty and stays; a writer that finds its directory gone
-    /// makes it again.
-    fn remove_temp_shards(&self) {
-        for (index, ready) in self.temp_shards_ready.iter().enumerate() {
-            if ready.swap(false, Ordering::Relaxed) {
-                let _ = fs::remove_dir(self.layout.tmp().join(format!("{index:02x}")));
-            }
-        }
     }
 
     /// A new temp directory in `tmp/`, for callers that assemble a tree before adding it. It is 0700: what is
@@ -593,7 +548,7 @@ impl Store {
             let format = self.pack_object(&digest, format, &stored)?;
             return Ok((digest, total, format));
         }
-        let mut temp = self.temp_file_for(&digest, durability)?;
+        let mut temp = self.temp_file()?;
         let frame = if compress {
             Some(
                 compress_whole(bytes, self.compression_level)
@@ -633,7 +588,7 @@ impl Store {
         if self.publisher.is_fresh(digest) {
             return Ok(self.publisher.published_format(digest));
         }
-        self.loose_blob_format(digest)
+        Ok(self.loose_blob_format(digest))
     }
 
     /// To be called before this handle removes objects (gc, repair): [`Store::known_blob_format`] must not answer
@@ -708,10 +663,10 @@ impl Store {
     }
 
     /// How `digest` is stored as a loose blob, if it is.
-    fn loose_blob_format(&self, digest: &Digest) -> Result<Option<ObjectFormat>> {
-        Ok([ObjectFormat::RawBlob, ObjectFormat::ZstdBlob]
+    fn loose_blob_format(&self, digest: &Digest) -> Option<ObjectFormat> {
+        [ObjectFormat::RawBlob, ObjectFormat::ZstdBlob]
             .into_iter()
-            .find(|format| self.layout.object(digest, *format).exists()))
+            .find(|format| self.layout.object(digest, *format).exists())
     }
 
     /// How `digest` will be stored if it waits in the current batch (or the one being committed).
@@ -760,8 +715,10 @@ impl Store {
 
     /// Whether the store holds directory node `digest` (an existing node vouches for its children).
     pub(crate) fn has_directory(&self, digest: &Digest) -> bool {
-        matches!(self.packed_format(digest), Ok(Some(ObjectFormat::Directory)))
-            || self.layout.object(digest, ObjectFormat::Directory).exists()
+        matches!(
+            self.packed_format(digest),
+            Ok(Some(ObjectFormat::Directory))
+        ) || self.layout.object(digest, ObjectFormat::Directory).exists()
     }
 
     /// Whether the store holds blob `digest`, or it waits in the current batch.
@@ -823,7 +780,7 @@ impl Store {
                 .pack_object(digest, ObjectFormat::Directory, bytes)
                 .map(|_| ());
         }
-        let mut temp = self.temp_file_for(digest, durability)?;
+        let mut temp = self.temp_file()?;
         temp.write_all(bytes)
             .map_err(Error::io("write", temp.path()))?;
         self.persist(
@@ -979,8 +936,6 @@ impl Store {
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
         let committed = self.commit_taken(batch, last);
         if last {
-            // Also after a failure: the temp files are gone either way (published or dropped).
-            self.remove_temp_shards();
             committed.and_then(|()| self.flush())
         } else {
             committed
@@ -1309,11 +1264,11 @@ impl Store {
     /// Every stored copy of every object, loose or packed, sorted by address (an object may be in more than one
     /// pack, when concurrent adds both stored it). Packs whose index cannot be read are in `unreadable_packs`.
     pub fn object_copies(&self) -> Result<Vec<ObjectCopy>> {
-        Ok(self.scan_objects()?.0)
+        Ok(self.scan_objects()?.copies)
     }
 
     /// [`Store::object_copies`], and the packs that could not be read, with why.
-    pub(crate) fn scan_objects(&self) -> Result<(Vec<ObjectCopy>, Vec<(PathBuf, String)>)> {
+    pub(crate) fn scan_objects(&self) -> Result<ObjectScan> {
         let mut found = Vec::new();
         let mut unreadable = Vec::new();
         for pack in self.pack_files()? {
@@ -1357,14 +1312,21 @@ impl Store {
                 });
             }
         }
-        found.sort_by(|a, b| (a.digest, a.format).cmp(&(b.digest, b.format)));
-        Ok((found, unreadable))
+        found.sort_by_key(|copy| (copy.digest, copy.format));
+        Ok(ObjectScan {
+            copies: found,
+            unreadable_packs: unreadable,
+        })
     }
 
     /// Replaces the pack at `path` by one holding only the entries `keep` accepts (none: the pack is removed),
     /// written and made durable before the old one goes, so a kept object is present at every moment. For gc and
     /// repair, which hold the store lock exclusively or remove only what is corrupt.
-    pub(crate) fn drop_from_pack(&self, path: &Path, keep: &dyn Fn(&PackEntry) -> bool) -> Result<()> {
+    pub(crate) fn drop_from_pack(
+        &self,
+        path: &Path,
+        keep: &dyn Fn(&PackEntry) -> bool,
+    ) -> Result<()> {
         let entries = crate::pack::read_index(path).map_err(|error| Error::CorruptPack {
             path: path.to_path_buf(),
             reason: error.to_string(),
@@ -1372,8 +1334,14 @@ impl Store {
         if entries.iter().all(keep) {
             return Ok(());
         }
-        crate::pack::rewrite(path, &entries, keep, &self.layout.tmp(), &self.layout.packs())
-            .map_err(Error::io("rewrite", path))?;
+        crate::pack::rewrite(
+            path,
+            &entries,
+            keep,
+            &self.layout.tmp(),
+            &self.layout.packs(),
+        )
+        .map_err(Error::io("rewrite", path))?;
         self.remove_pack(path)
     }
 
@@ -1437,6 +1405,14 @@ fn stored_len(location: &Location) -> Result<u64> {
         Location::Loose(path) => Ok(fs::metadata(path).map_err(Error::io("stat", path))?.len()),
         Location::Packed { len, .. } => Ok(*len),
     }
+}
+
+/// What [`Store::scan_objects`] found.
+pub(crate) struct ObjectScan {
+    /// Every stored copy, sorted by address.
+    pub copies: Vec<ObjectCopy>,
+    /// Packs whose index cannot be read, with why.
+    pub unreadable_packs: Vec<(PathBuf, String)>,
 }
 
 /// One stored copy of an object.

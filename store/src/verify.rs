@@ -156,13 +156,16 @@ impl Store {
         repair: bool,
         schema: Option<&dyn RecordSchema>,
     ) -> Result<VerifyReport> {
-        let (copies, unreadable_packs) = self.scan_objects()?;
+        let crate::store::ObjectScan {
+            copies,
+            unreadable_packs,
+        } = self.scan_objects()?;
         // Pass one: every stored copy of every object alone.
         let checked: Vec<(Digest, Checked, Option<Problem>)> = copies
             .par_iter()
             .map(|copy| {
                 let (digest, format) = (copy.digest, copy.format);
-                match self.check_copy(copy) {
+                match check_copy(copy) {
                     Ok(state) => (digest, state, None),
                     Err(reason) => (digest, Checked::Bad, Some(corrupt(digest, format, reason))),
                 }
@@ -208,14 +211,20 @@ impl Store {
         let lying: std::collections::HashSet<Digest> = problems
             .iter()
             .filter_map(|problem| match problem {
-                Problem::Corrupt { digest, format: ObjectFormat::Directory, .. } => Some(*digest),
+                Problem::Corrupt {
+                    digest,
+                    format: ObjectFormat::Directory,
+                    ..
+                } => Some(*digest),
                 _ => None,
             })
             .collect();
         bad_copies.extend(
             copies
                 .iter()
-                .filter(|copy| copy.format == ObjectFormat::Directory && lying.contains(&copy.digest))
+                .filter(|copy| {
+                    copy.format == ObjectFormat::Directory && lying.contains(&copy.digest)
+                })
                 .map(|copy| copy.location.clone()),
         );
         let mut report = VerifyReport {
@@ -228,7 +237,6 @@ impl Store {
             report.repaired += self.remove_copies(bad_copies)?;
             for problem in &report.problems {
                 match problem {
-                    Problem::Corrupt { .. } => {}
                     Problem::CorruptPack { path, .. } => {
                         self.remove_pack(path)?;
                         report.repaired += 1;
@@ -245,50 +253,14 @@ impl Store {
                         self.remove_meta(namespace, key)?;
                         report.repaired += 1;
                     }
-                    Problem::MissingChild { .. } | Problem::RootMissingObject { .. } => {}
+                    // Corrupt copies went above, all at once.
+                    Problem::Corrupt { .. }
+                    | Problem::MissingChild { .. }
+                    | Problem::RootMissingObject { .. } => {}
                 }
             }
         }
         Ok(report)
-    }
-
-    /// Checks one stored copy alone: a blob decompresses and hashes to its name; a node hashes to its name and
-    /// decodes. `Err` says what is wrong.
-    fn check_copy(&self, copy: &ObjectCopy) -> std::result::Result<Checked, String> {
-        let (digest, location) = (copy.digest, &copy.location);
-        match copy.format {
-            ObjectFormat::Directory => {
-                let bytes = location.read().map_err(|error| error.to_string())?;
-                let actual = Digest::of_bytes(&bytes);
-                if actual != digest {
-                    return Err(format!("hashes to {actual}"));
-                }
-                let directory = Directory::decode(&bytes).map_err(|error| error.to_string())?;
-                Ok(Checked::Directory(directory.total_size()))
-            }
-            format @ (ObjectFormat::RawBlob | ObjectFormat::ZstdBlob) => {
-                let read_error = |error: std::io::Error| {
-                    error_chain(&crate::Error::io("read", location.path())(error))
-                };
-                let (file, len) = location.open().map_err(read_error)?;
-                let stored = std::io::BufReader::new(std::io::Read::take(file, len));
-                let hashed = if format == ObjectFormat::ZstdBlob {
-                    // Frame headers first: a cut or damaged frame names the object.
-                    Store::zstd_content_size(&digest, location).map_err(|error| error_chain(&error))?;
-                    let mut decoder =
-                        zstd::stream::Decoder::with_buffer(stored).map_err(read_error)?;
-                    hash_reader(&mut decoder)
-                } else {
-                    let mut stored = stored;
-                    hash_reader(&mut stored)
-                };
-                let (actual, size) = hashed.map_err(read_error)?;
-                if actual != digest {
-                    return Err(format!("hashes to {actual}"));
-                }
-                Ok(Checked::Blob(size))
-            }
-        }
     }
 
     /// Removes stored copies: loose files, and entries of packs (each pack rewritten once). Returns how many.
@@ -302,7 +274,9 @@ impl Store {
                     Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
                     Err(error) => return Err(crate::Error::io("remove", &path)(error)),
                 },
-                Location::Packed { pack, offset, .. } => from_packs.entry(pack).or_default().push(offset),
+                Location::Packed { pack, offset, .. } => {
+                    from_packs.entry(pack).or_default().push(offset);
+                }
             }
         }
         for (pack, offsets) in from_packs {
@@ -440,6 +414,44 @@ impl Store {
             }
         }
         Ok(problems)
+    }
+}
+
+/// Checks one stored copy alone: a blob decompresses and hashes to its name; a node hashes to its name and
+/// decodes. `Err` says what is wrong.
+fn check_copy(copy: &ObjectCopy) -> std::result::Result<Checked, String> {
+    let (digest, location) = (copy.digest, &copy.location);
+    match copy.format {
+        ObjectFormat::Directory => {
+            let bytes = location.read().map_err(|error| error.to_string())?;
+            let actual = Digest::of_bytes(&bytes);
+            if actual != digest {
+                return Err(format!("hashes to {actual}"));
+            }
+            let directory = Directory::decode(&bytes).map_err(|error| error.to_string())?;
+            Ok(Checked::Directory(directory.total_size()))
+        }
+        format @ (ObjectFormat::RawBlob | ObjectFormat::ZstdBlob) => {
+            let read_error = |error: std::io::Error| {
+                error_chain(&crate::Error::io("read", location.path())(error))
+            };
+            let (file, len) = location.open().map_err(read_error)?;
+            let stored = std::io::BufReader::new(std::io::Read::take(file, len));
+            let hashed = if format == ObjectFormat::ZstdBlob {
+                // Frame headers first: a cut or damaged frame names the object.
+                Store::zstd_content_size(&digest, location).map_err(|error| error_chain(&error))?;
+                let mut decoder = zstd::stream::Decoder::with_buffer(stored).map_err(read_error)?;
+                hash_reader(&mut decoder)
+            } else {
+                let mut stored = stored;
+                hash_reader(&mut stored)
+            };
+            let (actual, size) = hashed.map_err(read_error)?;
+            if actual != digest {
+                return Err(format!("hashes to {actual}"));
+            }
+            Ok(Checked::Blob(size))
+        }
     }
 }
 

@@ -6,6 +6,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use std::os::unix::fs::FileExt;
+
 /// One isolated directory with its own HOME and store.
 pub struct TestEnv {
     inner: hstore_test_support::TestEnv,
@@ -70,23 +72,35 @@ impl TestEnv {
         address
     }
 
-    /// Every object file in the store: (hex, suffix, path), sorted.
-    pub fn object_files(&self) -> Vec<(String, String, PathBuf)> {
-        let mut found = Vec::new();
-        let objects = self.store().join("objects-v1");
-        let Ok(shards) = fs::read_dir(&objects) else {
-            return found;
-        };
-        for shard in shards {
-            for entry in fs::read_dir(shard.unwrap().path()).unwrap() {
-                let path = entry.unwrap().path();
-                let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-                let (hex, suffix) = name.split_once('.').unwrap();
-                found.push((hex.to_owned(), suffix.to_owned(), path.clone()));
-            }
+    /// Every object in the store once, loose or packed: (hex, suffix), sorted.
+    pub fn object_files(&self) -> Vec<(String, String)> {
+        let mut objects: Vec<(String, String)> = self
+            .object_copies()
+            .into_iter()
+            .map(|(hex, suffix, _)| (hex, suffix))
+            .collect();
+        objects.dedup();
+        objects
+    }
+
+    /// Every stored copy of every object: (hex, suffix, where), sorted; empty when there is no store.
+    pub fn object_copies(&self) -> Vec<(String, String, hstore_store::Location)> {
+        if !self.store().join("VERSION").exists() {
+            return Vec::new();
         }
-        found.sort();
-        found
+        let store = hstore_store::Store::open(self.store()).unwrap();
+        store
+            .object_copies()
+            .unwrap()
+            .into_iter()
+            .map(|copy| {
+                (
+                    copy.digest.to_hex(),
+                    copy.format.suffix().to_owned(),
+                    copy.location,
+                )
+            })
+            .collect()
     }
 }
 
@@ -110,4 +124,26 @@ pub fn code(output: &Output) -> i32 {
 /// Stderr as text.
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Flips one bit in the middle of one stored copy of an object, loose or packed.
+pub fn flip_stored_byte(location: &hstore_store::Location) {
+    use std::os::unix::fs::PermissionsExt;
+    let (path, offset, len) = match location {
+        hstore_store::Location::Loose(path) => (path, 0, fs::metadata(path).unwrap().len()),
+        hstore_store::Location::Packed { pack, offset, len } => (pack, *offset, *len),
+    };
+    let mut permissions = fs::metadata(path).unwrap().permissions();
+    permissions.set_mode(0o644);
+    fs::set_permissions(path, permissions).unwrap();
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let at = offset + len / 2;
+    let mut byte = [0u8];
+    file.read_exact_at(&mut byte, at).unwrap();
+    byte[0] ^= 0x01;
+    file.write_all_at(&byte, at).unwrap();
 }

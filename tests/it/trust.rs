@@ -308,21 +308,14 @@ fn fetch_completes_a_closure_that_repair_broke() {
 
     // Damage one blob of the tree; repair drops it and leaves its parent naming a missing child.
     let blob = Digest::of_bytes("pub fn f() -> u32 { 42 }\n".repeat(50).as_bytes());
-    let shard = env.path("s/objects-v1").join(&blob.to_hex()[..2]);
-    let object = fs::read_dir(&shard)
+    let copy = hstore_store::Store::open(env.path("s"))
         .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .find(|path| {
-            path.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with(&blob.to_hex())
-        })
+        .object_copies()
+        .unwrap()
+        .into_iter()
+        .find(|copy| copy.digest == blob)
         .expect("the blob is stored");
-    let mut bytes = fs::read(&object).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x55;
-    fs::write(&object, bytes).unwrap();
+    crate::store_common::flip_stored_byte(&copy.location);
     let output = env
         .hstore("s")
         .args(["store", "verify", "--repair"])
