@@ -241,3 +241,68 @@ fn containers_parents_first(store: &Store, doomed: Vec<ObjectCopy>) -> Vec<Conta
         .filter_map(|id| slots[id].take())
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+    use crate::meta::Root;
+
+    #[test]
+    fn a_pack_with_live_and_dead_objects_is_rewritten_with_the_live_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        fs::create_dir_all(tree.join("keep/deeper")).unwrap();
+        fs::create_dir_all(tree.join("drop")).unwrap();
+        fs::write(tree.join("keep/deeper/file"), "kept\n".repeat(100)).unwrap();
+        fs::write(tree.join("keep/small"), "k").unwrap();
+        fs::write(tree.join("drop/file"), "dropped\n".repeat(100)).unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let root = store.add_path(&tree).unwrap().digest();
+        let keep_name = crate::PathComponent::new("keep").unwrap();
+        let keep = match store.directory(&root).unwrap().get(&keep_name) {
+            Some(Node::Directory { digest, .. }) => *digest,
+            other => panic!("{other:?}"),
+        };
+        let packs = store.pack_files().unwrap();
+        assert_eq!(packs.len(), 1, "one add, one pack");
+        store
+            .set_root(
+                "keep",
+                &Root {
+                    description: "test".into(),
+                    addresses: vec![keep],
+                },
+            )
+            .unwrap();
+        drop(store);
+
+        let store = Store::open_with(dir.path().join("store"), LockMode::Exclusive).unwrap();
+        let report = store.gc(false).unwrap();
+        // The root node, `drop/` and its file; `keep/`, `keep/deeper/` and two files stay.
+        assert_eq!(report.removed.len(), 3, "{report:?}");
+        assert_eq!(report.kept, 4);
+        let after = store.pack_files().unwrap();
+        assert_eq!(after.len(), 1);
+        assert_ne!(after, packs, "the pack was rewritten");
+        let kept: HashSet<Digest> = store
+            .object_copies()
+            .unwrap()
+            .iter()
+            .map(|c| c.digest)
+            .collect();
+        assert_eq!(kept.len(), 4);
+        assert!(!kept.contains(&root));
+        assert!(store.verify(false).unwrap().problems.is_empty());
+        let mut nar = Vec::new();
+        store.dump_nar(&keep, &mut nar).unwrap();
+        assert!(nar.windows(5).any(|window| window == b"kept\n"));
+
+        // Unrooted, the rewritten pack goes whole.
+        store.remove_root("keep").unwrap();
+        store.gc(false).unwrap();
+        assert!(store.pack_files().unwrap().is_empty());
+        assert!(store.object_copies().unwrap().is_empty());
+    }
+}

@@ -576,7 +576,7 @@ impl Store {
     /// whether to write it at all. In a shard directory that did not exist when this process first looked, only
     /// what this process published can be there (or what a concurrent add raced in, which the no-clobber rename
     /// takes as success), so the answer comes from memory: a cold add then costs no failed lookups per blob.
-    fn known_blob_format(&self, digest: &Digest) -> Result<Option<ObjectFormat>> {
+    pub(crate) fn known_blob_format(&self, digest: &Digest) -> Result<Option<ObjectFormat>> {
         if let Some(format) = self.pending_format(digest) {
             return Ok(Some(format));
         }
@@ -838,7 +838,7 @@ impl Store {
     /// Appends a small object's stored bytes to the current batch's pack (started on first use), unless the batch
     /// holds `digest` already; returns how the object is stored. The append happens under the batch's lock, so a
     /// pack is never sealed with an append half done; compressing, the expensive part, happened before.
-    fn pack_object(
+    pub(crate) fn pack_object(
         &self,
         digest: &Digest,
         format: ObjectFormat,
@@ -2008,5 +2008,157 @@ mod tests {
         assert!(!store.put_meta_if_absent("build", "k", &2).unwrap());
         assert_eq!(store.get_meta::<u32>("build", "k").unwrap(), Some(1));
         assert_eq!(fs::read_dir(store.layout().tmp()).unwrap().count(), 0);
+    }
+
+    fn small_tree(root: &Path) {
+        fs::create_dir_all(root.join("sub")).unwrap();
+        fs::write(root.join("a"), "alpha\n".repeat(50)).unwrap();
+        fs::write(root.join("sub/b"), "beta").unwrap();
+    }
+
+    #[test]
+    fn a_tree_add_packs_its_small_objects_and_another_handle_finds_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        small_tree(&tree);
+        let reader = Store::open(dir.path().join("store")).unwrap();
+        // The reader has read `packs-v1/` (empty) before the writer adds anything.
+        assert_eq!(
+            reader.object_format(&Digest::of_bytes(b"beta")).unwrap(),
+            None
+        );
+        let writer = Store::open(dir.path().join("store")).unwrap();
+        let root = writer.add_path(&tree).unwrap().digest();
+        assert_eq!(writer.pack_files().unwrap().len(), 1);
+        assert!(
+            fs::read_dir(writer.layout().objects())
+                .unwrap()
+                .next()
+                .is_none(),
+            "nothing loose"
+        );
+        // A miss reads the packs directory again.
+        assert_eq!(
+            reader.object_format(&root).unwrap(),
+            Some(ObjectFormat::Directory)
+        );
+        assert_eq!(
+            reader
+                .read_blob(&Digest::of_bytes(b"beta"))
+                .unwrap()
+                .unwrap(),
+            b"beta"
+        );
+        assert_eq!(
+            reader
+                .blob_size(&Digest::of_bytes("alpha\n".repeat(50).as_bytes()))
+                .unwrap(),
+            Some(300)
+        );
+        assert!(reader.closure_complete(&root).unwrap());
+    }
+
+    #[test]
+    fn a_v1_store_is_marked_v2_when_opened_for_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        drop(Store::open(&root).unwrap());
+        fs::write(root.join("VERSION"), STORE_VERSION_V1).unwrap();
+        fs::remove_dir(root.join(PACKS_DIR)).unwrap();
+        let store = Store::open(&root).unwrap();
+        assert_eq!(
+            fs::read_to_string(root.join("VERSION")).unwrap(),
+            STORE_VERSION
+        );
+        assert!(root.join(PACKS_DIR).is_dir());
+        drop(store);
+        fs::write(root.join("VERSION"), "hstore-store-v3\n").unwrap();
+        assert!(matches!(
+            Store::open(&root),
+            Err(Error::IncompatibleStore { .. })
+        ));
+    }
+
+    #[test]
+    fn verify_reports_a_damaged_pack_and_repair_removes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        small_tree(&tree);
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let root = store.add_path(&tree).unwrap().digest();
+        let pack = store.pack_files().unwrap().remove(0);
+        let mut bytes = fs::read(&pack).unwrap();
+        let last = bytes.len() - 20;
+        bytes[last] ^= 1;
+        fs::write(&pack, &bytes).unwrap();
+        drop(store);
+
+        let store = Store::open(dir.path().join("store")).unwrap();
+        // The pack's objects read as missing, not as wrong bytes.
+        assert_eq!(store.object_format(&root).unwrap(), None);
+        let report = store.verify(false).unwrap();
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        assert!(
+            matches!(&report.problems[0], crate::verify::Problem::CorruptPack { path, .. } if *path == pack),
+            "{:?}",
+            report.problems
+        );
+        let report = store.verify(true).unwrap();
+        assert_eq!(report.repaired, 1);
+        assert!(store.pack_files().unwrap().is_empty());
+        assert!(store.verify(false).unwrap().problems.is_empty());
+        // Adding the tree again brings everything back.
+        assert_eq!(store.add_path(&tree).unwrap().digest(), root);
+        assert!(store.closure_complete(&root).unwrap());
+    }
+
+    #[test]
+    fn repair_drops_a_damaged_packed_object_and_keeps_its_neighbours() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        small_tree(&tree);
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let root = store.add_path(&tree).unwrap().digest();
+        let alpha = Digest::of_bytes("alpha\n".repeat(50).as_bytes());
+        let copy = store
+            .object_copies()
+            .unwrap()
+            .into_iter()
+            .find(|copy| copy.digest == alpha)
+            .unwrap();
+        let Location::Packed { pack, offset, len } = &copy.location else {
+            panic!("{copy:?}");
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(pack)
+            .unwrap();
+        let mut byte = [0];
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut byte, offset + len / 2).unwrap();
+        byte[0] ^= 0x40;
+        std::os::unix::fs::FileExt::write_all_at(&file, &byte, offset + len / 2).unwrap();
+
+        let report = store.verify(true).unwrap();
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        assert_eq!(report.repaired, 1);
+        assert_eq!(store.object_format(&alpha).unwrap(), None);
+        assert_eq!(store.first_missing_in_closure(&root).unwrap(), Some(alpha));
+        assert_eq!(
+            store
+                .read_blob(&Digest::of_bytes(b"beta"))
+                .unwrap()
+                .unwrap(),
+            b"beta"
+        );
+        let after = store.verify(false).unwrap();
+        assert!(
+            after
+                .problems
+                .iter()
+                .all(|problem| matches!(problem, crate::verify::Problem::MissingChild { .. })),
+            "{:?}",
+            after.problems
+        );
     }
 }

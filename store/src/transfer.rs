@@ -171,10 +171,37 @@ pub fn copy_verified(
     Ok(tee.copied)
 }
 
+/// A memory buffer that refuses to grow past `limit`: a payload whose stored bytes are longer than any the store
+/// writes for its size is not held in memory whatever it claims.
+struct BoundedBuffer {
+    bytes: Vec<u8>,
+    limit: usize,
+}
+
+impl Write for BoundedBuffer {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.bytes.len() + buf.len() > self.limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "stored bytes longer than the {} bytes a blob of this size is stored in",
+                    self.limit
+                ),
+            ));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 impl Store {
     /// Stores a blob that arrives in its stored `encoding` (a bundle's payload): the bytes are written verbatim to a
-    /// temp file while being decoded and hashed, in one pass, and renamed into place only if they decode to exactly
-    /// `size` bytes with address `expected`. If the store already holds the blob, the bytes are still checked (a
+    /// temp file (or, for a small blob, into the batch's pack) while being decoded and hashed, in one pass, and
+    /// published only if they decode to exactly `size` bytes with address `expected`. If the store already holds the blob, the bytes are still checked (a
     /// damaged bundle is reported even when nothing would be written) but nothing is written. Returns whether the
     /// blob was new.
     ///
@@ -188,7 +215,7 @@ impl Store {
         size: u64,
         source: &Path,
     ) -> Result<bool> {
-        if self.blob_format(&expected)?.is_some() {
+        if self.known_blob_format(&expected)?.is_some() {
             copy_verified(
                 reader,
                 encoding,
@@ -199,6 +226,27 @@ impl Store {
                 Path::new("<discarded>"),
             )?;
             return Ok(false);
+        }
+        if size < BUFFER_SIZE as u64 {
+            // Small: checked in memory and packed with the batch's other small objects (one file per batch, not
+            // one per object). The decoded size bounds the stored one.
+            let len = usize::try_from(size).unwrap_or(BUFFER_SIZE);
+            let mut stored = BoundedBuffer {
+                bytes: Vec::with_capacity(len),
+                // What the store writes for a blob this small: the bytes, or one zstd frame of them.
+                limit: zstd::zstd_safe::compress_bound(len).max(len) + 64,
+            };
+            copy_verified(
+                reader,
+                encoding,
+                &expected,
+                size,
+                &mut stored,
+                source,
+                Path::new("<memory>"),
+            )?;
+            self.pack_object(&expected, encoding.format(), &stored.bytes)?;
+            return Ok(true);
         }
         let temp = self.temp_file()?;
         let temp_path = temp.path().to_path_buf();
