@@ -213,8 +213,8 @@ pub(crate) fn read_index(path: &Path) -> Result<Vec<PackEntry>, PackError> {
     }
     let mut trailer = [0; TRAILER_SIZE];
     file.read_exact_at(&mut trailer, len - TRAILER_SIZE as u64)?;
-    let count = u64::from_le_bytes(trailer[..8].try_into().unwrap_or_default());
-    let index_offset = u64::from_le_bytes(trailer[8..].try_into().unwrap_or_default());
+    let count = u64_at(&trailer, 0);
+    let index_offset = u64_at(&trailer, 8);
     let index_len = count
         .checked_mul(ENTRY_SIZE as u64)
         .filter(|index_len| {
@@ -236,8 +236,8 @@ pub(crate) fn read_index(path: &Path) -> Result<Vec<PackEntry>, PackError> {
         let mut digest = [0; 32];
         digest.copy_from_slice(&raw[..32]);
         let format = format_of_code(raw[32]).ok_or_else(|| malformed("unknown object format"))?;
-        let offset = u64::from_le_bytes(raw[33..41].try_into().unwrap_or_default());
-        let object_len = u64::from_le_bytes(raw[41..49].try_into().unwrap_or_default());
+        let offset = u64_at(raw, 33);
+        let object_len = u64_at(raw, 41);
         if offset < MAGIC.len() as u64
             || offset
                 .checked_add(object_len)
@@ -259,6 +259,13 @@ pub(crate) fn read_index(path: &Path) -> Result<Vec<PackEntry>, PackError> {
         entries.push(entry);
     }
     Ok(entries)
+}
+
+/// The little-endian `u64` at `at` in `bytes` (the caller has checked the length).
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    let mut le = [0; 8];
+    le.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(le)
 }
 
 /// Where an object's stored bytes are.
@@ -318,7 +325,7 @@ impl Location {
 /// Where one packed object is, in memory: its pack by number.
 #[derive(Clone, Copy, Debug)]
 struct Packed {
-    pack: u32,
+    pack: usize,
     format: ObjectFormat,
     offset: u64,
     len: u64,
@@ -373,7 +380,7 @@ impl PackIndex {
         if !self.names.insert(name) {
             return;
         }
-        let pack = u32::try_from(self.packs.len()).unwrap_or(u32::MAX);
+        let pack = self.packs.len();
         self.packs.push(path);
         self.objects.reserve(entries.len());
         for entry in entries {
@@ -394,7 +401,7 @@ impl PackIndex {
     /// Where `digest` is packed, if in a pack this index has read.
     pub fn get(&self, digest: &Digest) -> Option<(ObjectFormat, Location)> {
         let packed = self.objects.get(digest)?;
-        let pack = self.packs.get(packed.pack as usize)?;
+        let pack = self.packs.get(packed.pack)?;
         Some((
             packed.format,
             Location::Packed {

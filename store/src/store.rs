@@ -1109,18 +1109,40 @@ impl Store {
     /// Opens object `digest`'s stored bytes (compressed as stored, for copying to a bundle or a cache); `Ok(None)`
     /// if it is not stored.
     pub fn open_stored(&self, digest: &Digest) -> Result<Option<StoredObject>> {
-        let Some((format, location)) = self.locate(digest)? else {
+        let Some((format, location, file, len)) = self.open_object(digest)? else {
             return Ok(None);
         };
-        let (file, len) = location
-            .open()
-            .map_err(Error::io("open", location.path()))?;
         Ok(Some(StoredObject {
             format,
             path: location.path().to_path_buf(),
             len,
             reader: file.take(len),
         }))
+    }
+
+    /// Locates and opens object `digest`: its format, where it is, the file positioned at its first stored byte,
+    /// and its stored length. A file that vanished since it was located (a gc or repair in another process, which
+    /// a read-only reader does not lock out, removed the object or rewrote its pack) makes it look once more, so
+    /// such a reader sees the object where it now is, or a clean `None`.
+    fn open_object(&self, digest: &Digest) -> Result<Option<(ObjectFormat, Location, File, u64)>> {
+        let mut looked_again = false;
+        loop {
+            let Some((format, location)) = self.locate(digest)? else {
+                return Ok(None);
+            };
+            match location.open() {
+                Ok((file, len)) => return Ok(Some((format, location, file, len))),
+                Err(error) if error.kind() == io::ErrorKind::NotFound && !looked_again => {
+                    looked_again = true;
+                    self.publisher
+                        .packs
+                        .write()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clear();
+                }
+                Err(error) => return Err(Error::io("open", location.path())(error)),
+            }
+        }
     }
 
     /// The file holding object `digest` (its own, or its pack), for messages; the objects directory if absent.
@@ -1133,7 +1155,7 @@ impl Store {
 
     /// Opens a blob for streaming reads; `Ok(None)` if it is not stored.
     pub fn open_blob(&self, digest: &Digest) -> Result<Option<BlobReader>> {
-        let Some((format, location)) = self.locate(digest)? else {
+        let Some((format, location, file, len)) = self.open_object(digest)? else {
             return Ok(None);
         };
         if format == ObjectFormat::Directory {
@@ -1144,7 +1166,6 @@ impl Store {
             });
         }
         let path = location.path();
-        let (file, len) = location.open().map_err(Error::io("open", path))?;
         let stored = BufReader::with_capacity(BUFFER_SIZE.min(len as usize + 1), file.take(len));
         if format == ObjectFormat::RawBlob {
             Ok(Some(BlobReader {
@@ -1201,9 +1222,9 @@ impl Store {
 
     /// Reads and decodes a directory node; `Ok(None)` if it is not stored.
     pub fn get_directory(&self, digest: &Digest) -> Result<Option<Directory>> {
-        let location = match self.locate(digest)? {
+        let (location, file, len) = match self.open_object(digest)? {
             None => return Ok(None),
-            Some((ObjectFormat::Directory, location)) => location,
+            Some((ObjectFormat::Directory, location, file, len)) => (location, file, len),
             Some(_) => {
                 return Err(Error::WrongKind {
                     digest: *digest,
@@ -1212,8 +1233,9 @@ impl Store {
                 });
             }
         };
-        let bytes = location
-            .read()
+        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(BUFFER_SIZE));
+        file.take(len)
+            .read_to_end(&mut bytes)
             .map_err(Error::io("read", location.path()))?;
         let directory = Directory::decode(&bytes).map_err(|source| Error::MalformedDirectory {
             digest: *digest,
