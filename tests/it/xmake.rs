@@ -431,14 +431,17 @@ fn xmake_requires_locks_in_the_sandbox_carries_and_builds_offline_from_the_store
         .expect("address")
         .trim_start_matches("b3:")
         .to_owned();
-    let shard = cluster.store().join("objects-v1").join(&hex[..2]);
-    let mut removed = 0;
-    for suffix in ["raw", "zst"] {
-        if std::fs::remove_file(shard.join(format!("{hex}.{suffix}"))).is_ok() {
-            removed += 1;
-        }
-    }
-    assert_eq!(removed, 1, "greet's archive blob was in the cluster store");
+    // Damaged, then dropped by repair (it may be packed with other objects, so it has no file of its own).
+    let copies = hstore_store::Store::open(cluster.store())
+        .expect("open the cluster store")
+        .object_copies()
+        .expect("list objects");
+    let copy = copies
+        .iter()
+        .find(|copy| copy.digest.to_hex() == hex)
+        .expect("greet's archive blob is in the cluster store");
+    crate::store_common::flip_stored_byte(&copy.location);
+    exited(&on_cluster(&["store", "verify", "--repair"]), 1);
     let (_, stderr) = exited(&on_cluster(&["build", "app", "--target", "cpu"]), 2);
     assert!(
         stderr.contains("xmake package `greet` 2.1.0 (input `xpkgs` of `app`) is not in the store")
