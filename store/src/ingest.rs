@@ -254,10 +254,7 @@ fn ingest_counted(root: &Path, options: Options<'_>) -> Result<(Digest, u64, Ing
     };
     let (dirs, files) = scan(root, &options)?;
     let cache_ref = cache.as_ref().map(|(store, cache)| (*store, cache));
-    let stored: Vec<Stored> = files
-        .par_iter()
-        .map(|file| store_file(&dirs, file, &options, cache_ref))
-        .collect::<Result<_>>()?;
+    let stored = store_files(&dirs, &files, &options, cache_ref)?;
     let mut dir_results: Vec<Option<(Digest, u64)>> = vec![None; dirs.len()];
     for index in (0..dirs.len()).rev() {
         let dir = &dirs[index];
@@ -437,13 +434,84 @@ fn check_directory_access(path: &Path, access: Access) -> Result<()> {
     }
 }
 
-/// Stats one file (once), takes its address from the stat cache when the stat is unchanged, else reads it.
+/// What [`store_file`] did with one file.
+enum Outcome {
+    Stored(Stored),
+    /// A large file left for later (see [`store_files`]), with the size its stat gave.
+    Deferred(u64),
+}
+
+/// Stores (or hashes) every file, in parallel. Small files go first, in walk order; large ones are left for a
+/// second pass that starts them largest first, each thread taking the next largest as it finishes one (greedy
+/// longest-first scheduling). In walk order, a large library met last would be compressed by one thread while the
+/// others have nothing left to do: on the Rust toolchain, the last second of a cold add ran on 1.2 of 2 cores.
+fn store_files(
+    dirs: &[ScannedDir],
+    files: &[ScannedFile],
+    options: &Options<'_>,
+    cache: Option<(&Store, &StatCache)>,
+) -> Result<Vec<Stored>> {
+    let first: Vec<Outcome> = files
+        .par_iter()
+        .map(|file| store_file(dirs, file, options, cache, true))
+        .collect::<Result<_>>()?;
+    let mut large: Vec<(usize, u64)> = first
+        .iter()
+        .enumerate()
+        .filter_map(|(index, outcome)| match outcome {
+            Outcome::Deferred(size) => Some((index, *size)),
+            Outcome::Stored(_) => None,
+        })
+        .collect();
+    large.sort_by_key(|&(index, size)| (std::cmp::Reverse(size), index));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done: Vec<Vec<(usize, Stored)>> = (0..rayon::current_num_threads().min(large.len()))
+        .into_par_iter()
+        .map(|_| {
+            let mut done = Vec::new();
+            loop {
+                let taken = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&(index, _)) = large.get(taken) else {
+                    return Ok(done);
+                };
+                let file = &files[index];
+                match store_file(dirs, file, options, cache, false)? {
+                    Outcome::Stored(stored) => done.push((index, stored)),
+                    // Never: only asked-for deferrals happen.
+                    Outcome::Deferred(_) => return Err(walk_order_broken(&dirs[file.dir].path)),
+                }
+            }
+        })
+        .collect::<Result<_>>()?;
+    let mut stored: Vec<Option<Stored>> = first
+        .into_iter()
+        .map(|outcome| match outcome {
+            Outcome::Stored(stored) => Some(stored),
+            Outcome::Deferred(_) => None,
+        })
+        .collect();
+    for (index, file) in done.into_iter().flatten() {
+        stored[index] = Some(file);
+    }
+    stored
+        .into_iter()
+        .zip(files)
+        .map(|(stored, file)| stored.ok_or_else(|| walk_order_broken(&dirs[file.dir].path)))
+        .collect()
+}
+
+/// Files larger than this are stored in [`store_files`]' second pass (they are cut into frames).
+const LARGE_FILE: u64 = crate::frames::FRAME_SIZE as u64;
+
+/// Stats one file (once), takes its address from the stat cache when the stat is unchanged, else reads it; with
+/// `defer_large`, a large file that must be read is left for later.
 fn store_file(
     dirs: &[ScannedDir],
     file: &ScannedFile,
     options: &Options<'_>,
     cache: Option<(&Store, &StatCache)>,
-) -> Result<Stored> {
+    defer_large: bool,
+) -> Result<Outcome> {
     let dir = &dirs[file.dir];
     let path = dir.path.join(dir.entries[file.entry].0.as_os_str());
     let metadata = fs::symlink_metadata(&path).map_err(Error::io("stat", &path))?;
@@ -460,34 +528,41 @@ fn store_file(
     }
     let executable = mode & 0o100 != 0;
     let size = metadata.len();
+    let deferred = defer_large && size > LARGE_FILE;
     let Some((store, cache)) = cache else {
+        if deferred {
+            return Ok(Outcome::Deferred(size));
+        }
         let (digest, size) = match options.sink {
             Sink::Store(store) => store
                 .write_blob_file_checked(&path, size, Durability::Batched)
                 .map(|(digest, _)| (digest, size))?,
             Sink::HashOnly => hash_file(&path)?,
         };
-        return Ok(Stored {
+        return Ok(Outcome::Stored(Stored {
             digest,
             size,
             executable,
             cached: false,
             remember: None,
-        });
+        }));
     };
     let key = StatKey::of(&metadata);
     let relative = relative_bytes(dirs, file);
     if let Some(entry) = cache.lookup(&relative, &key) {
-        return Ok(Stored {
+        return Ok(Outcome::Stored(Stored {
             digest: entry.digest,
             size,
             executable,
             cached: true,
             remember: Some(entry),
-        });
+        }));
+    }
+    if deferred {
+        return Ok(Outcome::Deferred(size));
     }
     let (digest, format) = store.write_blob_file_checked(&path, size, Durability::Batched)?;
-    Ok(Stored {
+    Ok(Outcome::Stored(Stored {
         digest,
         size,
         executable,
@@ -497,7 +572,7 @@ fn store_file(
             digest,
             format,
         }),
-    })
+    }))
 }
 
 /// BLAKE3 of a file's bytes, streamed.

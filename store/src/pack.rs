@@ -22,9 +22,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use tempfile::{NamedTempFile, TempPath};
 
@@ -43,24 +45,23 @@ const TRAILER_SIZE: usize = 16;
 /// The file suffix of a pack.
 pub(crate) const PACK_SUFFIX: &str = "pack";
 
-/// Write buffer of a pack being filled: appends are small, so they are gathered into few `write`s.
-const WRITE_BUFFER: usize = 1 << 20;
-
-/// Bytes appended between two requests to start writing the pack back to disk (see [`start_writeback`]).
+/// Bytes written between two requests to start writing a pack back to disk (see [`start_writeback`]).
 const WRITEBACK_STEP: u64 = 8 << 20;
 
-/// Asks the kernel to start writing `file`'s dirty pages from `from` on to disk now, without waiting for it. The
-/// batch's `syncfs` still makes them durable; this only moves the disk's work from that final wait to the time spent
-/// compressing (the kernel's own writeback starts only once 10 % of memory is dirty, so otherwise a whole add's
-/// output is written during the last `syncfs`). `POSIX_FADV_DONTNEED` is the safe call that does it on Linux: it
-/// starts writeback of the range (as `sync_file_range(SYNC_FILE_RANGE_WRITE)` would) and drops only pages that are
-/// already clean, which pages just written are not. A failure only loses the head start.
-pub(crate) fn start_writeback(file: &File, from: u64) {
-    let from = i64::try_from(from).unwrap_or(i64::MAX);
+/// Asks the kernel to start writing `len` bytes of `file`'s dirty pages from `from` on to disk now, without waiting
+/// for it. The batch's `syncfs` still makes them durable; this only moves the disk's work from that final wait to
+/// the time spent compressing (the kernel's own writeback starts only once 10 % of memory is dirty, so otherwise a
+/// whole add's output is written during the last `syncfs`). `POSIX_FADV_DONTNEED` is the safe call that does it on
+/// Linux: it starts writeback of the range (as `sync_file_range(SYNC_FILE_RANGE_WRITE)` would) and drops only
+/// pages that are already clean, which pages just written are not. A failure only loses the head start.
+pub(crate) fn start_writeback(file: &File, from: u64, len: u64) {
+    let (Ok(from), Ok(len)) = (i64::try_from(from), i64::try_from(len)) else {
+        return;
+    };
     let _ = nix::fcntl::posix_fadvise(
         file,
         from,
-        0,
+        len,
         nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
     );
 }
@@ -102,15 +103,83 @@ fn format_of_code(code: u8) -> Option<ObjectFormat> {
     }
 }
 
-/// A pack being filled in `tmp/`. Appends go through one buffer; [`PackWriter::finish`] writes the index.
+/// A pack being filled in `tmp/`. Space is reserved under the caller's lock ([`PackWriter::reserve`]) and written
+/// outside it ([`Reservation::write`]), so threads copy their objects into the page cache in parallel instead of in
+/// turn; [`PackWriter::finish`] waits for every reserved write before it writes the index.
 #[derive(Debug)]
 pub(crate) struct PackWriter {
     temp: TempPath,
-    out: BufWriter<File>,
+    file: Arc<File>,
     end: u64,
-    /// Where the last [`start_writeback`] began.
-    written_back: u64,
     entries: Vec<PackEntry>,
+    writes: Arc<Writes>,
+}
+
+/// The reserved writes of one pack that have not finished, and whether any failed.
+#[derive(Debug, Default)]
+struct Writes {
+    pending: Mutex<usize>,
+    finished: Condvar,
+    failed: AtomicBool,
+}
+
+/// Room for one object in a pack, to be filled with [`Reservation::write`] (dropping it unwritten fails the pack).
+#[must_use]
+pub(crate) struct Reservation {
+    file: Arc<File>,
+    offset: u64,
+    len: u64,
+    writes: Arc<Writes>,
+    done: bool,
+}
+
+impl Reservation {
+    /// Writes the object's stored bytes, which must be as long as reserved.
+    pub fn write(mut self, stored: &[u8]) -> io::Result<()> {
+        let result = if stored.len() as u64 == self.len {
+            self.file.write_all_at(stored, self.offset)
+        } else {
+            Err(io::Error::other(
+                "object length differs from the reservation",
+            ))
+        };
+        if result.is_ok() {
+            // Crossed a step boundary: start writing back the step before it (see `start_writeback`).
+            let (before, after) = (
+                self.offset / WRITEBACK_STEP,
+                (self.offset + self.len) / WRITEBACK_STEP,
+            );
+            if after > before && after >= 2 {
+                start_writeback(&self.file, (after - 2) * WRITEBACK_STEP, WRITEBACK_STEP);
+            }
+        }
+        self.finish(result.is_ok());
+        result
+    }
+
+    fn finish(&mut self, ok: bool) {
+        self.done = true;
+        if !ok {
+            self.writes.failed.store(true, Ordering::Relaxed);
+        }
+        let mut pending = self
+            .writes
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *pending -= 1;
+        if *pending == 0 {
+            self.writes.finished.notify_all();
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.done {
+            self.finish(false);
+        }
+    }
 }
 
 /// A finished pack, complete in `tmp/`, not yet durable nor visible.
@@ -126,14 +195,13 @@ impl PackWriter {
     /// Starts a pack in the temp file `temp`.
     pub fn new(temp: NamedTempFile) -> io::Result<Self> {
         let (file, temp) = temp.into_parts();
-        let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
-        out.write_all(MAGIC)?;
+        file.write_all_at(MAGIC, 0)?;
         Ok(Self {
             temp,
-            out,
+            file: Arc::new(file),
             end: MAGIC.len() as u64,
-            written_back: 0,
             entries: Vec::new(),
+            writes: Arc::default(),
         })
     }
 
@@ -142,36 +210,67 @@ impl PackWriter {
         &self.temp
     }
 
-    /// Objects appended so far.
+    /// Objects in it so far.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
-    /// Appends one object's stored bytes. The caller makes sure an object is appended once.
+    /// Reserves room for one object of `len` stored bytes and records it in the index. The caller makes sure an
+    /// object is reserved once, and writes it with the returned [`Reservation`].
+    pub fn reserve(&mut self, digest: Digest, format: ObjectFormat, len: u64) -> Reservation {
+        self.entries.push(PackEntry {
+            digest,
+            format,
+            offset: self.end,
+            len,
+        });
+        let offset = self.end;
+        self.end += len;
+        *self
+            .writes
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) += 1;
+        Reservation {
+            file: Arc::clone(&self.file),
+            offset,
+            len,
+            writes: Arc::clone(&self.writes),
+            done: false,
+        }
+    }
+
+    /// Reserves and writes one object at once (for a single writer: gc and repair).
     pub fn append(
         &mut self,
         digest: Digest,
         format: ObjectFormat,
         stored: &[u8],
     ) -> io::Result<()> {
-        self.out.write_all(stored)?;
-        self.entries.push(PackEntry {
-            digest,
-            format,
-            offset: self.end,
-            len: stored.len() as u64,
-        });
-        self.end += stored.len() as u64;
-        if self.end - self.written_back >= WRITEBACK_STEP {
-            self.out.flush()?;
-            start_writeback(self.out.get_ref(), self.written_back);
-            self.written_back = self.end;
-        }
-        Ok(())
+        self.reserve(digest, format, stored.len() as u64)
+            .write(stored)
     }
 
-    /// Writes the index and trailer and names the pack.
+    /// Waits for every reserved write, then writes the index and trailer and names the pack. A failed write fails
+    /// the pack.
     pub fn finish(mut self) -> io::Result<SealedPack> {
+        {
+            let mut pending = self
+                .writes
+                .pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            while *pending > 0 {
+                pending = self
+                    .writes
+                    .finished
+                    .wait(pending)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+        }
+        if self.writes.failed.load(Ordering::Relaxed) {
+            return Err(io::Error::other("an object of the pack was not written"));
+        }
         self.entries
             .sort_by_key(|entry| (entry.digest, entry.format));
         self.entries
@@ -185,8 +284,7 @@ impl PackWriter {
         }
         tail.extend_from_slice(&(self.entries.len() as u64).to_le_bytes());
         tail.extend_from_slice(&self.end.to_le_bytes());
-        self.out.write_all(&tail)?;
-        self.out.flush()?;
+        self.file.write_all_at(&tail, self.end)?;
         let name = format!("{}.{PACK_SUFFIX}", blake3::hash(&tail).to_hex());
         Ok(SealedPack {
             temp: self.temp,
@@ -518,6 +616,21 @@ mod tests {
         assert!(matches!(read_index(&path), Err(PackError::Malformed(_))));
         fs::write(&path, &bytes[..10]).unwrap();
         assert!(matches!(read_index(&path), Err(PackError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_pack_with_a_reserved_object_never_written_is_not_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = PackWriter::new(NamedTempFile::new_in(dir.path()).unwrap()).unwrap();
+        writer
+            .append(Digest::of_bytes(b"one"), ObjectFormat::RawBlob, b"one")
+            .unwrap();
+        drop(writer.reserve(Digest::of_bytes(b"two"), ObjectFormat::RawBlob, 3));
+        assert!(writer.finish().is_err());
+        let mut writer = PackWriter::new(NamedTempFile::new_in(dir.path()).unwrap()).unwrap();
+        let reservation = writer.reserve(Digest::of_bytes(b"two"), ObjectFormat::RawBlob, 3);
+        assert!(reservation.write(b"too long").is_err());
+        assert!(writer.finish().is_err());
     }
 
     #[test]

@@ -836,15 +836,15 @@ impl Store {
     }
 
     /// Appends a small object's stored bytes to the current batch's pack (started on first use), unless the batch
-    /// holds `digest` already; returns how the object is stored. The append happens under the batch's lock, so a
-    /// pack is never sealed with an append half done; compressing, the expensive part, happened before.
+    /// holds `digest` already; returns how the object is stored. Room is reserved under the batch's lock and
+    /// written after it is released (the pack waits for its writes before it is sealed).
     pub(crate) fn pack_object(
         &self,
         digest: &Digest,
         format: ObjectFormat,
         stored: &[u8],
     ) -> Result<ObjectFormat> {
-        let full = {
+        let (reservation, path, full) = {
             let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(existing) = pending.digests.get(digest) {
                 return Ok(*existing);
@@ -860,14 +860,16 @@ impl Store {
                     slot.insert(PackWriter::new(temp).map_err(Error::io("write", &path))?)
                 }
             };
-            writer
-                .append(*digest, format, stored)
-                .map_err(Error::io("write", writer.path()))?;
-            let objects = writer.len();
+            let reservation = writer.reserve(*digest, format, stored.len() as u64);
+            let (objects, path) = (writer.len(), writer.path().to_path_buf());
             pending.digests.insert(*digest, format);
             pending.bytes += stored.len() as u64;
-            objects >= PACK_MAX_OBJECTS || pending.bytes >= PENDING_MAX_BYTES
+            let full = objects >= PACK_MAX_OBJECTS || pending.bytes >= PENDING_MAX_BYTES;
+            (reservation, path, full)
         };
+        reservation
+            .write(stored)
+            .map_err(Error::io("write", &path))?;
         if full {
             self.commit_batch(false)?;
         }
@@ -1776,7 +1778,8 @@ fn write_round(file: &mut File, round: &[FrameBuffers]) -> io::Result<()> {
     round
         .iter()
         .try_for_each(|slot| file.write_all(&slot.output))?;
-    crate::pack::start_writeback(file, from);
+    let to = file.stream_position()?;
+    crate::pack::start_writeback(file, from, to - from);
     Ok(())
 }
 
