@@ -313,7 +313,11 @@ fn ingest_counted(root: &Path, options: Options<'_>) -> Result<(Digest, u64, Ing
         };
         dir_results[index] = Some((digest, size));
     }
-    if let Some((store, cache)) = cache {
+    // Every file taken from the cache, and the cache holding no other paths: it is already what would be saved.
+    let unchanged = cache.as_ref().is_some_and(|(_, cache)| {
+        stored.iter().all(|file| file.cached) && cache.len() == stored.len()
+    });
+    if let Some((store, cache)) = cache.filter(|_| !unchanged) {
         let mut remembered = Vec::with_capacity(files.len());
         for (file, stored) in files.iter().zip(&stored) {
             if let Some(entry) = stored.remember {

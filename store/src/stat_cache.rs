@@ -117,6 +117,11 @@ impl StatCache {
         Self { file, old, cutoff }
     }
 
+    /// How many paths the loaded cache holds.
+    pub(crate) fn len(&self) -> usize {
+        self.old.len()
+    }
+
     /// The cached entry for `relative` if the file's stat is still `key`.
     pub(crate) fn lookup(&self, relative: &[u8], key: &StatKey) -> Option<Entry> {
         self.old
