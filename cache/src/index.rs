@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! pack   magic "hstore-cache-pack\0" (18 bytes) · version u32 (= 1) · payload*
-//!        payload = a store object file verbatim (raw blob, zstd frame, or directory node), back to back
+//!        payload = a store object's stored bytes verbatim (raw blob, zstd frame, or directory node), back to back
 //! index  magic "hstore-cache-idx\0" (17 bytes) · version u32 (= 1) · pack length u64 · pack BLAKE3 [32] ·
 //!        entry count u64 · entry* · BLAKE3 [32] of every byte before it
 //!        entry = address [32] · encoding u8 (1 raw blob, 2 zstd blob, 3 directory node) · offset u64 ·

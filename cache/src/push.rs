@@ -3,7 +3,7 @@
 //!
 //! Order of work: load the cache's indexes → plan the closure minus what the cache holds (a directory the cache
 //! holds is a whole subtree, see the crate docs) → cut the plan into packs of about [`PACK_BYTES`] in post-order →
-//! build each pack from the store's object files (each re-verified as it is copied: a corrupt local object stops
+//! build each pack from the store's stored objects (each re-verified as it is copied: a corrupt local object stops
 //! the push instead of poisoning the cache) and upload it, a few at once → upload the indexes in plan order (this
 //! publishes the packs) → update the catalogue → upload the build records. A push killed midway leaves only
 //! unpublished packs, which a rerun overwrites with identical bytes under the same names.
@@ -226,7 +226,7 @@ fn chunk(objects: &[ManifestObject]) -> Vec<Vec<ManifestObject>> {
     chunks
 }
 
-/// Builds one pack in memory from the store's object files, verifying each as it is copied.
+/// Builds one pack in memory from the store's stored objects, verifying each as it is copied.
 fn build_pack(store: &Store, objects: &[ManifestObject]) -> Result<(Vec<u8>, PackIndex)> {
     let estimate: u64 = objects.iter().map(|object| object.size).sum();
     let mut pack = Vec::with_capacity(usize::try_from(estimate / 2).unwrap_or(0));

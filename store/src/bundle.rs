@@ -10,7 +10,7 @@
 //! signature  kind u8: 0 = unsigned · 1 = ed25519, then public key [32] · signature [64]
 //!            over  "hstore-bundle-v1 manifest\0" ‖ BLAKE3(header ‖ manifest length ‖ manifest)
 //! object*    tag 'O' · address [32] · encoding u8 (1 raw blob, 2 zstd blob, 3 directory node) · length u64 · payload
-//!            exactly the manifest's `objects`, in that order; payload = the source store's object file verbatim
+//!            exactly the manifest's `objects`, in that order; payload = the object's stored bytes verbatim
 //! trailer    tag 'T' · object count u64 · BLAKE3 [32] of every byte before this field; then end of stream
 //! ```
 //!

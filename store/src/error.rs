@@ -30,7 +30,7 @@ pub enum Error {
         /// Where the bytes were.
         path: PathBuf,
     },
-    /// An object file exists but cannot be decoded.
+    /// A stored object (its own file, or its range of a pack) exists but cannot be decoded.
     #[error("store object {digest} at `{}` is corrupt: {reason}", path.display())]
     CorruptObject {
         /// The object's address.

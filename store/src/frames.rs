@@ -31,9 +31,9 @@ const CHECKSUM: u64 = 4;
 /// One frame of a stored blob.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Frame {
-    /// Where the frame starts in the object file.
+    /// Where the frame starts in the file holding the object.
     pub offset: u64,
-    /// Its length in the object file.
+    /// Its stored length.
     pub compressed: u64,
     /// The decompressed bytes it holds, as its header records.
     pub content: u64,

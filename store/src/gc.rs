@@ -8,7 +8,7 @@
 //! pack, rewritten without them) is changed only after every file holding an unreachable node that names one of
 //! them (Kahn's order over the files), and a rewritten pack is in place before the old one goes. So at every moment
 //! each node still present has all its children, and `verify` after a SIGKILL at any point finds nothing (see
-//! [`containers_parents_first`] for the one exception, packs of concurrent adds naming each other).
+//! `containers_parents_first` for the one exception, packs of concurrent adds naming each other).
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -29,7 +29,7 @@ pub struct GcReport {
     pub kept: usize,
     /// Unreachable objects.
     pub removed: Vec<(Digest, ObjectFormat)>,
-    /// Bytes of object files removed.
+    /// Stored bytes of the objects removed.
     pub removed_bytes: u64,
     /// Materialized trees removed from the cache.
     pub removed_trees: usize,
@@ -102,15 +102,14 @@ impl Store {
                         .removed
                         .extend(doomed.iter().map(|entry| (entry.digest, entry.format)));
                     if !dry_run {
-                        self.drop_from_pack(&path, &|entry| {
-                            !doomed.iter().any(|gone| gone.offset == entry.offset)
-                        })?;
+                        let gone: HashSet<u64> = doomed.iter().map(|entry| entry.offset).collect();
+                        self.drop_from_pack(&path, &|entry| !gone.contains(&entry.offset))?;
                     }
                 }
             }
         }
-        report.removed.dedup();
         report.removed.sort();
+        report.removed.dedup();
         let trees = self.layout().trees();
         for entry in fs::read_dir(&trees).map_err(Error::io("list", &trees))? {
             let entry = entry.map_err(Error::io("list", &trees))?;

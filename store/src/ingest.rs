@@ -3,7 +3,8 @@
 //! Three steps, none recursive (a tree may be deeper than any thread's stack): a breadth-first walk lists every
 //! directory with the kind of each entry (from `readdir`, no stat); all files of the tree are stated once, hashed
 //! and stored in parallel (rayon over the flat file list, so one huge directory or one deep chain balances as
-//! well as a bushy tree); then the directory nodes are built bottom-up. Only the owner-executable bit of a file is
+//! well as a bushy tree; files over 4 MiB go last, largest first, see `store_files`); then the directory nodes
+//! are built bottom-up. Only the owner-executable bit of a file is
 //! recorded (as Nix does); symlinks are read, never followed; sockets, FIFOs and devices are refused with the path
 //! named. [`Store::add_local_tree`] adds the stat cache and an access policy for directories the user keeps;
 //! [`hash_tree`] computes the same address without writing anything, which `verify` uses to check materialized

@@ -24,7 +24,7 @@ pub mod layout;
 pub mod materialize;
 pub mod meta;
 pub mod nar;
-pub mod pack;
+mod pack;
 pub mod path_component;
 pub mod stat_cache;
 pub mod store;

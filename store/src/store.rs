@@ -2,15 +2,19 @@
 //!
 //! Invariants:
 //! - Every write goes temp file in `tmp/` → hash while streaming → data durable → no-clobber rename into
-//!   `objects-v1/`. Single objects fsync their file; tree ingest batches them behind one `syncfs` and renames in
-//!   write order (children first). A killed process leaves only temp files; an object file that exists is complete.
+//!   `objects-v1/`, or for the small objects of a batch, into one pack in `packs-v1/` (see `pack`). Single objects
+//!   fsync their file; tree ingest batches them behind one `syncfs` and renames loose blobs first, the pack last
+//!   (children first). A killed process leaves only temp files; an object file or pack that exists is complete.
+//! - Every reader finds an object through [`Store::locate`]: the packs this process has read (all of `packs-v1/`,
+//!   indexed in memory on first use, read again on a miss), then the loose files.
 //! - A [`Store`] holds the store lock for its whole life: shared for normal work, exclusive for gc. So gc never
 //!   runs while another command is between adding an object and recording the root that keeps it.
 //! - A store this process may not write (a read-only mount shared by cluster nodes, a store owned by another user)
 //!   opens read-only for shared work: the lock file is opened for reading only (`flock` needs no write access), or
 //!   skipped when it does not exist. Skipping is safe because a read-only handle never adds, removes or renames
 //!   anything: objects are immutable and self-validating, so the worst a gc elsewhere can do to such a reader is make
-//!   an object disappear, which reads as a clear "missing object" error, never as wrong bytes. Writes through a
+//!   an object disappear (or move to a rewritten pack, where the reader looks again), which reads as a clear
+//!   "missing object" error, never as wrong bytes. Writes through a
 //!   read-only handle fail with the file system's own error, naming the path.
 //! - A store is only ever created in a missing or empty directory (or one holding nothing but the layout's own
 //!   names, as a killed first open leaves it): `--store` pointed at a directory of other files is refused.
@@ -135,7 +139,8 @@ pub struct Store {
     compression_level: i32,
 }
 
-/// Renames durable temp files into `objects-v1/` and remembers which directories gained entries.
+/// Renames durable temp files into `objects-v1/` and packs into `packs-v1/`, remembers which directories gained
+/// entries, and holds the in-memory index of the packs.
 #[derive(Debug)]
 struct Publisher {
     layout: Layout,

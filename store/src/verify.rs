@@ -266,7 +266,8 @@ impl Store {
     /// Removes stored copies: loose files, and entries of packs (each pack rewritten once). Returns how many.
     fn remove_copies(&self, copies: Vec<Location>) -> Result<usize> {
         let mut removed = 0;
-        let mut from_packs: HashMap<std::path::PathBuf, Vec<u64>> = HashMap::new();
+        let mut from_packs: HashMap<std::path::PathBuf, std::collections::HashSet<u64>> =
+            HashMap::new();
         for location in copies {
             match location {
                 Location::Loose(path) => match fs::remove_file(&path) {
@@ -275,7 +276,7 @@ impl Store {
                     Err(error) => return Err(crate::Error::io("remove", &path)(error)),
                 },
                 Location::Packed { pack, offset, .. } => {
-                    from_packs.entry(pack).or_default().push(offset);
+                    from_packs.entry(pack).or_default().insert(offset);
                 }
             }
         }

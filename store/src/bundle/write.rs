@@ -1,7 +1,7 @@
 //! Writing bundles: [`plan`] walks the closure into a [`Manifest`], [`export`] streams it.
 //!
 //! The closure is walked depth-first and listed post-order (children before parents), each object once, skipping
-//! whole subtrees whose root is excluded (the other side's inventory). Each payload is the store's object file,
+//! whole subtrees whose root is excluded (the other side's inventory). Each payload is the object's stored bytes,
 //! copied verbatim and re-verified in the same pass (a corrupt source object stops the export instead of failing on
 //! the far side of the air gap).
 
