@@ -109,6 +109,8 @@ fn format_of_code(code: u8) -> Option<ObjectFormat> {
 #[derive(Debug)]
 pub(crate) struct PackWriter {
     temp: TempPath,
+    /// The temp file's path, shared with reservations for their errors.
+    path: Arc<Path>,
     file: Arc<File>,
     end: u64,
     entries: Vec<PackEntry>,
@@ -126,6 +128,7 @@ struct Writes {
 /// Room for one object in a pack, to be filled with [`Reservation::write`] (dropping it unwritten fails the pack).
 #[must_use]
 pub(crate) struct Reservation {
+    path: Arc<Path>,
     file: Arc<File>,
     offset: u64,
     len: u64,
@@ -134,6 +137,11 @@ pub(crate) struct Reservation {
 }
 
 impl Reservation {
+    /// The pack's temp file (for errors; shared, so keeping it costs no allocation).
+    pub fn path(&self) -> Arc<Path> {
+        Arc::clone(&self.path)
+    }
+
     /// Writes the object's stored bytes, which must be as long as reserved.
     pub fn write(mut self, stored: &[u8]) -> io::Result<()> {
         let result = if stored.len() as u64 == self.len {
@@ -197,6 +205,7 @@ impl PackWriter {
         let (file, temp) = temp.into_parts();
         file.write_all_at(MAGIC, 0)?;
         Ok(Self {
+            path: Arc::from(temp.to_path_buf()),
             temp,
             file: Arc::new(file),
             end: MAGIC.len() as u64,
@@ -232,6 +241,7 @@ impl PackWriter {
             .lock()
             .unwrap_or_else(PoisonError::into_inner) += 1;
         Reservation {
+            path: Arc::clone(&self.path),
             file: Arc::clone(&self.file),
             offset,
             len,

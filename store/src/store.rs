@@ -849,7 +849,7 @@ impl Store {
         format: ObjectFormat,
         stored: &[u8],
     ) -> Result<ObjectFormat> {
-        let (reservation, path, full) = {
+        let (reservation, full) = {
             let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(existing) = pending.digests.get(digest) {
                 return Ok(*existing);
@@ -866,15 +866,16 @@ impl Store {
                 }
             };
             let reservation = writer.reserve(*digest, format, stored.len() as u64);
-            let (objects, path) = (writer.len(), writer.path().to_path_buf());
+            let objects = writer.len();
             pending.digests.insert(*digest, format);
             pending.bytes += stored.len() as u64;
             let full = objects >= PACK_MAX_OBJECTS || pending.bytes >= PENDING_MAX_BYTES;
-            (reservation, path, full)
+            (reservation, full)
         };
+        let path = reservation.path();
         reservation
             .write(stored)
-            .map_err(Error::io("write", &path))?;
+            .map_err(|error| Error::io("write", &*path)(error))?;
         if full {
             self.commit_batch(false)?;
         }
