@@ -2192,4 +2192,45 @@ mod tests {
             after.problems
         );
     }
+
+    #[test]
+    fn every_object_is_stored_the_same_in_two_stores_whatever_the_packs_look_like() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        for n in 0..300 {
+            let sub = tree.join(format!("d{}", n % 7));
+            fs::create_dir_all(&sub).unwrap();
+            fs::write(
+                sub.join(format!("f{n}")),
+                format!("file {n}\n").repeat(n % 50 + 1),
+            )
+            .unwrap();
+        }
+        fs::write(tree.join("large"), numbered_lines(9 << 20)).unwrap();
+        let stored = |name: &str| {
+            let store = Store::open(dir.path().join(name)).unwrap();
+            let root = store.add_path(&tree).unwrap().digest();
+            let mut objects = Vec::new();
+            for copy in store.object_copies().unwrap() {
+                let mut bytes = Vec::new();
+                store
+                    .open_stored(&copy.digest)
+                    .unwrap()
+                    .unwrap()
+                    .reader
+                    .read_to_end(&mut bytes)
+                    .unwrap();
+                objects.push((copy.digest, copy.format, bytes));
+            }
+            (root, objects)
+        };
+        let (root_a, objects_a) = stored("a");
+        let (root_b, objects_b) = stored("b");
+        assert_eq!(root_a, root_b);
+        assert_eq!(objects_a.len(), 300 + 7 + 1 + 1);
+        assert!(
+            objects_a == objects_b,
+            "the same objects, stored byte for byte alike"
+        );
+    }
 }
