@@ -66,7 +66,7 @@ address=$("$hstore" --store "$work/hs" store add "$tree")
 echo; echo "== warm add (unchanged tree, same store: the stat cache) =="
 hyperfine --runs "$runs" --warmup 1 --style basic --export-json "$work/warm.json" \
     -n hstore-add-warm "$hstore --store $work/hs store add $tree"
-store_bytes=$(du -sbc "$work/hs/objects-v1" "$work/hs/packs-v1" | tail -1 | cut -f1)
+store_bytes=$(du -sbc "$work/hs/objects-v1" $([[ -d $work/hs/packs-v1 ]] && echo "$work/hs/packs-v1") | tail -1 | cut -f1)
 tar_bytes=$(stat -c %s "$work/t.tar.zst")
 
 echo; echo "== dump to /dev/null (decompressing objects, then reading the materialized-tree cache) =="
