@@ -249,11 +249,31 @@ fn ingest(root: &Path, options: Options<'_>) -> Result<(Digest, u64)> {
 /// Walks `root` (without recursion), stores or hashes its files in parallel, then builds the directory nodes
 /// bottom-up.
 fn ingest_counted(root: &Path, options: Options<'_>) -> Result<(Digest, u64, IngestStats)> {
-    let cache = match (options.stat_cache, options.sink) {
-        (true, Sink::Store(store)) => Some((store, StatCache::load(store, root))),
-        _ => None,
-    };
-    let (dirs, files) = scan(root, &options)?;
+    // The stat cache (megabytes for a toolchain) is read and decoded on another thread while the walk lists the
+    // tree: a tenth of a warm add, otherwise spent before the walk starts.
+    let (cache, scanned) = std::thread::scope(|scope| {
+        let store = match (options.stat_cache, options.sink) {
+            (true, Sink::Store(store)) => Some(store),
+            _ => None,
+        };
+        let loading = store.map(|store| {
+            let load = move || (store, StatCache::load(store, root));
+            std::thread::Builder::new()
+                .name("hstore-stat-cache".into())
+                .spawn_scoped(scope, load)
+                .map_err(|_| load)
+        });
+        let scanned = scan(root, &options);
+        let cache = loading.map(|loading| match loading {
+            Ok(thread) => thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            // No thread to be had: read it here.
+            Err(load) => load(),
+        });
+        (cache, scanned)
+    });
+    let (dirs, files) = scanned?;
     let cache_ref = cache.as_ref().map(|(store, cache)| (*store, cache));
     let stored = store_files(&dirs, &files, &options, cache_ref)?;
     let mut dir_results: Vec<Option<(Digest, u64)>> = vec![None; dirs.len()];
