@@ -38,8 +38,8 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::frames::FRAME_SIZE;
 use crate::layout::{
-    LOCKS_DIR, Layout, META_DIR, OBJECTS_DIR, ObjectFormat, PACKS_DIR, ROOTS_DIR, STORE_VERSION,
-    STORE_VERSION_V1, TMP_DIR, TREES_DIR,
+    CACHE_DIR, LOCKS_DIR, Layout, META_DIR, OBJECTS_DIR, ObjectFormat, PACKS_DIR, ROOTS_DIR,
+    STORE_VERSION, STORE_VERSION_V1, TMP_DIR, TREES_DIR, VERSION_FILE,
 };
 use crate::pack::{Location, PackEntry, PackIndex, PackWriter};
 use crate::tree::Directory;
@@ -1493,14 +1493,19 @@ fn check_store_root(layout: &Layout) -> Result<()> {
     for entry in entries {
         let entry = entry.map_err(Error::io("list", root))?;
         let name = entry.file_name();
+        // Every name the layout has, `VERSION` and the caches included: commands opening a new store at once (six
+        // concurrent adds in the tests) see each other's first entries appear between the check above and this
+        // listing.
         let ours = name.to_str().is_some_and(|name| {
             [
+                VERSION_FILE,
                 OBJECTS_DIR,
                 PACKS_DIR,
                 TREES_DIR,
                 ROOTS_DIR,
                 META_DIR,
                 TMP_DIR,
+                CACHE_DIR,
                 LOCKS_DIR,
             ]
             .contains(&name)
