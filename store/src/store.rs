@@ -613,6 +613,11 @@ impl Store {
         self.with_packs(|packs| packs.format(digest))
     }
 
+    /// Reads the pack index now, if this process has not yet (a failure is left for the first lookup to report).
+    pub(crate) fn preload_packs(&self) {
+        let _ = self.with_packs(|_| ());
+    }
+
     /// Runs `f` on the pack index, read from `packs-v1/` first if this process has not yet.
     fn with_packs<T>(&self, f: impl Fn(&PackIndex) -> T) -> Result<T> {
         {
