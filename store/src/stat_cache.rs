@@ -24,7 +24,6 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -50,21 +49,21 @@ pub(crate) struct StatKey {
 }
 
 impl StatKey {
-    pub(crate) fn of(metadata: &fs::Metadata) -> Self {
+    /// The key of a file from its `stat` (`fstatat` with `AT_SYMLINK_NOFOLLOW`).
+    pub(crate) fn of_stat(stat: &nix::sys::stat::FileStat) -> Self {
         Self {
-            dev: metadata.dev(),
-            ino: metadata.ino(),
-            size: metadata.size(),
-            // Nanoseconds are in 0..1e9 by the kernel's contract.
+            dev: stat.st_dev,
+            ino: stat.st_ino,
+            size: u64::try_from(stat.st_size).unwrap_or(u64::MAX),
             mtime: (
-                metadata.mtime(),
-                u32::try_from(metadata.mtime_nsec()).unwrap_or(0),
+                stat.st_mtime,
+                u32::try_from(stat.st_mtime_nsec).unwrap_or(0),
             ),
             ctime: (
-                metadata.ctime(),
-                u32::try_from(metadata.ctime_nsec()).unwrap_or(0),
+                stat.st_ctime,
+                u32::try_from(stat.st_ctime_nsec).unwrap_or(0),
             ),
-            mode: metadata.mode(),
+            mode: stat.st_mode,
         }
     }
 
