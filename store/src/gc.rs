@@ -71,11 +71,13 @@ impl Store {
             LockMode::Exclusive,
             "gc needs the exclusive store lock"
         );
+        // Listing first: it reads every pack's index once and hands it to the lookups of the walk from the roots.
+        let copies = self.object_copies()?;
         let reachable = self.reachable()?;
         let mut report = GcReport::default();
         let mut doomed = Vec::new();
         let mut kept = HashSet::new();
-        for copy in self.object_copies()? {
+        for copy in copies {
             if reachable.contains(&copy.digest) {
                 kept.insert(copy.digest);
             } else {
@@ -83,10 +85,11 @@ impl Store {
             }
         }
         report.kept = kept.len();
+        let order = containers_parents_first(self, doomed);
         if !dry_run {
             self.objects_removed();
         }
-        for container in containers_parents_first(self, doomed) {
+        for container in order {
             match container {
                 Container::Loose(copy) => {
                     let path = copy.location.path();
@@ -103,7 +106,7 @@ impl Store {
                         .extend(doomed.iter().map(|entry| (entry.digest, entry.format)));
                     if !dry_run {
                         let gone: HashSet<u64> = doomed.iter().map(|entry| entry.offset).collect();
-                        self.drop_from_pack(&path, &|entry| !gone.contains(&entry.offset))?;
+                        self.drop_from_pack(&path, &gone)?;
                     }
                 }
             }

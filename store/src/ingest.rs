@@ -483,10 +483,7 @@ fn store_files(
     let walk = WALKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
     let first: Vec<Outcome> = files
         .par_iter()
-        .map(|file| {
-            WALK.with(|current| current.set(walk));
-            store_file(dirs, file, options, cache, true)
-        })
+        .map(|file| store_file(walk, dirs, file, options, cache, true))
         .collect::<Result<_>>()?;
     let mut large: Vec<(usize, u64)> = first
         .iter()
@@ -508,8 +505,7 @@ fn store_files(
                     return Ok(done);
                 };
                 let file = &files[index];
-                WALK.with(|current| current.set(walk));
-                match store_file(dirs, file, options, cache, false)? {
+                match store_file(walk, dirs, file, options, cache, false)? {
                     Outcome::Stored(stored) => done.push((index, stored)),
                     // Never: only asked-for deferrals happen.
                     Outcome::Deferred(_) => return Err(walk_order_broken(&dirs[file.dir].path)),
@@ -542,20 +538,15 @@ thread_local! {
 /// Numbers the walks of this process, so a thread's open directory is never taken for another walk's.
 static WALKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-thread_local! {
-    /// The walk this thread is storing files for (set by [`store_files`]).
-    static WALK: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
-
-/// Stats `name` in directory `dir` (number `index` of the walk) without following a symlink, relative to the
+/// Stats `name` in directory `dir` (number `index` of walk `walk`) without following a symlink, relative to the
 /// directory's descriptor, which the thread keeps open while it stats that directory's files: the kernel then
 /// resolves one name, not the whole path (a warm add of the toolchain spent a sixth of its CPU walking paths).
 fn stat_in_dir(
+    walk: u64,
     index: usize,
     dir: &ScannedDir,
     name: &std::ffi::OsStr,
 ) -> std::io::Result<nix::sys::stat::FileStat> {
-    let walk = WALK.with(std::cell::Cell::get);
     STAT_DIR.with(|cell| {
         let mut cell = cell.borrow_mut();
         let open = match cell.take() {
@@ -576,8 +567,9 @@ fn stat_in_dir(
 const LARGE_FILE: u64 = crate::frames::FRAME_SIZE as u64;
 
 /// Stats one file (once), takes its address from the stat cache when the stat is unchanged, else reads it; with
-/// `defer_large`, a large file that must be read is left for later.
+/// `defer_large`, a large file that must be read is left for later. `walk` numbers the walk (see [`stat_in_dir`]).
 fn store_file(
+    walk: u64,
     dirs: &[ScannedDir],
     file: &ScannedFile,
     options: &Options<'_>,
@@ -589,7 +581,7 @@ fn store_file(
     // Built only when needed: a file taken from the stat cache is never opened.
     let path = || dir.path.join(name);
     let stat =
-        stat_in_dir(file.dir, dir, name).map_err(|error| Error::io("stat", path())(error))?;
+        stat_in_dir(walk, file.dir, dir, name).map_err(|error| Error::io("stat", path())(error))?;
     if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
         // Replaced by something else since the directory was listed.
         return Err(Error::ChangedWhileAdding { path: path() });

@@ -16,7 +16,6 @@ use rayon::prelude::*;
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::ingest::hash_reader;
 use crate::layout::ObjectFormat;
 use crate::store::Store;
 use crate::tree::Node;
@@ -166,15 +165,6 @@ impl Store {
     /// Whether `digest` is in the tree cache.
     pub fn has_materialized_tree(&self, digest: &Digest) -> bool {
         self.layout().tree(digest).is_dir()
-    }
-
-    /// Re-hashes a stored blob, streaming (for verify).
-    pub fn hash_stored_blob(&self, digest: &Digest) -> Result<(Digest, u64)> {
-        let mut blob = self.blob(digest)?;
-        hash_reader(&mut blob.reader).map_err(|error| match self.object_path(digest) {
-            Ok(path) => Error::io("read", path)(error),
-            Err(other) => other,
-        })
     }
 }
 

@@ -43,7 +43,7 @@ const ENTRY_SIZE: usize = 32 + 1 + 8 + 8;
 const TRAILER_SIZE: usize = 16;
 
 /// The file suffix of a pack.
-pub(crate) const PACK_SUFFIX: &str = "pack";
+const PACK_SUFFIX: &str = "pack";
 
 /// Bytes written between two requests to start writing a pack back to disk (see [`start_writeback`]).
 const WRITEBACK_STEP: u64 = 8 << 20;
@@ -400,6 +400,22 @@ impl Location {
         }
     }
 
+    /// Where the object's stored bytes start in that file.
+    pub fn start(&self) -> u64 {
+        match self {
+            Location::Loose(_) => 0,
+            Location::Packed { offset, .. } => *offset,
+        }
+    }
+
+    /// How many stored bytes the object has: known for a packed one, a `stat` for a loose one.
+    pub fn stored_len(&self) -> io::Result<u64> {
+        match self {
+            Location::Loose(path) => Ok(fs::metadata(path)?.len()),
+            Location::Packed { len, .. } => Ok(*len),
+        }
+    }
+
     /// Opens the file positioned at the object's first byte, with the number of stored bytes.
     pub fn open(&self) -> io::Result<(File, u64)> {
         match self {
@@ -428,6 +444,26 @@ impl Location {
             }
         }
     }
+}
+
+/// Every file in `dir` named like a pack (path and name), sorted; none when `dir` does not exist (a v1 store).
+pub(crate) fn list(dir: &Path) -> io::Result<Vec<(PathBuf, String)>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(error),
+    };
+    let mut packs = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        if let Some(name) = entry.file_name().to_str()
+            && name.ends_with(PACK_SUFFIX)
+        {
+            packs.push((entry.path(), name.to_owned()));
+        }
+    }
+    packs.sort();
+    Ok(packs)
 }
 
 /// Where one packed object is, in memory: its pack by number.
@@ -459,20 +495,10 @@ impl PackIndex {
     /// reports it): its objects read as missing, never as wrong bytes.
     pub fn refresh(&mut self, dir: &Path) -> io::Result<()> {
         self.loaded = true;
-        let entries = match fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(error) => return Err(error),
-        };
-        for entry in entries {
-            let entry = entry?;
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
-            if !name.ends_with(PACK_SUFFIX) || self.names.contains(&name) {
+        for (path, name) in list(dir)? {
+            if self.names.contains(&name) {
                 continue;
             }
-            let path = entry.path();
             match read_index(&path) {
                 Ok(entries) => self.insert(path, name, &entries),
                 // Removed by a gc since the listing: what it held is elsewhere now, or gone.
@@ -481,6 +507,17 @@ impl PackIndex {
             }
         }
         Ok(())
+    }
+
+    /// Records the packs of a listing of the whole directory that the caller read itself (verify, gc, `ls`), so
+    /// the lookups that follow do not read their indexes again.
+    pub fn insert_listed(&mut self, packs: &[(PathBuf, String, Vec<PackEntry>)]) {
+        self.loaded = true;
+        for (path, name, entries) in packs {
+            if !self.names.contains(name) {
+                self.insert(path.clone(), name.clone(), entries);
+            }
+        }
     }
 
     /// Records a pack's objects (a pack just read, or just published by this process).
@@ -577,17 +614,16 @@ mod tests {
         (path, sealed.entries)
     }
 
+    const THREE: [(&[u8], ObjectFormat); 3] = [
+        (b"one", ObjectFormat::RawBlob),
+        (b"two two", ObjectFormat::RawBlob),
+        (b"", ObjectFormat::RawBlob),
+    ];
+
     #[test]
     fn a_pack_reads_back_what_was_appended_and_its_name_is_its_index() {
         let dir = tempfile::tempdir().unwrap();
-        let (path, written) = pack_of(
-            dir.path(),
-            &[
-                (b"one", ObjectFormat::RawBlob),
-                (b"two two", ObjectFormat::RawBlob),
-                (b"", ObjectFormat::RawBlob),
-            ],
-        );
+        let (path, written) = pack_of(dir.path(), &THREE);
         let read = read_index(&path).unwrap();
         assert_eq!(read, written);
         for entry in &read {
@@ -598,16 +634,9 @@ mod tests {
             };
             assert_eq!(Digest::of_bytes(&location.read().unwrap()), entry.digest);
         }
-        // The same objects in another order make the same pack, byte for byte, only when placed alike.
+        // The same objects appended in the same order make the same pack, byte for byte.
         let again = tempfile::tempdir().unwrap();
-        let (same, _) = pack_of(
-            again.path(),
-            &[
-                (b"one", ObjectFormat::RawBlob),
-                (b"two two", ObjectFormat::RawBlob),
-                (b"", ObjectFormat::RawBlob),
-            ],
-        );
+        let (same, _) = pack_of(again.path(), &THREE);
         assert_eq!(path.file_name(), same.file_name());
         assert_eq!(fs::read(&path).unwrap(), fs::read(&same).unwrap());
     }

@@ -536,43 +536,25 @@ impl Store {
         if let Some(existing) = self.known_blob_format(&digest)? {
             return Ok((digest, total, existing));
         }
-        let compress = total >= MIN_COMPRESS_SIZE && !is_already_compressed(bytes);
-        if durability == Durability::Batched {
-            let frame = if compress {
-                compress_whole(bytes, self.compression_level)
-                    .map(Some)
-                    .map_err(Error::io("compress", source_path))?
-            } else {
-                None
+        let frame = if total >= MIN_COMPRESS_SIZE && !is_already_compressed(bytes) {
+            compress_whole(bytes, self.compression_level)
+                .map(Some)
+                .map_err(Error::io("compress", source_path))?
+        } else {
+            None
+        };
+        let (format, stored) =
+            match frame.filter(|frame| worth_compressing(frame.len(), bytes.len())) {
+                Some(frame) => (ObjectFormat::ZstdBlob, std::borrow::Cow::Owned(frame)),
+                None => (ObjectFormat::RawBlob, std::borrow::Cow::Borrowed(bytes)),
             };
-            let (format, stored) =
-                match frame.filter(|frame| worth_compressing(frame.len(), bytes.len())) {
-                    Some(frame) => (ObjectFormat::ZstdBlob, std::borrow::Cow::Owned(frame)),
-                    None => (ObjectFormat::RawBlob, std::borrow::Cow::Borrowed(bytes)),
-                };
+        if durability == Durability::Batched {
             let format = self.pack_object(&digest, format, &stored)?;
             return Ok((digest, total, format));
         }
         let mut temp = self.temp_file()?;
-        let frame = if compress {
-            Some(
-                compress_whole(bytes, self.compression_level)
-                    .map_err(Error::io("compress into", temp.path()))?,
-            )
-        } else {
-            None
-        };
-        let format = if let Some(frame) =
-            frame.filter(|frame| worth_compressing(frame.len(), bytes.len()))
-        {
-            temp.write_all(&frame)
-                .map_err(Error::io("write", temp.path()))?;
-            ObjectFormat::ZstdBlob
-        } else {
-            temp.write_all(bytes)
-                .map_err(Error::io("write", temp.path()))?;
-            ObjectFormat::RawBlob
-        };
+        temp.write_all(&stored)
+            .map_err(Error::io("write", temp.path()))?;
         self.persist(temp, &digest, format, total, durability)?;
         Ok((digest, total, format))
     }
@@ -593,18 +575,24 @@ impl Store {
         if self.publisher.is_fresh(digest) {
             return Ok(self.publisher.published_format(digest));
         }
-        Ok(self.loose_blob_format(digest))
+        Ok(self
+            .loose(digest, &[ObjectFormat::RawBlob, ObjectFormat::ZstdBlob])
+            .map(|(format, _)| format))
     }
 
     /// To be called before this handle removes objects (gc, repair): [`Store::known_blob_format`] must not answer
     /// from memory for them afterwards.
     pub(crate) fn objects_removed(&self) {
         self.publisher.forget_published();
+        self.packs_mut().clear();
+    }
+
+    /// The pack index, for changing it.
+    fn packs_mut(&self) -> std::sync::RwLockWriteGuard<'_, PackIndex> {
         self.publisher
             .packs
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .clear();
     }
 
     /// How `digest` is stored in a pack this process knows (reading `packs-v1/` on first use), without looking
@@ -630,11 +618,7 @@ impl Store {
                 return Ok(f(&packs));
             }
         }
-        let mut packs = self
-            .publisher
-            .packs
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut packs = self.packs_mut();
         if !packs.is_loaded() {
             let dir = self.layout.packs();
             packs.refresh(&dir).map_err(Error::io("list", &dir))?;
@@ -649,11 +633,7 @@ impl Store {
             return Ok(Some(found));
         }
         let dir = self.layout.packs();
-        let mut packs = self
-            .publisher
-            .packs
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut packs = self.packs_mut();
         packs.refresh(&dir).map_err(Error::io("list", &dir))?;
         Ok(packs.get(digest))
     }
@@ -663,20 +643,17 @@ impl Store {
         if let Some(found) = self.with_packs(|packs| packs.get(digest))? {
             return Ok(Some(found));
         }
-        for format in ObjectFormat::ALL {
-            let path = self.layout.object(digest, format);
-            if path.exists() {
-                return Ok(Some((format, Location::Loose(path))));
-            }
-        }
-        Ok(None)
+        Ok(self
+            .loose(digest, &ObjectFormat::ALL)
+            .map(|(format, path)| (format, Location::Loose(path))))
     }
 
-    /// How `digest` is stored as a loose blob, if it is.
-    fn loose_blob_format(&self, digest: &Digest) -> Option<ObjectFormat> {
-        [ObjectFormat::RawBlob, ObjectFormat::ZstdBlob]
-            .into_iter()
-            .find(|format| self.layout.object(digest, *format).exists())
+    /// The loose file of `digest` in the first of `formats` it is stored as, if any (one `stat` per format tried).
+    fn loose(&self, digest: &Digest, formats: &[ObjectFormat]) -> Option<(ObjectFormat, PathBuf)> {
+        formats.iter().find_map(|&format| {
+            let path = self.layout.object(digest, format);
+            path.exists().then_some((format, path))
+        })
     }
 
     /// How `digest` will be stored if it waits in the current batch (or the one being committed).
@@ -728,7 +705,7 @@ impl Store {
         matches!(
             self.packed_format(digest),
             Ok(Some(ObjectFormat::Directory))
-        ) || self.layout.object(digest, ObjectFormat::Directory).exists()
+        ) || self.loose(digest, &[ObjectFormat::Directory]).is_some()
     }
 
     /// Whether the store holds blob `digest`, or it waits in the current batch.
@@ -1098,7 +1075,11 @@ impl Store {
     /// The byte length of a stored blob (from the file, or the zstd frame header); `Ok(None)` if absent.
     pub fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
         match self.locate(digest)? {
-            Some((ObjectFormat::RawBlob, location)) => Ok(Some(stored_len(&location)?)),
+            Some((ObjectFormat::RawBlob, location)) => Ok(Some(
+                location
+                    .stored_len()
+                    .map_err(Error::io("stat", location.path()))?,
+            )),
             Some((ObjectFormat::ZstdBlob, location)) => {
                 Self::zstd_content_size(digest, &location).map(Some)
             }
@@ -1147,11 +1128,7 @@ impl Store {
                 Ok((file, len)) => return Ok(Some((format, location, file, len))),
                 Err(error) if error.kind() == io::ErrorKind::NotFound && !looked_again => {
                     looked_again = true;
-                    self.publisher
-                        .packs
-                        .write()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .clear();
+                    self.packs_mut().clear();
                 }
                 Err(error) => return Err(Error::io("open", location.path())(error)),
             }
@@ -1186,7 +1163,8 @@ impl Store {
                 size: len,
             }))
         } else {
-            let size = Self::zstd_content_size(digest, &location)?;
+            let size =
+                Self::zstd_content_size_in(digest, &location, stored.get_ref().get_ref(), len)?;
             let decoder = zstd::stream::Decoder::with_buffer(stored)
                 .map_err(Error::io("decompress", path))?;
             Ok(Some(BlobReader {
@@ -1198,16 +1176,27 @@ impl Store {
 
     /// The decompressed size a zstd object's frame headers record (or counted, if one of them does not).
     pub(crate) fn zstd_content_size(digest: &Digest, location: &Location) -> Result<u64> {
+        let (file, len) = location
+            .open()
+            .map_err(Error::io("open", location.path()))?;
+        Self::zstd_content_size_in(digest, location, &file, len)
+    }
+
+    /// [`Store::zstd_content_size`] from the object's file the caller has open (`len` stored bytes at the
+    /// location's start). Positioned reads only: the file's offset is left where it is.
+    pub(crate) fn zstd_content_size_in(
+        digest: &Digest,
+        location: &Location,
+        file: &File,
+        len: u64,
+    ) -> Result<u64> {
         let path = location.path();
-        let (file, len) = location.open().map_err(Error::io("open", path))?;
-        let start = match location {
-            Location::Loose(_) => 0,
-            Location::Packed { offset, .. } => *offset,
-        };
-        match crate::frames::content_size(&file, start, len) {
+        match crate::frames::content_size(file, location.start(), len) {
             Ok(Some(size)) => Ok(size),
             Ok(None) => {
-                // Written from a reader of unknown length: count by decompressing from the start.
+                // Written from a reader of unknown length: count by decompressing from the start, through a file
+                // of its own (the caller's stays where it is).
+                let (file, len) = location.open().map_err(Error::io("open", path))?;
                 let mut decoder = zstd::stream::Decoder::new(file.take(len))
                     .map_err(Error::io("decompress", path))?;
                 io::copy(&mut decoder, &mut io::sink()).map_err(Error::io("decompress", path))
@@ -1280,7 +1269,10 @@ impl Store {
                 continue;
             }
             let size = match copy.format {
-                ObjectFormat::RawBlob => stored_len(&copy.location)?,
+                ObjectFormat::RawBlob => copy
+                    .location
+                    .stored_len()
+                    .map_err(Error::io("stat", copy.location.path()))?,
                 ObjectFormat::ZstdBlob => Self::zstd_content_size(&copy.digest, &copy.location)?,
                 ObjectFormat::Directory => match self.get_directory(&copy.digest) {
                     Ok(Some(directory)) => directory.total_size(),
@@ -1304,21 +1296,28 @@ impl Store {
 
     /// [`Store::object_copies`], and the packs that could not be read, with why.
     pub(crate) fn scan_objects(&self) -> Result<ObjectScan> {
-        let mut found = Vec::new();
+        let dir = self.layout.packs();
+        let mut read = Vec::new();
         let mut unreadable = Vec::new();
-        for pack in self.pack_files()? {
+        for (pack, name) in crate::pack::list(&dir).map_err(Error::io("list", &dir))? {
             match crate::pack::read_index(&pack) {
-                Ok(entries) => found.extend(entries.into_iter().map(|entry| ObjectCopy {
-                    digest: entry.digest,
-                    format: entry.format,
-                    location: Location::Packed {
-                        pack: pack.clone(),
-                        offset: entry.offset,
-                        len: entry.len,
-                    },
-                })),
+                Ok(entries) => read.push((pack, name, entries)),
                 Err(error) => unreadable.push((pack, error.to_string())),
             }
+        }
+        // What the lookups after a scan (verify's second pass, gc's walk from the roots) need, already read.
+        self.packs_mut().insert_listed(&read);
+        let mut found = Vec::new();
+        for (pack, _, entries) in read {
+            found.extend(entries.into_iter().map(|entry| ObjectCopy {
+                digest: entry.digest,
+                format: entry.format,
+                location: Location::Packed {
+                    pack: pack.clone(),
+                    offset: entry.offset,
+                    len: entry.len,
+                },
+            }));
         }
         let objects_dir = self.layout.objects();
         for shard in fs::read_dir(&objects_dir).map_err(Error::io("list", &objects_dir))? {
@@ -1354,25 +1353,22 @@ impl Store {
         })
     }
 
-    /// Replaces the pack at `path` by one holding only the entries `keep` accepts (none: the pack is removed),
-    /// written and made durable before the old one goes, so a kept object is present at every moment. For gc and
-    /// repair, which hold the store lock exclusively or remove only what is corrupt.
-    pub(crate) fn drop_from_pack(
-        &self,
-        path: &Path,
-        keep: &dyn Fn(&PackEntry) -> bool,
-    ) -> Result<()> {
+    /// Replaces the pack at `path` by one without the objects stored at the offsets in `dropped` (none left: the
+    /// pack is removed), written and made durable before the old one goes, so a kept object is present at every
+    /// moment. For gc and repair, which hold the store lock exclusively or remove only what is corrupt.
+    pub(crate) fn drop_from_pack(&self, path: &Path, dropped: &HashSet<u64>) -> Result<()> {
         let entries = crate::pack::read_index(path).map_err(|error| Error::CorruptPack {
             path: path.to_path_buf(),
             reason: error.to_string(),
         })?;
+        let keep = |entry: &PackEntry| !dropped.contains(&entry.offset);
         if entries.iter().all(keep) {
             return Ok(());
         }
         crate::pack::rewrite(
             path,
             &entries,
-            keep,
+            &keep,
             &self.layout.tmp(),
             &self.layout.packs(),
         )
@@ -1403,42 +1399,19 @@ impl Store {
             }
             match copy.location {
                 Location::Loose(path) => fs::remove_file(path).expect("remove object"),
-                Location::Packed { pack, .. } => self
-                    .drop_from_pack(&pack, &|entry| entry.digest != *digest)
+                Location::Packed { pack, offset, .. } => self
+                    .drop_from_pack(&pack, &HashSet::from([offset]))
                     .expect("rewrite pack"),
             }
         }
     }
 
     /// Every file in `packs-v1/` named like a pack, sorted.
+    #[cfg(test)]
     pub(crate) fn pack_files(&self) -> Result<Vec<PathBuf>> {
         let dir = self.layout.packs();
-        let mut packs = Vec::new();
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(packs),
-            Err(error) => return Err(Error::io("list", &dir)(error)),
-        };
-        for entry in entries {
-            let entry = entry.map_err(Error::io("list", &dir))?;
-            if entry
-                .file_name()
-                .to_str()
-                .is_some_and(|name| name.ends_with(crate::pack::PACK_SUFFIX))
-            {
-                packs.push(entry.path());
-            }
-        }
-        packs.sort();
-        Ok(packs)
-    }
-}
-
-/// The length of an object's stored bytes.
-fn stored_len(location: &Location) -> Result<u64> {
-    match location {
-        Location::Loose(path) => Ok(fs::metadata(path).map_err(Error::io("stat", path))?.len()),
-        Location::Packed { len, .. } => Ok(*len),
+        let packs = crate::pack::list(&dir).map_err(Error::io("list", &dir))?;
+        Ok(packs.into_iter().map(|(path, _)| path).collect())
     }
 }
 
@@ -1791,11 +1764,12 @@ fn compress_round(
 /// Writes the compressed frames of `round`, in order.
 fn write_round(file: &mut File, round: &[FrameBuffers]) -> io::Result<()> {
     let from = file.stream_position()?;
-    round
-        .iter()
-        .try_for_each(|slot| file.write_all(&slot.output))?;
-    let to = file.stream_position()?;
-    crate::pack::start_writeback(file, from, to - from);
+    let mut written = 0;
+    for slot in round {
+        file.write_all(&slot.output)?;
+        written += slot.output.len() as u64;
+    }
+    crate::pack::start_writeback(file, from, written);
     Ok(())
 }
 
@@ -2057,6 +2031,15 @@ mod tests {
         fs::write(root.join("sub/b"), "beta").unwrap();
     }
 
+    /// A store in `dir` holding [`small_tree`], added: the tree's path, the store and the tree's address.
+    fn store_with_small_tree(dir: &Path) -> (PathBuf, Store, Digest) {
+        let tree = dir.join("tree");
+        small_tree(&tree);
+        let store = Store::open(dir.join("store")).unwrap();
+        let root = store.add_path(&tree).unwrap().digest();
+        (tree, store, root)
+    }
+
     #[test]
     fn a_tree_add_packs_its_small_objects_and_another_handle_finds_them() {
         let dir = tempfile::tempdir().unwrap();
@@ -2123,10 +2106,7 @@ mod tests {
     #[test]
     fn verify_reports_a_damaged_pack_and_repair_removes_it() {
         let dir = tempfile::tempdir().unwrap();
-        let tree = dir.path().join("tree");
-        small_tree(&tree);
-        let store = Store::open(dir.path().join("store")).unwrap();
-        let root = store.add_path(&tree).unwrap().digest();
+        let (tree, store, root) = store_with_small_tree(dir.path());
         let pack = store.pack_files().unwrap().remove(0);
         let mut bytes = fs::read(&pack).unwrap();
         let last = bytes.len() - 20;
@@ -2156,10 +2136,7 @@ mod tests {
     #[test]
     fn repair_drops_a_damaged_packed_object_and_keeps_its_neighbours() {
         let dir = tempfile::tempdir().unwrap();
-        let tree = dir.path().join("tree");
-        small_tree(&tree);
-        let store = Store::open(dir.path().join("store")).unwrap();
-        let root = store.add_path(&tree).unwrap().digest();
+        let (_, store, root) = store_with_small_tree(dir.path());
         let alpha = Digest::of_bytes("alpha\n".repeat(50).as_bytes());
         let copy = store
             .object_copies()

@@ -201,9 +201,9 @@ impl Write for BoundedBuffer {
 impl Store {
     /// Stores a blob that arrives in its stored `encoding` (a bundle's payload): the bytes are written verbatim to a
     /// temp file (or, for a small blob, into the batch's pack) while being decoded and hashed, in one pass, and
-    /// published only if they decode to exactly `size` bytes with address `expected`. If the store already holds the blob, the bytes are still checked (a
-    /// damaged bundle is reported even when nothing would be written) but nothing is written. Returns whether the
-    /// blob was new.
+    /// published only if they decode to exactly `size` bytes with address `expected`. If the store already holds
+    /// the blob, the bytes are still checked (a damaged bundle is reported even when nothing would be written) but
+    /// nothing is written. Returns whether the blob was new.
     ///
     /// The object is published with the store's next batch commit ([`Store::commit_pending`]); callers commit once
     /// after a run of objects.

@@ -282,7 +282,7 @@ impl Store {
         }
         for (pack, offsets) in from_packs {
             removed += offsets.len();
-            self.drop_from_pack(&pack, &|entry| !offsets.contains(&entry.offset))?;
+            self.drop_from_pack(&pack, &offsets)?;
         }
         Ok(removed)
     }
@@ -437,10 +437,13 @@ fn check_copy(copy: &ObjectCopy) -> std::result::Result<Checked, String> {
                 error_chain(&crate::Error::io("read", location.path())(error))
             };
             let (file, len) = location.open().map_err(read_error)?;
+            if format == ObjectFormat::ZstdBlob {
+                // Frame headers first: a cut or damaged frame names the object.
+                Store::zstd_content_size_in(&digest, location, &file, len)
+                    .map_err(|error| error_chain(&error))?;
+            }
             let stored = std::io::BufReader::new(std::io::Read::take(file, len));
             let hashed = if format == ObjectFormat::ZstdBlob {
-                // Frame headers first: a cut or damaged frame names the object.
-                Store::zstd_content_size(&digest, location).map_err(|error| error_chain(&error))?;
                 let mut decoder = zstd::stream::Decoder::with_buffer(stored).map_err(read_error)?;
                 hash_reader(&mut decoder)
             } else {

@@ -121,9 +121,9 @@ fn walk(
         };
         match format {
             ObjectFormat::RawBlob => {
-                let (_, size) = location
-                    .open()
-                    .map_err(crate::Error::io("open", location.path()))?;
+                let size = location
+                    .stored_len()
+                    .map_err(crate::Error::io("stat", location.path()))?;
                 objects.push(ManifestObject {
                     address,
                     kind: ObjectKind::Blob,
@@ -139,9 +139,9 @@ fn walk(
                 });
             }
             ObjectFormat::Directory => {
-                let (_, size) = location
-                    .open()
-                    .map_err(crate::Error::io("open", location.path()))?;
+                let size = location
+                    .stored_len()
+                    .map_err(crate::Error::io("stat", location.path()))?;
                 let directory = store.directory(&address)?;
                 stack.push((address, Some(size)));
                 // Pushed in reverse so children are listed in name order.
