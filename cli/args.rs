@@ -98,6 +98,19 @@ hstore build infinilm --target cpu --override-input infinicore.core=../InfiniCor
         after_help = "Examples:\n  hstore log infinilm-svc --target cpu\n  hstore log b3:…   # a build key or output address"
     )]
     Log(LogArgs),
+    /// Show what changed between two lockfiles, per recipe and source, and what the new one costs to carry
+    #[command(after_help = "Examples:
+  hstore diff old/lockfile.json lockfile.json
+  hstore diff HEAD~1                        # lockfile.json against its last committed version
+  hstore diff v1.2:deploy/lockfile.json deploy/lockfile.json --json")]
+    Diff(DiffArgs),
+    /// Show the chains of recipes and sources that make a lockfile hold an artifact or a store object
+    #[command(after_help = "Examples:
+  hstore why serde                          # every crate `serde` in lockfile.json, and who reads it
+  hstore why numpy@2.2.6
+  hstore why InfiniCore                     # a git repository, by name or URL
+  hstore why b3:af13…                       # an artifact, or a file inside one (needs the store)")]
+    Why(WhyArgs),
     /// Write one bundle file holding a lockfile's closure (and recorded builds) for an air-gapped store
     #[command(after_help = "Examples:
   hstore export -o infer.hsb                                  # the closure of ./lockfile.json
@@ -171,6 +184,35 @@ pub struct FetchArgs {
     /// in order [default: `[caches] substitute` in hstore.toml]
     #[arg(long = "cache", value_name = "CACHE")]
     pub caches: Vec<String>,
+}
+
+/// `hstore diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The old lockfile: a file, a git revision of NEW (`HEAD~1`, `v1.2`), or `REV:PATH`
+    #[arg(value_name = "OLD")]
+    pub old: String,
+
+    /// The new lockfile
+    #[arg(value_name = "NEW", default_value = "lockfile.json")]
+    pub new: PathBuf,
+
+    /// Print the changes as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `hstore why`.
+#[derive(Debug, Args)]
+pub struct WhyArgs {
+    /// A name (`serde`, `serde@1.0.228`, a wheel, an xmake package, a repository name or URL), a lockfile id, or an
+    /// address `b3:…` (of an artifact, or of a file or directory inside one: needs the store to hold it)
+    #[arg(value_name = "NAME|ADDRESS")]
+    pub query: String,
+
+    /// The lockfile
+    #[arg(long, value_name = "FILE", default_value = "lockfile.json")]
+    pub lockfile: PathBuf,
 }
 
 /// `hstore build`.
@@ -474,12 +516,35 @@ pub enum StoreCommand {
         after_help = "Example:\n  hstore store inventory > have.json   # carry it to the connected machine"
     )]
     Inventory,
+    /// List the gc roots (what registered each, and when), or remove one so gc can reclaim its closure
+    #[command(after_help = "Examples:
+  hstore store roots                          # name, registered (UTC), objects kept, what holds it
+  hstore store roots remove lockfile-3f2a…    # then `hstore store gc` reclaims what only it kept")]
+    Roots {
+        /// Remove a root instead of listing
+        #[command(subcommand)]
+        action: Option<RootsCommand>,
+        /// Print the list as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete objects no root reaches (roots: fetched lockfiles, recorded builds)
     #[command(after_help = "Example:\n  hstore store gc --dry-run")]
     Gc {
         /// Only report what would be removed
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+/// `hstore store roots …`.
+#[derive(Debug, Subcommand)]
+pub enum RootsCommand {
+    /// Remove gc roots by name (`hstore store roots` lists them); the objects stay until `hstore store gc`
+    Remove {
+        /// The roots' names
+        #[arg(required = true)]
+        names: Vec<String>,
     },
 }
 

@@ -2,6 +2,7 @@
 
 mod build;
 pub mod cache;
+mod diff;
 mod export;
 mod fetch;
 mod import;
@@ -9,6 +10,7 @@ mod key;
 mod lock;
 mod lock_xmake;
 pub mod store;
+mod why;
 
 use anyhow::Result;
 
@@ -25,6 +27,8 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus> {
         Commands::Fetch(args) => fetch::run(&args, &global, printer),
         Commands::Build(args) => build::run(*args, &global, printer),
         Commands::Log(args) => build::log(&args, &global),
+        Commands::Diff(args) => diff::run(&args, &global),
+        Commands::Why(args) => why::run(&args, &global),
         Commands::Export(args) => export::run(&args, &global, printer),
         Commands::Import(args) => import::run(&args, &global, printer),
         Commands::Key(command) => key::run(command, printer),

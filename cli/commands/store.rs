@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use hstore_store::{Digest, LockMode, Permissions, RecordSchema, Root, Store};
 use serde::de::DeserializeOwned;
 
-use crate::args::StoreCommand;
+use crate::args::{RootsCommand, StoreCommand};
 use crate::printer::{ExitStatus, Printer};
 use crate::settings::GlobalSettings;
 
@@ -176,6 +176,10 @@ pub fn run(
                 .context("failed to write to stdout")?;
             Ok(ExitStatus::Success)
         }
+        StoreCommand::Roots { action, json } => match action {
+            None => list_roots(global, json),
+            Some(RootsCommand::Remove { names }) => remove_roots(global, printer, &names),
+        },
         StoreCommand::Gc { dry_run } => {
             let store =
                 Store::open_with(&global.store, LockMode::Exclusive).with_context(|| {
@@ -200,6 +204,65 @@ pub fn run(
             Ok(ExitStatus::Success)
         }
     }
+}
+
+/// `hstore store roots`: one line per root (name, registered, objects kept, description), or a JSON array.
+fn list_roots(global: &GlobalSettings, json: bool) -> Result<ExitStatus> {
+    let store = open_store(global)?;
+    let mut rows = Vec::new();
+    for (name, root) in store.roots()? {
+        let registered = store
+            .root_registered(&name)?
+            .map(|time| humantime::format_rfc3339_seconds(time).to_string());
+        rows.push((name, registered, root));
+    }
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    if json {
+        let list: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(name, registered, root)| {
+                serde_json::json!({
+                    "name": name,
+                    "registered": registered,
+                    "description": root.description,
+                    "addresses": root.addresses,
+                })
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &list)?;
+        writeln!(out)?;
+    } else {
+        for (name, registered, root) in &rows {
+            writeln!(
+                out,
+                "{name}  {}  {} objects  {}",
+                registered.as_deref().unwrap_or("-"),
+                root.addresses.len(),
+                root.description
+            )?;
+        }
+    }
+    out.flush().context("failed to write to stdout")?;
+    Ok(ExitStatus::Success)
+}
+
+/// `hstore store roots remove NAME…`: every name must be a root, checked before any is removed.
+fn remove_roots(
+    global: &GlobalSettings,
+    printer: &Printer,
+    names: &[String],
+) -> Result<ExitStatus> {
+    let store = open_store(global)?;
+    store
+        .remove_named_roots(names)
+        .context("failed to remove gc roots")?;
+    for name in names {
+        printer.status(
+            "Removed",
+            format!("gc root `{name}`; `hstore store gc` reclaims what only it kept"),
+        );
+    }
+    Ok(ExitStatus::Success)
 }
 
 fn add(

@@ -31,6 +31,7 @@ pub mod store;
 pub mod transfer;
 pub mod tree;
 pub mod verify;
+pub mod walk;
 
 pub use digest::Digest;
 pub use error::{Error, Hint, Result};

@@ -87,6 +87,33 @@ impl Store {
         }
     }
 
+    /// When the gc root `name` was last registered or extended (its file's modification time); `Ok(None)` if absent.
+    /// Kept out of the root's JSON on purpose: roots travel in bundles, whose bytes must not depend on the day.
+    pub fn root_registered(&self, name: &str) -> Result<Option<std::time::SystemTime>> {
+        let path = self.root_path(name)?;
+        match fs::metadata(&path) {
+            Ok(metadata) => metadata
+                .modified()
+                .map(Some)
+                .map_err(Error::io("read the modification time of", &path)),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(Error::io("read the metadata of", &path)(error)),
+        }
+    }
+
+    /// Removes the gc roots `names`, each of which must exist (checked for all before any is removed), unlike
+    /// [`Store::remove_root`]: a person naming a root that is not there has mistyped it.
+    pub fn remove_named_roots(&self, names: &[String]) -> Result<()> {
+        let roots = self.root_names()?;
+        if let Some(missing) = names.iter().find(|name| !roots.contains(name)) {
+            return Err(Error::NoSuchRoot {
+                name: missing.clone(),
+                roots,
+            });
+        }
+        names.iter().try_for_each(|name| self.remove_root(name))
+    }
+
     /// Every gc root, sorted by name.
     pub fn roots(&self) -> Result<Vec<(String, Root)>> {
         let dir = self.layout().roots();

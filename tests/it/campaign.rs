@@ -45,9 +45,13 @@ fn kill_after(command: &mut Command, delay: Duration) -> bool {
 fn push_to_file_cache(env: &Env) -> String {
     let cache = format!("file://{}", env.path("cache").display());
     fs::create_dir_all(env.path("cache")).unwrap();
-    env.ok(env
-        .hstore("src")
-        .args(["cache", "push", cache.as_str(), "--lockfile", "lockfile.json"]));
+    env.ok(env.hstore("src").args([
+        "cache",
+        "push",
+        cache.as_str(),
+        "--lockfile",
+        "lockfile.json",
+    ]));
     cache
 }
 
@@ -95,7 +99,13 @@ fn kill_trials_leave_a_clean_store_and_a_rerun_succeeds() {
         assert_eq!(env.ls(&store), env.ls("src"));
 
         let store = format!("pull-{trial}");
-        let pull = ["cache", "pull", cache.as_str(), "--lockfile", "lockfile.json"];
+        let pull = [
+            "cache",
+            "pull",
+            cache.as_str(),
+            "--lockfile",
+            "lockfile.json",
+        ];
         killed += usize::from(kill_after(env.hstore(&store).args(pull), delay));
         env.verify_clean(&store);
         env.ok(env.hstore(&store).args(pull));
