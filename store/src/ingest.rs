@@ -146,6 +146,27 @@ impl Store {
         Ok(added)
     }
 
+    /// Like [`Store::add_local_tree`], but every file is read again, whatever the stat cache says: for a tree known
+    /// to have lost objects (a `path` source whose locked tree is incomplete after `store verify --repair`), where
+    /// an unchanged stat and an existing directory node no longer vouch for the blobs below it. A lost blob whose
+    /// file is unchanged is stored again.
+    pub fn add_local_tree_uncached(
+        &self,
+        root: &Path,
+        exclude: Exclude<'_>,
+        access: Access,
+    ) -> Result<(Digest, u64)> {
+        let options = Options {
+            access,
+            ..self.plain(exclude)
+        };
+        let result = ingest(root, options);
+        let committed = self.commit_pending();
+        let added = result?;
+        committed?;
+        Ok(added)
+    }
+
     /// Like [`Store::add_tree`], but the objects join the store's current batch and become visible at the next
     /// [`Store::commit_pending`] (or when the batch fills). For callers adding many small trees in a row — the
     /// crates of a Cargo.lock — so they share one `syncfs` instead of paying one each; the caller commits.
