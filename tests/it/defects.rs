@@ -281,9 +281,11 @@ fn quiet_import_still_prints_warnings_and_their_hints() {
             .unwrap(),
         )
         .unwrap();
+        output
     };
     plant("dest", "honest");
-    plant("src", "other");
+    let other = plant("src", "other");
+    env.lockfile("lockfile.json", &[("other", other)]);
     env.ok(env
         .hstore("src")
         .args(["export", "--with-builds", "-o", "unsigned.hsb"]));
@@ -527,4 +529,24 @@ fn log_escapes_terminal_controls_on_a_terminal_and_keeps_raw_bytes_in_a_pipe() {
             && !shown.stdout.contains(&0x9b),
         "{text:?}"
     );
+}
+
+// See: issue 20, "grep for other `unwrap_or_default` on reads": a `.gitmodules` git cannot read was taken as "no
+// submodules" and locked a tree with an empty submodule directory.
+#[test]
+fn a_gitmodules_git_cannot_read_fails_the_lock_instead_of_emptying_the_submodule() {
+    let env = TestEnv::new();
+    let (top, _sub) = submodule_fixture(&env);
+    top.write(
+        ".gitmodules",
+        "[submodule \"sub\"\n\tpath = sub\n\turl = ../sub\n",
+    );
+    top.git(&["add", ".gitmodules"]);
+    top.commit("break .gitmodules");
+    let stderr = fails(&hstore(&env, &["lock"]), 2);
+    assert!(
+        stderr.contains("invalid `.gitmodules`") && stderr.contains(&top.head()),
+        "{stderr}"
+    );
+    assert!(!env.root().join("lockfile.json").exists());
 }
