@@ -34,10 +34,16 @@ impl From<ExitStatus> for ExitCode {
 
 /// Writes status lines and errors to stderr.
 #[derive(Debug, Clone)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "four independent switches read once from the arguments and the terminal"
+)]
 pub struct Printer {
     quiet: bool,
     color: bool,
     progress: bool,
+    /// stderr is a terminal: control characters in reported text (a failed build's log tail) are escaped.
+    escape: bool,
 }
 
 impl Printer {
@@ -53,6 +59,7 @@ impl Printer {
             quiet: args.quiet > 0,
             color,
             progress: terminal && !args.no_progress && args.quiet == 0,
+            escape: terminal,
         }
     }
 
@@ -95,16 +102,28 @@ impl Printer {
             Severity::Error => ("error", "\x1b[1;31m"),
             Severity::Warning => ("warning", "\x1b[1;33m"),
         };
+        // Messages carry text from outside (a build's log tail, a server's answer): on a terminal, never its
+        // escape sequences.
+        let shown = |text: String| {
+            if self.escape {
+                let mut escaped = String::with_capacity(text.len());
+                escape_into(&text, &mut escaped);
+                escaped
+            } else {
+                text
+            }
+        };
         let mut stderr = io::stderr().lock();
+        let message = shown(error.to_string());
         if self.color {
-            let _ = writeln!(stderr, "{colour}{word}\x1b[0m: {error}");
+            let _ = writeln!(stderr, "{colour}{word}\x1b[0m: {message}");
         } else {
-            let _ = writeln!(stderr, "{word}: {error}");
+            let _ = writeln!(stderr, "{word}: {message}");
         }
         let mut hints: Vec<String> = hint_of(error).into_iter().collect();
         let mut source = error.source();
         while let Some(cause) = source {
-            let _ = writeln!(stderr, "  caused by: {cause}");
+            let _ = writeln!(stderr, "  caused by: {}", shown(cause.to_string()));
             hints.extend(hint_of(cause));
             source = cause.source();
         }
@@ -113,7 +132,7 @@ impl Printer {
         if !hints.is_empty() {
             let _ = writeln!(stderr);
             for hint in hints {
-                let _ = writeln!(stderr, "hint: {hint}");
+                let _ = writeln!(stderr, "hint: {}", shown(hint));
             }
         }
     }

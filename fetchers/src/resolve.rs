@@ -525,12 +525,14 @@ impl Fetcher {
     /// Makes the store hold every artifact of `lockfile` (paths resolved against `lockfile_dir`). Returns the
     /// per-artifact errors; empty means the closure is complete.
     pub async fn fetch(&self, lockfile: &Lockfile, lockfile_dir: &Path) -> Vec<Error> {
-        // Which spec each artifact came from (path excludes, git submodules).
-        let mut specs: BTreeMap<&str, &SourceSpec> = BTreeMap::new();
+        // Which spec each artifact came from (path excludes, git submodules), and its source for errors.
+        let mut specs: BTreeMap<&str, (&SourceSpec, String)> = BTreeMap::new();
         for recipe in &lockfile.recipes {
             for source in &recipe.sources {
                 for id in &source.artifacts {
-                    specs.entry(id.as_str()).or_insert(&source.spec);
+                    specs.entry(id.as_str()).or_insert_with(|| {
+                        (&source.spec, format!("{}.{}", recipe.name, source.name))
+                    });
                 }
             }
         }
@@ -538,19 +540,27 @@ impl Fetcher {
             .artifacts
             .iter()
             .map(|artifact| {
-                let spec = specs.get(artifact.id()).copied();
+                let (spec, label) = specs
+                    .get(artifact.id())
+                    .map_or((None, None), |(spec, label)| {
+                        (Some(*spec), Some(label.as_str()))
+                    });
                 async move {
                     (
                         artifact,
+                        label,
                         self.fetch_artifact(artifact, spec, lockfile_dir).await,
                     )
                 }
             })
             .collect();
         let mut errors = Vec::new();
-        while let Some((artifact, result)) = pending.next().await {
+        while let Some((artifact, label, result)) = pending.next().await {
             if let Err(error) = result {
-                errors.push(error.context(format!("failed to fetch `{}`", artifact.id())));
+                let of_source =
+                    label.map_or_else(String::new, |label| format!(" (source `{label}`)"));
+                errors
+                    .push(error.context(format!("failed to fetch `{}`{of_source}", artifact.id())));
             }
         }
         // Crates are stored in one shared batch (see `crates.rs`): publish it before the gc root is registered.

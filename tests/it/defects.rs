@@ -529,6 +529,30 @@ fn log_escapes_terminal_controls_on_a_terminal_and_keeps_raw_bytes_in_a_pipe() {
             && !shown.stdout.contains(&0x9b),
         "{text:?}"
     );
+
+    // A failed build's error carries its log's tail: on a terminal it is escaped too.
+    build_recipe(
+        &env,
+        "noisy-fail",
+        "",
+        "printf 'oops\\033]0;pwned\\007\\n'\nexit 4",
+    );
+    ok(&hstore(&env, &["lock"]));
+    let build = command(&env, &["build", "noisy-fail", "--target", "cpu"]);
+    let line = std::iter::once(build.get_program())
+        .chain(build.get_args())
+        .map(|arg| shell_quote(&arg.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut under_pty = env.command("script");
+    under_pty.args(["--quiet", "--return", "--command", &line, "/dev/null"]);
+    let failed = under_pty
+        .output()
+        .expect("run hstore build under script(1)");
+    assert_eq!(failed.status.code(), Some(2), "{failed:?}");
+    let text = String::from_utf8_lossy(&failed.stdout);
+    assert!(text.contains(r"oops\x1b]0;pwned\x07"), "{text:?}");
+    assert!(!failed.stdout.contains(&0x1b), "{text:?}");
 }
 
 // See: issue 20, "grep for other `unwrap_or_default` on reads": a `.gitmodules` git cannot read was taken as "no
