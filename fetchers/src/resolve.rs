@@ -62,18 +62,7 @@ impl Update {
             Update::Sources(names) => names.iter().any(|name| names_source(name, recipe, source)),
         }
     }
-}
 
-/// Whether `name`, as given to `--update`, is `source` of `recipe` (`source` or `recipe.source`).
-fn names_source(name: &str, recipe: &str, source: &str) -> bool {
-    name == source
-        || name
-            .strip_prefix(recipe)
-            .and_then(|rest| rest.strip_prefix('.'))
-            == Some(source)
-}
-
-impl Update {
     /// Fails with [`Error::UnknownUpdate`] when a name given to `--update` is no source of `recipes` (as `source` or
     /// `recipe.source`): a typo must not silently keep every pin.
     pub fn check(&self, recipes: &[Recipe]) -> Result<()> {
@@ -106,6 +95,15 @@ impl Update {
         }
         Ok(())
     }
+}
+
+/// Whether `name`, as given to `--update`, is `source` of `recipe` (`source` or `recipe.source`).
+fn names_source(name: &str, recipe: &str, source: &str) -> bool {
+    name == source
+        || name
+            .strip_prefix(recipe)
+            .and_then(|rest| rest.strip_prefix('.'))
+            == Some(source)
 }
 
 /// The name of `known` (`recipe.source`, or its `source` part) closest to `given` by edit distance, if it is close:
