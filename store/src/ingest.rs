@@ -334,7 +334,9 @@ fn ingest_counted(root: &Path, options: Options<'_>) -> Result<(Digest, u64, Ing
                 let digest = Digest::of_bytes(&bytes);
                 if !store.has_directory(&digest) {
                     // The node is new, so nothing vouches for blobs taken from the stat cache: store any that
-                    // gc or repair removed since (a node that exists already vouches for its children).
+                    // gc or repair removed since (a node that exists already vouches for its children; after
+                    // `verify --repair` dropped one of them it does not, and `add_local_tree_uncached` reads past the
+                    // cache to store it again).
                     for (name, slot) in &dir.entries {
                         if let Slot::File(file) = slot
                             && stored[*file].cached
