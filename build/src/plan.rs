@@ -30,6 +30,9 @@ pub struct PlanContext {
     pub home: Option<String>,
     /// `--override-input RECIPE.SOURCE=DIR`: local trees standing in for locked sources, by (recipe, source).
     pub overrides: BTreeMap<(String, String), SourceOverride>,
+    /// The command only looks (`build --dry-run`, `log`): a node with host tools takes its key from a matching
+    /// record instead of running them (see [`crate::prepare_from_records`]).
+    pub keys_from_records: bool,
 }
 
 /// A local directory given on the command line in place of a locked source, already stored.

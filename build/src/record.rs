@@ -117,9 +117,45 @@ pub fn prepare(store: &Store, plan: &BuildPlan) -> Result<PreparedBuild> {
     check_inputs(store, plan)?;
     let fingerprints = super::fingerprints(&plan.host_paths, &plan.host_tools)?;
     Ok(PreparedBuild {
-        key: plan.key(&fingerprints),
+        key: plan.key(&fingerprints)?,
         fingerprints,
     })
+}
+
+/// [`prepare`] for commands that only look (`build --dry-run`, `log`): when the plan declares host tools and a
+/// record of its recipe and target gives its key from the host-tool fingerprint that record holds (with this
+/// machine's base system and host paths, which are read, never run), the key is that record's and no tool runs.
+/// Host tools run on the host, outside the sandbox; looking at a cached build must run nothing. Without such a
+/// record the tools run, as for a build (the node will build, and its key needs them).
+pub fn prepare_from_records(store: &Store, plan: &BuildPlan) -> Result<PreparedBuild> {
+    if plan.host_tools.is_empty() {
+        return prepare(store, plan);
+    }
+    check_inputs(store, plan)?;
+    let mut fingerprints = super::fingerprints(&plan.host_paths, &[])?;
+    let keys = store
+        .list_meta(BUILD_NAMESPACE)
+        .map_err(|source| BuildError::store("the build records", source))?;
+    for name in keys {
+        let record: Option<BuildRecord> = store
+            .get_meta(BUILD_NAMESPACE, &name)
+            .map_err(|source| BuildError::store("a build record", source))?;
+        let Some(record) = record else {
+            continue;
+        };
+        if record.recipe != plan.recipe || record.target != plan.target {
+            continue;
+        }
+        let Some(tools) = record.fingerprints.get(super::HOST_TOOLS_FINGERPRINT) else {
+            continue;
+        };
+        fingerprints.insert(super::HOST_TOOLS_FINGERPRINT.to_owned(), tools.clone());
+        let key = plan.key(&fingerprints)?;
+        if key == record.key && find_record(store, &key)?.is_some() {
+            return Ok(PreparedBuild { key, fingerprints });
+        }
+    }
+    prepare(store, plan)
 }
 
 /// Builds `plan` (or finds it in the cache): [`prepare`] then [`build_prepared`]. See the module docs.

@@ -29,6 +29,7 @@ use super::lock::{CONFIG_FILE, register_root, runtime};
 use crate::args::{CacheCommand, CachePullArgs, CachePushArgs};
 use crate::commands::store::open_store;
 use crate::env_vars;
+use crate::error::CliError;
 use crate::printer::{ExitStatus, Printer, human_bytes};
 use crate::settings::GlobalSettings;
 
@@ -399,13 +400,14 @@ fn pull(args: &CachePullArgs, global: &GlobalSettings, printer: &Printer) -> Res
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", ");
-        bail!(
-            "{incomplete} of {} lockfiles are incomplete: {} objects are not in `{}` or failed verification (first: {first})\n\nhint: push them from a store that holds them (`hstore cache push`), or run `hstore fetch --cache {}` to take the rest from upstream",
-            loaded.len(),
-            report.missing.len() + report.damaged.len(),
-            cache.url(),
-            cache.url()
-        );
+        return Err(CliError::IncompletePull {
+            incomplete,
+            lockfiles: loaded.len(),
+            objects: report.missing.len() + report.damaged.len(),
+            cache: cache.url().to_string(),
+            first,
+        }
+        .into());
     }
     Ok(ExitStatus::Success)
 }

@@ -12,7 +12,8 @@ use hstore_store::bundle::{self, ImportOptions, PublicKey, read_trusted_keys};
 
 use crate::args::ImportArgs;
 use crate::commands::store::{RecordSchemas, open_store};
-use crate::printer::{ExitStatus, Printer, human_bytes};
+use crate::error::CliError;
+use crate::printer::{ExitStatus, Printer, Severity, human_bytes};
 use crate::settings::GlobalSettings;
 
 pub fn run(args: &ImportArgs, global: &GlobalSettings, printer: &Printer) -> Result<ExitStatus> {
@@ -65,13 +66,11 @@ pub fn run(args: &ImportArgs, global: &GlobalSettings, printer: &Printer) -> Res
         printer.status("Registered", format!("{} records", report.records));
     }
     for record in &report.records_kept {
-        printer.warn(format_args!(
-            "kept the store's own record `{record}`: the bundle carries a different one and is not signed by a trusted key"
-        ));
-    }
-    if !report.records_kept.is_empty() {
-        printer.line(
-            "hint: a record is replaced only by a bundle signed with a key passed to `--trust`; to discard the local record, remove it from `meta-v1/` first",
+        printer.report(
+            Severity::Warning,
+            &CliError::RecordKept {
+                record: record.clone(),
+            },
         );
     }
     Ok(ExitStatus::Success)

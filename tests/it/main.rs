@@ -5,6 +5,7 @@ mod build;
 mod cache;
 mod campaign;
 mod common;
+mod defects;
 mod escape;
 mod export;
 mod fetch;
