@@ -43,6 +43,30 @@ pub enum CliError {
         /// The first few missing addresses.
         first: String,
     },
+    /// `diff`: OLD is not a file, and git could not show it as a revision of NEW.
+    #[error("`{old}` is not a lockfile file, and `git show {object}` in `{}` failed: {git}", directory.display())]
+    UnknownOldLockfile {
+        /// OLD as given.
+        old: String,
+        /// The object asked of git (`REV:PATH`).
+        object: String,
+        /// Where git ran.
+        directory: PathBuf,
+        /// What git said.
+        git: String,
+        /// NEW, for the hint.
+        new: PathBuf,
+    },
+    /// `why`: nothing in the lockfile is, or holds, what was asked about.
+    #[error("`{query}` is neither an artifact of `{}` nor inside one", lockfile.display())]
+    NotInLockfile {
+        /// The name or address asked about.
+        query: String,
+        /// The lockfile read.
+        lockfile: PathBuf,
+        /// Whether the query was an address and the store could be searched.
+        searched_store: bool,
+    },
 }
 
 fn changes_list(changes: &[String]) -> String {
@@ -60,6 +84,18 @@ impl Hint for CliError {
             CliError::RecordKept { .. } => Some(
                 "a record is replaced only by a bundle signed with a key passed to `--trust`; to discard the local \
                  record, remove it from `meta-v1/` first"
+                    .into(),
+            ),
+            CliError::UnknownOldLockfile { new, .. } => Some(format!(
+                "pass a lockfile path, a git revision of `{}` (`HEAD~1`, a tag), or `REVISION:PATH`",
+                new.display()
+            )),
+            CliError::NotInLockfile { searched_store: false, query, .. } if query.starts_with("b3:") => Some(
+                "an address inside an artifact is found only when the store holds it: run `hstore fetch` first".into(),
+            ),
+            CliError::NotInLockfile { .. } => Some(
+                "give a crate, wheel or xmake package name, `name@version`, a repository name or URL, a lockfile id, \
+                 or a `b3:` address; `--lockfile` names another lockfile"
                     .into(),
             ),
             CliError::IncompletePull { cache, .. } => Some(format!(

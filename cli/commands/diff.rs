@@ -5,12 +5,13 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use hstore_fetchers::lockfile::Lockfile;
 use hstore_model::diff::{Change, LockfileDiff, Summary, diff};
 use hstore_store::Store;
 
 use crate::args::DiffArgs;
+use crate::error::CliError;
 use crate::printer::{ExitStatus, human_bytes};
 use crate::settings::GlobalSettings;
 
@@ -56,13 +57,14 @@ fn load_old(old: &str, new: &Path) -> Result<Lockfile> {
         .output()
         .context("failed to run `git show` (is git installed?)")?;
     if !output.status.success() {
-        bail!(
-            "`{old}` is not a lockfile file, and `git show {object}` in `{}` failed: {}\n\
-             (pass a lockfile path, a git revision of `{}` such as `HEAD~1`, or `REVISION:PATH`)",
-            directory.display(),
-            String::from_utf8_lossy(&output.stderr).trim(),
-            new.display()
-        );
+        return Err(CliError::UnknownOldLockfile {
+            old: old.to_owned(),
+            object,
+            directory,
+            git: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            new: new.to_path_buf(),
+        }
+        .into());
     }
     Ok(Lockfile::from_slice(&output.stdout, Path::new(&object))?)
 }

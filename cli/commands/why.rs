@@ -3,56 +3,57 @@
 
 use std::io::{self, Write};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use hstore_fetchers::lockfile::{Artifact, Lockfile};
 use hstore_model::why::{Chain, why};
 use hstore_store::{Digest, Store};
 
 use crate::args::WhyArgs;
+use crate::error::CliError;
 use crate::printer::ExitStatus;
 use crate::settings::GlobalSettings;
 
 pub fn run(args: &WhyArgs, global: &GlobalSettings) -> Result<ExitStatus> {
     let lockfile = Lockfile::load(&args.lockfile)?;
     let mut out = io::BufWriter::new(io::stdout().lock());
-    let found = if let Ok(address) = args.query.parse::<Digest>() {
+    let (found, searched_store) = if let Ok(address) = args.query.parse::<Digest>() {
         why_address(global, &lockfile, &address, &mut out)?
     } else {
         let chains = why(&lockfile, |artifact| matches_name(artifact, &args.query));
         render(&mut out, &chains, |_| None)?;
-        !chains.is_empty()
+        (!chains.is_empty(), false)
     };
     out.flush().context("failed to write to stdout")?;
     if !found {
-        bail!(
-            "`{}` is neither an artifact of `{}` nor inside one\n\
-             (give a crate, wheel or xmake package name, `name@version`, a repository name or URL, a lockfile id, or a \
-             `b3:` address; `hstore why` reads the lockfile given with `--lockfile`)",
-            args.query,
-            args.lockfile.display()
-        );
+        return Err(CliError::NotInLockfile {
+            query: args.query.clone(),
+            lockfile: args.lockfile.clone(),
+            searched_store,
+        }
+        .into());
     }
     Ok(ExitStatus::Success)
 }
 
-/// An address: the artifacts that are it, else those whose stored tree holds it (with the path inside).
+/// An address: the artifacts that are it, else those whose stored tree holds it (with the path inside). Returns
+/// whether any chain was found, and whether the store was searched.
 fn why_address(
     global: &GlobalSettings,
     lockfile: &Lockfile,
     address: &Digest,
     out: &mut impl Write,
-) -> Result<bool> {
+) -> Result<(bool, bool)> {
     let direct = why(lockfile, |artifact| artifact.address() == *address);
     if !direct.is_empty() {
         render(out, &direct, |_| None)?;
-        return Ok(true);
+        return Ok((true, false));
     }
     if !global
         .store
         .join(hstore_store::layout::VERSION_FILE)
         .exists()
     {
-        return Ok(false);
+        return Ok((false, false));
     }
     let store = Store::open(&global.store)
         .with_context(|| format!("failed to open the store at `{}`", global.store.display()))?;
@@ -66,7 +67,7 @@ fn why_address(
     render(out, &chains, |chain| {
         inside.get(&chain.artifact.id).cloned()
     })?;
-    Ok(!chains.is_empty())
+    Ok((!chains.is_empty(), true))
 }
 
 /// Whether `query` names `artifact`: its lockfile id, or its name (`serde`, `serde@1.0.228`), or for git and URL
