@@ -5,7 +5,7 @@
 //! [caches]
 //! substitute = ["s3://hstore-cache", "file:///nfs/hstore-cache"]   # fetch/build try these, in order
 //! push = "s3://hstore-cache"                                         # build uploads here after each success
-//! trusted-keys = ["keys/cluster.pub"]                                # build records must be signed by one of these
+//! trusted-keys = ["keys/cluster.pub"]                                # build records (cache, import) must be signed by one of these
 //! sign-key = "keys/cluster.secret"                                   # signs the records build/push upload
 //! ```
 //! S3 caches are configured the AWS way: `AWS_ENDPOINT_URL(_S3)`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
@@ -303,11 +303,7 @@ fn push(args: &CachePushArgs, global: &GlobalSettings, printer: &Printer) -> Res
 
 fn pull(args: &CachePullArgs, global: &GlobalSettings, printer: &Printer) -> Result<ExitStatus> {
     let config = load_config()?;
-    let trusted = if args.trust.is_empty() {
-        Vec::new()
-    } else {
-        trusted_keys(&args.trust, &config)?
-    };
+    let trusted = trusted_keys(&args.trust, &config)?;
     let store = Arc::new(open_store(global)?);
     let cache = open_cache(&args.cache, global)?;
     let lockfiles: Vec<PathBuf> = if args.lockfile.is_empty() {
@@ -328,8 +324,27 @@ fn pull(args: &CachePullArgs, global: &GlobalSettings, printer: &Printer) -> Res
         .block_on(cache.load_index())
         .with_context(|| format!("failed to read the indexes of `{}`", cache.url()))?;
     let mut records: Vec<TrustedRecord> = Vec::new();
-    if !trusted.is_empty() {
-        let keys = runtime.block_on(cache.record_keys())?;
+    let keys = runtime.block_on(cache.record_keys())?;
+    if trusted.is_empty() {
+        // Nothing could vouch for any record: say which were left, without reading them.
+        if !keys.is_empty() {
+            let named: Vec<String> = keys.iter().take(5).map(|key| format!("`{key}`")).collect();
+            let more = keys.len().saturating_sub(named.len());
+            printer.warn(format_args!(
+                "dropped the {} build records of `{}` ({}{}): no key is trusted to vouch for them",
+                keys.len(),
+                cache.url(),
+                named.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            ));
+            printer.line(UNTRUSTED_RECORD_HINT);
+        }
+    } else {
+        let mut refused = false;
         for key in keys {
             match runtime.block_on(cache.fetch_record(&key, &trusted)) {
                 Ok(Some(record)) => {
@@ -337,8 +352,11 @@ fn pull(args: &CachePullArgs, global: &GlobalSettings, printer: &Printer) -> Res
                     records.push(record);
                 }
                 Ok(None) => {}
-                Err(error) => printer.item_error(&error),
+                Err(error) => refused |= warn_refused(printer, &error),
             }
+        }
+        if refused {
+            printer.line(UNTRUSTED_RECORD_HINT);
         }
     }
     let report = runtime
@@ -408,6 +426,22 @@ fn pull(args: &CachePullArgs, global: &GlobalSettings, printer: &Printer) -> Res
         );
     }
     Ok(ExitStatus::Success)
+}
+
+/// Printed once after records were dropped for want of a trusted signature.
+const UNTRUSTED_RECORD_HINT: &str = "hint: a build record is taken from a cache only when signed by a trusted key: pass `--trust KEY.pub` (or list the key in `[caches] trusted-keys` of hstore.toml), or push the record again with `--sign` by a trusted key; without a record, `hstore build` rebuilds";
+
+/// Reports a cache error met while reading a build record. A refused record (unsigned, foreign-signed, altered,
+/// malformed) is a warning naming its build key: it is dropped and the build runs instead. Returns whether it was
+/// a refusal.
+fn warn_refused(printer: &Printer, error: &hstore_cache::Error) -> bool {
+    if matches!(error, hstore_cache::Error::RefusedRecord { .. }) {
+        printer.warn(format_args!("dropped: {error}"));
+        true
+    } else {
+        printer.item_error(error);
+        false
+    }
 }
 
 /// Registers a trusted record whose objects are all present: the record, then its gc root. Returns whether it
@@ -504,7 +538,9 @@ pub fn substitute_build(
             Ok(Some(record)) => record,
             Ok(None) => continue,
             Err(error) => {
-                printer.item_error(&error);
+                if warn_refused(printer, &error) {
+                    printer.line(UNTRUSTED_RECORD_HINT);
+                }
                 continue;
             }
         };

@@ -1,6 +1,8 @@
 //! `hstore import`: verify a bundle while streaming it into the store; register its roots and records only if
 //! every byte checked out. With `--trust`/`--trusted-keys`, an unsigned or foreign bundle is refused before any
-//! object is read.
+//! object is read. Build records are registered only from a bundle signed by a trusted key (`--trust`,
+//! `--trusted-keys`, or `[caches] trusted-keys` in `hstore.toml`); any other bundle's records are dropped with a
+//! warning naming each build key, and its objects imported as usual.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -11,12 +13,14 @@ use anyhow::{Context, Result, bail};
 use hstore_store::bundle::{self, ImportOptions, PublicKey, read_trusted_keys};
 
 use crate::args::ImportArgs;
-use crate::commands::store::{RecordSchemas, open_store};
+use crate::commands::cache;
+use crate::commands::store::{open_store, record_kinds};
 use crate::printer::{ExitStatus, Printer, human_bytes};
 use crate::settings::GlobalSettings;
 
 pub fn run(args: &ImportArgs, global: &GlobalSettings, printer: &Printer) -> Result<ExitStatus> {
     let trusted_keys = trusted_keys(args)?;
+    let record_signers = cache::trusted_keys(&[], &cache::load_config()?)?;
     let store = open_store(global)?;
     let from_stdin = args.input == Path::new("-");
     let name = if from_stdin {
@@ -34,7 +38,8 @@ pub fn run(args: &ImportArgs, global: &GlobalSettings, printer: &Printer) -> Res
     };
     let options = ImportOptions {
         trusted_keys,
-        records: Some(Arc::new(RecordSchemas::importable())),
+        record_signers,
+        records: Some(Arc::new(record_kinds().travelling())),
     };
     let report = bundle::import(&store, &mut input, &name, &options)
         .with_context(|| format!("failed to import `{name}`; no root or record was registered"))?;
@@ -64,14 +69,19 @@ pub fn run(args: &ImportArgs, global: &GlobalSettings, printer: &Printer) -> Res
     if report.records > 0 {
         printer.status("Registered", format!("{} records", report.records));
     }
-    for record in &report.records_kept {
+    let why = report.signer.map_or_else(
+        || "the bundle is not signed".to_owned(),
+        |key| format!("the bundle is signed by `{key}`, which is not a trusted key"),
+    );
+    for record in &report.records_dropped {
+        let (namespace, key) = record.split_once('/').unwrap_or(("", record));
         printer.warn(format_args!(
-            "kept the store's own record `{record}`: the bundle carries a different one and is not signed by a trusted key"
+            "dropped the {namespace} record of key `{key}`: {why}; a build record is taken only on a trusted signature"
         ));
     }
-    if !report.records_kept.is_empty() {
+    if !report.records_dropped.is_empty() {
         printer.line(
-            "hint: a record is replaced only by a bundle signed with a key passed to `--trust`; to discard the local record, remove it from `meta-v1/` first",
+            "hint: to take the bundle's build records, export it with `--sign KEY` and import it with `--trust KEY.pub` (or list the key in `[caches] trusted-keys` of hstore.toml); its objects were imported, and `hstore build` rebuilds what has no record",
         );
     }
     Ok(ExitStatus::Success)

@@ -10,6 +10,7 @@ mod export;
 mod fetch;
 mod import;
 mod lock;
+mod namespaces;
 mod store;
 mod store_common;
 mod support;
