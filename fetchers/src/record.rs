@@ -59,3 +59,49 @@ pub(crate) fn put<T: Serialize>(
     );
     store.put_meta(kind.namespace, key, value)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fetcher_kind_is_listed_once_and_names_its_address() {
+        let address = Digest::of_bytes(b"wheel");
+        let download =
+            serde_json::json!({"url": "http://127.0.0.1/x", "address": address, "size": 5});
+        let commit = serde_json::json!({
+            "url": "file:///repo", "address": address, "size": 5, "submodules": [],
+        });
+        let mut namespaces: Vec<&str> = KINDS.iter().map(|kind| kind.namespace).collect();
+        namespaces.sort_unstable();
+        assert_eq!(
+            namespaces,
+            ["crate-sha256", "git-commit", "url-sha256", "wheel-sha256"]
+        );
+        for kind in KINDS {
+            assert!(!kind.travels, "`{}` must not travel", kind.namespace);
+            let value = if kind.namespace == crate::git::META_NAMESPACE {
+                &commit
+            } else {
+                &download
+            };
+            assert_eq!(
+                (kind.check)("k", value),
+                Ok(vec![address]),
+                "{}",
+                kind.namespace
+            );
+            assert!((kind.check)("k", &serde_json::json!({"url": "x"})).is_err());
+        }
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "is not listed in hstore_fetchers::record::KINDS")]
+    fn a_kind_missing_from_the_registry_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let unlisted = download_kind("forgotten-sha256");
+        let _ = put(&store, &unlisted, "k", &serde_json::json!({}));
+    }
+}

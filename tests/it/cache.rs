@@ -660,37 +660,21 @@ fn an_unsigned_bundle_cannot_plant_a_build_record_and_a_trusted_signed_one_is_re
     }
 }
 
-/// Issue 20, attack #2 through a cache: `cache pull` registers a build record only when it is signed by a trusted key
-/// (`--trust` or `[caches] trusted-keys`); an unsigned or foreign-signed one is dropped with a warning naming its
-/// key, and the next build runs the script.
-#[test]
-fn cache_pull_takes_only_records_signed_by_a_trusted_key() {
-    let caches = tempfile::tempdir().unwrap();
-    let cache = caches.path().join("c");
-    let url = format!("file://{}", cache.display());
-    let producer = producer_with(30, 1, None, BUILD_RECIPE);
-    ok(&producer.run(&["key", "generate", "--out", "signer"]));
-    let (built, _) = ok(&producer.run(&[
-        "build",
-        "--target",
-        "cpu",
-        "--push",
-        &url,
-        "--sign",
-        "signer.secret",
-    ]));
-    ok(&producer.run(&["cache", "push", &url]));
-    let key = recorded_key(&cache);
-    let unsigned = caches.path().join("unsigned");
-    std::fs::create_dir_all(&unsigned).unwrap();
-    copy_dir(&cache, &unsigned);
-    edit_record(&unsigned, &key, |record| {
-        record["signatures"] = serde_json::json!([]);
-    });
-    let unsigned_url = format!("file://{}", unsigned.display());
-
+/// Issue 20, attack #2 through a cache. `url` holds `producer`'s build of key `key` (stdout `built`), signed by
+/// its `signer.secret`, and the build's inputs; `strip_signatures` rewrites that record unsigned in place; `node`
+/// prepares a fresh consumer (cache credentials). `cache pull` registers the record only when signed by a trusted
+/// key (`--trust` or `[caches] trusted-keys`); an unsigned or foreign-signed one is dropped with a warning naming
+/// its key, and the next build runs the script.
+fn pull_takes_only_trusted_records(
+    producer: &Side,
+    url: &str,
+    key: &str,
+    built: &str,
+    strip_signatures: impl FnOnce(),
+    node: impl Fn(Side) -> Side,
+) {
     let builds_for_itself = |node: &Side| {
-        assert_eq!(store_record(node, &key), None);
+        assert_eq!(store_record(node, key), None);
         node.verify_clean();
         let (output, stderr) = ok(&node.run(&["build", "--target", "cpu"]));
         assert!(stderr.contains("Built"), "{stderr}");
@@ -698,8 +682,8 @@ fn cache_pull_takes_only_records_signed_by_a_trusted_key() {
     };
 
     // No key trusted at all: the records are left, named.
-    let node = consumer(&producer);
-    let (_, stderr) = ok(&node.run(&["cache", "pull", &url]));
+    let plain = node(consumer(producer));
+    let (_, stderr) = ok(&plain.run(&["cache", "pull", url]));
     assert!(
         stderr.contains(&format!("`{key}`")) && stderr.contains("no key is trusted"),
         "{stderr}"
@@ -708,11 +692,40 @@ fn cache_pull_takes_only_records_signed_by_a_trusted_key() {
         stderr.contains("hint:") && stderr.contains("--trust"),
         "{stderr}"
     );
-    builds_for_itself(&node);
+    builds_for_itself(&plain);
 
-    // A trusted key, but the record is unsigned: dropped, named.
-    let node = consumer_trusting_in_config(&producer);
-    let (_, stderr) = ok(&node.run(&["cache", "pull", &unsigned_url]));
+    // Signed, by a key this node does not trust.
+    let stranger = node(consumer(producer));
+    ok(&stranger.run(&["key", "generate", "--out", "other"]));
+    let (_, stderr) = ok(&stranger.run(&["cache", "pull", url, "--trust", "other.pub"]));
+    assert!(
+        stderr.contains(&format!("build record `{key}` refused"))
+            && stderr.contains("none of them trusted"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint:") && stderr.contains("--trust"),
+        "{stderr}"
+    );
+    builds_for_itself(&stranger);
+
+    // Trusted through `[caches] trusted-keys`: registered; the build is fresh.
+    let trusting = node(consumer_trusting_in_config(producer));
+    let (_, stderr) = ok(&trusting.run(&["cache", "pull", url]));
+    assert!(stderr.contains("1 build records"), "{stderr}");
+    assert!(!stderr.contains("dropped"), "{stderr}");
+    assert!(store_record(&trusting, key).is_some());
+    let (output, stderr) = ok(&trusting.run(&["build", "--target", "cpu"]));
+    assert!(
+        stderr.contains("Fresh") && !stderr.contains("Built"),
+        "{stderr}"
+    );
+    assert_eq!(output, built);
+
+    // The same record unsigned, to a node that trusts the signer: dropped, named.
+    strip_signatures();
+    let trusting = node(consumer_trusting_in_config(producer));
+    let (_, stderr) = ok(&trusting.run(&["cache", "pull", url]));
     assert!(
         stderr.contains(&format!("build record `{key}` refused: it is not signed")),
         "{stderr}"
@@ -721,29 +734,77 @@ fn cache_pull_takes_only_records_signed_by_a_trusted_key() {
         stderr.contains("hint:") && stderr.contains("--trust"),
         "{stderr}"
     );
-    builds_for_itself(&node);
+    builds_for_itself(&trusting);
+}
 
-    // Signed, by a key this node does not trust.
-    let node = consumer(&producer);
-    ok(&node.run(&["key", "generate", "--out", "other"]));
-    let (_, stderr) = ok(&node.run(&["cache", "pull", &url, "--trust", "other.pub"]));
-    assert!(
-        stderr.contains(&format!("build record `{key}` refused"))
-            && stderr.contains("none of them trusted"),
-        "{stderr}"
-    );
-    builds_for_itself(&node);
+/// A producer of [`BUILD_RECIPE`] with a `signer` key that built and pushed its build (signed) and its inputs to
+/// `url`; and the build's stdout.
+fn pushed_signed_build(url: &str, node: impl Fn(Side) -> Side) -> (Side, String) {
+    let producer = node(producer_with(30, 1, None, BUILD_RECIPE));
+    ok(&producer.run(&["key", "generate", "--out", "signer"]));
+    let (built, _) = ok(&producer.run(&[
+        "build",
+        "--target",
+        "cpu",
+        "--push",
+        url,
+        "--sign",
+        "signer.secret",
+    ]));
+    ok(&producer.run(&["cache", "push", url]));
+    (producer, built)
+}
 
-    // Trusted through `[caches] trusted-keys`: registered; the build is fresh.
-    let node = consumer_trusting_in_config(&producer);
-    let (_, stderr) = ok(&node.run(&["cache", "pull", &url]));
-    assert!(stderr.contains("1 build records"), "{stderr}");
-    assert!(!stderr.contains("dropped"), "{stderr}");
-    assert!(store_record(&node, &key).is_some());
-    let (output, stderr) = ok(&node.run(&["build", "--target", "cpu"]));
-    assert!(
-        stderr.contains("Fresh") && !stderr.contains("Built"),
-        "{stderr}"
+#[test]
+fn cache_pull_takes_only_records_signed_by_a_trusted_key() {
+    let caches = tempfile::tempdir().unwrap();
+    let cache = caches.path().join("c");
+    let url = format!("file://{}", cache.display());
+    let (producer, built) = pushed_signed_build(&url, |side| side);
+    let key = recorded_key(&cache);
+    pull_takes_only_trusted_records(
+        &producer,
+        &url,
+        &key,
+        &built,
+        || {
+            edit_record(&cache, &key, |record| {
+                record["signatures"] = serde_json::json!([]);
+            });
+        },
+        |side| side,
     );
-    assert_eq!(output, built);
+}
+
+#[test]
+fn s3_cache_pull_takes_only_records_signed_by_a_trusted_key() {
+    let cluster = GarageCluster::start();
+    let url = cluster.url("records");
+    let vars = cluster.env(0);
+    let with_cluster = |mut side: Side| {
+        side.vars.clone_from(&vars);
+        side
+    };
+    let (producer, built) = pushed_signed_build(&url, with_cluster);
+    let cache = garage_cache(&cluster, "records");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let keys = runtime.block_on(cache.record_keys()).unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let key = keys[0].clone();
+    pull_takes_only_trusted_records(
+        &producer,
+        &url,
+        &key,
+        &built,
+        || {
+            let name = format!("builds/{key}.json");
+            let bytes = runtime.block_on(cache.get_raw(&name)).unwrap().unwrap();
+            let mut record: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            record["signatures"] = serde_json::json!([]);
+            runtime
+                .block_on(cache.put_raw(&name, serde_json::to_vec(&record).unwrap()))
+                .unwrap();
+        },
+        with_cluster,
+    );
 }
