@@ -5,6 +5,10 @@
 //! pushes its closure; "consumers" get only `lockfile.json` and the recipes (no `src/`, so upstream cannot serve
 //! them) and must take everything from the cache. Damage is done with the cache crate's raw access, exactly as a
 //! faulty disk or a malicious writer would leave it.
+//!
+//! Build records from outside (issue 20, attack #2) are taken only on a trusted signature: through a cache (file://,
+//! HTTP, S3 on Garage; `cache pull` and `build --cache`) and through a `--with-builds` bundle, whose tests live here
+//! because they share the build-and-rebuild projects.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -807,4 +811,59 @@ fn s3_cache_pull_takes_only_records_signed_by_a_trusted_key() {
         },
         with_cluster,
     );
+}
+
+/// Issue 20, attack #2 on an HTTP cache, where records cannot be listed and `build --cache` is the path that takes
+/// them: only a record signed by a trusted key is used; a foreign-signed or unsigned one is dropped with a warning
+/// naming its key, and the build runs the script.
+#[test]
+fn http_cache_build_takes_only_records_signed_by_a_trusted_key() {
+    let served = tempfile::tempdir().unwrap();
+    let nginx = Nginx::start(served.path(), true);
+    let url = format!("{}/cache", nginx.url());
+    let (producer, built) = pushed_signed_build(&url, |side| side);
+    let key = recorded_key(&served.path().join("cache"));
+    let build = |node: &Side, trust: &[&str]| {
+        ok(&node.run(&["fetch", "--cache", &url]));
+        let mut args = vec!["build", "--target", "cpu", "--cache", &url];
+        args.extend_from_slice(trust);
+        ok(&node.run(&args))
+    };
+
+    let stranger = consumer(&producer);
+    ok(&stranger.run(&["key", "generate", "--out", "other"]));
+    let (output, stderr) = build(&stranger, &["--trust", "other.pub"]);
+    assert!(
+        stderr.contains(&format!(
+            "dropped: cache `{url}`: build record `{key}` refused"
+        )) && stderr.contains("none of them trusted"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint:") && stderr.contains("--trust"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Built"), "{stderr}");
+    assert_eq!(output, built);
+
+    let trusting = consumer_trusting_in_config(&producer);
+    let (output, stderr) = build(&trusting, &[]);
+    assert!(stderr.contains("Substituted build"), "{stderr}");
+    assert!(
+        stderr.contains("Fresh") && !stderr.contains("Built"),
+        "{stderr}"
+    );
+    assert_eq!(output, built);
+
+    edit_record(&served.path().join("cache"), &key, |record| {
+        record["signatures"] = serde_json::json!([]);
+    });
+    let trusting = consumer_trusting_in_config(&producer);
+    let (output, stderr) = build(&trusting, &[]);
+    assert!(
+        stderr.contains(&format!("build record `{key}` refused: it is not signed")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Built"), "{stderr}");
+    assert_eq!(output, built);
 }
