@@ -585,7 +585,11 @@ fn an_unsigned_bundle_cannot_plant_a_build_record_and_a_trusted_signed_one_is_re
         .unwrap(),
     )
     .unwrap();
-    ok(&producer.run(&["export", "--with-builds", "-o", "evil.hsb"]));
+    let (_, stderr) = ok(&producer.run(&["export", "--with-builds", "-o", "evil.hsb"]));
+    assert!(
+        stderr.contains("carries 1 build records but is not signed"),
+        "{stderr}"
+    );
     ok(&producer.run(&[
         "export",
         "--with-builds",
