@@ -446,11 +446,13 @@ pub struct ImportArgs {
     #[arg(value_name = "FILE")]
     pub input: PathBuf,
 
-    /// Require a signature by this public key (a `.pub` file or `hstore-ed25519:…` text); repeatable
+    /// Require a signature by this public key (a `.pub` file or `hstore-ed25519:…` text), and take the bundle's
+    /// build records (without a trusted signature they are dropped); repeatable
     #[arg(long, value_name = "PUBKEY")]
     pub trust: Vec<String>,
 
-    /// Require a signature by one of the keys in this file (one public key per line, `#` comments); repeatable
+    /// Require a signature by one of the keys in this file (one public key per line, `#` comments), and take the
+    /// bundle's build records; repeatable
     #[arg(long, value_name = "FILE")]
     pub trusted_keys: Vec<PathBuf>,
 }

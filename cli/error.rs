@@ -17,14 +17,28 @@ pub enum CliError {
         /// What changed, one line each (`- source app.code {…}`, `+ artifact …`).
         changes: Vec<String>,
     },
-    /// `import`: the bundle carries a record for a key the store already has a different record for, and is not
-    /// signed by a trusted key, so the store's own record was kept.
+    /// `import`: build records the bundle carried but nothing vouches for (unsigned, or signed by a key not
+    /// trusted), dropped; the objects were imported.
     #[error(
-        "kept the store's own record `{record}`: the bundle carries a different one and is not signed by a trusted key"
+        "dropped {}: {why}; a build record is taken only on a trusted signature",
+        record_list(records)
     )]
-    RecordKept {
-        /// The record (`namespace/key`).
-        record: String,
+    BundleRecordsDropped {
+        /// The records (`namespace/key`).
+        records: Vec<String>,
+        /// Why nothing vouches for them.
+        why: String,
+    },
+    /// `cache pull` with no trusted key: the cache's build records, left unread.
+    #[error(
+        "dropped {} of `{cache}`: no key is trusted to vouch for them",
+        record_list(records)
+    )]
+    CacheRecordsDropped {
+        /// The cache's URL.
+        cache: String,
+        /// The records' build keys.
+        records: Vec<String>,
     },
     /// `cache pull`: some lockfiles' objects are not in the cache (or failed verification).
     #[error(
@@ -69,6 +83,33 @@ pub enum CliError {
     },
 }
 
+/// `the build record of key `K`` or `3 build records (`K1`, `K2`, `K3`)`, naming at most five keys.
+fn record_list(records: &[String]) -> String {
+    let key = |record: &String| -> String {
+        let key = record
+            .split_once('/')
+            .map_or(record.as_str(), |(_, key)| key);
+        format!("`{key}`")
+    };
+    match records {
+        [one] => format!("the build record of key {}", key(one)),
+        _ => {
+            let named: Vec<String> = records.iter().take(5).map(key).collect();
+            let more = records.len().saturating_sub(named.len());
+            let tail = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            format!(
+                "{} build records ({}{tail})",
+                records.len(),
+                named.join(", ")
+            )
+        }
+    }
+}
+
 fn changes_list(changes: &[String]) -> String {
     changes.iter().fold(String::new(), |mut text, change| {
         text.push_str("\n  ");
@@ -81,9 +122,15 @@ impl Hint for CliError {
     fn hint(&self) -> Option<String> {
         match self {
             CliError::StaleLockfile { .. } => Some("run `hstore lock` without `--locked` and commit the result".into()),
-            CliError::RecordKept { .. } => Some(
-                "a record is replaced only by a bundle signed with a key passed to `--trust`; to discard the local \
-                 record, remove it from `meta-v1/` first"
+            CliError::BundleRecordsDropped { .. } => Some(
+                "to take the bundle's build records, export it with `--sign KEY` and import it with `--trust \
+                 KEY.pub` (or list the key in `[caches] trusted-keys` of hstore.toml); its objects were imported, \
+                 and `hstore build` rebuilds what has no record"
+                    .into(),
+            ),
+            CliError::CacheRecordsDropped { .. } => Some(
+                "a build record is taken from a cache only when signed by a trusted key: pass `--trust KEY.pub` (or \
+                 list the key in `[caches] trusted-keys` of hstore.toml); without a record, `hstore build` rebuilds"
                     .into(),
             ),
             CliError::UnknownOldLockfile { new, .. } => Some(format!(

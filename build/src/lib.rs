@@ -40,8 +40,8 @@ pub use install::{InstallReport, install};
 pub use plan::{PlanContext, SourceOverride, XmakeProbe, plan, select_recipes, xmake_probe_plan};
 pub use record::{
     BUILD_NAMESPACE, BUILD_ROOT_PREFIX, BuildOptions, BuildOutcome, BuildRecord, CheckOutcome,
-    PreparedBuild, build, build_prepared, find_record, input_env_name, prepare,
-    prepare_from_records,
+    PreparedBuild, RECORD_KINDS, RECORDS, build, build_prepared, find_record, input_env_name,
+    prepare, prepare_from_records,
 };
 
 /// Bumped whenever the sandbox or the input shapes change in a way that can change outputs.

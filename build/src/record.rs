@@ -23,6 +23,26 @@ use hstore_sandbox::{BuildOutput, Sandbox};
 /// Metadata namespace of build records.
 pub const BUILD_NAMESPACE: &str = "build";
 
+/// The build records' kind, the only one that travels in bundles and caches; the build crate's part of the registry
+/// of record namespaces ([`RECORD_KINDS`]).
+pub const RECORDS: hstore_store::RecordKind = hstore_store::RecordKind {
+    namespace: BUILD_NAMESPACE,
+    travels: true,
+    check: |key, value| {
+        let record: BuildRecord = hstore_store::RecordKind::parse(value)?;
+        if record.key.to_hex() != key {
+            return Err(format!(
+                "it is stored under key `{key}` but records the build of key `{}`",
+                record.key
+            ));
+        }
+        Ok(vec![record.output, record.log])
+    },
+};
+
+/// Every record kind the build crate writes.
+pub const RECORD_KINDS: [hstore_store::RecordKind; 1] = [RECORDS];
+
 /// Prefix of the gc roots that keep recorded build outputs (`build-<key hex>`); `export --with-builds` selects them.
 pub const BUILD_ROOT_PREFIX: &str = "build-";
 

@@ -1,6 +1,8 @@
 //! `hstore import`: verify a bundle while streaming it into the store; register its roots and records only if
 //! every byte checked out. With `--trust`/`--trusted-keys`, an unsigned or foreign bundle is refused before any
-//! object is read.
+//! object is read. Build records are registered only from a bundle signed by a trusted key (`--trust`,
+//! `--trusted-keys`, or `[caches] trusted-keys` in `hstore.toml`); any other bundle's records are dropped with a
+//! warning naming each build key, and its objects imported as usual.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -11,13 +13,15 @@ use anyhow::{Context, Result, bail};
 use hstore_store::bundle::{self, ImportOptions, PublicKey, read_trusted_keys};
 
 use crate::args::ImportArgs;
-use crate::commands::store::{RecordSchemas, open_store};
+use crate::commands::cache;
+use crate::commands::store::{open_store, record_kinds};
 use crate::error::CliError;
 use crate::printer::{ExitStatus, Printer, Severity, human_bytes};
 use crate::settings::GlobalSettings;
 
 pub fn run(args: &ImportArgs, global: &GlobalSettings, printer: &Printer) -> Result<ExitStatus> {
     let trusted_keys = trusted_keys(args)?;
+    let record_signers = cache::trusted_keys(&[], &cache::load_config()?)?;
     let store = open_store(global)?;
     let from_stdin = args.input == Path::new("-");
     let name = if from_stdin {
@@ -35,7 +39,8 @@ pub fn run(args: &ImportArgs, global: &GlobalSettings, printer: &Printer) -> Res
     };
     let options = ImportOptions {
         trusted_keys,
-        records: Some(Arc::new(RecordSchemas::importable())),
+        record_signers,
+        records: Some(Arc::new(record_kinds().travelling())),
     };
     let report = bundle::import(&store, &mut input, &name, &options)
         .with_context(|| format!("failed to import `{name}`; no root or record was registered"))?;
@@ -65,11 +70,16 @@ pub fn run(args: &ImportArgs, global: &GlobalSettings, printer: &Printer) -> Res
     if report.records > 0 {
         printer.status("Registered", format!("{} records", report.records));
     }
-    for record in &report.records_kept {
+    if !report.records_dropped.is_empty() {
+        let why = report.signer.map_or_else(
+            || "the bundle is not signed".to_owned(),
+            |key| format!("the bundle is signed by `{key}`, which is not a trusted key"),
+        );
         printer.report(
             Severity::Warning,
-            &CliError::RecordKept {
-                record: record.clone(),
+            &CliError::BundleRecordsDropped {
+                records: report.records_dropped.clone(),
+                why,
             },
         );
     }

@@ -44,6 +44,16 @@ use hstore_model::CommitId;
 /// Store metadata namespace: which commit (and submodule choice) gave which tree.
 pub const META_NAMESPACE: &str = "git-commit";
 
+/// The commit records' kind, for the registry of record namespaces ([`crate::record::KINDS`]).
+pub const RECORDS: hstore_store::RecordKind = hstore_store::RecordKind {
+    namespace: META_NAMESPACE,
+    travels: false,
+    check: |_key, value| {
+        let record: CommitRecord = hstore_store::RecordKind::parse(value)?;
+        Ok(vec![record.address])
+    },
+};
+
 /// The store metadata recorded per commit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommitRecord {
@@ -620,8 +630,9 @@ impl Git {
         let root = staging.path().join("tree");
         let placed = self.checkout(url, commit, submodules, &root)?;
         let (address, size) = store.add_tree(&root, &|_| false)?;
-        store.put_meta(
-            META_NAMESPACE,
+        crate::record::put(
+            store,
+            &RECORDS,
             &key,
             &CommitRecord {
                 url: url.to_owned(),

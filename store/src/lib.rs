@@ -39,7 +39,7 @@ pub use gc::GcReport;
 pub use ingest::{Access, Added, hash_file, hash_tree};
 pub use layout::{Layout, ObjectFormat};
 pub use materialize::{Permissions, remove_tree};
-pub use meta::{RecordSchema, Root};
+pub use meta::{RecordKind, RecordKinds, RecordSchema, Root};
 pub use pack::Location;
 pub use path_component::PathComponent;
 pub use store::{BlobReader, LockMode, ObjectCopy, ObjectInfo, Store, StoredObject};

@@ -11,6 +11,7 @@ mod export;
 mod fetch;
 mod import;
 mod lock;
+mod namespaces;
 mod operator;
 mod store;
 mod store_common;

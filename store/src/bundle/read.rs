@@ -5,7 +5,7 @@
 //! children are present. Roots and records are written only after the whole stream checked out, trailer included.
 //! When trusted keys are given, the signature over the manifest is checked before the first object is read. Memory:
 //! the manifest and a set of the addresses seen (about 100 bytes per object), plus a few 1 MiB buffers; never a
-//! whole blob.
+//! whole blob. Records are registered only from a bundle signed by a trusted key; objects need no signature.
 
 use std::collections::HashMap;
 use std::io::{self, BufReader, Read};
@@ -29,6 +29,10 @@ use crate::tree::Node;
 pub struct ImportOptions {
     /// When set, the bundle must be signed by one of these keys, checked before any object is read.
     pub trusted_keys: Option<Vec<PublicKey>>,
+    /// Further keys whose signature on a bundle vouches for its records (`[caches] trusted-keys`), without making
+    /// a signature required for the objects. A record is registered only from a bundle signed by one of these or
+    /// of `trusted_keys`; any other bundle's records are dropped ([`ImportReport::records_dropped`]).
+    pub record_signers: Vec<PublicKey>,
     /// The schema every carried record must pass (checked with the manifest, before any object is read); the
     /// addresses it names must be in the bundle or the store. `None` accepts any record (library callers that
     /// carry their own records); the CLI always passes one.
@@ -39,6 +43,7 @@ impl std::fmt::Debug for ImportOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ImportOptions")
             .field("trusted_keys", &self.trusted_keys)
+            .field("record_signers", &self.record_signers)
             .field("records", &self.records.as_ref().map(|_| "RecordSchema"))
             .finish()
     }
@@ -59,13 +64,14 @@ pub struct ImportReport {
     pub roots: Vec<String>,
     /// Lockfile blobs carried.
     pub lockfiles: Vec<Digest>,
-    /// Records written (new, or replaced by a trusted bundle).
+    /// Records written (new, or replaced): only from a bundle signed by a trusted key.
     pub records: usize,
     /// Records the store already held with the same value.
     pub records_unchanged: usize,
-    /// Records (`namespace/key`) the store already held with a different value, kept because the bundle is not
-    /// trusted: an unsigned import never rewrites what a build or fetch recorded.
-    pub records_kept: Vec<String>,
+    /// Records (`namespace/key`) not registered because the bundle is unsigned or signed by a key not trusted: a
+    /// record says "this key built that output", which an object's address cannot prove, so only a trusted
+    /// signature over the manifest (which lists the records) lets one in. The objects are imported all the same.
+    pub records_dropped: Vec<String>,
     /// Who signed the bundle, if anyone (always a trusted key when trust was required).
     pub signer: Option<PublicKey>,
 }
@@ -185,30 +191,27 @@ pub fn import(
     report.signer = signer;
     report.lockfiles.clone_from(&manifest.lockfiles);
 
-    // Everything checked out: only now register what the bundle carries. A record already held with another
-    // value is replaced only when the bundle is signed by a trusted key (the signer was checked in `read_head`).
-    let trusted = options.trusted_keys.is_some() && report.signer.is_some();
+    // Everything checked out: only now register what the bundle carries. Records only when a trusted key signed
+    // the manifest that lists them (the signature itself was checked in `read_head`).
+    let trusted = report.signer.is_some_and(|signer| {
+        options
+            .trusted_keys
+            .iter()
+            .flatten()
+            .chain(&options.record_signers)
+            .any(|key| *key == signer)
+    });
     for record in &manifest.records {
         let existing = store.get_meta::<serde_json::Value>(&record.namespace, &record.key);
         match existing {
-            Ok(None) => {
-                if store.put_meta_if_absent(&record.namespace, &record.key, &record.value)? {
-                    report.records += 1;
-                } else {
-                    // Written by another process since the look: the same rules apply to it.
-                    report
-                        .records_kept
-                        .push(format!("{}/{}", record.namespace, record.key));
-                }
-            }
             Ok(Some(value)) if value == record.value => report.records_unchanged += 1,
-            // Different, or unreadable (verify reports it; `verify --repair` removes it).
-            Ok(Some(_)) | Err(_) if trusted => {
+            // Absent, different, or unreadable (verify reports it; `verify --repair` removes it).
+            Ok(_) | Err(_) if trusted => {
                 store.put_meta(&record.namespace, &record.key, &record.value)?;
                 report.records += 1;
             }
-            Ok(Some(_)) | Err(_) => report
-                .records_kept
+            Ok(_) | Err(_) => report
+                .records_dropped
                 .push(format!("{}/{}", record.namespace, record.key)),
         }
     }
