@@ -118,6 +118,9 @@ hstore build infinilm --target cpu --override-input infinicore.core=../InfiniCor
   hstore export --exclude have.json --sign release.secret -o - | ssh gpu01 hstore import -
   hstore export --all -o - | split -b 4G - store.hsb.        # split media; `cat store.hsb.* | hstore import -`")]
     Export(ExportArgs),
+    /// Look inside a bundle without importing it: roots, records, objects by kind, and who signed it
+    #[command(subcommand)]
+    Bundle(BundleCommand),
     /// Verify a bundle and take in its objects; roots and records are registered only if all of it checked out
     #[command(after_help = "Examples:
   hstore import infer.hsb && hstore fetch --offline --lockfile lockfile.json
@@ -455,6 +458,38 @@ pub struct ImportArgs {
     /// bundle's build records; repeatable
     #[arg(long, value_name = "FILE")]
     pub trusted_keys: Vec<PathBuf>,
+}
+
+/// `hstore bundle …`.
+#[derive(Debug, Subcommand)]
+pub enum BundleCommand {
+    /// List a bundle's roots, lockfiles, records, objects by kind and sizes, and its signature, reading it once in
+    /// bounded memory; with `--trust`, exits 1 unless one of those keys signed it
+    #[command(after_help = "Examples:
+  hstore bundle inspect stack.hsb
+  hstore bundle inspect stack.hsb --trust release.pub      # exit 1 unless release.pub signed it
+  hstore bundle inspect - --json < stack.hsb")]
+    Inspect(BundleInspectArgs),
+}
+
+/// `hstore bundle inspect`.
+#[derive(Debug, Args)]
+pub struct BundleInspectArgs {
+    /// The bundle to read; `-` for stdin
+    #[arg(value_name = "FILE")]
+    pub input: PathBuf,
+
+    /// Say whether this public key (a `.pub` file or `hstore-ed25519:…` text) signed it; repeatable
+    #[arg(long, value_name = "PUBKEY")]
+    pub trust: Vec<String>,
+
+    /// Say whether one of the keys in this file signed it; repeatable
+    #[arg(long, value_name = "FILE")]
+    pub trusted_keys: Vec<PathBuf>,
+
+    /// Print the whole table as JSON (the manifest's roots, lockfiles and records, totals by kind, the signer)
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `hstore key …`.

@@ -91,23 +91,21 @@ fn record_list(records: &[String]) -> String {
             .map_or(record.as_str(), |(_, key)| key);
         format!("`{key}`")
     };
-    match records {
-        [one] => format!("the build record of key {}", key(one)),
-        _ => {
-            let named: Vec<String> = records.iter().take(5).map(key).collect();
-            let more = records.len().saturating_sub(named.len());
-            let tail = if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            };
-            format!(
-                "{} build records ({}{tail})",
-                records.len(),
-                named.join(", ")
-            )
-        }
+    if let [one] = records {
+        return format!("the build record of key {}", key(one));
     }
+    let named: Vec<String> = records.iter().take(5).map(key).collect();
+    let more = records.len().saturating_sub(named.len());
+    let tail = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    format!(
+        "{} build records ({}{tail})",
+        records.len(),
+        named.join(", ")
+    )
 }
 
 fn changes_list(changes: &[String]) -> String {

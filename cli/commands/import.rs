@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
@@ -20,7 +20,7 @@ use crate::printer::{ExitStatus, Printer, Severity, human_bytes};
 use crate::settings::GlobalSettings;
 
 pub fn run(args: &ImportArgs, global: &GlobalSettings, printer: &Printer) -> Result<ExitStatus> {
-    let trusted_keys = trusted_keys(args)?;
+    let trusted_keys = trusted_keys(&args.trust, &args.trusted_keys)?;
     let record_signers = cache::trusted_keys(&[], &cache::load_config()?)?;
     let store = open_store(global)?;
     let from_stdin = args.input == Path::new("-");
@@ -87,12 +87,12 @@ pub fn run(args: &ImportArgs, global: &GlobalSettings, printer: &Printer) -> Res
 }
 
 /// `None` when no trust flag was given; otherwise every key named, which must be at least one.
-fn trusted_keys(args: &ImportArgs) -> Result<Option<Vec<PublicKey>>> {
-    if args.trust.is_empty() && args.trusted_keys.is_empty() {
+pub(crate) fn trusted_keys(trust: &[String], files: &[PathBuf]) -> Result<Option<Vec<PublicKey>>> {
+    if trust.is_empty() && files.is_empty() {
         return Ok(None);
     }
     let mut keys = Vec::new();
-    for trust in &args.trust {
+    for trust in trust {
         let key = if trust.starts_with(bundle::PUBLIC_KEY_PREFIX) {
             trust.parse::<PublicKey>()?
         } else {
@@ -101,7 +101,7 @@ fn trusted_keys(args: &ImportArgs) -> Result<Option<Vec<PublicKey>>> {
         };
         keys.push(key);
     }
-    for path in &args.trusted_keys {
+    for path in files {
         keys.extend(
             read_trusted_keys(path).with_context(|| {
                 format!("failed to load trusted keys from `{}`", path.display())

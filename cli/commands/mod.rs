@@ -1,11 +1,12 @@
 //! Dispatch: one module per command, each `run(&settings, printer) -> Result<ExitStatus>`.
 
 mod build;
+mod bundle;
 pub mod cache;
 mod diff;
 mod export;
 mod fetch;
-mod import;
+pub(crate) mod import;
 mod key;
 mod lock;
 mod lock_xmake;
@@ -30,6 +31,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus> {
         Commands::Diff(args) => diff::run(&args, &global),
         Commands::Why(args) => why::run(&args, &global),
         Commands::Export(args) => export::run(&args, &global, printer),
+        Commands::Bundle(command) => bundle::run(command, printer),
         Commands::Import(args) => import::run(&args, &global, printer),
         Commands::Key(command) => key::run(command, printer),
         Commands::Cache(command) => cache::run(command, &global, printer),

@@ -43,6 +43,7 @@
 //! records; an unsigned or foreign-signed bundle's records are dropped and reported
 //! ([`ImportReport::records_dropped`]), while its objects and roots are imported as usual.
 
+mod inspect;
 mod inventory;
 mod keys;
 mod read;
@@ -56,6 +57,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 use crate::meta::Root;
 
+pub use inspect::{EncodingTotals, Inspection, inspect};
 pub use inventory::Inventory;
 pub use keys::{
     KeyError, PUBLIC_PREFIX as PUBLIC_KEY_PREFIX, PublicKey, SecretKey, read_trusted_keys,

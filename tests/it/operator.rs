@@ -3,6 +3,7 @@
 //! and removing a root so gc reclaims its closure). Real lockfiles, made by `hstore lock` against a loopback
 //! registry and real git repositories.
 
+use std::fs;
 use std::process::Command;
 
 use hstore_test_support::{GitRepo, TestEnv, TestRegistry};
@@ -311,4 +312,90 @@ fn removing_a_root_lets_gc_reclaim_exactly_its_closure() {
         &env,
         &["fetch", "--offline", "--lockfile", "a/lockfile.json"],
     ));
+}
+
+#[test]
+fn bundle_inspect_lists_what_a_signed_and_an_unsigned_bundle_hold_without_a_store() {
+    use crate::support::{Env, noise, write_tree};
+    let env = Env::new();
+    write_tree(&env.path("tree"), "inspect");
+    fs::write(env.path("tree/big.bin"), noise(7, 3 << 20)).unwrap();
+    let tree = env.add("src", &env.path("tree"));
+    env.lockfile("lockfile.json", &[("tree", tree)]);
+    env.ok(env
+        .hstore("src")
+        .args(["key", "generate", "--out", "release"]));
+    env.ok(env
+        .hstore("src")
+        .args(["key", "generate", "--out", "other"]));
+    env.ok(env.hstore("src").args(["export", "-o", "plain.hsb"]));
+    env.ok(env
+        .hstore("src")
+        .args(["export", "--sign", "release.secret", "-o", "signed.hsb"]));
+    let objects = env.ls("src").len();
+
+    let plain = env.ok(env.hstore("none").args(["bundle", "inspect", "plain.hsb"]));
+    assert!(plain.starts_with("bundle plain.hsb: "), "{plain}");
+    assert!(plain.contains(&format!(", {objects} objects\n")), "{plain}");
+    assert!(plain.contains("signature: not signed\n"), "{plain}");
+    assert!(plain.contains("roots: 1\n  lockfile-"), "{plain}");
+    assert!(plain.contains("lockfiles: 1\n"), "{plain}");
+    assert!(plain.contains("  directory "), "{plain}");
+    // Inspecting needs no store and writes none.
+    assert!(!env.path("none").exists());
+
+    let json: serde_json::Value = serde_json::from_str(&env.ok(env.hstore("none").args([
+        "bundle",
+        "inspect",
+        "signed.hsb",
+        "--json",
+        "--trust",
+        "release.pub",
+    ])))
+    .unwrap();
+    assert_eq!(json["objects"], objects);
+    assert_eq!(json["signed_by_a_given_key"], true);
+    assert!(
+        json["signer"]
+            .as_str()
+            .unwrap()
+            .starts_with("hstore-ed25519:")
+    );
+    let by_kind = json["by_kind"].as_object().unwrap();
+    let counted: u64 = by_kind
+        .values()
+        .map(|kind| kind["objects"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, objects as u64);
+    assert_eq!(
+        json["bundle_bytes"].as_u64().unwrap(),
+        fs::metadata(env.path("signed.hsb")).unwrap().len()
+    );
+
+    // Signed, but not by the key given: exit 1, saying so.
+    let foreign = env
+        .hstore("none")
+        .args(["bundle", "inspect", "signed.hsb", "--trust", "other.pub"])
+        .output()
+        .unwrap();
+    assert_eq!(foreign.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&foreign.stdout).contains("NOT one of the keys given"));
+    assert!(
+        String::from_utf8_lossy(&foreign.stderr).contains("is not signed by any of the keys given")
+    );
+
+    // A truncated copy is named as import would name it.
+    let bytes = fs::read(env.path("signed.hsb")).unwrap();
+    fs::write(env.path("cut.hsb"), &bytes[..bytes.len() - 100]).unwrap();
+    let cut = env
+        .hstore("none")
+        .args(["bundle", "inspect", "cut.hsb"])
+        .output()
+        .unwrap();
+    assert_eq!(cut.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&cut.stderr);
+    assert!(
+        stderr.contains("failed to inspect `cut.hsb`") && stderr.contains("ends"),
+        "{stderr}"
+    );
 }

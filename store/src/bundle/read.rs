@@ -15,8 +15,8 @@ use std::sync::Arc;
 use super::keys::{KeyError, PublicKey};
 use super::{
     Error, FORMAT_VERSION, MAGIC, MANIFEST_FORMAT, MAX_DIRECTORY_BYTES, MAX_MANIFEST_BYTES,
-    Manifest, ObjectKind, PayloadEncoding, SIGNATURE_ED25519, SIGNATURE_NONE, TAG_OBJECT,
-    TAG_TRAILER, signed_message,
+    Manifest, ManifestObject, ObjectKind, PayloadEncoding, SIGNATURE_ED25519, SIGNATURE_NONE,
+    TAG_OBJECT, TAG_TRAILER, signed_message,
 };
 use crate::digest::Digest;
 use crate::meta::{RecordSchema, Root};
@@ -126,13 +126,31 @@ impl Read for Payload<'_, '_> {
     }
 }
 
-struct Importer<'a, 's> {
-    store: &'s Store,
-    name: String,
+/// The bundle being read, before anything knows of a store: its name for messages and the hashed stream. Header,
+/// manifest, object records and trailer are parsed here, for import and for `inspect` alike.
+pub(super) struct BundleReader<'a> {
+    pub(super) name: String,
     stream: StreamReader<'a>,
 }
 
-impl Importer<'_, '_> {
+impl<'a> BundleReader<'a> {
+    pub(super) fn new(input: &'a mut dyn Read, name: &str) -> Self {
+        BundleReader {
+            name: name.to_owned(),
+            stream: StreamReader {
+                inner: BufReader::with_capacity(BUFFER_SIZE, input),
+                hasher: blake3::Hasher::new(),
+                offset: 0,
+                ended: false,
+            },
+        }
+    }
+
+    /// Bytes read so far.
+    pub(super) fn offset(&self) -> u64 {
+        self.stream.offset
+    }
+
     /// Fills `buffer` from the stream; running out is [`Error::Truncated`] naming what was being read.
     fn exact(&mut self, buffer: &mut [u8], inside: impl FnOnce() -> String) -> Result<(), Error> {
         match self.stream.read_exact(buffer) {
@@ -156,6 +174,50 @@ impl Importer<'_, '_> {
             problem,
         }
     }
+
+    /// Reads and discards `length` payload bytes (still hashed for the trailer), in bounded memory.
+    pub(super) fn skip_payload(
+        &mut self,
+        length: u64,
+        inside: impl FnOnce() -> String,
+    ) -> Result<(), Error> {
+        let mut payload = Payload {
+            stream: &mut self.stream,
+            remaining: length,
+        };
+        match io::copy(&mut payload, &mut io::sink()) {
+            Ok(_) => Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => Err(Error::Truncated {
+                name: self.name.clone(),
+                offset: self.stream.offset,
+                inside: inside(),
+            }),
+            Err(source) => Err(Error::Read {
+                name: self.name.clone(),
+                offset: self.stream.offset,
+                source,
+            }),
+        }
+    }
+}
+
+struct Importer<'a, 's> {
+    store: &'s Store,
+    reader: BundleReader<'a>,
+}
+
+impl<'a> std::ops::Deref for Importer<'a, '_> {
+    type Target = BundleReader<'a>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.reader
+    }
+}
+
+impl std::ops::DerefMut for Importer<'_, '_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.reader
+    }
 }
 
 /// Reads the bundle `input` (named `name` in messages) into `store`. See the module docs of [`super`] for the
@@ -169,15 +231,9 @@ pub fn import(
 ) -> Result<ImportReport, Error> {
     let mut importer = Importer {
         store,
-        name: name.to_owned(),
-        stream: StreamReader {
-            inner: BufReader::with_capacity(BUFFER_SIZE, input),
-            hasher: blake3::Hasher::new(),
-            offset: 0,
-            ended: false,
-        },
+        reader: BundleReader::new(input, name),
     };
-    let (manifest, signer) = read_head(&mut importer, options)?;
+    let (manifest, signer) = read_head(&mut importer.reader, options.trusted_keys.as_deref())?;
     check_manifest(&importer, &manifest, options.records.as_deref())?;
     // Objects are written in batches (one syncfs per batch instead of one fsync per object); whatever was verified
     // is published even if a later part of the bundle fails, which keeps a re-import cheap and is harmless because
@@ -186,7 +242,7 @@ pub fn import(
     let published = store.commit_pending();
     let mut report = objects?;
     published?;
-    read_trailer(&mut importer, manifest.objects.len())?;
+    read_trailer(&mut importer.reader, manifest.objects.len())?;
     report.bundle_bytes = importer.stream.offset;
     report.signer = signer;
     report.lockfiles.clone_from(&manifest.lockfiles);
@@ -231,10 +287,11 @@ pub fn import(
     Ok(report)
 }
 
-/// Header, manifest and signature.
-fn read_head(
-    importer: &mut Importer<'_, '_>,
-    options: &ImportOptions,
+/// Header, manifest and signature. A signature must verify; with `trusted_keys`, the bundle must be signed by one of
+/// them, decided before the manifest is parsed.
+pub(super) fn read_head(
+    importer: &mut BundleReader<'_>,
+    trusted_keys: Option<&[PublicKey]>,
 ) -> Result<(Manifest, Option<PublicKey>), Error> {
     let mut magic = [0u8; MAGIC.len()];
     let mut filled = 0;
@@ -319,7 +376,7 @@ fn read_head(
             });
         }
     };
-    if let Some(trusted) = &options.trusted_keys {
+    if let Some(trusted) = trusted_keys {
         match signer {
             None => {
                 return Err(Error::Unsigned {
@@ -448,80 +505,24 @@ fn read_objects(
     let mut report = ImportReport::default();
     let mut buffer = Vec::new();
     for position in 0.. {
-        let mut tag = [0u8; 1];
-        importer.exact(&mut tag, || {
-            manifest.objects.get(position).map_or_else(
-                || "the trailer".to_owned(),
-                |object| format!("the record of object #{position} ({})", object.address),
-            )
-        })?;
-        match tag[0] {
-            TAG_TRAILER => {
-                if let Some(missing) = manifest.objects.get(position) {
-                    return Err(Error::MissingObjects {
-                        name: importer.name.clone(),
-                        listed: count,
-                        found: position,
-                        missing: missing.address,
-                    });
-                }
-                break;
-            }
-            TAG_OBJECT => {}
-            other => {
-                return Err(Error::UnknownTag {
-                    name: importer.name.clone(),
-                    offset: importer.stream.offset - 1,
-                    tag: other,
-                });
-            }
-        }
-        let mut head = [0u8; 32 + 1 + 8];
-        importer.exact(&mut head, || {
-            format!("the record header of object #{position}")
-        })?;
-        let mut address_bytes = [0u8; 32];
-        address_bytes.copy_from_slice(&head[..32]);
-        let found = Digest::from_bytes(address_bytes);
-        let mut length_bytes = [0u8; 8];
-        length_bytes.copy_from_slice(&head[33..]);
-        let length = u64::from_le_bytes(length_bytes);
-        let listed = manifest.objects.get(position);
-        let Some(listed) = listed.filter(|listed| listed.address == found).copied() else {
-            return Err(Error::UnexpectedObject {
-                name: importer.name.clone(),
-                position,
-                expected: listed.map(|listed| listed.address),
-                found,
-            });
+        let Some(ObjectHeader {
+            listed,
+            encoding,
+            length,
+        }) = next_object(importer, manifest, position)?
+        else {
+            break;
         };
+        let found = listed.address;
+        let bundle_name = importer.name.clone();
         let mismatch = |problem: String| Error::ObjectMismatch {
-            name: importer.name.clone(),
+            name: bundle_name.clone(),
             position,
             address: found,
             problem,
         };
-        let Some(encoding) = PayloadEncoding::from_byte(head[32]) else {
-            return Err(mismatch(format!(
-                "has unknown payload encoding {}",
-                head[32]
-            )));
-        };
-        if encoding.kind() != listed.kind {
-            return Err(mismatch(format!(
-                "is a {} in the stream but listed as a {}",
-                encoding.kind().name(),
-                listed.kind.name()
-            )));
-        }
         let (added, claimable) = match encoding {
             PayloadEncoding::Directory => {
-                if length != listed.size {
-                    return Err(mismatch(format!(
-                        "is {length} bytes in the stream but listed with {} bytes",
-                        listed.size
-                    )));
-                }
                 buffer.clear();
                 buffer.resize(length as usize, 0);
                 importer.exact(&mut buffer, || {
@@ -537,7 +538,7 @@ fn read_objects(
                 };
                 let source = format!("{} object #{position}", importer.name);
                 let mut payload = Payload {
-                    stream: &mut importer.stream,
+                    stream: &mut importer.reader.stream,
                     remaining: length,
                 };
                 let result = store.add_encoded_blob(
@@ -585,6 +586,103 @@ fn read_objects(
         report.content_bytes += listed.size;
     }
     Ok(report)
+}
+
+/// An object record's header, checked against the manifest: what it is, how its payload is encoded, how long.
+pub(super) struct ObjectHeader {
+    /// The manifest's entry for it (same address and kind).
+    pub(super) listed: ManifestObject,
+    /// The payload's encoding.
+    pub(super) encoding: PayloadEncoding,
+    /// The payload's length in the stream.
+    pub(super) length: u64,
+}
+
+/// Reads the next record's tag and header, checked against the manifest entry at `position`; `None` at the
+/// trailer's tag once every listed object came (the trailer itself is left to [`read_trailer`]).
+pub(super) fn next_object(
+    importer: &mut BundleReader<'_>,
+    manifest: &Manifest,
+    position: usize,
+) -> Result<Option<ObjectHeader>, Error> {
+    let count = manifest.objects.len();
+    let mut tag = [0u8; 1];
+    importer.exact(&mut tag, || {
+        manifest.objects.get(position).map_or_else(
+            || "the trailer".to_owned(),
+            |object| format!("the record of object #{position} ({})", object.address),
+        )
+    })?;
+    match tag[0] {
+        TAG_TRAILER => {
+            if let Some(missing) = manifest.objects.get(position) {
+                return Err(Error::MissingObjects {
+                    name: importer.name.clone(),
+                    listed: count,
+                    found: position,
+                    missing: missing.address,
+                });
+            }
+            return Ok(None);
+        }
+        TAG_OBJECT => {}
+        other => {
+            return Err(Error::UnknownTag {
+                name: importer.name.clone(),
+                offset: importer.stream.offset - 1,
+                tag: other,
+            });
+        }
+    }
+    let mut head = [0u8; 32 + 1 + 8];
+    importer.exact(&mut head, || {
+        format!("the record header of object #{position}")
+    })?;
+    let mut address_bytes = [0u8; 32];
+    address_bytes.copy_from_slice(&head[..32]);
+    let found = Digest::from_bytes(address_bytes);
+    let mut length_bytes = [0u8; 8];
+    length_bytes.copy_from_slice(&head[33..]);
+    let length = u64::from_le_bytes(length_bytes);
+    let listed = manifest.objects.get(position);
+    let Some(listed) = listed.filter(|listed| listed.address == found).copied() else {
+        return Err(Error::UnexpectedObject {
+            name: importer.name.clone(),
+            position,
+            expected: listed.map(|listed| listed.address),
+            found,
+        });
+    };
+    let mismatch = |problem: String| Error::ObjectMismatch {
+        name: importer.name.clone(),
+        position,
+        address: found,
+        problem,
+    };
+    let Some(encoding) = PayloadEncoding::from_byte(head[32]) else {
+        return Err(mismatch(format!(
+            "has unknown payload encoding {}",
+            head[32]
+        )));
+    };
+    if encoding.kind() != listed.kind {
+        return Err(mismatch(format!(
+            "is a {} in the stream but listed as a {}",
+            encoding.kind().name(),
+            listed.kind.name()
+        )));
+    }
+    if encoding == PayloadEncoding::Directory && length != listed.size {
+        return Err(mismatch(format!(
+            "is {length} bytes in the stream but listed with {} bytes",
+            listed.size
+        )));
+    }
+    Ok(Some(ObjectHeader {
+        listed,
+        encoding,
+        length,
+    }))
 }
 
 /// Verifies a directory node, checks its children are present and of the size it claims, and stores it. Returns
@@ -666,7 +764,7 @@ fn is_store_write_failure(error: &crate::Error) -> bool {
 }
 
 /// The trailer: object count and the hash of everything before it, then the end of the stream.
-fn read_trailer(importer: &mut Importer<'_, '_>, count: usize) -> Result<(), Error> {
+pub(super) fn read_trailer(importer: &mut BundleReader<'_>, count: usize) -> Result<(), Error> {
     let mut count_bytes = [0u8; 8];
     importer.exact(&mut count_bytes, || "the trailer".into())?;
     let computed = Digest::from(importer.stream.hasher.finalize());
