@@ -748,7 +748,7 @@ ls /etc/ssl > "$out/ssl" 2>/dev/null || true"#
             attack.output_file("attack", "ssl"),
             expected
                 .iter()
-                .map(|entry| format!("{entry}\n"))
+                .flat_map(|entry| [entry, "\n"])
                 .collect::<String>(),
             "as {who:?}: /etc/ssl inside holds the host's CA certificates and nothing else"
         );
