@@ -5,7 +5,8 @@
 //! host's root for every check that looks at the uid alone (`/proc/sys` writes, `RLIMIT_NPROC`, which the kernel
 //! waives for host root). Now each build gets an id of its own from a pool reserved for hstore, and its user
 //! namespace maps uid 0 and gid 0 inside to that id outside (see the helper). Unprivileged, nothing changes: the
-//! build is the caller's uid outside, as before, since an unprivileged process cannot map any other id.
+//! build is the caller's uid outside, as before, since an unprivileged process cannot map any other id; nor for a
+//! root whose user namespace lacks the pool (see [`BuildUser::for_caller`]).
 //!
 //! The pool: uids and gids [`FIRST_BUILD_ID`]` + 0 … `[`BUILD_ID_COUNT`]` - 1` (the gid equals the uid). The range
 //! starts at 1879048192 (`0x70000000`), the first id past the container ranges of systemd's UIDS-GIDS document
@@ -49,12 +50,28 @@ pub struct BuildUser {
 impl BuildUser {
     /// The build user a build of the calling process needs: one leased from the pool when the process runs as
     /// root (euid 0), `None` otherwise (an unprivileged build runs as its caller's uid).
+    ///
+    /// Also `None`, with a warning (once per process), for a root whose user namespace lacks the pool's ids
+    /// (`unshare --map-root-user`, a rootless container): no other id exists there, so its builds run as its own
+    /// uid, as an unprivileged caller's do. Where that uid is the host's root (root ran `unshare -r`), the kernel
+    /// still exempts them from `RLIMIT_NPROC`; the read-only `/proc/sys` holds either way.
     pub fn for_caller() -> Result<Option<BuildUser>> {
-        if nix::unistd::geteuid().is_root() {
-            Self::acquire().map(Some)
-        } else {
-            Ok(None)
+        if !nix::unistd::geteuid().is_root() {
+            return Ok(None);
         }
+        if let Some((map, content)) = map_lacking_pool()? {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                tracing::warn!(
+                    "the build users' ids {FIRST_BUILD_ID}…{} are not mapped in this user namespace (`{map}`: \
+                     {content}), so builds run as its uid 0, not as build users; run hstore as a non-root user, or \
+                     in a namespace that maps those ids",
+                    FIRST_BUILD_ID + (BUILD_ID_COUNT - 1)
+                );
+            });
+            return Ok(None);
+        }
+        Self::acquire().map(Some)
     }
 
     /// Leases the first free id of the pool in [`LEASE_DIR`]. Needs root: the directory is root's.
@@ -137,21 +154,33 @@ fn prepare_lease_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A root running inside a container whose user namespace maps only part of the id space (rootless podman maps
-/// 65536 ids) cannot give a build an id the container lacks: say so before anything runs.
+/// A root running inside a user namespace that maps only part of the id space (`unshare --map-root-user` maps one
+/// id, rootless podman 65536) cannot give a build an id the namespace lacks: say so before anything runs.
 fn check_pool_is_mapped() -> Result<()> {
+    match map_lacking_pool()? {
+        None => Ok(()),
+        Some((map, content)) => Err(Error::BuildUsersUnmapped {
+            first: FIRST_BUILD_ID,
+            last: FIRST_BUILD_ID + (BUILD_ID_COUNT - 1),
+            map: PathBuf::from(map),
+            content,
+        }),
+    }
+}
+
+/// The id map of this process's user namespace (`/proc/self/uid_map` or `gid_map`) that lacks the pool, with its
+/// content on one line, if one does.
+pub(crate) fn map_lacking_pool() -> Result<Option<(&'static str, String)>> {
     for map in ["/proc/self/uid_map", "/proc/self/gid_map"] {
         let text = std::fs::read_to_string(map).map_err(Error::io("read", map))?;
         if !covers(&text, FIRST_BUILD_ID, BUILD_ID_COUNT) {
-            return Err(Error::BuildUsersUnmapped {
-                first: FIRST_BUILD_ID,
-                last: FIRST_BUILD_ID + (BUILD_ID_COUNT - 1),
-                map: PathBuf::from(map),
-                content: text.split_whitespace().collect::<Vec<_>>().join(" "),
-            });
+            return Ok(Some((
+                map,
+                text.split_whitespace().collect::<Vec<_>>().join(" "),
+            )));
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Whether one line `inside outside count` of an id map covers the ids `first … first + count - 1` (inside).

@@ -124,8 +124,8 @@ pub enum Error {
         /// The lease directory.
         dir: PathBuf,
     },
-    /// hstore runs as root in a user namespace (a container) that does not map the build users' ids, so a build
-    /// could only run as this namespace's root, which hstore refuses.
+    /// A build user was asked for ([`BuildUser::acquire`](crate::BuildUser::acquire)) in a user namespace (a
+    /// container, `unshare -r`) that does not map the build users' ids.
     #[error("the build users' ids {first}…{last} are not mapped in this user namespace (`{}`: {content})", map.display())]
     BuildUsersUnmapped {
         /// The pool's first id.

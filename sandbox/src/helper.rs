@@ -43,8 +43,8 @@ use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, signal, sigprocma
 use nix::sys::stat::Mode;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{
-    ForkResult, Gid, Pid, Uid, chdir, dup2_stdin, execve, fork, geteuid, getgid, getpid, getuid,
-    pipe2, setgroups, sethostname, setresgid, setresuid,
+    ForkResult, Gid, Pid, Uid, chdir, dup2_stdin, execve, fork, geteuid, getgid, getpid, getppid,
+    getuid, pipe2, setgroups, sethostname, setresgid, setresuid,
 };
 
 use crate::confine;
@@ -140,8 +140,13 @@ fn prepare_and_fork(status: &File) -> Result<i32, SetupFailure> {
     .map_err(|e| SetupFailure::errno("open `/dev/null`", e))?;
     dup2_stdin(&null).map_err(|e| SetupFailure::errno("redirect stdin from `/dev/null`", e))?;
 
+    let caller = getppid();
     let build_ids = request.build_ids();
-    if build_ids.is_none() && geteuid().is_root() {
+    // A root caller whose namespace has the build users must have leased one (see `BuildUser::for_caller`).
+    if build_ids.is_none()
+        && geteuid().is_root()
+        && matches!(crate::build_users::map_lacking_pool(), Ok(None))
+    {
         return Err(SetupFailure {
             action: "run a build as host root: a root caller's build runs as a leased build user"
                 .into(),
@@ -186,6 +191,18 @@ fn prepare_and_fork(status: &File) -> Result<i32, SetupFailure> {
     };
     if let Some(ids) = build_ids {
         become_build_user(ids)?;
+        // A new euid clears the parent-death signal the caller armed before exec: arm it again, or a SIGKILLed
+        // hstore would leave the helper, init and the build running. A caller that died in between has left us
+        // a new parent.
+        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+            .map_err(|e| SetupFailure::errno("set the helper's parent-death signal", e))?;
+        if getppid() != caller {
+            return Err(SetupFailure {
+                action: "run the build: hstore exited while the sandbox was being set up".into(),
+                errno: None,
+                namespaces: false,
+            });
+        }
     }
 
     // SAFETY: this process is single-threaded (a fresh exec whose `main` called us before spawning threads), so

@@ -789,3 +789,55 @@ for pid in pids:
         assert_all_refused(&attack.output_file("attack", "report"), &["fork-400"], who);
     });
 }
+
+/// Issue 20, item 1: a root hstore in a user namespace without the build users' ids (`unshare --map-root-user`, as
+/// `scripts/demo.sh` runs the air-gapped side) has no other id to give its builds: it says so once and builds as
+/// its own uid 0, like an unprivileged caller; `/proc/sys` stays read-only.
+#[test]
+fn a_root_hstore_in_a_namespace_without_build_users_warns_and_builds() {
+    both(|who| {
+        let attack = Attack::new(who);
+        attack.recipe(
+            "attack",
+            "",
+            r#"{
+  cat /proc/sys/kernel/core_pattern > /tmp/value
+  try core-pattern sh -c "cat /tmp/value > /proc/sys/kernel/core_pattern"
+} > "$out/report""#,
+        );
+        let mut command = attack.env.command("unshare");
+        command
+            .current_dir(attack.project())
+            .args(["--map-root-user", "--"])
+            .arg(&attack.hstore)
+            .args([
+                "build",
+                "attack",
+                "--target",
+                "cpu",
+                "--out-link",
+                "out-attack",
+            ]);
+        if who == As::Nobody {
+            attack.as_nobody(&mut command);
+        }
+        let output = command.output().expect("run hstore under unshare");
+        if who == As::Nobody {
+            attack.assert_store_owned_by_nobody();
+        }
+        assert_success(&output, "the build under unshare --map-root-user");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            stderr
+                .matches("are not mapped in this user namespace (`/proc/self/uid_map`: 0 ")
+                .count(),
+            1,
+            "as {who:?}: {stderr}"
+        );
+        assert_all_refused(
+            &attack.output_file("attack", "report"),
+            &["core-pattern"],
+            who,
+        );
+    });
+}
