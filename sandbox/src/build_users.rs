@@ -77,7 +77,11 @@ impl BuildUser {
     /// Leases the first free id of the pool in [`LEASE_DIR`]. Needs root: the directory is root's.
     pub fn acquire() -> Result<BuildUser> {
         check_pool_is_mapped()?;
-        let dir = Path::new(LEASE_DIR);
+        Self::acquire_in(Path::new(LEASE_DIR))
+    }
+
+    /// [`acquire`](Self::acquire) with the leases in `dir`, which must belong to the calling user.
+    fn acquire_in(dir: &Path) -> Result<BuildUser> {
         prepare_lease_dir(dir)?;
         for id in FIRST_BUILD_ID..FIRST_BUILD_ID + BUILD_ID_COUNT {
             let path = dir.join(id.to_string());
@@ -116,9 +120,10 @@ impl BuildUser {
     }
 }
 
-/// Creates `dir` and its parent if missing, then checks that both are directories (not links) owned by root that
-/// only root can write.
+/// Creates `dir` and its parent if missing, then checks that both are directories (not links) owned by the
+/// calling user (root, in use) that nobody else can write.
 fn prepare_lease_dir(dir: &Path) -> Result<()> {
+    let owner = nix::unistd::geteuid().as_raw();
     let parent = dir.parent().unwrap_or(dir);
     for (path, mode) in [(parent, 0o755), (dir, 0o700)] {
         match std::fs::DirBuilder::new().mode(mode).create(path) {
@@ -134,11 +139,14 @@ fn prepare_lease_dir(dir: &Path) -> Result<()> {
             .map_err(Error::io("inspect the build user directory", path))?;
         let unsafe_because = if !meta.is_dir() {
             Some("it is not a directory".to_owned())
-        } else if meta.uid() != 0 {
-            Some(format!("it is owned by uid {}, not root", meta.uid()))
+        } else if meta.uid() != owner {
+            Some(format!(
+                "it is owned by uid {}, not uid {owner}",
+                meta.uid()
+            ))
         } else if meta.mode() & 0o022 != 0 {
             Some(format!(
-                "its mode {:o} lets others than root write it",
+                "its mode {:o} lets others than its owner write it",
                 meta.mode() & 0o7777
             ))
         } else {
@@ -215,5 +223,47 @@ mod tests {
         ));
         assert!(!covers("1879048192 1879048192 65535\n", first, count));
         assert!(!covers("", first, count));
+    }
+
+    #[test]
+    fn a_leased_id_is_never_leased_twice_and_is_freed_on_drop() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let dir = root.path().join("hstore/build-users");
+        let first = BuildUser::acquire_in(&dir).expect("first lease");
+        let second = BuildUser::acquire_in(&dir).expect("second lease");
+        assert_eq!(first.uid(), FIRST_BUILD_ID);
+        assert_eq!(second.uid(), FIRST_BUILD_ID + 1);
+        assert_eq!(second.gid(), second.uid());
+        drop(first);
+        let again = BuildUser::acquire_in(&dir).expect("lease after the drop");
+        assert_eq!(again.uid(), FIRST_BUILD_ID);
+        let mode = |path: &Path| std::fs::metadata(path).expect("stat").mode() & 0o7777;
+        assert_eq!(
+            (mode(dir.parent().expect("parent")), mode(&dir)),
+            (0o755, 0o700)
+        );
+    }
+
+    #[test]
+    fn a_lease_directory_others_could_write_is_refused() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let dir = root.path().join("hstore/build-users");
+        BuildUser::acquire_in(&dir).expect("lease");
+        let parent = dir.parent().expect("parent");
+        std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        match BuildUser::acquire_in(&dir) {
+            Err(Error::UnsafeLeaseDir { path, reason }) => {
+                assert_eq!(path, parent);
+                assert!(reason.contains("777"), "{reason}");
+            }
+            other => panic!("expected UnsafeLeaseDir, got {other:?}"),
+        }
+        std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::remove_dir_all(&dir).expect("remove");
+        std::os::unix::fs::symlink(root.path(), &dir).expect("symlink");
+        assert!(matches!(
+            BuildUser::acquire_in(&dir),
+            Err(Error::UnsafeLeaseDir { .. })
+        ));
     }
 }

@@ -2,9 +2,9 @@
 //!
 //! - The caller starts `helper_exe HELPER_ARG` with the write end of a pipe as fd [`STATUS_FD`] and writes one
 //!   [`Request`] as JSON on the helper's stdin, then closes it.
-//! - Every process of the helper (the helper, the namespace's init, the build before its `execve`) writes
-//!   [`Report`]s on fd [`STATUS_FD`], one JSON object per line. Each report is one `write` of less than
-//!   `PIPE_BUF` bytes, so lines from different processes never interleave.
+//! - Every process of the helper (the helper, its id mapper, the namespace's init, the build before its
+//!   `execve`) writes [`Report`]s on fd [`STATUS_FD`], one JSON object per line. Each report is one `write` of
+//!   less than `PIPE_BUF` bytes, so lines from different processes never interleave.
 //! - The build's copy of the fd is close-on-exec, so the pipe reaches EOF when the helper and init have exited.
 //!   The caller then takes the first [`Report::SetupFailed`], or else the [`Report::Exited`]/[`Report::Signaled`].
 //!   No report at all means the helper did not run our code (see [`Error::HelperSilent`](crate::Error::HelperSilent)).
