@@ -18,12 +18,13 @@
 //! The tree inside:
 //! ```text
 //! /usr /bin /sbin /lib /lib64 …  host base system, read-only; usrmerge symlinks (`/bin -> usr/bin`) recreated
-//! /etc                           passwd, group, hosts, nsswitch.conf, hostname written here; the loader's files
-//!                                and CA certificates bound read-only where present (see [`ETC_FROM_HOST`]);
-//!                                nothing else of the host's /etc (no `ssl/private`, no `pki/tls/private`)
+//! /etc                           passwd, group, hosts, nsswitch.conf, hostname written here; the loader's
+//!                                files, CA certificates and OpenSSL's configuration bound read-only where
+//!                                present (see [`ETC_FROM_HOST`]); nothing else of the host's /etc (no
+//!                                `ssl/private`, no `pki/tls/private`)
 //! /proc                          fresh, for the new pid namespace; sys/ sysrq-trigger irq/ bus/ fs/ bound
-//!                                read-only onto themselves; cmdline and the files of [`PROC_MASKED`] covered
-//!                                by /dev/null
+//!                                read-only onto themselves; the files of [`PROC_MASKED`] (cmdline, …)
+//!                                covered by /dev/null
 //! (no /sys)                      nothing of sysfs is needed by a build
 //! /dev                           read-only tmpfs: null zero full random urandom tty bound from the host,
 //!                                fd/stdin/stdout/stderr symlinks into /proc/self/fd, shm/ a tmpfs
@@ -64,12 +65,14 @@ const NEW: &str = "/newroot";
 /// Host directories that make up the base system, bound read-only (or recreated as symlinks) when present.
 const BASE_SYSTEM: &[&str] = &["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 /// Files and directories of the host's `/etc` a toolchain needs, bound read-only when present: the dynamic
-/// loader's cache and configuration, Debian's `alternatives` links, and the CA certificates (public, for tools that
+/// loader's cache and configuration, Debian's `alternatives` links, the CA certificates (public, for tools that
 /// verify TLS) in each layout hstore knows: Debian/Ubuntu/Alpine `ssl/certs/` (the bundle
 /// `ca-certificates.crt` and the hashed links) and `ssl/cert.pem`; openSUSE `ssl/ca-bundle.pem`; Arch's
 /// `ca-certificates/` (its `extracted/` bundles, which `ssl/certs/ca-certificates.crt` links to); Fedora/RHEL
-/// `pki/ca-trust/`, `pki/tls/certs/`, `pki/tls/cert.pem` and `pki/java/`. A link among them is bound as its
-/// target. Never `ssl/private/`, `pki/tls/private/` or anything else of `ssl/`, `pki/`: private keys live there.
+/// `pki/ca-trust/`, `pki/tls/certs/`, `pki/tls/cert.pem` and `pki/java/`; and OpenSSL's configuration
+/// (`ssl/openssl.cnf`, `pki/tls/openssl.cnf`), without which `openssl req`, as test suites run it to make a
+/// certificate, fails. A link among them is bound as its target. Never `ssl/private/`, `pki/tls/private/` or
+/// anything else of `ssl/`, `pki/`: private keys live there.
 pub(crate) const ETC_FROM_HOST: &[&str] = &[
     "ld.so.cache",
     "ld.so.conf",
@@ -78,11 +81,13 @@ pub(crate) const ETC_FROM_HOST: &[&str] = &[
     "ssl/certs",
     "ssl/cert.pem",
     "ssl/ca-bundle.pem",
+    "ssl/openssl.cnf",
     "ca-certificates",
     "pki/ca-trust",
     "pki/tls/certs",
     "pki/tls/cert.pem",
     "pki/java",
+    "pki/tls/openssl.cnf",
 ];
 /// Parts of `/proc` that write to the host's kernel rather than to the build's namespaces (sysctls, SysRq,
 /// interrupt affinity, bus and file system settings), bound read-only onto themselves where present, as Docker

@@ -1169,7 +1169,8 @@ fn host_kernel_settings_cannot_be_written(sandbox: &Sandbox) -> Outcome {
 }
 
 /// Issue 20, attack 4: `/etc/ssl` and `/etc/pki` were bound whole, private keys included. Inside, `/etc` holds
-/// the files the sandbox writes, the loader's files and the CA certificates, each where the host has it.
+/// the files the sandbox writes, the loader's files, the CA certificates and OpenSSL's configuration, each where
+/// the host has it.
 fn etc_holds_only_loader_files_and_ca_certificates(sandbox: &Sandbox) -> Outcome {
     const WRITTEN: &[&str] = &["passwd", "group", "hosts", "nsswitch.conf", "hostname"];
     const FROM_HOST: &[&str] = &[
@@ -1180,11 +1181,13 @@ fn etc_holds_only_loader_files_and_ca_certificates(sandbox: &Sandbox) -> Outcome
         "ssl/certs",
         "ssl/cert.pem",
         "ssl/ca-bundle.pem",
+        "ssl/openssl.cnf",
         "ca-certificates",
         "pki/ca-trust",
         "pki/tls/certs",
         "pki/tls/cert.pem",
         "pki/java",
+        "pki/tls/openssl.cnf",
     ];
     let s = Scratch::new()?;
     s.ok(

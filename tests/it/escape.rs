@@ -707,7 +707,8 @@ impl Drop for PlantedKey {
 
 /// Issue 20, attack 4: run as root, the build read `/etc/ssl/private/*.key` (the sandbox bound all of `/etc/ssl`
 /// and `/etc/pki`), and the host's TLS private key landed world-readable in the store. Only the CA certificates of
-/// `/etc` are bound now: a key planted in the host's `/etc/ssl/private` is not there, while `/etc/ssl/certs` is.
+/// `/etc` (and OpenSSL's configuration) are bound now: a key planted in the host's `/etc/ssl/private` is not there,
+/// while `/etc/ssl/certs` is.
 #[test]
 fn a_build_cannot_read_the_hosts_tls_private_keys() {
     let key = PlantedKey::new();
@@ -739,7 +740,7 @@ ls /etc/ssl > "$out/ssl" 2>/dev/null || true"#
             who,
         );
         // `ls` sorts bytewise here: the build's environment sets no locale.
-        let mut expected: Vec<&str> = ["ca-bundle.pem", "cert.pem", "certs"]
+        let mut expected: Vec<&str> = ["ca-bundle.pem", "cert.pem", "certs", "openssl.cnf"]
             .into_iter()
             .filter(|entry| Path::new("/etc/ssl").join(entry).exists())
             .collect();
@@ -750,7 +751,7 @@ ls /etc/ssl > "$out/ssl" 2>/dev/null || true"#
                 .iter()
                 .flat_map(|entry| [entry, "\n"])
                 .collect::<String>(),
-            "as {who:?}: /etc/ssl inside holds the host's CA certificates and nothing else"
+            "as {who:?}: /etc/ssl inside holds the host's CA certificates and OpenSSL's configuration, nothing else"
         );
     });
     assert!(key.path.exists(), "the planted key is still on the host");
