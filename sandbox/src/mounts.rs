@@ -73,7 +73,7 @@ const BASE_SYSTEM: &[&str] = &["usr", "bin", "sbin", "lib", "lib32", "lib64", "l
 /// (`ssl/openssl.cnf`, `pki/tls/openssl.cnf`), without which `openssl req`, as test suites run it to make a
 /// certificate, fails. A link among them is bound as its target. Never `ssl/private/`, `pki/tls/private/` or
 /// anything else of `ssl/`, `pki/`: private keys live there.
-pub(crate) const ETC_FROM_HOST: &[&str] = &[
+const ETC_FROM_HOST: &[&str] = &[
     "ld.so.cache",
     "ld.so.conf",
     "ld.so.conf.d",
@@ -97,7 +97,7 @@ const PROC_READ_ONLY: &[&str] = &["sys", "sysrq-trigger", "irq", "bus", "fs"];
 /// Files of `/proc` that show the host rather than the build: its boot command line and boot config, kernel
 /// memory, keys, timers and scheduler state of every task; each is covered with `/dev/null` where present (reads
 /// are empty), as Docker masks them.
-pub(crate) const PROC_MASKED: &[&str] = &[
+const PROC_MASKED: &[&str] = &[
     "cmdline",
     "bootconfig",
     "kcore",
