@@ -45,7 +45,9 @@ pub use record::{
 };
 
 /// Bumped whenever the sandbox or the input shapes change in a way that can change outputs.
-pub const BUILDER_VERSION: &str = "hstore-builder-v1";
+// v2 (issue 20): a root-run build is a build user (host-root files show as nobody), /etc holds only the loader files
+// and CA certificates, /proc/cmdline and others read empty, /proc/self/cgroup shows `/`.
+pub const BUILDER_VERSION: &str = "hstore-builder-v2";
 
 /// Where inputs appear inside the sandbox: `/src/<name>`.
 pub const INPUTS_DIR: &str = "/src";

@@ -316,6 +316,9 @@ fn run_in_sandbox(
     let scratch = store
         .temp_dir()
         .map_err(|source| BuildError::store("the build's scratch directory", source))?;
+    // Run as root, the build is a leased build user on the host, never uid 0; the lease is held until its output is
+    // stored and the scratch removed, so no other build gets the id while its files are still here.
+    let build_user = hstore_sandbox::BuildUser::for_caller()?;
     let build_dir = scratch.path().join("build");
     let output_dir = scratch.path().join("out");
     let log_path = scratch.path().join("build.log");
@@ -392,7 +395,11 @@ fn run_in_sandbox(
     let script_log = scratch.path().join("script.log");
     let status = Sandbox::new(&options.helper_exe)
         .with_limits(plan.limits.then(options.limits).limits())
-        .run(&spec, BuildOutput::LogFile(script_log.clone()))?;
+        .run_as(
+            &spec,
+            BuildOutput::LogFile(script_log.clone()),
+            build_user.as_ref(),
+        )?;
     // The notes are derived from the inputs, which the key already holds (where each xmake package comes from).
     let notes: Vec<String> = plan
         .notes

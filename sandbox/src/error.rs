@@ -114,6 +114,37 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// Every id of the build users' pool is leased: that many builds of root-run hstore processes are running.
+    #[error("all {count} build users (ids {first}…) are in use by running builds (leases in `{}`)", dir.display())]
+    BuildUsersExhausted {
+        /// The pool's first id.
+        first: u32,
+        /// How many ids it holds.
+        count: u32,
+        /// The lease directory.
+        dir: PathBuf,
+    },
+    /// A build user was asked for ([`BuildUser::acquire`](crate::BuildUser::acquire)) in a user namespace (a
+    /// container, `unshare -r`) that does not map the build users' ids.
+    #[error("the build users' ids {first}…{last} are not mapped in this user namespace (`{}`: {content})", map.display())]
+    BuildUsersUnmapped {
+        /// The pool's first id.
+        first: u32,
+        /// The pool's last id.
+        last: u32,
+        /// The id map read.
+        map: PathBuf,
+        /// Its content, on one line.
+        content: String,
+    },
+    /// The directory of build user leases could be written by someone other than root.
+    #[error("refusing to lease build users from `{}`: {reason}", path.display())]
+    UnsafeLeaseDir {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// An I/O operation of the calling side (pipes, log file, fingerprint reads) failed.
     #[error("failed to {action} `{}`", path.display())]
     Io {
@@ -163,6 +194,16 @@ impl Hint for Error {
             Error::HelperSilent { .. } => Some(format!(
                 "the program's `main` must call `hstore_sandbox::helper_main()` first thing when its first argument is `{}`",
                 crate::HELPER_ARG
+            )),
+            Error::BuildUsersExhausted { .. } => Some(
+                "wait for running builds to finish, or run fewer at once (`hstore build --jobs`)".into(),
+            ),
+            Error::BuildUsersUnmapped { .. } => Some(
+                "run hstore as a non-root user (builds then run as that user), or give the container's user namespace the whole id range".into(),
+            ),
+            Error::UnsafeLeaseDir { path, .. } => Some(format!(
+                "remove `{}` (hstore recreates it owned by root, mode 0700) and make sure nothing else creates it",
+                path.display()
             )),
             Error::LimitExceeded { flag, .. } => Some(format!(
                 "if the build needs more, raise the limit with `hstore build {flag} …` (`none` lifts it)"

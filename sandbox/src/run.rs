@@ -23,11 +23,15 @@ use nix::unistd::pipe2;
 use tracing::{debug, instrument};
 
 use crate::availability;
+use crate::build_users::BuildUser;
 use crate::error::{Error, Result};
 use crate::helper::HELPER_ARG;
 use crate::limits::{Limits, show_bytes};
-use crate::protocol::{Report, Request, STATUS_FD};
+use crate::protocol::{BuildIds, Report, Request, STATUS_FD};
 use crate::spec::SandboxSpec;
+
+/// The helper's `argv[0]`, whatever the path of the executable.
+const HELPER_ARGV0: &str = "hstore";
 
 /// Where the build's stdout and stderr go.
 #[derive(Debug)]
@@ -107,21 +111,49 @@ impl Sandbox {
     }
 
     /// Runs `spec` and waits for it. `Ok` carries the command's status, failing builds included; `Err` means the
-    /// command did not run (invalid spec, missing host path, namespaces unavailable, setup failure).
-    #[instrument(skip_all, fields(command = ?spec.command.first()))]
+    /// command did not run (invalid spec, missing host path, namespaces unavailable, setup failure). A root
+    /// caller's build runs as a [`BuildUser`] leased for this run; see [`run_as`](Self::run_as).
     pub fn run(&self, spec: &SandboxSpec, output: BuildOutput) -> Result<BuildStatus> {
+        self.run_as(spec, output, None)
+    }
+
+    /// [`run`](Self::run), as `user` on the host when the caller is root: a caller that keeps the output's files
+    /// after the run (to store them) leases the [`BuildUser`] itself and holds it until it is done with them.
+    /// With `None`, a root caller leases one for the run alone; an unprivileged caller's build runs as the caller
+    /// (it cannot map another id), and `user` must then be `None`.
+    ///
+    /// The build directory and the output directory, and everything already in them, are handed to the build's
+    /// host uid and gid (`chown`) so the build can write them; hstore, as root, reads what it leaves.
+    #[instrument(skip_all, fields(command = ?spec.command.first()))]
+    pub fn run_as(
+        &self,
+        spec: &SandboxSpec,
+        output: BuildOutput,
+        user: Option<&BuildUser>,
+    ) -> Result<BuildStatus> {
         spec.validate()?;
         spec.check_host()?;
         if let Some(error) = availability::known_blocker(&availability::read_proc_sys) {
             return Err(error);
         }
+        let leased = match user {
+            Some(_) => None,
+            None => BuildUser::for_caller()?,
+        };
+        let ids = user.or(leased.as_ref()).map(|user| BuildIds {
+            uid: user.uid(),
+            gid: user.gid(),
+        });
         // Only the caller reaches the scratch directories from outside: whatever the build leaves there (a
         // setuid copy of a shell, a world-writable file) is behind a 0700 directory until it is stripped below.
         for dir in [&spec.build_dir, &spec.output.host] {
+            if let Some(ids) = ids {
+                change_owner(dir, ids)?;
+            }
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
                 .map_err(Error::io("restrict to its owner (chmod 0700)", dir))?;
         }
-        let request = Request::Run(resolve_host_links(spec)?, self.limits.clone());
+        let request = Request::Run(resolve_host_links(spec)?, self.limits.clone(), ids);
         let result = match output {
             BuildOutput::LogFile(path) => {
                 let log = File::create(&path).map_err(Error::io("create the build log", &path))?;
@@ -173,7 +205,13 @@ impl Sandbox {
         if let Some(error) = availability::known_blocker(&availability::read_proc_sys) {
             return Err(error);
         }
-        match self.exchange(&Request::Probe, Stdio::null(), Stdio::null(), None)? {
+        // A root caller's probe maps a build user, as its builds will.
+        let leased = BuildUser::for_caller()?;
+        let ids = leased.as_ref().map(|user| BuildIds {
+            uid: user.uid(),
+            gid: user.gid(),
+        });
+        match self.exchange(&Request::Probe(ids), Stdio::null(), Stdio::null(), None)? {
             BuildStatus::Exited(0) => Ok(()),
             status => Err(Error::HelperSilent {
                 helper: self.helper_exe.clone(),
@@ -198,7 +236,10 @@ impl Sandbox {
         let status_raw = status_write.as_raw_fd();
         let caller_pid = std::process::id();
         let mut command = Command::new(helper);
+        // A fixed argv[0]: the helper's and init's command line is readable inside (`/proc/1/cmdline`), and the
+        // path of the hstore binary is the host's business.
         command
+            .arg0(HELPER_ARGV0)
             .arg(HELPER_ARG)
             .env_clear()
             .stdin(Stdio::piped())
@@ -443,6 +484,27 @@ fn show_duration(duration: Duration) -> String {
         s if s % 60 == 0 => format!("{}m", s / 60),
         s => format!("{s}s"),
     }
+}
+
+/// Hands `root` and everything under it (not following symlinks) to the build's host ids, iteratively. Runs before
+/// the build, on what hstore itself put there (or, for a rerun in the same directory, what an ended build left).
+fn change_owner(root: &Path, ids: BuildIds) -> Result<()> {
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        std::os::unix::fs::lchown(&path, Some(ids.uid), Some(ids.gid))
+            .map_err(Error::io("hand to the build user (chown)", &path))?;
+        let meta = std::fs::symlink_metadata(&path)
+            .map_err(Error::io("inspect the build's file", &path))?;
+        if meta.is_dir() {
+            for entry in
+                std::fs::read_dir(&path).map_err(Error::io("list the build's directory", &path))?
+            {
+                let entry = entry.map_err(Error::io("list the build's directory", &path))?;
+                pending.push(entry.path());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Clears the setuid and setgid bits of everything under `root` (not following symlinks), iteratively so a
