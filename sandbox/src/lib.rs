@@ -15,6 +15,7 @@
 //!
 //! Modules: [`spec`] (what a build sees), [`run`] (calling side), `helper` (namespace side), `mounts`
 //! (the file system inside), `confine` (capabilities, seccomp, descriptors, session), [`limits`] (resources),
+//! `disk` (the output-size cap),
 //! `net` (`lo`), `protocol` (caller ↔ helper), `availability` (diagnosing refusals), [`fingerprint`] (host
 //! inputs for the build key), [`error`].
 //!
@@ -28,6 +29,7 @@
 
 mod availability;
 mod confine;
+mod disk;
 pub mod error;
 pub mod fingerprint;
 mod helper;

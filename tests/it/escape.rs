@@ -523,7 +523,7 @@ fn limits_stop_a_build_and_are_named() {
         attack.recipe(
             "attack",
             "",
-            r#"grep -E '^Max (processes|address space)' /proc/self/limits | awk '{ $1 = $1; print }' > "$out/limits"
+            r#"grep -E '^Max (processes|data size)' /proc/self/limits | awk '{ $1 = $1; print }' > "$out/limits"
 python3 -c '
 import os
 pids = []
@@ -546,7 +546,7 @@ for pid in pids:
         );
         assert_eq!(
             attack.output_file("attack", "limits"),
-            "Max processes 64 64 processes\nMax address space 1073741824 1073741824 bytes\n"
+            "Max processes 64 64 processes\nMax data size 1073741824 1073741824 bytes\n"
         );
         // The kernel exempts the host's root from RLIMIT_NPROC (see ARCHITECTURE.md); unprivileged, it holds.
         if who == As::Nobody || !is_root() {
@@ -609,3 +609,5 @@ test -z "$SLEEP" || sleep "$SLEEP""#,
         "{stderr}"
     );
 }
+
+mod confine;
