@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::limits::{OutputLimit, show_bytes};
 
 /// How often the watchdog reads the filesystem's used space.
-const POLL: Duration = Duration::from_millis(200);
+const POLL: Duration = Duration::from_millis(50);
 
 /// The cap in bytes for a build whose trees live on `dir`'s filesystem; `None` for no cap.
 pub(crate) fn cap(limit: OutputLimit, dir: &Path) -> Result<Option<u64>> {

@@ -26,7 +26,7 @@ static void expect(const char *name, long rc, int want) {
 
 int main(int argc, char **argv) {
     int pair[2];
-    char buffer[64];
+    char buffer[256];
     FILE *allowed = fopen(argv[1], "w");
     int families[] = {AF_UNIX, AF_INET, AF_INET6, AF_NETLINK};
     int types[] = {SOCK_STREAM, SOCK_STREAM, SOCK_STREAM, SOCK_DGRAM};
