@@ -546,7 +546,7 @@ for pid in pids:
         );
         assert_eq!(
             attack.output_file("attack", "limits"),
-            "Max processes 64 64 processes\nMax data size 1073741824 1073741824 bytes\n"
+            "Max data size 1073741824 1073741824 bytes\nMax processes 64 64 processes\n"
         );
         // The kernel exempts the host's root from RLIMIT_NPROC (see ARCHITECTURE.md); unprivileged, it holds.
         if who == As::Nobody || !is_root() {
