@@ -352,7 +352,7 @@ pub struct LimitArgs {
     #[arg(long, value_name = "DURATION", value_parser = hstore_sandbox::limits::parse_duration_limit)]
     pub timeout: Option<hstore_sandbox::limits::DurationLimit>,
 
-    /// Address space per process, RLIMIT_AS (`8G`; `none`) [default: the recipe's, else none]
+    /// Memory per process, RLIMIT_DATA (`8G`; `none`) [default: the recipe's, else half of RAM]
     #[arg(long, value_name = "SIZE", value_parser = hstore_sandbox::limits::parse_size_limit)]
     pub max_memory: Option<hstore_sandbox::limits::SizeLimit>,
 
@@ -371,6 +371,11 @@ pub struct LimitArgs {
     /// Build log size (stdout and stderr together) [default: the recipe's, else 256M]
     #[arg(long, value_name = "SIZE", value_parser = hstore_sandbox::limits::parse_size_limit)]
     pub max_log_size: Option<hstore_sandbox::limits::SizeLimit>,
+
+    /// What /build and $out may hold together, sparse files at their apparent size (`20G`; `none`)
+    /// [default: the recipe's, else half the free space of the store's filesystem]
+    #[arg(long, value_name = "SIZE", value_parser = hstore_sandbox::limits::parse_size_limit)]
+    pub max_output_size: Option<hstore_sandbox::limits::SizeLimit>,
 }
 
 impl LimitArgs {
@@ -383,6 +388,7 @@ impl LimitArgs {
             max_cpu_time: self.max_cpu_time,
             tmp_size: self.tmp_size,
             max_log_size: self.max_log_size,
+            max_output_size: self.max_output_size,
         }
     }
 }

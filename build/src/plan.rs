@@ -537,6 +537,7 @@ fn parse_limits(
         max_cpu_time: duration("max_cpu_time", &raw.max_cpu_time)?,
         tmp_size: size("tmp_size", &raw.tmp_size)?,
         max_log_size: size("max_log_size", &raw.max_log_size)?,
+        max_output_size: size("max_output_size", &raw.max_output_size)?,
     })
 }
 

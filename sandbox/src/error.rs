@@ -28,6 +28,19 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A declared host path holds a socket. Host paths are bound read-only, and a read-only mount does not stop
+    /// `connect` on a unix socket: the build could talk to the host service listening on it.
+    #[error(
+        "declared host path `{}` holds a socket, `{}`: a build could connect through it to a service on the host",
+        host_path.display(),
+        socket.display()
+    )]
+    SocketInHostPath {
+        /// The declared path.
+        host_path: PathBuf,
+        /// The socket found in it.
+        socket: PathBuf,
+    },
     /// A host-side path of the spec (an input, the build or output directory) is missing or of the wrong kind.
     #[error("{role} `{}` is not usable: {reason}", path.display())]
     BadHostPath {
@@ -187,6 +200,11 @@ impl Hint for Error {
             Error::NamespacesUnavailable { remedy, .. } => Some(remedy.clone()),
             Error::MissingHostPath { .. } => Some(
                 "install the SDK or toolkit at that path, or build a target that does not declare it".into(),
+            ),
+            Error::SocketInHostPath { .. } => Some(
+                "declare only the subdirectories the build reads (e.g. `bin`, `lib`, `include`), or move the socket \
+                 out of the declared path"
+                    .into(),
             ),
             Error::MissingHostTool { .. } | Error::HostToolFailed { .. } => {
                 Some("install the tool, or make sure it is on `/usr/local/bin:/usr/bin:/bin` or declared by absolute path".into())

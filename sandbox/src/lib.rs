@@ -17,8 +17,8 @@
 //!
 //! Modules: [`spec`] (what a build sees), [`run`] (calling side), [`build_users`] (the host ids of root-run
 //! builds), `helper` (namespace side), `mounts` (the file system inside), `confine` (capabilities, seccomp,
-//! descriptors, session), [`limits`] (resources), `net` (`lo`), `protocol` (caller ↔ helper), `availability`
-//! (diagnosing refusals), [`fingerprint`] (host inputs for the build key), [`error`].
+//! descriptors, session), [`limits`] (resources), `disk` (the output-size cap), `net` (`lo`), `protocol` (caller ↔
+//! helper), `availability` (diagnosing refusals), [`fingerprint`] (host inputs for the build key), [`error`].
 //!
 //! This crate is the mechanism only: it runs a [`SandboxSpec`] and knows nothing of recipes, cargo, lockfiles or
 //! build records, which are `hstore-build`'s.
@@ -31,6 +31,7 @@
 mod availability;
 pub mod build_users;
 mod confine;
+mod disk;
 pub mod error;
 pub mod fingerprint;
 mod helper;

@@ -24,6 +24,7 @@ use tracing::{debug, instrument};
 
 use crate::availability;
 use crate::build_users::BuildUser;
+use crate::disk;
 use crate::error::{Error, Result};
 use crate::helper::HELPER_ARG;
 use crate::limits::{Limits, show_bytes};
@@ -154,6 +155,9 @@ impl Sandbox {
                 .map_err(Error::io("restrict to its owner (chmod 0700)", dir))?;
         }
         let request = Request::Run(resolve_host_links(spec)?, self.limits.clone(), ids);
+        let scratch = [spec.build_dir.clone(), spec.output.host.clone()];
+        let output_cap = disk::cap(self.limits.max_output, &spec.build_dir)?;
+        let watch = output_cap.map(|cap| (&scratch[..], cap));
         let result = match output {
             BuildOutput::LogFile(path) => {
                 let log = File::create(&path).map_err(Error::io("create the build log", &path))?;
@@ -174,18 +178,27 @@ impl Sandbox {
                         log,
                         path,
                     }),
+                    watch,
                 )
             }
             other => {
                 let (stdout, stderr) = output_stdio(other)?;
-                self.exchange(&request, stdout, stderr, None)
+                self.exchange(&request, stdout, stderr, None, watch)
             }
+        };
+        // Over the cap is the first thing to report whatever else happened: a script that failed because
+        // its disk filled, or a sparse file the store would have kept dense. It also opens any directory the build
+        // left unreadable, so the walks below see everything.
+        let counted = match (&result, output_cap) {
+            (Ok(_), Some(cap)) => disk::check_after(&scratch, cap),
+            _ => Ok(()),
         };
         // Failed, stopped or successful: no setuid or setgid bit survives the build, before anyone (the store,
         // a user inspecting a failed build) can run what it left.
         for dir in [&spec.build_dir, &spec.output.host] {
             strip_special_bits(dir)?;
         }
+        counted?;
         let status = result?;
         if let (BuildStatus::Signaled(signal), Some(seconds)) =
             (status, self.limits.max_cpu_seconds)
@@ -211,7 +224,7 @@ impl Sandbox {
             uid: user.uid(),
             gid: user.gid(),
         });
-        match self.exchange(&Request::Probe(ids), Stdio::null(), Stdio::null(), None)? {
+        match self.exchange(&Request::Probe(ids), Stdio::null(), Stdio::null(), None, None)? {
             BuildStatus::Exited(0) => Ok(()),
             status => Err(Error::HelperSilent {
                 helper: self.helper_exe.clone(),
@@ -226,6 +239,7 @@ impl Sandbox {
         stdout: Stdio,
         stderr: Stdio,
         log: Option<LogPump>,
+        watch: Option<(&[PathBuf], u64)>,
     ) -> Result<BuildStatus> {
         let helper = &self.helper_exe;
         let (status_read, status_write) = pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::Io {
@@ -306,6 +320,20 @@ impl Sandbox {
                 }
             })
         });
+        let (disk_done, disk_finished) = mpsc::channel::<()>();
+        let disk_watchdog = watch.map(|(dirs, cap)| {
+            let stopped = Arc::clone(&stopped);
+            let dirs = dirs.to_vec();
+            std::thread::spawn(move || {
+                disk::watch(
+                    &dirs,
+                    cap,
+                    &disk_finished,
+                    &|reason| stop(helper_pid, &stopped, reason),
+                    &stopped,
+                );
+            })
+        });
 
         if let Some(mut stdin) = child.stdin.take() {
             let json = serde_json::to_vec(request).map_err(|source| Error::BadReport {
@@ -334,9 +362,10 @@ impl Sandbox {
                 Report::Signaled(signal) => final_status = Some(BuildStatus::Signaled(signal)),
             }
         }
-        // Both threads may signal the helper, so both are done before it is reaped (and its pid can be reused).
+        // Every thread may signal the helper, so all are done before it is reaped (and its pid can be reused).
         drop(done);
-        if let Some(watchdog) = watchdog {
+        drop(disk_done);
+        for watchdog in [watchdog, disk_watchdog].into_iter().flatten() {
             let _ = watchdog.join();
         }
         if let Some(thread) = log_thread {

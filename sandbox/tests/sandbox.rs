@@ -945,7 +945,7 @@ fn process_memory_and_tmpfs_limits_apply(sandbox: &Sandbox) -> Outcome {
         &sandbox,
         &s.spec(
             r#"{
-              grep -E '^Max (processes|address space)' /proc/self/limits | awk '{ $1 = $1; print }'
+              grep -E '^Max (processes|data size)' /proc/self/limits | awk '{ $1 = $1; print }'
               df -B1 --output=size /tmp "$HOME" /dev/shm | tail -n +2 | tr -d ' '
               python3 -c 'bytearray(1 << 30)' > /dev/null 2>&1 && echo "memory ESCAPED" || echo "memory refused"
               dd if=/dev/zero of=/tmp/fill bs=1M count=4 > /dev/null 2>&1 && echo "tmp ESCAPED" || echo "tmp refused"
@@ -971,7 +971,7 @@ for pid in pids:
     ensure(
         status.success()
             && report.contains("Max processes 32 32 processes")
-            && report.contains("Max address space 536870912 536870912 bytes")
+            && report.contains("Max data size 536870912 536870912 bytes")
             && report.matches("1048576\n").count() == 3
             && report.contains("memory refused")
             && report.contains("tmp refused")

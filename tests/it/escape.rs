@@ -523,7 +523,7 @@ fn limits_stop_a_build_and_are_named() {
         attack.recipe(
             "attack",
             "",
-            r#"grep -E '^Max (processes|address space)' /proc/self/limits | awk '{ $1 = $1; print }' > "$out/limits"
+            r#"grep -E '^Max (processes|data size)' /proc/self/limits | awk '{ $1 = $1; print }' > "$out/limits"
 python3 -c '
 import os
 pids = []
@@ -546,7 +546,7 @@ for pid in pids:
         );
         assert_eq!(
             attack.output_file("attack", "limits"),
-            "Max processes 64 64 processes\nMax address space 1073741824 1073741824 bytes\n"
+            "Max data size 1073741824 1073741824 bytes\nMax processes 64 64 processes\n"
         );
         // A root-run build is a build user, not host root (whom the kernel exempts from RLIMIT_NPROC).
         assert_eq!(attack.output_file("attack", "fork"), "fork refused\n");
@@ -842,3 +842,5 @@ fn a_root_hstore_in_a_namespace_without_build_users_warns_and_builds() {
         );
     });
 }
+
+mod confine;
