@@ -224,7 +224,13 @@ impl Sandbox {
             uid: user.uid(),
             gid: user.gid(),
         });
-        match self.exchange(&Request::Probe(ids), Stdio::null(), Stdio::null(), None, None)? {
+        match self.exchange(
+            &Request::Probe(ids),
+            Stdio::null(),
+            Stdio::null(),
+            None,
+            None,
+        )? {
             BuildStatus::Exited(0) => Ok(()),
             status => Err(Error::HelperSilent {
                 helper: self.helper_exe.clone(),
