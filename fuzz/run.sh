@@ -13,7 +13,7 @@ seconds=${1:-60}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(directory_decode bundle_import lockfile_parse recipe_parse archive_unpack)
+    targets=(directory_decode bundle_import lockfile_parse recipe_parse archive_unpack requirements_parse)
 fi
 hstore=${HSTORE_BIN:-$PWD/../target/debug/hstore}
 [ -x "$hstore" ] || { echo "error: no hstore binary at $hstore (run \`cargo build\` first)" >&2; exit 2; }
@@ -21,7 +21,7 @@ hstore=${HSTORE_BIN:-$PWD/../target/debug/hstore}
 # Seeds: what the tests feed these parsers, made fresh (nothing binary is committed).
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-mkdir -p corpus/{directory_decode,bundle_import,lockfile_parse,recipe_parse,archive_unpack}
+mkdir -p corpus/{directory_decode,bundle_import,lockfile_parse,recipe_parse,archive_unpack,requirements_parse}
 mkdir -p "$work/tree/src/deep"
 printf 'a tree for bundle tests\n%.0s' {1..20} > "$work/tree/README"
 printf 'pub fn f() -> u32 { 42 }\n%.0s' {1..50} > "$work/tree/src/lib.rs"
@@ -43,6 +43,31 @@ cp ../lockfile.json corpus/lockfile_parse/repo.json
 for recipe in ../recipes/*.toml ../examples/*/recipes/*.toml; do
     [ -f "$recipe" ] && cp "$recipe" "corpus/recipe_parse/$(basename "$(dirname "$(dirname "$recipe")")")-$(basename "$recipe")"
 done
+# Requirements: the inline lines of the repository's recipes, and lines of every shape the parser takes or refuses.
+python3 - ../recipes ../examples <<'PY'
+import pathlib, sys, tomllib
+lines = []
+for root in sys.argv[1:]:
+    for recipe in sorted(pathlib.Path(root).rglob("*.toml")):
+        try:
+            data = tomllib.loads(recipe.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+            continue
+        for source in data.get("sources", {}).values():
+            if isinstance(source, dict):
+                lines += [line for line in source.get("requirements", []) if isinstance(line, str)]
+pathlib.Path("corpus/requirements_parse/recipes.txt").write_text("\n".join(lines) + "\n")
+PY
+printf '%s\n' '# pinned' 'foo==1.0 \' "    --hash=sha256:$(printf 'a%.0s' {1..64})" \
+    'Bar_Baz[Extra, other] >= 1.0 , <2 ; python_version >= "3.8" and (os_name == "posix" or sys_platform != "win32")' \
+    'x~=1.4.5; platform_machine not in "arm64"' 'y===1.0-Weird' 'z (==1.0.*)' 'v!=2!1.0rc1.post2.dev3+local.7' \
+    > corpus/requirements_parse/valid.txt
+seed=0
+for line in '-r /etc/shadow' '--extra-index-url http://127.0.0.1:1/${SECRET}/simple' 'pkg @ https://x/p.whl' \
+    './vendor/pkg' 'foo==1.0 --hash=md5:00' 'foo; os.name == "nt"' 'foo; os_name == "a b"' 'foo >> 1'; do
+    printf '%s\n' "$line" > "corpus/requirements_parse/refused-$((seed += 1))"
+done
+
 # Archives: the first byte picks the format (index into [tar, tar.gz, tar.xz, tar.zst, zip]).
 tar -C "$work" -cf "$work/t.tar" tree
 { printf '\x00'; cat "$work/t.tar"; } > corpus/archive_unpack/tar
