@@ -754,7 +754,8 @@ fn uv_gets_a_cleared_environment_so_hstore_secrets_never_reach_it_or_the_index()
         .env("UV_INDEX_URL", &leak)
         .env("PIP_EXTRA_INDEX_URL", &leak)
         .env("HTTPS_PROXY", "http://127.0.0.1:9")
-        .env("SSL_CERT_DIR", "/hstore-test-ca-dir")
+        .env("SSL_CERT_DIR", "/etc/ssl/certs")
+        .env("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")
         .output()
         .expect("run hstore");
     ok(&output);
@@ -780,6 +781,7 @@ fn uv_gets_a_cleared_environment_so_hstore_secrets_never_reach_it_or_the_index()
                 "NO_PROXY",
                 "PATH",
                 "SSL_CERT_DIR",
+                "SSL_CERT_FILE",
                 "UV_NO_CONFIG",
                 "UV_PYTHON_DOWNLOADS"
             ],
@@ -794,7 +796,11 @@ fn uv_gets_a_cleared_environment_so_hstore_secrets_never_reach_it_or_the_index()
             !PathBuf::from(home).exists(),
             "the scratch home {home} was left behind"
         );
-        assert!(run.contains("SSL_CERT_DIR=/hstore-test-ca-dir"), "{run}");
+        assert!(run.contains("SSL_CERT_DIR=/etc/ssl/certs\n"), "{run}");
+        assert!(
+            run.contains("SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt\n"),
+            "{run}"
+        );
     }
     assert!(
         index

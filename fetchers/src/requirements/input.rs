@@ -205,8 +205,8 @@ fn option_hint(option: &str) -> &'static str {
              requirement text cannot name another"
         }
         "-r" | "--requirement" | "-c" | "--constraint" => {
-            "a source reads one `requirements_file`: copy the other file's requirements into it or into the inline \
-             `requirements = […]`, or pin with `==`"
+            "a source reads one `requirements_file` and nothing it names: copy the included file's requirements \
+             into it, or into the inline `requirements = […]`"
         }
         "-e" | "--editable" => {
             "a local or editable project is not a locked input: build it in a recipe of its own, or publish its wheel \
