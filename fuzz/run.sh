@@ -64,8 +64,8 @@ printf '%s\n' '# pinned' 'foo==1.0 \' "    --hash=sha256:$(printf 'a%.0s' {1..64
     > corpus/requirements_parse/valid.txt
 seed=0
 for line in '-r /etc/shadow' '--extra-index-url http://127.0.0.1:1/${SECRET}/simple' 'pkg @ https://x/p.whl' \
-    './vendor/pkg' 'foo==1.0 --hash=md5:00' 'foo; os.name == "nt"' 'foo; os_name == "a b"' 'foo >> 1'; do
-    printf '%s\n' "$line" > "corpus/requirements_parse/refused-$((seed += 1))"
+    './vendor/pkg' 'foo==1.0 --hash=md5:00' 'foo; os.nam == "nt"' 'foo; os.name == "nt" and (extra == "a" and extra == "b")' 'foo; os_name == "a b"' 'foo >> 1'; do
+    printf '%s\n' "$line" > "corpus/requirements_parse/line-$((seed += 1))"
 done
 
 # Archives: the first byte picks the format (index into [tar, tar.gz, tar.xz, tar.zst, zip]).

@@ -311,9 +311,11 @@ fn is_comment_line(line: &str) -> bool {
     line.trim_start().starts_with('#')
 }
 
-/// pip's `preprocess` without the environment expansion: `(first line number, text)` of each non-empty logical line,
+/// pip's `preprocess` without the environment expansion (after a UTF-8 byte-order mark is dropped): `(first line number, text)` of each non-empty logical line,
 /// continuations joined, comments (`#` at the start or after whitespace) removed, trimmed.
 pub fn logical_lines(text: &str) -> Vec<(usize, String)> {
+    // pip decodes a file with a byte-order mark as the encoding it names; for UTF-8 that is dropping it.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut joined: Vec<(usize, String)> = Vec::new();
     let mut pending: Option<(usize, String)> = None;
     for (index, raw) in text.split('\n').enumerate() {
@@ -543,6 +545,7 @@ mod tests {
                 (10, "last".to_owned()),
             ]
         );
+        assert_eq!(logical_lines("\u{feff}top\n"), vec![(1, "top".to_owned())]);
         // A comment on a continued line swallows the rest of the joined line, as in pip.
         assert_eq!(
             logical_lines("foo # note \\\nbar\nbaz"),

@@ -26,7 +26,7 @@ use hstore_model::python::normalize_name;
 /// Parentheses nest at most this deep in a marker (a bound on recursion for hostile input).
 pub const MAX_MARKER_DEPTH: usize = 32;
 
-/// The marker variables of PEP 508 (canonical spellings only; the legacy dotted aliases are refused).
+/// The marker variables of PEP 508, canonical spellings ([`MARKER_ALIASES`] maps the legacy ones).
 pub const MARKER_VARIABLES: &[&str] = &[
     "python_version",
     "python_full_version",
@@ -40,6 +40,19 @@ pub const MARKER_VARIABLES: &[&str] = &[
     "implementation_name",
     "implementation_version",
     "extra",
+];
+
+/// `packaging`'s legacy spellings of marker variables, read as the canonical name (and rendered as it).
+pub const MARKER_ALIASES: &[(&str, &str)] = &[
+    ("os.name", "os_name"),
+    ("sys.platform", "sys_platform"),
+    ("platform.version", "platform_version"),
+    ("platform.machine", "platform_machine"),
+    (
+        "platform.python_implementation",
+        "platform_python_implementation",
+    ),
+    ("python_implementation", "platform_python_implementation"),
 ];
 
 /// One name-based requirement: `name[extras] specifiers; marker`.
@@ -325,6 +338,17 @@ pub fn is_marker_string_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "._-+*!~@%^&|<>=:,/()[]{}?".contains(c)
 }
 
+/// Appends `marker` to the clauses of an `and` (`conjunction`) or `or`, splicing in a parenthesized group of the
+/// same kind: `a and (b and c)` is `a and b and c`, so the rendering (which drops those parentheses) parses back to
+/// the same value.
+fn push_flat(clauses: &mut Vec<Marker>, marker: Marker, conjunction: bool) {
+    match marker {
+        Marker::And(inner) if conjunction => clauses.extend(inner),
+        Marker::Or(inner) if !conjunction => clauses.extend(inner),
+        Marker::Compare { .. } | Marker::And(_) | Marker::Or(_) => clauses.push(marker),
+    }
+}
+
 struct Cursor<'a> {
     text: &'a str,
     /// Byte offset of the next character.
@@ -462,12 +486,13 @@ impl<'a> Cursor<'a> {
     }
 
     fn marker_or(&mut self, depth: usize) -> Result<Marker, ParseError> {
-        let mut clauses = vec![self.marker_and(depth)?];
+        let mut clauses = Vec::new();
+        push_flat(&mut clauses, self.marker_and(depth)?, false);
         loop {
             let before = self.at;
             self.skip_whitespace();
             if self.keyword("or") {
-                clauses.push(self.marker_and(depth)?);
+                push_flat(&mut clauses, self.marker_and(depth)?, false);
             } else {
                 self.at = before;
                 break;
@@ -481,12 +506,13 @@ impl<'a> Cursor<'a> {
     }
 
     fn marker_and(&mut self, depth: usize) -> Result<Marker, ParseError> {
-        let mut clauses = vec![self.marker_expression(depth)?];
+        let mut clauses = Vec::new();
+        push_flat(&mut clauses, self.marker_expression(depth)?, true);
         loop {
             let before = self.at;
             self.skip_whitespace();
             if self.keyword("and") {
-                clauses.push(self.marker_expression(depth)?);
+                push_flat(&mut clauses, self.marker_expression(depth)?, true);
             } else {
                 self.at = before;
                 break;
@@ -572,7 +598,12 @@ impl<'a> Cursor<'a> {
                 Ok(MarkerValue::Text(text))
             }
             Some(c) if c.is_ascii_alphabetic() || c == '_' => {
-                let name = self.take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.'));
+                let written =
+                    self.take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.'));
+                let name = MARKER_ALIASES
+                    .iter()
+                    .find(|(alias, _)| *alias == written)
+                    .map_or(written, |(_, canonical)| *canonical);
                 match MARKER_VARIABLES.iter().find(|known| **known == name) {
                     Some(known) => Ok(MarkerValue::Variable(known)),
                     None => Err(self.error_at(
@@ -917,11 +948,24 @@ mod tests {
             rendered(r#"foo; python_version>"3"and os_name=="nt""#),
             r#"foo; python_version > "3" and os_name == "nt""#
         );
+        // Groups of the same kind flatten (the rendering drops their parentheses); legacy names become canonical.
+        assert_eq!(
+            rendered(
+                r#"foo; os.name == "a" and (sys.platform == "b" and (python_implementation == "c"))"#
+            ),
+            r#"foo; os_name == "a" and sys_platform == "b" and platform_python_implementation == "c""#
+        );
+        assert_eq!(
+            rendered(
+                r#"foo; (os_name == "a" or os_name == "b") or (os_name == "c" and extra == "d")"#
+            ),
+            r#"foo; os_name == "a" or os_name == "b" or os_name == "c" and extra == "d""#
+        );
     }
 
     #[test]
     fn bad_markers_are_refused_with_a_column() {
-        assert_eq!(syntax("foo; os.name == 'nt'").0, 6);
+        assert_eq!(syntax("foo; os.nam == 'nt'").0, 6);
         assert!(
             syntax("foo; secret == 'x'")
                 .1
