@@ -37,7 +37,19 @@ chmod +x "$work/tree/README"
     HSTORE_STORE="$work/store" "$hstore" export -o seed.hsb 2>/dev/null
 )
 cp "$work/seed.hsb" corpus/bundle_import/seed.hsb
-for node in "$work"/store/objects-v1/*/*.dir; do cp "$node" corpus/directory_decode/; done
+# Directory nodes: loose `.dir` files, and those inside packs (format code 3; see store/src/pack.rs for the layout).
+for node in "$work"/store/objects-v1/*/*.dir; do [ -f "$node" ] && cp "$node" corpus/directory_decode/; done
+python3 - "$work"/store/packs-v1 <<'PY'
+import pathlib, struct, sys
+for pack in sorted(pathlib.Path(sys.argv[1]).glob("*.pack")):
+    data = pack.read_bytes()
+    count, index = struct.unpack_from("<QQ", data, len(data) - 16)
+    for entry in range(count):
+        digest = data[index + entry * 49:index + entry * 49 + 32]
+        code, offset, length = struct.unpack_from("<BQQ", data, index + entry * 49 + 32)
+        if code == 3:
+            pathlib.Path(f"corpus/directory_decode/{digest.hex()}.dir").write_bytes(data[offset:offset + length])
+PY
 cp "$work/lockfile.json" corpus/lockfile_parse/tiny.json
 cp ../lockfile.json corpus/lockfile_parse/repo.json
 for recipe in ../recipes/*.toml ../examples/*/recipes/*.toml; do
