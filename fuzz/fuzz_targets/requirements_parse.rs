@@ -36,7 +36,10 @@ fuzz_target!(|data: &[u8]| {
             "rendered line `{line}` holds an option other than --hash"
         );
     }
-    let again = Requirements::parse(&[(origin, rendering.as_str())])
-        .expect("hstore's rendering parses");
-    assert_eq!(again, requirements, "the rendering `{rendering}` parses differently");
+    let again =
+        Requirements::parse(&[(origin, rendering.as_str())]).expect("hstore's rendering parses");
+    assert_eq!(
+        again, requirements,
+        "the rendering `{rendering}` parses differently"
+    );
 });
