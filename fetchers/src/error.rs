@@ -342,6 +342,9 @@ pub enum Error {
     /// An xmake package report could not be locked.
     #[error(transparent)]
     Xmake(#[from] crate::xmake::Error),
+    /// A requirement line is not data hstore takes (an option, `${…}`, a URL or path requirement, bad syntax).
+    #[error(transparent)]
+    RequirementsInput(#[from] crate::requirements::input::Error),
 }
 
 fn wheel_note(available: &[String], hash_mismatch: bool) -> String {
@@ -462,6 +465,7 @@ impl hstore_store::Hint for Error {
             Error::Lockfile(error) => error.hint(),
             Error::Store(error) => error.hint(),
             Error::Xmake(error) => error.hint(),
+            Error::RequirementsInput(error) => error.hint(),
             _ => None,
         }
     }

@@ -411,28 +411,39 @@ impl Fetcher {
                 exclude_newer,
                 targets,
             } => {
-                let mut text = String::new();
-                for line in requirements {
-                    text.push_str(line);
-                    text.push('\n');
-                }
+                // Requirement text is data: parsed here, before anything runs (see `requirements::input`).
+                let inline = requirements.join("\n");
+                let mut contents = None;
                 if let Some(file) = requirements_file {
                     let (source, path) = file.split_once(':').unwrap_or((file.as_str(), ""));
                     let tree = trees.get(source).ok_or_else(|| Error::NotATree {
                         source_name: name.to_owned(),
                         needed: source.to_owned(),
                     })?;
-                    let contents =
+                    contents = Some(
                         read_text_in_tree(&self.store, tree, path, &format!("source `{source}`"))?
                             .ok_or_else(|| Error::Requirements {
                                 source_name: name.to_owned(),
                                 message: format!("`{path}` is not a file in source `{source}`"),
-                            })?;
-                    text.push_str(&contents);
+                            })?,
+                    );
+                }
+                let mut parts = vec![(
+                    requirements::input::Origin::Inline {
+                        recipe: &recipe.name,
+                        source: name,
+                    },
+                    inline.as_str(),
+                )];
+                if let (Some(file), Some(contents)) = (requirements_file, &contents) {
+                    parts.push((
+                        requirements::input::Origin::File { file },
+                        contents.as_str(),
+                    ));
                 }
                 let request = RequirementsRequest {
                     source_name: name,
-                    text,
+                    requirements: requirements::input::Requirements::parse(&parts)?,
                     index,
                     exclude_newer: exclude_newer.as_deref(),
                     targets,

@@ -583,3 +583,264 @@ fn live_pypi_lock_matches_uv_pip_compile() {
         assert_eq!(locked, expected, "pins for {key} differ from uv's");
     }
 }
+
+/// An upstream repository's `requirements.txt` as a `path` source `up`, read by the `py` source through
+/// `requirements_file = "up:requirements.txt"` (issue 20, attack 3). `uv` is a wrapper that records each run's
+/// environment in `uv-env/` and then runs the real uv, so a test can tell whether uv ran and what it was given.
+struct UpstreamProject {
+    project: Project,
+    env_dir: PathBuf,
+}
+
+impl UpstreamProject {
+    fn new(index: &TestIndex, requirements_txt: &str) -> Self {
+        let mut project = Project::new(
+            index,
+            "[]",
+            "requirements_file = \"up:requirements.txt\"\n\n[sources.up]\npath = \"../upstream\"\n",
+        );
+        let root = project.env.root().to_path_buf();
+        std::fs::create_dir_all(root.join("upstream")).expect("upstream dir");
+        std::fs::write(root.join("upstream/requirements.txt"), requirements_txt)
+            .expect("write requirements.txt");
+        let env_dir = root.join("uv-env");
+        std::fs::create_dir_all(&env_dir).expect("uv-env dir");
+        let wrapper = root.join("uv-wrapper.sh");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nenv > '{}/run.'$$\nexec '{}' \"$@\"\n",
+                env_dir.display(),
+                project.uv.display()
+            ),
+        )
+        .expect("write uv wrapper");
+        let mut permissions = std::fs::metadata(&wrapper).expect("wrapper").permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+        std::fs::set_permissions(&wrapper, permissions).expect("chmod uv wrapper");
+        project.uv = wrapper;
+        UpstreamProject { project, env_dir }
+    }
+
+    /// The environment of every uv run so far, as `NAME=value` lines.
+    fn uv_runs(&self) -> Vec<String> {
+        let mut runs: Vec<String> = std::fs::read_dir(&self.env_dir)
+            .expect("uv-env dir")
+            .map(|entry| std::fs::read_to_string(entry.expect("entry").path()).expect("env dump"))
+            .collect();
+        runs.sort();
+        runs
+    }
+}
+
+const SECRET: &str = "hstore-test-secret-4f1c9d";
+
+/// See: issue 20, attack 3 (`--extra-index-url http://127.0.0.1:P/${SECRET}/simple` in an upstream file).
+#[test]
+fn a_requirements_file_naming_an_index_with_a_secret_is_refused_by_file_and_line_before_uv_runs() {
+    let index = fixture_index();
+    let leak = index
+        .index_url()
+        .replace("/simple", "/${AWS_SECRET_ACCESS_KEY}/simple");
+    let upstream = UpstreamProject::new(
+        &index,
+        &format!("# pinned upstream\ntop\n--extra-index-url {leak}\nleaf\n"),
+    );
+    let output = upstream
+        .project
+        .command(&["lock"])
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .output()
+        .expect("run hstore");
+    let stderr = fails(&output, 2);
+    assert!(
+        stderr.contains("line 3 of requirements file `up:requirements.txt`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("`${AWS_SECRET_ACCESS_KEY}`"), "{stderr}");
+    assert!(stderr.contains("hint: write the value itself"), "{stderr}");
+    assert!(!stderr.contains(SECRET), "{stderr}");
+    assert!(
+        upstream.uv_runs().is_empty(),
+        "uv ran: {:?}",
+        upstream.uv_runs()
+    );
+    assert!(
+        index
+            .requests()
+            .iter()
+            .all(|request| !request.path.contains(SECRET)),
+        "the secret reached the index: {:?}",
+        index.requests()
+    );
+    assert!(!upstream.project.env.root().join("lockfile.json").exists());
+
+    // The same option without a reference is refused as an option, with the index hint.
+    std::fs::write(
+        upstream
+            .project
+            .env
+            .root()
+            .join("upstream/requirements.txt"),
+        format!("top\n\n--extra-index-url={}\n", index.index_url()),
+    )
+    .expect("rewrite requirements.txt");
+    let stderr = fails(&upstream.project.run(&["lock"]), 2);
+    assert!(
+        stderr.contains("line 3 of requirements file `up:requirements.txt`: found the option `--extra-index-url`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: the index is the recipe's `index"),
+        "{stderr}"
+    );
+    assert!(upstream.uv_runs().is_empty());
+}
+
+/// See: issue 20, attack 3 (`-r /etc/shadow` in an upstream file, or inline).
+#[test]
+fn a_requirements_file_including_etc_shadow_is_refused_by_file_and_line_before_uv_runs() {
+    let index = fixture_index();
+    let upstream = UpstreamProject::new(&index, "top\n-r /etc/shadow\n");
+    let stderr = fails(&upstream.project.run(&["lock"]), 2);
+    assert!(
+        stderr.contains("line 2 of requirements file `up:requirements.txt`: found the option `-r`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: a source reads one `requirements_file`"),
+        "{stderr}"
+    );
+    // Nothing ran that could open it: uv never started.
+    assert!(upstream.uv_runs().is_empty(), "uv ran");
+
+    // Inline lines are located by recipe and source; a path requirement is refused too.
+    let project = Project::new(&index, r#"["top", "-r/etc/shadow"]"#, "");
+    let stderr = fails(&project.run(&["lock"]), 2);
+    assert!(
+        stderr.contains(
+            "line 2 of the inline `requirements` of recipe `pyapp`, source `py`: found the option `-r/etc/shadow`"
+        ),
+        "{stderr}"
+    );
+    let project = Project::new(&index, r#"["top", "/etc/shadow"]"#, "");
+    let stderr = fails(&project.run(&["lock"]), 2);
+    assert!(
+        stderr.contains("found the path or URL `/etc/shadow`"),
+        "{stderr}"
+    );
+    let project = Project::new(&index, r#"["x @ file:///etc/shadow"]"#, "");
+    let stderr = fails(&project.run(&["lock"]), 2);
+    assert!(
+        stderr.contains("found the direct URL requirement"),
+        "{stderr}"
+    );
+}
+
+/// See: issue 20, attack 3 (uv took `${VAR}` from hstore's environment, where only `UV_*`/`PIP_*` were removed).
+#[test]
+fn uv_gets_a_cleared_environment_so_hstore_secrets_never_reach_it_or_the_index() {
+    let index = fixture_index();
+    let upstream = UpstreamProject::new(&index, "top\n");
+    let leak = index
+        .index_url()
+        .replace("/simple", &format!("/{SECRET}/simple"));
+    let output = upstream
+        .project
+        .command(&["lock"])
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("GITHUB_TOKEN", SECRET)
+        .env("UV_EXTRA_INDEX_URL", &leak)
+        .env("UV_INDEX_URL", &leak)
+        .env("PIP_EXTRA_INDEX_URL", &leak)
+        .env("HTTPS_PROXY", "http://127.0.0.1:9")
+        .env("SSL_CERT_DIR", "/etc/ssl/certs")
+        .env("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")
+        .output()
+        .expect("run hstore");
+    ok(&output);
+    assert_eq!(upstream.project.version_of(CPU, "top"), "1.0");
+    let runs = upstream.uv_runs();
+    // `uv --version`, then one `uv pip compile` per target.
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    let test_home = upstream.project.env.home();
+    for run in &runs {
+        assert!(!run.contains(SECRET), "a secret reached uv:\n{run}");
+        let mut names: Vec<&str> = run
+            .lines()
+            .filter_map(|line| line.split_once('=').map(|(name, _)| name))
+            // What `sh` itself adds before `exec`.
+            .filter(|name| !matches!(*name, "PWD" | "OLDPWD" | "SHLVL" | "_"))
+            .collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "HOME",
+                "HTTPS_PROXY",
+                "NO_PROXY",
+                "PATH",
+                "SSL_CERT_DIR",
+                "SSL_CERT_FILE",
+                "UV_NO_CONFIG",
+                "UV_PYTHON_DOWNLOADS"
+            ],
+            "{run}"
+        );
+        let home = run
+            .lines()
+            .find_map(|line| line.strip_prefix("HOME="))
+            .expect("HOME");
+        assert_ne!(PathBuf::from(home), test_home, "uv got hstore's HOME");
+        assert!(
+            !PathBuf::from(home).exists(),
+            "the scratch home {home} was left behind"
+        );
+        assert!(run.contains("SSL_CERT_DIR=/etc/ssl/certs\n"), "{run}");
+        assert!(
+            run.contains("SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt\n"),
+            "{run}"
+        );
+    }
+    assert!(
+        index
+            .requests()
+            .iter()
+            .all(|request| !request.path.contains(SECRET)),
+        "the secret reached the index: {:?}",
+        index.requests()
+    );
+}
+
+/// Markers, extras, comments and continuations in a requirements file reach uv as hstore's rendering and mean what
+/// they meant: the marker still selects per target.
+#[test]
+fn a_requirements_file_with_markers_extras_and_continuations_locks_through_the_canonical_rendering()
+{
+    let index = fixture_index();
+    let upstream = UpstreamProject::new(
+        &index,
+        "# upstream requirements\nTop>=1.0 \\\n    ; python_version >= '3.8'   # needed everywhere\n\
+         Native[Speed]==1.0\n\nModern ; python_version < \"3.11\"\n",
+    );
+    ok(&upstream.project.run(&["lock"]));
+    let cpu: Vec<String> = upstream
+        .project
+        .wheels(CPU)
+        .into_iter()
+        .map(|w| w.0)
+        .collect();
+    let metax: Vec<String> = upstream
+        .project
+        .wheels(METAX)
+        .into_iter()
+        .map(|w| w.0)
+        .collect();
+    assert!(
+        cpu.contains(&"top".to_owned()) && cpu.contains(&"native".to_owned()),
+        "{cpu:?}"
+    );
+    assert!(!cpu.contains(&"modern".to_owned()), "{cpu:?}");
+    assert!(metax.contains(&"modern".to_owned()), "{metax:?}");
+    assert_eq!(upstream.uv_runs().len(), 3);
+}

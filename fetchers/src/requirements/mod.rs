@@ -2,7 +2,9 @@
 //!
 //! Lock, per source:
 //! 1. The requirement text is the recipe's inline lines plus the `requirements_file` read from another source's
-//!    (pinned) tree.
+//!    (pinned) tree, parsed as data by [`input`] before anything runs: PEP 508 requirements by name and
+//!    `--hash=sha256:…` only; options, `${…}`, URL and path requirements are refused naming file and line. uv is
+//!    given hstore's own rendering of the parsed lines, never the text as written.
 //! 2. The index snapshot time (`exclude_newer`) is the recipe's, else the one the lockfile recorded (kept until
 //!    `--update`), else now. Files uploaded later are invisible, as with uv's `--exclude-newer` (PEP 691 v1.1
 //!    `upload-time`), so re-resolving after a recipe edit sees the same index.
@@ -19,6 +21,8 @@
 //! is named by `--update`.
 
 pub mod index;
+pub mod input;
+pub mod pep508;
 pub mod uv;
 
 /// Target Pythons and wheel tags live in the model crate (the build's wheelhouse shape reads them too).
@@ -38,7 +42,7 @@ use crate::lockfile::{Artifact, Resolution};
 use crate::recipe::PythonTarget;
 use crate::record::DownloadRecord;
 use index::IndexFile;
-use tags::{TargetPython, WheelName, normalize_name};
+use tags::{TargetPython, WheelName};
 
 /// Store metadata namespace: sha256 of a wheel → its blob.
 pub const META_NAMESPACE: &str = "wheel-sha256";
@@ -54,8 +58,8 @@ pub const PINNED_RESOLVER: &str = "pinned";
 pub struct RequirementsRequest<'a> {
     /// The source's name (for messages).
     pub source_name: &'a str,
-    /// Requirements-file text (inline lines, then the file's).
-    pub text: String,
+    /// The parsed requirement lines (inline lines, then the file's).
+    pub requirements: input::Requirements,
     /// The canonical index URL, without a trailing slash.
     pub index: &'a str,
     /// The recipe's fixed snapshot time, if any.
@@ -212,7 +216,7 @@ async fn resolve(
     }
     let mut errors = Vec::new();
     let mut pins: BTreeMap<String, Vec<Pin>> = BTreeMap::new();
-    let resolver = if let Some(pinned) = parse_hashed(&request.text) {
+    let resolver = if let Some(pinned) = pinned(&request.requirements) {
         for key in targets.keys() {
             pins.insert(key.clone(), pinned.clone());
         }
@@ -231,7 +235,7 @@ async fn resolve(
             .map(|target| {
                 let (program, text, index_url, snapshot, cache_dir, target) = (
                     program.clone(),
-                    request.text.clone(),
+                    request.requirements.render(),
                     index_url.clone(),
                     snapshot.to_owned(),
                     cache_dir.clone(),
@@ -468,61 +472,17 @@ pub async fn ensure_wheel(
     Ok(choice.artifact(address, size))
 }
 
-/// Lines of a requirements file with comments, blank lines and `\` continuations folded away.
-fn logical_lines(text: &str) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut current = String::new();
-    for raw in text.lines() {
-        let without_comment = match raw.find(" #").or_else(|| raw.starts_with('#').then_some(0)) {
-            Some(at) => &raw[..at],
-            None => raw,
-        };
-        let trimmed = without_comment.trim_end();
-        if let Some(head) = trimmed.strip_suffix('\\') {
-            current.push_str(head);
-            current.push(' ');
-            continue;
-        }
-        current.push_str(trimmed);
-        let line = current.trim().to_owned();
-        current.clear();
-        if !line.is_empty() {
-            lines.push(line);
-        }
-    }
-    let line = current.trim().to_owned();
-    if !line.is_empty() {
-        lines.push(line);
-    }
-    lines
-}
-
-/// A pre-pinned input: every line `name==version` with at least one `--hash=sha256:…`. `None` otherwise.
-fn parse_hashed(text: &str) -> Option<Vec<Pin>> {
-    let lines = logical_lines(text);
-    if lines.is_empty() {
-        return None;
-    }
-    let mut pins = Vec::new();
-    for line in lines {
-        let mut words = line.split_whitespace();
-        let requirement = words.next()?;
-        let (name, version) = requirement.split_once("==")?;
-        let name = name.split('[').next()?;
-        let mut hashes = Vec::new();
-        for word in words {
-            let hash = word.strip_prefix("--hash=sha256:")?;
-            hashes.push(hash.to_ascii_lowercase());
-        }
-        if hashes.is_empty() || version.contains(['*', ';', ',']) {
-            return None;
-        }
-        pins.push(Pin {
-            name: normalize_name(name),
-            version: version.to_owned(),
+/// A pre-pinned input ([`input::Requirements::pinned`]) as sorted pins; `None` when uv must resolve.
+fn pinned(requirements: &input::Requirements) -> Option<Vec<Pin>> {
+    let mut pins: Vec<Pin> = requirements
+        .pinned()?
+        .into_iter()
+        .map(|(name, version, hashes)| Pin {
+            name,
+            version,
             hashes,
-        });
-    }
+        })
+        .collect();
     pins.sort();
     Some(pins)
 }
@@ -607,17 +567,17 @@ mod tests {
     }
 
     #[test]
-    fn hashed_inputs_are_recognized_and_ranges_are_not() {
-        let pinned = parse_hashed(
-            "# pinned\nfoo==1.0 \\\n    --hash=sha256:AA --hash=sha256:bb\nBar_Baz==2.0 --hash=sha256:cc\n",
-        )
-        .expect("pre-pinned");
-        assert_eq!(pinned.len(), 2);
-        assert_eq!(pinned[0].name, "bar-baz");
-        assert_eq!(pinned[1].hashes, vec!["aa", "bb"]);
-        assert!(parse_hashed("foo>=1.0 --hash=sha256:aa\n").is_none());
-        assert!(parse_hashed("foo==1.0\n").is_none());
-        assert!(parse_hashed("").is_none());
+    fn hashed_inputs_become_sorted_pins_and_ranges_do_not() {
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let text = format!("foo==1.0 --hash=sha256:{a}\nBar_Baz==2.0 --hash=sha256:{b}\n");
+        let origin = input::Origin::File { file: "up:r.txt" };
+        let parsed = input::Requirements::parse(&[(origin, text.as_str())]).expect("valid");
+        let pins = pinned(&parsed).expect("pre-pinned");
+        assert_eq!(pins[0].name, "bar-baz");
+        assert_eq!(pins[1].hashes, vec![a.clone()]);
+        let ranged = format!("foo>=1.0 --hash=sha256:{a}\n");
+        let parsed = input::Requirements::parse(&[(origin, ranged.as_str())]).expect("valid");
+        assert!(pinned(&parsed).is_none());
     }
 
     #[test]

@@ -8,8 +8,12 @@
 //! chooses versions: hstore reads every file's URL, size and sha256 from the PEP 691 index itself, chooses the wheel
 //! by the target's tags, and downloads and verifies it. The uv version goes into the lockfile.
 //!
-//! The child gets no `UV_*`/`PIP_*` variables and `--no-config`, so a developer's uv settings cannot change a lock;
-//! `UV_PYTHON_DOWNLOADS=never` keeps it from fetching interpreters.
+//! The child runs with a cleared environment (issue 20, attack 3): `PATH`, the proxy and CA variables
+//! ([`PASSED_VARIABLES`]), `HOME` and the working directory pointed at a fresh scratch directory, `UV_NO_CONFIG=1`
+//! (and `--no-config`) so no `uv.toml` is read, and `UV_PYTHON_DOWNLOADS=never` so it fetches no interpreter. Nothing
+//! else of hstore's environment (tokens, cloud keys, `UV_*`, `PIP_*`, `RUST_LOG`) reaches it, so even a reference
+//! that got past [`super::input`] would expand to nothing. The index and the cache directory are on its command line;
+//! its input is [`super::input::Requirements::render`].
 
 use std::io::Write as _;
 use std::path::Path;
@@ -17,6 +21,23 @@ use std::process::{Command, Stdio};
 
 use crate::error::{Error, Result};
 use crate::requirements::tags::{TargetPython, normalize_name};
+
+/// The variables of hstore's environment that uv also gets (besides `PATH`): proxies and CA certificates, in both
+/// cases, as curl and uv read them.
+pub const PASSED_VARIABLES: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "ssl_cert_file",
+    "SSL_CERT_DIR",
+    "ssl_cert_dir",
+];
 
 /// A `uv` executable.
 #[derive(Clone, Debug)]
@@ -30,28 +51,40 @@ impl<'a> Uv<'a> {
         Self { program }
     }
 
-    fn command(&self) -> Command {
+    /// A command with the cleared environment, and the scratch `HOME` it runs in (removed when dropped).
+    fn command(&self) -> Result<(Command, tempfile::TempDir)> {
+        let home = tempfile::Builder::new()
+            .prefix("hstore-uv-home-")
+            .tempdir()
+            .map_err(Error::io(
+                "create a scratch home for uv in",
+                std::env::temp_dir(),
+            ))?;
         let mut command = Command::new(self.program);
-        for (key, _) in std::env::vars_os() {
-            let key_text = key.to_string_lossy();
-            if key_text.starts_with("UV_") || key_text.starts_with("PIP_") {
-                command.env_remove(&key);
+        command.env_clear();
+        for name in std::iter::once("PATH").chain(PASSED_VARIABLES.iter().copied()) {
+            if let Some(value) = std::env::var_os(name) {
+                command.env(name, value);
             }
         }
-        command.env("UV_PYTHON_DOWNLOADS", "never");
         command
+            .env("HOME", home.path())
+            .env("UV_NO_CONFIG", "1")
+            .env("UV_PYTHON_DOWNLOADS", "never")
+            .current_dir(home.path());
+        Ok((command, home))
     }
 
     /// `uv 0.13.9`.
     pub fn version(&self) -> Result<String> {
-        let output =
-            self.command()
-                .arg("--version")
-                .output()
-                .map_err(|source| Error::UvMissing {
-                    program: self.program.to_path_buf(),
-                    source,
-                })?;
+        let (mut command, _home) = self.command()?;
+        let output = command
+            .arg("--version")
+            .output()
+            .map_err(|source| Error::UvMissing {
+                program: self.program.to_path_buf(),
+                source,
+            })?;
         let text = String::from_utf8_lossy(&output.stdout);
         let version: Vec<&str> = text.split_whitespace().take(2).collect();
         if !output.status.success() || version.len() != 2 || version[0] != "uv" {
@@ -68,7 +101,8 @@ impl<'a> Uv<'a> {
         Ok(version.join(" "))
     }
 
-    /// Resolves `requirements` (requirements-file text) for `target`; returns sorted `(name, version)` pins.
+    /// Resolves `requirements` (hstore's rendering of parsed requirement lines, see [`super::input`]) for `target`;
+    /// returns sorted `(name, version)` pins.
     pub fn compile(
         &self,
         requirements: &str,
@@ -82,8 +116,8 @@ impl<'a> Uv<'a> {
             program: self.program.to_path_buf(),
             stderr,
         };
-        let mut child = self
-            .command()
+        let (mut command, _home) = self.command()?;
+        let mut child = command
             .args([
                 "pip",
                 "compile",
