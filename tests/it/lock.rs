@@ -564,7 +564,7 @@ fn an_archive_bomb_stops_at_max_unpacked_size_at_lock_and_fetch() {
         fresh.root().join("lockfile.json"),
     )
     .unwrap();
-    let stderr = fails(&hstore(&fresh, &["fetch", "--max-unpacked-size", "4M"]), 1);
+    let stderr = fails(&hstore(&fresh, &["fetch", "--max-unpacked-size", "4M"]), 2);
     assert!(
         stderr.contains(&registry.file_url("/dense.tar.gz")),
         "{stderr}"

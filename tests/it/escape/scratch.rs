@@ -80,9 +80,9 @@ fn a_tree_20000_directories_deep_in_build_is_removed_and_gc_works_afterwards() {
         assert_success(&attack.build("attack", &[]), "the deep-/build build");
         assert_eq!(attack.output_file("attack", "report"), "built\n");
         assert_eq!(attack.tmp_entries(), Vec::<String>::new(), "as {who:?}");
-        attack.assert_gc_cleans_tmp();
 
-        // A failed build keeps its scratch directory for inspection; gc removes it, deep as it is.
+        // A failed build keeps its scratch directory for inspection; gc removes it, deep as it is (gc comes last:
+        // it also drops the unrooted input).
         attack.recipe(
             "attack",
             "",
@@ -119,9 +119,6 @@ fn a_tree_20000_directories_deep_in_out_fails_the_build_cleanly_and_gc_works_aft
         );
         assert_eq!(attack.tmp_entries(), Vec::<String>::new(), "as {who:?}");
         attack.assert_gc_cleans_tmp();
-        // The store still builds.
-        assert_success(&attack.build("victim", &[]), "the victim build");
-        assert_eq!(attack.output_file("victim", "a"), "original\n");
     });
 }
 
