@@ -2,10 +2,11 @@
 # The kill and concurrency campaign of issue 8, long version (run by hand, not a test; CI runs a handful of trials in
 # tests/it/campaign.rs).
 #
-#   1. kill: SIGKILL at a random moment of `fetch`, `store add`, `import`, `build` and `gc`, TRIALS times each
+#   1. kill: SIGKILL at a random moment of `fetch`, `store add`, `import`, `cache pull` (from a `file://` cache),
+#      `build` and `gc`, TRIALS times each
 #      (default 50), then `store verify` (0 partial objects, 0 bad records or roots) and a re-run that must succeed
 #      and give the same result as an uninterrupted run.
-#   2. concurrency: 8 processes mixing fetch, import, add, build and gc on one store for SECONDS (default 60);
+#   2. concurrency: 8 processes mixing fetch, import, add, cache pull, build and gc on one store for SECONDS (default 60);
 #      every command must succeed or fail cleanly (exit 2 with an `error:` line), every build of one key must report
 #      the same output, and the store must verify clean at the end.
 #
@@ -57,6 +58,8 @@ h() { (cd "$project" && "$HSTORE" "$@"); }
 HSTORE_STORE=$work/seed h lock >/dev/null 2>&1
 HSTORE_STORE=$work/seed h fetch >/dev/null 2>&1
 HSTORE_STORE=$work/seed h export -o "$work/bundle.hsb" >/dev/null 2>&1
+mkdir -p "$work/cache"
+HSTORE_STORE=$work/seed h cache push "file://$work/cache" --lockfile lockfile.json >/dev/null 2>&1
 
 # verify STORE WHAT: the store verifies clean; counts problems by kind otherwise.
 partial=0
@@ -102,12 +105,13 @@ report() {
     printf '%-10s %3d trials, %3d killed mid-run, %d failed checks\n' "$1" "$trials" "$2" "$3"
 }
 
-# 1a. store add / import / fetch: a fresh store each trial; after the kill, verify, re-run, verify, compare.
-for command in add import fetch; do
+# 1a. store add / import / fetch / cache pull: a fresh store each trial; after the kill, verify, re-run, verify, compare.
+for command in add import fetch pull; do
     case $command in
     add) args=(store add --root campaign src) ;;
     import) args=(import "$work/bundle.hsb") ;;
     fetch) args=(fetch) ;;
+    pull) args=(cache pull "file://$work/cache" --lockfile lockfile.json) ;;
     esac
     max=$(duration_ms env HSTORE_STORE="$work/calibrate-$command" bash -c "cd '$project' && '$HSTORE' ${args[*]}")
     killed=0
@@ -180,11 +184,12 @@ worker() {
     local id=$1 n=0 command output code
     while (($(date +%s) < deadline)); do
         n=$((n + 1))
-        case $(((id + n) % 5)) in
+        case $(((id + n) % 6)) in
         0) command=(fetch) ;;
         1) command=(import "$work/bundle.hsb") ;;
         2) command=(store add src) ;;
         3) command=(build app --target cpu) ;;
+        4) command=(cache pull "file://$work/cache" --lockfile lockfile.json) ;;
         *) command=(store gc) ;;
         esac
         code=0
@@ -209,7 +214,7 @@ outputs=$(sort -u "$work/build-outputs" 2>/dev/null | wc -l)
 verify "$store" "concurrency"
 printf 'concurrent %d commands by 8 processes in %ds: %d succeeded, %d failed cleanly, %d build outputs for one key\n' \
     "$total" "$concurrent_seconds" "$succeeded" "$clean_failures" "$outputs"
-for command in fetch import store build; do
+for command in fetch import store build cache; do
     printf '           %-7s %d runs\n' "$command" "$(awk -v c="$command" '$1 == c' "$work"/worker-*.log | wc -l)"
 done
 printf 'summary: %d failed checks; %d partial objects, %d bad records or roots found by verify\n' \

@@ -98,6 +98,19 @@ hstore build infinilm --target cpu --override-input infinicore.core=../InfiniCor
         after_help = "Examples:\n  hstore log infinilm-svc --target cpu\n  hstore log b3:…   # a build key or output address"
     )]
     Log(LogArgs),
+    /// Show what changed between two lockfiles, per recipe and source, and what the new one costs to carry
+    #[command(after_help = "Examples:
+  hstore diff old/lockfile.json lockfile.json
+  hstore diff HEAD~1                        # lockfile.json against its last committed version
+  hstore diff v1.2:deploy/lockfile.json deploy/lockfile.json --json")]
+    Diff(DiffArgs),
+    /// Show the chains of recipes and sources that make a lockfile hold an artifact or a store object
+    #[command(after_help = "Examples:
+  hstore why serde                          # every crate `serde` in lockfile.json, and who reads it
+  hstore why numpy@2.2.6
+  hstore why InfiniCore                     # a git repository, by name or URL
+  hstore why b3:af13…                       # an artifact, or a file inside one (needs the store)")]
+    Why(WhyArgs),
     /// Write one bundle file holding a lockfile's closure (and recorded builds) for an air-gapped store
     #[command(after_help = "Examples:
   hstore export -o infer.hsb                                  # the closure of ./lockfile.json
@@ -105,6 +118,9 @@ hstore build infinilm --target cpu --override-input infinicore.core=../InfiniCor
   hstore export --exclude have.json --sign release.secret -o - | ssh gpu01 hstore import -
   hstore export --all -o - | split -b 4G - store.hsb.        # split media; `cat store.hsb.* | hstore import -`")]
     Export(ExportArgs),
+    /// Look inside a bundle without importing it: roots, records, objects by kind, and who signed it
+    #[command(subcommand)]
+    Bundle(BundleCommand),
     /// Verify a bundle and take in its objects; roots and records are registered only if all of it checked out
     #[command(after_help = "Examples:
   hstore import infer.hsb && hstore fetch --offline --lockfile lockfile.json
@@ -181,6 +197,35 @@ pub struct FetchArgs {
     /// archive's size or 16G, whichever is larger]
     #[arg(long, value_name = "SIZE", value_parser = hstore_sandbox::limits::parse_size_limit)]
     pub max_unpacked_size: Option<hstore_sandbox::limits::SizeLimit>,
+}
+
+/// `hstore diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The old lockfile: a file, a git revision of NEW (`HEAD~1`, `v1.2`), or `REV:PATH`
+    #[arg(value_name = "OLD")]
+    pub old: String,
+
+    /// The new lockfile
+    #[arg(value_name = "NEW", default_value = "lockfile.json")]
+    pub new: PathBuf,
+
+    /// Print the changes as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `hstore why`.
+#[derive(Debug, Args)]
+pub struct WhyArgs {
+    /// A name (`serde`, `serde@1.0.228`, a wheel, an xmake package, a repository name or URL), a lockfile id, or an
+    /// address `b3:…` (of an artifact, or of a file or directory inside one: needs the store to hold it)
+    #[arg(value_name = "NAME|ADDRESS")]
+    pub query: String,
+
+    /// The lockfile
+    #[arg(long, value_name = "FILE", default_value = "lockfile.json")]
+    pub lockfile: PathBuf,
 }
 
 /// `hstore build`.
@@ -317,7 +362,7 @@ pub struct LimitArgs {
     #[arg(long, value_name = "DURATION", value_parser = hstore_sandbox::limits::parse_duration_limit)]
     pub timeout: Option<hstore_sandbox::limits::DurationLimit>,
 
-    /// Address space per process, RLIMIT_AS (`8G`; `none`) [default: the recipe's, else none]
+    /// Memory per process, RLIMIT_DATA (`8G`; `none`) [default: the recipe's, else half of RAM]
     #[arg(long, value_name = "SIZE", value_parser = hstore_sandbox::limits::parse_size_limit)]
     pub max_memory: Option<hstore_sandbox::limits::SizeLimit>,
 
@@ -336,6 +381,11 @@ pub struct LimitArgs {
     /// Build log size (stdout and stderr together) [default: the recipe's, else 256M]
     #[arg(long, value_name = "SIZE", value_parser = hstore_sandbox::limits::parse_size_limit)]
     pub max_log_size: Option<hstore_sandbox::limits::SizeLimit>,
+
+    /// What /build and $out may hold together, sparse files at their apparent size (`20G`; `none`)
+    /// [default: the recipe's, else half the free space of the store's filesystem]
+    #[arg(long, value_name = "SIZE", value_parser = hstore_sandbox::limits::parse_size_limit)]
+    pub max_output_size: Option<hstore_sandbox::limits::SizeLimit>,
 }
 
 impl LimitArgs {
@@ -348,6 +398,7 @@ impl LimitArgs {
             max_cpu_time: self.max_cpu_time,
             tmp_size: self.tmp_size,
             max_log_size: self.max_log_size,
+            max_output_size: self.max_output_size,
         }
     }
 }
@@ -414,13 +465,47 @@ pub struct ImportArgs {
     #[arg(value_name = "FILE")]
     pub input: PathBuf,
 
-    /// Require a signature by this public key (a `.pub` file or `hstore-ed25519:…` text); repeatable
+    /// Require a signature by this public key (a `.pub` file or `hstore-ed25519:…` text), and take the bundle's
+    /// build records (without a trusted signature they are dropped); repeatable
     #[arg(long, value_name = "PUBKEY")]
     pub trust: Vec<String>,
 
-    /// Require a signature by one of the keys in this file (one public key per line, `#` comments); repeatable
+    /// Require a signature by one of the keys in this file (one public key per line, `#` comments), and take the
+    /// bundle's build records; repeatable
     #[arg(long, value_name = "FILE")]
     pub trusted_keys: Vec<PathBuf>,
+}
+
+/// `hstore bundle …`.
+#[derive(Debug, Subcommand)]
+pub enum BundleCommand {
+    /// List a bundle's roots, lockfiles, records, objects by kind and sizes, and its signature, reading it once in
+    /// bounded memory; with `--trust`, exits 1 unless one of those keys signed it
+    #[command(after_help = "Examples:
+  hstore bundle inspect stack.hsb
+  hstore bundle inspect stack.hsb --trust release.pub      # exit 1 unless release.pub signed it
+  hstore bundle inspect - --json < stack.hsb")]
+    Inspect(BundleInspectArgs),
+}
+
+/// `hstore bundle inspect`.
+#[derive(Debug, Args)]
+pub struct BundleInspectArgs {
+    /// The bundle to read; `-` for stdin
+    #[arg(value_name = "FILE")]
+    pub input: PathBuf,
+
+    /// Say whether this public key (a `.pub` file or `hstore-ed25519:…` text) signed it; repeatable
+    #[arg(long, value_name = "PUBKEY")]
+    pub trust: Vec<String>,
+
+    /// Say whether one of the keys in this file signed it; repeatable
+    #[arg(long, value_name = "FILE")]
+    pub trusted_keys: Vec<PathBuf>,
+
+    /// Print the whole table as JSON (the manifest's roots, lockfiles and records, totals by kind, the signer)
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `hstore key …`.
@@ -484,12 +569,35 @@ pub enum StoreCommand {
         after_help = "Example:\n  hstore store inventory > have.json   # carry it to the connected machine"
     )]
     Inventory,
+    /// List the gc roots (what registered each, and when), or remove one so gc can reclaim its closure
+    #[command(after_help = "Examples:
+  hstore store roots                          # name, registered (UTC), objects kept, what holds it
+  hstore store roots remove lockfile-3f2a…    # then `hstore store gc` reclaims what only it kept")]
+    Roots {
+        /// Remove a root instead of listing
+        #[command(subcommand)]
+        action: Option<RootsCommand>,
+        /// Print the list as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete objects no root reaches (roots: fetched lockfiles, recorded builds)
     #[command(after_help = "Example:\n  hstore store gc --dry-run")]
     Gc {
         /// Only report what would be removed
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+/// `hstore store roots …`.
+#[derive(Debug, Subcommand)]
+pub enum RootsCommand {
+    /// Remove gc roots by name (`hstore store roots` lists them); the objects stay until `hstore store gc`
+    Remove {
+        /// The roots' names
+        #[arg(required = true)]
+        names: Vec<String>,
     },
 }
 

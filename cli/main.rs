@@ -3,6 +3,7 @@
 mod args;
 mod commands;
 mod env_vars;
+mod error;
 mod printer;
 mod reporter;
 mod settings;

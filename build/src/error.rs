@@ -260,6 +260,17 @@ pub enum BuildError {
         /// Its last lines.
         tail: String,
     },
+    /// The plan cannot be written as the build key's document.
+    #[error("cannot compute the build key of `{recipe}` for target `{target}`")]
+    KeyEncoding {
+        /// The recipe.
+        recipe: String,
+        /// The target.
+        target: String,
+        /// serde_json's reason.
+        #[source]
+        source: serde_json::Error,
+    },
     /// A scratch file could not be prepared.
     #[error("failed to {action} `{}`", path.display())]
     Io {
@@ -308,15 +319,7 @@ impl hstore_store::Hint for BuildError {
                 "`hstore lock` probes a target only where its declared host paths exist: run it on a machine that \
                  has target `{target}`'s SDK, and commit the lockfile"
             )),
-            BuildError::ScriptFailed { tail, .. } => Some(match missing_command(tail) {
-                Some(command) => format!(
-                    "`{command}` is not in the sandbox, which holds only the host base system, the recipe's sources \
-                     and declared host paths: declare the tool as a source (`[sources.NAME] recipe = \"NAME\"` and \
-                     `PATH = \"/src/NAME/bin:/usr/bin:/bin\"` in `[build] env`), or as a host path (`host_paths` and \
-                     `env.PATH` in `[targets.T]`)"
-                ),
-                None => "the sandbox has no network: every input must come from the lockfile's sources".into(),
-            }),
+            BuildError::ScriptFailed { tail, .. } => script_failure(tail).map(|failure| failure.hint()),
             BuildError::Store { source, .. } => source.hint(),
             BuildError::Sandbox(error) => error.hint(),
             BuildError::Recipe(error) => error.hint(),
@@ -357,6 +360,9 @@ impl hstore_store::Hint for BuildError {
             BuildError::InstallNotADirectory { .. } | BuildError::InstallOccupied { .. } => {
                 Some("remove it, or install into another `--install-path`".into())
             }
+            BuildError::KeyEncoding { .. } => {
+                Some("the key holds the script, env and host paths as text: write host paths in UTF-8".into())
+            }
             BuildError::DependencyNotBuilt { .. }
             | BuildError::InvalidInputName { .. }
             | BuildError::Io { .. }
@@ -368,16 +374,132 @@ impl hstore_store::Hint for BuildError {
     }
 }
 
-/// The command a shell reported missing in a build log's tail: bash's `NAME: command not found`, dash's
-/// `NAME: not found`; the last such line wins.
-pub(crate) fn missing_command(tail: &str) -> Option<&str> {
+/// What a failed build's log shows went wrong, when it is something hstore can advise on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ScriptFailure<'a> {
+    /// A shell could not find a command.
+    MissingCommand(&'a str),
+    /// A write was refused under `/build` (or a relative path, which is under `/build`): typically a copy of a
+    /// read-only input, since `cp -r` keeps its modes.
+    DeniedInBuild,
+    /// A write was refused somewhere the build may not write (the base system, an input, a host path).
+    DeniedElsewhere(&'a str),
+    /// Name resolution or a connection failed: the sandbox has no network.
+    Network,
+}
+
+impl ScriptFailure<'_> {
+    fn hint(&self) -> String {
+        match self {
+            ScriptFailure::MissingCommand(command) => format!(
+                "`{command}` is not in the sandbox, which holds only the host base system, the recipe's sources and \
+                 declared host paths: declare the tool as a source (`[sources.NAME] recipe = \"NAME\"` and \
+                 `PATH = \"/src/NAME/bin:/usr/bin:/bin\"` in `[build] env`), or as a host path (`host_paths` and \
+                 `env.PATH` in `[targets.T]`)"
+            ),
+            ScriptFailure::DeniedInBuild => "inputs under `/src` are read-only and a copy keeps their modes (`cp -r` \
+                 makes read-only files and directories): make the copy writable (`chmod -R u+w /build/COPY`), or \
+                 build out of tree and leave the sources where they are (e.g. `CARGO_TARGET_DIR=/build/target`, \
+                 `cmake -B /build/out`)"
+                .into(),
+            ScriptFailure::DeniedElsewhere(path) => format!(
+                "`{path}` is read-only to the build: it may write only `/build`, `$out`, `/tmp` and `$HOME`; the base \
+                 system, the inputs under `/src` and host paths are read-only"
+            ),
+            ScriptFailure::Network => {
+                "the sandbox has no network: every input must come from the lockfile's sources".into()
+            }
+        }
+    }
+}
+
+/// Classifies a failed build by the last line of its log's tail that says why: a missing command, a refused
+/// write, a network failure. `None` when no line does (no hint is better than a wrong one).
+pub(crate) fn script_failure(tail: &str) -> Option<ScriptFailure<'_>> {
     tail.lines().rev().find_map(|line| {
-        let before = line
-            .strip_suffix(": command not found")
-            .or_else(|| line.strip_suffix(": not found"))?;
-        let command = before.rsplit(": ").next()?.trim();
-        (!command.is_empty() && !command.contains(' ')).then_some(command)
+        if let Some(command) = missing_command(line) {
+            return Some(ScriptFailure::MissingCommand(command));
+        }
+        if line.contains("Permission denied") || line.contains("Read-only file system") {
+            return Some(match denied_path(line) {
+                Some(path) if path.starts_with('/') && !under(path, "/build") => {
+                    ScriptFailure::DeniedElsewhere(path)
+                }
+                _ => ScriptFailure::DeniedInBuild,
+            });
+        }
+        is_network_failure(line).then_some(ScriptFailure::Network)
     })
+}
+
+/// Whether `path` is `dir` or below it.
+fn under(path: &str, dir: &str) -> bool {
+    path.strip_prefix(dir)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// The path a `Permission denied` line is about: the word just before the message (`cp: cannot create regular
+/// file 'x/y': Permission denied`, `sh: 1: cannot create x: Permission denied`) or just after it (Python's
+/// `PermissionError: [Errno 13] Permission denied: 'x'`), if either looks like a path.
+fn denied_path(line: &str) -> Option<&str> {
+    let message = if line.contains("Permission denied") {
+        "Permission denied"
+    } else {
+        "Read-only file system"
+    };
+    let (before, after) = line.split_once(message)?;
+    before
+        .split_whitespace()
+        .last()
+        .and_then(path_word)
+        .or_else(|| after.split_whitespace().take(2).find_map(path_word))
+}
+
+/// `word` without the quotes and punctuation around it, if it looks like a path (has a `/` or a `.`).
+fn path_word(word: &str) -> Option<&str> {
+    let word = word.trim_matches(|c: char| {
+        matches!(
+            c,
+            '\'' | '"' | '`' | ':' | ',' | '(' | ')' | '‘' | '’' | '“' | '”'
+        )
+    });
+    (word.contains('/') || word.contains('.')).then_some(word)
+}
+
+/// Whether a log line reports a failed name lookup or connection, as curl, wget, git, pip, cargo and the C
+/// library word it.
+fn is_network_failure(line: &str) -> bool {
+    const SIGNS: &[&str] = &[
+        "could not resolve host",
+        "couldn't resolve host",
+        "temporary failure in name resolution",
+        "name or service not known",
+        "nodename nor servname",
+        "failed to lookup address",
+        "no address associated with hostname",
+        "name resolution",
+        "getaddrinfo",
+        "dns error",
+        "connection refused",
+        "network is unreachable",
+        "no route to host",
+        "failed to establish a new connection",
+        "failed to connect to",
+        "could not connect to",
+        "unable to connect to",
+        "connection timed out",
+    ];
+    let lower = line.to_ascii_lowercase();
+    SIGNS.iter().any(|sign| lower.contains(sign))
+}
+
+/// The command a shell reported missing in a log line: bash's `NAME: command not found`, dash's `NAME: not found`.
+pub(crate) fn missing_command(line: &str) -> Option<&str> {
+    let before = line
+        .strip_suffix(": command not found")
+        .or_else(|| line.strip_suffix(": not found"))?;
+    let command = before.rsplit(": ").next()?.trim();
+    (!command.is_empty() && !command.contains(' ')).then_some(command)
 }
 
 /// Result alias for builds.
@@ -390,10 +512,67 @@ mod tests {
     #[test]
     fn missing_commands_are_found_in_bash_and_dash_messages() {
         assert_eq!(
-            missing_command("+ make\n/bin/sh: line 3: xmake: command not found\n"),
-            Some("xmake")
+            script_failure("+ make\n/bin/sh: line 3: xmake: command not found\n"),
+            Some(ScriptFailure::MissingCommand("xmake"))
         );
-        assert_eq!(missing_command("sh: 1: cmake: not found"), Some("cmake"));
-        assert_eq!(missing_command("error: linking failed"), None);
+        assert_eq!(
+            script_failure("sh: 1: cmake: not found"),
+            Some(ScriptFailure::MissingCommand("cmake"))
+        );
+        assert_eq!(script_failure("error: linking failed"), None);
+    }
+
+    #[test]
+    fn refused_writes_are_told_apart_by_where_they_were() {
+        for line in [
+            "cp: cannot create regular file '/build/code/gen.h': Permission denied",
+            "/bin/sh: 1: cannot create code/gen.h: Permission denied",
+            "bash: line 3: code/out.txt: Permission denied",
+            "touch: cannot touch 'code/stamp': Permission denied",
+            "PermissionError: [Errno 13] Permission denied: 'code/x.py'",
+            "mkdir: cannot create directory ‘code/target’: Permission denied",
+        ] {
+            assert_eq!(
+                script_failure(line),
+                Some(ScriptFailure::DeniedInBuild),
+                "{line}"
+            );
+        }
+        assert_eq!(
+            script_failure("touch: cannot touch '/usr/lib/x': Permission denied"),
+            Some(ScriptFailure::DeniedElsewhere("/usr/lib/x"))
+        );
+        assert_eq!(
+            script_failure("touch: cannot touch '/src/code/x': Read-only file system"),
+            Some(ScriptFailure::DeniedElsewhere("/src/code/x"))
+        );
+        assert_eq!(
+            script_failure("cp: cannot create regular file '/buildx/y': Permission denied"),
+            Some(ScriptFailure::DeniedElsewhere("/buildx/y"))
+        );
+    }
+
+    #[test]
+    fn the_network_hint_needs_a_network_failure_in_the_log() {
+        for line in [
+            "curl: (6) Could not resolve host: example.com",
+            "fatal: unable to access 'https://github.com/x/y/': Could not resolve host: github.com",
+            "wget: unable to resolve host address 'example.com' (Temporary failure in name resolution)",
+            "curl: (7) Failed to connect to 127.0.0.1 port 8080 after 0 ms: Connection refused",
+            "ERROR: Could not find a version that satisfies the requirement x (from versions: none) \
+             [Errno -3] Temporary failure in name resolution",
+            "error: failed to get `serde` as a dependency: [6] Couldn't resolve host name",
+            "connect: Network is unreachable",
+        ] {
+            assert_eq!(script_failure(line), Some(ScriptFailure::Network), "{line}");
+        }
+        assert_eq!(script_failure("make: *** [all] Error 2"), None);
+        // The last telling line wins: a refused write after a network warning is what failed the build.
+        assert_eq!(
+            script_failure(
+                "warning: could not resolve host: x\ncp: cannot create regular file 'a/b': Permission denied"
+            ),
+            Some(ScriptFailure::DeniedInBuild)
+        );
     }
 }

@@ -3,7 +3,9 @@
 //! [`plan_graph`] walks the graph from the requested recipes depth-first and plans each node after its
 //! dependencies, so the nodes come out in dependency order and a dependent's key can include its dependencies'
 //! keys: every key is known before anything runs (like Nix's input-addressed derivations), a changed dependency
-//! changes its dependents' keys and nothing else's, and `--dry-run` can say exactly what is cached. A cycle is an
+//! changes its dependents' keys and nothing else's, and `--dry-run` can say exactly what is cached. A command that
+//! only looks (`--dry-run`, `log`) plans with [`PlanContext::keys_from_records`]: a node with host tools takes its
+//! key from a matching record and runs no tool (see [`prepare_from_records`]). A cycle is an
 //! error naming the chain (`hstore lock` refuses it first; this check keeps a stale lockfile from looping).
 //!
 //! [`run_graph`] builds the nodes in that order, at most `jobs` at a time: a node starts once every dependency is
@@ -24,6 +26,7 @@ use crate::inputs::InputShape;
 use crate::plan::{PlanContext, plan};
 use crate::record::{
     BuildOptions, BuildOutcome, PreparedBuild, build_prepared, find_record, prepare,
+    prepare_from_records,
 };
 
 /// One (recipe, target) of the graph, planned and keyed.
@@ -145,7 +148,11 @@ impl Planner<'_> {
             self.context,
             &dependency_keys,
         )?;
-        let prepared = prepare(self.store, &plan)?;
+        let prepared = if self.context.keys_from_records {
+            prepare_from_records(self.store, &plan)?
+        } else {
+            prepare(self.store, &plan)?
+        };
         dependencies.sort_unstable();
         dependencies.dedup();
         self.graph.nodes.push(GraphNode {

@@ -40,11 +40,14 @@ pub use install::{InstallReport, install};
 pub use plan::{PlanContext, SourceOverride, XmakeProbe, plan, select_recipes, xmake_probe_plan};
 pub use record::{
     BUILD_NAMESPACE, BUILD_ROOT_PREFIX, BuildOptions, BuildOutcome, BuildRecord, CheckOutcome,
-    PreparedBuild, build, build_prepared, find_record, input_env_name, prepare,
+    PreparedBuild, RECORD_KINDS, RECORDS, build, build_prepared, find_record, input_env_name,
+    prepare, prepare_from_records,
 };
 
 /// Bumped whenever the sandbox or the input shapes change in a way that can change outputs.
-pub const BUILDER_VERSION: &str = "hstore-builder-v1";
+// v2 (issue 20): a root-run build is a build user (host-root files show as nobody), /etc holds only the loader files
+// and CA certificates, /proc/cmdline and others read empty, /proc/self/cgroup shows `/`.
+pub const BUILDER_VERSION: &str = "hstore-builder-v2";
 
 /// Where inputs appear inside the sandbox: `/src/<name>`.
 pub const INPUTS_DIR: &str = "/src";
@@ -73,6 +76,9 @@ pub struct BuildPlan {
     pub notes: Vec<String>,
 }
 
+/// The name of the host tools' fingerprint in a key's fingerprints (and a record's).
+pub const HOST_TOOLS_FINGERPRINT: &str = "host-tools";
+
 /// Host fingerprints for the build key: the base system always, declared host paths and host tools when present.
 /// A host tool is written as a command line (`nvcc --version`); a leading `~/` is the invoking user's home.
 pub fn fingerprints(
@@ -99,7 +105,7 @@ pub fn fingerprints(
             })
             .collect();
         fingerprints.insert(
-            "host-tools".to_owned(),
+            HOST_TOOLS_FINGERPRINT.to_owned(),
             hstore_sandbox::fingerprint_host_tools(&tools)?.to_string(),
         );
     }
@@ -122,7 +128,9 @@ struct KeyDocument<'a> {
 
 impl BuildPlan {
     /// The build key, given the host fingerprints (see [`hstore_sandbox::fingerprint`]).
-    pub fn key(&self, fingerprints: &BTreeMap<String, String>) -> Digest {
+    /// Fails only when the plan cannot be written as the key's JSON (a host path that is not UTF-8): an empty
+    /// document would give every such plan the same key.
+    pub fn key(&self, fingerprints: &BTreeMap<String, String>) -> Result<Digest> {
         let mut inputs: Vec<(&str, String)> = self
             .inputs
             .iter()
@@ -140,8 +148,11 @@ impl BuildPlan {
             host_tools: &self.host_tools,
             fingerprints,
         };
-        // Serializing these plain types cannot fail.
-        let bytes = serde_json::to_vec(&document).unwrap_or_default();
-        Digest::of_bytes(&bytes)
+        let bytes = serde_json::to_vec(&document).map_err(|source| BuildError::KeyEncoding {
+            recipe: self.recipe.clone(),
+            target: self.target.clone(),
+            source,
+        })?;
+        Ok(Digest::of_bytes(&bytes))
     }
 }

@@ -30,6 +30,9 @@ pub struct PlanContext {
     pub home: Option<String>,
     /// `--override-input RECIPE.SOURCE=DIR`: local trees standing in for locked sources, by (recipe, source).
     pub overrides: BTreeMap<(String, String), SourceOverride>,
+    /// The command only looks (`build --dry-run`, `log`): a node with host tools takes its key from a matching
+    /// record instead of running them (see [`crate::prepare_from_records`]).
+    pub keys_from_records: bool,
 }
 
 /// A local directory given on the command line in place of a locked source, already stored.
@@ -534,6 +537,7 @@ fn parse_limits(
         max_cpu_time: duration("max_cpu_time", &raw.max_cpu_time)?,
         tmp_size: size("tmp_size", &raw.tmp_size)?,
         max_log_size: size("max_log_size", &raw.max_log_size)?,
+        max_output_size: size("max_output_size", &raw.max_output_size)?,
     })
 }
 

@@ -23,6 +23,26 @@ use hstore_sandbox::{BuildOutput, Sandbox};
 /// Metadata namespace of build records.
 pub const BUILD_NAMESPACE: &str = "build";
 
+/// The build records' kind, the only one that travels in bundles and caches; the build crate's part of the registry
+/// of record namespaces ([`RECORD_KINDS`]).
+pub const RECORDS: hstore_store::RecordKind = hstore_store::RecordKind {
+    namespace: BUILD_NAMESPACE,
+    travels: true,
+    check: |key, value| {
+        let record: BuildRecord = hstore_store::RecordKind::parse(value)?;
+        if record.key.to_hex() != key {
+            return Err(format!(
+                "it is stored under key `{key}` but records the build of key `{}`",
+                record.key
+            ));
+        }
+        Ok(vec![record.output, record.log])
+    },
+};
+
+/// Every record kind the build crate writes.
+pub const RECORD_KINDS: [hstore_store::RecordKind; 1] = [RECORDS];
+
 /// Prefix of the gc roots that keep recorded build outputs (`build-<key hex>`); `export --with-builds` selects them.
 pub const BUILD_ROOT_PREFIX: &str = "build-";
 
@@ -117,9 +137,45 @@ pub fn prepare(store: &Store, plan: &BuildPlan) -> Result<PreparedBuild> {
     check_inputs(store, plan)?;
     let fingerprints = super::fingerprints(&plan.host_paths, &plan.host_tools)?;
     Ok(PreparedBuild {
-        key: plan.key(&fingerprints),
+        key: plan.key(&fingerprints)?,
         fingerprints,
     })
+}
+
+/// [`prepare`] for commands that only look (`build --dry-run`, `log`): when the plan declares host tools and a
+/// record of its recipe and target gives its key from the host-tool fingerprint that record holds (with this
+/// machine's base system and host paths, which are read, never run), the key is that record's and no tool runs.
+/// Host tools run on the host, outside the sandbox; looking at a cached build must run nothing. Without such a
+/// record the tools run, as for a build (the node will build, and its key needs them).
+pub fn prepare_from_records(store: &Store, plan: &BuildPlan) -> Result<PreparedBuild> {
+    if plan.host_tools.is_empty() {
+        return prepare(store, plan);
+    }
+    check_inputs(store, plan)?;
+    let mut fingerprints = super::fingerprints(&plan.host_paths, &[])?;
+    let keys = store
+        .list_meta(BUILD_NAMESPACE)
+        .map_err(|source| BuildError::store("the build records", source))?;
+    for name in keys {
+        let record: Option<BuildRecord> = store
+            .get_meta(BUILD_NAMESPACE, &name)
+            .map_err(|source| BuildError::store("a build record", source))?;
+        let Some(record) = record else {
+            continue;
+        };
+        if record.recipe != plan.recipe || record.target != plan.target {
+            continue;
+        }
+        let Some(tools) = record.fingerprints.get(super::HOST_TOOLS_FINGERPRINT) else {
+            continue;
+        };
+        fingerprints.insert(super::HOST_TOOLS_FINGERPRINT.to_owned(), tools.clone());
+        let key = plan.key(&fingerprints)?;
+        if key == record.key && find_record(store, &key)?.is_some() {
+            return Ok(PreparedBuild { key, fingerprints });
+        }
+    }
+    prepare(store, plan)
 }
 
 /// Builds `plan` (or finds it in the cache): [`prepare`] then [`build_prepared`]. See the module docs.
@@ -260,6 +316,9 @@ fn run_in_sandbox(
     let scratch = store
         .temp_dir()
         .map_err(|source| BuildError::store("the build's scratch directory", source))?;
+    // Run as root, the build is a leased build user on the host, never uid 0; the lease is held until its output is
+    // stored and the scratch removed, so no other build gets the id while its files are still here.
+    let build_user = hstore_sandbox::BuildUser::for_caller()?;
     let build_dir = scratch.path().join("build");
     let output_dir = scratch.path().join("out");
     let log_path = scratch.path().join("build.log");
@@ -336,7 +395,11 @@ fn run_in_sandbox(
     let script_log = scratch.path().join("script.log");
     let status = Sandbox::new(&options.helper_exe)
         .with_limits(plan.limits.then(options.limits).limits())
-        .run(&spec, BuildOutput::LogFile(script_log.clone()))?;
+        .run_as(
+            &spec,
+            BuildOutput::LogFile(script_log.clone()),
+            build_user.as_ref(),
+        )?;
     // The notes are derived from the inputs, which the key already holds (where each xmake package comes from).
     let notes: Vec<String> = plan
         .notes

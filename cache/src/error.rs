@@ -122,7 +122,9 @@ impl hstore_store::Hint for Error {
                 "the cache holds damaged data: the object is skipped in favour of the next cache or upstream; push again from a good store to repair it".into(),
             ),
             Error::RefusedRecord { .. } => Some(
-                "trust the signer with `--trust KEY.pub` if you mean to, or push the record again with `--sign` by a trusted key".into(),
+                "trust the signer with `--trust KEY.pub` (or list it in `[caches] trusted-keys` of hstore.toml) if you mean \
+                 to, or push the record again with `--sign` by a trusted key; without a record, `hstore build` rebuilds"
+                    .into(),
             ),
             Error::Store(error) => error.hint(),
             Error::Closure(error) => error.hint(),

@@ -1,7 +1,7 @@
 //! `hstore build` and `hstore log`: arguments in, status lines out. Planning (recipe + target + lockfile → plan),
 //! keying, running and recording are `hstore_build`'s; this module only orders the calls and prints.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -24,6 +24,7 @@ pub(crate) fn plan_context() -> PlanContext {
     PlanContext {
         home: std::env::var_os("HOME").map(|home| home.to_string_lossy().into_owned()),
         overrides: std::collections::BTreeMap::new(),
+        keys_from_records: false,
     }
 }
 
@@ -54,6 +55,8 @@ pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> R
     let recipes = select_recipes(&all, &args.inputs.recipes_dir, &selected)?;
     let lockfile = Lockfile::load(&args.inputs.lockfile)?;
     let mut context = plan_context();
+    // `--dry-run` only looks: a cached node's key comes from its record, so no host tool runs.
+    context.keys_from_records = args.dry_run;
     for local in local_sources(&all, &args.local.overrides())? {
         let (tree, size) = hstore_fetchers::path::add_override_tree(&store, &local.dir)
             .with_context(|| format!("failed to store `{}`", local.dir.display()))?;
@@ -247,7 +250,10 @@ pub fn log(args: &LogArgs, global: &GlobalSettings) -> Result<ExitStatus> {
             target,
             &lockfile,
             &args.inputs.lockfile,
-            &plan_context(),
+            &PlanContext {
+                keys_from_records: true,
+                ..plan_context()
+            },
         )?;
         let key = graph
             .nodes
@@ -263,7 +269,14 @@ pub fn log(args: &LogArgs, global: &GlobalSettings) -> Result<ExitStatus> {
         })?
     };
     let mut blob = store.blob(&record.log)?;
-    std::io::copy(&mut blob.reader, &mut std::io::stdout().lock())?;
+    let stdout = std::io::stdout();
+    // A log is the build's own bytes: on a terminal its escape sequences would drive the terminal (retitle it,
+    // rewrite what is on screen, answer back), so they are shown escaped; piped, the bytes go out as they are.
+    if stdout.is_terminal() {
+        crate::printer::copy_escaped(&mut blob.reader, &mut stdout.lock())?;
+    } else {
+        std::io::copy(&mut blob.reader, &mut stdout.lock())?;
+    }
     Ok(ExitStatus::Success)
 }
 

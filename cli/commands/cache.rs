@@ -5,7 +5,7 @@
 //! [caches]
 //! substitute = ["s3://hstore-cache", "file:///nfs/hstore-cache"]   # fetch/build try these, in order
 //! push = "s3://hstore-cache"                                         # build uploads here after each success
-//! trusted-keys = ["keys/cluster.pub"]                                # build records must be signed by one of these
+//! trusted-keys = ["keys/cluster.pub"]                                # build records (cache, import) must be signed by one of these
 //! sign-key = "keys/cluster.secret"                                   # signs the records build/push upload
 //! ```
 //! S3 caches are configured the AWS way: `AWS_ENDPOINT_URL(_S3)`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
@@ -29,7 +29,8 @@ use super::lock::{CONFIG_FILE, register_root, runtime};
 use crate::args::{CacheCommand, CachePullArgs, CachePushArgs};
 use crate::commands::store::open_store;
 use crate::env_vars;
-use crate::printer::{ExitStatus, Printer, human_bytes};
+use crate::error::CliError;
+use crate::printer::{ExitStatus, Printer, Severity, human_bytes};
 use crate::settings::GlobalSettings;
 
 /// `[caches]` in hstore.toml.
@@ -303,11 +304,7 @@ fn push(args: &CachePushArgs, global: &GlobalSettings, printer: &Printer) -> Res
 
 fn pull(args: &CachePullArgs, global: &GlobalSettings, printer: &Printer) -> Result<ExitStatus> {
     let config = load_config()?;
-    let trusted = if args.trust.is_empty() {
-        Vec::new()
-    } else {
-        trusted_keys(&args.trust, &config)?
-    };
+    let trusted = trusted_keys(&args.trust, &config)?;
     let store = Arc::new(open_store(global)?);
     let cache = open_cache(&args.cache, global)?;
     let lockfiles: Vec<PathBuf> = if args.lockfile.is_empty() {
@@ -328,8 +325,19 @@ fn pull(args: &CachePullArgs, global: &GlobalSettings, printer: &Printer) -> Res
         .block_on(cache.load_index())
         .with_context(|| format!("failed to read the indexes of `{}`", cache.url()))?;
     let mut records: Vec<TrustedRecord> = Vec::new();
-    if !trusted.is_empty() {
-        let keys = runtime.block_on(cache.record_keys())?;
+    let keys = runtime.block_on(cache.record_keys())?;
+    if trusted.is_empty() {
+        // Nothing could vouch for any record: say which were left, without reading them.
+        if !keys.is_empty() {
+            printer.report(
+                Severity::Warning,
+                &CliError::CacheRecordsDropped {
+                    cache: cache.url().to_string(),
+                    records: keys,
+                },
+            );
+        }
+    } else {
         for key in keys {
             match runtime.block_on(cache.fetch_record(&key, &trusted)) {
                 Ok(Some(record)) => {
@@ -337,7 +345,7 @@ fn pull(args: &CachePullArgs, global: &GlobalSettings, printer: &Printer) -> Res
                     records.push(record);
                 }
                 Ok(None) => {}
-                Err(error) => printer.item_error(&error),
+                Err(error) => warn_refused(printer, &error),
             }
         }
     }
@@ -399,15 +407,26 @@ fn pull(args: &CachePullArgs, global: &GlobalSettings, printer: &Printer) -> Res
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", ");
-        bail!(
-            "{incomplete} of {} lockfiles are incomplete: {} objects are not in `{}` or failed verification (first: {first})\n\nhint: push them from a store that holds them (`hstore cache push`), or run `hstore fetch --cache {}` to take the rest from upstream",
-            loaded.len(),
-            report.missing.len() + report.damaged.len(),
-            cache.url(),
-            cache.url()
-        );
+        return Err(CliError::IncompletePull {
+            incomplete,
+            lockfiles: loaded.len(),
+            objects: report.missing.len() + report.damaged.len(),
+            cache: cache.url().to_string(),
+            first,
+        }
+        .into());
     }
     Ok(ExitStatus::Success)
+}
+
+/// Reports a cache error met while reading a build record. A refused record (unsigned, foreign-signed, altered,
+/// malformed) is a warning naming its build key, with its hint: it is dropped and the build runs instead.
+fn warn_refused(printer: &Printer, error: &hstore_cache::Error) {
+    if matches!(error, hstore_cache::Error::RefusedRecord { .. }) {
+        printer.report(Severity::Warning, error);
+    } else {
+        printer.item_error(error);
+    }
 }
 
 /// Registers a trusted record whose objects are all present: the record, then its gc root. Returns whether it
@@ -504,7 +523,7 @@ pub fn substitute_build(
             Ok(Some(record)) => record,
             Ok(None) => continue,
             Err(error) => {
-                printer.item_error(&error);
+                warn_refused(printer, &error);
                 continue;
             }
         };

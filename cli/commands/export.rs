@@ -37,6 +37,13 @@ pub fn run(args: &ExportArgs, global: &GlobalSettings, printer: &Printer) -> Res
         .transpose()?;
     let store = open_store(global)?;
     let spec = select(&store, args)?;
+    if signer.is_none() && !spec.records.is_empty() {
+        // Import takes build records only on a trusted signature: unsigned, they would arrive as objects alone.
+        printer.warn(format_args!(
+            "the bundle carries {} build records but is not signed: `hstore import` drops them (it takes records only from a bundle signed by a trusted key); sign it with `--sign KEY`",
+            spec.records.len()
+        ));
+    }
     let manifest =
         bundle::plan(&store, &spec).context("failed to collect the objects to export")?;
     printer.status(

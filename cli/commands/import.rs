@@ -1,22 +1,27 @@
 //! `hstore import`: verify a bundle while streaming it into the store; register its roots and records only if
 //! every byte checked out. With `--trust`/`--trusted-keys`, an unsigned or foreign bundle is refused before any
-//! object is read.
+//! object is read. Build records are registered only from a bundle signed by a trusted key (`--trust`,
+//! `--trusted-keys`, or `[caches] trusted-keys` in `hstore.toml`); any other bundle's records are dropped with a
+//! warning naming each build key, and its objects imported as usual.
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use hstore_store::bundle::{self, ImportOptions, PublicKey, read_trusted_keys};
 
 use crate::args::ImportArgs;
-use crate::commands::store::{RecordSchemas, open_store};
-use crate::printer::{ExitStatus, Printer, human_bytes};
+use crate::commands::cache;
+use crate::commands::store::{open_store, record_kinds};
+use crate::error::CliError;
+use crate::printer::{ExitStatus, Printer, Severity, human_bytes};
 use crate::settings::GlobalSettings;
 
 pub fn run(args: &ImportArgs, global: &GlobalSettings, printer: &Printer) -> Result<ExitStatus> {
-    let trusted_keys = trusted_keys(args)?;
+    let trusted_keys = trusted_keys(&args.trust, &args.trusted_keys)?;
+    let record_signers = cache::trusted_keys(&[], &cache::load_config()?)?;
     let store = open_store(global)?;
     let from_stdin = args.input == Path::new("-");
     let name = if from_stdin {
@@ -34,7 +39,8 @@ pub fn run(args: &ImportArgs, global: &GlobalSettings, printer: &Printer) -> Res
     };
     let options = ImportOptions {
         trusted_keys,
-        records: Some(Arc::new(RecordSchemas::importable())),
+        record_signers,
+        records: Some(Arc::new(record_kinds().travelling())),
     };
     let report = bundle::import(&store, &mut input, &name, &options)
         .with_context(|| format!("failed to import `{name}`; no root or record was registered"))?;
@@ -64,26 +70,29 @@ pub fn run(args: &ImportArgs, global: &GlobalSettings, printer: &Printer) -> Res
     if report.records > 0 {
         printer.status("Registered", format!("{} records", report.records));
     }
-    for record in &report.records_kept {
-        printer.warn(format_args!(
-            "kept the store's own record `{record}`: the bundle carries a different one and is not signed by a trusted key"
-        ));
-    }
-    if !report.records_kept.is_empty() {
-        printer.line(
-            "hint: a record is replaced only by a bundle signed with a key passed to `--trust`; to discard the local record, remove it from `meta-v1/` first",
+    if !report.records_dropped.is_empty() {
+        let why = report.signer.map_or_else(
+            || "the bundle is not signed".to_owned(),
+            |key| format!("the bundle is signed by `{key}`, which is not a trusted key"),
+        );
+        printer.report(
+            Severity::Warning,
+            &CliError::BundleRecordsDropped {
+                records: report.records_dropped.clone(),
+                why,
+            },
         );
     }
     Ok(ExitStatus::Success)
 }
 
 /// `None` when no trust flag was given; otherwise every key named, which must be at least one.
-fn trusted_keys(args: &ImportArgs) -> Result<Option<Vec<PublicKey>>> {
-    if args.trust.is_empty() && args.trusted_keys.is_empty() {
+pub(crate) fn trusted_keys(trust: &[String], files: &[PathBuf]) -> Result<Option<Vec<PublicKey>>> {
+    if trust.is_empty() && files.is_empty() {
         return Ok(None);
     }
     let mut keys = Vec::new();
-    for trust in &args.trust {
+    for trust in trust {
         let key = if trust.starts_with(bundle::PUBLIC_KEY_PREFIX) {
             trust.parse::<PublicKey>()?
         } else {
@@ -92,7 +101,7 @@ fn trusted_keys(args: &ImportArgs) -> Result<Option<Vec<PublicKey>>> {
         };
         keys.push(key);
     }
-    for path in &args.trusted_keys {
+    for path in files {
         keys.extend(
             read_trusted_keys(path).with_context(|| {
                 format!("failed to load trusted keys from `{}`", path.display())

@@ -16,7 +16,8 @@ use hstore_sandbox::limits::SizeLimit;
 use hstore_store::Store;
 
 use crate::args::LockArgs;
-use crate::printer::{ExitStatus, Printer};
+use crate::error::CliError;
+use crate::printer::{ExitStatus, Printer, Severity};
 use crate::reporter::ProgressReporter;
 use crate::settings::GlobalSettings;
 
@@ -142,6 +143,8 @@ pub fn run(args: &LockArgs, global: &GlobalSettings, printer: &Printer) -> Resul
         Some("") => Update::Everything,
         Some(name) => Update::Sources(vec![name.to_owned()]),
     };
+    // Before anything is fetched: a mistyped name would otherwise keep every pin and say nothing.
+    update.check(&recipes)?;
     let reporter = Arc::new(ProgressReporter::new(printer, global.verbose));
     let (store, fetcher) = fetcher(
         global,
@@ -182,15 +185,18 @@ pub fn run(args: &LockArgs, global: &GlobalSettings, printer: &Printer) -> Resul
     let old_bytes = std::fs::read(&args.lockfile).ok();
     let changed = old_bytes.as_deref() != Some(bytes.as_slice());
     if args.locked && changed {
-        printer.line(format!(
-            "error: `{}` is not up to date with the recipes (`--locked`):",
-            args.lockfile.display()
-        ));
-        match &previous {
-            Some(previous) => print_diff(printer, previous, &lockfile),
-            None => printer.line("  (the lockfile does not exist)"),
-        }
-        printer.line("\nhint: run `hstore lock` without `--locked` and commit the result");
+        let changes = match &previous {
+            Some(previous) => lockfile_changes(previous, &lockfile),
+            None => vec!["(the lockfile does not exist)".to_owned()],
+        };
+        // A failed check (exit 1), printed as an error even under `-q`: a silent exit 1 explains nothing in CI.
+        printer.report(
+            Severity::Error,
+            &CliError::StaleLockfile {
+                lockfile: args.lockfile.clone(),
+                changes,
+            },
+        );
         return Ok(ExitStatus::Failure);
     }
     if changed {
@@ -212,8 +218,8 @@ pub fn run(args: &LockArgs, global: &GlobalSettings, printer: &Printer) -> Resul
     Ok(ExitStatus::Success)
 }
 
-/// A diff at the level of sources and artifacts: `-` old, `+` new.
-fn print_diff(printer: &Printer, old: &Lockfile, new: &Lockfile) {
+/// A diff at the level of sources and artifacts, one line per change: `- KIND KEY VALUE` old, `+ KIND KEY VALUE` new.
+fn lockfile_changes(old: &Lockfile, new: &Lockfile) -> Vec<String> {
     let specs = |lock: &Lockfile| -> BTreeMap<String, String> {
         lock.recipes
             .iter()
@@ -221,7 +227,8 @@ fn print_diff(printer: &Printer, old: &Lockfile, new: &Lockfile) {
                 recipe.sources.iter().map(move |source| {
                     (
                         format!("{}.{}", recipe.name, source.name),
-                        serde_json::to_string(&source.spec).unwrap_or_default(),
+                        serde_json::to_string(&source.spec)
+                            .unwrap_or_else(|error| format!("(unprintable: {error})")),
                     )
                 })
             })
@@ -233,24 +240,26 @@ fn print_diff(printer: &Printer, old: &Lockfile, new: &Lockfile) {
             .map(|artifact| (artifact.id().to_owned(), artifact.address().to_string()))
             .collect()
     };
+    let mut changes = Vec::new();
     for (kind, old_map, new_map) in [
         ("source", specs(old), specs(new)),
         ("artifact", artifacts(old), artifacts(new)),
     ] {
         for (key, value) in &old_map {
             match new_map.get(key) {
-                None => printer.line(format!("  - {kind} {key} {value}")),
+                None => changes.push(format!("- {kind} {key} {value}")),
                 Some(new_value) if new_value != value => {
-                    printer.line(format!("  - {kind} {key} {value}"));
-                    printer.line(format!("  + {kind} {key} {new_value}"));
+                    changes.push(format!("- {kind} {key} {value}"));
+                    changes.push(format!("+ {kind} {key} {new_value}"));
                 }
                 Some(_) => {}
             }
         }
         for (key, value) in &new_map {
             if !old_map.contains_key(key) {
-                printer.line(format!("  + {kind} {key} {value}"));
+                changes.push(format!("+ {kind} {key} {value}"));
             }
         }
     }
+    changes
 }

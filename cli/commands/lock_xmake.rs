@@ -191,12 +191,15 @@ pub fn lock_pending(
                 if outcome.cached { "Fresh" } else { "Probed" },
                 format!("xmake packages of `{label}` for target `{target}`"),
             );
-            let text = read_text_in_tree(store, &outcome.record.output, "report.json")?
-                .with_context(|| {
-                    format!(
-                        "the xmake probe of `{label}` for target `{target}` wrote no report.json"
-                    )
-                })?;
+            let text = read_text_in_tree(
+                store,
+                &outcome.record.output,
+                "report.json",
+                &format!("the output of the xmake probe of `{label}`"),
+            )?
+            .with_context(|| {
+                format!("the xmake probe of `{label}` for target `{target}` wrote no report.json")
+            })?;
             let report = ProbeReport::parse(&text, Path::new("report.json"))
                 .with_context(|| format!("the xmake probe of `{label}` for target `{target}`"))?;
             reports.push(((*target).to_owned(), report));

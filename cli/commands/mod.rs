@@ -1,14 +1,17 @@
 //! Dispatch: one module per command, each `run(&settings, printer) -> Result<ExitStatus>`.
 
 mod build;
+mod bundle;
 pub mod cache;
+mod diff;
 mod export;
 mod fetch;
-mod import;
+pub(crate) mod import;
 mod key;
 mod lock;
 mod lock_xmake;
 pub mod store;
+mod why;
 
 use anyhow::Result;
 
@@ -25,7 +28,10 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus> {
         Commands::Fetch(args) => fetch::run(&args, &global, printer),
         Commands::Build(args) => build::run(*args, &global, printer),
         Commands::Log(args) => build::log(&args, &global),
+        Commands::Diff(args) => diff::run(&args, &global),
+        Commands::Why(args) => why::run(&args, &global),
         Commands::Export(args) => export::run(&args, &global, printer),
+        Commands::Bundle(command) => bundle::run(command, printer),
         Commands::Import(args) => import::run(&args, &global, printer),
         Commands::Key(command) => key::run(command, printer),
         Commands::Cache(command) => cache::run(command, &global, printer),

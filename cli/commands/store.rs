@@ -1,14 +1,13 @@
-//! `hstore store …`: direct access to the object store, and [`RecordSchemas`], the one place that tells the store
-//! what the records of the layers above look like (the store itself knows nothing of builds or fetchers).
+//! `hstore store …`: direct access to the object store, and [`record_kinds`], where the record kinds of the layers
+//! above meet before they are passed to the store (which itself knows nothing of builds or fetchers).
 
 use std::io::{self, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use hstore_store::{Digest, LockMode, Permissions, RecordSchema, Root, Store};
-use serde::de::DeserializeOwned;
+use hstore_store::{Digest, LockMode, Permissions, RecordKinds, Root, Store};
 
-use crate::args::StoreCommand;
+use crate::args::{RootsCommand, StoreCommand};
 use crate::printer::{ExitStatus, Printer};
 use crate::settings::GlobalSettings;
 
@@ -18,67 +17,15 @@ pub fn open_store(global: &GlobalSettings) -> Result<Store> {
         .with_context(|| format!("failed to open the store at `{}`", global.store.display()))
 }
 
-/// The records hstore writes, by namespace: what import and verify check them against.
-pub struct RecordSchemas {
-    /// Whether only records a bundle may carry are accepted (import), or every namespace hstore writes (verify).
-    importable_only: bool,
-}
-
-impl RecordSchemas {
-    /// For `import`: only build records travel in bundles. Fetch records map an upstream hash to a store address;
-    /// they are rebuilt by `fetch` and a bundle has no business planting them.
-    pub fn importable() -> Self {
-        Self {
-            importable_only: true,
-        }
-    }
-
-    /// For `verify`: every namespace hstore writes.
-    pub fn all() -> Self {
-        Self {
-            importable_only: false,
-        }
-    }
-}
-
-fn parse_record<T: DeserializeOwned>(value: &serde_json::Value) -> std::result::Result<T, String> {
-    T::deserialize(value).map_err(|error| error.to_string())
-}
-
-impl RecordSchema for RecordSchemas {
-    fn check(
-        &self,
-        namespace: &str,
-        key: &str,
-        value: &serde_json::Value,
-    ) -> std::result::Result<Vec<Digest>, String> {
-        use hstore_build::{BUILD_NAMESPACE, BuildRecord};
-        use hstore_fetchers::{crates, git, url};
-        if namespace == BUILD_NAMESPACE {
-            let record: BuildRecord = parse_record(value)?;
-            if record.key.to_hex() != key {
-                return Err(format!(
-                    "it is stored under key `{key}` but records the build of key `{}`",
-                    record.key
-                ));
-            }
-            return Ok(vec![record.output, record.log]);
-        }
-        if self.importable_only {
-            return Err(format!(
-                "namespace `{namespace}` does not travel in bundles (only `{BUILD_NAMESPACE}` records do)"
-            ));
-        }
-        if namespace == git::META_NAMESPACE {
-            let record: git::CommitRecord = parse_record(value)?;
-            Ok(vec![record.address])
-        } else if namespace == url::META_NAMESPACE || namespace == crates::META_NAMESPACE {
-            let record: crates::CrateRecord = parse_record(value)?;
-            Ok(vec![record.address])
-        } else {
-            Err(format!("namespace `{namespace}` is not one hstore writes"))
-        }
-    }
+/// The registry of every record namespace hstore writes: each kind is declared where its records are written (the
+/// fetchers' download records, the build records) and each crate lists its own; this is only where the lists meet.
+/// Import checks carried records against its travelling kinds, verify every record against all of them.
+pub fn record_kinds() -> RecordKinds {
+    RecordKinds::new(
+        hstore_fetchers::record::KINDS
+            .into_iter()
+            .chain(hstore_build::RECORD_KINDS),
+    )
 }
 
 /// Parses an address given on the command line.
@@ -135,7 +82,7 @@ pub fn run(
         }
         StoreCommand::Verify { repair } => {
             let store = open_store(global)?;
-            let report = store.verify_with(repair, Some(&RecordSchemas::all()))?;
+            let report = store.verify_with(repair, Some(&record_kinds()))?;
             for problem in &report.problems {
                 printer.warn(problem);
             }
@@ -176,6 +123,10 @@ pub fn run(
                 .context("failed to write to stdout")?;
             Ok(ExitStatus::Success)
         }
+        StoreCommand::Roots { action, json } => match action {
+            None => list_roots(global, json),
+            Some(RootsCommand::Remove { names }) => remove_roots(global, printer, &names),
+        },
         StoreCommand::Gc { dry_run } => {
             let store =
                 Store::open_with(&global.store, LockMode::Exclusive).with_context(|| {
@@ -200,6 +151,65 @@ pub fn run(
             Ok(ExitStatus::Success)
         }
     }
+}
+
+/// `hstore store roots`: one line per root (name, registered, objects kept, description), or a JSON array.
+fn list_roots(global: &GlobalSettings, json: bool) -> Result<ExitStatus> {
+    let store = open_store(global)?;
+    let mut rows = Vec::new();
+    for (name, root) in store.roots()? {
+        let registered = store
+            .root_registered(&name)?
+            .map(|time| humantime::format_rfc3339_seconds(time).to_string());
+        rows.push((name, registered, root));
+    }
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    if json {
+        let list: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(name, registered, root)| {
+                serde_json::json!({
+                    "name": name,
+                    "registered": registered,
+                    "description": root.description,
+                    "addresses": root.addresses,
+                })
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &list)?;
+        writeln!(out)?;
+    } else {
+        for (name, registered, root) in &rows {
+            writeln!(
+                out,
+                "{name}  {}  {} objects  {}",
+                registered.as_deref().unwrap_or("-"),
+                root.addresses.len(),
+                root.description
+            )?;
+        }
+    }
+    out.flush().context("failed to write to stdout")?;
+    Ok(ExitStatus::Success)
+}
+
+/// `hstore store roots remove NAME…`: every name must be a root, checked before any is removed.
+fn remove_roots(
+    global: &GlobalSettings,
+    printer: &Printer,
+    names: &[String],
+) -> Result<ExitStatus> {
+    let store = open_store(global)?;
+    store
+        .remove_named_roots(names)
+        .context("failed to remove gc roots")?;
+    for name in names {
+        printer.status(
+            "Removed",
+            format!("gc root `{name}`; `hstore store gc` reclaims what only it kept"),
+        );
+    }
+    Ok(ExitStatus::Success)
 }
 
 fn add(

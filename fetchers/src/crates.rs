@@ -37,6 +37,9 @@ use hstore_model::{CommitId, Sha256};
 /// Store metadata namespace: sha256 of a `.crate` → its vendored tree.
 pub const META_NAMESPACE: &str = "crate-sha256";
 
+/// The `.crate` download records' kind, for the registry of record namespaces ([`crate::record::KINDS`]).
+pub const RECORDS: hstore_store::RecordKind = crate::record::download_kind(META_NAMESPACE);
+
 /// The Cargo.lock `source` of crates.io.
 pub const CRATES_IO_SOURCE: &str = "registry+https://github.com/rust-lang/crates.io-index";
 
@@ -281,8 +284,9 @@ async fn ensure_registry(
     })
     .await?;
     crate::error::check_drift(|| package.id(), locked, address)?;
-    store.put_meta(
-        META_NAMESPACE,
+    crate::record::put(
+        store,
+        &RECORDS,
         sha256,
         &CrateRecord {
             url: url.clone(),
@@ -437,8 +441,9 @@ async fn ensure_git(
     })
     .await?;
     crate::error::check_drift(|| package.id(), locked, address)?;
-    fetcher.store().put_meta(
-        META_NAMESPACE,
+    crate::record::put(
+        fetcher.store(),
+        &RECORDS,
         &meta_key,
         &CrateRecord {
             url: url.to_owned(),

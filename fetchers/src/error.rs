@@ -121,6 +121,63 @@ pub enum Error {
         /// For a submodule: its path in the parent.
         submodule: Option<String>,
     },
+    /// A submodule's pinned commit could not be fetched (absent from the repository or its mirror, or the fetch
+    /// failed: an unreachable server, a corrupt repository).
+    #[error(
+        "cannot fetch submodule at `{path}`: commit `{commit}` of `{url}`{}",
+        tried_note(url, tried)
+    )]
+    SubmoduleUnavailable {
+        /// The submodule's path in the top-level tree.
+        path: String,
+        /// The commit the parent's gitlink pins.
+        commit: String,
+        /// The submodule's canonical URL (resolved against the parent's).
+        url: String,
+        /// The URL actually fetched (after mirror rewriting).
+        tried: String,
+        /// What git or the check said.
+        #[source]
+        source: Box<Error>,
+    },
+    /// A file inside a stored tree cannot be read because an object on its way is not in the store (removed by
+    /// `store verify --repair`, or the store was damaged): never read as an empty file.
+    #[error("cannot read `{path}` in {tree} ({what}): object {missing} is not in the store")]
+    MissingInTree {
+        /// Whose tree it is (``source `app` ``).
+        what: String,
+        /// The tree's address.
+        tree: hstore_store::Digest,
+        /// The file inside the tree, `/`-separated.
+        path: String,
+        /// The address that is missing (the file's blob, or a directory on the way).
+        missing: hstore_store::Digest,
+    },
+    /// A file inside a stored tree is not UTF-8 text.
+    #[error("`{path}` in {tree} ({what}) is not UTF-8 text (byte {offset} is invalid)")]
+    NotText {
+        /// Whose tree it is.
+        what: String,
+        /// The tree's address.
+        tree: hstore_store::Digest,
+        /// The file inside the tree.
+        path: String,
+        /// Where the first invalid byte is.
+        offset: usize,
+    },
+    /// `lock --update NAME` names no source of the recipes.
+    #[error(
+        "`--update {name}` names no source; the sources are: {}",
+        if known.is_empty() { "(none)".to_owned() } else { known.join(", ") }
+    )]
+    UnknownUpdate {
+        /// The name given.
+        name: String,
+        /// Every source, as `recipe.source`.
+        known: Vec<String>,
+        /// The known name closest to the one given, if one is close.
+        closest: Option<String>,
+    },
     /// `.gitmodules` is malformed.
     #[error("invalid `.gitmodules` in `{url}` at `{commit}`: {reason}")]
     Gitmodules {
@@ -299,6 +356,14 @@ fn wheel_note(available: &[String], hash_mismatch: bool) -> String {
     note
 }
 
+fn tried_note(url: &str, tried: &str) -> String {
+    if url == tried {
+        String::new()
+    } else {
+        format!(" (fetched from the mirror `{tried}`)")
+    }
+}
+
 fn submodule_note(path: Option<&str>) -> String {
     path.map_or_else(String::new, |path| format!(" (submodule at `{path}`)"))
 }
@@ -353,6 +418,19 @@ impl hstore_store::Hint for Error {
             }
             Error::CommitNotFound { .. } => {
                 Some("the commit may have been force-pushed away; run `hstore lock --update` to re-resolve".into())
+            }
+            Error::SubmoduleUnavailable { url, .. } => Some(format!(
+                "point `{url}` at a repository that has the commit (`--mirror {url}=URL`, or `[mirrors]` in \
+                 hstore.toml), or set `submodules = false` on the source if the build does not need its submodules"
+            )),
+            Error::MissingInTree { .. } => Some(
+                "run `hstore store verify --repair` to drop what else is damaged, then `hstore fetch` (or `hstore \
+                 import` a bundle that holds it) and lock again"
+                    .into(),
+            ),
+            Error::UnknownUpdate { closest: Some(closest), .. } => Some(format!("did you mean `--update {closest}`?")),
+            Error::UnknownUpdate { .. } => {
+                Some("name a source as `SOURCE` or `RECIPE.SOURCE`, or pass `--update` alone to re-resolve every source".into())
             }
             Error::RefNotFound { .. } => Some("check `ref` in the recipe: a branch, a tag or a commit id".into()),
             Error::GitMissing { .. } => Some("install git (apt-get install git)".into()),

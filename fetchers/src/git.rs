@@ -14,8 +14,10 @@
 //!   and nothing of `.git` is written. Every path component is validated before anything is created.
 //! - Submodules (when asked): `.gitmodules` is read at the commit, gitlinks come from the tree, `update = none` is
 //!   skipped (its directory stays empty, as git leaves it), relative URLs resolve against the parent's canonical URL,
-//!   and each submodule's tree is written at its path, recursively. A missing commit names the repository, the commit
-//!   and the submodule's path in the parent.
+//!   and each submodule's tree is written at its path, recursively. A submodule that cannot be fetched (its commit
+//!   absent upstream or from the mirror, a corrupt repository, an unreachable server) is an
+//!   [`Error::SubmoduleUnavailable`] naming its path, the pinned commit, the canonical URL and the URL tried, with
+//!   git's text as the cause.
 #![allow(
     clippy::unused_self,
     reason = "git operations stay methods of `Git` so they share its cache and offline settings as they grow"
@@ -41,6 +43,16 @@ use hstore_model::CommitId;
 
 /// Store metadata namespace: which commit (and submodule choice) gave which tree.
 pub const META_NAMESPACE: &str = "git-commit";
+
+/// The commit records' kind, for the registry of record namespaces ([`crate::record::KINDS`]).
+pub const RECORDS: hstore_store::RecordKind = hstore_store::RecordKind {
+    namespace: META_NAMESPACE,
+    travels: false,
+    check: |_key, value| {
+        let record: CommitRecord = hstore_store::RecordKind::parse(value)?;
+        Ok(vec![record.address])
+    },
+};
 
 /// The store metadata recorded per commit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -367,7 +379,7 @@ impl Git {
         if !submodules || gitlinks.is_empty() {
             return Ok(());
         }
-        let modules = Self::gitmodules(repo, url, commit);
+        let modules = Self::gitmodules(repo, url, commit)?;
         for (path, sub_commit) in gitlinks {
             let Some(module) = modules
                 .values()
@@ -391,7 +403,22 @@ impl Git {
             };
             let sub_url = resolve_relative_url(url, sub_url);
             let full_path = format!("{prefix}{path}");
-            let sub_repo = self.ensure_commit(&sub_url, &sub_commit, Some(&full_path))?;
+            // git's own text (`fatal: early EOF`) names neither the submodule nor its pin: say which one failed and
+            // where it was fetched from. `--offline` keeps its own error (the fix there is `hstore fetch`).
+            let sub_repo = self
+                .ensure_commit(&sub_url, &sub_commit, Some(&full_path))
+                .map_err(|error| {
+                    if error.is_offline() {
+                        return error;
+                    }
+                    Error::SubmoduleUnavailable {
+                        path: full_path.clone(),
+                        commit: sub_commit.clone(),
+                        tried: self.mirrors.rewrite(&sub_url),
+                        url: sub_url.clone(),
+                        source: Box::new(error),
+                    }
+                })?;
             let sub_dest = dest.join(OsStr::from_bytes(path.as_bytes()));
             placed.push(LockedSubmodule {
                 path: full_path.clone(),
@@ -411,8 +438,9 @@ impl Git {
         Ok(())
     }
 
-    /// `.gitmodules` at `commit`, by submodule name.
-    fn gitmodules(repo: &Path, url: &str, commit: &str) -> BTreeMap<String, Module> {
+    /// `.gitmodules` at `commit`, by submodule name; empty when the commit has none. One that git cannot read is
+    /// an error: read as "no submodules", it would silently lock a tree with empty submodule directories.
+    fn gitmodules(repo: &Path, url: &str, commit: &str) -> Result<BTreeMap<String, Module>> {
         let mut command = Self::command(Some(repo));
         command.args([
             "config",
@@ -421,9 +449,26 @@ impl Git {
             &format!("{commit}:.gitmodules"),
             "--list",
         ]);
-        // No `.gitmodules` at this commit is the common case and makes `git config` fail: no submodules.
-        let Ok(out) = Self::run(command, "config", url) else {
-            return BTreeMap::new();
+        let out = match Self::run(command, "config", url) {
+            Ok(out) => out,
+            Err(error) => {
+                // No `.gitmodules` at this commit makes `git config` fail too: then there are no submodules.
+                let mut exists = Self::command(Some(repo));
+                exists
+                    .args(["cat-file", "-e", &format!("{commit}:.gitmodules")])
+                    .stderr(Stdio::null());
+                if !exists.status().is_ok_and(|status| status.success()) {
+                    return Ok(BTreeMap::new());
+                }
+                return Err(Error::Gitmodules {
+                    url: url.to_owned(),
+                    commit: commit.to_owned(),
+                    reason: match error {
+                        Error::Git { stderr, .. } => stderr,
+                        other => other.to_string(),
+                    },
+                });
+            }
         };
         let mut modules: BTreeMap<String, Module> = BTreeMap::new();
         for record in out.split(|b| *b == 0).filter(|r| !r.is_empty()) {
@@ -443,7 +488,7 @@ impl Git {
                 _ => {}
             }
         }
-        modules
+        Ok(modules)
     }
 
     /// Writes the files of `commit`'s tree into `dest`; returns gitlinks (path, commit).
@@ -585,8 +630,9 @@ impl Git {
         let root = staging.path().join("tree");
         let placed = self.checkout(url, commit, submodules, &root)?;
         let (address, size) = store.add_tree(&root, &|_| false)?;
-        store.put_meta(
-            META_NAMESPACE,
+        crate::record::put(
+            store,
+            &RECORDS,
             &key,
             &CommitRecord {
                 url: url.to_owned(),

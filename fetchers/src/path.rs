@@ -7,7 +7,7 @@
 //! Each `exclude` entry without a `/` is a name left out at any depth; one with a `/` is a path relative to the
 //! source root (and everything below it). A path source is re-read on every `lock` (its content is the pin) through
 //! the store's stat cache, so an unchanged tree costs a `stat` per file; `fetch` re-adds it from disk only when the
-//! locked tree is missing, failing if it changed. Files other users cannot read are refused
+//! locked tree is missing or incomplete (reading every file again, past the stat cache), failing if it changed. Files other users cannot read are refused
 //! ([`Access::OthersReadable`]): the store would hand them to every sandbox and every bundle.
 
 use std::path::{Component, Path, PathBuf};
@@ -140,14 +140,17 @@ pub async fn ensure(
         return Ok(locked.clone());
     }
     let owned = spec.clone();
+    // A locked tree that is incomplete lost objects (to `store verify --repair`, or damage): its stat cache and its
+    // existing directory nodes would vouch for blobs that are gone, so every file is read and stored again.
+    let heal = locked.is_some();
     let (address, size): (Digest, u64) = crate::error::blocking(move || {
-        store
-            .add_local_tree(
-                &owned.dir,
-                &|relative| owned.excluded(relative),
-                Access::OthersReadable,
-            )
-            .map_err(Error::from)
+        let exclude = |relative: &Path| owned.excluded(relative);
+        if heal {
+            store.add_local_tree_uncached(&owned.dir, &exclude, Access::OthersReadable)
+        } else {
+            store.add_local_tree(&owned.dir, &exclude, Access::OthersReadable)
+        }
+        .map_err(Error::from)
     })
     .await?;
     crate::error::check_drift(|| spec.id(), locked, address)?;

@@ -59,11 +59,86 @@ impl Update {
         match self {
             Update::Nothing => false,
             Update::Everything => true,
-            Update::Sources(names) => names
-                .iter()
-                .any(|name| name == source || *name == format!("{recipe}.{source}")),
+            Update::Sources(names) => names.iter().any(|name| names_source(name, recipe, source)),
         }
     }
+
+    /// Fails with [`Error::UnknownUpdate`] when a name given to `--update` is no source of `recipes` (as `source` or
+    /// `recipe.source`): a typo must not silently keep every pin.
+    pub fn check(&self, recipes: &[Recipe]) -> Result<()> {
+        let Update::Sources(names) = self else {
+            return Ok(());
+        };
+        let known: Vec<String> = recipes
+            .iter()
+            .flat_map(|recipe| {
+                recipe
+                    .sources
+                    .keys()
+                    .map(move |source| format!("{}.{source}", recipe.name))
+            })
+            .collect();
+        for name in names {
+            let found = recipes.iter().any(|recipe| {
+                recipe
+                    .sources
+                    .keys()
+                    .any(|source| names_source(name, &recipe.name, source))
+            });
+            if !found {
+                return Err(Error::UnknownUpdate {
+                    name: name.clone(),
+                    closest: closest_name(name, &known),
+                    known,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `name`, as given to `--update`, is `source` of `recipe` (`source` or `recipe.source`).
+fn names_source(name: &str, recipe: &str, source: &str) -> bool {
+    name == source
+        || name
+            .strip_prefix(recipe)
+            .and_then(|rest| rest.strip_prefix('.'))
+            == Some(source)
+}
+
+/// The name of `known` (`recipe.source`, or its `source` part) closest to `given` by edit distance, if it is close:
+/// at most a third of the longer name's characters differ (and at least one may).
+fn closest_name(given: &str, known: &[String]) -> Option<String> {
+    known
+        .iter()
+        .flat_map(|full| {
+            let bare = full
+                .split_once('.')
+                .map_or(full.as_str(), |(_, source)| source);
+            [full.as_str(), bare]
+        })
+        .map(|candidate| (edit_distance(given, candidate), candidate))
+        .filter(|(distance, candidate)| {
+            *distance <= (given.chars().count().max(candidate.chars().count()) / 3).max(1)
+        })
+        .min()
+        .map(|(_, candidate)| candidate.to_owned())
+}
+
+/// Levenshtein distance over characters (two rows; names are short).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for (i, a_char) in a.chars().enumerate() {
+        current[0] = i + 1;
+        for (j, b_char) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(a_char != *b_char);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
 }
 
 /// What a source records beside its artifacts: a `requirements` source's resolution, an `xmake_requires` source's.
@@ -92,6 +167,9 @@ impl Fetcher {
         update: &Update,
     ) -> (Lockfile, Vec<Error>) {
         let mut lockfile = Lockfile::default();
+        if let Err(error) = update.check(recipes) {
+            return (lockfile, vec![error]);
+        }
         let mut errors = Vec::new();
         let now = requirements::utc_now();
         for recipe in recipes {
@@ -274,13 +352,13 @@ impl Fetcher {
                     source_name: name.to_owned(),
                     needed: source.clone(),
                 })?;
-                let text = read_text_in_tree(&self.store, tree, path)?.ok_or_else(|| {
-                    Error::CargoLock {
-                        source_name: source.clone(),
-                        path: path.clone(),
-                        message: "no such file in the source's tree".into(),
-                    }
-                })?;
+                let text =
+                    read_text_in_tree(&self.store, tree, path, &format!("source `{source}`"))?
+                        .ok_or_else(|| Error::CargoLock {
+                            source_name: source.clone(),
+                            path: path.clone(),
+                            message: "no such file in the source's tree".into(),
+                        })?;
                 let packages = crates::parse_cargo_lock(&text, source, path)?;
                 let previous: HashMap<&str, &Artifact> = if keep {
                     previous
@@ -345,12 +423,11 @@ impl Fetcher {
                         needed: source.to_owned(),
                     })?;
                     let contents =
-                        read_text_in_tree(&self.store, tree, path)?.ok_or_else(|| {
-                            Error::Requirements {
+                        read_text_in_tree(&self.store, tree, path, &format!("source `{source}`"))?
+                            .ok_or_else(|| Error::Requirements {
                                 source_name: name.to_owned(),
                                 message: format!("`{path}` is not a file in source `{source}`"),
-                            }
-                        })?;
+                            })?;
                     text.push_str(&contents);
                 }
                 let request = RequirementsRequest {
@@ -446,12 +523,14 @@ impl Fetcher {
     /// Makes the store hold every artifact of `lockfile` (paths resolved against `lockfile_dir`). Returns the
     /// per-artifact errors; empty means the closure is complete.
     pub async fn fetch(&self, lockfile: &Lockfile, lockfile_dir: &Path) -> Vec<Error> {
-        // Which spec each artifact came from (path excludes, git submodules).
-        let mut specs: BTreeMap<&str, &SourceSpec> = BTreeMap::new();
+        // Which spec each artifact came from (path excludes, git submodules), and its source for errors.
+        let mut specs: BTreeMap<&str, (&SourceSpec, String)> = BTreeMap::new();
         for recipe in &lockfile.recipes {
             for source in &recipe.sources {
                 for id in &source.artifacts {
-                    specs.entry(id.as_str()).or_insert(&source.spec);
+                    specs.entry(id.as_str()).or_insert_with(|| {
+                        (&source.spec, format!("{}.{}", recipe.name, source.name))
+                    });
                 }
             }
         }
@@ -459,19 +538,27 @@ impl Fetcher {
             .artifacts
             .iter()
             .map(|artifact| {
-                let spec = specs.get(artifact.id()).copied();
+                let (spec, label) = specs
+                    .get(artifact.id())
+                    .map_or((None, None), |(spec, label)| {
+                        (Some(*spec), Some(label.as_str()))
+                    });
                 async move {
                     (
                         artifact,
+                        label,
                         self.fetch_artifact(artifact, spec, lockfile_dir).await,
                     )
                 }
             })
             .collect();
         let mut errors = Vec::new();
-        while let Some((artifact, result)) = pending.next().await {
+        while let Some((artifact, label, result)) = pending.next().await {
             if let Err(error) = result {
-                errors.push(error.context(format!("failed to fetch `{}`", artifact.id())));
+                let of_source =
+                    label.map_or_else(String::new, |label| format!(" (source `{label}`)"));
+                errors
+                    .push(error.context(format!("failed to fetch `{}`{of_source}", artifact.id())));
             }
         }
         // Crates are stored in one shared batch (see `crates.rs`): publish it before the gc root is registered.
@@ -590,9 +677,25 @@ impl Fetcher {
     }
 }
 
-/// Reads the UTF-8 file at `path` (`/`-separated) inside tree `root`; `Ok(None)` if absent or not a file.
-pub fn read_text_in_tree(store: &Store, root: &Digest, path: &str) -> Result<Option<String>> {
-    let mut directory = store.directory(root)?;
+/// Reads the UTF-8 file at `path` (`/`-separated) inside tree `root`; `Ok(None)` if there is no such file. `what`
+/// names the tree for errors (``source `app` ``). An object missing on the way is [`Error::MissingInTree`] and bytes
+/// that are not UTF-8 are [`Error::NotText`]: a lockfile or requirements file is never read as empty or mangled text.
+pub fn read_text_in_tree(
+    store: &Store,
+    root: &Digest,
+    path: &str,
+    what: &str,
+) -> Result<Option<String>> {
+    let missing = |digest: &Digest| Error::MissingInTree {
+        what: what.to_owned(),
+        tree: *root,
+        path: path.to_owned(),
+        missing: *digest,
+    };
+    let directory_at = |digest: &Digest| -> Result<hstore_store::Directory> {
+        store.get_directory(digest)?.ok_or_else(|| missing(digest))
+    };
+    let mut directory = directory_at(root)?;
     let components: Vec<&str> = path
         .split('/')
         .filter(|c| !c.is_empty() && *c != ".")
@@ -605,7 +708,7 @@ pub fn read_text_in_tree(store: &Store, root: &Digest, path: &str) -> Result<Opt
             return Ok(None);
         };
         match directory.get(&name) {
-            Some(Node::Directory { digest, .. }) => directory = store.directory(digest)?,
+            Some(Node::Directory { digest, .. }) => directory = directory_at(digest)?,
             _ => return Ok(None),
         }
     }
@@ -614,9 +717,43 @@ pub fn read_text_in_tree(store: &Store, root: &Digest, path: &str) -> Result<Opt
     };
     match directory.get(&name) {
         Some(Node::File { digest, .. }) => {
-            let bytes = store.read_blob(digest)?.unwrap_or_default();
-            Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+            let bytes = store.read_blob(digest)?.ok_or_else(|| missing(digest))?;
+            String::from_utf8(bytes)
+                .map(Some)
+                .map_err(|error| Error::NotText {
+                    what: what.to_owned(),
+                    tree: *root,
+                    path: path.to_owned(),
+                    offset: error.utf8_error().valid_up_to(),
+                })
         }
         _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn update_names_match_source_or_recipe_dot_source_only() {
+        assert!(names_source("top", "g", "top"));
+        assert!(names_source("g.top", "g", "top"));
+        assert!(!names_source("gg.top", "g", "top"));
+        assert!(!names_source("g.to", "g", "top"));
+        assert!(!names_source("g", "g", "top"));
+    }
+
+    #[test]
+    fn the_closest_source_is_offered_only_when_close() {
+        let known = vec!["app.crates".to_owned(), "app.code".to_owned()];
+        assert_eq!(closest_name("crate", &known).as_deref(), Some("crates"));
+        assert_eq!(
+            closest_name("app.cdoe", &known).as_deref(),
+            Some("app.code")
+        );
+        assert_eq!(closest_name("zzzzzz", &known), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
     }
 }

@@ -19,6 +19,9 @@ use hstore_model::Sha256;
 /// Store metadata namespace.
 pub const META_NAMESPACE: &str = "url-sha256";
 
+/// The `url` download records' kind, for the registry of record namespaces ([`crate::record::KINDS`]).
+pub const RECORDS: hstore_store::RecordKind = crate::record::download_kind(META_NAMESPACE);
+
 /// What a `url` source asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UrlSpec {
@@ -126,8 +129,9 @@ pub async fn ensure(
     })
     .await?;
     crate::error::check_drift(|| spec.id(), locked, address)?;
-    store.put_meta(
-        META_NAMESPACE,
+    crate::record::put(
+        store,
+        &RECORDS,
         &spec.meta_key(),
         &CrateRecord {
             url: spec.url.clone(),

@@ -9,9 +9,11 @@
 //! [`ids::GitRef`] are validated once, where they are parsed, and serialize as the plain strings they always were,
 //! so the lockfile's bytes do not change.
 
+pub mod diff;
 pub mod ids;
 pub mod lockfile;
 pub mod python;
 pub mod recipe;
+pub mod why;
 
 pub use ids::{CommitId, GitRef, Sha256};

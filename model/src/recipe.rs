@@ -313,7 +313,7 @@ pub struct Target {
 pub struct Limits {
     /// Wall-clock time per build (`90m`, `12h`, `none`).
     pub timeout: Option<String>,
-    /// Address space per process (`16G`, `none`).
+    /// Memory per process (`16G`, `none`).
     pub max_memory: Option<String>,
     /// Processes and threads at a time.
     pub max_processes: Option<u64>,
@@ -323,6 +323,8 @@ pub struct Limits {
     pub tmp_size: Option<String>,
     /// Size of the build log (`1G`, `none`).
     pub max_log_size: Option<String>,
+    /// What `/build` and `$out` may hold together (`20G`, `none`).
+    pub max_output_size: Option<String>,
 }
 
 /// `[build]`.

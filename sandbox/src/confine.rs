@@ -10,10 +10,12 @@
 //!    securebits that would give root its capabilities back on `execve` are set and locked. The build stays uid 0
 //!    of its user namespace (tools expect it) but holds no capability in any namespace, so it can no longer
 //!    `mount`, remount a read-only bind writable, `chown` to other users or bypass file permissions;
-//! 5. [`install_seccomp`]: a filter refusing, with `EPERM` (so tools fail with a clear message rather than a
-//!    signal), the calls a build has no use for and that widen what it can reach: see [`DENIED`]. `clone3`
-//!    gets `ENOSYS` instead, because its flags live in memory a filter cannot read and glibc falls back to
-//!    `clone` (whose namespace flags are checked) on `ENOSYS`.
+//! 5. [`install_seccomp`]: filters refusing, with `EPERM` (so tools fail with a clear message rather than a
+//!    signal), the calls a build has no use for and that widen what it can reach: see [`DENIED`]. Calls a
+//!    program is expected to probe for get the answer of a kernel that lacks them, so it falls back: `ENOSYS`
+//!    for [`UNAVAILABLE`] (`clone3`, `openat2`, io_uring, `listmount`/`statmount`), `EAFNOSUPPORT` for a socket
+//!    of a family outside [`SOCKET_FAMILIES`]. On x86_64 a call of the x32 ABI kills the process, as a call of
+//!    the i386 ABI does.
 //!
 //! `no_new_privs` is set by init before the fork, so the build cannot gain privileges through a setuid file
 //! either (and none can exist: every writable mount is `nosuid`, see [`mounts`](crate::mounts)).
@@ -41,7 +43,10 @@ use crate::protocol::{STATUS_FD, SetupFailure};
 /// - `open_by_handle_at`: opens files by handle, bypassing the mount tree (the "shocker" escape);
 /// - `kexec_load`, `kexec_file_load`, `bpf`, `perf_event_open`, `userfaultfd`, `init_module`,
 ///   `finit_module`, `delete_module`, `swapon`, `swapoff`, `reboot`, `acct`, `quotactl`, `syslog`: kernel
-///   attack surface a compiler never needs.
+///   attack surface a compiler never needs;
+/// - `open_tree_attr`: `open_tree` and `mount_setattr` in one call (Linux 6.15), of the mount family above;
+/// - `modify_ldt` (x86_64): a per-process segment table, used by Wine and DOS emulators (no build), and a past
+///   source of kernel bugs. `EPERM` rather than `ENOSYS`: nothing in a build probes for it.
 ///
 /// `ptrace` stays allowed *within* the sandbox (LeakSanitizer and test suites trace their own children): the
 /// build cannot trace anything outside, because it holds no `CAP_SYS_PTRACE`, init (pid 1) is not dumpable,
@@ -77,7 +82,58 @@ const DENIED: &[(&str, i64)] = &[
     ("acct", libc::SYS_acct),
     ("quotactl", libc::SYS_quotactl),
     ("syslog", libc::SYS_syslog),
+    ("open_tree_attr", SYS_OPEN_TREE_ATTR),
+    #[cfg(target_arch = "x86_64")]
+    ("modify_ldt", libc::SYS_modify_ldt),
 ];
+
+// Numbers the libc crate does not define yet. Since Linux 5.1 new calls share one number on every architecture
+// but alpha, so these hold for x86_64 and aarch64 alike (see the kernel's `scripts/syscall.tbl`).
+/// `statmount` (Linux 6.8).
+const SYS_STATMOUNT: i64 = 457;
+/// `listmount` (Linux 6.8).
+const SYS_LISTMOUNT: i64 = 458;
+/// `open_tree_attr` (Linux 6.15).
+const SYS_OPEN_TREE_ATTR: i64 = 467;
+
+/// Calls refused with `ENOSYS`, the answer of a kernel that lacks them, because programs probe for them and fall
+/// back on exactly that error:
+///
+/// - `clone3`, `openat2`: their flags live in a structure a filter cannot read; glibc falls back to `clone`
+///   and `openat`, whose flags are checked;
+/// - `io_uring_setup`, `io_uring_enter`, `io_uring_register`: io_uring performs opens, `chmod`s and socket
+///   calls in the kernel without passing through this filter (a build created a 06755 file through it);
+///   liburing, libuv and tokio fall back to threads or epoll on `ENOSYS`;
+/// - `listmount`, `statmount`: they list the mount table outside `/proc`; libmount falls back to
+///   `/proc/self/mountinfo` on `ENOSYS`, and nothing else has a use for them in a build.
+const UNAVAILABLE: &[(&str, i64)] = &[
+    ("clone3", libc::SYS_clone3),
+    ("openat2", libc::SYS_openat2),
+    ("io_uring_setup", libc::SYS_io_uring_setup),
+    ("io_uring_enter", libc::SYS_io_uring_enter),
+    ("io_uring_register", libc::SYS_io_uring_register),
+    ("listmount", SYS_LISTMOUNT),
+    ("statmount", SYS_STATMOUNT),
+];
+
+/// The address families a build may open sockets of: `AF_UNIX` (local IPC, test suites), `AF_INET` and
+/// `AF_INET6` (only `lo` exists, tests bind to it), `AF_NETLINK` (glibc's `getifaddrs`, `ip`). Any other family
+/// (`socket` and `socketpair` alike) gets `EAFNOSUPPORT`, the kernel's answer for a family it was built without,
+/// so a probing program carries on. The network namespace does not cover every family: `AF_VSOCK` shares the
+/// host's port space (a build could bind or reach host and hypervisor services), and the rest (`AF_PACKET`,
+/// `AF_ALG`, `AF_KEY`, `AF_BLUETOOTH`, `AF_XDP`, …) are kernel surface a compiler never needs.
+const SOCKET_FAMILIES: &[libc::c_int] = &[
+    libc::AF_UNIX,
+    libc::AF_INET,
+    libc::AF_INET6,
+    libc::AF_NETLINK,
+];
+
+/// The bit that marks a call of the x32 ABI on x86_64 (`__X32_SYSCALL_BIT`). Such calls report the x86_64 audit
+/// architecture, so seccompiler's architecture check passes them, and their numbers match none of its rules: a
+/// kernel built with x32 would run `mount` called as `0x40000000 + 165` unfiltered.
+#[cfg(target_arch = "x86_64")]
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
 /// `clone` flags that create a namespace.
 const NAMESPACE_FLAGS: &[libc::c_int] = &[
@@ -93,11 +149,11 @@ const NAMESPACE_FLAGS: &[libc::c_int] = &[
 /// `ioctl` requests refused: both push input into a terminal (keystroke injection).
 const DENIED_IOCTLS: &[libc::c_ulong] = &[libc::TIOCSTI, libc::TIOCLINUX];
 
-/// The two compiled filters: the `EPERM` one and the `ENOSYS` one (`clone3`, `openat2`, whose arguments are
-/// structures a filter cannot inspect; glibc falls back to `clone`/`openat` on `ENOSYS`).
+/// The compiled filters, one per action (seccompiler gives each filter one action for its matches): `EPERM`,
+/// `ENOSYS`, `EAFNOSUPPORT` and, on x86_64, the x32 one. The kernel runs every installed filter and keeps the
+/// strictest answer; their call sets are disjoint.
 pub(crate) struct Seccomp {
-    eperm: BpfProgram,
-    enosys: BpfProgram,
+    programs: Vec<BpfProgram>,
 }
 
 fn arch() -> Result<TargetArch, SetupFailure> {
@@ -218,35 +274,92 @@ pub(crate) fn compile_seccomp() -> Result<Seccomp, SetupFailure> {
         }
         rules.insert(libc::SYS_open, open);
     }
-    let eperm = SeccompFilter::new(
+    let eperm = compile(rules, libc::EPERM, arch)?;
+    let enosys = compile(
+        UNAVAILABLE
+            .iter()
+            .map(|(_, number)| (*number, Vec::new()))
+            .collect(),
+        libc::ENOSYS,
+        arch,
+    )?;
+    let other_family = SeccompRule::new(
+        SOCKET_FAMILIES
+            .iter()
+            .map(|family| {
+                SeccompCondition::new(
+                    0,
+                    SeccompCmpArgLen::Dword,
+                    SeccompCmpOp::Ne,
+                    u64::from(family.cast_unsigned()),
+                )
+                .map_err(|e| failure("condition", &e))
+            })
+            .collect::<Result<_, _>>()?,
+    )
+    .map_err(|e| failure("rule", &e))?;
+    let eafnosupport = compile(
+        [libc::SYS_socket, libc::SYS_socketpair]
+            .into_iter()
+            .map(|number| (number, vec![other_family.clone()]))
+            .collect(),
+        libc::EAFNOSUPPORT,
+        arch,
+    )?;
+    let programs = vec![eperm, enosys, eafnosupport];
+    #[cfg(target_arch = "x86_64")]
+    let programs = [programs, vec![x32_filter()]].concat();
+    Ok(Seccomp { programs })
+}
+
+/// One seccompiler filter: `rules` answered with `errno`, everything else allowed (a foreign architecture's
+/// call kills the process, seccompiler's default).
+fn compile(
+    rules: BTreeMap<i64, Vec<SeccompRule>>,
+    errno: libc::c_int,
+    arch: TargetArch,
+) -> Result<BpfProgram, SetupFailure> {
+    SeccompFilter::new(
         rules,
         SeccompAction::Allow,
-        SeccompAction::Errno(libc::EPERM.cast_unsigned()),
+        SeccompAction::Errno(errno.cast_unsigned()),
         arch,
     )
     .map_err(|e| failure("filter", &e))?
     .try_into()
-    .map_err(|e| failure("compile", &e))?;
-    let enosys = SeccompFilter::new(
-        [
-            (libc::SYS_clone3, Vec::new()),
-            (libc::SYS_openat2, Vec::new()),
-        ]
-        .into_iter()
-        .collect(),
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::ENOSYS.cast_unsigned()),
-        arch,
-    )
-    .map_err(|e| failure("filter", &e))?
-    .try_into()
-    .map_err(|e| failure("compile", &e))?;
-    Ok(Seccomp { eperm, enosys })
+    .map_err(|e| failure("compile", &e))
+}
+
+/// A filter, written as BPF because seccompiler matches whole call numbers only, that kills the process on a
+/// call of the x32 ABI ([`X32_SYSCALL_BIT`] set), as a call of a foreign architecture is killed. No build has a
+/// use for x32 (a kernel built without it answers `ENOSYS`), and killing makes a refused call unmistakable.
+/// Other architectures have no second ABI sharing their audit architecture.
+#[cfg(target_arch = "x86_64")]
+fn x32_filter() -> BpfProgram {
+    // See linux/filter.h (`BPF_LD | BPF_W | BPF_ABS`, `BPF_JMP | BPF_JEQ | BPF_K`, `BPF_JMP | BPF_JSET | BPF_K`,
+    // `BPF_RET | BPF_K`) and linux/seccomp.h: `struct seccomp_data` holds the call number at offset 0 and the
+    // audit architecture at offset 4.
+    const LOAD_WORD: u16 = 0x20;
+    const JUMP_EQUAL: u16 = 0x15;
+    const JUMP_BITS: u16 = 0x45;
+    const RETURN: u16 = 0x06;
+    // EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE (linux/audit.h).
+    const AUDIT_ARCH_X86_64: u32 = 0x3e | 0x8000_0000 | 0x4000_0000;
+    let op = |code, jt, jf, k| seccompiler::sock_filter { code, jt, jf, k };
+    vec![
+        op(LOAD_WORD, 0, 0, 4),
+        // Another architecture: not this filter's business (the seccompiler filters kill it).
+        op(JUMP_EQUAL, 0, 3, AUDIT_ARCH_X86_64),
+        op(LOAD_WORD, 0, 0, 0),
+        op(JUMP_BITS, 0, 1, X32_SYSCALL_BIT),
+        op(RETURN, 0, 0, libc::SECCOMP_RET_KILL_PROCESS),
+        op(RETURN, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ]
 }
 
 /// Installs the compiled filters in this process; they are inherited by everything it starts.
 pub(crate) fn install_seccomp(seccomp: &Seccomp) -> Result<(), SetupFailure> {
-    for program in [&seccomp.enosys, &seccomp.eperm] {
+    for program in &seccomp.programs {
         seccompiler::apply_filter(program).map_err(|e| SetupFailure {
             action: format!("install the seccomp filter ({e})"),
             errno: None,
@@ -290,7 +403,7 @@ pub(crate) fn set_limits(limits: &Limits) -> Result<(), SetupFailure> {
         ),
     ];
     if let Some(memory) = limits.max_memory {
-        wanted.push((libc::RLIMIT_AS, memory, "max-memory (RLIMIT_AS)"));
+        wanted.push((libc::RLIMIT_DATA, memory, "max-memory (RLIMIT_DATA)"));
     }
     if let Some(cpu) = limits.max_cpu_seconds {
         // The soft limit sends SIGXCPU, which init reports as the CPU limit; the hard one is a backstop.

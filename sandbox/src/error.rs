@@ -28,6 +28,19 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A declared host path holds a socket. Host paths are bound read-only, and a read-only mount does not stop
+    /// `connect` on a unix socket: the build could talk to the host service listening on it.
+    #[error(
+        "declared host path `{}` holds a socket, `{}`: a build could connect through it to a service on the host",
+        host_path.display(),
+        socket.display()
+    )]
+    SocketInHostPath {
+        /// The declared path.
+        host_path: PathBuf,
+        /// The socket found in it.
+        socket: PathBuf,
+    },
     /// A host-side path of the spec (an input, the build or output directory) is missing or of the wrong kind.
     #[error("{role} `{}` is not usable: {reason}", path.display())]
     BadHostPath {
@@ -114,6 +127,37 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// Every id of the build users' pool is leased: that many builds of root-run hstore processes are running.
+    #[error("all {count} build users (ids {first}…) are in use by running builds (leases in `{}`)", dir.display())]
+    BuildUsersExhausted {
+        /// The pool's first id.
+        first: u32,
+        /// How many ids it holds.
+        count: u32,
+        /// The lease directory.
+        dir: PathBuf,
+    },
+    /// A build user was asked for ([`BuildUser::acquire`](crate::BuildUser::acquire)) in a user namespace (a
+    /// container, `unshare -r`) that does not map the build users' ids.
+    #[error("the build users' ids {first}…{last} are not mapped in this user namespace (`{}`: {content})", map.display())]
+    BuildUsersUnmapped {
+        /// The pool's first id.
+        first: u32,
+        /// The pool's last id.
+        last: u32,
+        /// The id map read.
+        map: PathBuf,
+        /// Its content, on one line.
+        content: String,
+    },
+    /// The directory of build user leases could be written by someone other than root.
+    #[error("refusing to lease build users from `{}`: {reason}", path.display())]
+    UnsafeLeaseDir {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// An I/O operation of the calling side (pipes, log file, fingerprint reads) failed.
     #[error("failed to {action} `{}`", path.display())]
     Io {
@@ -157,12 +201,27 @@ impl Hint for Error {
             Error::MissingHostPath { .. } => Some(
                 "install the SDK or toolkit at that path, or build a target that does not declare it".into(),
             ),
+            Error::SocketInHostPath { .. } => Some(
+                "declare only the subdirectories the build reads (e.g. `bin`, `lib`, `include`), or move the socket \
+                 out of the declared path"
+                    .into(),
+            ),
             Error::MissingHostTool { .. } | Error::HostToolFailed { .. } => {
                 Some("install the tool, or make sure it is on `/usr/local/bin:/usr/bin:/bin` or declared by absolute path".into())
             }
             Error::HelperSilent { .. } => Some(format!(
                 "the program's `main` must call `hstore_sandbox::helper_main()` first thing when its first argument is `{}`",
                 crate::HELPER_ARG
+            )),
+            Error::BuildUsersExhausted { .. } => Some(
+                "wait for running builds to finish, or run fewer at once (`hstore build --jobs`)".into(),
+            ),
+            Error::BuildUsersUnmapped { .. } => Some(
+                "run hstore as a non-root user (builds then run as that user), or give the container's user namespace the whole id range".into(),
+            ),
+            Error::UnsafeLeaseDir { path, .. } => Some(format!(
+                "remove `{}` (hstore recreates it owned by root, mode 0700) and make sure nothing else creates it",
+                path.display()
             )),
             Error::LimitExceeded { flag, .. } => Some(format!(
                 "if the build needs more, raise the limit with `hstore build {flag} …` (`none` lifts it)"

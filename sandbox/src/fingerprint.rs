@@ -17,7 +17,11 @@
 //! **Host paths** ([`fingerprint_host_paths`]): a metadata walk (relative path, kind, mode, size, mtime, symlink
 //! target) of each declared path, in byte order, as a Merkle fold of per-directory digests, listed in parallel
 //! level by level and folded bottom-up without recursion (a host path may be thousands of directories deep). It does
-//! not read file contents: a CUDA toolkit is gigabytes.
+//! not read file contents: a CUDA toolkit is gigabytes. A host path that holds a socket is refused
+//! ([`Error::SocketInHostPath`]): the sandbox binds host paths read-only, and a read-only mount does not stop
+//! `connect` on a unix socket, so a listening socket there would let the build talk to a host service. The walk
+//! already stats every entry, so the check costs nothing; it runs wherever a host path is fingerprinted, i.e.
+//! before every build and before a lock-time probe build.
 //!
 //! **Host tools** ([`fingerprint_host_tools`]): the stdout of commands like `nvcc --version`, run on the host
 //! with a cleared environment (`LC_ALL=C`, `PATH=/usr/local/bin:/usr/bin:/bin`).
@@ -27,7 +31,7 @@
 
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -115,11 +119,11 @@ pub fn fingerprint_base_system() -> Result<Digest> {
         }
     }
     for dir in LOCAL_DIRS {
-        hash_tree(&mut hasher, Path::new(dir), 1)?;
+        hash_tree(&mut hasher, Path::new(dir), 1, None)?;
     }
     if !found_database {
         for tree in FALLBACK_TREES {
-            hash_tree(&mut hasher, Path::new(tree), usize::MAX)?;
+            hash_tree(&mut hasher, Path::new(tree), usize::MAX, None)?;
         }
     }
     Ok(hasher.finish())
@@ -147,7 +151,7 @@ pub fn fingerprint_host_paths(paths: &[PathBuf]) -> Result<Digest> {
                 source,
             })?;
         }
-        hash_tree(&mut hasher, path, usize::MAX)?;
+        hash_tree(&mut hasher, path, usize::MAX, Some(path))?;
     }
     Ok(hasher.finish())
 }
@@ -192,16 +196,36 @@ pub fn fingerprint_host_tools(tools: &[HostTool]) -> Result<Digest> {
 }
 
 /// Hashes the metadata of `root` and, down to `depth` levels, everything below it, in byte order of names.
-/// Symlinks below the root are recorded, not followed.
-fn hash_tree(hasher: &mut Fingerprinter, root: &Path, depth: usize) -> Result<()> {
+/// Symlinks below the root are recorded, not followed. With `host_path` (the declared path `root` is walked for),
+/// a socket anywhere in the tree is [`Error::SocketInHostPath`].
+fn hash_tree(
+    hasher: &mut Fingerprinter,
+    root: &Path,
+    depth: usize,
+    host_path: Option<&Path>,
+) -> Result<()> {
     let meta = match fs::metadata(root) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(Error::io("read the metadata of", root)(e)),
     };
+    if let Some(host_path) = host_path {
+        refuse_socket(host_path, root, &meta)?;
+    }
     hash_entry(hasher, Path::new(""), &meta, None);
     if meta.is_dir() {
-        walk(hasher, root, Path::new(""), depth)?;
+        walk(hasher, root, Path::new(""), depth, host_path)?;
+    }
+    Ok(())
+}
+
+/// [`Error::SocketInHostPath`] if `meta` (of `path`, inside the declared `host_path`) is a socket.
+fn refuse_socket(host_path: &Path, path: &Path, meta: &fs::Metadata) -> Result<()> {
+    if meta.file_type().is_socket() {
+        return Err(Error::SocketInHostPath {
+            host_path: host_path.to_path_buf(),
+            socket: path.to_path_buf(),
+        });
     }
     Ok(())
 }
@@ -219,7 +243,13 @@ struct Listed {
 /// directories deep). Directories are listed level by level, each level's directories in parallel (a toolchain is
 /// ~50k files), then folded bottom-up: each subdirectory condensed to its own digest (a Merkle walk), folded into
 /// its parent in name order, so the result does not depend on scheduling.
-fn walk(hasher: &mut Fingerprinter, root: &Path, relative: &Path, depth: usize) -> Result<()> {
+fn walk(
+    hasher: &mut Fingerprinter,
+    root: &Path,
+    relative: &Path,
+    depth: usize,
+    host_path: Option<&Path>,
+) -> Result<()> {
     if depth == 0 {
         return Ok(());
     }
@@ -235,6 +265,9 @@ fn walk(hasher: &mut Fingerprinter, root: &Path, relative: &Path, depth: usize) 
             let depth = dirs[level.start + offset].1;
             let mut listing = Vec::with_capacity(entries.len());
             for (child, meta, target) in entries {
+                if let Some(host_path) = host_path {
+                    refuse_socket(host_path, &root.join(&child), &meta)?;
+                }
                 let below = (meta.is_dir() && depth > 1).then(|| {
                     dirs.push((child.clone(), depth - 1));
                     dirs.len() - 1
@@ -368,6 +401,33 @@ mod tests {
             fingerprint_host_paths(&[dir.path().to_path_buf()]).unwrap(),
             digest
         );
+    }
+
+    /// Issue 20, attack 7: a listening socket under a declared host path let the build reach a host service.
+    #[test]
+    fn a_host_path_holding_a_socket_is_refused_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sdk = dir.path().join("sdk");
+        fs::create_dir_all(sdk.join("run")).expect("mkdir");
+        fs::write(sdk.join("tool"), "sdk").expect("write");
+        fingerprint_host_paths(std::slice::from_ref(&sdk)).expect("no socket yet");
+        let socket = sdk.join("run/agent.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+        match fingerprint_host_paths(std::slice::from_ref(&sdk)) {
+            Err(Error::SocketInHostPath {
+                host_path,
+                socket: found,
+            }) => {
+                assert_eq!(host_path, sdk);
+                assert_eq!(found, socket);
+            }
+            other => panic!("expected SocketInHostPath, got {other:?}"),
+        }
+        // Declaring the socket itself is no way around it.
+        assert!(matches!(
+            fingerprint_host_paths(std::slice::from_ref(&socket)),
+            Err(Error::SocketInHostPath { .. })
+        ));
     }
 
     #[test]

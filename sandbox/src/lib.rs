@@ -1,11 +1,13 @@
 //! hstore-sandbox: the network-less Linux namespace sandbox that `hstore build` runs recipe build scripts in.
 //!
-//! A build runs in new user, mount, pid, network, ipc and uts namespaces, inside a fresh tmpfs root holding the
-//! host base system read-only, a minimal `/etc`, its inputs read-only, a writable `/build` and output directory,
-//! a tmpfs `/tmp`, a fresh `/proc` and a minimal `/dev`; only `lo` exists; `no_new_privs` is set; the build holds
-//! no capability, runs under a seccomp filter, in its own session, with no descriptor of the caller's but
-//! stdout/stderr, and under resource [`Limits`]; the environment is exactly the spec's plus a few fixed
-//! variables. See ARCHITECTURE.md §6 and its "Sandbox security model".
+//! A build runs in new user, mount, pid, network, ipc, uts and cgroup namespaces, as uid 0 inside and, outside,
+//! the caller's uid or, for a root caller, a leased [`BuildUser`] (never host uid 0). Its root is a fresh tmpfs
+//! holding the host base system read-only, a minimal `/etc` (the loader's files and CA certificates), its inputs
+//! read-only, a writable `/build` and output directory, a tmpfs `/tmp`, a fresh `/proc` (its host-wide settings
+//! read-only, the kernel command line masked), a minimal `/dev` and no `/sys`; only `lo` exists; `no_new_privs`
+//! is set; the build holds no capability, runs under a seccomp filter, in its own session, with no descriptor of
+//! the caller's but stdout/stderr, and under resource [`Limits`]; the environment is exactly the spec's plus a
+//! few fixed variables. See ARCHITECTURE.md §6 and its "Sandbox security model".
 //!
 //! The namespaces are created by a re-exec'd, single-threaded helper ([`helper_main`], selected by
 //! [`HELPER_ARG`]), because the kernel refuses `unshare(CLONE_NEWUSER)` to a multi-threaded process such as the
@@ -13,10 +15,10 @@
 //! not just an exit code). If namespaces are unavailable the build fails with
 //! [`Error::NamespacesUnavailable`], naming the sysctl to change; there is no unsandboxed fallback.
 //!
-//! Modules: [`spec`] (what a build sees), [`run`] (calling side), `helper` (namespace side), `mounts`
-//! (the file system inside), `confine` (capabilities, seccomp, descriptors, session), [`limits`] (resources),
-//! `net` (`lo`), `protocol` (caller ↔ helper), `availability` (diagnosing refusals), [`fingerprint`] (host
-//! inputs for the build key), [`error`].
+//! Modules: [`spec`] (what a build sees), [`run`] (calling side), [`build_users`] (the host ids of root-run
+//! builds), `helper` (namespace side), `mounts` (the file system inside), `confine` (capabilities, seccomp,
+//! descriptors, session), [`limits`] (resources), `disk` (the output-size cap), `net` (`lo`), `protocol` (caller ↔
+//! helper), `availability` (diagnosing refusals), [`fingerprint`] (host inputs for the build key), [`error`].
 //!
 //! This crate is the mechanism only: it runs a [`SandboxSpec`] and knows nothing of recipes, cargo, lockfiles or
 //! build records, which are `hstore-build`'s.
@@ -27,7 +29,9 @@
 #![deny(missing_docs)]
 
 mod availability;
+pub mod build_users;
 mod confine;
+mod disk;
 pub mod error;
 pub mod fingerprint;
 mod helper;
@@ -38,6 +42,7 @@ mod protocol;
 pub mod run;
 pub mod spec;
 
+pub use build_users::BuildUser;
 pub use error::{Error, Result};
 pub use fingerprint::{
     HostTool, fingerprint_base_system, fingerprint_host_paths, fingerprint_host_tools,

@@ -6,12 +6,20 @@
 //! | log size | 256 MiB | the caller, which reads the build's stdout/stderr through a pipe | [`Error::LimitExceeded`] |
 //! | CPU time per process | none | `RLIMIT_CPU` (SIGXCPU) | [`Error::LimitExceeded`] when the script itself is killed; a killed compiler makes the script fail |
 //! | processes | 4096 | `RLIMIT_NPROC`, counted per user namespace, i.e. per build | `fork` fails with `EAGAIN` in the build |
-//! | memory per process | none | `RLIMIT_AS` | allocation fails with `ENOMEM` in the build |
+//! | memory per process | 50 % of RAM | `RLIMIT_DATA` | allocation fails with `ENOMEM` in the build |
 //! | `/tmp`, `HOME`, `/dev/shm` | 25 %, 10 %, 10 % of RAM | tmpfs `size=` | writes fail with `ENOSPC` in the build |
+//! | `/build` and `$out` together | 50 % of the free space of their filesystem at the start | the caller: a watchdog during the build, an exact count after it | [`Error::LimitExceeded`] |
 //!
-//! Memory has no default because `RLIMIT_AS` counts address space, not memory: Go, the JVM and sanitizers
-//! reserve terabytes they never touch. cgroup v2 would count real memory for the whole build; it is not used yet
-//! (see ARCHITECTURE.md, "Sandbox security model").
+//! Memory is capped with `RLIMIT_DATA` (private writable mappings: heap, anonymous `mmap`), not `RLIMIT_AS`
+//! (address space): Go and the JVM reserve large address ranges `PROT_NONE` and commit as they go, which
+//! `RLIMIT_AS` counts and `RLIMIT_DATA` does not. Sanitizers map terabytes of writable shadow memory, which both
+//! count: a sanitizer build needs `max_memory = "none"`. cgroup v2 would count real memory for the whole build;
+//! it is not used yet (see ARCHITECTURE.md, "Sandbox security model").
+//!
+//! The output size counts every file of `/build` and `$out` at the larger of its apparent size and its allocated
+//! blocks: a sparse file is counted at its apparent size, because the store keeps it dense.
+//!
+//! [`Error::LimitExceeded`]: crate::Error::LimitExceeded
 //!
 //! Limits are not part of the build key: a limit changes whether a build finishes, never what it produces.
 //! [`LimitOverrides`] layers what a recipe's `[build.limits]`/`[targets.T.limits]` and the command line give over
@@ -30,12 +38,40 @@ pub struct Limits {
     pub max_log_bytes: u64,
     /// `RLIMIT_NPROC`: processes (threads included) of the build at one time.
     pub max_processes: u64,
-    /// `RLIMIT_AS` in bytes, per process; `None` for no limit.
+    /// `RLIMIT_DATA` in bytes, per process; `None` for no limit.
     pub max_memory: Option<u64>,
     /// `RLIMIT_CPU` in seconds, per process; `None` for no limit.
     pub max_cpu_seconds: Option<u64>,
     /// The size of each tmpfs (`/tmp`, `HOME`, `/dev/shm`) in bytes; `None` for the RAM-relative defaults.
     pub tmpfs_bytes: Option<u64>,
+    /// What `/build` and `$out` may hold together.
+    pub max_output: OutputLimit,
+}
+
+/// The cap on what a build leaves in `/build` and `$out` together (see the [module docs](self) for how files
+/// are counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OutputLimit {
+    /// Half the space free to unprivileged users on their filesystem (the store's) when the build starts.
+    HalfOfFreeSpace,
+    /// This many bytes.
+    Bytes(u64),
+    /// No cap.
+    Unlimited,
+}
+
+/// The default memory cap: half of the machine's RAM, or `None` if the kernel does not say how much there is.
+fn half_of_ram() -> Option<u64> {
+    // SAFETY: sysinfo fills one zero-initialised `sysinfo` structure owned by this frame.
+    let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; the pointer is valid for the call.
+    if unsafe { libc::sysinfo(&raw mut info) } != 0 {
+        return None;
+    }
+    info.totalram
+        .checked_mul(u64::from(info.mem_unit))
+        .map(|total| total / 2)
+        .filter(|half| *half > 0)
 }
 
 impl Default for Limits {
@@ -44,9 +80,10 @@ impl Default for Limits {
             timeout: Some(Duration::from_secs(6 * 3600)),
             max_log_bytes: 256 << 20,
             max_processes: 4096,
-            max_memory: None,
+            max_memory: half_of_ram(),
             max_cpu_seconds: None,
             tmpfs_bytes: None,
+            max_output: OutputLimit::HalfOfFreeSpace,
         }
     }
 }
@@ -137,6 +174,8 @@ pub struct LimitOverrides {
     pub tmp_size: Option<SizeLimit>,
     /// `max_log_size` / `--max-log-size`.
     pub max_log_size: Option<SizeLimit>,
+    /// `max_output_size` / `--max-output-size`.
+    pub max_output_size: Option<SizeLimit>,
 }
 
 impl LimitOverrides {
@@ -150,6 +189,7 @@ impl LimitOverrides {
             max_cpu_time: over.max_cpu_time.or(self.max_cpu_time),
             tmp_size: over.tmp_size.or(self.tmp_size),
             max_log_size: over.max_log_size.or(self.max_log_size),
+            max_output_size: over.max_output_size.or(self.max_output_size),
         }
     }
 
@@ -173,6 +213,9 @@ impl LimitOverrides {
         }
         if let Some(SizeLimit(size)) = self.max_log_size {
             limits.max_log_bytes = size.unwrap_or(u64::MAX);
+        }
+        if let Some(SizeLimit(size)) = self.max_output_size {
+            limits.max_output = size.map_or(OutputLimit::Unlimited, OutputLimit::Bytes);
         }
         limits
     }
@@ -264,6 +307,34 @@ mod tests {
         assert_eq!(limits.timeout, None);
         assert_eq!(limits.max_processes, 100);
         assert_eq!(limits.max_log_bytes, Limits::default().max_log_bytes);
+        assert_eq!(limits.max_output, OutputLimit::HalfOfFreeSpace);
+    }
+
+    #[test]
+    fn memory_and_output_are_capped_by_default_and_none_lifts_them() {
+        let defaults = Limits::default();
+        let ram = std::fs::read_to_string("/proc/meminfo").expect("read /proc/meminfo");
+        let kib: u64 = ram
+            .lines()
+            .find_map(|line| line.strip_prefix("MemTotal:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("MemTotal in /proc/meminfo");
+        assert_eq!(defaults.max_memory, Some(kib * 1024 / 2));
+        assert_eq!(defaults.max_output, OutputLimit::HalfOfFreeSpace);
+        let lifted = LimitOverrides {
+            max_memory: Some(SizeLimit(None)),
+            max_output_size: Some(SizeLimit(None)),
+            ..LimitOverrides::default()
+        }
+        .limits();
+        assert_eq!(lifted.max_memory, None);
+        assert_eq!(lifted.max_output, OutputLimit::Unlimited);
+        let capped = LimitOverrides {
+            max_output_size: Some(SizeLimit(Some(64 << 20))),
+            ..LimitOverrides::default()
+        }
+        .limits();
+        assert_eq!(capped.max_output, OutputLimit::Bytes(64 << 20));
     }
 
     #[test]

@@ -10,12 +10,22 @@
 //!    visible (the kernel refuses a new `proc` in a user namespace that cannot see a full one);
 //! 4. detach `/oldroot`, `pivot_root` into `/newroot` and detach the base, then make the root tmpfs read-only.
 //!
+//! The spec's own binds (inputs, host paths, `/build`, the output) come from descriptors the helper opened before
+//! it gave up the caller's host ids ([`open_sources`]), through `/oldroot/proc/self/fd/N`: init runs as the build
+//! user, which may not traverse the directories above them (a store under `/root`, `0700`). The base system,
+//! `/etc` and `/dev` entries are world-readable host paths, bound by name.
+//!
 //! The tree inside:
 //! ```text
 //! /usr /bin /sbin /lib /lib64 …  host base system, read-only; usrmerge symlinks (`/bin -> usr/bin`) recreated
-//! /etc                           passwd, group, hosts, nsswitch.conf, hostname written here; ld.so.cache,
-//!                                ld.so.conf(.d), alternatives/, ssl/, pki/ bound read-only where present
-//! /proc                          fresh, for the new pid namespace
+//! /etc                           passwd, group, hosts, nsswitch.conf, hostname written here; the loader's
+//!                                files, CA certificates and OpenSSL's configuration bound read-only where
+//!                                present (see [`ETC_FROM_HOST`]); nothing else of the host's /etc (no
+//!                                `ssl/private`, no `pki/tls/private`)
+//! /proc                          fresh, for the new pid namespace; sys/ sysrq-trigger irq/ bus/ fs/ bound
+//!                                read-only onto themselves; the files of [`PROC_MASKED`] (cmdline, …)
+//!                                covered by /dev/null
+//! (no /sys)                      nothing of sysfs is needed by a build
 //! /dev                           read-only tmpfs: null zero full random urandom tty bound from the host,
 //!                                fd/stdin/stdout/stderr symlinks into /proc/self/fd, shm/ a tmpfs
 //! /tmp                           tmpfs, 1777, nosuid,nodev, `size=` from the build's [`Limits`]
@@ -30,11 +40,15 @@
 //! Binds are recursive (a non-recursive bind of a tree with locked submounts is refused); only the top mount is
 //! made read-only, so a rare writable submount *under* an input keeps its own flags.
 
+use std::collections::BTreeMap;
 use std::fs;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::{OFlag, open};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::stat::Mode;
 use nix::sys::statvfs::{FsFlags, statvfs};
 use nix::unistd::{chdir, pivot_root};
 
@@ -50,21 +64,90 @@ const NEW: &str = "/newroot";
 
 /// Host directories that make up the base system, bound read-only (or recreated as symlinks) when present.
 const BASE_SYSTEM: &[&str] = &["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"];
-/// Files and directories of the host's `/etc` a toolchain needs, bound read-only when present.
+/// Files and directories of the host's `/etc` a toolchain needs, bound read-only when present: the dynamic
+/// loader's cache and configuration, Debian's `alternatives` links, the CA certificates (public, for tools that
+/// verify TLS) in each layout hstore knows: Debian/Ubuntu/Alpine `ssl/certs/` (the bundle
+/// `ca-certificates.crt` and the hashed links) and `ssl/cert.pem`; openSUSE `ssl/ca-bundle.pem`; Arch's
+/// `ca-certificates/` (its `extracted/` bundles, which `ssl/certs/ca-certificates.crt` links to); Fedora/RHEL
+/// `pki/ca-trust/`, `pki/tls/certs/`, `pki/tls/cert.pem` and `pki/java/`; and OpenSSL's configuration
+/// (`ssl/openssl.cnf`, `pki/tls/openssl.cnf`), without which `openssl req`, as test suites run it to make a
+/// certificate, fails. A link among them is bound as its target. Never `ssl/private/`, `pki/tls/private/` or
+/// anything else of `ssl/`, `pki/`: private keys live there.
 const ETC_FROM_HOST: &[&str] = &[
     "ld.so.cache",
     "ld.so.conf",
     "ld.so.conf.d",
     "alternatives",
-    "ssl",
-    "pki",
+    "ssl/certs",
+    "ssl/cert.pem",
+    "ssl/ca-bundle.pem",
+    "ssl/openssl.cnf",
+    "ca-certificates",
+    "pki/ca-trust",
+    "pki/tls/certs",
+    "pki/tls/cert.pem",
+    "pki/java",
+    "pki/tls/openssl.cnf",
+];
+/// Parts of `/proc` that write to the host's kernel rather than to the build's namespaces (sysctls, SysRq,
+/// interrupt affinity, bus and file system settings), bound read-only onto themselves where present, as Docker
+/// does. The build user could not write most of them anyway; this holds even for one the kernel lets a
+/// namespace's root write (the network namespace's own sysctls).
+const PROC_READ_ONLY: &[&str] = &["sys", "sysrq-trigger", "irq", "bus", "fs"];
+/// Files of `/proc` that show the host rather than the build: its boot command line and boot config, kernel
+/// memory, keys, timers and scheduler state of every task; each is covered with `/dev/null` where present (reads
+/// are empty), as Docker masks them.
+const PROC_MASKED: &[&str] = &[
+    "cmdline",
+    "bootconfig",
+    "kcore",
+    "keys",
+    "key-users",
+    "timer_list",
+    "timer_stats",
+    "sched_debug",
+    "latency_stats",
 ];
 /// Device nodes bound from the host; no real hardware.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
+/// Descriptors (`O_PATH`) of the spec's bind sources, by host path; see the module docs and [`open_sources`].
+#[derive(Debug, Default)]
+pub(crate) struct Sources(BTreeMap<PathBuf, OwnedFd>);
+
+impl Sources {
+    /// The path to bind `host` from while staging: its descriptor when one was opened, else its name.
+    fn path(&self, host_path: &Path) -> PathBuf {
+        match self.0.get(host_path) {
+            Some(fd) => PathBuf::from(format!("{OLD}/proc/self/fd/{}", fd.as_raw_fd())),
+            None => host(host_path),
+        }
+    }
+}
+
+/// Opens every host path the spec binds (inputs, declared host paths, the build and output directories), in the
+/// helper, after `unshare` and before it becomes the build user. The descriptors are close-on-exec; init closes
+/// them once it has mounted.
+pub(crate) fn open_sources(spec: &SandboxSpec) -> Setup<Sources> {
+    let mut sources = BTreeMap::new();
+    let paths = spec
+        .inputs
+        .iter()
+        .map(|input| &input.host)
+        .chain(&spec.host_paths)
+        .chain([&spec.build_dir, &spec.output.host]);
+    for path in paths {
+        let fd = open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).map_err(|e| {
+            SetupFailure::errno(format!("open the bind source `{}`", path.display()), e)
+        })?;
+        sources.insert(path.clone(), fd);
+    }
+    Ok(Sources(sources))
+}
+
 /// Builds the sandbox's root and enters it. With `spec == None` (a probe) only the namespace-sensitive steps run:
 /// the mounts, `pivot_root`, `/proc` and `/dev`.
-pub(crate) fn enter_new_root(build: Option<(&SandboxSpec, &Limits)>) -> Setup {
+pub(crate) fn enter_new_root(build: Option<(&SandboxSpec, &Limits)>, sources: &Sources) -> Setup {
     let spec = build.map(|(spec, _)| spec);
     // A mount failing with EPERM here means the user namespace gives us no privileges (e.g. AppArmor's
     // `apparmor_restrict_unprivileged_userns`), so it is a namespace problem, not a path problem.
@@ -98,7 +181,19 @@ pub(crate) fn enter_new_root(build: Option<(&SandboxSpec, &Limits)>) -> Setup {
         None::<&str>,
     )
     .map_err(|e| SetupFailure::errno(format!("mount a fresh /proc at `{}`", proc.display()), e))?;
+    for name in PROC_READ_ONLY {
+        let path = proc.join(name);
+        if fs::symlink_metadata(&path).is_ok() {
+            bind(&path, &path, Access::ReadOnly)?;
+        }
+    }
     populate_dev(build.map(|(_, limits)| limits))?;
+    for name in PROC_MASKED {
+        let path = proc.join(name);
+        if fs::symlink_metadata(&path).is_ok() {
+            bind(&inside("/dev/null"), &path, Access::Device)?;
+        }
+    }
     if let Some((spec, limits)) = build {
         mount_tmpfs(
             &inside("/tmp"),
@@ -108,12 +203,13 @@ pub(crate) fn enter_new_root(build: Option<(&SandboxSpec, &Limits)>) -> Setup {
             &inside(HOME_DIR),
             &format!("mode=0700,{}", limits.tmpfs_size(false)),
         )?;
-        bind(
-            &host(&spec.build_dir),
+        bind_from(
+            &sources.path(&spec.build_dir),
+            &spec.build_dir,
             &inside(BUILD_DIR),
             Access::ReadWrite,
         )?;
-        bind_spec_paths(spec)?;
+        bind_spec_paths(spec, sources)?;
     }
 
     umount2(OLD, MntFlags::MNT_DETACH)
@@ -171,8 +267,8 @@ fn bind_base_system() -> Setup {
 fn populate_etc() -> Setup {
     let etc = inside("/etc");
     make_dir(&etc)?;
-    // The build runs as uid 0 of its user namespace (the caller's uid outside); name it so tools that look the
-    // current user up (`whoami`, `getpwuid`) work.
+    // The build runs as uid 0 of its user namespace (the caller's uid outside, or a build user for a root
+    // caller); name it so tools that look the current user up (`whoami`, `getpwuid`) work.
     let files: [(&str, String); 5] = [
         (
             "passwd",
@@ -231,7 +327,7 @@ fn populate_dev(limits: Option<&Limits>) -> Setup {
 }
 
 /// Inputs, declared host paths and the output, parents before children so nested binds stack correctly.
-fn bind_spec_paths(spec: &SandboxSpec) -> Setup {
+fn bind_spec_paths(spec: &SandboxSpec, sources: &Sources) -> Setup {
     let mut binds: Vec<(PathBuf, PathBuf, Access)> = Vec::new();
     for input in &spec.inputs {
         binds.push((input.host.clone(), input.inside.clone(), Access::ReadOnly));
@@ -247,7 +343,7 @@ fn bind_spec_paths(spec: &SandboxSpec) -> Setup {
     // `Path`'s ordering is component-wise, so a parent sorts before everything below it.
     binds.sort_by(|a, b| a.1.cmp(&b.1));
     for (source, target, access) in binds {
-        bind(&host(&source), &inside(&target), access)?;
+        bind_from(&sources.path(&source), &source, &inside(&target), access)?;
     }
     Ok(())
 }
@@ -260,19 +356,26 @@ enum Access {
     Device,
 }
 
-/// Bind-mounts `source` on `target`, creating the mount point (an empty file or a directory, like the source).
+/// Bind-mounts `source` (a staging path) on `target`, creating the mount point (an empty file or a directory,
+/// like the source).
 fn bind(source: &Path, target: &Path, access: Access) -> Setup {
+    bind_from(source, source, target, access)
+}
+
+/// [`bind`] from `source`, a staging path or a descriptor's, named `named` (a staging or host path) in errors.
+fn bind_from(source: &Path, named: &Path, target: &Path, access: Access) -> Setup {
     // Staging paths (`/oldroot/…`, `/newroot/…`) mean nothing to the user: show host and inside paths.
     let shown = |path: &Path| -> String {
         if let Ok(host) = path.strip_prefix(OLD) {
             format!("host `/{}`", host.display())
-        } else {
-            let inside = path.strip_prefix(NEW).unwrap_or(path);
+        } else if let Ok(inside) = path.strip_prefix(NEW) {
             format!("`/{}` inside the sandbox", inside.display())
+        } else {
+            format!("host `{}`", path.display())
         }
     };
     let meta = fs::metadata(source)
-        .map_err(|e| SetupFailure::io(format!("read the bind source {}", shown(source)), &e))?;
+        .map_err(|e| SetupFailure::io(format!("read the bind source {}", shown(named)), &e))?;
     create_mount_point(target, meta.is_dir())
         .map_err(|e| SetupFailure::io(format!("create the mount point {}", shown(target)), &e))?;
     mount(
@@ -282,14 +385,14 @@ fn bind(source: &Path, target: &Path, access: Access) -> Setup {
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None::<&str>,
     )
-    .map_err(|e| SetupFailure::errno(format!("bind {} at {}", shown(source), shown(target)), e))?;
+    .map_err(|e| SetupFailure::errno(format!("bind {} at {}", shown(named), shown(target)), e))?;
     match access {
         Access::ReadOnly => remount(target, Writable::No, MsFlags::MS_NOSUID | MsFlags::MS_NODEV)
             .map_err(|failure| SetupFailure {
                 action: format!(
                     "make {} read-only (bound from {})",
                     shown(target),
-                    shown(source)
+                    shown(named)
                 ),
                 ..failure
             }),
@@ -303,7 +406,7 @@ fn bind(source: &Path, target: &Path, access: Access) -> Setup {
             action: format!(
                 "make {} nosuid,nodev (bound from {})",
                 shown(target),
-                shown(source)
+                shown(named)
             ),
             ..failure
         }),

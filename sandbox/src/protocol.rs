@@ -2,9 +2,9 @@
 //!
 //! - The caller starts `helper_exe HELPER_ARG` with the write end of a pipe as fd [`STATUS_FD`] and writes one
 //!   [`Request`] as JSON on the helper's stdin, then closes it.
-//! - Every process of the helper (the helper, the namespace's init, the build before its `execve`) writes
-//!   [`Report`]s on fd [`STATUS_FD`], one JSON object per line. Each report is one `write` of less than
-//!   `PIPE_BUF` bytes, so lines from different processes never interleave.
+//! - Every process of the helper (the helper, its id mapper, the namespace's init, the build before its
+//!   `execve`) writes [`Report`]s on fd [`STATUS_FD`], one JSON object per line. Each report is one `write` of
+//!   less than `PIPE_BUF` bytes, so lines from different processes never interleave.
 //! - The build's copy of the fd is close-on-exec, so the pipe reaches EOF when the helper and init have exited.
 //!   The caller then takes the first [`Report::SetupFailed`], or else the [`Report::Exited`]/[`Report::Signaled`].
 //!   No report at all means the helper did not run our code (see [`Error::HelperSilent`](crate::Error::HelperSilent)).
@@ -20,7 +20,8 @@ use crate::spec::SandboxSpec;
 /// The helper's status pipe, as set up by the caller with `dup2` before `exec`.
 pub(crate) const STATUS_FD: RawFd = 3;
 
-/// What the caller asks the helper to do.
+/// What the caller asks the helper to do. `Option<BuildIds>` is the host identity of the build: `Some` when the
+/// caller is root (a leased [`BuildUser`](crate::BuildUser)), `None` when it is unprivileged (the caller's own ids).
 #[derive(Debug, Serialize, Deserialize)]
 #[expect(
     clippy::large_enum_variant,
@@ -28,9 +29,27 @@ pub(crate) const STATUS_FD: RawFd = 3;
 )]
 pub(crate) enum Request {
     /// Create the namespaces and the essential mounts, then report [`Report::Exited`] with code 0.
-    Probe,
+    Probe(Option<BuildIds>),
     /// Run a build under these limits.
-    Run(SandboxSpec, Limits),
+    Run(SandboxSpec, Limits, Option<BuildIds>),
+}
+
+impl Request {
+    /// The host ids the namespace's uid 0 and gid 0 map to, when not the caller's.
+    pub(crate) fn build_ids(&self) -> Option<BuildIds> {
+        match self {
+            Request::Probe(ids) | Request::Run(_, _, ids) => *ids,
+        }
+    }
+}
+
+/// The host uid and gid a root caller's build runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BuildIds {
+    /// The host uid that uid 0 inside maps to.
+    pub uid: u32,
+    /// The host gid that gid 0 inside maps to.
+    pub gid: u32,
 }
 
 /// Why the helper could not set the sandbox up.

@@ -23,11 +23,16 @@ use nix::unistd::pipe2;
 use tracing::{debug, instrument};
 
 use crate::availability;
+use crate::build_users::BuildUser;
+use crate::disk;
 use crate::error::{Error, Result};
 use crate::helper::HELPER_ARG;
 use crate::limits::{Limits, show_bytes};
-use crate::protocol::{Report, Request, STATUS_FD};
+use crate::protocol::{BuildIds, Report, Request, STATUS_FD};
 use crate::spec::SandboxSpec;
+
+/// The helper's `argv[0]`, whatever the path of the executable.
+const HELPER_ARGV0: &str = "hstore";
 
 /// Where the build's stdout and stderr go.
 #[derive(Debug)]
@@ -107,21 +112,52 @@ impl Sandbox {
     }
 
     /// Runs `spec` and waits for it. `Ok` carries the command's status, failing builds included; `Err` means the
-    /// command did not run (invalid spec, missing host path, namespaces unavailable, setup failure).
-    #[instrument(skip_all, fields(command = ?spec.command.first()))]
+    /// command did not run (invalid spec, missing host path, namespaces unavailable, setup failure). A root
+    /// caller's build runs as a [`BuildUser`] leased for this run; see [`run_as`](Self::run_as).
     pub fn run(&self, spec: &SandboxSpec, output: BuildOutput) -> Result<BuildStatus> {
+        self.run_as(spec, output, None)
+    }
+
+    /// [`run`](Self::run), as `user` on the host when the caller is root: a caller that keeps the output's files
+    /// after the run (to store them) leases the [`BuildUser`] itself and holds it until it is done with them.
+    /// With `None`, a root caller leases one for the run alone; an unprivileged caller's build runs as the caller
+    /// (it cannot map another id), and `user` must then be `None`.
+    ///
+    /// The build directory and the output directory, and everything already in them, are handed to the build's
+    /// host uid and gid (`chown`) so the build can write them; hstore, as root, reads what it leaves.
+    #[instrument(skip_all, fields(command = ?spec.command.first()))]
+    pub fn run_as(
+        &self,
+        spec: &SandboxSpec,
+        output: BuildOutput,
+        user: Option<&BuildUser>,
+    ) -> Result<BuildStatus> {
         spec.validate()?;
         spec.check_host()?;
         if let Some(error) = availability::known_blocker(&availability::read_proc_sys) {
             return Err(error);
         }
+        let leased = match user {
+            Some(_) => None,
+            None => BuildUser::for_caller()?,
+        };
+        let ids = user.or(leased.as_ref()).map(|user| BuildIds {
+            uid: user.uid(),
+            gid: user.gid(),
+        });
         // Only the caller reaches the scratch directories from outside: whatever the build leaves there (a
         // setuid copy of a shell, a world-writable file) is behind a 0700 directory until it is stripped below.
         for dir in [&spec.build_dir, &spec.output.host] {
+            if let Some(ids) = ids {
+                change_owner(dir, ids)?;
+            }
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
                 .map_err(Error::io("restrict to its owner (chmod 0700)", dir))?;
         }
-        let request = Request::Run(resolve_host_links(spec)?, self.limits.clone());
+        let request = Request::Run(resolve_host_links(spec)?, self.limits.clone(), ids);
+        let scratch = [spec.build_dir.clone(), spec.output.host.clone()];
+        let output_cap = disk::cap(self.limits.max_output, &spec.build_dir)?;
+        let watch = output_cap.map(|cap| (&scratch[..], cap));
         let result = match output {
             BuildOutput::LogFile(path) => {
                 let log = File::create(&path).map_err(Error::io("create the build log", &path))?;
@@ -142,18 +178,27 @@ impl Sandbox {
                         log,
                         path,
                     }),
+                    watch,
                 )
             }
             other => {
                 let (stdout, stderr) = output_stdio(other)?;
-                self.exchange(&request, stdout, stderr, None)
+                self.exchange(&request, stdout, stderr, None, watch)
             }
+        };
+        // Over the cap is the first thing to report whatever else happened: a script that failed because
+        // its disk filled, or a sparse file the store would have kept dense. It also opens any directory the build
+        // left unreadable, so the walks below see everything.
+        let counted = match (&result, output_cap) {
+            (Ok(_), Some(cap)) => disk::check_after(&scratch, cap),
+            _ => Ok(()),
         };
         // Failed, stopped or successful: no setuid or setgid bit survives the build, before anyone (the store,
         // a user inspecting a failed build) can run what it left.
         for dir in [&spec.build_dir, &spec.output.host] {
             strip_special_bits(dir)?;
         }
+        counted?;
         let status = result?;
         if let (BuildStatus::Signaled(signal), Some(seconds)) =
             (status, self.limits.max_cpu_seconds)
@@ -173,7 +218,19 @@ impl Sandbox {
         if let Some(error) = availability::known_blocker(&availability::read_proc_sys) {
             return Err(error);
         }
-        match self.exchange(&Request::Probe, Stdio::null(), Stdio::null(), None)? {
+        // A root caller's probe maps a build user, as its builds will.
+        let leased = BuildUser::for_caller()?;
+        let ids = leased.as_ref().map(|user| BuildIds {
+            uid: user.uid(),
+            gid: user.gid(),
+        });
+        match self.exchange(
+            &Request::Probe(ids),
+            Stdio::null(),
+            Stdio::null(),
+            None,
+            None,
+        )? {
             BuildStatus::Exited(0) => Ok(()),
             status => Err(Error::HelperSilent {
                 helper: self.helper_exe.clone(),
@@ -188,6 +245,7 @@ impl Sandbox {
         stdout: Stdio,
         stderr: Stdio,
         log: Option<LogPump>,
+        watch: Option<(&[PathBuf], u64)>,
     ) -> Result<BuildStatus> {
         let helper = &self.helper_exe;
         let (status_read, status_write) = pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::Io {
@@ -198,7 +256,10 @@ impl Sandbox {
         let status_raw = status_write.as_raw_fd();
         let caller_pid = std::process::id();
         let mut command = Command::new(helper);
+        // A fixed argv[0]: the helper's and init's command line is readable inside (`/proc/1/cmdline`), and the
+        // path of the hstore binary is the host's business.
         command
+            .arg0(HELPER_ARGV0)
             .arg(HELPER_ARG)
             .env_clear()
             .stdin(Stdio::piped())
@@ -265,6 +326,20 @@ impl Sandbox {
                 }
             })
         });
+        let (disk_done, disk_finished) = mpsc::channel::<()>();
+        let disk_watchdog = watch.map(|(dirs, cap)| {
+            let stopped = Arc::clone(&stopped);
+            let dirs = dirs.to_vec();
+            std::thread::spawn(move || {
+                disk::watch(
+                    &dirs,
+                    cap,
+                    &disk_finished,
+                    &|reason| stop(helper_pid, &stopped, reason),
+                    &stopped,
+                );
+            })
+        });
 
         if let Some(mut stdin) = child.stdin.take() {
             let json = serde_json::to_vec(request).map_err(|source| Error::BadReport {
@@ -293,9 +368,10 @@ impl Sandbox {
                 Report::Signaled(signal) => final_status = Some(BuildStatus::Signaled(signal)),
             }
         }
-        // Both threads may signal the helper, so both are done before it is reaped (and its pid can be reused).
+        // Every thread may signal the helper, so all are done before it is reaped (and its pid can be reused).
         drop(done);
-        if let Some(watchdog) = watchdog {
+        drop(disk_done);
+        for watchdog in [watchdog, disk_watchdog].into_iter().flatten() {
             let _ = watchdog.join();
         }
         if let Some(thread) = log_thread {
@@ -445,25 +521,32 @@ fn show_duration(duration: Duration) -> String {
     }
 }
 
+/// Hands `root` and everything under it (not following symlinks) to the build's host ids, iteratively. Runs before
+/// the build, on what hstore itself put there (or, for a rerun in the same directory, what an ended build left).
+fn change_owner(root: &Path, ids: BuildIds) -> Result<()> {
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        std::os::unix::fs::lchown(&path, Some(ids.uid), Some(ids.gid))
+            .map_err(Error::io("hand to the build user (chown)", &path))?;
+        let meta = std::fs::symlink_metadata(&path)
+            .map_err(Error::io("inspect the build's file", &path))?;
+        if meta.is_dir() {
+            for entry in
+                std::fs::read_dir(&path).map_err(Error::io("list the build's directory", &path))?
+            {
+                let entry = entry.map_err(Error::io("list the build's directory", &path))?;
+                pending.push(entry.path());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Clears the setuid and setgid bits of everything under `root` (not following symlinks) and makes every directory
 /// `u+rwx`, so a `chmod 000` directory the build left does not fail adding or removing the tree; without recursion
 /// and one open directory at a time, so any depth works (see [`hstore_store::remove`]). Runs after the sandbox is
 /// gone, so nothing changes the tree meanwhile.
 fn strip_special_bits(root: &Path) -> Result<()> {
-    hstore_store::remove::clear_special_bits(root).map_err(|error| match error {
-        hstore_store::Error::Io {
-            action,
-            path,
-            source,
-        } => Error::Io {
-            action,
-            path,
-            source,
-        },
-        other => Error::Io {
-            action: "clear the setuid/setgid bits under",
-            path: root.to_path_buf(),
-            source: std::io::Error::other(other.to_string()),
-        },
-    })
+    hstore_store::remove::clear_special_bits(root)
+        .map_err(|error| crate::disk::store_walk_error(root, error))
 }

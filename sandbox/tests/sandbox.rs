@@ -16,8 +16,9 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+use hstore_sandbox::build_users::{BUILD_ID_COUNT, FIRST_BUILD_ID};
 use hstore_sandbox::{
-    Bind, BuildOutput, BuildStatus, Error, HELPER_ARG, Limits, Sandbox, SandboxSpec,
+    Bind, BuildOutput, BuildStatus, BuildUser, Error, HELPER_ARG, Limits, Sandbox, SandboxSpec,
     check_available, helper_main,
 };
 
@@ -128,6 +129,30 @@ fn main() -> ExitCode {
         (
             "process_memory_and_tmpfs_limits_apply",
             process_memory_and_tmpfs_limits_apply,
+        ),
+        (
+            "a_root_callers_build_runs_as_a_build_user",
+            a_root_callers_build_runs_as_a_build_user,
+        ),
+        (
+            "concurrent_builds_never_share_a_build_user",
+            concurrent_builds_never_share_a_build_user,
+        ),
+        (
+            "a_store_under_a_root_only_directory_is_bound",
+            a_store_under_a_root_only_directory_is_bound,
+        ),
+        (
+            "host_kernel_settings_cannot_be_written",
+            host_kernel_settings_cannot_be_written,
+        ),
+        (
+            "etc_holds_only_loader_files_and_ca_certificates",
+            etc_holds_only_loader_files_and_ca_certificates,
+        ),
+        (
+            "host_cgroup_command_line_and_paths_are_hidden",
+            host_cgroup_command_line_and_paths_are_hidden,
         ),
     ];
     let sandbox = Sandbox::new(&me);
@@ -907,8 +932,8 @@ fn cpu_limit_is_named(sandbox: &Sandbox) -> Outcome {
 }
 
 /// Defect 11: the process, memory and tmpfs limits are in force inside (the build sees them fail). The kernel
-/// exempts the host's root from `RLIMIT_NPROC`, so the fork check holds only when the tests run unprivileged;
-/// as root the limit is still set (checked through `/proc/self/limits`).
+/// exempts the host's root from `RLIMIT_NPROC`; a root caller's build is a build user, so the fork check holds as
+/// root too (issue 20, attack 10).
 fn process_memory_and_tmpfs_limits_apply(sandbox: &Sandbox) -> Outcome {
     let s = Scratch::new()?;
     let sandbox = limited(sandbox, |l| {
@@ -920,7 +945,7 @@ fn process_memory_and_tmpfs_limits_apply(sandbox: &Sandbox) -> Outcome {
         &sandbox,
         &s.spec(
             r#"{
-              grep -E '^Max (processes|address space)' /proc/self/limits | awk '{ $1 = $1; print }'
+              grep -E '^Max (processes|data size)' /proc/self/limits | awk '{ $1 = $1; print }'
               df -B1 --output=size /tmp "$HOME" /dev/shm | tail -n +2 | tr -d ' '
               python3 -c 'bytearray(1 << 30)' > /dev/null 2>&1 && echo "memory ESCAPED" || echo "memory refused"
               dd if=/dev/zero of=/tmp/fill bs=1M count=4 > /dev/null 2>&1 && echo "tmp ESCAPED" || echo "tmp refused"
@@ -946,11 +971,286 @@ for pid in pids:
     ensure(
         status.success()
             && report.contains("Max processes 32 32 processes")
-            && report.contains("Max address space 536870912 536870912 bytes")
+            && report.contains("Max data size 536870912 536870912 bytes")
             && report.matches("1048576\n").count() == 3
             && report.contains("memory refused")
             && report.contains("tmp refused")
-            && (nix::unistd::geteuid().is_root() || report.contains("fork refused")),
+            && report.contains("fork refused"),
         || format!("build ended with {status}; limits report:\n{report}"),
     )
+}
+
+/// The host id that uid 0 inside a build maps to, read from the build's `/proc/self/uid_map` or `gid_map`.
+fn mapped_host_id(map: &str) -> Result<u32, String> {
+    let fields: Vec<&str> = map.split_whitespace().collect();
+    match fields[..] {
+        ["0", host, "1"] => host.parse().map_err(|e| format!("id map {map:?}: {e}")),
+        _ => Err(format!("expected one line `0 <host id> 1`, got {map:?}")),
+    }
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Whether `id` is one of the build users' pool.
+fn in_pool(id: u32) -> bool {
+    (FIRST_BUILD_ID..FIRST_BUILD_ID + BUILD_ID_COUNT).contains(&id)
+}
+
+/// Issue 20, attack 1: a root caller's build is a leased build user on the host (uid and gid), without
+/// supplementary groups, and what it writes is that user's; an unprivileged caller's build is the caller.
+fn a_root_callers_build_runs_as_a_build_user(sandbox: &Sandbox) -> Outcome {
+    use std::os::unix::fs::MetadataExt;
+    let s = Scratch::new()?;
+    s.ok(
+        sandbox,
+        &s.spec(
+            r#"cat /proc/self/uid_map > "$out/uid_map"; cat /proc/self/gid_map > "$out/gid_map"
+            grep '^Groups:' /proc/self/status | tr -d '\t ' > "$out/groups"
+            id -u > "$out/uid"; echo made > /build/made"#,
+        ),
+    )?;
+    let uid = mapped_host_id(&s.output("uid_map")?)?;
+    let gid = mapped_host_id(&s.output("gid_map")?)?;
+    if is_root() {
+        ensure(in_pool(uid) && gid == uid, || {
+            format!("as root, the build maps to host uid {uid} / gid {gid}, not a build user")
+        })?;
+        ensure(s.output("groups")? == "Groups:\n", || {
+            format!(
+                "as root, the build keeps supplementary groups: {:?}",
+                s.output("groups")
+            )
+        })?;
+    } else {
+        let caller = nix::unistd::geteuid().as_raw();
+        ensure(uid == caller, || {
+            format!("unprivileged, the build maps to host uid {uid}, not the caller's {caller}")
+        })?;
+    }
+    ensure(s.output("uid")? == "0\n", || {
+        "the build is not uid 0 inside".into()
+    })?;
+    for path in [s.build.join("made"), s.out.join("uid")] {
+        let owner = fs::metadata(&path).map_err(|e| e.to_string())?.uid();
+        ensure(owner == uid, || {
+            format!(
+                "`{}` is owned by host uid {owner}, expected the build's {uid}",
+                path.display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Issue 20, item 1: one build user per concurrent build. A lease held here is never given to a build that
+/// leases its own, and a build run with a lease runs as it.
+fn concurrent_builds_never_share_a_build_user(sandbox: &Sandbox) -> Outcome {
+    if !is_root() {
+        return ensure(
+            BuildUser::for_caller().map_err(|e| chain(&e))?.is_none(),
+            || "an unprivileged caller got a build user".into(),
+        );
+    }
+    let held = BuildUser::acquire().map_err(|e| chain(&e))?;
+    let other = BuildUser::acquire().map_err(|e| chain(&e))?;
+    ensure(held.uid() != other.uid(), || {
+        format!("two leases share uid {}", held.uid())
+    })?;
+    drop(other);
+    let s = Scratch::new()?;
+    s.ok(sandbox, &s.spec(r#"cat /proc/self/uid_map > "$out/own""#))?;
+    let own = mapped_host_id(&s.output("own")?)?;
+    ensure(in_pool(own) && own != held.uid(), || {
+        format!("the build ran as {own} while uid {} was leased", held.uid())
+    })?;
+    let status = sandbox
+        .run_as(
+            &s.spec(r#"cat /proc/self/uid_map > "$out/given""#),
+            BuildOutput::LogFile(s.log.clone()),
+            Some(&held),
+        )
+        .map_err(|e| chain(&e))?;
+    ensure(status.success(), || format!("build ended with {status}"))?;
+    let given = mapped_host_id(&s.output("given")?)?;
+    ensure(given == held.uid(), || {
+        format!("the build given uid {} ran as {given}", held.uid())
+    })
+}
+
+/// Issue 20, item 1: the build user may not traverse a store kept under a directory only root can enter, yet
+/// inputs and scratch directories there are bound (from descriptors the helper opened as the caller).
+fn a_store_under_a_root_only_directory_is_bound(sandbox: &Sandbox) -> Outcome {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new()?;
+    let private = s.root.join("private");
+    let input = private.join("store/object");
+    fs::create_dir_all(&input).map_err(|e| e.to_string())?;
+    fs::write(input.join("data"), "input\n").map_err(|e| e.to_string())?;
+    fs::set_permissions(&input, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+    fs::set_permissions(input.join("data"), fs::Permissions::from_mode(0o644))
+        .map_err(|e| e.to_string())?;
+    fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())?;
+    let (build, out) = (private.join("build"), private.join("out"));
+    for dir in [&build, &out] {
+        fs::create_dir(dir).map_err(|e| e.to_string())?;
+    }
+    let mut spec = SandboxSpec::shell(
+        r#"cat /store/object/data > "$out/read"; echo scratch > /build/file"#,
+        &build,
+        Bind::new(&out, "/out"),
+    );
+    spec.inputs.push(Bind::new(&input, "/store/object"));
+    let status = sandbox
+        .run(&spec, BuildOutput::LogFile(s.log.clone()))
+        .map_err(|e| chain(&e))?;
+    let log = fs::read_to_string(&s.log).unwrap_or_default();
+    ensure(status.success(), || {
+        format!("build ended with {status}; log:\n{log}")
+    })?;
+    ensure(
+        fs::read_to_string(out.join("read")).ok().as_deref() == Some("input\n")
+            && build.join("file").exists(),
+        || "the input or the scratch directories under a 0700 directory were not bound".into(),
+    )
+}
+
+/// Issue 20, attack 1: run as root, a build wrote `/proc/sys/kernel/core_pattern` (a `|program` there runs on the
+/// host as root for every crash). `/proc/sys`, `/proc/sysrq-trigger`, `/proc/irq`, `/proc/bus`, `/proc/fs` are
+/// read-only and the build user is "others" to root's files, so every write is refused; `/sys` is absent. The
+/// build writes back the value it read, so even a failing protection would change nothing on this machine.
+fn host_kernel_settings_cannot_be_written(sandbox: &Sandbox) -> Outcome {
+    let read_host =
+        || fs::read_to_string("/proc/sys/kernel/core_pattern").map_err(|e| e.to_string());
+    let before = read_host()?;
+    let s = Scratch::new()?;
+    s.ok(
+        sandbox,
+        &s.spec(
+            r#"try() { name=$1; shift; if "$@" > /dev/null 2>&1; then echo "$name ESCAPED"; else echo "$name refused"; fi; }
+            {
+              for setting in kernel/core_pattern kernel/panic fs/file-max; do
+                cat "/proc/sys/$setting" > /tmp/value
+                try "$setting" sh -c "cat /tmp/value > /proc/sys/$setting"
+              done
+              # Opened for writing, never written: these act on a write, whatever its value.
+              for file in /proc/sys/vm/drop_caches /proc/sysrq-trigger; do
+                try "open-$file" python3 -c 'import os, sys; os.close(os.open(sys.argv[1], os.O_WRONLY))' "$file"
+              done
+              # Mode 0400, root's: refused by the uid alone, no mount flag involved.
+              try read-root-only cat /proc/vmallocinfo
+            } > "$out/attempts"
+            awk '$5 ~ "^/proc/(sys|sysrq-trigger|irq|bus|fs)$" { print $5, substr($6, 1, 3) }' /proc/self/mountinfo | sort > "$out/proc-mounts"
+            if test -e /sys; then echo present; else echo absent; fi > "$out/sys""#,
+        ),
+    )?;
+    let attempts = s.output("attempts")?;
+    ensure(
+        !attempts.contains("ESCAPED") && attempts.lines().count() == 6,
+        || format!("writes to the host's kernel settings:\n{attempts}"),
+    )?;
+    let mut expected: Vec<String> = ["bus", "fs", "irq", "sys", "sysrq-trigger"]
+        .iter()
+        .filter(|name| Path::new("/proc").join(name).exists())
+        .map(|name| format!("/proc/{name} ro,"))
+        .collect();
+    expected.sort();
+    let mounts = s.output("proc-mounts")?;
+    ensure(
+        mounts.lines().eq(expected.iter().map(String::as_str)),
+        || format!("read-only /proc parts: expected {expected:?}, got:\n{mounts}"),
+    )?;
+    ensure(s.output("sys")? == "absent\n", || "/sys is visible".into())?;
+    let after = read_host()?;
+    ensure(before == after, || {
+        format!("the host's core_pattern changed: {before:?} -> {after:?}")
+    })
+}
+
+/// Issue 20, attack 4: `/etc/ssl` and `/etc/pki` were bound whole, private keys included. Inside, `/etc` holds
+/// the files the sandbox writes, the loader's files, the CA certificates and OpenSSL's configuration, each where
+/// the host has it.
+fn etc_holds_only_loader_files_and_ca_certificates(sandbox: &Sandbox) -> Outcome {
+    const WRITTEN: &[&str] = &["passwd", "group", "hosts", "nsswitch.conf", "hostname"];
+    const FROM_HOST: &[&str] = &[
+        "ld.so.cache",
+        "ld.so.conf",
+        "ld.so.conf.d",
+        "alternatives",
+        "ssl/certs",
+        "ssl/cert.pem",
+        "ssl/ca-bundle.pem",
+        "ssl/openssl.cnf",
+        "ca-certificates",
+        "pki/ca-trust",
+        "pki/tls/certs",
+        "pki/tls/cert.pem",
+        "pki/java",
+        "pki/tls/openssl.cnf",
+    ];
+    let s = Scratch::new()?;
+    s.ok(
+        sandbox,
+        &s.spec(r#"cd /etc && find . -mindepth 1 \( -name '*.d' -o -path ./alternatives -o -path ./ssl/certs -o -path ./pki/ca-trust -o -path ./pki/tls/certs -o -path ./pki/java -o -path ./ca-certificates \) -prune -print -o -print | sed 's|^\./||' | sort > "$out/etc""#),
+    )?;
+    let listed = s.output("etc")?;
+    let mut expected: Vec<String> = WRITTEN.iter().map(|name| (*name).to_owned()).collect();
+    for name in FROM_HOST {
+        if fs::metadata(Path::new("/etc").join(name)).is_ok() {
+            // The parents of a nested entry are directories of the sandbox's own root.
+            let mut parent = Path::new(name).parent();
+            while let Some(dir) = parent.filter(|dir| !dir.as_os_str().is_empty()) {
+                expected.push(dir.display().to_string());
+                parent = dir.parent();
+            }
+            expected.push((*name).to_owned());
+        }
+    }
+    expected.sort();
+    expected.dedup();
+    ensure(
+        listed.lines().eq(expected.iter().map(String::as_str)),
+        || format!("/etc inside: expected {expected:?}, got:\n{listed}"),
+    )
+}
+
+/// Issue 20, item 8: the host's cgroup path (`/proc/self/cgroup`), the kernel command line (`/proc/cmdline`), the
+/// helper's host path (`/proc/1/cmdline`) and the scratch directory's host path (the environment) do not show
+/// inside. `/proc/self/mountinfo` still names each bind's path within its host file system: the kernel has no way
+/// to hide it (see ARCHITECTURE.md).
+fn host_cgroup_command_line_and_paths_are_hidden(sandbox: &Sandbox) -> Outcome {
+    let host_cmdline = fs::read_to_string("/proc/cmdline").map_err(|e| e.to_string())?;
+    ensure(!host_cmdline.trim().is_empty(), || {
+        "control: the host's /proc/cmdline is empty".into()
+    })?;
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let s = Scratch::new()?;
+    s.ok(
+        sandbox,
+        &s.spec(
+            r#"cat /proc/self/cgroup > "$out/cgroup"; wc -c < /proc/cmdline > "$out/cmdline"
+            tr '\0' ' ' < /proc/1/cmdline > "$out/init"; env > "$out/env""#,
+        ),
+    )?;
+    let cgroup = s.output("cgroup")?;
+    ensure(
+        !cgroup.is_empty() && cgroup.lines().all(|line| line.ends_with(":/")),
+        || format!("/proc/self/cgroup inside:\n{cgroup}"),
+    )?;
+    ensure(s.output("cmdline")?.trim() == "0", || {
+        format!(
+            "/proc/cmdline inside has {} bytes",
+            s.output("cmdline").unwrap_or_default()
+        )
+    })?;
+    let init = s.output("init")?;
+    ensure(
+        init == format!("hstore {HELPER_ARG} ") && !init.contains(&*me.to_string_lossy()),
+        || format!("/proc/1/cmdline inside: {init:?}"),
+    )?;
+    let env = s.output("env")?;
+    ensure(!env.contains(&*s.root.to_string_lossy()), || {
+        format!("the environment names the scratch directory:\n{env}")
+    })
 }

@@ -36,7 +36,14 @@
 //! → each object: listed at this position, kind and size as listed, decodes and hashes to its address, children
 //! present → trailer count and hash → end of stream. Only then are records and roots written: nothing is
 //! half-registered.
+//!
+//! Records are trusted only through the signature: a record says "this build key produced that output", which no
+//! address can prove, and the manifest signature covers the records it lists. So a bundle signed by a trusted key
+//! (`--trust`, `--trusted-keys`, or `[caches] trusted-keys` via [`ImportOptions::record_signers`]) vouches for its
+//! records; an unsigned or foreign-signed bundle's records are dropped and reported
+//! ([`ImportReport::records_dropped`]), while its objects and roots are imported as usual.
 
+mod inspect;
 mod inventory;
 mod keys;
 mod read;
@@ -50,6 +57,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 use crate::meta::Root;
 
+pub use inspect::{EncodingTotals, Inspection, inspect};
 pub use inventory::Inventory;
 pub use keys::{
     KeyError, PUBLIC_PREFIX as PUBLIC_KEY_PREFIX, PublicKey, SecretKey, read_trusted_keys,
@@ -543,11 +551,9 @@ mod tests {
         assert_eq!(report.roots, vec!["test-root".to_owned()]);
         assert!(dest.verify(false).unwrap().problems.is_empty());
         assert_eq!(dest.list_objects().unwrap(), store.list_objects().unwrap());
-        assert!(
-            dest.get_meta::<serde_json::Value>("build", "k")
-                .unwrap()
-                .is_some()
-        );
+        // Unsigned: the objects and roots, never the record.
+        assert_eq!(report.records_dropped, vec!["build/k".to_owned()]);
+        assert!(dest.list_meta("build").unwrap().is_empty());
         // Incremental: against the destination's inventory nothing is left to ship.
         let mut incremental = spec(address);
         incremental.exclude = Inventory::of_store(&dest).unwrap().into_set();
@@ -590,6 +596,7 @@ mod tests {
         let trust = |keys: Vec<PublicKey>| ImportOptions {
             records: None,
             trusted_keys: Some(keys),
+            record_signers: Vec::new(),
         };
         let error = import(
             &dest,
@@ -616,6 +623,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(report.signer, Some(key.public_key()));
+        assert_eq!(report.records, 1);
     }
 
     #[test]
@@ -678,8 +686,47 @@ mod tests {
     fn with_schema(trusted_keys: Option<Vec<PublicKey>>) -> ImportOptions {
         ImportOptions {
             trusted_keys,
+            record_signers: Vec::new(),
             records: Some(std::sync::Arc::new(OutSchema)),
         }
+    }
+
+    #[test]
+    fn records_come_only_from_a_bundle_signed_by_a_trusted_key() {
+        let (_dir, store, address) = source();
+        let secret = SecretKey::generate();
+        let stranger = SecretKey::generate();
+        let unsigned = bundle_bytes(&store, &spec(address), None);
+        let foreign = bundle_bytes(&store, &spec(address), Some(&stranger));
+        let signed = bundle_bytes(&store, &spec(address), Some(&secret));
+        let dest_dir = tempfile::tempdir().unwrap();
+        let dest = Store::open(dest_dir.path()).unwrap();
+        // `record_signers` vouch for records without requiring a signature on the objects.
+        let vouching = ImportOptions {
+            record_signers: vec![secret.public_key()],
+            ..with_schema(None)
+        };
+        for bytes in [&unsigned, &foreign] {
+            let report = import(&dest, &mut bytes.as_slice(), "b", &vouching).unwrap();
+            assert_eq!(report.records_dropped, vec!["build/k".to_owned()]);
+            assert_eq!(report.records, 0);
+            assert_eq!(report.roots, vec!["test-root".to_owned()]);
+            assert!(dest.list_meta("build").unwrap().is_empty());
+        }
+        assert_eq!(dest.list_objects().unwrap(), store.list_objects().unwrap());
+        let report = import(&dest, &mut signed.as_slice(), "b", &vouching).unwrap();
+        assert!(report.records_dropped.is_empty());
+        assert_eq!(report.records, 1);
+        assert_eq!(
+            dest.get_meta::<serde_json::Value>("build", "k").unwrap(),
+            Some(serde_json::json!({"out": address}))
+        );
+        // The same record again, unsigned: unchanged, nothing dropped.
+        let report = import(&dest, &mut unsigned.as_slice(), "b", &vouching).unwrap();
+        assert_eq!(
+            (report.records_unchanged, report.records_dropped.len()),
+            (1, 0)
+        );
     }
 
     #[test]
@@ -700,7 +747,7 @@ mod tests {
             .push(other);
         let bytes = bundle_bytes(&store, &evil, None);
         let report = import(&dest, &mut bytes.as_slice(), "b", &with_schema(None)).unwrap();
-        assert_eq!(report.records_kept, vec!["build/k".to_owned()]);
+        assert_eq!(report.records_dropped, vec!["build/k".to_owned()]);
         assert_eq!(report.records, 0);
         assert_eq!(
             dest.get_meta::<serde_json::Value>("build", "k").unwrap(),
@@ -717,7 +764,7 @@ mod tests {
             &with_schema(Some(vec![secret.public_key()])),
         )
         .unwrap();
-        assert!(report.records_kept.is_empty());
+        assert!(report.records_dropped.is_empty());
         assert_eq!(report.records, 1);
         assert_eq!(
             dest.get_meta::<serde_json::Value>("build", "k").unwrap(),

@@ -191,6 +191,14 @@ pub enum Error {
         /// The rejected name.
         name: String,
     },
+    /// A gc root named to be removed does not exist.
+    #[error("the store has no gc root named `{name}`")]
+    NoSuchRoot {
+        /// The name asked for.
+        name: String,
+        /// The roots the store has, sorted.
+        roots: Vec<String>,
+    },
     /// A JSON metadata file could not be read or written.
     #[error("metadata file `{}` is not valid", path.display())]
     Json {
@@ -245,6 +253,11 @@ impl Hint for Error {
                 Some("run `hstore fetch` on a connected machine, or `hstore import` a bundle that holds it".into())
             }
             Error::DestinationExists { .. } => Some("choose a new path or remove the existing one".into()),
+            Error::NoSuchRoot { roots, .. } if roots.is_empty() => Some("the store has no gc roots".into()),
+            Error::NoSuchRoot { roots, .. } => Some(format!(
+                "the store's roots are {}; `hstore store roots` lists them with what holds each",
+                roots.iter().map(|root| format!("`{root}`")).collect::<Vec<_>>().join(", ")
+            )),
             Error::NotAStore { .. } => Some(
                 "point `--store` (or HSTORE_STORE) at an existing store, or at a new or empty directory to create one"
                     .into(),

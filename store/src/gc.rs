@@ -40,28 +40,8 @@ pub struct GcReport {
 impl Store {
     /// Every object reachable from the roots. A root naming a missing object is skipped (verify reports those).
     pub fn reachable(&self) -> Result<HashSet<Digest>> {
-        let mut reachable = HashSet::new();
-        let mut pending: Vec<Digest> = self
-            .roots()?
-            .into_iter()
-            .flat_map(|(_, root)| root.addresses)
-            .collect();
-        while let Some(digest) = pending.pop() {
-            if !reachable.insert(digest) {
-                continue;
-            }
-            if let Ok(Some(directory)) = self.get_directory(&digest) {
-                for (_, node) in directory.entries() {
-                    match node {
-                        Node::File { digest, .. } | Node::Directory { digest, .. } => {
-                            pending.push(*digest);
-                        }
-                        Node::Symlink { .. } => {}
-                    }
-                }
-            }
-        }
-        Ok(reachable)
+        let roots = self.roots()?;
+        Ok(self.closure(roots.into_iter().flat_map(|(_, root)| root.addresses)))
     }
 
     /// Collects garbage. Requires the exclusive lock.

@@ -146,6 +146,27 @@ impl Store {
         Ok(added)
     }
 
+    /// Like [`Store::add_local_tree`], but every file is read again, whatever the stat cache says: for a tree known
+    /// to have lost objects (a `path` source whose locked tree is incomplete after `store verify --repair`), where
+    /// an unchanged stat and an existing directory node no longer vouch for the blobs below it. A lost blob whose
+    /// file is unchanged is stored again.
+    pub fn add_local_tree_uncached(
+        &self,
+        root: &Path,
+        exclude: Exclude<'_>,
+        access: Access,
+    ) -> Result<(Digest, u64)> {
+        let options = Options {
+            access,
+            ..self.plain(exclude)
+        };
+        let result = ingest(root, options);
+        let committed = self.commit_pending();
+        let added = result?;
+        committed?;
+        Ok(added)
+    }
+
     /// Like [`Store::add_tree`], but the objects join the store's current batch and become visible at the next
     /// [`Store::commit_pending`] (or when the batch fills). For callers adding many small trees in a row — the
     /// crates of a Cargo.lock — so they share one `syncfs` instead of paying one each; the caller commits.
@@ -313,7 +334,9 @@ fn ingest_counted(root: &Path, options: Options<'_>) -> Result<(Digest, u64, Ing
                 let digest = Digest::of_bytes(&bytes);
                 if !store.has_directory(&digest) {
                     // The node is new, so nothing vouches for blobs taken from the stat cache: store any that
-                    // gc or repair removed since (a node that exists already vouches for its children).
+                    // gc or repair removed since (a node that exists already vouches for its children; after
+                    // `verify --repair` dropped one of them it does not, and `add_local_tree_uncached` reads past the
+                    // cache to store it again).
                     for (name, slot) in &dir.entries {
                         if let Slot::File(file) = slot
                             && stored[*file].cached

@@ -33,6 +33,7 @@ pub mod symlink_target;
 pub mod transfer;
 pub mod tree;
 pub mod verify;
+pub mod walk;
 
 pub use digest::Digest;
 pub use error::{Error, Hint, Result};
@@ -40,7 +41,7 @@ pub use gc::GcReport;
 pub use ingest::{Access, Added, hash_file, hash_tree};
 pub use layout::{Layout, ObjectFormat};
 pub use materialize::Permissions;
-pub use meta::{RecordSchema, Root};
+pub use meta::{RecordKind, RecordKinds, RecordSchema, Root};
 pub use pack::Location;
 pub use path_component::PathComponent;
 pub use remove::{TempTree, remove_tree};

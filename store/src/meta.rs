@@ -27,6 +27,105 @@ pub trait RecordSchema: Send + Sync {
         key: &str,
         value: &serde_json::Value,
     ) -> std::result::Result<Vec<Digest>, String>;
+
+    /// Whether `namespace` is one the schema describes. Verify reports records of other namespaces but `--repair`
+    /// keeps them: they may be a newer hstore's, and deleting what one does not understand is not a repair.
+    fn knows(&self, namespace: &str) -> bool {
+        let _ = namespace;
+        true
+    }
+}
+
+/// One kind of record a layer above writes under `meta-v1/<namespace>/`, declared beside the code that writes it
+/// (the fetchers' download records, the build records). Every kind is listed once in a [`RecordKinds`] registry,
+/// which is what import and verify check records against: a namespace no kind declares is never imported, and
+/// verify reports it without deleting it.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordKind {
+    /// The directory under `meta-v1/`.
+    pub namespace: &'static str,
+    /// Whether a bundle may carry it (build records). Download records map an upstream hash to an address: `fetch`
+    /// rebuilds them, and a bundle has no business planting them.
+    pub travels: bool,
+    /// Checks a record stored under `key`: the addresses it refers to, or why it is not valid.
+    pub check: fn(key: &str, value: &serde_json::Value) -> std::result::Result<Vec<Digest>, String>,
+}
+
+impl RecordKind {
+    /// A [`RecordKind::check`] helper: parses `value` as `T`, the error in words.
+    pub fn parse<T: DeserializeOwned>(value: &serde_json::Value) -> std::result::Result<T, String> {
+        T::deserialize(value).map_err(|error| error.to_string())
+    }
+}
+
+/// The registry of every [`RecordKind`], as a [`RecordSchema`]: the binary collects it once and passes it to import
+/// (only the kinds that travel) and to verify (all of them).
+#[derive(Clone, Debug)]
+pub struct RecordKinds {
+    kinds: Vec<RecordKind>,
+    travelling_only: bool,
+}
+
+impl RecordKinds {
+    /// Every kind in `kinds`; a namespace declared twice is a programming error, caught by the tests that build
+    /// the registry.
+    pub fn new(kinds: impl IntoIterator<Item = RecordKind>) -> Self {
+        let kinds: Vec<RecordKind> = kinds.into_iter().collect();
+        debug_assert!(
+            kinds.iter().enumerate().all(|(at, kind)| kinds[..at]
+                .iter()
+                .all(|earlier| earlier.namespace != kind.namespace)),
+            "a record namespace is declared twice"
+        );
+        Self {
+            kinds,
+            travelling_only: false,
+        }
+    }
+
+    /// The same registry, accepting only the kinds that travel in bundles (for import).
+    #[must_use]
+    pub fn travelling(&self) -> Self {
+        Self {
+            kinds: self.kinds.clone(),
+            travelling_only: true,
+        }
+    }
+
+    /// The namespaces declared, in registry order.
+    pub fn namespaces(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.kinds.iter().map(|kind| kind.namespace)
+    }
+}
+
+impl RecordSchema for RecordKinds {
+    fn check(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> std::result::Result<Vec<Digest>, String> {
+        let Some(kind) = self.kinds.iter().find(|kind| kind.namespace == namespace) else {
+            return Err(format!("namespace `{namespace}` is not one hstore writes"));
+        };
+        if self.travelling_only && !kind.travels {
+            let travelling: Vec<String> = self
+                .kinds
+                .iter()
+                .filter(|kind| kind.travels)
+                .map(|kind| format!("`{}`", kind.namespace))
+                .collect();
+            return Err(format!(
+                "namespace `{namespace}` does not travel in bundles (only {} records do)",
+                travelling.join(", ")
+            ));
+        }
+        (kind.check)(key, value)
+    }
+
+    fn knows(&self, namespace: &str) -> bool {
+        self.kinds.iter().any(|kind| kind.namespace == namespace)
+    }
 }
 
 /// A gc root: objects (and everything below them) that gc must keep.
@@ -85,6 +184,33 @@ impl Store {
             }
             _ => Ok(()),
         }
+    }
+
+    /// When the gc root `name` was last registered or extended (its file's modification time); `Ok(None)` if absent.
+    /// Kept out of the root's JSON on purpose: roots travel in bundles, whose bytes must not depend on the day.
+    pub fn root_registered(&self, name: &str) -> Result<Option<std::time::SystemTime>> {
+        let path = self.root_path(name)?;
+        match fs::metadata(&path) {
+            Ok(metadata) => metadata
+                .modified()
+                .map(Some)
+                .map_err(Error::io("read the modification time of", &path)),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(Error::io("read the metadata of", &path)(error)),
+        }
+    }
+
+    /// Removes the gc roots `names`, each of which must exist (checked for all before any is removed), unlike
+    /// [`Store::remove_root`]: a person naming a root that is not there has mistyped it.
+    pub fn remove_named_roots(&self, names: &[String]) -> Result<()> {
+        let roots = self.root_names()?;
+        if let Some(missing) = names.iter().find(|name| !roots.contains(name)) {
+            return Err(Error::NoSuchRoot {
+                name: missing.clone(),
+                roots,
+            });
+        }
+        names.iter().try_for_each(|name| self.remove_root(name))
     }
 
     /// Every gc root, sorted by name.

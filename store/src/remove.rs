@@ -46,7 +46,7 @@ pub fn remove_tree(path: &Path) -> Result<()> {
         Ok(_) => {}
     }
     let top = open_directory(AT_FDCWD, path.as_os_str(), path)?;
-    walk(top, path, Walk::Remove)?;
+    walk(top, path, &mut Walk::Remove)?;
     fs::remove_dir(path).map_err(Error::io("remove", path))
 }
 
@@ -73,18 +73,39 @@ pub fn clear_special_bits(root: &Path) -> Result<()> {
         Ok(_) => walk(
             open_directory(AT_FDCWD, root.as_os_str(), root)?,
             root,
-            Walk::ClearSpecialBits,
+            &mut Walk::ClearSpecialBits,
         ),
     }
 }
 
+/// Calls `each` with the `lstat` of `root` and of every entry below it (symlinks as links, never followed), by the
+/// same walk as [`remove_tree`]: any depth, and every directory made `u+rwx` before it is listed. A missing `root`
+/// is visited as nothing. Run it only once whatever wrote the tree is gone (the sandbox counts a finished build's
+/// `/build` and `$out` with it).
+pub fn visit_tree(root: &Path, each: &mut dyn FnMut(&FileStat)) -> Result<()> {
+    let stat = match fstatat(AT_FDCWD, root, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(stat) => stat,
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(errno) => return Err(io_error("stat", root)(errno)),
+    };
+    if file_type(&stat) != SFlag::S_IFDIR {
+        each(&stat);
+        return Ok(());
+    }
+    let top = open_directory(AT_FDCWD, root.as_os_str(), root)?;
+    // After `open_directory`, which may have changed its mode.
+    each(&fstat(top.as_fd()).map_err(io_error("stat", root))?);
+    walk(top, root, &mut Walk::Visit(each))
+}
+
 /// What [`walk`] does to the tree.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Walk {
+enum Walk<'a> {
     /// Unlink every entry, each directory once it is empty.
     Remove,
     /// Clear the setuid/setgid bits of every entry (directories lose them as they are opened).
     ClearSpecialBits,
+    /// Call the function with every entry's `lstat` (a directory's once it is `u+rwx`).
+    Visit(&'a mut dyn FnMut(&FileStat)),
 }
 
 /// One directory being walked: its name in its parent, the parent's identity (to check the climb back) and the
@@ -97,7 +118,7 @@ struct Level {
 
 /// Walks the directory open as `top` (which is `path`), depth first, without recursion, one open directory at a
 /// time.
-fn walk(top: OwnedFd, path: &Path, action: Walk) -> Result<()> {
+fn walk(top: OwnedFd, path: &Path, action: &mut Walk<'_>) -> Result<()> {
     let mut current = top;
     let mut pending = visit_entries(&current, path, 0, action)?;
     let mut levels: Vec<Level> = Vec::new();
@@ -105,6 +126,9 @@ fn walk(top: OwnedFd, path: &Path, action: Walk) -> Result<()> {
         if let Some(name) = pending.pop() {
             let at = named(path, levels.len() + 1, &name);
             let child = open_directory(&current, &name, &at)?;
+            if let Walk::Visit(each) = action {
+                each(&fstat(child.as_fd()).map_err(io_error("stat", &at))?);
+            }
             let parent = identity(&fstat(current.as_fd()).map_err(io_error("stat", &at))?);
             let child_pending = visit_entries(&child, path, levels.len() + 1, action)?;
             levels.push(Level {
@@ -129,7 +153,7 @@ fn walk(top: OwnedFd, path: &Path, action: Walk) -> Result<()> {
                 )));
             }
             current = parent;
-            if action == Walk::Remove {
+            if matches!(action, Walk::Remove) {
                 unlinkat(
                     current.as_fd(),
                     level.name.as_os_str(),
@@ -150,7 +174,7 @@ fn visit_entries(
     directory: &OwnedFd,
     top: &Path,
     depth: usize,
-    action: Walk,
+    action: &mut Walk<'_>,
 ) -> Result<Vec<OsString>> {
     let here = || {
         if depth == 0 {
@@ -178,7 +202,7 @@ fn visit_entries(
         let at = || named(top, depth + 1, name);
         let known = entry.file_type();
         // Clearing bits needs the mode; some file systems do not give the type in `readdir`.
-        let stat = if action == Walk::ClearSpecialBits || known.is_none() {
+        let stat = if !matches!(action, Walk::Remove) || known.is_none() {
             match fstatat(directory.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
                 Ok(stat) => Some(stat),
                 Err(Errno::ENOENT) => continue,
@@ -196,7 +220,7 @@ fn visit_entries(
             subdirectories.push(name.to_owned());
             continue;
         }
-        match (action, stat) {
+        match (&mut *action, stat) {
             (Walk::Remove, _) => unlinkat(directory.as_fd(), name, UnlinkatFlags::NoRemoveDir)
                 .or_else(ignore_missing)
                 .map_err(io_error("remove", &at()))?,
@@ -212,7 +236,8 @@ fn visit_entries(
                 )
                 .map_err(io_error("clear the setuid/setgid bits of", &at()))?;
             }
-            (Walk::ClearSpecialBits, _) => {}
+            (Walk::Visit(each), Some(stat)) => each(&stat),
+            (Walk::ClearSpecialBits | Walk::Visit(_), _) => {}
         }
     }
     Ok(subdirectories)
@@ -467,6 +492,32 @@ mod tests {
         assert_eq!(mode(&victim), 0o4755);
         remove_tree(&root).unwrap();
         assert!(victim.exists());
+    }
+
+    #[test]
+    fn every_entry_is_visited_once_at_any_depth_through_unreadable_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("tree");
+        deep_chain(&root, 3000);
+        fs::create_dir_all(root.join("x/locked")).unwrap();
+        fs::write(root.join("x/locked/file"), b"12345").unwrap();
+        set_mode(&root.join("x/locked"), 0o000);
+        let mut count = 0_usize;
+        let mut bytes = 0_i64;
+        visit_tree(&root, &mut |stat| {
+            count += 1;
+            if file_type(stat) == SFlag::S_IFREG {
+                bytes += stat.st_size;
+            }
+        })
+        .unwrap();
+        // The root, 3000 `d`, `f` and `link` at the bottom, `x`, `x/locked` and its file.
+        assert_eq!(count, 1 + 3000 + 2 + 3);
+        assert_eq!(bytes, 5);
+        let mut missing = 0;
+        visit_tree(&dir.path().join("missing"), &mut |_| missing += 1).unwrap();
+        assert_eq!(missing, 0);
+        remove_tree(&root).unwrap();
     }
 
     #[test]

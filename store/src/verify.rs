@@ -8,7 +8,8 @@
 //! objects that are present, and each record parses and passes the [`RecordSchema`] the caller passes in.
 //!
 //! Repair removes what can be fetched or imported again, and nothing else: corrupt objects (a lying directory node
-//! included), corrupt cached trees, and roots and records that cannot be parsed or fail their schema. A directory
+//! included), corrupt cached trees, and roots and records that cannot be parsed or fail their schema. Records of a
+//! namespace the schema does not know are reported and kept (they may be a newer hstore's). A directory
 //! left naming a removed child is not removed: `fetch` (which checks closures, not just roots) brings the child back.
 
 use std::collections::HashMap;
@@ -68,6 +69,14 @@ pub enum Problem {
         /// Why.
         reason: String,
     },
+    /// Records in a namespace the schema does not describe (written by another hstore version, or by hand):
+    /// reported, never removed by repair.
+    UnknownNamespace {
+        /// The namespace.
+        namespace: String,
+        /// How many records it holds.
+        records: usize,
+    },
     /// A pack file cannot be read (its index is damaged, or does not hash to its name): its objects read as
     /// missing.
     CorruptPack {
@@ -112,6 +121,10 @@ impl std::fmt::Display for Problem {
                 key,
                 reason,
             } => write!(f, "record `{namespace}/{key}` is not valid: {reason}"),
+            Problem::UnknownNamespace { namespace, records } => write!(
+                f,
+                "{records} records in namespace `{namespace}`, which this hstore does not write (kept by --repair)"
+            ),
             Problem::CorruptMaterializedTree { digest, reason } => {
                 write!(
                     f,
@@ -255,6 +268,7 @@ impl Store {
                     }
                     // Corrupt copies went above, all at once.
                     Problem::Corrupt { .. }
+                    | Problem::UnknownNamespace { .. }
                     | Problem::MissingChild { .. }
                     | Problem::RootMissingObject { .. } => {}
                 }
@@ -370,6 +384,15 @@ impl Store {
     fn verify_records(&self, schema: Option<&dyn RecordSchema>) -> Result<Vec<Problem>> {
         let mut problems = Vec::new();
         for namespace in self.meta_namespaces()? {
+            if let Some(schema) = schema
+                && !schema.knows(&namespace)
+            {
+                problems.push(Problem::UnknownNamespace {
+                    records: self.list_meta(&namespace)?.len(),
+                    namespace,
+                });
+                continue;
+            }
             for key in self.list_meta(&namespace)? {
                 let reason = match self.get_meta::<serde_json::Value>(&namespace, &key) {
                     Err(error) => Some(error_chain(&error)),

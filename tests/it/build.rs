@@ -1017,8 +1017,19 @@ fn a_chain_of_three_recipes_rebuilds_exactly_what_changed_and_runs_from_the_inst
         built_and_fresh(&after_gc),
         (vec![], strings(&["lib", "pkg", "prog"]))
     );
+    // Build records travel only on a trusted signature (issue 20).
     project
-        .run(&["export", "--with-builds", "-o", "chain.hsb"])
+        .run(&["key", "generate", "--out", "release"])
+        .success();
+    project
+        .run(&[
+            "export",
+            "--with-builds",
+            "--sign",
+            "release.secret",
+            "-o",
+            "chain.hsb",
+        ])
         .success();
     let other_store = project.env.root().join("other-store");
     let in_other = |args: &[&str]| {
@@ -1030,7 +1041,7 @@ fn a_chain_of_three_recipes_rebuilds_exactly_what_changed_and_runs_from_the_inst
                 .expect("run hstore"),
         )
     };
-    in_other(&["import", "chain.hsb"]).success();
+    in_other(&["import", "--trust", "release.pub", "chain.hsb"]).success();
     let imported = in_other(&["build", "pkg", "--target", "cpu"]).success();
     assert_eq!(
         built_and_fresh(&imported),

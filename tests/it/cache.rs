@@ -5,6 +5,10 @@
 //! pushes its closure; "consumers" get only `lockfile.json` and the recipes (no `src/`, so upstream cannot serve
 //! them) and must take everything from the cache. Damage is done with the cache crate's raw access, exactly as a
 //! faulty disk or a malicious writer would leave it.
+//!
+//! Build records from outside (issue 20, attack #2) are taken only on a trusted signature: through a cache (file://,
+//! HTTP, S3 on Garage; `cache pull` and `build --cache`) and through a `--with-builds` bundle, whose tests live here
+//! because they share the build-and-rebuild projects.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -497,4 +501,373 @@ fn build_push_substitute_and_record_trust() {
         assert!(stderr.contains(expected), "{stderr}");
         assert!(stderr.contains("Built"), "{stderr}");
     }
+}
+
+/// The build record file `K.json` of `side`'s store, if any.
+fn store_record(side: &Side, key: &str) -> Option<serde_json::Value> {
+    let path = side.env.store().join(format!("meta-v1/build/{key}.json"));
+    std::fs::read(&path)
+        .ok()
+        .map(|bytes| serde_json::from_slice(&bytes).unwrap())
+}
+
+/// A fresh consumer of `producer` with `[caches] trusted-keys = ["signer.pub"]` in its `hstore.toml` (and the key).
+fn consumer_trusting_in_config(producer: &Side) -> Side {
+    let node = consumer(producer);
+    std::fs::copy(
+        producer.dir().join("signer.pub"),
+        node.dir().join("signer.pub"),
+    )
+    .unwrap();
+    std::fs::write(
+        node.dir().join("hstore.toml"),
+        "[caches]\ntrusted-keys = [\"signer.pub\"]\n",
+    )
+    .unwrap();
+    node
+}
+
+/// Issue 20, attack #2: an unsigned `--with-builds` bundle carrying a record for a key the store lacks was
+/// registered by `import`, and the next `build` returned the attacker's output as `Fresh`. Now a record comes in only
+/// on a trusted signature over the bundle's manifest; otherwise it is dropped with a warning naming the key, the
+/// objects still come in, and `build` runs the script.
+#[test]
+fn an_unsigned_bundle_cannot_plant_a_build_record_and_a_trusted_signed_one_is_reused() {
+    let producer = producer_with(30, 1, None, BUILD_RECIPE);
+    ok(&producer.run(&["key", "generate", "--out", "signer"]));
+    ok(&producer.run(&["key", "generate", "--out", "attacker"]));
+    let (honest, stderr) = ok(&producer.run(&["build", "--target", "cpu"]));
+    assert!(stderr.contains("Built"), "{stderr}");
+    let key = {
+        let names: Vec<String> = std::fs::read_dir(producer.env.store().join("meta-v1/build"))
+            .unwrap()
+            .map(|entry| {
+                let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+                name.trim_end_matches(".json").to_owned()
+            })
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        names[0].clone()
+    };
+    ok(&producer.run(&[
+        "export",
+        "--with-builds",
+        "--sign",
+        "signer.secret",
+        "-o",
+        "good.hsb",
+    ]));
+
+    // The attacker: another output filed under the same build key, in the same kind of bundle.
+    let evil_dir = producer.dir().join("evil");
+    std::fs::create_dir_all(&evil_dir).unwrap();
+    std::fs::write(evil_dir.join("stamp"), "owned\n").unwrap();
+    let (evil, _) = ok(&producer.run(&["store", "add", "--root", "evil", "evil"]));
+    let evil = evil.trim().to_owned();
+    let record_path = producer
+        .env
+        .store()
+        .join(format!("meta-v1/build/{key}.json"));
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
+    record["output"] = serde_json::Value::String(evil.clone());
+    std::fs::write(&record_path, serde_json::to_vec(&record).unwrap()).unwrap();
+    // Its gc root carries the forged output into the bundle, as `build` would have rooted it.
+    std::fs::write(
+        producer
+            .env
+            .store()
+            .join(format!("roots-v1/build-{key}.json")),
+        serde_json::to_vec(&serde_json::json!({
+            "description": "build",
+            "addresses": [evil, record["log"]],
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let (_, stderr) = ok(&producer.run(&["export", "--with-builds", "-o", "evil.hsb"]));
+    assert!(
+        stderr.contains("carries 1 build records but is not signed"),
+        "{stderr}"
+    );
+    ok(&producer.run(&[
+        "export",
+        "--with-builds",
+        "--sign",
+        "attacker.secret",
+        "-o",
+        "evil-signed.hsb",
+    ]));
+    for name in ["good.hsb", "evil.hsb", "evil-signed.hsb"] {
+        let target = producer.dir().join("bundles").join(name);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::rename(producer.dir().join(name), target).unwrap();
+    }
+    let bundle = |name: &str| {
+        producer
+            .dir()
+            .join("bundles")
+            .join(name)
+            .display()
+            .to_string()
+    };
+
+    // Unsigned, and signed by a key the store does not trust (`[caches] trusted-keys` names another): the objects
+    // come in, the record is dropped with a warning naming its key and the hint, and the build runs the script.
+    for (victim, name, why) in [
+        (consumer(&producer), "evil.hsb", "the bundle is not signed"),
+        (
+            consumer_trusting_in_config(&producer),
+            "evil-signed.hsb",
+            "which is not a trusted key",
+        ),
+    ] {
+        let (_, stderr) = ok(&victim.run(&["import", &bundle(name)]));
+        assert!(
+            stderr.contains(&format!("dropped the build record of key `{key}`"))
+                && stderr.contains(why),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("hint:") && stderr.contains("--trust"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("Registered 1 records"), "{stderr}");
+        assert_eq!(store_record(&victim, &key), None);
+        victim.verify_clean();
+        let (output, stderr) = ok(&victim.run(&["build", "--target", "cpu"]));
+        assert!(stderr.contains("Built"), "{stderr}");
+        assert!(!stderr.contains("Fresh"), "{stderr}");
+        assert_eq!(output, honest);
+        assert_ne!(output.trim(), evil);
+    }
+
+    // Signed by a trusted key (`--trust`, or `[caches] trusted-keys`): registered, and reused without running.
+    let by_flag = consumer(&producer);
+    std::fs::copy(
+        producer.dir().join("signer.pub"),
+        by_flag.dir().join("signer.pub"),
+    )
+    .unwrap();
+    for (victim, args) in [
+        (by_flag, vec!["import", "--trust", "signer.pub"]),
+        (consumer_trusting_in_config(&producer), vec!["import"]),
+    ] {
+        let good = bundle("good.hsb");
+        let mut args = args;
+        args.push(&good);
+        let (_, stderr) = ok(&victim.run(&args));
+        assert!(stderr.contains("Registered 1 records"), "{stderr}");
+        assert!(!stderr.contains("dropped"), "{stderr}");
+        assert!(store_record(&victim, &key).is_some());
+        victim.verify_clean();
+        let (output, stderr) = ok(&victim.run(&["build", "--target", "cpu"]));
+        assert!(stderr.contains("Fresh"), "{stderr}");
+        assert!(!stderr.contains("Built"), "{stderr}");
+        assert_eq!(output, honest);
+    }
+}
+
+/// Issue 20, attack #2 through a cache. `url` holds `producer`'s build of key `key` (stdout `built`), signed by
+/// its `signer.secret`, and the build's inputs; `strip_signatures` rewrites that record unsigned in place; `node`
+/// prepares a fresh consumer (cache credentials). `cache pull` registers the record only when signed by a trusted
+/// key (`--trust` or `[caches] trusted-keys`); an unsigned or foreign-signed one is dropped with a warning naming
+/// its key, and the next build runs the script.
+fn pull_takes_only_trusted_records(
+    producer: &Side,
+    url: &str,
+    key: &str,
+    built: &str,
+    strip_signatures: impl FnOnce(),
+    node: impl Fn(Side) -> Side,
+) {
+    let builds_for_itself = |node: &Side| {
+        assert_eq!(store_record(node, key), None);
+        node.verify_clean();
+        let (output, stderr) = ok(&node.run(&["build", "--target", "cpu"]));
+        assert!(stderr.contains("Built"), "{stderr}");
+        assert_eq!(output, built);
+    };
+
+    // No key trusted at all: the records are left, named.
+    let plain = node(consumer(producer));
+    let (_, stderr) = ok(&plain.run(&["cache", "pull", url]));
+    assert!(
+        stderr.contains(&format!("`{key}`")) && stderr.contains("no key is trusted"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint:") && stderr.contains("--trust"),
+        "{stderr}"
+    );
+    builds_for_itself(&plain);
+
+    // Signed, by a key this node does not trust.
+    let stranger = node(consumer(producer));
+    ok(&stranger.run(&["key", "generate", "--out", "other"]));
+    let (_, stderr) = ok(&stranger.run(&["cache", "pull", url, "--trust", "other.pub"]));
+    assert!(
+        stderr.contains(&format!("build record `{key}` refused"))
+            && stderr.contains("none of them trusted"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint:") && stderr.contains("--trust"),
+        "{stderr}"
+    );
+    builds_for_itself(&stranger);
+
+    // Trusted through `[caches] trusted-keys`: registered; the build is fresh.
+    let trusting = node(consumer_trusting_in_config(producer));
+    let (_, stderr) = ok(&trusting.run(&["cache", "pull", url]));
+    assert!(stderr.contains("1 build records"), "{stderr}");
+    assert!(!stderr.contains("dropped"), "{stderr}");
+    assert!(store_record(&trusting, key).is_some());
+    let (output, stderr) = ok(&trusting.run(&["build", "--target", "cpu"]));
+    assert!(
+        stderr.contains("Fresh") && !stderr.contains("Built"),
+        "{stderr}"
+    );
+    assert_eq!(output, built);
+
+    // The same record unsigned, to a node that trusts the signer: dropped, named.
+    strip_signatures();
+    let trusting = node(consumer_trusting_in_config(producer));
+    let (_, stderr) = ok(&trusting.run(&["cache", "pull", url]));
+    assert!(
+        stderr.contains(&format!("build record `{key}` refused: it is not signed")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint:") && stderr.contains("--trust"),
+        "{stderr}"
+    );
+    builds_for_itself(&trusting);
+}
+
+/// A producer of [`BUILD_RECIPE`] with a `signer` key that built and pushed its build (signed) and its inputs to
+/// `url`; and the build's stdout.
+fn pushed_signed_build(url: &str, node: impl Fn(Side) -> Side) -> (Side, String) {
+    let producer = node(producer_with(30, 1, None, BUILD_RECIPE));
+    ok(&producer.run(&["key", "generate", "--out", "signer"]));
+    let (built, _) = ok(&producer.run(&[
+        "build",
+        "--target",
+        "cpu",
+        "--push",
+        url,
+        "--sign",
+        "signer.secret",
+    ]));
+    ok(&producer.run(&["cache", "push", url]));
+    (producer, built)
+}
+
+#[test]
+fn cache_pull_takes_only_records_signed_by_a_trusted_key() {
+    let caches = tempfile::tempdir().unwrap();
+    let cache = caches.path().join("c");
+    let url = format!("file://{}", cache.display());
+    let (producer, built) = pushed_signed_build(&url, |side| side);
+    let key = recorded_key(&cache);
+    pull_takes_only_trusted_records(
+        &producer,
+        &url,
+        &key,
+        &built,
+        || {
+            edit_record(&cache, &key, |record| {
+                record["signatures"] = serde_json::json!([]);
+            });
+        },
+        |side| side,
+    );
+}
+
+#[test]
+fn s3_cache_pull_takes_only_records_signed_by_a_trusted_key() {
+    let cluster = GarageCluster::start();
+    let url = cluster.url("records");
+    let vars = cluster.env(0);
+    let with_cluster = |mut side: Side| {
+        side.vars.clone_from(&vars);
+        side
+    };
+    let (producer, built) = pushed_signed_build(&url, with_cluster);
+    let cache = garage_cache(&cluster, "records");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let keys = runtime.block_on(cache.record_keys()).unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let key = keys[0].clone();
+    pull_takes_only_trusted_records(
+        &producer,
+        &url,
+        &key,
+        &built,
+        || {
+            let name = format!("builds/{key}.json");
+            let bytes = runtime.block_on(cache.get_raw(&name)).unwrap().unwrap();
+            let mut record: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            record["signatures"] = serde_json::json!([]);
+            runtime
+                .block_on(cache.put_raw(&name, serde_json::to_vec(&record).unwrap()))
+                .unwrap();
+        },
+        with_cluster,
+    );
+}
+
+/// Issue 20, attack #2 on an HTTP cache, where records cannot be listed and `build --cache` is the path that takes
+/// them: only a record signed by a trusted key is used; a foreign-signed or unsigned one is dropped with a warning
+/// naming its key, and the build runs the script.
+#[test]
+fn http_cache_build_takes_only_records_signed_by_a_trusted_key() {
+    let served = tempfile::tempdir().unwrap();
+    let nginx = Nginx::start(served.path(), true);
+    let url = format!("{}/cache", nginx.url());
+    let (producer, built) = pushed_signed_build(&url, |side| side);
+    let key = recorded_key(&served.path().join("cache"));
+    let build = |node: &Side, trust: &[&str]| {
+        ok(&node.run(&["fetch", "--cache", &url]));
+        let mut args = vec!["build", "--target", "cpu", "--cache", &url];
+        args.extend_from_slice(trust);
+        ok(&node.run(&args))
+    };
+
+    let stranger = consumer(&producer);
+    ok(&stranger.run(&["key", "generate", "--out", "other"]));
+    let (output, stderr) = build(&stranger, &["--trust", "other.pub"]);
+    assert!(
+        stderr.contains(&format!(
+            "warning: cache `{url}`: build record `{key}` refused"
+        )) && stderr.contains("none of them trusted"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint:") && stderr.contains("--trust"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Built"), "{stderr}");
+    assert_eq!(output, built);
+
+    let trusting = consumer_trusting_in_config(&producer);
+    let (output, stderr) = build(&trusting, &[]);
+    assert!(stderr.contains("Substituted build"), "{stderr}");
+    assert!(
+        stderr.contains("Fresh") && !stderr.contains("Built"),
+        "{stderr}"
+    );
+    assert_eq!(output, built);
+
+    edit_record(&served.path().join("cache"), &key, |record| {
+        record["signatures"] = serde_json::json!([]);
+    });
+    let trusting = consumer_trusting_in_config(&producer);
+    let (output, stderr) = build(&trusting, &[]);
+    assert!(
+        stderr.contains(&format!("build record `{key}` refused: it is not signed")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Built"), "{stderr}");
+    assert_eq!(output, built);
 }

@@ -1,6 +1,7 @@
 //! The kill and concurrency campaign, sized for CI (seconds): SIGKILL at spread moments of `store add`, `import`,
-//! `fetch` and `gc`, each followed by `store verify` (no partial object, no root or record naming a missing object)
-//! and a re-run that must succeed; then 8 processes mixing those commands on one store. `bench/campaign.sh` runs the
+//! `fetch`, `cache pull` (from a `file://` cache) and `gc`, each followed by `store verify` (no partial object, no root
+//! or record naming a missing object) and a re-run that must succeed; then 8 processes mixing those commands on one
+//! store. `bench/campaign.sh` runs the
 //! long version (50 trials per command, builds included) and prints the figures.
 
 use std::fs;
@@ -40,6 +41,20 @@ fn kill_after(command: &mut Command, delay: Duration) -> bool {
     killed
 }
 
+/// Pushes the `src` store's closure of `lockfile.json` to a `file://` cache and returns the cache's URL.
+fn push_to_file_cache(env: &Env) -> String {
+    let cache = format!("file://{}", env.path("cache").display());
+    fs::create_dir_all(env.path("cache")).unwrap();
+    env.ok(env.hstore("src").args([
+        "cache",
+        "push",
+        cache.as_str(),
+        "--lockfile",
+        "lockfile.json",
+    ]));
+    cache
+}
+
 /// Moments to kill at: early (opening, manifest), middle (objects streaming), late (batch commit, roots).
 const DELAYS_MS: [u64; 4] = [3, 15, 40, 90];
 
@@ -50,6 +65,7 @@ fn kill_trials_leave_a_clean_store_and_a_rerun_succeeds() {
     let tree = env.add("src", &env.path("tree"));
     env.lockfile("lockfile.json", &[("tree", tree)]);
     env.ok(env.hstore("src").args(["export", "-o", "bundle.hsb"]));
+    let cache = push_to_file_cache(&env);
     let mut killed = 0;
     for (trial, delay) in DELAYS_MS.iter().enumerate() {
         let delay = Duration::from_millis(*delay);
@@ -82,6 +98,20 @@ fn kill_trials_leave_a_clean_store_and_a_rerun_succeeds() {
         env.verify_clean(&store);
         assert_eq!(env.ls(&store), env.ls("src"));
 
+        let store = format!("pull-{trial}");
+        let pull = [
+            "cache",
+            "pull",
+            cache.as_str(),
+            "--lockfile",
+            "lockfile.json",
+        ];
+        killed += usize::from(kill_after(env.hstore(&store).args(pull), delay));
+        env.verify_clean(&store);
+        env.ok(env.hstore(&store).args(pull));
+        env.verify_clean(&store);
+        assert_eq!(env.ls(&store), env.ls("src"));
+
         // gc of a store holding the rooted tree and an unrooted copy of another.
         let store = format!("gc-{trial}");
         env.ok(env.hstore(&store).args(["import", "bundle.hsb"]));
@@ -103,26 +133,29 @@ fn kill_trials_leave_a_clean_store_and_a_rerun_succeeds() {
     // At least the early kills must have landed mid-command, or the campaign proved nothing.
     assert!(
         killed >= 4,
-        "only {killed} of 16 commands were still running when killed"
+        "only {killed} of 20 commands were still running when killed"
     );
 }
 
 #[test]
-fn eight_processes_mixing_fetch_import_add_and_gc_leave_a_clean_store() {
+fn eight_processes_mixing_fetch_import_add_pull_and_gc_leave_a_clean_store() {
     let env = Env::new();
     payload(&env, "tree");
     let tree = env.add("src", &env.path("tree"));
     env.lockfile("lockfile.json", &[("tree", tree)]);
     env.ok(env.hstore("src").args(["export", "-o", "bundle.hsb"]));
+    let cache = push_to_file_cache(&env);
     // 8 workers at once, each running its three commands one after the other.
     thread::scope(|scope| {
         for worker in 0..8 {
             let env = &env;
+            let cache = cache.as_str();
             scope.spawn(move || {
-                let args: &[&str] = match worker % 4 {
+                let args: &[&str] = match worker % 5 {
                     0 => &["fetch"],
                     1 => &["import", "bundle.hsb"],
                     2 => &["store", "add", "tree"],
+                    3 => &["cache", "pull", cache, "--lockfile", "lockfile.json"],
                     _ => &["store", "gc"],
                 };
                 for _ in 0..3 {

@@ -525,7 +525,7 @@ fn limits_stop_a_build_and_are_named() {
         attack.recipe(
             "attack",
             "",
-            r#"grep -E '^Max (processes|address space)' /proc/self/limits | awk '{ $1 = $1; print }' > "$out/limits"
+            r#"grep -E '^Max (processes|data size)' /proc/self/limits | awk '{ $1 = $1; print }' > "$out/limits"
 python3 -c '
 import os
 pids = []
@@ -548,12 +548,10 @@ for pid in pids:
         );
         assert_eq!(
             attack.output_file("attack", "limits"),
-            "Max processes 64 64 processes\nMax address space 1073741824 1073741824 bytes\n"
+            "Max data size 1073741824 1073741824 bytes\nMax processes 64 64 processes\n"
         );
-        // The kernel exempts the host's root from RLIMIT_NPROC (see ARCHITECTURE.md); unprivileged, it holds.
-        if who == As::Nobody || !is_root() {
-            assert_eq!(attack.output_file("attack", "fork"), "fork refused\n");
-        }
+        // A root-run build is a build user, not host root (whom the kernel exempts from RLIMIT_NPROC).
+        assert_eq!(attack.output_file("attack", "fork"), "fork refused\n");
     });
 }
 
@@ -611,3 +609,240 @@ test -z "$SLEEP" || sleep "$SLEEP""#,
         "{stderr}"
     );
 }
+
+/// Issue 20, attack 1: run as root, a build wrote `/proc/sys/kernel/core_pattern = "|/bin/sh -c …"`, and the next
+/// crash ran the command on the host as real root (`kernel.panic`, `fs.file-max`, `vm.drop_caches` were writable
+/// too). A root-run build is a build user, never host uid 0, and `/proc/sys`, `/proc/sysrq-trigger` are read-only:
+/// every write is refused. Each setting is written back with the value just read, and the files that act on any
+/// write are only opened, so even a failing protection would change nothing on the machine running the tests.
+#[test]
+fn a_build_cannot_write_the_hosts_kernel_settings() {
+    let read_core_pattern =
+        || std::fs::read_to_string("/proc/sys/kernel/core_pattern").expect("read core_pattern");
+    both(|who| {
+        let before = read_core_pattern();
+        let attack = Attack::new(who);
+        attack.recipe(
+            "attack",
+            "",
+            r#"{
+  for setting in kernel/core_pattern kernel/panic fs/file-max; do
+    cat "/proc/sys/$setting" > /tmp/value
+    try "$setting" sh -c "cat /tmp/value > /proc/sys/$setting"
+  done
+  try open-drop-caches python3 -c 'import os; os.close(os.open("/proc/sys/vm/drop_caches", os.O_WRONLY))'
+  try open-sysrq-trigger python3 -c 'import os; os.close(os.open("/proc/sysrq-trigger", os.O_WRONLY))'
+  try host-uid-0 sh -c 'awk "\$1 == 0 && \$2 == 0" /proc/self/uid_map | grep -q .'
+} > "$out/report""#,
+        );
+        assert_success(&attack.build("attack", &[]), "the attack build");
+        assert_all_refused(
+            &attack.output_file("attack", "report"),
+            &[
+                "kernel/core_pattern",
+                "kernel/panic",
+                "fs/file-max",
+                "open-drop-caches",
+                "open-sysrq-trigger",
+                "host-uid-0",
+            ],
+            who,
+        );
+        assert_eq!(
+            read_core_pattern(),
+            before,
+            "as {who:?}: core_pattern changed"
+        );
+    });
+}
+
+/// A uniquely named file planted in the host's `/etc/ssl/private`, removed again when dropped (a failing test
+/// unwinds through the drop too), with the directory if it was created for it.
+struct PlantedKey {
+    path: PathBuf,
+    created_dir: bool,
+}
+
+impl PlantedKey {
+    fn new() -> Self {
+        assert!(
+            is_root(),
+            "planting a key in /etc/ssl/private needs root: run the suite as root, as CI does"
+        );
+        let dir = Path::new("/etc/ssl/private");
+        let created_dir = !dir.exists();
+        if created_dir {
+            std::fs::create_dir_all(dir).expect("create /etc/ssl/private");
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .expect("chmod /etc/ssl/private");
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_nanos();
+        let path = dir.join(format!("hstore-test-{}-{nanos}.key", std::process::id()));
+        let key = PlantedKey { path, created_dir };
+        std::fs::write(&key.path, "-----BEGIN PRIVATE KEY-----\nhstore test\n")
+            .expect("plant the key");
+        std::fs::set_permissions(&key.path, std::fs::Permissions::from_mode(0o600))
+            .expect("chmod the key");
+        key
+    }
+
+    fn name(&self) -> String {
+        self.path
+            .file_name()
+            .expect("key name")
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+impl Drop for PlantedKey {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        if self.created_dir {
+            let _ = std::fs::remove_dir(self.path.parent().expect("key dir"));
+        }
+    }
+}
+
+/// Issue 20, attack 4: run as root, the build read `/etc/ssl/private/*.key` (the sandbox bound all of `/etc/ssl`
+/// and `/etc/pki`), and the host's TLS private key landed world-readable in the store. Only the CA certificates of
+/// `/etc` (and OpenSSL's configuration) are bound now: a key planted in the host's `/etc/ssl/private` is not there,
+/// while `/etc/ssl/certs` is.
+#[test]
+fn a_build_cannot_read_the_hosts_tls_private_keys() {
+    let key = PlantedKey::new();
+    let name = key.name();
+    both(|who| {
+        let attack = Attack::new(who);
+        attack.recipe(
+            "attack",
+            "",
+            &format!(
+                r#"{{
+  try read-key cat /etc/ssl/private/{name}
+  try list-ssl-private ls /etc/ssl/private
+  try list-pki-private ls /etc/pki/tls/private
+  try find-key sh -c 'find / -xdev -name {name} 2>/dev/null | grep -q . || find /etc -name {name} | grep -q .'
+}} > "$out/report"
+ls /etc/ssl > "$out/ssl" 2>/dev/null || true"#
+            ),
+        );
+        assert_success(&attack.build("attack", &[]), "the attack build");
+        assert_all_refused(
+            &attack.output_file("attack", "report"),
+            &[
+                "read-key",
+                "list-ssl-private",
+                "list-pki-private",
+                "find-key",
+            ],
+            who,
+        );
+        // `ls` sorts bytewise here: the build's environment sets no locale.
+        let mut expected: Vec<&str> = ["ca-bundle.pem", "cert.pem", "certs", "openssl.cnf"]
+            .into_iter()
+            .filter(|entry| Path::new("/etc/ssl").join(entry).exists())
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(
+            attack.output_file("attack", "ssl"),
+            expected
+                .iter()
+                .flat_map(|entry| [entry, "\n"])
+                .collect::<String>(),
+            "as {who:?}: /etc/ssl inside holds the host's CA certificates and OpenSSL's configuration, nothing else"
+        );
+    });
+    assert!(key.path.exists(), "the planted key is still on the host");
+}
+
+/// Issue 20, attack 10: run as root with `--max-processes 64`, 400 processes ran (the kernel exempts host uid 0
+/// from `RLIMIT_NPROC`). A root-run build is a build user, so the limit holds.
+#[test]
+fn max_processes_holds_for_a_root_run_build() {
+    both(|who| {
+        let attack = Attack::new(who);
+        attack.recipe(
+            "attack",
+            "",
+            r#"python3 -c '
+import os
+pids = []
+try:
+    for _ in range(400):
+        pid = os.fork()
+        if pid == 0:
+            os.pause()
+            os._exit(0)
+        pids.append(pid)
+    print("fork-400 ESCAPED")
+except OSError:
+    print("fork-400 refused")
+for pid in pids:
+    os.kill(pid, 9)
+' > "$out/report""#,
+        );
+        assert_success(
+            &attack.build("attack", &["--max-processes", "64"]),
+            "the build under --max-processes 64",
+        );
+        assert_all_refused(&attack.output_file("attack", "report"), &["fork-400"], who);
+    });
+}
+
+/// Issue 20, item 1: a root hstore in a user namespace without the build users' ids (`unshare --map-root-user`, as
+/// `scripts/demo.sh` runs the air-gapped side) has no other id to give its builds: it says so once and builds as
+/// its own uid 0, like an unprivileged caller; `/proc/sys` stays read-only.
+#[test]
+fn a_root_hstore_in_a_namespace_without_build_users_warns_and_builds() {
+    both(|who| {
+        let attack = Attack::new(who);
+        attack.recipe(
+            "attack",
+            "",
+            r#"{
+  cat /proc/sys/kernel/core_pattern > /tmp/value
+  try core-pattern sh -c "cat /tmp/value > /proc/sys/kernel/core_pattern"
+} > "$out/report""#,
+        );
+        let mut command = attack.env.command("unshare");
+        command
+            .current_dir(attack.project())
+            .args(["--map-root-user", "--"])
+            .arg(&attack.hstore)
+            .args([
+                "build",
+                "attack",
+                "--target",
+                "cpu",
+                "--out-link",
+                "out-attack",
+            ]);
+        if who == As::Nobody {
+            attack.as_nobody(&mut command);
+        }
+        let output = command.output().expect("run hstore under unshare");
+        if who == As::Nobody {
+            attack.assert_store_owned_by_nobody();
+        }
+        assert_success(&output, "the build under unshare --map-root-user");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            stderr
+                .matches("are not mapped in this user namespace (`/proc/self/uid_map`: 0 ")
+                .count(),
+            1,
+            "as {who:?}: {stderr}"
+        );
+        assert_all_refused(
+            &attack.output_file("attack", "report"),
+            &["core-pattern"],
+            who,
+        );
+    });
+}
+
+mod confine;

@@ -221,7 +221,15 @@ fn with_builds_carries_build_roots_and_records() {
     env.ok(env.hstore("src").args(["export", "-o", "plain.hsb"]));
     env.ok(env
         .hstore("src")
-        .args(["export", "--with-builds", "-o", "builds.hsb"]));
+        .args(["key", "generate", "--out", "release"]));
+    env.ok(env.hstore("src").args([
+        "export",
+        "--with-builds",
+        "--sign",
+        "release.secret",
+        "-o",
+        "builds.hsb",
+    ]));
     let plain = parse(&fs::read(env.path("plain.hsb")).unwrap());
     let builds = parse(&fs::read(env.path("builds.hsb")).unwrap());
     let root_name = format!("build-{}", key.to_hex());
@@ -229,7 +237,10 @@ fn with_builds_carries_build_roots_and_records() {
     assert!(builds.manifest["roots"].get(&root_name).is_some());
     assert_eq!(builds.records.len(), plain.records.len() + 3); // tool blob, bin/, outdir/
 
-    env.ok(env.hstore("dest").args(["import", "builds.hsb"]));
+    // Records come in on a trusted signature only (issue 20).
+    env.ok(env
+        .hstore("dest")
+        .args(["import", "--trust", "release.pub", "builds.hsb"]));
     env.verify_clean("dest");
     assert!(env.roots("dest").contains(&format!("{root_name}.json")));
     let copied: serde_json::Value = serde_json::from_slice(

@@ -43,6 +43,9 @@ use tags::{TargetPython, WheelName, normalize_name};
 /// Store metadata namespace: sha256 of a wheel → its blob.
 pub const META_NAMESPACE: &str = "wheel-sha256";
 
+/// The wheel download records' kind, for the registry of record namespaces ([`crate::record::KINDS`]).
+pub const RECORDS: hstore_store::RecordKind = crate::record::download_kind(META_NAMESPACE);
+
 /// The `resolver` recorded for pre-pinned inputs.
 pub const PINNED_RESOLVER: &str = "pinned";
 
@@ -451,8 +454,9 @@ pub async fn ensure_wheel(
     })
     .await?;
     crate::error::check_drift(|| choice.id(), locked, address)?;
-    store.put_meta(
-        META_NAMESPACE,
+    crate::record::put(
+        store,
+        &RECORDS,
         choice.sha256.as_str(),
         &DownloadRecord {
             url: choice.url.clone(),

@@ -5,7 +5,7 @@
 //! children are present. Roots and records are written only after the whole stream checked out, trailer included.
 //! When trusted keys are given, the signature over the manifest is checked before the first object is read. Memory:
 //! the manifest and a set of the addresses seen (about 100 bytes per object), plus a few 1 MiB buffers; never a
-//! whole blob.
+//! whole blob. Records are registered only from a bundle signed by a trusted key; objects need no signature.
 
 use std::collections::HashMap;
 use std::io::{self, BufReader, Read};
@@ -15,8 +15,8 @@ use std::sync::Arc;
 use super::keys::{KeyError, PublicKey};
 use super::{
     Error, FORMAT_VERSION, MAGIC, MANIFEST_FORMAT, MAX_DIRECTORY_BYTES, MAX_MANIFEST_BYTES,
-    Manifest, ObjectKind, PayloadEncoding, SIGNATURE_ED25519, SIGNATURE_NONE, TAG_OBJECT,
-    TAG_TRAILER, signed_message,
+    Manifest, ManifestObject, ObjectKind, PayloadEncoding, SIGNATURE_ED25519, SIGNATURE_NONE,
+    TAG_OBJECT, TAG_TRAILER, signed_message,
 };
 use crate::digest::Digest;
 use crate::meta::{RecordSchema, Root};
@@ -29,6 +29,10 @@ use crate::tree::Node;
 pub struct ImportOptions {
     /// When set, the bundle must be signed by one of these keys, checked before any object is read.
     pub trusted_keys: Option<Vec<PublicKey>>,
+    /// Further keys whose signature on a bundle vouches for its records (`[caches] trusted-keys`), without making
+    /// a signature required for the objects. A record is registered only from a bundle signed by one of these or
+    /// of `trusted_keys`; any other bundle's records are dropped ([`ImportReport::records_dropped`]).
+    pub record_signers: Vec<PublicKey>,
     /// The schema every carried record must pass (checked with the manifest, before any object is read); the
     /// addresses it names must be in the bundle or the store. `None` accepts any record (library callers that
     /// carry their own records); the CLI always passes one.
@@ -39,6 +43,7 @@ impl std::fmt::Debug for ImportOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ImportOptions")
             .field("trusted_keys", &self.trusted_keys)
+            .field("record_signers", &self.record_signers)
             .field("records", &self.records.as_ref().map(|_| "RecordSchema"))
             .finish()
     }
@@ -59,13 +64,14 @@ pub struct ImportReport {
     pub roots: Vec<String>,
     /// Lockfile blobs carried.
     pub lockfiles: Vec<Digest>,
-    /// Records written (new, or replaced by a trusted bundle).
+    /// Records written (new, or replaced): only from a bundle signed by a trusted key.
     pub records: usize,
     /// Records the store already held with the same value.
     pub records_unchanged: usize,
-    /// Records (`namespace/key`) the store already held with a different value, kept because the bundle is not
-    /// trusted: an unsigned import never rewrites what a build or fetch recorded.
-    pub records_kept: Vec<String>,
+    /// Records (`namespace/key`) not registered because the bundle is unsigned or signed by a key not trusted: a
+    /// record says "this key built that output", which an object's address cannot prove, so only a trusted
+    /// signature over the manifest (which lists the records) lets one in. The objects are imported all the same.
+    pub records_dropped: Vec<String>,
     /// Who signed the bundle, if anyone (always a trusted key when trust was required).
     pub signer: Option<PublicKey>,
 }
@@ -120,13 +126,31 @@ impl Read for Payload<'_, '_> {
     }
 }
 
-struct Importer<'a, 's> {
-    store: &'s Store,
-    name: String,
+/// The bundle being read, before anything knows of a store: its name for messages and the hashed stream. Header,
+/// manifest, object records and trailer are parsed here, for import and for `inspect` alike.
+pub(super) struct BundleReader<'a> {
+    pub(super) name: String,
     stream: StreamReader<'a>,
 }
 
-impl Importer<'_, '_> {
+impl<'a> BundleReader<'a> {
+    pub(super) fn new(input: &'a mut dyn Read, name: &str) -> Self {
+        BundleReader {
+            name: name.to_owned(),
+            stream: StreamReader {
+                inner: BufReader::with_capacity(BUFFER_SIZE, input),
+                hasher: blake3::Hasher::new(),
+                offset: 0,
+                ended: false,
+            },
+        }
+    }
+
+    /// Bytes read so far.
+    pub(super) fn offset(&self) -> u64 {
+        self.stream.offset
+    }
+
     /// Fills `buffer` from the stream; running out is [`Error::Truncated`] naming what was being read.
     fn exact(&mut self, buffer: &mut [u8], inside: impl FnOnce() -> String) -> Result<(), Error> {
         match self.stream.read_exact(buffer) {
@@ -150,6 +174,50 @@ impl Importer<'_, '_> {
             problem,
         }
     }
+
+    /// Reads and discards `length` payload bytes (still hashed for the trailer), in bounded memory.
+    pub(super) fn skip_payload(
+        &mut self,
+        length: u64,
+        inside: impl FnOnce() -> String,
+    ) -> Result<(), Error> {
+        let mut payload = Payload {
+            stream: &mut self.stream,
+            remaining: length,
+        };
+        match io::copy(&mut payload, &mut io::sink()) {
+            Ok(_) => Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => Err(Error::Truncated {
+                name: self.name.clone(),
+                offset: self.stream.offset,
+                inside: inside(),
+            }),
+            Err(source) => Err(Error::Read {
+                name: self.name.clone(),
+                offset: self.stream.offset,
+                source,
+            }),
+        }
+    }
+}
+
+struct Importer<'a, 's> {
+    store: &'s Store,
+    reader: BundleReader<'a>,
+}
+
+impl<'a> std::ops::Deref for Importer<'a, '_> {
+    type Target = BundleReader<'a>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.reader
+    }
+}
+
+impl std::ops::DerefMut for Importer<'_, '_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.reader
+    }
 }
 
 /// Reads the bundle `input` (named `name` in messages) into `store`. See the module docs of [`super`] for the
@@ -163,15 +231,9 @@ pub fn import(
 ) -> Result<ImportReport, Error> {
     let mut importer = Importer {
         store,
-        name: name.to_owned(),
-        stream: StreamReader {
-            inner: BufReader::with_capacity(BUFFER_SIZE, input),
-            hasher: blake3::Hasher::new(),
-            offset: 0,
-            ended: false,
-        },
+        reader: BundleReader::new(input, name),
     };
-    let (manifest, signer) = read_head(&mut importer, options)?;
+    let (manifest, signer) = read_head(&mut importer.reader, options.trusted_keys.as_deref())?;
     check_manifest(&importer, &manifest, options.records.as_deref())?;
     // Objects are written in batches (one syncfs per batch instead of one fsync per object); whatever was verified
     // is published even if a later part of the bundle fails, which keeps a re-import cheap and is harmless because
@@ -180,35 +242,32 @@ pub fn import(
     let published = store.commit_pending();
     let mut report = objects?;
     published?;
-    read_trailer(&mut importer, manifest.objects.len())?;
+    read_trailer(&mut importer.reader, manifest.objects.len())?;
     report.bundle_bytes = importer.stream.offset;
     report.signer = signer;
     report.lockfiles.clone_from(&manifest.lockfiles);
 
-    // Everything checked out: only now register what the bundle carries. A record already held with another
-    // value is replaced only when the bundle is signed by a trusted key (the signer was checked in `read_head`).
-    let trusted = options.trusted_keys.is_some() && report.signer.is_some();
+    // Everything checked out: only now register what the bundle carries. Records only when a trusted key signed
+    // the manifest that lists them (the signature itself was checked in `read_head`).
+    let trusted = report.signer.is_some_and(|signer| {
+        options
+            .trusted_keys
+            .iter()
+            .flatten()
+            .chain(&options.record_signers)
+            .any(|key| *key == signer)
+    });
     for record in &manifest.records {
         let existing = store.get_meta::<serde_json::Value>(&record.namespace, &record.key);
         match existing {
-            Ok(None) => {
-                if store.put_meta_if_absent(&record.namespace, &record.key, &record.value)? {
-                    report.records += 1;
-                } else {
-                    // Written by another process since the look: the same rules apply to it.
-                    report
-                        .records_kept
-                        .push(format!("{}/{}", record.namespace, record.key));
-                }
-            }
             Ok(Some(value)) if value == record.value => report.records_unchanged += 1,
-            // Different, or unreadable (verify reports it; `verify --repair` removes it).
-            Ok(Some(_)) | Err(_) if trusted => {
+            // Absent, different, or unreadable (verify reports it; `verify --repair` removes it).
+            Ok(_) | Err(_) if trusted => {
                 store.put_meta(&record.namespace, &record.key, &record.value)?;
                 report.records += 1;
             }
-            Ok(Some(_)) | Err(_) => report
-                .records_kept
+            Ok(_) | Err(_) => report
+                .records_dropped
                 .push(format!("{}/{}", record.namespace, record.key)),
         }
     }
@@ -228,10 +287,11 @@ pub fn import(
     Ok(report)
 }
 
-/// Header, manifest and signature.
-fn read_head(
-    importer: &mut Importer<'_, '_>,
-    options: &ImportOptions,
+/// Header, manifest and signature. A signature must verify; with `trusted_keys`, the bundle must be signed by one of
+/// them, decided before the manifest is parsed.
+pub(super) fn read_head(
+    importer: &mut BundleReader<'_>,
+    trusted_keys: Option<&[PublicKey]>,
 ) -> Result<(Manifest, Option<PublicKey>), Error> {
     let mut magic = [0u8; MAGIC.len()];
     let mut filled = 0;
@@ -316,7 +376,7 @@ fn read_head(
             });
         }
     };
-    if let Some(trusted) = &options.trusted_keys {
+    if let Some(trusted) = trusted_keys {
         match signer {
             None => {
                 return Err(Error::Unsigned {
@@ -445,80 +505,24 @@ fn read_objects(
     let mut report = ImportReport::default();
     let mut buffer = Vec::new();
     for position in 0.. {
-        let mut tag = [0u8; 1];
-        importer.exact(&mut tag, || {
-            manifest.objects.get(position).map_or_else(
-                || "the trailer".to_owned(),
-                |object| format!("the record of object #{position} ({})", object.address),
-            )
-        })?;
-        match tag[0] {
-            TAG_TRAILER => {
-                if let Some(missing) = manifest.objects.get(position) {
-                    return Err(Error::MissingObjects {
-                        name: importer.name.clone(),
-                        listed: count,
-                        found: position,
-                        missing: missing.address,
-                    });
-                }
-                break;
-            }
-            TAG_OBJECT => {}
-            other => {
-                return Err(Error::UnknownTag {
-                    name: importer.name.clone(),
-                    offset: importer.stream.offset - 1,
-                    tag: other,
-                });
-            }
-        }
-        let mut head = [0u8; 32 + 1 + 8];
-        importer.exact(&mut head, || {
-            format!("the record header of object #{position}")
-        })?;
-        let mut address_bytes = [0u8; 32];
-        address_bytes.copy_from_slice(&head[..32]);
-        let found = Digest::from_bytes(address_bytes);
-        let mut length_bytes = [0u8; 8];
-        length_bytes.copy_from_slice(&head[33..]);
-        let length = u64::from_le_bytes(length_bytes);
-        let listed = manifest.objects.get(position);
-        let Some(listed) = listed.filter(|listed| listed.address == found).copied() else {
-            return Err(Error::UnexpectedObject {
-                name: importer.name.clone(),
-                position,
-                expected: listed.map(|listed| listed.address),
-                found,
-            });
+        let Some(ObjectHeader {
+            listed,
+            encoding,
+            length,
+        }) = next_object(importer, manifest, position)?
+        else {
+            break;
         };
+        let found = listed.address;
+        let bundle_name = importer.name.clone();
         let mismatch = |problem: String| Error::ObjectMismatch {
-            name: importer.name.clone(),
+            name: bundle_name.clone(),
             position,
             address: found,
             problem,
         };
-        let Some(encoding) = PayloadEncoding::from_byte(head[32]) else {
-            return Err(mismatch(format!(
-                "has unknown payload encoding {}",
-                head[32]
-            )));
-        };
-        if encoding.kind() != listed.kind {
-            return Err(mismatch(format!(
-                "is a {} in the stream but listed as a {}",
-                encoding.kind().name(),
-                listed.kind.name()
-            )));
-        }
         let (added, claimable) = match encoding {
             PayloadEncoding::Directory => {
-                if length != listed.size {
-                    return Err(mismatch(format!(
-                        "is {length} bytes in the stream but listed with {} bytes",
-                        listed.size
-                    )));
-                }
                 buffer.clear();
                 buffer.resize(length as usize, 0);
                 importer.exact(&mut buffer, || {
@@ -534,7 +538,7 @@ fn read_objects(
                 };
                 let source = format!("{} object #{position}", importer.name);
                 let mut payload = Payload {
-                    stream: &mut importer.stream,
+                    stream: &mut importer.reader.stream,
                     remaining: length,
                 };
                 let result = store.add_encoded_blob(
@@ -582,6 +586,103 @@ fn read_objects(
         report.content_bytes += listed.size;
     }
     Ok(report)
+}
+
+/// An object record's header, checked against the manifest: what it is, how its payload is encoded, how long.
+pub(super) struct ObjectHeader {
+    /// The manifest's entry for it (same address and kind).
+    pub(super) listed: ManifestObject,
+    /// The payload's encoding.
+    pub(super) encoding: PayloadEncoding,
+    /// The payload's length in the stream.
+    pub(super) length: u64,
+}
+
+/// Reads the next record's tag and header, checked against the manifest entry at `position`; `None` at the
+/// trailer's tag once every listed object came (the trailer itself is left to [`read_trailer`]).
+pub(super) fn next_object(
+    importer: &mut BundleReader<'_>,
+    manifest: &Manifest,
+    position: usize,
+) -> Result<Option<ObjectHeader>, Error> {
+    let count = manifest.objects.len();
+    let mut tag = [0u8; 1];
+    importer.exact(&mut tag, || {
+        manifest.objects.get(position).map_or_else(
+            || "the trailer".to_owned(),
+            |object| format!("the record of object #{position} ({})", object.address),
+        )
+    })?;
+    match tag[0] {
+        TAG_TRAILER => {
+            if let Some(missing) = manifest.objects.get(position) {
+                return Err(Error::MissingObjects {
+                    name: importer.name.clone(),
+                    listed: count,
+                    found: position,
+                    missing: missing.address,
+                });
+            }
+            return Ok(None);
+        }
+        TAG_OBJECT => {}
+        other => {
+            return Err(Error::UnknownTag {
+                name: importer.name.clone(),
+                offset: importer.stream.offset - 1,
+                tag: other,
+            });
+        }
+    }
+    let mut head = [0u8; 32 + 1 + 8];
+    importer.exact(&mut head, || {
+        format!("the record header of object #{position}")
+    })?;
+    let mut address_bytes = [0u8; 32];
+    address_bytes.copy_from_slice(&head[..32]);
+    let found = Digest::from_bytes(address_bytes);
+    let mut length_bytes = [0u8; 8];
+    length_bytes.copy_from_slice(&head[33..]);
+    let length = u64::from_le_bytes(length_bytes);
+    let listed = manifest.objects.get(position);
+    let Some(listed) = listed.filter(|listed| listed.address == found).copied() else {
+        return Err(Error::UnexpectedObject {
+            name: importer.name.clone(),
+            position,
+            expected: listed.map(|listed| listed.address),
+            found,
+        });
+    };
+    let mismatch = |problem: String| Error::ObjectMismatch {
+        name: importer.name.clone(),
+        position,
+        address: found,
+        problem,
+    };
+    let Some(encoding) = PayloadEncoding::from_byte(head[32]) else {
+        return Err(mismatch(format!(
+            "has unknown payload encoding {}",
+            head[32]
+        )));
+    };
+    if encoding.kind() != listed.kind {
+        return Err(mismatch(format!(
+            "is a {} in the stream but listed as a {}",
+            encoding.kind().name(),
+            listed.kind.name()
+        )));
+    }
+    if encoding == PayloadEncoding::Directory && length != listed.size {
+        return Err(mismatch(format!(
+            "is {length} bytes in the stream but listed with {} bytes",
+            listed.size
+        )));
+    }
+    Ok(Some(ObjectHeader {
+        listed,
+        encoding,
+        length,
+    }))
 }
 
 /// Verifies a directory node, checks its children are present and of the size it claims, and stores it. Returns
@@ -663,7 +764,7 @@ fn is_store_write_failure(error: &crate::Error) -> bool {
 }
 
 /// The trailer: object count and the hash of everything before it, then the end of the stream.
-fn read_trailer(importer: &mut Importer<'_, '_>, count: usize) -> Result<(), Error> {
+pub(super) fn read_trailer(importer: &mut BundleReader<'_>, count: usize) -> Result<(), Error> {
     let mut count_bytes = [0u8; 8];
     importer.exact(&mut count_bytes, || "the trailer".into())?;
     let computed = Digest::from(importer.stream.hasher.finalize());
