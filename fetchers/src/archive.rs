@@ -24,6 +24,11 @@
 //! written `0644` or `0755`, directories `0755`, and owners, times, xattrs and pax extras are ignored, so the same
 //! archive gives the same tree (and the same store digest) on every machine.
 //!
+//! Disk use is bounded too: the file content an archive unpacks to, counted at apparent size (a sparse entry's
+//! holes included), stops at [`UnpackOptions::max_unpacked_size`] (`--max-unpacked-size`; by default
+//! [`default_max_unpacked_size`]); each entry's declared size is checked before it is written and every chunk as it
+//! streams, so a 119-byte bomb fails with [`Error::TooLarge`] naming the archive and the cap.
+//!
 //! Memory stays bounded whatever the archive size: tar formats are decoded as a stream; zip needs a seekable
 //! [`File`] for its central directory, but each member is still copied as a stream.
 //!
