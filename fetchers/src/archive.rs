@@ -29,7 +29,8 @@
 //! [`default_max_unpacked_size`]); each entry's declared size is checked before it is written and every chunk as it
 //! streams, so a 119-byte bomb fails with [`Error::TooLarge`] naming the archive and the cap.
 //!
-//! Memory stays bounded whatever the archive size: tar formats are decoded as a stream; zip needs a seekable
+//! Memory stays bounded whatever the archive size (the xz decoder to 256 MiB, only `.xz` streams accepted; a
+//! header asking more fails the read): tar formats are decoded as a stream; zip needs a seekable
 //! [`File`] for its central directory, but each member is still copied as a stream.
 //!
 //! On error, `dest` holds a partial tree; callers unpack into a temporary directory and discard it.
@@ -46,6 +47,10 @@ use std::path::{Path, PathBuf};
 use hstore_store::path_component::PathComponentError;
 use hstore_store::tree::MAX_SYMLINK_TARGET;
 use hstore_store::{Hint, PathComponent, SymlinkTargetError, check_symlink_target};
+
+/// The most memory the xz decoder may take. A header states the dictionary it needs, up to 4 GiB, and liblzma
+/// allocates it unasked (the fuzzer's 57-byte `.tar.xz` asked for more than 2 GiB); `xz -9` needs 65 MiB.
+const XZ_MEMORY_LIMIT: u64 = 256 << 20;
 
 /// File type bits of a Unix mode, as zip's "external attributes" carry them.
 const S_IFMT: u32 = 0o170_000;
@@ -378,9 +383,15 @@ pub fn unpack(
         ArchiveFormat::TarGz => {
             unpacker.tar(flate2::read::MultiGzDecoder::new(BufReader::new(file)))
         }
-        ArchiveFormat::TarXz => unpacker.tar(xz2::read::XzDecoder::new_multi_decoder(
-            BufReader::new(file),
-        )),
+        ArchiveFormat::TarXz => {
+            match xz2::stream::Stream::new_stream_decoder(
+                XZ_MEMORY_LIMIT,
+                xz2::stream::CONCATENATED,
+            ) {
+                Ok(stream) => unpacker.tar(xz2::read::XzDecoder::new_stream(file, stream)),
+                Err(source) => Err(unpacker.read_error(None, source.into())),
+            }
+        }
         ArchiveFormat::TarZst => match zstd::stream::read::Decoder::new(file) {
             Ok(decoder) => unpacker.tar(decoder),
             Err(source) => Err(unpacker.read_error(None, source)),
@@ -1376,6 +1387,50 @@ mod tests {
             }
         }
         total
+    }
+
+    /// Found by the `archive_unpack` fuzz target: a 56-byte legacy `.lzma` header asking liblzma for a 4 GiB
+    /// dictionary, which the auto-detecting decoder allocated; and an `.xz` block asking for the same.
+    #[test]
+    fn an_xz_stream_asking_for_gigabytes_of_memory_is_a_read_error() {
+        fn crc32(bytes: &[u8]) -> [u8; 4] {
+            let mut crc = !0_u32;
+            for &byte in bytes {
+                crc ^= u32::from(byte);
+                for _ in 0..8 {
+                    crc = if crc & 1 == 1 {
+                        (crc >> 1) ^ 0xedb8_8320
+                    } else {
+                        crc >> 1
+                    };
+                }
+            }
+            (!crc).to_le_bytes()
+        }
+        let mut lzma = vec![0_u8];
+        lzma.extend([255_u8; 50]);
+        lzma.extend([208, 208, 186, 243, 231]);
+        let scratch = Scratch::new();
+        let error = scratch
+            .unpack(ArchiveFormat::TarXz, &lzma, 0)
+            .expect_err("refused");
+        assert!(matches!(error, Error::Read { .. }), "{error:?}");
+
+        let mut xz = vec![0xfd, b'7', b'z', b'X', b'Z', 0, 0, 4];
+        xz.extend(crc32(&[0, 4]));
+        // One block, one filter: LZMA2 with dictionary property 40 (4 GiB - 1).
+        let header = [0x02, 0x00, 0x21, 0x01, 40, 0, 0, 0];
+        xz.extend(header);
+        xz.extend(crc32(&header));
+        xz.extend([0_u8; 64]);
+        let scratch = Scratch::new();
+        let error = scratch
+            .unpack(ArchiveFormat::TarXz, &xz, 0)
+            .expect_err("refused");
+        let Error::Read { source, .. } = &error else {
+            panic!("{error:?}");
+        };
+        assert!(source.to_string().contains("memory limit"), "{source}");
     }
 
     #[test]
