@@ -166,6 +166,11 @@ pub struct LockArgs {
     /// Never touch the network; fail naming what is missing from the store
     #[arg(long)]
     pub offline: bool,
+
+    /// Most bytes one downloaded archive may unpack to, counted at apparent size (`64G`; `none`) [default: 64 × the
+    /// archive's size or 16G, whichever is larger]
+    #[arg(long, value_name = "SIZE", value_parser = hstore_sandbox::limits::parse_size_limit)]
+    pub max_unpacked_size: Option<hstore_sandbox::limits::SizeLimit>,
 }
 
 /// `hstore fetch`.
@@ -187,6 +192,11 @@ pub struct FetchArgs {
     /// in order [default: `[caches] substitute` in hstore.toml]
     #[arg(long = "cache", value_name = "CACHE")]
     pub caches: Vec<String>,
+
+    /// Most bytes one downloaded archive may unpack to, counted at apparent size (`64G`; `none`) [default: 64 × the
+    /// archive's size or 16G, whichever is larger]
+    #[arg(long, value_name = "SIZE", value_parser = hstore_sandbox::limits::parse_size_limit)]
+    pub max_unpacked_size: Option<hstore_sandbox::limits::SizeLimit>,
 }
 
 /// `hstore diff`.

@@ -86,6 +86,8 @@ tar -C "$work" -cf "$work/t.tar" tree
 { printf '\x01'; gzip -c "$work/t.tar"; } > corpus/archive_unpack/tar.gz
 { printf '\x02'; xz -c "$work/t.tar"; } > corpus/archive_unpack/tar.xz
 { printf '\x03'; zstd -q -c "$work/t.tar"; } > corpus/archive_unpack/tar.zst
+# A bomb in miniature: 2 MiB of zeros in a few KB, over the target's 1 MiB cap.
+head -c 2097152 /dev/zero > "$work/zeros" && tar -C "$work" -cf - zeros | { printf '\x01'; gzip -9; } > corpus/archive_unpack/bomb.tar.gz
 python3 - "$work" <<'PY'
 import sys, zipfile, io
 work = sys.argv[1]

@@ -213,8 +213,9 @@ pub enum BuildError {
         /// The input reading it.
         input: String,
     },
-    /// An output symlink points outside the output; nothing was installed.
-    #[error("cannot install {output}: symlink `{}` points to `{target}`, outside the output", path.display())]
+    /// An output symlink breaks the store's rule for links in a tree (it could lead outside the output, alone or
+    /// through other links); nothing was installed.
+    #[error("cannot install {output}: symlink `{}` points to `{target}`, which could lead outside the output: {reason}", path.display())]
     InstallSymlinkEscapes {
         /// The output tree.
         output: Digest,
@@ -222,6 +223,8 @@ pub enum BuildError {
         path: PathBuf,
         /// Its target.
         target: String,
+        /// Which part of the rule it breaks.
+        reason: hstore_store::SymlinkTargetError,
     },
     /// A directory of the output would go where the prefix has a symlink or a file.
     #[error("cannot install into `{}`: it exists and is not a directory (install never follows a symlink)", path.display())]
@@ -350,7 +353,9 @@ impl hstore_store::Hint for BuildError {
             BuildError::Cycle { .. } => Some("a recipe cannot read its own output, even through others; break the chain".into()),
             BuildError::UnknownDependency { .. } => Some("fix the name, then run `hstore lock`".into()),
             BuildError::InstallSymlinkEscapes { .. } => Some(
-                "make the recipe create relative links that stay inside `$out` (see README: relocatable outputs)".into(),
+                "make the recipe create relative links that climb first and then only descend, staying inside `$out` \
+                 (`ln -s ../lib/x`, not `ln -s sub/../x`; see README: relocatable outputs)"
+                    .into(),
             ),
             BuildError::InstallNotADirectory { .. } | BuildError::InstallOccupied { .. } => {
                 Some("remove it, or install into another `--install-path`".into())

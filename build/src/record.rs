@@ -426,7 +426,8 @@ fn run_in_sandbox(
     let (log, _) = store
         .add_blob_file(&log_path)
         .map_err(|source| BuildError::store("the build log", source))?;
-    hstore_store::remove_tree(scratch.path())
+    scratch
+        .remove()
         .map_err(|source| BuildError::store("the scratch directory", source))?;
     Ok((output, log))
 }

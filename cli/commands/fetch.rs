@@ -19,7 +19,13 @@ pub fn run(args: &FetchArgs, global: &GlobalSettings, printer: &Printer) -> Resu
     let mirrors = load_mirrors(&args.mirror, Some(&dir))?;
     let reporter = Arc::new(ProgressReporter::new(printer, global.verbose));
     let caches = super::cache::substitutes(&args.caches, global)?;
-    let (store, fetcher) = fetcher(global, mirrors, args.offline, Arc::clone(&reporter))?;
+    let (store, fetcher) = fetcher(
+        global,
+        mirrors,
+        args.offline,
+        args.max_unpacked_size,
+        Arc::clone(&reporter),
+    )?;
     // Closures, not roots: a tree whose blob `verify --repair` dropped is incomplete, and fetching it again (from the
     // network, or from git's or the fetchers' local state offline) restores the blob.
     let errors = if lockfile

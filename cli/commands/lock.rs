@@ -6,11 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use hstore_fetchers::archive::MaxUnpackedSize;
 use hstore_fetchers::http::DownloadOptions;
 use hstore_fetchers::lockfile::Lockfile;
 use hstore_fetchers::mirrors::Mirrors;
 use hstore_fetchers::recipe::Recipe;
 use hstore_fetchers::{Fetcher, FetcherOptions, Update};
+use hstore_sandbox::limits::SizeLimit;
 use hstore_store::Store;
 
 use crate::args::LockArgs;
@@ -59,6 +61,7 @@ pub fn fetcher(
     global: &GlobalSettings,
     mirrors: Mirrors,
     offline: bool,
+    max_unpacked_size: Option<SizeLimit>,
     reporter: Arc<ProgressReporter>,
 ) -> Result<(Arc<Store>, Fetcher)> {
     let store = Arc::new(super::store::open_store(global)?);
@@ -72,6 +75,11 @@ pub fn fetcher(
         },
         uv: global.uv.clone(),
         rustup_home: rustup_home(),
+        max_unpacked_size: match max_unpacked_size {
+            None => MaxUnpackedSize::Default,
+            Some(SizeLimit(Some(bytes))) => MaxUnpackedSize::Bytes(bytes),
+            Some(SizeLimit(None)) => MaxUnpackedSize::Unlimited,
+        },
     };
     let fetcher = Fetcher::new(Arc::clone(&store), options, reporter)
         .context("failed to set up downloads")?;
@@ -138,7 +146,13 @@ pub fn run(args: &LockArgs, global: &GlobalSettings, printer: &Printer) -> Resul
     // Before anything is fetched: a mistyped name would otherwise keep every pin and say nothing.
     update.check(&recipes)?;
     let reporter = Arc::new(ProgressReporter::new(printer, global.verbose));
-    let (store, fetcher) = fetcher(global, mirrors, args.offline, Arc::clone(&reporter))?;
+    let (store, fetcher) = fetcher(
+        global,
+        mirrors,
+        args.offline,
+        args.max_unpacked_size,
+        Arc::clone(&reporter),
+    )?;
     let dir = lockfile_dir(&args.lockfile);
     let runtime = runtime()?;
     let (mut lockfile, mut errors) =

@@ -9,10 +9,10 @@
 //! - After the first [`UnpackOptions::strip_components`] components are dropped, an entry left with no path is
 //!   skipped if it is a directory (`./`, `pkg-1.0/`) and refused otherwise; an entry with fewer components than that
 //!   is skipped (as `tar --strip-components` does) and counted in [`UnpackReport::skipped`].
-//! - Symlinks MUST have a non-empty relative target that climbs with leading `..` components no higher than the
-//!   destination and then only descends (`../../lib/x.so` is fine, `a/../b` is not). Checking targets lexically is
-//!   only sound when a `..` never follows a name, because that name may itself be a symlink; with this shape, no
-//!   chain of symlinks inside the tree can resolve outside it.
+//! - Symlinks MUST obey the store's rule for links in a tree, [`check_symlink_target`] (shared with `--install-path`):
+//!   a non-empty relative target that climbs with leading `..` components no higher than the destination and then
+//!   only descends (`../../lib/x.so` is fine, `a/../b` is not), so no chain of symlinks inside the tree can resolve
+//!   outside it.
 //! - Nothing is ever written through a symlink: parent directories are created one component at a time and every
 //!   existing component MUST be a real directory (not a symlink or a file created earlier by the same archive).
 //!   Files are created with `O_CREAT | O_EXCL` and symlinks with `symlink(2)`, neither of which follows a symlink at
@@ -24,7 +24,13 @@
 //! written `0644` or `0755`, directories `0755`, and owners, times, xattrs and pax extras are ignored, so the same
 //! archive gives the same tree (and the same store digest) on every machine.
 //!
-//! Memory stays bounded whatever the archive size: tar formats are decoded as a stream; zip needs a seekable
+//! Disk use is bounded too: the file content an archive unpacks to, counted at apparent size (a sparse entry's
+//! holes included), stops at [`UnpackOptions::max_unpacked_size`] (`--max-unpacked-size`; by default
+//! [`default_max_unpacked_size`]); each entry's declared size is checked before it is written and every chunk as it
+//! streams, so a 119-byte bomb fails with [`Error::TooLarge`] naming the archive and the cap.
+//!
+//! Memory stays bounded whatever the archive size (the xz decoder to 256 MiB, only `.xz` streams accepted; a
+//! header asking more fails the read): tar formats are decoded as a stream; zip needs a seekable
 //! [`File`] for its central directory, but each member is still copied as a stream.
 //!
 //! On error, `dest` holds a partial tree; callers unpack into a temporary directory and discard it.
@@ -39,10 +45,12 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use hstore_store::path_component::PathComponentError;
-use hstore_store::{Hint, PathComponent};
+use hstore_store::tree::MAX_SYMLINK_TARGET;
+use hstore_store::{Hint, PathComponent, SymlinkTargetError, check_symlink_target};
 
-/// Longest symlink target accepted; the store refuses longer ones too.
-const MAX_SYMLINK_TARGET: usize = 4096;
+/// The most memory the xz decoder may take. A header states the dictionary it needs, up to 4 GiB, and liblzma
+/// allocates it unasked (the fuzzer's 57-byte `.tar.xz` asked for more than 2 GiB); `xz -9` needs 65 MiB.
+const XZ_MEMORY_LIMIT: u64 = 256 << 20;
 
 /// File type bits of a Unix mode, as zip's "external attributes" carry them.
 const S_IFMT: u32 = 0o170_000;
@@ -93,6 +101,49 @@ impl ArchiveFormat {
 pub struct UnpackOptions {
     /// Leading path components to drop from every entry (`1` turns `pkg-1.0/src/a.c` into `src/a.c`).
     pub strip_components: usize,
+    /// The cap on the bytes of file content the archive may unpack to (`--max-unpacked-size`).
+    pub max_unpacked_size: MaxUnpackedSize,
+    /// What the archive is called in an error about it as a whole (its URL); its path when `None`.
+    pub origin: Option<String>,
+}
+
+/// The cap on what one archive may unpack to, counted at apparent size (a sparse entry counts its holes) while it
+/// streams, so a small archive that expands enormously (a 119-byte `.tar.gz` of 2 GiB of zeros) fails without
+/// filling the disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MaxUnpackedSize {
+    /// [`default_max_unpacked_size`] of the archive's size.
+    #[default]
+    Default,
+    /// At most this many bytes.
+    Bytes(u64),
+    /// No cap (`--max-unpacked-size none`).
+    Unlimited,
+}
+
+impl MaxUnpackedSize {
+    /// The cap for an archive of `archive_size` bytes, or `None` for no cap.
+    pub fn for_archive(self, archive_size: u64) -> Option<u64> {
+        match self {
+            MaxUnpackedSize::Default => Some(default_max_unpacked_size(archive_size)),
+            MaxUnpackedSize::Bytes(bytes) => Some(bytes),
+            MaxUnpackedSize::Unlimited => None,
+        }
+    }
+}
+
+/// How many times its own size an archive may unpack to by default.
+pub const DEFAULT_UNPACK_RATIO: u64 = 64;
+
+/// The least default cap: a genuine source archive of a few hundred MiB may well unpack to gigabytes.
+pub const DEFAULT_MIN_MAX_UNPACKED_SIZE: u64 = 16 << 30;
+
+/// The default cap for an archive of `archive_size` bytes: [`DEFAULT_UNPACK_RATIO`] times its size or
+/// [`DEFAULT_MIN_MAX_UNPACKED_SIZE`], whichever is larger.
+pub fn default_max_unpacked_size(archive_size: u64) -> u64 {
+    archive_size
+        .saturating_mul(DEFAULT_UNPACK_RATIO)
+        .max(DEFAULT_MIN_MAX_UNPACKED_SIZE)
 }
 
 /// What [`unpack`] created.
@@ -121,21 +172,9 @@ pub enum Refusal {
     InvalidName(PathComponentError),
     /// Nothing is left of a non-directory entry's path (after stripping).
     EmptyPath,
-    /// A symlink's target is empty, too long or contains NUL.
-    InvalidSymlinkTarget {
-        /// The target, lossy.
-        target: String,
-    },
-    /// A symlink's target is absolute or leaves the destination.
-    SymlinkEscapes {
-        /// The target, lossy.
-        target: String,
-    },
-    /// A symlink's target has `..` after a name (`a/../b`), which cannot be checked without following links.
-    SymlinkClimbsAfterDescending {
-        /// The target, lossy.
-        target: String,
-    },
+    /// A symlink's target breaks the store's rule for links in a tree ([`check_symlink_target`]): empty or
+    /// invalid, absolute, climbing above the destination, or with `..` after a name.
+    Symlink(SymlinkTargetError),
     /// A parent of the entry is a symlink or a file, so writing would go through it.
     ThroughNonDirectory {
         /// The offending parent, relative to the destination.
@@ -162,8 +201,10 @@ impl Refusal {
             self,
             Refusal::AbsolutePath
                 | Refusal::ParentComponent
-                | Refusal::SymlinkEscapes { .. }
-                | Refusal::SymlinkClimbsAfterDescending { .. }
+                | Refusal::Symlink(
+                    SymlinkTargetError::Escapes { .. }
+                        | SymlinkTargetError::ClimbsAfterDescending { .. }
+                )
                 | Refusal::ThroughNonDirectory { .. }
                 | Refusal::Hardlink { .. }
         )
@@ -177,20 +218,7 @@ impl fmt::Display for Refusal {
             Refusal::ParentComponent => f.write_str("its path has a `..` component"),
             Refusal::InvalidName(error) => write!(f, "{error}"),
             Refusal::EmptyPath => f.write_str("its path is empty"),
-            Refusal::InvalidSymlinkTarget { target } => write!(
-                f,
-                "symlink target `{target}` is empty, longer than {MAX_SYMLINK_TARGET} bytes or contains NUL"
-            ),
-            Refusal::SymlinkEscapes { target } => {
-                write!(
-                    f,
-                    "symlink target `{target}` points outside the destination"
-                )
-            }
-            Refusal::SymlinkClimbsAfterDescending { target } => write!(
-                f,
-                "symlink target `{target}` has `..` after a name; only leading `..` components are accepted"
-            ),
+            Refusal::Symlink(error) => write!(f, "{error}"),
             Refusal::ThroughNonDirectory { parent } => {
                 write!(
                     f,
@@ -256,6 +284,32 @@ pub enum Error {
         /// The destination.
         path: PathBuf,
     },
+    /// The archive unpacks to more than the cap; what it wrote is discarded with the destination.
+    #[error(
+        "archive `{archive}` unpacks to more than {limit} bytes ({}), the cap on one archive; stopped at entry \
+         `{entry}`",
+        human_size(*limit)
+    )]
+    TooLarge {
+        /// The archive: its URL, else its path.
+        archive: String,
+        /// The entry that crossed the cap, lossy.
+        entry: String,
+        /// The cap, in bytes.
+        limit: u64,
+    },
+}
+
+/// `17179869184` as `16 GiB`, for messages.
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut unit = 0;
+    let mut value = bytes;
+    while unit + 1 < UNITS.len() && value >= 1024 && value.is_multiple_of(1024) {
+        value /= 1024;
+        unit += 1;
+    }
+    format!("{value} {}", UNITS[unit])
 }
 
 fn at_entry(entry: Option<&str>) -> String {
@@ -294,6 +348,12 @@ impl Hint for Error {
                     .into(),
             ),
             Error::DestinationNotEmpty { .. } => Some("unpack into a new or empty directory".into()),
+            Error::TooLarge { .. } => Some(format!(
+                "an archive that expands this much may be a decompression bomb; if it is genuine, raise the cap with \
+                 `--max-unpacked-size SIZE` (`64G`, or `none`); the default is {DEFAULT_UNPACK_RATIO} × the \
+                 archive's size or {}, whichever is larger",
+                human_size(DEFAULT_MIN_MAX_UNPACKED_SIZE)
+            )),
             Error::Io { .. } => None,
         }
     }
@@ -310,19 +370,28 @@ pub fn unpack(
 ) -> Result<UnpackReport, Error> {
     prepare_destination(dest)?;
     let file = File::open(source).map_err(Error::io("open", source))?;
+    let archive_size = file.metadata().map_err(Error::io("inspect", source))?.len();
     let mut unpacker = Unpacker {
         archive: source,
+        origin: options.origin.as_deref(),
         dest,
         strip_components: options.strip_components,
+        limit: options.max_unpacked_size.for_archive(archive_size),
         report: UnpackReport::default(),
     };
     let unpacked = match format {
         ArchiveFormat::TarGz => {
             unpacker.tar(flate2::read::MultiGzDecoder::new(BufReader::new(file)))
         }
-        ArchiveFormat::TarXz => unpacker.tar(xz2::read::XzDecoder::new_multi_decoder(
-            BufReader::new(file),
-        )),
+        ArchiveFormat::TarXz => {
+            match xz2::stream::Stream::new_stream_decoder(
+                XZ_MEMORY_LIMIT,
+                xz2::stream::CONCATENATED,
+            ) {
+                Ok(stream) => unpacker.tar(xz2::read::XzDecoder::new_stream(file, stream)),
+                Err(source) => Err(unpacker.read_error(None, source.into())),
+            }
+        }
         ArchiveFormat::TarZst => match zstd::stream::read::Decoder::new(file) {
             Ok(decoder) => unpacker.tar(decoder),
             Err(source) => Err(unpacker.read_error(None, source)),
@@ -376,8 +445,11 @@ enum Kind<'a> {
 /// The per-archive state shared by the tar and zip walkers.
 struct Unpacker<'a> {
     archive: &'a Path,
+    origin: Option<&'a str>,
     dest: &'a Path,
     strip_components: usize,
+    /// The cap on `report.bytes`.
+    limit: Option<u64>,
     report: UnpackReport,
 }
 
@@ -387,6 +459,20 @@ impl Unpacker<'_> {
             archive: self.archive.to_owned(),
             entry: String::from_utf8_lossy(entry).into_owned(),
             reason,
+        }
+    }
+
+    /// Fails when `more` bytes of `entry` would take the unpacked size over the cap.
+    fn check_size(&self, entry: &[u8], more: u64) -> Result<(), Error> {
+        match self.limit {
+            Some(limit) if self.report.bytes.saturating_add(more) > limit => Err(Error::TooLarge {
+                archive: self
+                    .origin
+                    .map_or_else(|| self.archive.display().to_string(), str::to_owned),
+                entry: String::from_utf8_lossy(entry).into_owned(),
+                limit,
+            }),
+            _ => Ok(()),
         }
     }
 
@@ -466,6 +552,8 @@ impl Unpacker<'_> {
                     ));
                 }
             };
+            // The apparent size (holes included for a sparse entry), before anything of it is written.
+            self.check_size(&name, entry.size())?;
             self.entry(&name, kind, &mut entry)?;
             last = Some(name);
         }
@@ -513,6 +601,7 @@ impl Unpacker<'_> {
                     ));
                 }
             };
+            self.check_size(&name, member.size())?;
             self.entry(&name, kind, &mut member)?;
         }
         Ok(())
@@ -628,6 +717,8 @@ impl Unpacker<'_> {
                         Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                         Err(error) => return Err(self.read_error(Some(name), error)),
                     };
+                    // Counted as it streams too: a header may understate what its entry holds.
+                    self.check_size(name, read as u64)?;
                     io::Write::write_all(&mut file, &buffer[..read])
                         .map_err(Error::io("write", &path))?;
                     self.report.bytes += read as u64;
@@ -652,41 +743,15 @@ impl Unpacker<'_> {
         Ok(())
     }
 
-    /// A target is accepted if it is `(../)*` followed by names, climbing no higher than the destination.
+    /// The store's rule for links in a tree, with the link's directory `components` minus its last element.
     fn check_symlink_target(
         &self,
         name: &[u8],
         components: &[PathComponent],
         target: &[u8],
     ) -> Result<(), Error> {
-        let lossy = || String::from_utf8_lossy(target).into_owned();
-        if target.is_empty() || target.len() > MAX_SYMLINK_TARGET || target.contains(&0) {
-            return Err(self.refused(name, Refusal::InvalidSymlinkTarget { target: lossy() }));
-        }
-        if target.first() == Some(&b'/') {
-            return Err(self.refused(name, Refusal::SymlinkEscapes { target: lossy() }));
-        }
-        // The link's own directory is `components` minus its last element.
-        let mut depth = components.len() - 1;
-        let mut descended = false;
-        for component in target.split(|&byte| byte == b'/') {
-            match component {
-                b"" | b"." => {}
-                b".." if descended => {
-                    return Err(self.refused(
-                        name,
-                        Refusal::SymlinkClimbsAfterDescending { target: lossy() },
-                    ));
-                }
-                b".." => {
-                    depth = depth.checked_sub(1).ok_or_else(|| {
-                        self.refused(name, Refusal::SymlinkEscapes { target: lossy() })
-                    })?;
-                }
-                _ => descended = true,
-            }
-        }
-        Ok(())
+        check_symlink_target(components.len() - 1, target)
+            .map_err(|error| self.refused(name, Refusal::Symlink(error)))
     }
 }
 
@@ -828,6 +893,7 @@ mod tests {
             fs::write(&archive, bytes).expect("write archive");
             let options = UnpackOptions {
                 strip_components: strip,
+                ..UnpackOptions::default()
             };
             unpack(&archive, format, &self.dest(), &options)
         }
@@ -1035,7 +1101,7 @@ mod tests {
                 .unpack(format, &bytes, 1)
                 .expect_err("escapes after stripping");
             assert!(
-                matches!(&error, Error::Refused { entry, reason: Refusal::SymlinkEscapes { .. }, .. } if entry == "pkg/l"),
+                matches!(&error, Error::Refused { entry, reason: Refusal::Symlink(SymlinkTargetError::Escapes { .. }), .. } if entry == "pkg/l"),
                 "{error:?}"
             );
         }
@@ -1073,10 +1139,10 @@ mod tests {
             Item::File("link/passwd", b"pwned", 0o644),
         ];
         assert_refused_everywhere(&items, "link", |reason| {
-            matches!(reason, Refusal::SymlinkEscapes { .. })
+            matches!(reason, Refusal::Symlink(SymlinkTargetError::Escapes { .. }))
         });
         assert_refused_everywhere(&[Item::Symlink("etc", "/etc")], "etc", |reason| {
-            matches!(reason, Refusal::SymlinkEscapes { .. })
+            matches!(reason, Refusal::Symlink(SymlinkTargetError::Escapes { .. }))
         });
     }
 
@@ -1088,12 +1154,12 @@ mod tests {
                 Item::File("up/sibling/keep", b"pwned", 0o644),
             ],
             "up",
-            |reason| matches!(reason, Refusal::SymlinkEscapes { .. }),
+            |reason| matches!(reason, Refusal::Symlink(SymlinkTargetError::Escapes { .. })),
         );
         assert_refused_everywhere(
             &[Item::Symlink("a/b/up", "../../../x")],
             "a/b/up",
-            |reason| matches!(reason, Refusal::SymlinkEscapes { .. }),
+            |reason| matches!(reason, Refusal::Symlink(SymlinkTargetError::Escapes { .. })),
         );
         // `sub/l -> ..` is inside, but `x -> sub/l/..` would resolve above the destination through it.
         assert_refused_everywhere(
@@ -1102,7 +1168,12 @@ mod tests {
                 Item::Symlink("x", "sub/l/../sibling"),
             ],
             "x",
-            |reason| matches!(reason, Refusal::SymlinkClimbsAfterDescending { .. }),
+            |reason| {
+                matches!(
+                    reason,
+                    Refusal::Symlink(SymlinkTargetError::ClimbsAfterDescending { .. })
+                )
+            },
         );
     }
 
@@ -1259,5 +1330,198 @@ mod tests {
                 | Item::Special(name, _) => name,
             }
         }
+    }
+
+    /// A GNU sparse tar holding `name`: `apparent` bytes, a hole but for the last 512 (ones).
+    fn sparse_tar(name: &str, apparent: u64) -> Vec<u8> {
+        fn octal(field: &mut [u8], value: u64) {
+            let width = field.len() - 1;
+            field[..width].copy_from_slice(format!("{value:0width$o}").as_bytes());
+            field[width] = 0;
+        }
+        let mut header = tar::Header::new_gnu();
+        header.set_path(name).expect("name");
+        header.set_entry_type(tar::EntryType::GNUSparse);
+        header.set_mode(0o644);
+        header.set_size(512);
+        header.set_mtime(1_234_567_890);
+        let gnu = header.as_gnu_mut().expect("gnu header");
+        octal(&mut gnu.sparse[0].offset, apparent - 512);
+        octal(&mut gnu.sparse[0].numbytes, 512);
+        octal(&mut gnu.realsize, apparent);
+        header.set_cksum();
+        let mut builder = tar::Builder::new(Vec::new());
+        builder.append(&header, &[1_u8; 512][..]).expect("append");
+        builder.into_inner().expect("finish tar")
+    }
+
+    fn unpack_capped(
+        scratch: &Scratch,
+        format: ArchiveFormat,
+        bytes: &[u8],
+        cap: u64,
+    ) -> Result<UnpackReport, Error> {
+        let archive = scratch.root.path().join("archive");
+        fs::write(&archive, bytes).expect("write archive");
+        let options = UnpackOptions {
+            max_unpacked_size: MaxUnpackedSize::Bytes(cap),
+            origin: Some("https://example.test/bomb.tar.gz".into()),
+            ..UnpackOptions::default()
+        };
+        unpack(&archive, format, &scratch.dest(), &options)
+    }
+
+    /// Bytes of file content under `dir`.
+    fn bytes_under(dir: &Path) -> u64 {
+        let mut total = 0;
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in fs::read_dir(&dir).expect("read_dir") {
+                let entry = entry.expect("entry");
+                let metadata = fs::symlink_metadata(entry.path()).expect("lstat");
+                if metadata.is_dir() {
+                    stack.push(entry.path());
+                } else if metadata.is_file() {
+                    total += metadata.len();
+                }
+            }
+        }
+        total
+    }
+
+    /// Found by the `archive_unpack` fuzz target: a 56-byte legacy `.lzma` header asking liblzma for a 4 GiB
+    /// dictionary, which the auto-detecting decoder allocated; and an `.xz` block asking for the same.
+    #[test]
+    fn an_xz_stream_asking_for_gigabytes_of_memory_is_a_read_error() {
+        fn crc32(bytes: &[u8]) -> [u8; 4] {
+            let mut crc = !0_u32;
+            for &byte in bytes {
+                crc ^= u32::from(byte);
+                for _ in 0..8 {
+                    crc = if crc & 1 == 1 {
+                        (crc >> 1) ^ 0xedb8_8320
+                    } else {
+                        crc >> 1
+                    };
+                }
+            }
+            (!crc).to_le_bytes()
+        }
+        let mut lzma = vec![0_u8];
+        lzma.extend([255_u8; 50]);
+        lzma.extend([208, 208, 186, 243, 231]);
+        let scratch = Scratch::new();
+        let error = scratch
+            .unpack(ArchiveFormat::TarXz, &lzma, 0)
+            .expect_err("refused");
+        assert!(matches!(error, Error::Read { .. }), "{error:?}");
+
+        let mut xz = vec![0xfd, b'7', b'z', b'X', b'Z', 0, 0, 4];
+        xz.extend(crc32(&[0, 4]));
+        // One block, one filter: LZMA2 with dictionary property 40 (4 GiB - 1).
+        let header = [0x02, 0x00, 0x21, 0x01, 40, 0, 0, 0];
+        xz.extend(header);
+        xz.extend(crc32(&header));
+        xz.extend([0_u8; 64]);
+        let scratch = Scratch::new();
+        let error = scratch
+            .unpack(ArchiveFormat::TarXz, &xz, 0)
+            .expect_err("refused");
+        let Error::Read { source, .. } = &error else {
+            panic!("{error:?}");
+        };
+        assert!(source.to_string().contains("memory limit"), "{source}");
+    }
+
+    #[test]
+    fn the_default_cap_is_64_times_the_archive_or_16_gib_whichever_is_larger() {
+        assert_eq!(default_max_unpacked_size(0), 16 << 30);
+        assert_eq!(default_max_unpacked_size(119), 16 << 30);
+        assert_eq!(default_max_unpacked_size(256 << 20), 16 << 30);
+        assert_eq!(default_max_unpacked_size((256 << 20) + 1), (16 << 30) + 64);
+        assert_eq!(default_max_unpacked_size(1 << 30), 64 << 30);
+        assert_eq!(default_max_unpacked_size(u64::MAX), u64::MAX);
+        assert_eq!(
+            MaxUnpackedSize::Default.for_archive(1 << 30),
+            Some(64 << 30)
+        );
+        assert_eq!(MaxUnpackedSize::Bytes(5).for_archive(1 << 30), Some(5));
+        assert_eq!(MaxUnpackedSize::Unlimited.for_archive(1 << 30), None);
+    }
+
+    // See: issue 20, attack 9 (a 119-byte `.tar.gz` unpacks to 2 GiB at lock).
+    #[test]
+    fn an_archive_bomb_stops_at_the_cap_naming_the_archive_and_the_flag() {
+        let zeros = vec![0_u8; 3 << 20];
+        let items = [
+            Item::Dir("pkg"),
+            Item::File("pkg/a", &zeros, 0o644),
+            Item::File("pkg/b", &zeros, 0o644),
+            Item::File("pkg/c", b"after", 0o644),
+        ];
+        for (format, bytes) in every_format(&items) {
+            // A few MB that compress to a few KB: a bomb in miniature.
+            assert!(
+                format == ArchiveFormat::Tar || bytes.len() < 64 << 10,
+                "{format:?}"
+            );
+            let scratch = Scratch::new();
+            let error = unpack_capped(&scratch, format, &bytes, 4 << 20).expect_err("over the cap");
+            let Error::TooLarge {
+                archive,
+                entry,
+                limit,
+            } = &error
+            else {
+                panic!("{format:?}: expected TooLarge, got {error:?}");
+            };
+            assert_eq!(archive, "https://example.test/bomb.tar.gz");
+            assert_eq!(entry, "pkg/b");
+            assert_eq!(*limit, 4 << 20);
+            let message = error.to_string();
+            assert!(
+                message.contains("https://example.test/bomb.tar.gz"),
+                "{message}"
+            );
+            assert!(message.contains("4 MiB"), "{message}");
+            let hint = error.hint().expect("hint");
+            assert!(hint.contains("--max-unpacked-size"), "{hint}");
+            // Refused before the entry was written: nothing over the cap is ever on disk.
+            assert!(!scratch.dest().join("pkg/b").exists(), "{format:?}");
+            assert!(bytes_under(&scratch.dest()) <= 4 << 20);
+            assert_eq!(scratch.outside(), ["sibling", "sibling/keep"]);
+
+            // Under a cap it fits, it unpacks.
+            let scratch = Scratch::new();
+            let report = unpack_capped(&scratch, format, &bytes, 7 << 20).expect("under the cap");
+            assert_eq!(report.bytes, (6 << 20) + 5);
+        }
+    }
+
+    #[test]
+    fn a_sparse_entry_counts_at_its_apparent_size() {
+        let tar = sparse_tar("holes", 64 << 20);
+        assert!(tar.len() < 4096);
+        for format in TAR_FORMATS {
+            let bytes = compress(format, &tar);
+            let scratch = Scratch::new();
+            let error =
+                unpack_capped(&scratch, format, &bytes, 16 << 20).expect_err("over the cap");
+            assert!(
+                matches!(&error, Error::TooLarge { entry, .. } if entry == "holes"),
+                "{format:?}: {error:?}"
+            );
+            assert!(!scratch.dest().join("holes").exists());
+        }
+        let small = sparse_tar("holes", 2 << 20);
+        let scratch = Scratch::new();
+        let report = unpack_capped(&scratch, ArchiveFormat::Tar, &small, 4 << 20).expect("fits");
+        assert_eq!(report.bytes, 2 << 20);
+        assert_eq!(
+            fs::metadata(scratch.dest().join("holes"))
+                .expect("stat")
+                .len(),
+            2 << 20
+        );
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use hstore_store::Store;
 
+use crate::archive::MaxUnpackedSize;
 use crate::error::{Error, Result};
 use crate::git::Git;
 use crate::http::{DownloadOptions, Downloader};
@@ -31,6 +32,8 @@ pub struct FetcherOptions {
     /// rustup's home (`$RUSTUP_HOME`, else `~/.rustup`), where `rust_toolchain` sources are found; `None` when
     /// neither is known.
     pub rustup_home: Option<PathBuf>,
+    /// The cap on what one downloaded archive (a `url` source, a crate) may unpack to (`--max-unpacked-size`).
+    pub max_unpacked_size: MaxUnpackedSize,
 }
 
 /// Shared state for one lock or fetch run.
@@ -42,6 +45,7 @@ pub struct Fetcher {
     pub(crate) offline: bool,
     pub(crate) reporter: Arc<dyn Reporter>,
     rustup_home: Option<PathBuf>,
+    max_unpacked_size: MaxUnpackedSize,
     index_dl: tokio::sync::Mutex<HashMap<String, String>>,
     cache_dir: PathBuf,
     uv: PathBuf,
@@ -73,6 +77,7 @@ impl Fetcher {
             mirrors: options.mirrors,
             offline: options.offline,
             rustup_home: options.rustup_home,
+            max_unpacked_size: options.max_unpacked_size,
             reporter,
             index_dl: tokio::sync::Mutex::new(HashMap::new()),
         })
@@ -101,6 +106,10 @@ impl Fetcher {
     /// rustup's home, for `rust_toolchain` sources.
     pub fn rustup_home(&self) -> Option<&Path> {
         self.rustup_home.as_deref()
+    }
+    /// The cap on what one downloaded archive may unpack to.
+    pub fn max_unpacked_size(&self) -> MaxUnpackedSize {
+        self.max_unpacked_size
     }
     /// Progress sink.
     pub fn reporter(&self) -> &dyn Reporter {

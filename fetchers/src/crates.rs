@@ -28,7 +28,7 @@ use hstore_store::{Digest, Store};
 use serde::Serialize;
 use sha2::Digest as _;
 
-use crate::archive::{self, ArchiveFormat, UnpackOptions};
+use crate::archive::{self, ArchiveFormat, MaxUnpackedSize, UnpackOptions};
 use crate::context::Fetcher;
 use crate::error::{Error, Result};
 use crate::lockfile::Artifact;
@@ -275,8 +275,10 @@ async fn ensure_registry(
         .await?;
     let store_handle = Arc::clone(store);
     let sha = sha256.to_string();
+    let limit = fetcher.max_unpacked_size();
+    let origin = url.clone();
     let (address, size) = crate::error::blocking(move || -> Result<(Digest, u64)> {
-        let result = vendor_crate_file(&store_handle, temp.path(), &sha);
+        let result = vendor_crate_file(&store_handle, temp.path(), &sha, limit, origin);
         drop(temp);
         result
     })
@@ -296,8 +298,15 @@ async fn ensure_registry(
     Ok(artifact(url, address, size))
 }
 
-/// Unpacks a verified `.crate` into the store's `tmp/`, lays it out as `cargo vendor` does, and adds the tree.
-pub fn vendor_crate_file(store: &Store, crate_file: &Path, sha256: &str) -> Result<(Digest, u64)> {
+/// Unpacks a verified `.crate` (downloaded from `origin`) into the store's `tmp/`, at most `max_unpacked_size`, lays
+/// it out as `cargo vendor` does, and adds the tree.
+pub fn vendor_crate_file(
+    store: &Store,
+    crate_file: &Path,
+    sha256: &str,
+    max_unpacked_size: MaxUnpackedSize,
+    origin: String,
+) -> Result<(Digest, u64)> {
     let staging = store.temp_dir()?;
     let dir = staging.path().join("crate");
     archive::unpack(
@@ -306,6 +315,8 @@ pub fn vendor_crate_file(store: &Store, crate_file: &Path, sha256: &str) -> Resu
         &dir,
         &UnpackOptions {
             strip_components: 1,
+            max_unpacked_size,
+            origin: Some(origin),
         },
     )?;
     finish_vendor_dir(&dir, Some(sha256))?;
@@ -325,7 +336,8 @@ fn finish_vendor_dir(dir: &Path, package_sha256: Option<&str>) -> Result<()> {
     for path in skipped {
         match std::fs::symlink_metadata(&path) {
             Ok(metadata) if metadata.is_dir() => {
-                std::fs::remove_dir_all(&path).map_err(Error::io("remove", &path))?;
+                // A crate is untrusted in shape: no recursion, whatever its depth.
+                hstore_store::remove_tree(&path)?;
             }
             Ok(_) => std::fs::remove_file(&path).map_err(Error::io("remove", &path))?,
             Err(_) => {} // inside a directory removed already

@@ -109,19 +109,18 @@ pub async fn ensure(
         )
         .await?;
     let store_handle = Arc::clone(store);
-    let strip_components = spec.strip_components;
+    let options = UnpackOptions {
+        strip_components: spec.strip_components,
+        max_unpacked_size: fetcher.max_unpacked_size(),
+        origin: Some(spec.url.clone()),
+    };
     let (address, size) = crate::error::blocking(move || -> Result<(Digest, u64)> {
         let result = match format {
             None => store_handle.add_blob_file(temp.path()).map_err(Error::from),
             Some(format) => (|| {
                 let staging = store_handle.temp_dir()?;
                 let dir = staging.path().join("tree");
-                archive::unpack(
-                    temp.path(),
-                    format,
-                    &dir,
-                    &UnpackOptions { strip_components },
-                )?;
+                archive::unpack(temp.path(), format, &dir, &options)?;
                 Ok(store_handle.add_tree(&dir, &|_| false)?)
             })(),
         };

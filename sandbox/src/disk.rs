@@ -85,6 +85,34 @@ pub(crate) fn measure(dirs: &[PathBuf], after: bool) -> Result<Counted> {
         unreadable: false,
     };
     let mut linked: HashSet<(u64, u64)> = HashSet::new();
+    if after {
+        // Relative to one open directory at a time (`hstore_store::remove::visit_tree`): a tree nested past
+        // `PATH_MAX` (20,000 directories) is counted too, instead of failing a build that succeeded.
+        for dir in dirs {
+            hstore_store::remove::visit_tree(dir, &mut |stat| {
+                let kind = stat.st_mode & libc::S_IFMT;
+                if stat.st_nlink > 1
+                    && kind != libc::S_IFDIR
+                    && !linked.insert((stat.st_dev, stat.st_ino))
+                {
+                    return;
+                }
+                let apparent = u64::try_from(stat.st_size).unwrap_or(0);
+                let blocks = u64::try_from(stat.st_blocks)
+                    .unwrap_or(0)
+                    .saturating_mul(512);
+                let size = match kind {
+                    libc::S_IFREG => apparent.max(blocks),
+                    libc::S_IFDIR => blocks,
+                    libc::S_IFLNK => apparent,
+                    _ => 0,
+                };
+                counted.bytes = counted.bytes.saturating_add(size);
+            })
+            .map_err(|error| store_walk_error(dir, error))?;
+        }
+        return Ok(counted);
+    }
     let mut pending: Vec<PathBuf> = dirs.to_vec();
     while let Some(path) = pending.pop() {
         let meta = match std::fs::symlink_metadata(&path) {
@@ -146,6 +174,26 @@ pub(crate) fn measure(dirs: &[PathBuf], after: bool) -> Result<Counted> {
         }
     }
     Ok(counted)
+}
+
+/// A walk error of the store's tree walker, as this crate's error.
+pub(crate) fn store_walk_error(root: &Path, error: hstore_store::Error) -> Error {
+    match error {
+        hstore_store::Error::Io {
+            action,
+            path,
+            source,
+        } => Error::Io {
+            action,
+            path,
+            source,
+        },
+        other => Error::Io {
+            action: "walk the build's tree",
+            path: root.to_path_buf(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    }
 }
 
 /// Used bytes of the filesystem holding `dir`.

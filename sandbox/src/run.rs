@@ -542,32 +542,11 @@ fn change_owner(root: &Path, ids: BuildIds) -> Result<()> {
     Ok(())
 }
 
-/// Clears the setuid and setgid bits of everything under `root` (not following symlinks), iteratively so a
-/// deep tree cannot overflow the stack. Runs after the sandbox is gone, so nothing changes the tree meanwhile.
+/// Clears the setuid and setgid bits of everything under `root` (not following symlinks) and makes every directory
+/// `u+rwx`, so a `chmod 000` directory the build left does not fail adding or removing the tree; without recursion
+/// and one open directory at a time, so any depth works (see [`hstore_store::remove`]). Runs after the sandbox is
+/// gone, so nothing changes the tree meanwhile.
 fn strip_special_bits(root: &Path) -> Result<()> {
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(path) = pending.pop() {
-        let meta = match std::fs::symlink_metadata(&path) {
-            Ok(meta) => meta,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(error) => return Err(Error::io("inspect the build's file", &path)(error)),
-        };
-        if meta.file_type().is_symlink() {
-            continue;
-        }
-        let mode = meta.permissions().mode();
-        if mode & 0o6000 != 0 {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o1777))
-                .map_err(Error::io("clear the setuid/setgid bits of", &path))?;
-        }
-        if meta.is_dir() {
-            for entry in
-                std::fs::read_dir(&path).map_err(Error::io("list the build's directory", &path))?
-            {
-                let entry = entry.map_err(Error::io("list the build's directory", &path))?;
-                pending.push(entry.path());
-            }
-        }
-    }
-    Ok(())
+    hstore_store::remove::clear_special_bits(root)
+        .map_err(|error| crate::disk::store_walk_error(root, error))
 }

@@ -112,6 +112,20 @@ pub enum Error {
         #[source]
         source: PathComponentError,
     },
+    /// A tree nests so deep that a path below it is longer than Linux accepts: it can be neither listed by path nor
+    /// materialized, so it is refused as a whole (named by its root and the depth, not by a path too long to read).
+    #[error(
+        "cannot store `{}`: it is too deep — `{}/…` reaches {depth} directories down, where a path exceeds {} bytes",
+        root.display(), start.display(), crate::ingest::MAX_PATH_LEN
+    )]
+    TooDeep {
+        /// The tree being added.
+        root: PathBuf,
+        /// The first few components of the deep branch, relative to `root`.
+        start: PathBuf,
+        /// How many directories down the path became too long.
+        depth: usize,
+    },
     /// A symlink target cannot be stored.
     #[error("cannot store symlink `{}`: its target is empty, longer than 4096 bytes or contains NUL", path.display())]
     InvalidSymlinkTarget {
@@ -270,6 +284,9 @@ impl Hint for Error {
                 path.file_name().map_or_else(|| path.display().to_string(), |name| name.to_string_lossy().into_owned())
             )),
             Error::ChangedWhileAdding { .. } => Some("run the command again once the directory stops changing".into()),
+            Error::TooDeep { .. } => Some(
+                "flatten the tree: nothing nested past Linux's path length can be materialized or installed".into(),
+            ),
             Error::UnsupportedFileType { .. } => {
                 Some("remove sockets, FIFOs and device files from the tree, or exclude them".into())
             }

@@ -17,8 +17,8 @@ use std::path::PathBuf;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::layout::ObjectFormat;
-use crate::materialize::remove_tree;
 use crate::pack::{Location, PackEntry};
+use crate::remove::remove_tree;
 use crate::store::{LockMode, ObjectCopy, Store};
 use crate::tree::Node;
 

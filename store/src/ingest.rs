@@ -405,6 +405,10 @@ fn relative_bytes(dirs: &[ScannedDir], file: &ScannedFile) -> Vec<u8> {
 
 /// Lists every directory below `root` breadth-first, with the kind of each entry from `readdir` (no `stat` per
 /// file here: the file's own stat happens once, in parallel, when it is stored).
+/// The longest path Linux accepts (`PATH_MAX`, terminating NUL included): a directory whose path is longer cannot be
+/// listed by path, and a tree holding one could never be materialized.
+pub const MAX_PATH_LEN: usize = 4096;
+
 fn scan(root: &Path, options: &Options<'_>) -> Result<(Vec<ScannedDir>, Vec<ScannedFile>)> {
     check_directory_access(root, options.access)?;
     let mut dirs = vec![ScannedDir {
@@ -432,6 +436,13 @@ fn scan(root: &Path, options: &Options<'_>) -> Result<(Vec<ScannedDir>, Vec<Scan
                 })?;
             let file_type = entry.file_type().map_err(Error::io("stat", &child_path))?;
             let slot = if file_type.is_dir() {
+                if child_path.as_os_str().len() >= MAX_PATH_LEN {
+                    return Err(Error::TooDeep {
+                        root: root.to_path_buf(),
+                        start: relative.iter().take(3).collect(),
+                        depth: relative.iter().count(),
+                    });
+                }
                 check_directory_access(&child_path, options.access)?;
                 dirs.push(ScannedDir {
                     path: child_path,

@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::layout::ObjectFormat;
+use crate::remove::remove_tree;
 use crate::store::Store;
 use crate::tree::Node;
 
@@ -171,40 +172,6 @@ impl Store {
 fn set_mode(path: &Path, mode: u32) -> Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .map_err(Error::io("set permissions of", path))
-}
-
-/// Removes a directory tree that may contain read-only directories (the cache's shape).
-pub fn remove_tree(path: &Path) -> Result<()> {
-    match fs::symlink_metadata(path) {
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(error) => return Err(Error::io("stat", path)(error)),
-        Ok(metadata) if !metadata.is_dir() => {
-            return fs::remove_file(path).map_err(Error::io("remove", path));
-        }
-        Ok(_) => {}
-    }
-    make_writable(path)?;
-    fs::remove_dir_all(path).map_err(Error::io("remove", path))
-}
-
-/// Makes every directory below `path` writable, with an explicit stack (no recursion: trees can be deep).
-fn make_writable(path: &Path) -> Result<()> {
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))
-            .map_err(Error::io("set permissions of", &dir))?;
-        for entry in fs::read_dir(&dir).map_err(Error::io("list", &dir))? {
-            let entry = entry.map_err(Error::io("list", &dir))?;
-            if entry
-                .file_type()
-                .map_err(Error::io("stat", entry.path()))?
-                .is_dir()
-            {
-                stack.push(entry.path());
-            }
-        }
-    }
-    Ok(())
 }
 
 /// A destination is created, never its parents: a typo in DEST should not silently build a directory chain.

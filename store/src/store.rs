@@ -306,11 +306,15 @@ impl Store {
 
     /// A new temp directory in `tmp/`, for callers that assemble a tree before adding it. It is 0700: what is
     /// assembled there (a build's output, which may try to be a setuid binary) is no one else's to reach.
-    pub fn temp_dir(&self) -> Result<tempfile::TempDir> {
+    ///
+    /// Dropping it removes it without recursion and whatever modes its contents were left with (see
+    /// [`TempTree`](crate::TempTree)): what is assembled there is untrusted in shape too.
+    pub fn temp_dir(&self) -> Result<crate::TempTree> {
         tempfile::Builder::new()
             .prefix("dir-")
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .tempdir_in(self.layout.tmp())
+            .map(|dir| crate::TempTree::new(dir.keep()))
             .map_err(Error::io("create temp directory in", self.layout.tmp()))
     }
 

@@ -21,9 +21,9 @@ use crate::digest::Digest;
 use crate::error::Result;
 use crate::ingest::{hash_reader, hash_tree};
 use crate::layout::ObjectFormat;
-use crate::materialize::remove_tree;
 use crate::meta::RecordSchema;
 use crate::pack::Location;
+use crate::remove::remove_tree;
 use crate::store::{ObjectCopy, Store};
 use crate::tree::{Directory, Node};
 

@@ -1547,3 +1547,66 @@ fn variants_local_checkouts_and_components_of_a_deployment_case() {
         wrong.stderr
     );
 }
+
+// See: issue 20, attack 5 (`--install-path` with a chain of relative links resolving to /etc/passwd).
+#[test]
+fn install_refuses_a_chain_of_relative_links_that_leaves_the_prefix() {
+    let project = Project::new(&[]);
+    // Each link's text stays inside the output, but `s/..` climbs above wherever `s` points: `t1` is the prefix's
+    // parent, `t6` six levels higher, and `pw` the host's /etc/passwd.
+    hostile_output(
+        &project,
+        "chain",
+        "mkdir -p \"$out/a/b\"\ncd \"$out/a/b\"\nln -s ../.. s\nln -s s/.. t1\n\
+         for i in 2 3 4 5 6; do ln -s \"t$((i - 1))/..\" \"t$i\"; done\nln -s t6/etc/passwd pw",
+    );
+    // The shapes real outputs have: versioned libraries, `lib64 -> lib`, links across the output.
+    hostile_output(
+        &project,
+        "links",
+        "mkdir -p \"$out/bin\" \"$out/lib\" \"$out/share/doc\"\necho lib > \"$out/lib/libx.so.1\"\n\
+         ln -s libx.so.1 \"$out/lib/libx.so\"\nln -s lib \"$out/lib64\"\nln -s ../lib/libx.so \"$out/bin/x\"\n\
+         ln -s ../../lib64/libx.so.1 \"$out/share/doc/x\"\nln -s ./lib/./libx.so \"$out/top\"",
+    );
+    project.run(&["lock"]).success();
+
+    let refused = project
+        .run(&[
+            "build",
+            "chain",
+            "--target",
+            "cpu",
+            "--install-path",
+            "prefix/a/b",
+        ])
+        .code(2);
+    assert!(refused.stderr.contains("`a/b/t1`"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("`s/..`"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("hint:"), "{}", refused.stderr);
+    // Refused before anything was written.
+    assert!(!project.dir().join("prefix/a/b/a").exists());
+
+    project
+        .run(&[
+            "build",
+            "links",
+            "--target",
+            "cpu",
+            "--install-path",
+            "prefix2",
+        ])
+        .success();
+    for link in [
+        "lib/libx.so",
+        "lib64/libx.so.1",
+        "bin/x",
+        "share/doc/x",
+        "top",
+    ] {
+        assert_eq!(
+            std::fs::read_to_string(project.dir().join("prefix2").join(link)).expect(link),
+            "lib\n",
+            "{link}"
+        );
+    }
+}

@@ -14,6 +14,8 @@ use std::process::{Command, Output};
 
 use hstore_test_support::TestEnv;
 
+mod scratch;
+
 /// Who runs `hstore`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum As {

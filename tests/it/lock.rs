@@ -482,3 +482,94 @@ fn live_crates_io_lock() {
     let lock = lockfile_json(&env.root().join("lockfile.json"));
     assert_eq!(lock["artifacts"].as_array().unwrap().len(), 3);
 }
+
+/// A .tar.gz of one GNU sparse entry `name` of `apparent` bytes, all a hole but its last 512: the shape of a
+/// 119-byte archive that unpacks to gigabytes.
+fn sparse_tar_gz(name: &str, apparent: u64) -> Vec<u8> {
+    fn octal(field: &mut [u8], value: u64) {
+        let width = field.len() - 1;
+        field[..width].copy_from_slice(format!("{value:0width$o}").as_bytes());
+        field[width] = 0;
+    }
+    let mut header = tar::Header::new_gnu();
+    header.set_path(name).unwrap();
+    header.set_entry_type(tar::EntryType::GNUSparse);
+    header.set_mode(0o644);
+    header.set_size(512);
+    let gnu = header.as_gnu_mut().unwrap();
+    octal(&mut gnu.sparse[0].offset, apparent - 512);
+    octal(&mut gnu.sparse[0].numbytes, 512);
+    octal(&mut gnu.realsize, apparent);
+    header.set_cksum();
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::best(),
+    ));
+    builder.append(&header, &[1_u8; 512][..]).unwrap();
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+fn store_tmp_is_empty(env: &TestEnv) -> bool {
+    std::fs::read_dir(env.store().join("tmp"))
+        .unwrap()
+        .next()
+        .is_none()
+}
+
+// See: issue 20, attack 9 (a 119-byte `.tar.gz` that unpacks to 2 GiB at lock).
+#[test]
+fn an_archive_bomb_stops_at_max_unpacked_size_at_lock_and_fetch() {
+    let env = TestEnv::new();
+    let sparse = sparse_tar_gz("pkg/holes", 2 << 30);
+    assert!(sparse.len() < 256, "{} bytes", sparse.len());
+    let dense = deterministic_tar_gz(&[("pkg/zeros".to_owned(), vec![0; 8 << 20])]);
+    assert!(dense.len() < 64 << 10, "{} bytes", dense.len());
+    let registry = TestRegistry::new()
+        .file("/sparse.tar.gz", &sparse)
+        .file("/dense.tar.gz", &dense)
+        .start();
+    let url_recipe = |file: &str, bytes: &[u8]| {
+        format!(
+            "[recipe]\nname = \"bomb\"\n[sources.b]\nurl = \"{}\"\nsha256 = \"{}\"\nunpack = true\n",
+            registry.file_url(file),
+            sha256_hex(bytes)
+        )
+    };
+
+    // 2 GiB at apparent size from 150 bytes: stopped at the cap, before the entry is written, naming the URL.
+    recipe(&env, "bomb", &url_recipe("/sparse.tar.gz", &sparse));
+    let stderr = fails(&hstore(&env, &["lock", "--max-unpacked-size", "4M"]), 2);
+    assert!(
+        stderr.contains(&registry.file_url("/sparse.tar.gz")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("4 MiB"), "{stderr}");
+    assert!(stderr.contains("--max-unpacked-size"), "{stderr}");
+    assert!(store_tmp_is_empty(&env));
+    assert!(!env.root().join("lockfile.json").exists());
+
+    // 8 MiB of zeros in a few KB: the default cap (16 GiB here) lets it through; a lower one does not.
+    recipe(&env, "bomb", &url_recipe("/dense.tar.gz", &dense));
+    let stderr = fails(&hstore(&env, &["lock", "--max-unpacked-size", "4M"]), 2);
+    assert!(
+        stderr.contains(&registry.file_url("/dense.tar.gz")),
+        "{stderr}"
+    );
+    ok(&hstore(&env, &["lock"]));
+
+    // `fetch` into a fresh store holds to the cap too, and `none` lifts it.
+    let fresh = TestEnv::new();
+    std::fs::copy(
+        env.root().join("lockfile.json"),
+        fresh.root().join("lockfile.json"),
+    )
+    .unwrap();
+    let stderr = fails(&hstore(&fresh, &["fetch", "--max-unpacked-size", "4M"]), 2);
+    assert!(
+        stderr.contains(&registry.file_url("/dense.tar.gz")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--max-unpacked-size"), "{stderr}");
+    assert!(store_tmp_is_empty(&fresh));
+    ok(&hstore(&fresh, &["fetch", "--max-unpacked-size", "none"]));
+}
