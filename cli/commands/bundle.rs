@@ -1,15 +1,13 @@
 //! `hstore bundle inspect FILE`: what a bundle holds and who signed it, printed from one streamed read
 //! (`hstore_store::bundle::inspect`), before anything is imported.
 
-use std::fs::File;
-use std::io::{self, Read, Write};
-use std::path::Path;
+use std::io::{self, Write};
 
 use anyhow::{Context, Result};
 use hstore_store::bundle::{Inspection, inspect};
 
 use crate::args::{BundleCommand, BundleInspectArgs};
-use crate::commands::import::trusted_keys;
+use crate::commands::import::{open_bundle, trusted_keys};
 use crate::printer::{ExitStatus, Printer, human_bytes};
 
 pub fn run(command: BundleCommand, printer: &Printer) -> Result<ExitStatus> {
@@ -20,20 +18,7 @@ pub fn run(command: BundleCommand, printer: &Printer) -> Result<ExitStatus> {
 
 fn run_inspect(args: &BundleInspectArgs, printer: &Printer) -> Result<ExitStatus> {
     let keys = trusted_keys(&args.trust, &args.trusted_keys)?;
-    let from_stdin = args.input == Path::new("-");
-    let name = if from_stdin {
-        "<stdin>".to_owned()
-    } else {
-        args.input.display().to_string()
-    };
-    let mut input: Box<dyn Read> = if from_stdin {
-        Box::new(io::stdin().lock())
-    } else {
-        Box::new(
-            File::open(&args.input)
-                .with_context(|| format!("failed to open bundle `{}`", args.input.display()))?,
-        )
-    };
+    let (name, mut input) = open_bundle(&args.input)?;
     let inspection =
         inspect(&mut input, &name).with_context(|| format!("failed to inspect `{name}`"))?;
     let trusted = keys

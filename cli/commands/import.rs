@@ -23,20 +23,7 @@ pub fn run(args: &ImportArgs, global: &GlobalSettings, printer: &Printer) -> Res
     let trusted_keys = trusted_keys(&args.trust, &args.trusted_keys)?;
     let record_signers = cache::trusted_keys(&[], &cache::load_config()?)?;
     let store = open_store(global)?;
-    let from_stdin = args.input == Path::new("-");
-    let name = if from_stdin {
-        "<stdin>".to_owned()
-    } else {
-        args.input.display().to_string()
-    };
-    let mut input: Box<dyn Read> = if from_stdin {
-        Box::new(io::stdin().lock())
-    } else {
-        Box::new(
-            File::open(&args.input)
-                .with_context(|| format!("failed to open bundle `{}`", args.input.display()))?,
-        )
-    };
+    let (name, mut input) = open_bundle(&args.input)?;
     let options = ImportOptions {
         trusted_keys,
         record_signers,
@@ -84,6 +71,16 @@ pub fn run(args: &ImportArgs, global: &GlobalSettings, printer: &Printer) -> Res
         );
     }
     Ok(ExitStatus::Success)
+}
+
+/// A bundle named on the command line, `-` for stdin: its name for messages, and its bytes.
+pub(crate) fn open_bundle(path: &Path) -> Result<(String, Box<dyn Read>)> {
+    if path == Path::new("-") {
+        return Ok(("<stdin>".to_owned(), Box::new(io::stdin().lock())));
+    }
+    let file =
+        File::open(path).with_context(|| format!("failed to open bundle `{}`", path.display()))?;
+    Ok((path.display().to_string(), Box::new(file)))
 }
 
 /// `None` when no trust flag was given; otherwise every key named, which must be at least one.

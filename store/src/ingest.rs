@@ -118,7 +118,13 @@ impl Store {
     /// Objects are written in batches (one `syncfs` per batch, not one fsync per file); all are durable and visible when this
     /// returns, whether it succeeds or fails.
     pub fn add_tree(&self, root: &Path, exclude: Exclude<'_>) -> Result<(Digest, u64)> {
-        let result = ingest(root, self.plain(exclude));
+        self.ingest_and_commit(root, self.plain(exclude))
+    }
+
+    /// Ingests `root`, then publishes what the walk left pending even if it failed (what was written is complete),
+    /// reporting the walk's error first.
+    fn ingest_and_commit(&self, root: &Path, options: Options<'_>) -> Result<(Digest, u64)> {
+        let result = ingest(root, options);
         let committed = self.commit_pending();
         let added = result?;
         committed?;
@@ -139,11 +145,7 @@ impl Store {
             stat_cache: true,
             ..self.plain(exclude)
         };
-        let result = ingest(root, options);
-        let committed = self.commit_pending();
-        let added = result?;
-        committed?;
-        Ok(added)
+        self.ingest_and_commit(root, options)
     }
 
     /// Like [`Store::add_local_tree`], but every file is read again, whatever the stat cache says: for a tree known
@@ -160,11 +162,7 @@ impl Store {
             access,
             ..self.plain(exclude)
         };
-        let result = ingest(root, options);
-        let committed = self.commit_pending();
-        let added = result?;
-        committed?;
-        Ok(added)
+        self.ingest_and_commit(root, options)
     }
 
     /// Like [`Store::add_tree`], but the objects join the store's current batch and become visible at the next

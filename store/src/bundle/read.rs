@@ -153,18 +153,25 @@ impl<'a> BundleReader<'a> {
 
     /// Fills `buffer` from the stream; running out is [`Error::Truncated`] naming what was being read.
     fn exact(&mut self, buffer: &mut [u8], inside: impl FnOnce() -> String) -> Result<(), Error> {
-        match self.stream.read_exact(buffer) {
-            Ok(()) => Ok(()),
-            Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => Err(Error::Truncated {
+        self.stream
+            .read_exact(buffer)
+            .map_err(|error| self.read_error(error, inside))
+    }
+
+    /// A failed read: [`Error::Truncated`] when the stream ran out inside `inside`, else [`Error::Read`].
+    fn read_error(&self, error: io::Error, inside: impl FnOnce() -> String) -> Error {
+        if error.kind() == io::ErrorKind::UnexpectedEof {
+            Error::Truncated {
                 name: self.name.clone(),
                 offset: self.stream.offset,
                 inside: inside(),
-            }),
-            Err(source) => Err(Error::Read {
+            }
+        } else {
+            Error::Read {
                 name: self.name.clone(),
                 offset: self.stream.offset,
-                source,
-            }),
+                source: error,
+            }
         }
     }
 
@@ -185,19 +192,10 @@ impl<'a> BundleReader<'a> {
             stream: &mut self.stream,
             remaining: length,
         };
-        match io::copy(&mut payload, &mut io::sink()) {
-            Ok(_) => Ok(()),
-            Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => Err(Error::Truncated {
-                name: self.name.clone(),
-                offset: self.stream.offset,
-                inside: inside(),
-            }),
-            Err(source) => Err(Error::Read {
-                name: self.name.clone(),
-                offset: self.stream.offset,
-                source,
-            }),
-        }
+        let copied = io::copy(&mut payload, &mut io::sink());
+        copied
+            .map(drop)
+            .map_err(|error| self.read_error(error, inside))
     }
 }
 
