@@ -33,13 +33,20 @@ echo "==> [connected] hstore export"
 "$hstore" --store "$connected" export --lockfile "$lockfile" -o "$bundle"
 ls -l "$bundle"
 
+# Cut the network with a namespace of our own. Root needs no user namespace for that, and should not take one: in
+# the host's user namespace a root hstore runs each build as a leased build user, never as uid 0.
+if [[ $(id -u) == 0 ]]; then
+    airgap=(unshare --net)
+else
+    airgap=(unshare --map-root-user --net)
+fi
 echo "==> [air-gapped, no network] hstore import"
-unshare --map-root-user --net "$hstore" --store "$airgapped" import "$bundle"
+"${airgap[@]}" "$hstore" --store "$airgapped" import "$bundle"
 echo "==> [air-gapped, no network] hstore fetch --offline (everything is already there)"
-unshare --map-root-user --net "$hstore" --store "$airgapped" fetch --offline --lockfile "$lockfile"
+"${airgap[@]}" "$hstore" --store "$airgapped" fetch --offline --lockfile "$lockfile"
 echo "==> [air-gapped, no network, empty HOME] hstore build --target cpu"
 mkdir -p "$work/empty-home"
-output=$(HOME="$work/empty-home" unshare --map-root-user --net "$hstore" --store "$airgapped" build --recipes "$recipes" \
+output=$(HOME="$work/empty-home" "${airgap[@]}" "$hstore" --store "$airgapped" build --recipes "$recipes" \
     --lockfile "$lockfile" --target cpu --out-link "$work/result")
 echo "==> [air-gapped] the output"
 echo "output address: $output"
