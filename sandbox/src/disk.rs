@@ -4,11 +4,12 @@
 //! Two checks enforce it, both on the calling side:
 //! - during the build, [`watch`]: every [`POLL`] it reads the filesystem's used space (one `statvfs`, nothing
 //!   walked) and only when the space used since its last count, added to that count, could pass the cap does it
-//!   count the two trees ([`measure`]), stopping the build if they are over. A build far below its cap is never
+//!   count the two trees ([`measure_running`]), stopping the build if they are over. A build far below its cap is never
 //!   walked; a walk is followed by a rest nine times its length, so counting takes at most a tenth of the time;
-//! - after the build, whatever its status, one exact count ([`check_after`]) before anything (the store) reads the
-//!   trees. This is the check that sees a sparse file (`truncate -s 1G`), which costs the disk nothing until the
-//!   store would keep it dense.
+//! - after a build that ran, one exact count ([`finish`]) before anything (the store) reads the trees. This is the
+//!   check that sees a sparse file (`truncate -s 1G`), which costs the disk nothing until the store would keep it
+//!   dense. It is the same walk that clears the setuid/setgid bits the build left, which happens after every build:
+//!   the trees are walked once, not twice.
 //!
 //! A file counts at the larger of its apparent size and its allocated blocks (so a sparse file at its apparent
 //! size, a small one at its block); a directory at its blocks; a symlink at its target's length; hard links once.
@@ -20,7 +21,7 @@
 //! disk, never an under-count). After the build such a directory is made readable to its owner and counted.
 
 use std::collections::HashSet;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -59,14 +60,14 @@ pub(crate) fn exceeded(cap: u64) -> Error {
     }
 }
 
-/// The exact count after the build (nothing runs in the trees any more): [`exceeded`] if they hold more than
-/// `cap`. A directory the build left unreadable is made readable to its owner first.
-pub(crate) fn check_after(dirs: &[PathBuf], cap: u64) -> Result<()> {
-    let counted = measure(dirs, true)?;
-    if counted.bytes > cap {
-        return Err(exceeded(cap));
+/// After the build (nothing runs in the trees any more): clears the setuid/setgid bits under `dirs` and makes every
+/// directory readable to its owner, and with `cap` counts the trees in the same walk: [`exceeded`] if they hold more.
+pub(crate) fn finish(dirs: &[PathBuf], cap: Option<u64>) -> Result<()> {
+    let counted = clear_and_count(dirs, cap.is_some())?;
+    match cap {
+        Some(cap) if counted.bytes > cap => Err(exceeded(cap)),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Bytes the trees hold, and whether some of them could not be read.
@@ -76,104 +77,123 @@ pub(crate) struct Counted {
     pub(crate) unreadable: bool,
 }
 
-/// Counts what `dirs` hold (see the module docs), iteratively: a build can nest directories thousands deep. With
-/// `after`, the build is gone: an unreadable directory is made readable (`u+rwx`) and any error is returned; without
-/// it (the build is running and changing the trees), entries that vanish are skipped and unreadable ones noted.
-pub(crate) fn measure(dirs: &[PathBuf], after: bool) -> Result<Counted> {
-    let mut counted = Counted {
-        bytes: 0,
-        unreadable: false,
-    };
-    let mut linked: HashSet<(u64, u64)> = HashSet::new();
-    if after {
-        // Relative to one open directory at a time (`hstore_store::remove::visit_tree`): a tree nested past
-        // `PATH_MAX` (20,000 directories) is counted too, instead of failing a build that succeeded.
-        for dir in dirs {
-            hstore_store::remove::visit_tree(dir, &mut |stat| {
-                let kind = stat.st_mode & libc::S_IFMT;
-                if stat.st_nlink > 1
-                    && kind != libc::S_IFDIR
-                    && !linked.insert((stat.st_dev, stat.st_ino))
-                {
-                    return;
-                }
-                let apparent = u64::try_from(stat.st_size).unwrap_or(0);
-                let blocks = u64::try_from(stat.st_blocks)
-                    .unwrap_or(0)
-                    .saturating_mul(512);
-                let size = match kind {
-                    libc::S_IFREG => apparent.max(blocks),
-                    libc::S_IFDIR => blocks,
-                    libc::S_IFLNK => apparent,
-                    _ => 0,
-                };
-                counted.bytes = counted.bytes.saturating_add(size);
-            })
-            .map_err(|error| store_walk_error(dir, error))?;
+/// What an entry is, for [`Tally::charge`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    File,
+    Directory,
+    Symlink,
+    Other,
+}
+
+/// A running count of the module docs' rule, hard links once.
+#[derive(Default)]
+struct Tally {
+    bytes: u64,
+    linked: HashSet<(u64, u64)>,
+}
+
+impl Tally {
+    /// Adds one entry: `blocks` in 512-byte units, `identity` its device and inode.
+    fn charge(&mut self, kind: Kind, apparent: u64, blocks: u64, links: u64, identity: (u64, u64)) {
+        if links > 1 && kind != Kind::Directory && !self.linked.insert(identity) {
+            return;
         }
-        return Ok(counted);
+        let allocated = blocks.saturating_mul(512);
+        let size = match kind {
+            Kind::File => apparent.max(allocated),
+            Kind::Directory => allocated,
+            Kind::Symlink => apparent,
+            Kind::Other => 0,
+        };
+        self.bytes = self.bytes.saturating_add(size);
     }
+}
+
+/// One walk per tree, relative to one open directory at a time (`hstore_store::remove`), so a tree nested past
+/// `PATH_MAX` (20,000 directories) is handled instead of failing a build that succeeded: setuid/setgid bits cleared,
+/// unreadable directories made readable (`u+rwx`), and with `count` every entry counted. Any error is returned.
+fn clear_and_count(dirs: &[PathBuf], count: bool) -> Result<Counted> {
+    let mut tally = Tally::default();
+    for dir in dirs {
+        hstore_store::remove::clear_special_bits_visiting(dir, &mut |stat| {
+            if !count {
+                return;
+            }
+            let kind = match stat.st_mode & libc::S_IFMT {
+                libc::S_IFREG => Kind::File,
+                libc::S_IFDIR => Kind::Directory,
+                libc::S_IFLNK => Kind::Symlink,
+                _ => Kind::Other,
+            };
+            tally.charge(
+                kind,
+                u64::try_from(stat.st_size).unwrap_or(0),
+                u64::try_from(stat.st_blocks).unwrap_or(0),
+                stat.st_nlink,
+                (stat.st_dev, stat.st_ino),
+            );
+        })
+        .map_err(|error| store_walk_error(dir, error))?;
+    }
+    Ok(Counted {
+        bytes: tally.bytes,
+        unreadable: false,
+    })
+}
+
+/// Counts what `dirs` hold while the build runs and changes them: entries that vanish are skipped, and unreadable
+/// ones noted (the watchdog then counts the filesystem's growth instead).
+fn measure_running(dirs: &[PathBuf]) -> Counted {
+    let mut tally = Tally::default();
+    let mut unreadable = false;
     let mut pending: Vec<PathBuf> = dirs.to_vec();
     while let Some(path) = pending.pop() {
         let meta = match std::fs::symlink_metadata(&path) {
             Ok(meta) => meta,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(error) if after => return Err(Error::io("inspect the build's file", &path)(error)),
             Err(_) => {
-                counted.unreadable = true;
+                unreadable = true;
                 continue;
             }
         };
-        if meta.nlink() > 1 && !meta.is_dir() && !linked.insert((meta.dev(), meta.ino())) {
-            continue;
-        }
-        let kind = meta.file_type();
-        let size = if kind.is_file() {
-            meta.len().max(meta.blocks().saturating_mul(512))
-        } else if kind.is_dir() {
-            meta.blocks().saturating_mul(512)
-        } else if kind.is_symlink() {
-            meta.len()
+        let file_type = meta.file_type();
+        let kind = if file_type.is_file() {
+            Kind::File
+        } else if file_type.is_dir() {
+            Kind::Directory
+        } else if file_type.is_symlink() {
+            Kind::Symlink
         } else {
-            0
+            Kind::Other
         };
-        counted.bytes = counted.bytes.saturating_add(size);
-        if !kind.is_dir() {
+        tally.charge(
+            kind,
+            meta.len(),
+            meta.blocks(),
+            meta.nlink(),
+            (meta.dev(), meta.ino()),
+        );
+        if kind != Kind::Directory {
             continue;
         }
-        let entries = match std::fs::read_dir(&path) {
-            Err(error) if after && error.kind() == std::io::ErrorKind::PermissionDenied => {
-                std::fs::set_permissions(
-                    &path,
-                    std::fs::Permissions::from_mode(meta.permissions().mode() | 0o700),
-                )
-                .map_err(Error::io("make readable the build's directory", &path))?;
-                std::fs::read_dir(&path)
-            }
-            other => other,
-        };
-        let entries = match entries {
-            Ok(entries) => entries,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(error) if after => {
-                return Err(Error::io("list the build's directory", &path)(error));
-            }
-            Err(_) => {
-                counted.unreadable = true;
-                continue;
-            }
-        };
-        for entry in entries {
-            match entry {
-                Ok(entry) => pending.push(entry.path()),
-                Err(error) if after => {
-                    return Err(Error::io("list the build's directory", &path)(error));
+        match std::fs::read_dir(&path) {
+            Ok(entries) => {
+                for entry in entries {
+                    match entry {
+                        Ok(entry) => pending.push(entry.path()),
+                        Err(_) => unreadable = true,
+                    }
                 }
-                Err(_) => counted.unreadable = true,
             }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => unreadable = true,
         }
     }
-    Ok(counted)
+    Counted {
+        bytes: tally.bytes,
+        unreadable,
+    }
 }
 
 /// A walk error of the store's tree walker, as this crate's error.
@@ -234,9 +254,7 @@ pub(crate) fn watch(
             continue;
         }
         let began = Instant::now();
-        let Ok(now) = measure(dirs, false) else {
-            continue;
-        };
+        let now = measure_running(dirs);
         rest_until = Instant::now() + began.elapsed() * 9;
         counted_at = used;
         counted = if now.unreadable {
@@ -253,6 +271,8 @@ pub(crate) fn watch(
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[test]
@@ -262,7 +282,7 @@ mod tests {
         sparse.set_len(1 << 30).expect("truncate");
         std::fs::write(dir.path().join("small"), b"x").expect("write");
         std::fs::hard_link(dir.path().join("small"), dir.path().join("link")).expect("link");
-        let counted = measure(&[dir.path().to_path_buf()], true).expect("count");
+        let counted = clear_and_count(&[dir.path().to_path_buf()], true).expect("count");
         assert!(!counted.unreadable);
         // 1 GiB, one block for `small` (its link not again), the directory's blocks.
         assert!(
@@ -281,9 +301,9 @@ mod tests {
             .set_len(8 << 20)
             .expect("truncate");
         std::fs::set_permissions(&hidden, std::fs::Permissions::from_mode(0o000)).expect("chmod");
-        let counted = measure(&[dir.path().to_path_buf()], true).expect("count");
+        let counted = clear_and_count(&[dir.path().to_path_buf()], true).expect("count");
         assert!(counted.bytes >= 8 << 20, "{counted:?}");
-        assert!(check_after(&[dir.path().to_path_buf()], 1 << 20).is_err());
-        assert!(check_after(&[dir.path().to_path_buf()], 16 << 20).is_ok());
+        assert!(finish(&[dir.path().to_path_buf()], Some(1 << 20)).is_err());
+        assert!(finish(&[dir.path().to_path_buf()], Some(16 << 20)).is_ok());
     }
 }

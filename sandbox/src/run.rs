@@ -186,19 +186,12 @@ impl Sandbox {
                 self.exchange(&request, stdout, stderr, None, watch)
             }
         };
-        // Over the cap is the first thing to report whatever else happened: a script that failed because
-        // its disk filled, or a sparse file the store would have kept dense. It also opens any directory the build
-        // left unreadable, so the walks below see everything.
-        let counted = match (&result, output_cap) {
-            (Ok(_), Some(cap)) => disk::check_after(&scratch, cap),
-            _ => Ok(()),
-        };
         // Failed, stopped or successful: no setuid or setgid bit survives the build, before anyone (the store,
-        // a user inspecting a failed build) can run what it left.
-        for dir in [&spec.build_dir, &spec.output.host] {
-            strip_special_bits(dir)?;
-        }
-        counted?;
+        // a user inspecting a failed build) can run what it left; the same walk opens any directory the build left
+        // unreadable and, for a build that ran, counts the trees. Over the cap is the first thing to report whatever
+        // else happened: a script that failed because its disk filled, or a sparse file the store would have kept
+        // dense.
+        disk::finish(&scratch, output_cap.filter(|_| result.is_ok()))?;
         let status = result?;
         if let (BuildStatus::Signaled(signal), Some(seconds)) =
             (status, self.limits.max_cpu_seconds)
@@ -540,13 +533,4 @@ fn change_owner(root: &Path, ids: BuildIds) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Clears the setuid and setgid bits of everything under `root` (not following symlinks) and makes every directory
-/// `u+rwx`, so a `chmod 000` directory the build left does not fail adding or removing the tree; without recursion
-/// and one open directory at a time, so any depth works (see [`hstore_store::remove`]). Runs after the sandbox is
-/// gone, so nothing changes the tree meanwhile.
-fn strip_special_bits(root: &Path) -> Result<()> {
-    hstore_store::remove::clear_special_bits(root)
-        .map_err(|error| crate::disk::store_walk_error(root, error))
 }

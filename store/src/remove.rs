@@ -55,57 +55,51 @@ pub fn remove_tree(path: &Path) -> Result<()> {
 /// `$out` is then neither a setuid program nor an obstacle to listing, adding or removing the tree. A symlink or a
 /// missing `root` is left alone. Run it only once whatever wrote the tree is gone.
 pub fn clear_special_bits(root: &Path) -> Result<()> {
-    match fs::symlink_metadata(root) {
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(error) => Err(Error::io("stat", root)(error)),
-        Ok(metadata) if metadata.is_symlink() => Ok(()),
-        Ok(metadata) if !metadata.is_dir() => {
-            let mode = std::os::unix::fs::PermissionsExt::mode(&metadata.permissions());
-            if mode & SPECIAL_BITS == 0 {
-                return Ok(());
-            }
-            fs::set_permissions(
-                root,
-                std::os::unix::fs::PermissionsExt::from_mode(mode & 0o7777 & !SPECIAL_BITS),
-            )
-            .map_err(Error::io("clear the setuid/setgid bits of", root))
-        }
-        Ok(_) => walk(
-            open_directory(AT_FDCWD, root.as_os_str(), root)?,
-            root,
-            &mut Walk::ClearSpecialBits,
-        ),
-    }
+    clear_special_bits_visiting(root, &mut |_| {})
 }
 
-/// Calls `each` with the `lstat` of `root` and of every entry below it (symlinks as links, never followed), by the
-/// same walk as [`remove_tree`]: any depth, and every directory made `u+rwx` before it is listed. A missing `root`
-/// is visited as nothing. Run it only once whatever wrote the tree is gone (the sandbox counts a finished build's
-/// `/build` and `$out` with it).
-pub fn visit_tree(root: &Path, each: &mut dyn FnMut(&FileStat)) -> Result<()> {
+/// [`clear_special_bits`], calling `each` with the `lstat` of `root` and of every entry below it on the way (a
+/// directory's once it is `u+rwx`; symlinks as links, never followed), so one walk both clears and counts a finished
+/// build's trees. A missing `root` is visited as nothing.
+pub fn clear_special_bits_visiting(root: &Path, each: &mut dyn FnMut(&FileStat)) -> Result<()> {
     let stat = match fstatat(AT_FDCWD, root, AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(stat) => stat,
         Err(Errno::ENOENT) => return Ok(()),
         Err(errno) => return Err(io_error("stat", root)(errno)),
     };
-    if file_type(&stat) != SFlag::S_IFDIR {
-        each(&stat);
-        return Ok(());
+    match file_type(&stat) {
+        SFlag::S_IFDIR => {
+            let top = open_directory(AT_FDCWD, root.as_os_str(), root)?;
+            // After `open_directory`, which may have changed its mode.
+            each(&fstat(top.as_fd()).map_err(io_error("stat", root))?);
+            walk(top, root, &mut Walk::ClearSpecialBits(each))
+        }
+        SFlag::S_IFLNK => {
+            each(&stat);
+            Ok(())
+        }
+        _ => {
+            each(&stat);
+            if stat.st_mode & SPECIAL_BITS == 0 {
+                return Ok(());
+            }
+            // Not a symlink (checked above), so following one is not a concern.
+            fs::set_permissions(
+                root,
+                std::os::unix::fs::PermissionsExt::from_mode(stat.st_mode & 0o7777 & !SPECIAL_BITS),
+            )
+            .map_err(Error::io("clear the setuid/setgid bits of", root))
+        }
     }
-    let top = open_directory(AT_FDCWD, root.as_os_str(), root)?;
-    // After `open_directory`, which may have changed its mode.
-    each(&fstat(top.as_fd()).map_err(io_error("stat", root))?);
-    walk(top, root, &mut Walk::Visit(each))
 }
 
 /// What [`walk`] does to the tree.
 enum Walk<'a> {
     /// Unlink every entry, each directory once it is empty.
     Remove,
-    /// Clear the setuid/setgid bits of every entry (directories lose them as they are opened).
-    ClearSpecialBits,
-    /// Call the function with every entry's `lstat` (a directory's once it is `u+rwx`).
-    Visit(&'a mut dyn FnMut(&FileStat)),
+    /// Clear the setuid/setgid bits of every entry (directories lose them as they are opened), and call the
+    /// function with every entry's `lstat` (a directory's once it is `u+rwx`).
+    ClearSpecialBits(&'a mut dyn FnMut(&FileStat)),
 }
 
 /// One directory being walked: its name in its parent, the parent's identity (to check the climb back) and the
@@ -126,7 +120,7 @@ fn walk(top: OwnedFd, path: &Path, action: &mut Walk<'_>) -> Result<()> {
         if let Some(name) = pending.pop() {
             let at = named(path, levels.len() + 1, &name);
             let child = open_directory(&current, &name, &at)?;
-            if let Walk::Visit(each) = action {
+            if let Walk::ClearSpecialBits(each) = action {
                 each(&fstat(child.as_fd()).map_err(io_error("stat", &at))?);
             }
             let parent = identity(&fstat(current.as_fd()).map_err(io_error("stat", &at))?);
@@ -224,20 +218,20 @@ fn visit_entries(
             (Walk::Remove, _) => unlinkat(directory.as_fd(), name, UnlinkatFlags::NoRemoveDir)
                 .or_else(ignore_missing)
                 .map_err(io_error("remove", &at()))?,
-            (Walk::ClearSpecialBits, Some(stat))
-                if file_type(&stat) != SFlag::S_IFLNK && stat.st_mode & SPECIAL_BITS != 0 =>
-            {
-                // `fchmodat` follows a symlink; this is not one, and the tree's writers are gone.
-                fchmodat(
-                    directory.as_fd(),
-                    name,
-                    Mode::from_bits_truncate(stat.st_mode & 0o7777 & !SPECIAL_BITS),
-                    FchmodatFlags::FollowSymlink,
-                )
-                .map_err(io_error("clear the setuid/setgid bits of", &at()))?;
+            (Walk::ClearSpecialBits(each), Some(stat)) => {
+                each(&stat);
+                if file_type(&stat) != SFlag::S_IFLNK && stat.st_mode & SPECIAL_BITS != 0 {
+                    // `fchmodat` follows a symlink; this is not one, and the tree's writers are gone.
+                    fchmodat(
+                        directory.as_fd(),
+                        name,
+                        Mode::from_bits_truncate(stat.st_mode & 0o7777 & !SPECIAL_BITS),
+                        FchmodatFlags::FollowSymlink,
+                    )
+                    .map_err(io_error("clear the setuid/setgid bits of", &at()))?;
+                }
             }
-            (Walk::Visit(each), Some(stat)) => each(&stat),
-            (Walk::ClearSpecialBits | Walk::Visit(_), _) => {}
+            (Walk::ClearSpecialBits(_), None) => {}
         }
     }
     Ok(subdirectories)
@@ -504,7 +498,7 @@ mod tests {
         set_mode(&root.join("x/locked"), 0o000);
         let mut count = 0_usize;
         let mut bytes = 0_i64;
-        visit_tree(&root, &mut |stat| {
+        clear_special_bits_visiting(&root, &mut |stat| {
             count += 1;
             if file_type(stat) == SFlag::S_IFREG {
                 bytes += stat.st_size;
@@ -515,7 +509,7 @@ mod tests {
         assert_eq!(count, 1 + 3000 + 2 + 3);
         assert_eq!(bytes, 5);
         let mut missing = 0;
-        visit_tree(&dir.path().join("missing"), &mut |_| missing += 1).unwrap();
+        clear_special_bits_visiting(&dir.path().join("missing"), &mut |_| missing += 1).unwrap();
         assert_eq!(missing, 0);
         remove_tree(&root).unwrap();
     }
