@@ -86,19 +86,20 @@ fn carried_by_store(
     }
     let store = Store::open(&global.store)
         .with_context(|| format!("failed to open the store at `{}`", global.store.display()))?;
-    for address in new.addresses() {
-        if store.first_missing_in_closure(&address)?.is_some() {
+    // One walk of the new closure; every address it reached must be present (a missing directory node ends its
+    // branch of the walk, so it is caught here too).
+    let wanted = store.closure(new.addresses());
+    for address in &wanted {
+        if store.object_format(address)?.is_none() {
             return Ok(None);
         }
     }
     let have = store.closure(old.addresses());
     let mut objects = 0;
     let mut bytes = 0;
-    for address in store.closure(new.addresses()) {
-        if !have.contains(&address) {
-            objects += 1;
-            bytes += store.blob_size(&address)?.unwrap_or(0);
-        }
+    for address in wanted.difference(&have) {
+        objects += 1;
+        bytes += store.blob_size(address)?.unwrap_or(0);
     }
     Ok(Some((objects, bytes)))
 }

@@ -140,12 +140,7 @@ impl Store {
         exclude: Exclude<'_>,
         access: Access,
     ) -> Result<(Digest, u64)> {
-        let options = Options {
-            access,
-            stat_cache: true,
-            ..self.plain(exclude)
-        };
-        self.ingest_and_commit(root, options)
+        self.add_local_tree_with(root, exclude, access, true)
     }
 
     /// Like [`Store::add_local_tree`], but every file is read again, whatever the stat cache says: for a tree known
@@ -158,8 +153,19 @@ impl Store {
         exclude: Exclude<'_>,
         access: Access,
     ) -> Result<(Digest, u64)> {
+        self.add_local_tree_with(root, exclude, access, false)
+    }
+
+    fn add_local_tree_with(
+        &self,
+        root: &Path,
+        exclude: Exclude<'_>,
+        access: Access,
+        stat_cache: bool,
+    ) -> Result<(Digest, u64)> {
         let options = Options {
             access,
+            stat_cache,
             ..self.plain(exclude)
         };
         self.ingest_and_commit(root, options)

@@ -486,33 +486,28 @@ impl<'a> Cursor<'a> {
     }
 
     fn marker_or(&mut self, depth: usize) -> Result<Marker, ParseError> {
-        let mut clauses = Vec::new();
-        push_flat(&mut clauses, self.marker_and(depth)?, false);
-        loop {
-            let before = self.at;
-            self.skip_whitespace();
-            if self.keyword("or") {
-                push_flat(&mut clauses, self.marker_and(depth)?, false);
-            } else {
-                self.at = before;
-                break;
-            }
-        }
-        Ok(if clauses.len() == 1 {
-            clauses.remove(0)
-        } else {
-            Marker::Or(clauses)
-        })
+        self.marker_chain(depth, "or", Self::marker_and)
     }
 
     fn marker_and(&mut self, depth: usize) -> Result<Marker, ParseError> {
+        self.marker_chain(depth, "and", Self::marker_expression)
+    }
+
+    /// `operand (keyword operand)*`, flattened: one operand is itself, more an `Or` (`or`) or an `And` (`and`).
+    fn marker_chain(
+        &mut self,
+        depth: usize,
+        keyword: &str,
+        operand: fn(&mut Self, usize) -> Result<Marker, ParseError>,
+    ) -> Result<Marker, ParseError> {
+        let conjunction = keyword == "and";
         let mut clauses = Vec::new();
-        push_flat(&mut clauses, self.marker_expression(depth)?, true);
+        push_flat(&mut clauses, operand(self, depth)?, conjunction);
         loop {
             let before = self.at;
             self.skip_whitespace();
-            if self.keyword("and") {
-                push_flat(&mut clauses, self.marker_expression(depth)?, true);
+            if self.keyword(keyword) {
+                push_flat(&mut clauses, operand(self, depth)?, conjunction);
             } else {
                 self.at = before;
                 break;
@@ -520,8 +515,10 @@ impl<'a> Cursor<'a> {
         }
         Ok(if clauses.len() == 1 {
             clauses.remove(0)
-        } else {
+        } else if conjunction {
             Marker::And(clauses)
+        } else {
+            Marker::Or(clauses)
         })
     }
 
