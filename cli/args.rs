@@ -453,6 +453,11 @@ pub struct ExportArgs {
     #[arg(long, value_name = "KEY")]
     pub sign: Option<PathBuf>,
 
+    /// Compress the whole bundle with zstd at this level (1-22, long-distance matching over 128 MiB), for a slow
+    /// link: smaller, slower to write; import reads it as it is. Without it, objects are copied as stored (fastest)
+    #[arg(long, value_name = "LEVEL", value_parser = clap::value_parser!(i32).range(1..=22))]
+    pub level: Option<i32>,
+
     /// Where to write the bundle; `-` for stdout
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,

@@ -61,8 +61,13 @@ fn render(
     let manifest = &inspection.manifest;
     writeln!(
         out,
-        "bundle {name}: {}, {} objects",
+        "bundle {name}: {}{}, {} objects",
         human_bytes(inspection.bundle_bytes),
+        if inspection.compressed {
+            " (compressed as a whole)"
+        } else {
+            ""
+        },
         manifest.objects.len()
     )?;
     writeln!(out, "signature: {}", signature_line(inspection, trusted))?;
@@ -123,6 +128,7 @@ fn to_json(inspection: &Inspection, trusted: Option<bool>) -> serde_json::Value 
         .collect();
     serde_json::json!({
         "bundle_bytes": inspection.bundle_bytes,
+        "compressed": inspection.compressed,
         "objects": manifest.objects.len(),
         "signer": inspection.signer.map(|key| key.to_string()),
         "signed_by_a_given_key": trusted,

@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use hstore_build::{BUILD_NAMESPACE, BUILD_ROOT_PREFIX};
 use hstore_fetchers::lockfile::Lockfile;
 use hstore_store::Store;
-use hstore_store::bundle::{self, ExportSpec, Inventory, Record, SecretKey};
+use hstore_store::bundle::{self, Compression, ExportSpec, Inventory, Record, SecretKey};
 
 use crate::args::ExportArgs;
 use crate::commands::store::open_store;
@@ -62,23 +62,33 @@ pub fn run(args: &ExportArgs, global: &GlobalSettings, printer: &Printer) -> Res
             }
         ),
     );
+    let compression = args.level.map(|level| Compression { level });
     let report = if to_stdout {
         let mut stdout = io::stdout().lock();
-        let report = bundle::export(&store, &manifest, signer.as_ref(), &mut stdout)?;
+        let report = bundle::export(&store, &manifest, signer.as_ref(), compression, &mut stdout)?;
         stdout
             .flush()
             .context("failed to write the bundle to stdout")?;
         report
     } else {
-        write_file(&store, &manifest, signer.as_ref(), &args.output)?
+        write_file(
+            &store,
+            &manifest,
+            signer.as_ref(),
+            compression,
+            &args.output,
+        )?
     };
     printer.status(
         "Exported",
         format!(
-            "{} objects ({} of content) as a {} bundle to {}{}",
+            "{} objects ({} of content) as a {} bundle{} to {}{}",
             report.objects,
             human_bytes(report.content_bytes),
             human_bytes(report.bundle_bytes),
+            compression.map_or_else(String::new, |Compression { level }| format!(
+                " (zstd level {level}, long window)"
+            )),
             if to_stdout {
                 "stdout".to_owned()
             } else {
@@ -97,6 +107,7 @@ fn write_file(
     store: &Store,
     manifest: &bundle::Manifest,
     signer: Option<&SecretKey>,
+    compression: Option<Compression>,
     output: &Path,
 ) -> Result<bundle::ExportReport> {
     let dir = output
@@ -107,7 +118,7 @@ fn write_file(
         .prefix(".hstore-export-")
         .tempfile_in(dir)
         .with_context(|| format!("failed to create a temp file in `{}`", dir.display()))?;
-    let report = bundle::export(store, manifest, signer, temp.as_file_mut())
+    let report = bundle::export(store, manifest, signer, compression, temp.as_file_mut())
         .with_context(|| format!("failed to write the bundle `{}`", output.display()))?;
     temp.as_file()
         .sync_all()

@@ -1,5 +1,5 @@
 //! Moving blobs in their stored encoding, checked in the same pass: [`copy_verified`] and
-//! [`Store::add_encoded_blob`].
+//! [`Store::add_encoded_blob`]; and [`Store::add_decoded_blob`] for a blob that a compressed bundle carries decoded.
 //!
 //! A bundle carries a blob exactly as a store keeps it (a raw file, or the `.zst` frame verbatim), so exporting never
 //! recompresses and importing never compresses. Whoever moves the bytes also checks them, in one pass: the encoded
@@ -269,6 +269,41 @@ impl Store {
             &expected,
             encoding.format(),
             size,
+            Durability::Batched,
+        )?;
+        Ok(true)
+    }
+}
+
+impl Store {
+    /// Stores a blob that arrives decoded from a bundle compressed as a whole: as the store writes any new blob
+    /// (compressed where that pays, at the store's level, so the stored bytes are the ones any other way of adding
+    /// it gives), published only if it is exactly `size` bytes with address `expected`. A blob the store holds is
+    /// still read and checked, not written. Returns whether the blob was new; published with the next batch commit.
+    pub fn add_decoded_blob(
+        &self,
+        reader: &mut dyn Read,
+        expected: Digest,
+        size: u64,
+        source: &Path,
+    ) -> Result<bool> {
+        if self.known_blob_format(&expected)?.is_some() {
+            copy_verified(
+                reader,
+                BlobEncoding::Raw,
+                &expected,
+                size,
+                &mut io::sink(),
+                source,
+                Path::new("<discarded>"),
+            )?;
+            return Ok(false);
+        }
+        self.write_blob(
+            reader,
+            Some(size),
+            Some(expected),
+            source,
             Durability::Batched,
         )?;
         Ok(true)

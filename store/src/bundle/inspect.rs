@@ -21,8 +21,24 @@ pub struct Inspection {
     pub signer: Option<PublicKey>,
     /// Objects by payload encoding (`raw blob`, `zstd blob`, `directory`).
     pub by_encoding: BTreeMap<&'static str, EncodingTotals>,
-    /// The bundle's length in bytes.
+    /// The bundle's length in bytes (as read: compressed, for a bundle compressed as a whole).
     pub bundle_bytes: u64,
+    /// Whether the bundle is compressed as a whole (`export --level`).
+    pub compressed: bool,
+}
+
+/// Counts the bytes read through it.
+struct CountingReader<'a> {
+    inner: &'a mut dyn Read,
+    read: u64,
+}
+
+impl Read for CountingReader<'_> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buffer)?;
+        self.read += n as u64;
+        Ok(n)
+    }
 }
 
 /// Counts of one payload encoding.
@@ -54,7 +70,11 @@ fn encoding_name(encoding: PayloadEncoding) -> &'static str {
 /// Reads the bundle `input` (named `name` in messages) front to back and reports what it holds. A bad signature,
 /// a record out of the manifest's order, a truncation or a trailer mismatch is the same error import gives.
 pub fn inspect(input: &mut dyn Read, name: &str) -> Result<Inspection, Error> {
-    let mut reader = BundleReader::new(input, name);
+    let mut counted = CountingReader {
+        inner: input,
+        read: 0,
+    };
+    let mut reader = BundleReader::new(&mut counted, name)?;
     // Any signature must verify; whether its key is one the caller trusts is the caller's to say.
     let (manifest, signer) = read_head(&mut reader, None)?;
     let mut by_encoding: BTreeMap<&'static str, EncodingTotals> = BTreeMap::new();
@@ -76,10 +96,13 @@ pub fn inspect(input: &mut dyn Read, name: &str) -> Result<Inspection, Error> {
         totals.content_bytes += listed.size;
     }
     read_trailer(&mut reader, manifest.objects.len())?;
+    let compressed = reader.compressed();
+    drop(reader);
     Ok(Inspection {
         manifest,
         signer,
         by_encoding,
-        bundle_bytes: reader.offset(),
+        bundle_bytes: counted.read,
+        compressed,
     })
 }

@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use super::keys::{KeyError, PublicKey};
 use super::{
-    Error, FORMAT_VERSION, MAGIC, MANIFEST_FORMAT, MAX_DIRECTORY_BYTES, MAX_MANIFEST_BYTES,
-    Manifest, ManifestObject, ObjectKind, PayloadEncoding, SIGNATURE_ED25519, SIGNATURE_NONE,
-    TAG_OBJECT, TAG_TRAILER, signed_message,
+    COMPRESSION_WINDOW_LOG, Error, FORMAT_VERSION, MAGIC, MANIFEST_FORMAT, MAX_DIRECTORY_BYTES,
+    MAX_MANIFEST_BYTES, Manifest, ManifestObject, ObjectKind, PayloadEncoding, SIGNATURE_ED25519,
+    SIGNATURE_NONE, TAG_OBJECT, TAG_TRAILER, ZSTD_MAGIC, signed_message,
 };
 use crate::digest::Digest;
 use crate::meta::{RecordSchema, Root};
@@ -78,7 +78,7 @@ pub struct ImportReport {
 
 /// The input, hashed and counted as it is read; remembers whether it ended.
 struct StreamReader<'a> {
-    inner: BufReader<&'a mut dyn Read>,
+    inner: BufReader<Box<dyn Read + 'a>>,
     hasher: blake3::Hasher,
     offset: u64,
     ended: bool,
@@ -130,25 +130,56 @@ impl Read for Payload<'_, '_> {
 /// manifest, object records and trailer are parsed here, for import and for `inspect` alike.
 pub(super) struct BundleReader<'a> {
     pub(super) name: String,
+    compressed: bool,
     stream: StreamReader<'a>,
 }
 
 impl<'a> BundleReader<'a> {
-    pub(super) fn new(input: &'a mut dyn Read, name: &str) -> Self {
-        BundleReader {
+    /// Starts reading `input`; a bundle compressed as a whole (it starts with zstd's magic) is decoded on the way.
+    pub(super) fn new(input: &'a mut dyn Read, name: &str) -> Result<Self, Error> {
+        let read_error = |source| Error::Read {
             name: name.to_owned(),
+            offset: 0,
+            source,
+        };
+        let mut head = [0u8; ZSTD_MAGIC.len()];
+        let mut filled = 0;
+        while filled < head.len() {
+            match input.read(&mut head[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(source) => return Err(read_error(source)),
+            }
+        }
+        let compressed = head == ZSTD_MAGIC;
+        let whole = io::Cursor::new(head[..filled].to_vec()).chain(input);
+        let inner: Box<dyn Read + 'a> = if compressed {
+            // The decoder's default `windowLogMax` is the window export writes: a larger one is refused, not
+            // allocated.
+            let mut decoder = zstd::stream::read::Decoder::new(whole).map_err(read_error)?;
+            decoder
+                .window_log_max(COMPRESSION_WINDOW_LOG)
+                .map_err(read_error)?;
+            Box::new(decoder)
+        } else {
+            Box::new(whole)
+        };
+        Ok(BundleReader {
+            name: name.to_owned(),
+            compressed,
             stream: StreamReader {
-                inner: BufReader::with_capacity(BUFFER_SIZE, input),
+                inner: BufReader::with_capacity(BUFFER_SIZE, inner),
                 hasher: blake3::Hasher::new(),
                 offset: 0,
                 ended: false,
             },
-        }
+        })
     }
 
-    /// Bytes read so far.
-    pub(super) fn offset(&self) -> u64 {
-        self.stream.offset
+    /// Whether the bundle is compressed as a whole (`export --level`).
+    pub(super) fn compressed(&self) -> bool {
+        self.compressed
     }
 
     /// Fills `buffer` from the stream; running out is [`Error::Truncated`] naming what was being read.
@@ -229,7 +260,7 @@ pub fn import(
 ) -> Result<ImportReport, Error> {
     let mut importer = Importer {
         store,
-        reader: BundleReader::new(input, name),
+        reader: BundleReader::new(input, name)?,
     };
     let (manifest, signer) = read_head(&mut importer.reader, options.trusted_keys.as_deref())?;
     check_manifest(&importer, &manifest, options.records.as_deref())?;
@@ -497,6 +528,7 @@ fn read_objects(
     importer: &mut Importer<'_, '_>,
     manifest: &Manifest,
 ) -> Result<ImportReport, Error> {
+    let compressed = importer.compressed();
     let store = importer.store;
     let count = manifest.objects.len();
     let mut seen: HashMap<Digest, (ObjectKind, u64)> = HashMap::with_capacity(count);
@@ -539,13 +571,17 @@ fn read_objects(
                     stream: &mut importer.reader.stream,
                     remaining: length,
                 };
-                let result = store.add_encoded_blob(
-                    &mut payload,
-                    blob_encoding,
-                    found,
-                    listed.size,
-                    Path::new(&source),
-                );
+                let result = if compressed && blob_encoding == BlobEncoding::Raw {
+                    store.add_decoded_blob(&mut payload, found, listed.size, Path::new(&source))
+                } else {
+                    store.add_encoded_blob(
+                        &mut payload,
+                        blob_encoding,
+                        found,
+                        listed.size,
+                        Path::new(&source),
+                    )
+                };
                 let remaining = payload.remaining;
                 match result {
                     Ok(_) if remaining != 0 => {

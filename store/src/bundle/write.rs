@@ -3,7 +3,8 @@
 //! The closure is walked depth-first and listed post-order (children before parents), each object once, skipping
 //! whole subtrees whose root is excluded (the other side's inventory). Each payload is the object's stored bytes,
 //! copied verbatim and re-verified in the same pass (a corrupt source object stops the export instead of failing on
-//! the far side of the air gap).
+//! the far side of the air gap). With [`Compression`], blobs are written decoded (still verified) and the whole
+//! stream goes through one zstd encoder.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -189,11 +190,74 @@ impl HashingWriter<'_> {
     }
 }
 
-/// Writes the bundle for `manifest` (from [`plan`]) to `out`, signed when `signer` is given.
+/// Whole-stream compression of a bundle (see the module docs of [`super`]): zstd at `level`, long-distance matching.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Compression {
+    /// The zstd level, 1 to 22.
+    pub level: i32,
+}
+
+/// Counts the bytes that reach the destination (the compressed length, under a compressing encoder).
+struct CountingWriter<'a> {
+    inner: &'a mut dyn Write,
+    written: u64,
+}
+
+impl Write for CountingWriter<'_> {
+    fn write(&mut self, buffer: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buffer)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes the bundle for `manifest` (from [`plan`]) to `out`, signed when `signer` is given, compressed as a whole
+/// when `compression` is given.
 pub fn export(
     store: &Store,
     manifest: &Manifest,
     signer: Option<&SecretKey>,
+    compression: Option<Compression>,
+    out: &mut dyn Write,
+) -> Result<ExportReport, Error> {
+    let Some(Compression { level }) = compression else {
+        return write_stream(store, manifest, signer, false, out);
+    };
+    let mut counted = CountingWriter {
+        inner: out,
+        written: 0,
+    };
+    let setup = |source| Error::Write { offset: 0, source };
+    let mut encoder = zstd::stream::write::Encoder::new(&mut counted, level).map_err(setup)?;
+    encoder.long_distance_matching(true).map_err(setup)?;
+    encoder
+        .window_log(super::COMPRESSION_WINDOW_LOG)
+        .map_err(setup)?;
+    // zstd's multi-threaded output does not depend on the number of workers (only on the parameters), so the
+    // bundle stays byte-identical from machine to machine.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    encoder
+        .multithread(u32::try_from(workers).unwrap_or(1))
+        .map_err(setup)?;
+    let mut report = write_stream(store, manifest, signer, true, &mut encoder)?;
+    let offset = report.bundle_bytes;
+    encoder
+        .finish()
+        .map_err(|source| Error::Write { offset, source })?;
+    report.bundle_bytes = counted.written;
+    Ok(report)
+}
+
+/// Writes the bundle's records to `out`; with `decode_blobs`, every blob is written decoded (encoding 1).
+fn write_stream(
+    store: &Store,
+    manifest: &Manifest,
+    signer: Option<&SecretKey>,
+    decode_blobs: bool,
     out: &mut dyn Write,
 ) -> Result<ExportReport, Error> {
     let manifest_json = serde_json::to_vec(manifest).map_err(|source| crate::Error::Json {
@@ -222,7 +286,7 @@ pub fn export(
     drop(header);
     let mut report = ExportReport::default();
     for object in &manifest.objects {
-        write_object(store, object, &mut writer)?;
+        write_object(store, object, decode_blobs, &mut writer)?;
         report.objects += 1;
         report.content_bytes += object.size;
     }
@@ -241,17 +305,21 @@ pub fn export(
 fn write_object(
     store: &Store,
     object: &ManifestObject,
+    decode_blobs: bool,
     writer: &mut HashingWriter<'_>,
 ) -> Result<(), Error> {
     let address = object.address;
     let stored = store
         .open_stored(&address)?
         .ok_or(crate::Error::MissingObject { digest: address })?;
-    let (format, path, length) = (stored.format, stored.path, stored.len);
-    let encoding = match format {
-        ObjectFormat::RawBlob => PayloadEncoding::RawBlob,
-        ObjectFormat::ZstdBlob => PayloadEncoding::ZstdBlob,
-        ObjectFormat::Directory => PayloadEncoding::Directory,
+    let (format, path) = (stored.format, stored.path);
+    // A compressed bundle carries a zstd blob decoded: the stream's compressor does better on the bytes themselves.
+    let decode = decode_blobs && format == ObjectFormat::ZstdBlob;
+    let (encoding, length) = match format {
+        ObjectFormat::RawBlob => (PayloadEncoding::RawBlob, stored.len),
+        ObjectFormat::ZstdBlob if decode => (PayloadEncoding::RawBlob, object.size),
+        ObjectFormat::ZstdBlob => (PayloadEncoding::ZstdBlob, stored.len),
+        ObjectFormat::Directory => (PayloadEncoding::Directory, stored.len),
     };
     writer.put(&[TAG_OBJECT])?;
     writer.put(address.as_bytes())?;
@@ -260,23 +328,38 @@ fn write_object(
     let mut reader = BufReader::with_capacity(BUFFER_SIZE, stored.reader);
     if let Some(blob_encoding) = BlobEncoding::of_format(format) {
         let offset = writer.offset;
-        let copied = copy_verified(
-            &mut reader,
-            blob_encoding,
-            &address,
-            object.size,
-            writer,
-            &path,
-            Path::new("<bundle>"),
-        )
-        .map_err(|error| match error {
+        let write_failed = |error| match error {
             crate::Error::Io {
                 action: "write",
                 source,
                 ..
             } => Error::Write { offset, source },
             other => Error::Store(other),
-        })?;
+        };
+        let copied = if decode {
+            let mut decoder = zstd::stream::read::Decoder::with_buffer(reader)
+                .map_err(crate::Error::io("decompress", &path))?;
+            copy_verified(
+                &mut decoder,
+                BlobEncoding::Raw,
+                &address,
+                object.size,
+                writer,
+                &path,
+                Path::new("<bundle>"),
+            )
+        } else {
+            copy_verified(
+                &mut reader,
+                blob_encoding,
+                &address,
+                object.size,
+                writer,
+                &path,
+                Path::new("<bundle>"),
+            )
+        }
+        .map_err(write_failed)?;
         if copied != length {
             return Err(crate::Error::SizeMismatch {
                 path,
