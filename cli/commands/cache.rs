@@ -216,6 +216,16 @@ fn signing_key(given: Option<&Path>, config: &CachesConfig) -> Result<Option<Sec
         .transpose()
 }
 
+/// `build --sign KEY`, else `[caches] sign-key`: the key that signs new records' provenance and pushed records.
+pub fn build_signer(given: Option<&Path>) -> Result<Option<SecretKey>> {
+    let config = if given.is_some() {
+        CachesConfig::default()
+    } else {
+        load_config()?
+    };
+    signing_key(given, &config)
+}
+
 pub fn run(
     command: CacheCommand,
     global: &GlobalSettings,
