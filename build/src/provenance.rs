@@ -536,8 +536,9 @@ impl hstore_store::Hint for Error {
     fn hint(&self) -> Option<String> {
         match self {
             Error::Missing { .. } => Some(
-                "records carry provenance from builds run by this version on; rebuild with `hstore build --check \
-                 --sign KEY` to compare, or remove the record and build again"
+                "the record was written by an hstore without provenance, and a record is never rewritten: build \
+                 the output again with `--sign KEY` in a store without this record, or take the record from a store \
+                 that built it so"
                     .into(),
             ),
             Error::Refused { problems, .. } => problems.first().map(|problem| match problem {
@@ -555,8 +556,8 @@ impl hstore_store::Hint for Error {
                 | Problem::Input { .. }
                 | Problem::Fingerprint { .. }
                 | Problem::Key { .. } => "the record was altered after it was built: do not trust this output; \
-                                          remove its record (`hstore store roots remove build-KEY`) and build it \
-                                          again, or take it again from a trusted source"
+                                          rebuild it (`hstore build --check` compares), or take the record again \
+                                          from a trusted source (`import --trust`, `cache pull --trust`)"
                     .into(),
             }),
         }

@@ -35,7 +35,7 @@ pub fn run(
                 printer.status(
                     "Verified",
                     format!(
-                        "{} for target {}: output {} of build key {} from {} inputs, signed by {}",
+                        "{} for target {}: output {} of build key {} from {} input(s), signed by {}",
                         record.recipe,
                         record.target,
                         record.output,
