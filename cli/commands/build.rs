@@ -112,7 +112,7 @@ pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> R
         check: args.check,
         limits: args.limits.overrides(),
         // `--sign` (or `[caches] sign-key`) signs each new record's provenance, as it signs pushed records.
-        signer: super::cache::build_signer(args.sign.as_deref())?,
+        signer: super::cache::build_signer(args.sign.as_deref(), printer)?,
     };
     if !args.check {
         // `--cache`: every key is known before anything runs, so a trusted record and its output make that node a

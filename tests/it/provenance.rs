@@ -445,3 +445,36 @@ fn provenance_travels_whole_through_a_bundle_and_a_cache() {
     assert_eq!(read_record(&pulled, &key), record);
     ok(&mut project.on("pulled", &verify));
 }
+
+#[test]
+fn the_sign_key_of_the_settings_signs_provenance_and_a_missing_one_only_warns() {
+    let project = Project::new();
+    let config = project.dir().join("hstore.toml");
+    std::fs::write(&config, "[caches]\nsign-key = \"missing.secret\"\n").unwrap();
+    let (_, stderr) = ok(&mut project.hstore(&["build", "app", "--target", "cpu"]));
+    assert!(
+        stderr.contains("warning: the provenance of new build records will be unsigned"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("missing.secret"), "{stderr}");
+    let key = only_key(&project.env.store());
+    assert!(
+        read_record(&project.env.store(), &key)["provenance"]["statement"].is_object(),
+        "unsigned"
+    );
+
+    std::fs::write(
+        &config,
+        "[caches]\nsign-key = \"signer.secret\"\ntrusted-keys = [\"signer.pub\"]\n",
+    )
+    .unwrap();
+    ok(&mut project.on("configured", &["store", "add", "src"]));
+    ok(&mut project.on("configured", &["build", "app", "--target", "cpu"]));
+    let configured = project.env.root().join("configured");
+    signed_statement(&read_record(&configured, &key));
+    // `[caches] trusted-keys` is trusted as `import` trusts it.
+    ok(&mut project.on(
+        "configured",
+        &["verify-provenance", "app", "--target", "cpu"],
+    ));
+}
