@@ -98,6 +98,13 @@ hstore build infinilm --target cpu --override-input infinicore.core=../InfiniCor
         after_help = "Examples:\n  hstore log infinilm-svc --target cpu\n  hstore log b3:…   # a build key or output address"
     )]
     Log(LogArgs),
+    /// Check a recorded build's provenance: its signature, its subject, and the build key recomputed from the inputs
+    /// it names
+    #[command(after_help = "Examples:
+  hstore build app --target cpu --sign release.secret
+  hstore verify-provenance app --target cpu --trust release.pub
+  hstore verify-provenance b3:…  --trusted-keys /etc/hstore/trusted-keys --json   # an output address or build key")]
+    VerifyProvenance(VerifyProvenanceArgs),
     /// Show what changed between two lockfiles, per recipe and source, and what the new one costs to carry
     #[command(after_help = "Examples:
   hstore diff old/lockfile.json lockfile.json
@@ -283,7 +290,8 @@ pub struct BuildArgs {
     #[arg(long, value_name = "CACHE")]
     pub push: Option<String>,
 
-    /// Sign pushed build records with this secret key [default: `[caches] sign-key` in hstore.toml]
+    /// Sign each new build record's provenance (an in-toto statement) and the records pushed to a cache with this
+    /// secret key [default: `[caches] sign-key` in hstore.toml]
     #[arg(long, value_name = "KEY")]
     pub sign: Option<PathBuf>,
 
@@ -427,6 +435,34 @@ pub struct LogArgs {
 
     #[command(flatten)]
     pub inputs: BuildInputs,
+}
+
+/// `hstore verify-provenance`.
+#[derive(Debug, Args)]
+pub struct VerifyProvenanceArgs {
+    /// An output address or build key (`b3:…`: every record naming it), or a recipe name (with --target)
+    #[arg(value_name = "OUTPUT")]
+    pub what: String,
+
+    /// The target the recipe was built for
+    #[arg(long, short)]
+    pub target: Option<String>,
+
+    #[command(flatten)]
+    pub inputs: BuildInputs,
+
+    /// Trust provenance signed by this public key (a `.pub` file or `hstore-ed25519:…` text); repeatable; adds to
+    /// `[caches] trusted-keys`
+    #[arg(long, value_name = "PUBKEY")]
+    pub trust: Vec<String>,
+
+    /// Trust the keys in this file (one public key per line, `#` comments); repeatable
+    #[arg(long, value_name = "FILE")]
+    pub trusted_keys: Vec<PathBuf>,
+
+    /// Print each verified statement as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `hstore export`.

@@ -195,6 +195,9 @@ fn hint_of(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
     if let Some(error) = cause.downcast_ref::<hstore_build::BuildError>() {
         return error.hint();
     }
+    if let Some(error) = cause.downcast_ref::<hstore_build::provenance::Error>() {
+        return error.hint();
+    }
     if let Some(error) = cause.downcast_ref::<hstore_cache::Error>() {
         return error.hint();
     }

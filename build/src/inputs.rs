@@ -36,6 +36,7 @@
 use std::fmt::Write as _;
 
 use hstore_store::{Digest, Directory, Node, PathComponent, Store};
+use serde::{Deserialize, Serialize};
 
 use super::error::{BuildError as Error, Result};
 
@@ -48,8 +49,10 @@ pub struct Input {
     pub shape: InputShape,
 }
 
-/// See the module docs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// See the module docs. Serialized (as a provenance statement's record of each input, [`crate::provenance`]) with
+/// the variant named as in [`InputShape::key_text`] (`tree`, `cargo-vendor`, …).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum InputShape {
     /// A stored tree.
     Tree(Digest),
@@ -101,7 +104,7 @@ pub enum InputShape {
 }
 
 /// One crate of a vendor directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VendoredCrate {
     /// Directory name in the vendor tree (`<name>-<version>`).
     pub dir_name: String,
@@ -115,7 +118,7 @@ pub struct VendoredCrate {
 }
 
 /// One archive of an [`InputShape::XmakePackages`].
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct XmakeArchiveInput {
     /// The file name it appears under in the archives directory.
     pub file_name: String,
@@ -155,7 +158,7 @@ pub fn xmake_global_conf(archives_dir: &str) -> String {
 }
 
 /// A `[source."git+…"]` stanza.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct GitReplacement {
     /// The source id as Cargo.lock writes it, without the `#commit` fragment (`git+https://…?branch=x`).
     pub source_id: String,

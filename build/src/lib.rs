@@ -19,6 +19,7 @@ pub mod graph;
 pub mod inputs;
 pub mod install;
 pub mod plan;
+pub mod provenance;
 pub mod record;
 
 use std::collections::BTreeMap;
@@ -112,6 +113,28 @@ pub fn fingerprints(
     Ok(fingerprints)
 }
 
+/// Everything a build key is computed from, by reference: made from a [`BuildPlan`] ([`BuildPlan::key`]) or from a
+/// provenance statement's named inputs ([`provenance::verify`]), so both hash the same document.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyParts<'a> {
+    /// [`BUILDER_VERSION`] of the builder that keyed it.
+    pub builder: &'a str,
+    /// The recipe's name.
+    pub recipe: &'a str,
+    /// The target's name.
+    pub target: &'a str,
+    /// The build script.
+    pub script: &'a str,
+    /// The build environment.
+    pub env: &'a BTreeMap<String, String>,
+    /// The target's host paths.
+    pub host_paths: &'a [PathBuf],
+    /// The target's host tool command lines.
+    pub host_tools: &'a [String],
+    /// The host fingerprints.
+    pub fingerprints: &'a BTreeMap<String, String>,
+}
+
 /// The document the build key hashes; field order is part of the format.
 #[derive(Serialize)]
 struct KeyDocument<'a> {
@@ -126,33 +149,60 @@ struct KeyDocument<'a> {
     fingerprints: &'a BTreeMap<String, String>,
 }
 
-impl BuildPlan {
-    /// The build key, given the host fingerprints (see [`hstore_sandbox::fingerprint`]).
-    /// Fails only when the plan cannot be written as the key's JSON (a host path that is not UTF-8): an empty
-    /// document would give every such plan the same key.
-    pub fn key(&self, fingerprints: &BTreeMap<String, String>) -> Result<Digest> {
-        let mut inputs: Vec<(&str, String)> = self
-            .inputs
-            .iter()
-            .map(|input| (input.name.as_str(), input.shape.key_text()))
+impl KeyParts<'_> {
+    /// The build key of these parts with `inputs` (each input's name and [`InputShape`]), in any order.
+    /// Fails only when the parts cannot be written as the key's JSON (a host path that is not UTF-8): an empty
+    /// document would give every such build the same key.
+    pub fn key<'i>(
+        &self,
+        inputs: impl IntoIterator<Item = (&'i str, &'i InputShape)>,
+    ) -> Result<Digest> {
+        let mut inputs: Vec<(&str, String)> = inputs
+            .into_iter()
+            .map(|(name, shape)| (name, shape.key_text()))
             .collect();
         inputs.sort();
         let document = KeyDocument {
+            builder: self.builder,
+            recipe: self.recipe,
+            target: self.target,
+            script: self.script,
+            env: self.env,
+            inputs,
+            host_paths: self.host_paths,
+            host_tools: self.host_tools,
+            fingerprints: self.fingerprints,
+        };
+        let bytes = serde_json::to_vec(&document).map_err(|source| BuildError::KeyEncoding {
+            recipe: self.recipe.to_owned(),
+            target: self.target.to_owned(),
+            source,
+        })?;
+        Ok(Digest::of_bytes(&bytes))
+    }
+}
+
+impl BuildPlan {
+    /// What this plan's key is computed from, given the host fingerprints.
+    pub fn key_parts<'a>(&'a self, fingerprints: &'a BTreeMap<String, String>) -> KeyParts<'a> {
+        KeyParts {
             builder: BUILDER_VERSION,
             recipe: &self.recipe,
             target: &self.target,
             script: &self.script,
             env: &self.env,
-            inputs,
             host_paths: &self.host_paths,
             host_tools: &self.host_tools,
             fingerprints,
-        };
-        let bytes = serde_json::to_vec(&document).map_err(|source| BuildError::KeyEncoding {
-            recipe: self.recipe.clone(),
-            target: self.target.clone(),
-            source,
-        })?;
-        Ok(Digest::of_bytes(&bytes))
+        }
+    }
+
+    /// The build key, given the host fingerprints (see [`hstore_sandbox::fingerprint`]); see [`KeyParts::key`].
+    pub fn key(&self, fingerprints: &BTreeMap<String, String>) -> Result<Digest> {
+        self.key_parts(fingerprints).key(
+            self.inputs
+                .iter()
+                .map(|input| (input.name.as_str(), &input.shape)),
+        )
     }
 }

@@ -10,6 +10,7 @@ use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use hstore_store::bundle::SecretKey;
 use hstore_store::{Digest, Root, Store};
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +18,7 @@ use super::diff::{TreeDifference, diff_trees};
 use super::error::{BuildError, Result};
 use super::{BuildPlan, INPUTS_DIR};
 use crate::inputs::InputShape;
+use crate::provenance::{Provenance, RunTimes};
 use hstore_sandbox::spec::{BUILD_DIR, Bind, SandboxSpec};
 use hstore_sandbox::{BuildOutput, Sandbox};
 
@@ -66,6 +68,10 @@ pub struct BuildRecord {
     pub inputs: BTreeMap<String, String>,
     /// The host fingerprints hashed into the key.
     pub fingerprints: BTreeMap<String, String>,
+    /// The build's in-toto statement (SLSA provenance), signed when the build had a key; absent from records
+    /// written before provenance existed. Never part of the key ([`crate::provenance`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
 }
 
 /// How to run a build.
@@ -77,6 +83,8 @@ pub struct BuildOptions {
     pub check: bool,
     /// Resource limits given on the command line, over the recipe's (not part of the key).
     pub limits: hstore_sandbox::LimitOverrides,
+    /// Signs each new record's provenance statement (`build --sign`); unsigned without.
+    pub signer: Option<SecretKey>,
 }
 
 /// The result of [`build`].
@@ -200,7 +208,13 @@ pub fn build_prepared(
             check: None,
         });
     }
+    let started = std::time::SystemTime::now();
     let (output, log) = run_in_sandbox(store, plan, options)?;
+    let times = RunTimes {
+        started,
+        finished: std::time::SystemTime::now(),
+    };
+    let statement = crate::provenance::statement(plan, &key, &fingerprints, &output, times);
     let record = BuildRecord {
         key,
         recipe: plan.recipe.clone(),
@@ -213,6 +227,7 @@ pub fn build_prepared(
             .map(|input| (input.name.clone(), input.shape.key_text()))
             .collect(),
         fingerprints,
+        provenance: Some(Provenance::new(statement, options.signer.as_ref())),
     };
     if let Some(previous) = previous {
         let differences = diff_trees(store, &previous.output, &record.output)?;

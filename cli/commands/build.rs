@@ -14,7 +14,7 @@ use hstore_fetchers::lockfile::Lockfile;
 use hstore_fetchers::recipe::Recipe;
 use hstore_store::Store;
 
-use crate::args::{BuildArgs, LogArgs};
+use crate::args::{BuildArgs, BuildInputs, LogArgs};
 use crate::commands::store::{open_store, parse_address};
 use crate::printer::{ExitStatus, Printer};
 use crate::settings::GlobalSettings;
@@ -111,6 +111,8 @@ pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> R
             .context("cannot find the hstore executable to run the sandbox helper")?,
         check: args.check,
         limits: args.limits.overrides(),
+        // `--sign` (or `[caches] sign-key`) signs each new record's provenance, as it signs pushed records.
+        signer: super::cache::build_signer(args.sign.as_deref(), printer)?,
     };
     if !args.check {
         // `--cache`: every key is known before anything runs, so a trusted record and its output make that node a
@@ -219,55 +221,15 @@ pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> R
 /// `hstore log`: print a recorded build's log, by recipe + target or by key/output address.
 pub fn log(args: &LogArgs, global: &GlobalSettings) -> Result<ExitStatus> {
     let store = open_store(global)?;
-    let record = if let Some(address) = args.what.as_deref().filter(|w| w.starts_with("b3:")) {
-        let wanted = parse_address(address)?;
-        let mut found = None;
-        for key in store.list_meta(BUILD_NAMESPACE)? {
-            let Some(record) = store.get_meta::<BuildRecord>(BUILD_NAMESPACE, &key)? else {
-                continue;
-            };
-            if record.key == wanted || record.output == wanted {
-                found = Some(record);
-                break;
-            }
-        }
-        found.with_context(|| format!("no recorded build has key or output {wanted}"))?
-    } else {
-        let Some(target) = &args.target else {
-            bail!("pass `--target NAME` with a recipe name, or a build key / output address");
-        };
-        let names: Vec<String> = args.what.iter().cloned().collect();
-        let all = Recipe::load_dir(&args.inputs.recipes_dir)?;
-        let recipes = select_recipes(&all, &args.inputs.recipes_dir, &names)?;
-        let [recipe] = recipes.as_slice() else {
-            bail!("several recipes build; name one");
-        };
-        let lockfile = Lockfile::load(&args.inputs.lockfile)?;
-        let graph = plan_graph(
-            &store,
-            &all,
-            std::slice::from_ref(recipe),
-            target,
-            &lockfile,
-            &args.inputs.lockfile,
-            &PlanContext {
-                keys_from_records: true,
-                ..plan_context()
-            },
-        )?;
-        let key = graph
-            .nodes
-            .iter()
-            .find(|node| node.requested)
-            .map(|node| node.prepared.key)
-            .context("the recipe was not planned")?;
-        find_record(&store, &key)?.with_context(|| {
-            format!(
-                "`{}` has not been built for target `{target}` with these inputs",
-                recipe.name
-            )
-        })?
-    };
+    let record = recorded_builds(
+        &store,
+        args.what.as_deref(),
+        args.target.as_deref(),
+        &args.inputs,
+    )?
+    .into_iter()
+    .next()
+    .context("no recorded build")?;
     let mut blob = store.blob(&record.log)?;
     let stdout = std::io::stdout();
     // A log is the build's own bytes: on a terminal its escape sequences would drive the terminal (retitle it,
@@ -278,6 +240,67 @@ pub fn log(args: &LogArgs, global: &GlobalSettings) -> Result<ExitStatus> {
         std::io::copy(&mut blob.reader, &mut stdout.lock())?;
     }
     Ok(ExitStatus::Success)
+}
+
+/// The recorded builds `what` names (never empty): a `b3:` build key or output address (every record with that key
+/// or output), or a recipe name built for `target` with the inputs of `inputs` (its one record).
+pub(crate) fn recorded_builds(
+    store: &Store,
+    what: Option<&str>,
+    target: Option<&str>,
+    inputs: &BuildInputs,
+) -> Result<Vec<BuildRecord>> {
+    if let Some(address) = what.filter(|what| what.starts_with("b3:")) {
+        let wanted = parse_address(address)?;
+        let mut found = Vec::new();
+        for key in store.list_meta(BUILD_NAMESPACE)? {
+            let Some(record) = store.get_meta::<BuildRecord>(BUILD_NAMESPACE, &key)? else {
+                continue;
+            };
+            if record.key == wanted || record.output == wanted {
+                found.push(record);
+            }
+        }
+        if found.is_empty() {
+            bail!("no recorded build has key or output {wanted}");
+        }
+        return Ok(found);
+    }
+    let Some(target) = target else {
+        bail!("pass `--target NAME` with a recipe name, or a build key / output address");
+    };
+    let names: Vec<String> = what.iter().map(|name| (*name).to_owned()).collect();
+    let all = Recipe::load_dir(&inputs.recipes_dir)?;
+    let recipes = select_recipes(&all, &inputs.recipes_dir, &names)?;
+    let [recipe] = recipes.as_slice() else {
+        bail!("several recipes build; name one");
+    };
+    let lockfile = Lockfile::load(&inputs.lockfile)?;
+    let graph = plan_graph(
+        store,
+        &all,
+        std::slice::from_ref(recipe),
+        target,
+        &lockfile,
+        &inputs.lockfile,
+        &PlanContext {
+            keys_from_records: true,
+            ..plan_context()
+        },
+    )?;
+    let key = graph
+        .nodes
+        .iter()
+        .find(|node| node.requested)
+        .map(|node| node.prepared.key)
+        .context("the recipe was not planned")?;
+    let record = find_record(store, &key)?.with_context(|| {
+        format!(
+            "`{}` has not been built for target `{target}` with these inputs",
+            recipe.name
+        )
+    })?;
+    Ok(vec![record])
 }
 
 /// Points `link` at the output's read-only materialized copy (like Nix's `result`); replaces an old symlink only.

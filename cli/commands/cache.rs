@@ -216,6 +216,23 @@ fn signing_key(given: Option<&Path>, config: &CachesConfig) -> Result<Option<Sec
         .transpose()
 }
 
+/// `build --sign KEY`, else `[caches] sign-key`: the key that signs new records' provenance and pushed records. A
+/// `--sign` key that cannot be read is an error; a `[caches] sign-key` one a warning, and the provenance goes
+/// unsigned: that setting was read only by `--push` before, and a node that never pushes may lack the file.
+pub fn build_signer(given: Option<&Path>, printer: &Printer) -> Result<Option<SecretKey>> {
+    if given.is_some() {
+        return signing_key(given, &CachesConfig::default());
+    }
+    match signing_key(None, &load_config()?) {
+        Ok(signer) => Ok(signer),
+        Err(error) => {
+            let error = error.context("the provenance of new build records will be unsigned");
+            printer.report(Severity::Warning, error.as_ref());
+            Ok(None)
+        }
+    }
+}
+
 pub fn run(
     command: CacheCommand,
     global: &GlobalSettings,

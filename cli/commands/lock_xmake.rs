@@ -129,6 +129,7 @@ pub fn lock_pending(
             .context("cannot find the hstore executable to run the sandbox helper")?,
         check: false,
         limits: hstore_sandbox::LimitOverrides::default(),
+        signer: None,
     };
     let script = store
         .add_bytes(PROBE_SCRIPT.as_bytes())

@@ -10,6 +10,7 @@ pub(crate) mod import;
 mod key;
 mod lock;
 mod lock_xmake;
+mod provenance;
 pub mod store;
 mod why;
 
@@ -28,6 +29,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus> {
         Commands::Fetch(args) => fetch::run(&args, &global, printer),
         Commands::Build(args) => build::run(*args, &global, printer),
         Commands::Log(args) => build::log(&args, &global),
+        Commands::VerifyProvenance(args) => provenance::run(&args, &global, printer),
         Commands::Diff(args) => diff::run(&args, &global),
         Commands::Why(args) => why::run(&args, &global),
         Commands::Export(args) => export::run(&args, &global, printer),

@@ -13,6 +13,7 @@ mod import;
 mod lock;
 mod namespaces;
 mod operator;
+mod provenance;
 mod store;
 mod store_common;
 mod support;
