@@ -37,7 +37,7 @@ import json, sys
 roots = [r for r in json.load(sys.stdin) if r["name"].startswith("lockfile-")]
 print(" ".join(roots[0]["addresses"]))')
 mkdir -p "$W/files"
-n=0; for address in $root; do n=$((n + 1)); "$HSTORE" store materialize "$address" "$W/files/$n"; done
+n=0; for address in $root; do n=$((n + 1)); "$HSTORE" -q store materialize "$address" "$W/files/$n"; done
 CONTENT=$(du -sb "$W/files" | cut -f1)
 echo "closure: $(basename "$LOCKFILE"), $("$HSTORE" store ls | wc -l) objects, $(mib "$CONTENT") MiB of files ($(nproc) cores)"
 sync

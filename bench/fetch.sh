@@ -3,15 +3,21 @@
 # against cold `cargo vendor` with an empty CARGO_HOME, then warm `hstore fetch`. Both go to crates.io through
 # whatever mirror the crates.io index config names on this machine.
 #
-#   bench/fetch.sh [BARE_REPO]   # default: the InfiniLM-SVC mirror; its rust/ dir (247 packages) is extracted to a temp dir
+#   bench/fetch.sh [REPO]   # InfiniLM-SVC as a git URL or a local (bare) repository; default: cloned (depth 1) from
+#                           # https://github.com/Ceng23333/InfiniLM-SVC.git. Its rust/ dir (247 packages) is extracted
+#                           # to a temp dir.
 #
 # Goals (issue 3): cold hstore fetch ≤ 0.5× cargo vendor's wall time; warm hstore fetch ≤ 0.1 s.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-source_repo=${1:-/work/.mirror/Ceng23333+InfiniLM-SVC/repo}
+source_repo=${1:-https://github.com/Ceng23333/InfiniLM-SVC.git}
 work=$(mktemp -d /tmp/hstore-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
+if [[ ! -d "$source_repo" ]]; then
+  git clone --quiet --bare --depth 1 "$source_repo" "$work/svc.git"
+  source_repo="$work/svc.git"
+fi
 
 cargo build --release --quiet --manifest-path "$repo/Cargo.toml" --bin hstore
 hstore="${CARGO_TARGET_DIR:-$repo/target}/release/hstore"

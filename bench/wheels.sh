@@ -9,7 +9,8 @@
 #
 # Usage: bench/wheels.sh [RUNS]              (RUNS for the warm means, default 5)
 #   HSTORE=/path/to/hstore                   the binary (default: `cargo build --release`)
-#   SVC_REPO=DIR                             a git dir of InfiniLM-SVC (default: /work/.mirror/Ceng23333+InfiniLM-SVC/repo)
+#   SVC_REPO=DIR|URL                         InfiniLM-SVC: a git dir, or a URL cloned (depth 1) into the work directory
+#                                            (default: https://github.com/Ceng23333/InfiniLM-SVC.git)
 #   BENCH_INDEX=URL                          the index (default https://pypi.org/simple); pip uses its own config
 #   BENCH_KEEP=1                             keep the work directory
 # Both sides start with empty caches (uv's and pip's caches live in the work directory) and resolve against the
@@ -18,7 +19,7 @@ set -euo pipefail
 
 runs=${1:-5}
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-svc=${SVC_REPO:-/work/.mirror/Ceng23333+InfiniLM-SVC/repo}
+svc=${SVC_REPO:-https://github.com/Ceng23333/InfiniLM-SVC.git}
 index=${BENCH_INDEX:-https://pypi.org/simple}
 snapshot=2026-11-20T00:00:00Z
 if [[ -z ${HSTORE:-} ]]; then
@@ -30,6 +31,10 @@ command -v uv >/dev/null || { echo "error: uv is needed (pip install uv==0.13.9)
 work=$(mktemp -d /tmp/hstore-bench-wheels.XXXXXX)
 [[ -n ${BENCH_KEEP:-} ]] || trap 'rm -rf "$work"' EXIT
 echo "work directory: $work" >&2
+if [[ ! -d "$svc" ]]; then
+    git clone --quiet --bare --depth 1 "$svc" "$work/svc.git"
+    svc="$work/svc.git"
+fi
 
 # The combined requirement sets: the SVC repository's root requirements.txt and the metax case's two files, plus
 # the build tools the seed installed.
