@@ -31,7 +31,9 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = env_vars::HSTORE_STORE, value_name = "DIR")]
     pub store: Option<PathBuf>,
 
-    /// Print less (repeat for even less)
+    /// Print no status lines or progress bars
+    ///
+    /// Data on stdout, errors, warnings and their hints still print; `-qq` is the same as `-q`.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub quiet: u8,
 
@@ -81,7 +83,7 @@ hstore lock --mirror https://github.com/=file:///srv/git/"
     /// Make the store hold everything a lockfile names (downloading only what is missing)
     #[command(
         after_help = "Examples:\n  hstore fetch                             # ./lockfile.json\n  \
-hstore fetch --lockfile deploy/lockfile.json --mirror https://index.crates.io/=https://mirror.example/crates/\n  \
+hstore fetch --lockfile deploy/lockfile.json --mirror https://index.crates.io/=https://mirror.lan/\n  \
 hstore fetch --offline                   # check that the store already holds it all"
     )]
     Fetch(FetchArgs),
@@ -90,7 +92,8 @@ hstore fetch --offline                   # check that the store already holds it
         after_help = "Examples:\n  hstore build --target cpu --out-link result\n  \
 hstore build infinilm-svc --target cuda --install-path /usr/local\n  \
 hstore build --deployment-case cache-routing-validation --install-infinilm false\n  \
-hstore build infinilm --target cpu --override-input infinicore.core=../InfiniCore   # = --infinicore-src ../InfiniCore"
+hstore build infinilm --target cpu --override-input infinicore.core=../InfiniCore\n  \
+hstore build infinilm --target cpu --infinicore-src ../InfiniCore               # the same"
     )]
     Build(Box<BuildArgs>),
     /// Print the log of a recorded build
@@ -103,7 +106,7 @@ hstore build infinilm --target cpu --override-input infinicore.core=../InfiniCor
     #[command(after_help = "Examples:
   hstore build app --target cpu --sign release.secret
   hstore verify-provenance app --target cpu --trust release.pub
-  hstore verify-provenance b3:…  --trusted-keys /etc/hstore/trusted-keys --json   # an output address or build key")]
+  hstore verify-provenance b3:… --trusted-keys keys.txt --json   # an output address or build key")]
     VerifyProvenance(VerifyProvenanceArgs),
     /// Show what changed between two lockfiles, per recipe and source, and what the new one costs to carry
     #[command(after_help = "Examples:
@@ -123,7 +126,8 @@ hstore build infinilm --target cpu --override-input infinicore.core=../InfiniCor
   hstore export -o infer.hsb                                  # the closure of ./lockfile.json
   hstore export --lockfile a.json --lockfile b.json --with-builds -o all.hsb
   hstore export --exclude have.json --sign release.secret -o - | ssh gpu01 hstore import -
-  hstore export --all -o - | split -b 4G - store.hsb.        # split media; `cat store.hsb.* | hstore import -`")]
+  hstore export --all -o - | split -b 4G - store.hsb.        # split media; then:
+  cat store.hsb.* | hstore import -")]
     Export(ExportArgs),
     /// Look inside a bundle without importing it: roots, records, objects by kind, and who signed it
     #[command(subcommand)]
@@ -696,4 +700,43 @@ pub struct CachePullArgs {
     /// Also bring the build records signed by this public key, with their outputs; repeatable
     #[arg(long, value_name = "PUBKEY")]
     pub trust: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// clap's own consistency checks (duplicate flags, bad defaults, conflicts naming unknown arguments), which it
+    /// otherwise runs only when a command is used.
+    #[test]
+    fn grammar_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every example in a `--help` fits in 100 columns, the width help is wrapped to off a terminal, so no command
+    /// line is broken in two.
+    #[test]
+    fn examples_fit_in_100_columns() {
+        fn check(command: &clap::Command, path: &str, long: &mut Vec<String>) {
+            if let Some(text) = command.get_after_help() {
+                for line in text.to_string().lines() {
+                    if line.chars().count() > 100 {
+                        long.push(format!("{path}: {line}"));
+                    }
+                }
+            }
+            for sub in command.get_subcommands() {
+                check(sub, &format!("{path} {}", sub.get_name()), long);
+            }
+        }
+        let mut long = Vec::new();
+        check(&Cli::command(), "hstore", &mut long);
+        assert!(
+            long.is_empty(),
+            "examples wider than 100 columns:\n{}",
+            long.join("\n")
+        );
+    }
 }
