@@ -16,6 +16,9 @@ pub const RUST_LOG: &str = "RUST_LOG";
 pub const XDG_CACHE_HOME: &str = "XDG_CACHE_HOME";
 /// Tests only: when `1`, download retries happen without sleeping.
 pub const HSTORE_TEST_NO_RETRY_DELAY: &str = "HSTORE_TEST_NO_RETRY_DELAY";
+/// Tests only: seconds to move hstore's clock ahead (`hstore_store::clock`), so a test lets time pass without
+/// sleeping.
+pub const HSTORE_TEST_CLOCK_OFFSET: &str = "HSTORE_TEST_CLOCK_OFFSET";
 /// The `uv` executable that resolves `requirements` sources (default: `uv` on `PATH`); its version goes into the
 /// lockfile.
 pub const HSTORE_UV: &str = "HSTORE_UV";

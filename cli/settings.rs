@@ -18,6 +18,8 @@ pub struct GlobalSettings {
     pub retry_delay: bool,
     /// `-v` given: list each artifact as it is fetched.
     pub verbose: bool,
+    /// How far ahead of the system clock hstore's clock runs (`HSTORE_TEST_CLOCK_OFFSET`, tests only).
+    pub clock_offset: std::time::Duration,
     /// The `uv` that resolves `requirements` sources (`HSTORE_UV`, else `uv` on `PATH`).
     pub uv: PathBuf,
 }
@@ -32,10 +34,20 @@ impl GlobalSettings {
         let cache = default_cache().context("cannot find a cache location")?;
         let retry_delay =
             std::env::var_os(env_vars::HSTORE_TEST_NO_RETRY_DELAY).is_none_or(|v| v != "1");
+        let clock_offset = match std::env::var(env_vars::HSTORE_TEST_CLOCK_OFFSET) {
+            Ok(seconds) => std::time::Duration::from_secs(seconds.parse().with_context(|| {
+                format!(
+                    "{} must be a number of seconds, not `{seconds}`",
+                    env_vars::HSTORE_TEST_CLOCK_OFFSET
+                )
+            })?),
+            Err(_) => std::time::Duration::ZERO,
+        };
         Ok(Self {
             store,
             cache,
             retry_delay,
+            clock_offset,
             verbose: args.verbose > 0,
             uv: std::env::var_os(env_vars::HSTORE_UV)
                 .filter(|v| !v.is_empty())

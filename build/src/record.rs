@@ -208,11 +208,11 @@ pub fn build_prepared(
             check: None,
         });
     }
-    let started = std::time::SystemTime::now();
+    let started = hstore_store::clock::now();
     let (output, log) = run_in_sandbox(store, plan, options)?;
     let times = RunTimes {
         started,
-        finished: std::time::SystemTime::now(),
+        finished: hstore_store::clock::now(),
     };
     let statement = crate::provenance::statement(plan, &key, &fingerprints, &output, times);
     let record = BuildRecord {

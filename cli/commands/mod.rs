@@ -23,6 +23,7 @@ use crate::settings::GlobalSettings;
 /// Runs the parsed command line.
 pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus> {
     let global = GlobalSettings::resolve(&cli.global)?;
+    hstore_store::clock::set_offset(global.clock_offset);
     match cli.command {
         Commands::Store(command) => store::run(command, &global, printer),
         Commands::Lock(args) => lock::run(&args, &global, printer),

@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 pub mod bundle;
+pub mod clock;
 pub mod digest;
 pub mod error;
 mod frames;

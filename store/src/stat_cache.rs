@@ -25,7 +25,7 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use crate::digest::{DIGEST_LEN, Digest};
 use crate::error::{Error, Result};
@@ -93,7 +93,7 @@ impl StatCache {
     /// The cache of `root` in `store`; empty if there is none or it cannot be read. Call before walking: the racy
     /// cutoff is taken now.
     pub(crate) fn load(store: &Store, root: &Path) -> Self {
-        let cutoff = SystemTime::now()
+        let cutoff = crate::clock::now()
             .checked_sub(RACY_WINDOW)
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or((0, 0), |d| (d.as_secs().cast_signed(), d.subsec_nanos()));

@@ -59,6 +59,8 @@ const REMOVED_PREFIXES: &[&str] = &[
 #[derive(Debug)]
 pub struct TestEnv {
     root: tempfile::TempDir,
+    /// Seconds hstore's clock runs ahead in the commands made from now on ([`TestEnv::advance_clock`]).
+    clock_offset: std::sync::atomic::AtomicU64,
 }
 
 impl TestEnv {
@@ -79,7 +81,10 @@ impl TestEnv {
         ] {
             std::fs::create_dir_all(root.path().join(dir)).expect("create test env dir");
         }
-        TestEnv { root }
+        TestEnv {
+            root,
+            clock_offset: std::sync::atomic::AtomicU64::new(0),
+        }
     }
 
     /// The sandbox root.
@@ -100,6 +105,14 @@ impl TestEnv {
     /// `HSTORE_CACHE`.
     pub fn cache(&self) -> PathBuf {
         self.root().join("cache")
+    }
+
+    /// Lets `seconds` pass for the hstore commands made from now on (`HSTORE_TEST_CLOCK_OFFSET`), instead of
+    /// sleeping: files written before are that much older to them (the stat cache's racy window), and a snapshot
+    /// time they take is that much later.
+    pub fn advance_clock(&self, seconds: u64) {
+        self.clock_offset
+            .fetch_add(seconds, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// A command for `bin` running in [`TestEnv::root`] with the sanitized environment.
@@ -130,6 +143,12 @@ impl TestEnv {
             .env("HSTORE_STORE", self.store())
             .env("HSTORE_CACHE", self.cache())
             .env("HSTORE_TEST_NO_RETRY_DELAY", "1")
+            .env(
+                "HSTORE_TEST_CLOCK_OFFSET",
+                self.clock_offset
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    .to_string(),
+            )
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("NO_COLOR", "1");
         command

@@ -78,7 +78,7 @@ fn a_lost_cargo_lock_blob_fails_the_lock_naming_its_address_and_fetch_brings_it_
     recipe(&env, "app", CRATES_RECIPE);
     // The stat cache records only files older than its racy window (2 s): let them age, so the second lock takes
     // `Cargo.lock`'s address from the cache and finds its tree already stored, as a user's warm lock does.
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    env.advance_clock(3);
     ok(&hstore(&env, &["lock"]));
     let before = std::fs::read(env.root().join("lockfile.json")).unwrap();
     assert!(String::from_utf8_lossy(&before).contains("alpha@1.0.0"));

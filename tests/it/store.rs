@@ -976,7 +976,7 @@ fn a_warm_add_gives_the_address_a_cold_store_gives_after_each_change() {
     let env = TestEnv::new();
     let root = env.root().join("tree");
     rich_tree(&root);
-    std::thread::sleep(Duration::from_millis(2300)); // past the stat cache's racy window
+    env.advance_clock(3); // past the stat cache's racy window
     let first = env.add(&root);
     assert_eq!(env.add(&root), first);
     let cold = |root: &Path| {

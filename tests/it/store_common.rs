@@ -30,6 +30,11 @@ impl TestEnv {
         self.inner.store()
     }
 
+    /// Lets `seconds` pass for the commands made from now on (see [`hstore_test_support::TestEnv::advance_clock`]).
+    pub fn advance_clock(&self, seconds: u64) {
+        self.inner.advance_clock(seconds);
+    }
+
     /// `hstore ARGS` with the isolated environment, not yet run.
     pub fn command<I, S>(&self, args: I) -> Command
     where

@@ -270,14 +270,16 @@ fn an_upload_after_the_snapshot_is_invisible_until_update() {
     ok(&project.run(&["lock"]));
     assert_eq!(project.version_of(CPU, "leaf"), "2.0");
     let snapshot = project.snapshot();
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-    let now = std::time::SystemTime::now()
+    // Uploaded "later" (the index's clock is the test's), and hstore's clock moved past it for the locks below, so
+    // nothing sleeps: only `--update` takes a new snapshot, which then covers the upload.
+    let later = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
-        .as_secs();
-    index.wheel(&WheelSpec::new("leaf", "2.1", "py3-none-any").uploaded(&format_utc(now)));
-    assert!(format_utc(now) > snapshot);
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+        .as_secs()
+        + 5;
+    index.wheel(&WheelSpec::new("leaf", "2.1", "py3-none-any").uploaded(&format_utc(later)));
+    assert!(format_utc(later) > snapshot);
+    project.env.advance_clock(10);
 
     // Unchanged recipe: nothing changes.
     let before = project.lockfile_bytes();

@@ -514,7 +514,7 @@ fn is_newer(upload_time: Option<&str>, snapshot: &str) -> bool {
 
 /// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn utc_now() -> String {
-    let seconds = std::time::SystemTime::now()
+    let seconds = hstore_store::clock::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs());
     format_utc(seconds)
