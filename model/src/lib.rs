@@ -14,6 +14,7 @@ pub mod ids;
 pub mod lockfile;
 pub mod python;
 pub mod recipe;
+pub mod sbom;
 pub mod why;
 
 pub use ids::{CommitId, GitRef, Sha256};

@@ -1,0 +1,230 @@
+//! SPDX 2.3 JSON (<https://spdx.github.io/spdx-spec/v2.3/>): the parts hstore writes, as a small serde model.
+//!
+//! Written: the document header (`SPDX-2.3`, `CC0-1.0`, `SPDXRef-DOCUMENT`, a name, a `documentNamespace` of
+//! `urn:uuid:` derived from the document's bytes without it, `creationInfo` with the given time or else the Unix
+//! epoch, since `created` is required and wall-clock time would break reproducibility), one package per component
+//! (`SPDXRef-` ids derived from the `bom-ref`, `downloadLocation` the URL or `NONE`, `filesAnalyzed` false,
+//! checksums `SHA256` and `BLAKE3`, `licenseDeclared` the expression, a `LicenseRef-` for a licence that is no SPDX
+//! expression (its text in `hasExtractedLicensingInfos`), else `NOASSERTION`; the purl as a `PACKAGE-MANAGER`
+//! external reference), and relationships: the document `DESCRIBES` the subject, then `DEPENDS_ON` and `CONTAINS`
+//! edges, sorted.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{
+    Component, ComponentType, Download, Inventory, License, Relation, content_uuid, to_bytes,
+};
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Document {
+    spdx_version: &'static str,
+    data_license: &'static str,
+    #[serde(rename = "SPDXID")]
+    spdx_id: &'static str,
+    name: String,
+    document_namespace: String,
+    creation_info: CreationInfo,
+    packages: Vec<Package>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    has_extracted_licensing_infos: Vec<ExtractedLicense>,
+    relationships: Vec<Relationship>,
+}
+
+#[derive(Serialize)]
+struct CreationInfo {
+    created: String,
+    creators: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Package {
+    name: String,
+    #[serde(rename = "SPDXID")]
+    spdx_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version_info: Option<String>,
+    download_location: String,
+    files_analyzed: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    checksums: Vec<Checksum>,
+    license_concluded: &'static str,
+    license_declared: String,
+    copyright_text: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    external_refs: Vec<ExternalRef>,
+    primary_package_purpose: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Checksum {
+    algorithm: &'static str,
+    checksum_value: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ExternalRef {
+    reference_category: &'static str,
+    reference_type: &'static str,
+    reference_locator: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ExtractedLicense {
+    license_id: String,
+    extracted_text: String,
+    name: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Relationship {
+    spdx_element_id: String,
+    relationship_type: &'static str,
+    related_spdx_element: String,
+}
+
+const NOASSERTION: &str = "NOASSERTION";
+
+/// `SPDXRef-` + the `bom-ref`'s letters, digits, `.` and `-` (others become `-`, at most 60 kept), + 12 hex of its
+/// BLAKE3, so ids are readable, valid (`[A-Za-z0-9.-]+`) and unique.
+fn spdx_id(bom_ref: &str) -> String {
+    let readable: String = bom_ref
+        .chars()
+        .map(|character| {
+            if character.is_ascii_alphanumeric() || character == '.' || character == '-' {
+                character
+            } else {
+                '-'
+            }
+        })
+        .take(60)
+        .collect();
+    let digest = hstore_store::Digest::of_bytes(bom_ref.as_bytes()).to_hex();
+    format!("SPDXRef-{readable}-{}", &digest[..12])
+}
+
+fn purpose(kind: ComponentType) -> &'static str {
+    match kind {
+        ComponentType::Application => "APPLICATION",
+        ComponentType::Library => "LIBRARY",
+        ComponentType::File => "FILE",
+    }
+}
+
+fn package(component: &Component, extracted: &mut BTreeMap<String, ExtractedLicense>) -> Package {
+    let mut checksums = Vec::new();
+    if let Some(sha256) = &component.sha256 {
+        checksums.push(Checksum {
+            algorithm: "SHA256",
+            checksum_value: sha256.clone(),
+        });
+    }
+    if let Some(blake3) = &component.blake3 {
+        checksums.push(Checksum {
+            algorithm: "BLAKE3",
+            checksum_value: blake3.clone(),
+        });
+    }
+    let license_declared = match &component.license {
+        Some(License::Expression(expression)) => expression.clone(),
+        Some(License::Name(name)) => {
+            let id = format!(
+                "LicenseRef-{}",
+                spdx_id(name).trim_start_matches("SPDXRef-")
+            );
+            extracted
+                .entry(id.clone())
+                .or_insert_with(|| ExtractedLicense {
+                    license_id: id.clone(),
+                    extracted_text: name.clone(),
+                    name: name.clone(),
+                });
+            id
+        }
+        None => NOASSERTION.to_owned(),
+    };
+    Package {
+        name: component.name.clone(),
+        spdx_id: spdx_id(&component.bom_ref),
+        version_info: component.version.clone(),
+        download_location: match &component.download {
+            Download::Url(url) => url.clone(),
+            Download::None => "NONE".to_owned(),
+        },
+        files_analyzed: false,
+        checksums,
+        license_concluded: NOASSERTION,
+        license_declared,
+        copyright_text: NOASSERTION,
+        external_refs: component
+            .purl
+            .iter()
+            .map(|purl| ExternalRef {
+                reference_category: "PACKAGE-MANAGER",
+                reference_type: "purl",
+                reference_locator: purl.clone(),
+            })
+            .collect(),
+        primary_package_purpose: purpose(component.kind),
+    }
+}
+
+/// The SPDX 2.3 JSON document of `inventory`.
+pub fn render(inventory: &Inventory) -> Vec<u8> {
+    let mut extracted = BTreeMap::new();
+    let mut packages = vec![package(&inventory.subject, &mut extracted)];
+    packages.extend(
+        inventory
+            .components
+            .iter()
+            .map(|component| package(component, &mut extracted)),
+    );
+    let mut relationships = vec![Relationship {
+        spdx_element_id: "SPDXRef-DOCUMENT".into(),
+        relationship_type: "DESCRIBES",
+        related_spdx_element: spdx_id(&inventory.subject.bom_ref),
+    }];
+    for (from, edges) in &inventory.relations {
+        for (relation, to) in edges {
+            relationships.push(Relationship {
+                spdx_element_id: spdx_id(from),
+                relationship_type: match relation {
+                    Relation::DependsOn => "DEPENDS_ON",
+                    Relation::Contains => "CONTAINS",
+                },
+                related_spdx_element: spdx_id(to),
+            });
+        }
+    }
+    let name = match &inventory.subject.version {
+        Some(version) => format!("{} {version}", inventory.subject.name),
+        None => inventory.subject.name.clone(),
+    };
+    let mut document = Document {
+        spdx_version: "SPDX-2.3",
+        data_license: "CC0-1.0",
+        spdx_id: "SPDXRef-DOCUMENT",
+        name,
+        document_namespace: String::new(),
+        creation_info: CreationInfo {
+            created: inventory
+                .created
+                .clone()
+                .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned()),
+            creators: vec![format!("Tool: hstore-{}", inventory.tool_version)],
+        },
+        packages,
+        has_extracted_licensing_infos: extracted.into_values().collect(),
+        relationships,
+    };
+    let unnamespaced = to_bytes(&document);
+    document.document_namespace = format!("urn:uuid:{}", content_uuid(&unnamespaced));
+    to_bytes(&document)
+}
