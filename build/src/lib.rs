@@ -20,6 +20,7 @@ pub mod inputs;
 pub mod install;
 pub mod plan;
 pub mod record;
+pub mod sbom;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
