@@ -16,6 +16,9 @@ pub const RUST_LOG: &str = "RUST_LOG";
 pub const XDG_CACHE_HOME: &str = "XDG_CACHE_HOME";
 /// Tests only: when `1`, download retries happen without sleeping.
 pub const HSTORE_TEST_NO_RETRY_DELAY: &str = "HSTORE_TEST_NO_RETRY_DELAY";
+/// Seconds since the Unix epoch to stamp into `hstore sbom` output (<https://reproducible-builds.org/specs/source-date-epoch/>);
+/// unset, an SBOM has no wall-clock time.
+pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 /// The `uv` executable that resolves `requirements` sources (default: `uv` on `PATH`); its version goes into the
 /// lockfile.
 pub const HSTORE_UV: &str = "HSTORE_UV";

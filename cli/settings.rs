@@ -20,6 +20,8 @@ pub struct GlobalSettings {
     pub verbose: bool,
     /// The `uv` that resolves `requirements` sources (`HSTORE_UV`, else `uv` on `PATH`).
     pub uv: PathBuf,
+    /// `SOURCE_DATE_EPOCH`, for the one timestamp `hstore sbom` writes (unset: none).
+    pub source_date_epoch: Option<String>,
 }
 
 impl GlobalSettings {
@@ -40,6 +42,9 @@ impl GlobalSettings {
             uv: std::env::var_os(env_vars::HSTORE_UV)
                 .filter(|v| !v.is_empty())
                 .map_or_else(|| PathBuf::from("uv"), PathBuf::from),
+            source_date_epoch: std::env::var_os(env_vars::SOURCE_DATE_EPOCH)
+                .filter(|v| !v.is_empty())
+                .map(|v| v.to_string_lossy().into_owned()),
         })
     }
 }

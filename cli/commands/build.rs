@@ -14,7 +14,7 @@ use hstore_fetchers::lockfile::Lockfile;
 use hstore_fetchers::recipe::Recipe;
 use hstore_store::Store;
 
-use crate::args::{BuildArgs, LogArgs};
+use crate::args::{BuildArgs, BuildInputs, LogArgs};
 use crate::commands::store::{open_store, parse_address};
 use crate::printer::{ExitStatus, Printer};
 use crate::settings::GlobalSettings;
@@ -219,7 +219,33 @@ pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> R
 /// `hstore log`: print a recorded build's log, by recipe + target or by key/output address.
 pub fn log(args: &LogArgs, global: &GlobalSettings) -> Result<ExitStatus> {
     let store = open_store(global)?;
-    let record = if let Some(address) = args.what.as_deref().filter(|w| w.starts_with("b3:")) {
+    let record = find_build(
+        &store,
+        args.what.as_deref(),
+        args.target.as_deref(),
+        &args.inputs,
+    )?;
+    let mut blob = store.blob(&record.log)?;
+    let stdout = std::io::stdout();
+    // A log is the build's own bytes: on a terminal its escape sequences would drive the terminal (retitle it,
+    // rewrite what is on screen, answer back), so they are shown escaped; piped, the bytes go out as they are.
+    if stdout.is_terminal() {
+        crate::printer::copy_escaped(&mut blob.reader, &mut stdout.lock())?;
+    } else {
+        std::io::copy(&mut blob.reader, &mut stdout.lock())?;
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// A recorded build, by key or output address (`b3:…`), or by recipe (`what`, or the only buildable one) and
+/// `target`, planned against `inputs` as `hstore build` would plan it (keys of cached nodes from their records).
+pub(crate) fn find_build(
+    store: &Store,
+    what: Option<&str>,
+    target: Option<&str>,
+    inputs: &BuildInputs,
+) -> Result<BuildRecord> {
+    let record = if let Some(address) = what.filter(|w| w.starts_with("b3:")) {
         let wanted = parse_address(address)?;
         let mut found = None;
         for key in store.list_meta(BUILD_NAMESPACE)? {
@@ -233,23 +259,23 @@ pub fn log(args: &LogArgs, global: &GlobalSettings) -> Result<ExitStatus> {
         }
         found.with_context(|| format!("no recorded build has key or output {wanted}"))?
     } else {
-        let Some(target) = &args.target else {
+        let Some(target) = target else {
             bail!("pass `--target NAME` with a recipe name, or a build key / output address");
         };
-        let names: Vec<String> = args.what.iter().cloned().collect();
-        let all = Recipe::load_dir(&args.inputs.recipes_dir)?;
-        let recipes = select_recipes(&all, &args.inputs.recipes_dir, &names)?;
+        let names: Vec<String> = what.iter().map(|what| (*what).to_owned()).collect();
+        let all = Recipe::load_dir(&inputs.recipes_dir)?;
+        let recipes = select_recipes(&all, &inputs.recipes_dir, &names)?;
         let [recipe] = recipes.as_slice() else {
             bail!("several recipes build; name one");
         };
-        let lockfile = Lockfile::load(&args.inputs.lockfile)?;
+        let lockfile = Lockfile::load(&inputs.lockfile)?;
         let graph = plan_graph(
-            &store,
+            store,
             &all,
             std::slice::from_ref(recipe),
             target,
             &lockfile,
-            &args.inputs.lockfile,
+            &inputs.lockfile,
             &PlanContext {
                 keys_from_records: true,
                 ..plan_context()
@@ -261,23 +287,14 @@ pub fn log(args: &LogArgs, global: &GlobalSettings) -> Result<ExitStatus> {
             .find(|node| node.requested)
             .map(|node| node.prepared.key)
             .context("the recipe was not planned")?;
-        find_record(&store, &key)?.with_context(|| {
+        find_record(store, &key)?.with_context(|| {
             format!(
                 "`{}` has not been built for target `{target}` with these inputs",
                 recipe.name
             )
         })?
     };
-    let mut blob = store.blob(&record.log)?;
-    let stdout = std::io::stdout();
-    // A log is the build's own bytes: on a terminal its escape sequences would drive the terminal (retitle it,
-    // rewrite what is on screen, answer back), so they are shown escaped; piped, the bytes go out as they are.
-    if stdout.is_terminal() {
-        crate::printer::copy_escaped(&mut blob.reader, &mut stdout.lock())?;
-    } else {
-        std::io::copy(&mut blob.reader, &mut stdout.lock())?;
-    }
-    Ok(ExitStatus::Success)
+    Ok(record)
 }
 
 /// Points `link` at the output's read-only materialized copy (like Nix's `result`); replaces an old symlink only.

@@ -10,6 +10,7 @@ pub(crate) mod import;
 mod key;
 mod lock;
 mod lock_xmake;
+mod sbom;
 pub mod store;
 mod why;
 
@@ -30,6 +31,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus> {
         Commands::Log(args) => build::log(&args, &global),
         Commands::Diff(args) => diff::run(&args, &global),
         Commands::Why(args) => why::run(&args, &global),
+        Commands::Sbom(args) => sbom::run(&args, &global),
         Commands::Export(args) => export::run(&args, &global, printer),
         Commands::Bundle(command) => bundle::run(command, printer),
         Commands::Import(args) => import::run(&args, &global, printer),
