@@ -3,7 +3,7 @@
 //! Written: the document header (`SPDX-2.3`, `CC0-1.0`, `SPDXRef-DOCUMENT`, a name, a `documentNamespace` of
 //! `urn:uuid:` derived from the document's bytes without it, `creationInfo` with the given time or else the Unix
 //! epoch, since `created` is required and wall-clock time would break reproducibility), one package per component
-//! (`SPDXRef-` ids derived from the `bom-ref`, `downloadLocation` the URL or `NONE`, `filesAnalyzed` false,
+//! (`SPDXRef-NAME-VERSION-HASH` ids, the hash of the `bom-ref`, `downloadLocation` the URL or `NONE`, `filesAnalyzed` false,
 //! checksums `SHA256` and `BLAKE3`, `licenseDeclared` the expression, a `LicenseRef-` for a licence that is no SPDX
 //! expression (its text in `hasExtractedLicensingInfos`), else `NOASSERTION`; the purl as a `PACKAGE-MANAGER`
 //! external reference), and relationships: the document `DESCRIBES` the subject, then `DEPENDS_ON` and `CONTAINS`
@@ -92,10 +92,10 @@ struct Relationship {
 
 const NOASSERTION: &str = "NOASSERTION";
 
-/// `SPDXRef-` + the `bom-ref`'s letters, digits, `.` and `-` (others become `-`, at most 60 kept), + 12 hex of its
-/// BLAKE3, so ids are readable, valid (`[A-Za-z0-9.-]+`) and unique.
-fn spdx_id(bom_ref: &str) -> String {
-    let readable: String = bom_ref
+/// `SPDXRef-` + `readable`'s letters, digits, `.` and `-` (others become `-`, at most 60 kept), + 12 hex of the
+/// BLAKE3 of `unique`, so ids are readable, valid (`[A-Za-z0-9.-]+`) and unique.
+fn spdx_id(readable: &str, unique: &str) -> String {
+    let readable: String = readable
         .chars()
         .map(|character| {
             if character.is_ascii_alphanumeric() || character == '.' || character == '-' {
@@ -106,7 +106,7 @@ fn spdx_id(bom_ref: &str) -> String {
         })
         .take(60)
         .collect();
-    let digest = hstore_store::Digest::of_bytes(bom_ref.as_bytes()).to_hex();
+    let digest = hstore_store::Digest::of_bytes(unique.as_bytes()).to_hex();
     format!("SPDXRef-{readable}-{}", &digest[..12])
 }
 
@@ -116,6 +116,15 @@ fn purpose(kind: ComponentType) -> &'static str {
         ComponentType::Library => "LIBRARY",
         ComponentType::File => "FILE",
     }
+}
+
+/// A component's id: its name and version, then the hash of its `bom-ref`.
+fn component_id(component: &Component) -> String {
+    let readable = match &component.version {
+        Some(version) => format!("{}-{version}", component.name),
+        None => component.name.clone(),
+    };
+    spdx_id(&readable, &component.bom_ref)
 }
 
 fn package(component: &Component, extracted: &mut BTreeMap<String, ExtractedLicense>) -> Package {
@@ -137,7 +146,7 @@ fn package(component: &Component, extracted: &mut BTreeMap<String, ExtractedLice
         Some(License::Name(name)) => {
             let id = format!(
                 "LicenseRef-{}",
-                spdx_id(name).trim_start_matches("SPDXRef-")
+                spdx_id(name, name).trim_start_matches("SPDXRef-")
             );
             extracted
                 .entry(id.clone())
@@ -152,7 +161,7 @@ fn package(component: &Component, extracted: &mut BTreeMap<String, ExtractedLice
     };
     Package {
         name: component.name.clone(),
-        spdx_id: spdx_id(&component.bom_ref),
+        spdx_id: component_id(component),
         version_info: component.version.clone(),
         download_location: match &component.download {
             Download::Url(url) => url.clone(),
@@ -186,20 +195,30 @@ pub fn render(inventory: &Inventory) -> Vec<u8> {
             .iter()
             .map(|component| package(component, &mut extracted)),
     );
+    let ids: BTreeMap<&str, String> = std::iter::once(&inventory.subject)
+        .chain(&inventory.components)
+        .map(|component| (component.bom_ref.as_str(), component_id(component)))
+        .collect();
+    // Every edge names a component of the inventory; `bom-ref`s are its keys.
+    let id = |bom_ref: &str| {
+        ids.get(bom_ref)
+            .cloned()
+            .unwrap_or_else(|| spdx_id(bom_ref, bom_ref))
+    };
     let mut relationships = vec![Relationship {
         spdx_element_id: "SPDXRef-DOCUMENT".into(),
         relationship_type: "DESCRIBES",
-        related_spdx_element: spdx_id(&inventory.subject.bom_ref),
+        related_spdx_element: id(&inventory.subject.bom_ref),
     }];
     for (from, edges) in &inventory.relations {
         for (relation, to) in edges {
             relationships.push(Relationship {
-                spdx_element_id: spdx_id(from),
+                spdx_element_id: id(from),
                 relationship_type: match relation {
                     Relation::DependsOn => "DEPENDS_ON",
                     Relation::Contains => "CONTAINS",
                 },
-                related_spdx_element: spdx_id(to),
+                related_spdx_element: id(to),
             });
         }
     }
