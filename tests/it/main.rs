@@ -13,6 +13,7 @@ mod import;
 mod lock;
 mod namespaces;
 mod operator;
+mod sbom;
 mod store;
 mod store_common;
 mod support;
