@@ -93,16 +93,15 @@ pub fn run(args: &SbomArgs, global: &GlobalSettings) -> Result<ExitStatus> {
             format,
         )?
     };
-    match &args.output {
-        Some(path) => std::fs::write(path, &document)
-            .with_context(|| format!("failed to write `{}`", path.display()))?,
-        None => {
-            let mut stdout = io::stdout().lock();
-            stdout
-                .write_all(&document)
-                .and_then(|()| stdout.flush())
-                .context("failed to write to stdout")?;
-        }
+    if let Some(path) = &args.output {
+        std::fs::write(path, &document)
+            .with_context(|| format!("failed to write `{}`", path.display()))?;
+    } else {
+        let mut stdout = io::stdout().lock();
+        stdout
+            .write_all(&document)
+            .and_then(|()| stdout.flush())
+            .context("failed to write to stdout")?;
     }
     Ok(ExitStatus::Success)
 }

@@ -15,7 +15,8 @@ use super::{Component, ComponentType, Download, Inventory, License, content_uuid
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Bom {
-    bom_format: &'static str,
+    #[serde(rename = "bomFormat")]
+    format: &'static str,
     spec_version: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     serial_number: Option<String>,
@@ -136,7 +137,7 @@ fn component(component: &Component) -> CdxComponent {
             external_references.push(ExternalReference {
                 kind: "distribution",
                 url: url.clone(),
-            })
+            });
         }
         Download::Url(_) | Download::None => {}
     }
@@ -183,7 +184,7 @@ pub fn render(inventory: &Inventory) -> Vec<u8> {
         })
         .collect();
     let mut bom = Bom {
-        bom_format: "CycloneDX",
+        format: "CycloneDX",
         spec_version: "1.6",
         serial_number: None,
         version: 1,

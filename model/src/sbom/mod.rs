@@ -29,6 +29,7 @@ pub mod purl;
 pub mod spdx;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 
 use hstore_store::Digest;
 
@@ -474,7 +475,7 @@ fn artifact_component(
             submodules: pinned,
             ..
         } => {
-            component.name = purl::last_segment(url).to_owned();
+            purl::last_segment(url).clone_into(&mut component.name);
             component.version = Some(commit.as_str().to_owned());
             let location = purl::vcs_location(url, commit.as_str());
             component.download = Download::Url(location.clone());
@@ -561,7 +562,7 @@ fn artifact_component(
             unpack,
             ..
         } => {
-            component.name = purl::last_segment(url).to_owned();
+            purl::last_segment(url).clone_into(&mut component.name);
             component.kind = if *unpack {
                 ComponentType::Library
             } else {
@@ -602,7 +603,7 @@ fn artifact_component(
         }
     }
     if component.name.is_empty() {
-        component.name = id.to_owned();
+        id.clone_into(&mut component.name);
     }
     component.properties.sort();
     let mut all = vec![component];
@@ -619,7 +620,10 @@ pub fn content_uuid(bytes: &[u8]) -> String {
     raw.copy_from_slice(&digest.as_bytes()[..16]);
     raw[6] = (raw[6] & 0x0f) | 0x50;
     raw[8] = (raw[8] & 0x3f) | 0x80;
-    let hex: String = raw.iter().map(|byte| format!("{byte:02x}")).collect();
+    let mut hex = String::with_capacity(32);
+    for byte in raw {
+        let _ = write!(hex, "{byte:02x}");
+    }
     format!(
         "{}-{}-{}-{}-{}",
         &hex[..8],

@@ -20,12 +20,14 @@ use super::{
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Document {
-    spdx_version: &'static str,
+    #[serde(rename = "spdxVersion")]
+    version: &'static str,
     data_license: &'static str,
     #[serde(rename = "SPDXID")]
     spdx_id: &'static str,
     name: String,
-    document_namespace: String,
+    #[serde(rename = "documentNamespace")]
+    namespace: String,
     creation_info: CreationInfo,
     packages: Vec<Package>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -69,15 +71,19 @@ struct Checksum {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ExternalRef {
-    reference_category: &'static str,
-    reference_type: &'static str,
-    reference_locator: String,
+    #[serde(rename = "referenceCategory")]
+    category: &'static str,
+    #[serde(rename = "referenceType")]
+    kind: &'static str,
+    #[serde(rename = "referenceLocator")]
+    locator: String,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ExtractedLicense {
-    license_id: String,
+    #[serde(rename = "licenseId")]
+    id: String,
     extracted_text: String,
     name: String,
 }
@@ -86,7 +92,8 @@ struct ExtractedLicense {
 #[serde(rename_all = "camelCase")]
 struct Relationship {
     spdx_element_id: String,
-    relationship_type: &'static str,
+    #[serde(rename = "relationshipType")]
+    kind: &'static str,
     related_spdx_element: String,
 }
 
@@ -151,7 +158,7 @@ fn package(component: &Component, extracted: &mut BTreeMap<String, ExtractedLice
             extracted
                 .entry(id.clone())
                 .or_insert_with(|| ExtractedLicense {
-                    license_id: id.clone(),
+                    id: id.clone(),
                     extracted_text: name.clone(),
                     name: name.clone(),
                 });
@@ -176,9 +183,9 @@ fn package(component: &Component, extracted: &mut BTreeMap<String, ExtractedLice
             .purl
             .iter()
             .map(|purl| ExternalRef {
-                reference_category: "PACKAGE-MANAGER",
-                reference_type: "purl",
-                reference_locator: purl.clone(),
+                category: "PACKAGE-MANAGER",
+                kind: "purl",
+                locator: purl.clone(),
             })
             .collect(),
         primary_package_purpose: purpose(component.kind),
@@ -207,14 +214,14 @@ pub fn render(inventory: &Inventory) -> Vec<u8> {
     };
     let mut relationships = vec![Relationship {
         spdx_element_id: "SPDXRef-DOCUMENT".into(),
-        relationship_type: "DESCRIBES",
+        kind: "DESCRIBES",
         related_spdx_element: id(&inventory.subject.bom_ref),
     }];
     for (from, edges) in &inventory.relations {
         for (relation, to) in edges {
             relationships.push(Relationship {
                 spdx_element_id: id(from),
-                relationship_type: match relation {
+                kind: match relation {
                     Relation::DependsOn => "DEPENDS_ON",
                     Relation::Contains => "CONTAINS",
                 },
@@ -227,11 +234,11 @@ pub fn render(inventory: &Inventory) -> Vec<u8> {
         None => inventory.subject.name.clone(),
     };
     let mut document = Document {
-        spdx_version: "SPDX-2.3",
+        version: "SPDX-2.3",
         data_license: "CC0-1.0",
         spdx_id: "SPDXRef-DOCUMENT",
         name,
-        document_namespace: String::new(),
+        namespace: String::new(),
         creation_info: CreationInfo {
             created: inventory
                 .created
@@ -244,6 +251,6 @@ pub fn render(inventory: &Inventory) -> Vec<u8> {
         relationships,
     };
     let unnamespaced = to_bytes(&document);
-    document.document_namespace = format!("urn:uuid:{}", content_uuid(&unnamespaced));
+    document.namespace = format!("urn:uuid:{}", content_uuid(&unnamespaced));
     to_bytes(&document)
 }
