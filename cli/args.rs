@@ -121,6 +121,15 @@ hstore build infinilm --target cpu --infinicore-src ../InfiniCore               
   hstore why InfiniCore                     # a git repository, by name or URL
   hstore why b3:af13…                       # an artifact, or a file inside one (needs the store)")]
     Why(WhyArgs),
+    /// Write a software bill of materials (CycloneDX 1.6 or SPDX 2.3 JSON) of a lockfile, a bundle or a build
+    #[command(after_help = "Examples:
+  hstore sbom -o sbom.cdx.json                              # ./lockfile.json, licences from the store
+  hstore sbom --bundle stack.hsb --format spdx              # what a bundle carries, without importing it
+  hstore sbom infinilm-svc --target cuda                    # a recorded build and every output it read
+  hstore sbom b3:4bf3…                                      # the same, by build key or output address
+
+Same inputs, same bytes: no wall-clock time unless SOURCE_DATE_EPOCH is set.")]
+    Sbom(SbomArgs),
     /// Write one bundle file holding a lockfile's closure (and recorded builds) for an air-gapped store
     #[command(after_help = "Examples:
   hstore export -o infer.hsb                                  # the closure of ./lockfile.json
@@ -237,6 +246,44 @@ pub struct WhyArgs {
     /// The lockfile
     #[arg(long, value_name = "FILE", default_value = "lockfile.json")]
     pub lockfile: PathBuf,
+}
+
+/// `hstore sbom`.
+#[derive(Debug, Args)]
+pub struct SbomArgs {
+    /// A recorded build: a recipe name (with --target), or a build key / output address (`b3:…`) [default: the
+    /// whole lockfile]
+    #[arg(value_name = "RECIPE|ADDRESS", conflicts_with = "bundle")]
+    pub build: Option<String>,
+
+    /// The target the recipe was built for
+    #[arg(long, short, requires = "build")]
+    pub target: Option<String>,
+
+    /// Describe the lockfile a bundle carries, read from the bundle (a file: it is read up to three times) without
+    /// importing it
+    #[arg(long, value_name = "FILE")]
+    pub bundle: Option<PathBuf>,
+
+    /// The output format
+    #[arg(long, value_enum, default_value_t = SbomFormat::Cyclonedx)]
+    pub format: SbomFormat,
+
+    /// Write the SBOM here instead of stdout
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub inputs: BuildInputs,
+}
+
+/// `hstore sbom --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SbomFormat {
+    /// CycloneDX 1.6 JSON.
+    Cyclonedx,
+    /// SPDX 2.3 JSON.
+    Spdx,
 }
 
 /// `hstore build`.

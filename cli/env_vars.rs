@@ -19,6 +19,9 @@ pub const HSTORE_TEST_NO_RETRY_DELAY: &str = "HSTORE_TEST_NO_RETRY_DELAY";
 /// Tests only: seconds to move hstore's clock ahead (`hstore_store::clock`), so a test lets time pass without
 /// sleeping.
 pub const HSTORE_TEST_CLOCK_OFFSET: &str = "HSTORE_TEST_CLOCK_OFFSET";
+/// Seconds since the Unix epoch to stamp into `hstore sbom` output (<https://reproducible-builds.org/specs/source-date-epoch/>);
+/// unset, an SBOM has no wall-clock time.
+pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 /// The `uv` executable that resolves `requirements` sources (default: `uv` on `PATH`); its version goes into the
 /// lockfile.
 pub const HSTORE_UV: &str = "HSTORE_UV";

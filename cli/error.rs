@@ -81,6 +81,17 @@ pub enum CliError {
         /// Whether the query was an address and the store could be searched.
         searched_store: bool,
     },
+    /// `sbom --bundle -`: a bundle's SBOM reads it more than once.
+    #[error(
+        "`hstore sbom --bundle` cannot read a bundle from stdin: it reads the bundle up to three times"
+    )]
+    SbomOfStdin,
+    /// `SOURCE_DATE_EPOCH` is not a number of seconds.
+    #[error("`SOURCE_DATE_EPOCH` is `{value}`, not a whole number of seconds since 1970-01-01")]
+    BadSourceDateEpoch {
+        /// What it holds.
+        value: String,
+    },
 }
 
 /// `the build record of key `K`` or `3 build records (`K1`, `K2`, `K3`)`, naming at most five keys.
@@ -143,6 +154,10 @@ impl Hint for CliError {
                  or a `b3:` address; `--lockfile` names another lockfile"
                     .into(),
             ),
+            CliError::SbomOfStdin => Some("save the bundle to a file first, and pass its path".into()),
+            CliError::BadSourceDateEpoch { .. } => {
+                Some("set it to `$(git log -1 --format=%ct)`, or unset it for an SBOM with no timestamp".into())
+            }
             CliError::IncompletePull { cache, .. } => Some(format!(
                 "push them from a store that holds them (`hstore cache push`), or run `hstore fetch --cache {cache}` \
                  to take the rest from upstream"

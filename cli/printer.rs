@@ -204,6 +204,12 @@ fn hint_of(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
     if let Some(error) = cause.downcast_ref::<hstore_sandbox::Error>() {
         return error.hint();
     }
+    if let Some(error) = cause.downcast_ref::<hstore_fetchers::license::Error>() {
+        return error.hint();
+    }
+    if let Some(error) = cause.downcast_ref::<hstore_model::sbom::Error>() {
+        return error.hint();
+    }
     None
 }
 

@@ -22,6 +22,8 @@ pub struct GlobalSettings {
     pub clock_offset: std::time::Duration,
     /// The `uv` that resolves `requirements` sources (`HSTORE_UV`, else `uv` on `PATH`).
     pub uv: PathBuf,
+    /// `SOURCE_DATE_EPOCH`, for the one timestamp `hstore sbom` writes (unset: none).
+    pub source_date_epoch: Option<String>,
 }
 
 impl GlobalSettings {
@@ -52,6 +54,9 @@ impl GlobalSettings {
             uv: std::env::var_os(env_vars::HSTORE_UV)
                 .filter(|v| !v.is_empty())
                 .map_or_else(|| PathBuf::from("uv"), PathBuf::from),
+            source_date_epoch: std::env::var_os(env_vars::SOURCE_DATE_EPOCH)
+                .filter(|v| !v.is_empty())
+                .map(|v| v.to_string_lossy().into_owned()),
         })
     }
 }

@@ -213,6 +213,18 @@ pub enum BuildError {
         /// The input reading it.
         input: String,
     },
+    /// A build record names a dependency's build key whose record the store no longer holds.
+    #[error(
+        "the build of `{recipe}` read input `{input}`, the output of build key {key}, whose record is not in the store"
+    )]
+    DependencyRecordMissing {
+        /// The dependent recipe.
+        recipe: String,
+        /// Its input.
+        input: String,
+        /// The dependency's build key.
+        key: Digest,
+    },
     /// An output symlink breaks the store's rule for links in a tree (it could lead outside the output, alone or
     /// through other links); nothing was installed.
     #[error("cannot install {output}: symlink `{}` points to `{target}`, which could lead outside the output: {reason}", path.display())]
@@ -363,6 +375,11 @@ impl hstore_store::Hint for BuildError {
             BuildError::KeyEncoding { .. } => {
                 Some("the key holds the script, env and host paths as text: write host paths in UTF-8".into())
             }
+            BuildError::DependencyRecordMissing { .. } => Some(
+                "the dependency's record was removed (`hstore store roots remove` and `gc`) or not imported (a \
+                 bundle without `--with-builds`): run `hstore build` for the recipe again"
+                    .into(),
+            ),
             BuildError::DependencyNotBuilt { .. }
             | BuildError::InvalidInputName { .. }
             | BuildError::Io { .. }

@@ -21,6 +21,7 @@ pub mod install;
 pub mod plan;
 pub mod provenance;
 pub mod record;
+pub mod sbom;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -221,15 +221,12 @@ pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> R
 /// `hstore log`: print a recorded build's log, by recipe + target or by key/output address.
 pub fn log(args: &LogArgs, global: &GlobalSettings) -> Result<ExitStatus> {
     let store = open_store(global)?;
-    let record = recorded_builds(
+    let record = find_build(
         &store,
         args.what.as_deref(),
         args.target.as_deref(),
         &args.inputs,
-    )?
-    .into_iter()
-    .next()
-    .context("no recorded build")?;
+    )?;
     let mut blob = store.blob(&record.log)?;
     let stdout = std::io::stdout();
     // A log is the build's own bytes: on a terminal its escape sequences would drive the terminal (retitle it,
@@ -244,6 +241,19 @@ pub fn log(args: &LogArgs, global: &GlobalSettings) -> Result<ExitStatus> {
 
 /// The recorded builds `what` names (never empty): a `b3:` build key or output address (every record with that key
 /// or output), or a recipe name built for `target` with the inputs of `inputs` (its one record).
+/// The first recorded build [`recorded_builds`] names (`hstore log`, `hstore sbom`).
+pub(crate) fn find_build(
+    store: &Store,
+    what: Option<&str>,
+    target: Option<&str>,
+    inputs: &BuildInputs,
+) -> Result<BuildRecord> {
+    recorded_builds(store, what, target, inputs)?
+        .into_iter()
+        .next()
+        .context("no recorded build")
+}
+
 pub(crate) fn recorded_builds(
     store: &Store,
     what: Option<&str>,

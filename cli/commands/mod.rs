@@ -11,6 +11,7 @@ mod key;
 mod lock;
 mod lock_xmake;
 mod provenance;
+mod sbom;
 pub mod store;
 mod why;
 
@@ -33,6 +34,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus> {
         Commands::VerifyProvenance(args) => provenance::run(&args, &global, printer),
         Commands::Diff(args) => diff::run(&args, &global),
         Commands::Why(args) => why::run(&args, &global),
+        Commands::Sbom(args) => sbom::run(&args, &global),
         Commands::Export(args) => export::run(&args, &global, printer),
         Commands::Bundle(command) => bundle::run(command, printer),
         Commands::Import(args) => import::run(&args, &global, printer),

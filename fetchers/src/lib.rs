@@ -18,6 +18,7 @@ pub mod crates;
 pub mod error;
 pub mod git;
 pub mod http;
+pub mod license;
 pub mod mirrors;
 pub mod path;
 pub mod record;

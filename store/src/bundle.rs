@@ -53,6 +53,7 @@
 //! records; an unsigned or foreign-signed bundle's records are dropped and reported
 //! ([`ImportReport::records_dropped`]), while its objects and roots are imported as usual.
 
+mod extract;
 mod inspect;
 mod inventory;
 mod keys;
@@ -67,6 +68,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 use crate::meta::Root;
 
+pub use extract::read_selected;
 pub use inspect::{EncodingTotals, Inspection, inspect};
 pub use inventory::Inventory;
 pub use keys::{
@@ -487,6 +489,9 @@ impl crate::Hint for Error {
                 Some("run `hstore fetch` for that lockfile first, then `hstore store verify`".into())
             }
             Error::UnsupportedVersion { .. } => Some("import it with the hstore release that wrote it".into()),
+            Error::NotABundle { .. } => {
+                Some("`hstore export -o FILE` writes bundles; check that the path names one (not a lockfile or NAR)".into())
+            }
             Error::InvalidRecord { .. } => Some(
                 "the bundle was made by an incompatible hstore, or crafted: export it again with this release, and import only bundles you trust (`--trust KEY`)".into(),
             ),
@@ -505,7 +510,7 @@ pub(crate) fn signed_message(header_digest: &Digest) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, HashSet};
     use std::fs;
 
     use super::*;
@@ -691,6 +696,54 @@ mod tests {
             assert!(import(&dest, &mut &truncated[..], "b", &ImportOptions::default()).is_err());
         }
         assert!(dest.roots().unwrap().is_empty());
+    }
+
+    #[test]
+    fn read_selected_hands_over_verified_objects_and_refuses_a_damaged_one() {
+        let (_dir, store, address) = source();
+        let bytes = bundle_bytes(&store, &spec(address), None);
+        let root = store.directory(&address).unwrap();
+        let Some(crate::Node::File { digest: text, .. }) = root
+            .get(&crate::PathComponent::new("a.txt").unwrap())
+            .cloned()
+        else {
+            panic!("a.txt is a file");
+        };
+        let mut seen = Vec::new();
+        let manifest = read_selected(
+            &mut bytes.as_slice(),
+            "b",
+            |manifest| {
+                assert_eq!(manifest.objects.len(), 4);
+                [text, address].into_iter().collect()
+            },
+            |object, reader| {
+                let mut content = Vec::new();
+                reader.read_to_end(&mut content).unwrap();
+                seen.push((object.address, content));
+            },
+        )
+        .unwrap();
+        assert_eq!(manifest.roots.len(), 1);
+        // Children come first: the file, then the root node.
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0], (text, "hello bundle ".repeat(40).into_bytes()));
+        assert_eq!(seen[1], (address, root.encode()));
+
+        // A callback that reads nothing still gets the object checked; every flipped byte fails the call.
+        for index in 0..bytes.len() {
+            let mut flipped = bytes.clone();
+            flipped[index] ^= 0x20;
+            let result = read_selected(
+                &mut flipped.as_slice(),
+                "b",
+                |manifest| manifest.objects.iter().map(|o| o.address).collect(),
+                |_, _| {},
+            );
+            assert!(result.is_err(), "flipping byte {index} went unnoticed");
+        }
+        let error = read_selected(&mut &b"{}"[..], "x.json", |_| HashSet::new(), |_, _| {});
+        assert!(matches!(error, Err(Error::NotABundle { .. })));
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub struct WheelSpec {
     pub yanked: bool,
     /// `upload-time` on the page.
     pub upload_time: String,
+    /// `License-Expression` in METADATA (PEP 639).
+    pub license_expression: Option<String>,
+    /// The legacy `License` field in METADATA.
+    pub license: Option<String>,
 }
 
 impl WheelSpec {
@@ -57,7 +61,23 @@ impl WheelSpec {
             requires_python: None,
             yanked: false,
             upload_time: DEFAULT_UPLOAD_TIME.to_owned(),
+            license_expression: None,
+            license: None,
         }
+    }
+
+    /// Declares `License-Expression: EXPRESSION` (PEP 639).
+    #[must_use]
+    pub fn license_expression(mut self, expression: &str) -> Self {
+        self.license_expression = Some(expression.to_owned());
+        self
+    }
+
+    /// Declares the legacy `License: TEXT`.
+    #[must_use]
+    pub fn license(mut self, text: &str) -> Self {
+        self.license = Some(text.to_owned());
+        self
     }
 
     /// Adds `Requires-Dist` lines.
@@ -120,6 +140,12 @@ pub fn build_wheel(spec: &WheelSpec) -> (String, Vec<u8>) {
         "Metadata-Version: 2.1\nName: {}\nVersion: {}\n",
         spec.project, spec.version
     );
+    if let Some(expression) = &spec.license_expression {
+        let _ = writeln!(metadata, "License-Expression: {expression}");
+    }
+    if let Some(license) = &spec.license {
+        let _ = writeln!(metadata, "License: {license}");
+    }
     if let Some(requires_python) = &spec.requires_python {
         let _ = writeln!(metadata, "Requires-Python: {requires_python}");
     }

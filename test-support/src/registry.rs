@@ -39,6 +39,8 @@ pub struct CrateSpec {
     pub files: Vec<(&'static str, &'static str)>,
     /// Whether the index marks the version yanked.
     pub yanked: bool,
+    /// The manifest's `license` (an SPDX expression, as crates.io requires), if any.
+    pub license: Option<&'static str>,
 }
 
 /// A crate version as published.
@@ -124,8 +126,12 @@ pub fn deterministic_tar_gz(files: &[(String, Vec<u8>)]) -> Vec<u8> {
 }
 
 fn crate_bytes(name: &str, version: &str, spec: &CrateSpec) -> Vec<u8> {
+    let license = spec
+        .license
+        .map(|license| format!("license = \"{license}\"\n"))
+        .unwrap_or_default();
     let mut manifest = format!(
-        "[package]\nname = \"{name}\"\nversion = \"{version}\"\nedition = \"2021\"\n\n[lib]\npath = \"src/lib.rs\"\n"
+        "[package]\nname = \"{name}\"\nversion = \"{version}\"\nedition = \"2021\"\n{license}\n[lib]\npath = \"src/lib.rs\"\n"
     );
     for (dependency, requirement) in &spec.deps {
         write!(

@@ -14,6 +14,7 @@ mod lock;
 mod namespaces;
 mod operator;
 mod provenance;
+mod sbom;
 mod store;
 mod store_common;
 mod support;

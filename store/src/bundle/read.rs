@@ -101,9 +101,21 @@ impl Read for StreamReader<'_> {
 }
 
 /// One object's payload: exactly `remaining` bytes of the stream, or an `UnexpectedEof` error.
-struct Payload<'s, 'a> {
+pub(super) struct Payload<'s, 'a> {
     stream: &'s mut StreamReader<'a>,
     remaining: u64,
+}
+
+impl Payload<'_, '_> {
+    /// Payload bytes not read yet.
+    pub(super) fn remaining(&self) -> u64 {
+        self.remaining
+    }
+
+    /// Whether the stream ended (inside this payload, when bytes remain).
+    pub(super) fn ended(&self) -> bool {
+        self.stream.ended
+    }
 }
 
 impl Read for Payload<'_, '_> {
@@ -177,6 +189,11 @@ impl<'a> BundleReader<'a> {
         })
     }
 
+    /// Bytes read so far (of the decoded stream, for a bundle compressed as a whole).
+    pub(super) fn offset(&self) -> u64 {
+        self.stream.offset
+    }
+
     /// Whether the bundle is compressed as a whole (`export --level`).
     pub(super) fn compressed(&self) -> bool {
         self.compressed
@@ -210,6 +227,14 @@ impl<'a> BundleReader<'a> {
         Error::InconsistentManifest {
             name: self.name.clone(),
             problem,
+        }
+    }
+
+    /// The next `length` bytes of the stream, an object's payload (still hashed for the trailer).
+    pub(super) fn payload(&mut self, length: u64) -> Payload<'_, 'a> {
+        Payload {
+            stream: &mut self.stream,
+            remaining: length,
         }
     }
 
