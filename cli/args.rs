@@ -123,10 +123,10 @@ hstore build infinilm --target cpu --infinicore-src ../InfiniCore               
     Why(WhyArgs),
     /// Write a software bill of materials (CycloneDX 1.6 or SPDX 2.3 JSON) of a lockfile, a bundle or a build
     #[command(after_help = "Examples:
-  hstore sbom -o sbom.cdx.json                              # ./lockfile.json, licences from the store
-  hstore sbom --bundle stack.hsb --format spdx              # what a bundle carries, without importing it
-  hstore sbom infinilm-svc --target cuda                    # a recorded build and every output it read
-  hstore sbom b3:4bf3…                                      # the same, by build key or output address
+  hstore sbom -o sbom.cdx.json                  # ./lockfile.json, licences from the store
+  hstore sbom --bundle stack.hsb --format spdx  # what a bundle carries, without importing it
+  hstore sbom infinilm-svc --target cuda        # a recorded build and every output it read
+  hstore sbom b3:4bf3…                          # the same, by build key or output address
 
 Same inputs, same bytes: no wall-clock time unless SOURCE_DATE_EPOCH is set.")]
     Sbom(SbomArgs),
