@@ -239,7 +239,7 @@ pub fn export(
         .map_err(setup)?;
     // zstd's multi-threaded output does not depend on the number of workers (only on the parameters), so the
     // bundle stays byte-identical from machine to machine.
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     encoder
         .multithread(u32::try_from(workers).unwrap_or(1))
         .map_err(setup)?;
