@@ -64,26 +64,24 @@ pub enum BuildError {
         source: Box<BuildError>,
     },
     /// The xmake probe ran but its output holds no report.
-    #[error(
-        "the xmake probe of `{source_name}` for target `{target}` wrote no {}",
-        crate::xmake_probe::REPORT_FILE
-    )]
+    #[error("the xmake probe of `{source_name}` for target `{target}` wrote no {file}")]
     NoProbeReport {
         /// `recipe.source` probed.
         source_name: String,
         /// The target probed.
         target: String,
+        /// The report's file name.
+        file: &'static str,
     },
     /// The xmake probe's report is not the JSON its script writes.
-    #[error(
-        "invalid xmake package report ({}) of `{source_name}` for target `{target}`",
-        crate::xmake_probe::REPORT_FILE
-    )]
+    #[error("invalid xmake package report ({file}) of `{source_name}` for target `{target}`")]
     ProbeReport {
         /// `recipe.source` probed.
         source_name: String,
         /// The target probed.
         target: String,
+        /// The report's file name.
+        file: &'static str,
         /// serde's error.
         #[source]
         source: serde_json::Error,

@@ -326,6 +326,7 @@ fn read_report(
     let no_report = || BuildError::NoProbeReport {
         source_name: source_name.to_owned(),
         target: target.to_owned(),
+        file: REPORT_FILE,
     };
     let name = PathComponent::new(REPORT_FILE).map_err(|_| no_report())?;
     let Some(Node::File { digest, .. }) = directory.get(&name) else {
@@ -338,6 +339,7 @@ fn read_report(
     parse_report(&bytes).map_err(|source| BuildError::ProbeReport {
         source_name: source_name.to_owned(),
         target: target.to_owned(),
+        file: REPORT_FILE,
         source,
     })
 }
