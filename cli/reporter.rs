@@ -1,5 +1,6 @@
 //! [`ProgressReporter`]: the CLI's [`Reporter`], drawing one indicatif bar on a terminal (bytes and downloads in
-//! flight) and cargo-style `Fetched` lines with `-v`. Off the terminal it only counts.
+//! flight) and cargo-style `Fetched` lines with `-v`; a fetcher's warnings go to the [`Printer`] above the bar. Off
+//! the terminal it only counts.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -104,6 +105,13 @@ impl Reporter for ProgressReporter {
                 }
                 None => self.printer.status("Fetched", format!("{kind} {name}")),
             }
+        }
+    }
+
+    fn on_warning(&self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| self.printer.warn(message)),
+            None => self.printer.warn(message),
         }
     }
 }

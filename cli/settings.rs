@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
+use hstore_build::PlanContext;
+
 use crate::args::GlobalArgs;
 use crate::env_vars;
 
@@ -82,4 +84,14 @@ fn default_store() -> Result<PathBuf> {
         .filter(|v| !v.is_empty())
         .context("neither HSTORE_STORE, XDG_DATA_HOME nor HOME is set; pass --store DIR")?;
     Ok(PathBuf::from(home).join(".local/share/hstore"))
+}
+
+/// What planning a build needs from the environment: the invoking user's home, for `~/` in host paths, host tools
+/// and target env (read here, once, so `hstore-build` never reads the environment).
+pub fn plan_context() -> PlanContext {
+    PlanContext {
+        home: std::env::var_os(env_vars::HOME).map(|home| home.to_string_lossy().into_owned()),
+        overrides: std::collections::BTreeMap::new(),
+        keys_from_records: false,
+    }
 }

@@ -54,6 +54,38 @@ pub enum BuildError {
         /// Why.
         reason: &'static str,
     },
+    /// The pinned xmake that evaluates an `xmake_requires` source at lock could not be built.
+    #[error("cannot build the xmake that evaluates `{source_name}`")]
+    XmakeForProbe {
+        /// `recipe.source` being probed.
+        source_name: String,
+        /// Why.
+        #[source]
+        source: Box<BuildError>,
+    },
+    /// The xmake probe ran but its output holds no report.
+    #[error("the xmake probe of `{source_name}` for target `{target}` wrote no {file}")]
+    NoProbeReport {
+        /// `recipe.source` probed.
+        source_name: String,
+        /// The target probed.
+        target: String,
+        /// The report's file name.
+        file: &'static str,
+    },
+    /// The xmake probe's report is not the JSON its script writes.
+    #[error("invalid xmake package report ({file}) of `{source_name}` for target `{target}`")]
+    ProbeReport {
+        /// `recipe.source` probed.
+        source_name: String,
+        /// The target probed.
+        target: String,
+        /// The report's file name.
+        file: &'static str,
+        /// serde's error.
+        #[source]
+        source: serde_json::Error,
+    },
     /// A store operation failed.
     #[error("store operation failed for {what}")]
     Store {
@@ -332,6 +364,10 @@ impl hstore_store::Hint for BuildError {
                  has target `{target}`'s SDK, and commit the lockfile"
             )),
             BuildError::ScriptFailed { tail, .. } => script_failure(tail).map(|failure| failure.hint()),
+            BuildError::XmakeForProbe { source, .. } => source.hint(),
+            BuildError::NoProbeReport { .. } | BuildError::ProbeReport { .. } => Some(
+                "the probe ran under an xmake other than the pinned one, or failed; see the probe's log".into(),
+            ),
             BuildError::Store { source, .. } => source.hint(),
             BuildError::Sandbox(error) => error.hint(),
             BuildError::Recipe(error) => error.hint(),

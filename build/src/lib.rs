@@ -4,7 +4,9 @@
 //! shapes ([`inputs`]: trees, single files, cargo vendor directories, wheelhouses, xmake packages, other recipes'
 //! outputs), the build graph
 //! ([`graph`]: dependency order, keys that include dependencies' keys, `-j N`), installing outputs under a prefix
-//! ([`install`]), `--check` diffs ([`diff`]) and deployment cases ([`case`]).
+//! ([`install`]), `--check` diffs ([`diff`]), deployment cases ([`case`]) and the xmake probe ([`xmake_probe`]:
+//! `hstore-fetchers`' [`LockEvaluator`](hstore_fetchers::LockEvaluator) for `xmake_requires` sources, which builds
+//! the pinned xmake and evaluates the project in the sandbox at lock).
 //!
 //! The build key (ARCHITECTURE.md §6) is BLAKE3 over a canonical JSON document of everything that can change the
 //! output: [`BUILDER_VERSION`], the recipe name, the build script and environment, the target's name, host paths and
@@ -22,6 +24,7 @@ pub mod plan;
 pub mod provenance;
 pub mod record;
 pub mod sbom;
+pub mod xmake_probe;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -39,12 +42,13 @@ pub use inputs::{
     GitReplacement, Input, InputShape, VendoredCrate, XmakeArchiveInput, xmake_global_conf,
 };
 pub use install::{InstallReport, install};
-pub use plan::{PlanContext, SourceOverride, XmakeProbe, plan, select_recipes, xmake_probe_plan};
+pub use plan::{PlanContext, SourceOverride, plan, select_recipes};
 pub use record::{
     BUILD_NAMESPACE, BUILD_ROOT_PREFIX, BuildOptions, BuildOutcome, BuildRecord, CheckOutcome,
     PreparedBuild, RECORD_KINDS, RECORDS, build, build_prepared, find_record, input_env_name,
     prepare, prepare_from_records,
 };
+pub use xmake_probe::{ProbeEvent, XmakeEvaluator, XmakeProbe, xmake_probe_plan};
 
 /// Bumped whenever the sandbox or the input shapes change in a way that can change outputs.
 // v2 (issue 20): a root-run build is a build user (host-root files show as nobody), /etc holds only the loader files

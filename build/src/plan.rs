@@ -291,7 +291,7 @@ pub fn plan(
 }
 
 /// A target's `host_paths`, with `~/` expanded to the invoking user's home.
-fn host_paths(target: &Target, context: &PlanContext) -> Vec<PathBuf> {
+pub(crate) fn host_paths(target: &Target, context: &PlanContext) -> Vec<PathBuf> {
     target
         .host_paths
         .iter()
@@ -300,7 +300,7 @@ fn host_paths(target: &Target, context: &PlanContext) -> Vec<PathBuf> {
 }
 
 /// A target's `host_tools` command lines, with `~/` expanded in each word.
-fn host_tools(target: &Target, context: &PlanContext) -> Vec<String> {
+pub(crate) fn host_tools(target: &Target, context: &PlanContext) -> Vec<String> {
     target
         .host_tools
         .iter()
@@ -343,102 +343,6 @@ pub(crate) fn spec_kind(spec: &SourceSpec) -> &'static str {
         SourceSpec::Recipe { .. } => "recipe",
     }
 }
-
-/// What [`xmake_probe_plan`] needs: the source being locked, its inputs, and the built xmake.
-#[derive(Debug, Clone)]
-pub struct XmakeProbe<'a> {
-    /// The recipe holding the `xmake_requires` source.
-    pub recipe: &'a Recipe,
-    /// The source's name.
-    pub source: &'a str,
-    /// The target to probe.
-    pub target: &'a str,
-    /// The project tree (the source's `xmake_requires`).
-    pub project: Digest,
-    /// The xmake-repo tree.
-    pub repo: Digest,
-    /// The `xmake` recipe the source names, its target, build key and output (built already).
-    pub xmake: (&'a str, &'a str, Digest, Digest),
-    /// The probe script (`probe.lua`), stored as a blob.
-    pub script: Digest,
-}
-
-/// The sandboxed run that evaluates an `xmake_requires` source for one target at lock: the pinned xmake configures
-/// a writable copy of the project with the target's options without installing anything (`--require=n`), in the
-/// [`InputShape::XmakePackages`] shape with no archive (so nothing but the host can satisfy a package), and the
-/// probe writes `$out/report.json`. The target's env, host paths and host tools apply as in its build, and the run
-/// is keyed and recorded like a build, so probing the same inputs again is a cache hit.
-pub fn xmake_probe_plan(probe: &XmakeProbe<'_>, context: &PlanContext) -> Result<BuildPlan> {
-    let recipe = probe.recipe;
-    let Some(target_spec) = recipe.targets.get(probe.target) else {
-        return Err(BuildError::UnknownTarget {
-            recipe: recipe.name.clone(),
-            target: probe.target.to_owned(),
-            known: recipe.targets.keys().cloned().collect(),
-        });
-    };
-    let (xmake_recipe, xmake_target, xmake_key, xmake_output) = probe.xmake;
-    let mut env: BTreeMap<String, String> = recipe
-        .build
-        .as_ref()
-        .map(|build| build.env.clone())
-        .unwrap_or_default();
-    for (key, value) in &target_spec.env {
-        env.insert(key.clone(), context.expand_home(value));
-    }
-    let inputs = vec![
-        Input {
-            name: "project".into(),
-            shape: InputShape::Tree(probe.project),
-        },
-        Input {
-            name: "xmake".into(),
-            shape: InputShape::Output {
-                recipe: xmake_recipe.to_owned(),
-                target: xmake_target.to_owned(),
-                key: xmake_key,
-                output: Some(xmake_output),
-            },
-        },
-        Input {
-            name: "probe".into(),
-            shape: InputShape::File {
-                digest: probe.script,
-                file_name: "probe.lua".into(),
-            },
-        },
-        Input {
-            name: "packages".into(),
-            shape: InputShape::XmakePackages {
-                repo: probe.repo,
-                archives: Vec::new(),
-                host_packages: Vec::new(),
-                options: target_spec.xmake_options.clone(),
-                xmake_input: "xmake".into(),
-            },
-        },
-    ];
-    Ok(BuildPlan {
-        recipe: format!("{}.{}.xmake-probe", recipe.name, probe.source),
-        target: probe.target.to_owned(),
-        script: XMAKE_PROBE_SCRIPT.to_owned(),
-        env,
-        inputs,
-        host_paths: host_paths(target_spec, context),
-        host_tools: host_tools(target_spec, context),
-        limits: hstore_sandbox::LimitOverrides::default(),
-        notes: Vec::new(),
-    })
-}
-
-/// The shell script of [`xmake_probe_plan`].
-const XMAKE_PROBE_SCRIPT: &str = r#"set -eu
-cp -R "$src_project" /build/project
-chmod -R u+w /build/project
-cd /build/project
-xmake f $xmake_options --require=n -y
-xmake lua "$src_probe_file" "$out/report.json"
-"#;
 
 /// The wheelhouse of a `requirements` source for the target keyed `key` (`cp310-manylinux_2_28_aarch64`): the wheels
 /// locked for it, by file name, plus the hashed `requirements.txt`.

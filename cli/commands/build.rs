@@ -17,16 +17,7 @@ use hstore_store::Store;
 use crate::args::{BuildArgs, BuildInputs, LogArgs};
 use crate::commands::store::{open_store, parse_address};
 use crate::printer::{ExitStatus, Printer};
-use crate::settings::GlobalSettings;
-
-/// The invoking user's home, for `~/` in recipes' host paths.
-pub(crate) fn plan_context() -> PlanContext {
-    PlanContext {
-        home: std::env::var_os("HOME").map(|home| home.to_string_lossy().into_owned()),
-        overrides: std::collections::BTreeMap::new(),
-        keys_from_records: false,
-    }
-}
+use crate::settings::{GlobalSettings, plan_context};
 
 pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> Result<ExitStatus> {
     if let Some(case_name) = &args.deployment_case {

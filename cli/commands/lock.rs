@@ -1,11 +1,15 @@
-//! `hstore lock`: recipes → lockfile.json, fetching into the store while resolving. Also the pieces `fetch` shares:
-//! mirror loading, the async runtime, the fetcher and the lockfile's gc root.
+//! `hstore lock`: recipes → lockfile.json in one pass (`Fetcher::lock`), fetching into the store while resolving.
+//! This module is wiring: it resolves the settings, constructs the fetcher and the build crate's
+//! [`XmakeEvaluator`] (which `xmake_requires` sources need: the pinned xmake runs in the sandbox), passes both to
+//! the lock, prints progress, and writes or checks the lockfile. Also the pieces `fetch` shares: mirror loading, the
+//! async runtime, the fetcher and the lockfile's gc root.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use hstore_build::{BuildOptions, GraphEvent, ProbeEvent, XmakeEvaluator};
 use hstore_fetchers::archive::MaxUnpackedSize;
 use hstore_fetchers::http::DownloadOptions;
 use hstore_fetchers::lockfile::Lockfile;
@@ -19,7 +23,7 @@ use crate::args::LockArgs;
 use crate::error::CliError;
 use crate::printer::{ExitStatus, Printer, Severity};
 use crate::reporter::ProgressReporter;
-use crate::settings::GlobalSettings;
+use crate::settings::{GlobalSettings, plan_context};
 
 /// The config file holding `[mirrors]`.
 pub const CONFIG_FILE: &str = "hstore.toml";
@@ -155,21 +159,20 @@ pub fn run(args: &LockArgs, global: &GlobalSettings, printer: &Printer) -> Resul
     )?;
     let dir = lockfile_dir(&args.lockfile);
     let runtime = runtime()?;
-    let (mut lockfile, mut errors) =
-        runtime.block_on(fetcher.lock(&recipes, previous.as_ref(), &dir, &update));
-    if errors.is_empty() {
-        // `xmake_requires` sources not kept by the first pass: build the pinned xmake, probe, lock the archives.
-        super::lock_xmake::lock_pending(
-            &recipes,
-            &mut lockfile,
-            &args.lockfile,
-            &store,
-            &fetcher,
-            &runtime,
-            printer,
-            &mut errors,
-        )?;
-    }
+    // `xmake_requires` sources are evaluated in the sandbox by the build crate, through the fetchers' trait.
+    let context = plan_context();
+    let build_options = BuildOptions {
+        helper_exe: std::env::current_exe()
+            .context("cannot find the hstore executable to run the sandbox helper")?,
+        check: false,
+        limits: hstore_sandbox::LimitOverrides::default(),
+        signer: None,
+    };
+    let on_event = |event: ProbeEvent<'_>| report_probe_event(printer, &event);
+    let evaluator =
+        XmakeEvaluator::new(&store, &args.lockfile, &context, &build_options, &on_event);
+    let (lockfile, errors) =
+        runtime.block_on(fetcher.lock(&recipes, previous.as_ref(), &dir, &update, &evaluator));
     reporter.finish();
     if !errors.is_empty() {
         for error in &errors {
@@ -216,6 +219,32 @@ pub fn run(args: &LockArgs, global: &GlobalSettings, printer: &Printer) -> Resul
         ),
     );
     Ok(ExitStatus::Success)
+}
+
+/// Prints what the xmake evaluator does: the pinned xmake's build, then each probe.
+fn report_probe_event(printer: &Printer, event: &ProbeEvent<'_>) {
+    match event {
+        ProbeEvent::Graph(GraphEvent::Started(node)) => printer.status(
+            "Building",
+            format!("{} for target {}", node.recipe, node.target),
+        ),
+        ProbeEvent::Graph(GraphEvent::Finished(node, outcome)) => {
+            if !outcome.cached {
+                printer.status(
+                    "Built",
+                    format!("{} → {}", node.recipe, outcome.record.output),
+                );
+            }
+        }
+        ProbeEvent::Probed {
+            source_name,
+            target,
+            cached,
+        } => printer.status(
+            if *cached { "Fresh" } else { "Probed" },
+            format!("xmake packages of `{source_name}` for target `{target}`"),
+        ),
+    }
 }
 
 /// A diff at the level of sources and artifacts, one line per change: `- KIND KEY VALUE` old, `+ KIND KEY VALUE` new.

@@ -9,7 +9,6 @@ mod fetch;
 pub(crate) mod import;
 mod key;
 mod lock;
-mod lock_xmake;
 mod provenance;
 mod sbom;
 pub mod store;

@@ -339,9 +339,21 @@ pub enum Error {
     /// Mirror rules are invalid.
     #[error(transparent)]
     Mirror(#[from] crate::mirrors::Error),
-    /// An xmake package report could not be locked.
+    /// The packages an xmake probe reported could not be pinned.
     #[error(transparent)]
-    Xmake(#[from] crate::xmake::Error),
+    Xmake(#[from] crate::xmake::pin::Error),
+    /// The [`LockEvaluator`](crate::LockEvaluator) failed to probe an `xmake_requires` source (building the pinned
+    /// xmake, running the probe, or reading its report); the evaluator's own error is the cause, with its hint.
+    #[error("the xmake probe of `{source_name}` for target `{target}` failed")]
+    Probe {
+        /// `recipe.source`.
+        source_name: String,
+        /// The target probed.
+        target: String,
+        /// The evaluator's error.
+        #[source]
+        source: crate::evaluator::EvaluatorError,
+    },
     /// A requirement line is not data hstore takes (an option, `${…}`, a URL or path requirement, bad syntax).
     #[error(transparent)]
     RequirementsInput(#[from] crate::requirements::input::Error),

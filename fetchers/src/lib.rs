@@ -16,6 +16,7 @@ pub mod archive;
 pub mod context;
 pub mod crates;
 pub mod error;
+pub mod evaluator;
 pub mod git;
 pub mod http;
 pub mod license;
@@ -31,6 +32,9 @@ pub mod xmake;
 
 pub use context::{Fetcher, FetcherOptions};
 pub use error::{Error, Result};
+pub use evaluator::{
+    EvaluatorError, LockEvaluator, NoEvaluator, XmakeProbeOutcome, XmakeProbeRequest,
+};
 pub use hstore_model::{lockfile, recipe};
 pub use reporter::{NoReporter, Reporter};
 pub use resolve::Update;

@@ -1,4 +1,4 @@
-//! [`Reporter`]: how fetchers tell the CLI about progress without printing (STYLE.md 25).
+//! [`Reporter`]: how fetchers tell the CLI about progress and warnings without printing (STYLE.md 25).
 
 /// Receives download progress. Implementations must be cheap: they are called for every chunk.
 pub trait Reporter: Send + Sync {
@@ -11,6 +11,10 @@ pub trait Reporter: Send + Sync {
     /// An artifact is now in the store (`kind` is `crate`, `git`…; `name` is human-readable).
     fn on_artifact(&self, kind: &str, name: &str) {
         let _ = (kind, name);
+    }
+    /// Something the user should act on although the run goes on (a target lock could not probe on this machine).
+    fn on_warning(&self, message: &str) {
+        let _ = message;
     }
 }
 

@@ -18,8 +18,9 @@
 //!   `--update`. `path` sources are always re-hashed (their content is the pin) and `cargo_lock` sources
 //!   are re-read from their (pinned) tree, reusing locked crate entries. An `xmake_requires` source is kept (its
 //!   archives ensured in the store) only while its project and xmake-repo trees are the ones it was probed against;
-//!   otherwise it is left with no artifacts and no `xmake` resolution, and the caller probes it (the CLI's `lock`
-//!   builds the pinned xmake and runs the probe in the sandbox, then calls [`crate::xmake::lock_source`]).
+//!   otherwise it is probed in the same pass, once every other source of every recipe is locked (the pinned xmake
+//!   is a recipe built from them): [`Fetcher::lock`] asks the caller's [`LockEvaluator`] per target and locks what
+//!   it reports ([`crate::xmake::probe_and_lock`]). Nothing is probed when another source already failed.
 //! - Per-item failures are collected, not fatal: the run finishes what it can and returns every error.
 
 use std::collections::{BTreeMap, HashMap};
@@ -33,6 +34,7 @@ use hstore_store::{Digest, Node, PathComponent, Store};
 use crate::context::Fetcher;
 use crate::crates::{self, CratePackage, Origin};
 use crate::error::{Error, Result, blocking};
+use crate::evaluator::{LockEvaluator, XmakeProbeRequest};
 use crate::lockfile::{
     Artifact, LockedRecipe, LockedSource, Lockfile, Resolution, XmakeResolution,
 };
@@ -141,6 +143,15 @@ fn edit_distance(a: &str, b: &str) -> usize {
     previous[b.len()]
 }
 
+/// An `xmake_requires` source the lock loop could not keep: probed after every other source is locked.
+struct PendingProbe<'a> {
+    recipe: &'a Recipe,
+    source: &'a str,
+    spec: &'a SourceSpec,
+    project: Digest,
+    repo: Digest,
+}
+
 /// What a source records beside its artifacts: a `requirements` source's resolution, an `xmake_requires` source's.
 type Resolutions = (Option<Resolution>, Option<XmakeResolution>);
 
@@ -156,15 +167,17 @@ struct PreviousResolution<'a> {
 }
 
 impl Fetcher {
-    /// Resolves every source of `recipes` (fetching into the store as it goes) into a lockfile. `previous` supplies
-    /// pins to keep; `lockfile_dir` anchors `path` sources. Returns the lockfile and every per-item error; the
-    /// lockfile is only complete when the error list is empty.
+    /// Resolves every source of `recipes` (fetching into the store as it goes) into a lockfile, in one pass.
+    /// `previous` supplies pins to keep; `lockfile_dir` anchors `path` sources; `evaluator` probes the
+    /// `xmake_requires` sources that cannot be kept, after every other source is locked. Returns the lockfile and
+    /// every per-item error; the lockfile is only complete when the error list is empty.
     pub async fn lock(
         &self,
         recipes: &[Recipe],
         previous: Option<&Lockfile>,
         lockfile_dir: &Path,
         update: &Update,
+        evaluator: &dyn LockEvaluator,
     ) -> (Lockfile, Vec<Error>) {
         let mut lockfile = Lockfile::default();
         if let Err(error) = update.check(recipes) {
@@ -172,6 +185,8 @@ impl Fetcher {
         }
         let mut errors = Vec::new();
         let now = requirements::utc_now();
+        // `xmake_requires` sources to probe once everything else is locked.
+        let mut probes: Vec<PendingProbe<'_>> = Vec::new();
         for recipe in recipes {
             let previous_recipe = previous.and_then(|lock| lock.recipe(&recipe.name));
             let mut locked_recipe = LockedRecipe {
@@ -247,6 +262,19 @@ impl Fetcher {
                         {
                             trees.insert(name.clone(), *address);
                         }
+                        if let SourceSpec::XmakeRequires { project, repo, .. } = spec
+                            && xmake.is_none()
+                            && let (Some(project), Some(repo)) =
+                                (trees.get(project), trees.get(repo))
+                        {
+                            probes.push(PendingProbe {
+                                recipe,
+                                source: name,
+                                spec,
+                                project: *project,
+                                repo: *repo,
+                            });
+                        }
                         locked_recipe.sources.push(LockedSource {
                             name: name.clone(),
                             spec: spec.clone(),
@@ -265,11 +293,81 @@ impl Fetcher {
             lockfile.recipes.push(locked_recipe);
         }
         lockfile.normalize();
-        // Crates are stored in one shared batch (see `crates.rs`): publish it before the lockfile is written.
+        // Crates are stored in one shared batch (see `crates.rs`): publish it before a probe builds from them and
+        // before the lockfile is written.
         if let Err(error) = self.store.commit_pending() {
             errors.push(error.into());
         }
+        if errors.is_empty() {
+            for probe in probes {
+                self.probe_xmake(recipes, &mut lockfile, &probe, evaluator, &mut errors)
+                    .await;
+            }
+            lockfile.normalize();
+        }
         (lockfile, errors)
+    }
+
+    /// Probes one `xmake_requires` source through `evaluator` against the lock so far and completes its entry in
+    /// `lockfile` (artifacts and resolution).
+    async fn probe_xmake(
+        &self,
+        recipes: &[Recipe],
+        lockfile: &mut Lockfile,
+        probe: &PendingProbe<'_>,
+        evaluator: &dyn LockEvaluator,
+        errors: &mut Vec<Error>,
+    ) {
+        let label = format!("{}.{}", probe.recipe.name, probe.source);
+        let SourceSpec::XmakeRequires { xmake, targets, .. } = probe.spec else {
+            return;
+        };
+        // `Recipe::load` has checked that `xmake` names a `recipe` source.
+        let Some(SourceSpec::Recipe {
+            recipe: xmake_recipe,
+            target: xmake_target,
+        }) = probe.recipe.sources.get(xmake)
+        else {
+            errors.push(Error::Task {
+                message: format!("xmake_requires source `{label}` names `{xmake}`, which is not a `recipe` source"),
+            });
+            return;
+        };
+        let request = XmakeProbeRequest {
+            recipes,
+            lockfile: &*lockfile,
+            recipe: probe.recipe,
+            source: probe.source,
+            target: "",
+            project: probe.project,
+            repo: probe.repo,
+            xmake_recipe,
+            xmake_target: "",
+        };
+        let targets: Vec<&str> = targets.keys().map(String::as_str).collect();
+        let (artifacts, resolution, source_errors) = crate::xmake::probe_and_lock(
+            self,
+            evaluator,
+            request,
+            xmake_target.as_deref(),
+            &targets,
+        )
+        .await;
+        errors.extend(
+            source_errors
+                .into_iter()
+                .map(|error| error.context(format!("failed to lock source `{label}`"))),
+        );
+        if let Some(locked) = lockfile
+            .recipes
+            .iter_mut()
+            .find(|locked| locked.name == probe.recipe.name)
+            .and_then(|locked| locked.sources.iter_mut().find(|s| s.name == probe.source))
+        {
+            locked.artifacts = artifacts.iter().map(|a| a.id().to_owned()).collect();
+            locked.xmake = resolution;
+        }
+        lockfile.artifacts.extend(artifacts);
     }
 
     #[expect(
@@ -380,8 +478,8 @@ impl Fetcher {
                 };
                 let (project, repo) = (tree(project)?, tree(repo)?);
                 // Kept only when the probe's inputs are the same trees: a new project or xmake-repo commit can
-                // change every package. Otherwise nothing is locked here and the CLI's `lock` probes the source
-                // (it needs the pinned xmake, a build output, and the sandbox), then calls `xmake::lock_source`.
+                // change every package. Otherwise nothing is locked here: `lock` probes the source once every other
+                // source is locked (the pinned xmake is built from them), see `probe_xmake`.
                 match previous_xmake
                     .filter(|locked| locked.project == project && locked.repo == repo)
                 {

@@ -1,6 +1,7 @@
 //! Python targets and wheel tags (pure data, shared by the `requirements` fetcher and the build's wheelhouse
-//! shape): a recipe target's validated [`TargetPython`], its compatible-tag list in priority order, wheel file names
-//! parsed into their tag sets, and the time format of index snapshots.
+//! shape): a recipe target's `python` table ([`PythonTarget`], re-exported by `recipe`, which depends on this module
+//! and never the other way round) and its validated form [`TargetPython`], its compatible-tag list in priority
+//! order, wheel file names parsed into their tag sets, and the time format of index snapshots.
 //!
 //! The list MUST equal what `packaging.tags` computes on a machine of the target platform (CPython `cpXY`, glibc
 //! `manylinux_2_Y`): `cpXY-cpXY-P`, `cpXY-abi3-P`, `cpXY-none-P`, then `cpXW-abi3-P` for every older minor, then
@@ -12,12 +13,23 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::recipe::PythonTarget;
+use serde::{Deserialize, Serialize};
 
 /// The architectures and glibc levels `uv pip compile --python-platform` accepts (uv 0.13), which are the ones a
 /// target may name.
 const ARCHES: [&str; 2] = ["x86_64", "aarch64"];
 const GLIBC_MINORS: [u32; 12] = [17, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40];
+
+/// `[targets.<name>] python = { version = "3.10", platform = "manylinux_2_28_aarch64" }`: the interpreter and
+/// platform a `requirements` source locks wheels for.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PythonTarget {
+    /// `MAJOR.MINOR` of CPython.
+    pub version: String,
+    /// `manylinux_X_Y_ARCH` (the target's glibc level and architecture).
+    pub platform: String,
+}
 
 /// A validated [`PythonTarget`]: CPython `3.minor` on `manylinux_2_<glibc>_<arch>`.
 #[derive(Clone, Debug, PartialEq, Eq)]

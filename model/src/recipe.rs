@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{GitRef, Sha256};
+pub use crate::python::PythonTarget;
 
 /// Why a recipe could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -268,17 +269,6 @@ pub fn default_rust_host() -> String {
 
 /// The default index of `requirements` sources.
 pub const DEFAULT_INDEX: &str = "https://pypi.org/simple";
-
-/// `[targets.<name>] python = { version = "3.10", platform = "manylinux_2_28_aarch64" }`: the interpreter and
-/// platform a `requirements` source locks wheels for.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PythonTarget {
-    /// `MAJOR.MINOR` of CPython.
-    pub version: String,
-    /// `manylinux_X_Y_ARCH` (the target's glibc level and architecture).
-    pub platform: String,
-}
 
 /// `[targets.<name>]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

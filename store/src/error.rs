@@ -116,7 +116,7 @@ pub enum Error {
     /// materialized, so it is refused as a whole (named by its root and the depth, not by a path too long to read).
     #[error(
         "cannot store `{}`: it is too deep — `{}/…` reaches {depth} directories down, where a path exceeds {} bytes",
-        root.display(), start.display(), crate::ingest::MAX_PATH_LEN
+        root.display(), start.display(), limit
     )]
     TooDeep {
         /// The tree being added.
@@ -125,6 +125,8 @@ pub enum Error {
         start: PathBuf,
         /// How many directories down the path became too long.
         depth: usize,
+        /// The longest path accepted, in bytes.
+        limit: usize,
     },
     /// A symlink target cannot be stored.
     #[error("cannot store symlink `{}`: its target is empty, longer than 4096 bytes or contains NUL", path.display())]

@@ -407,11 +407,12 @@ fn relative_bytes(dirs: &[ScannedDir], file: &ScannedFile) -> Vec<u8> {
         .into_vec()
 }
 
-/// Lists every directory below `root` breadth-first, with the kind of each entry from `readdir` (no `stat` per
-/// file here: the file's own stat happens once, in parallel, when it is stored).
 /// The longest path Linux accepts (`PATH_MAX`, terminating NUL included): a directory whose path is longer cannot be
 /// listed by path, and a tree holding one could never be materialized.
 pub const MAX_PATH_LEN: usize = 4096;
+
+/// Lists every directory below `root` breadth-first, with the kind of each entry from `readdir` (no `stat` per
+/// file here: the file's own stat happens once, in parallel, when it is stored).
 
 fn scan(root: &Path, options: &Options<'_>) -> Result<(Vec<ScannedDir>, Vec<ScannedFile>)> {
     check_directory_access(root, options.access)?;
@@ -445,6 +446,7 @@ fn scan(root: &Path, options: &Options<'_>) -> Result<(Vec<ScannedDir>, Vec<Scan
                         root: root.to_path_buf(),
                         start: relative.iter().take(3).collect(),
                         depth: relative.iter().count(),
+                        limit: MAX_PATH_LEN,
                     });
                 }
                 check_directory_access(&child_path, options.access)?;

@@ -12,6 +12,7 @@
 //! Everything here talks only to `127.0.0.1` and the local file system.
 
 mod env;
+mod files;
 mod garage;
 mod git;
 mod nginx;
@@ -21,13 +22,13 @@ mod server;
 mod xmake_repo;
 
 pub use env::TestEnv;
+pub use files::{deterministic_tar_gz, normalize_project, sha256_hex};
 pub use garage::{GARAGE_BUCKET, GARAGE_KEY_ID, GARAGE_REGION, GARAGE_SECRET, GarageCluster};
 pub use git::GitRepo;
 pub use nginx::Nginx;
 pub use pypi::{DEFAULT_UPLOAD_TIME, IndexedFile, TestIndex, WheelSpec, build_wheel};
 pub use registry::{
-    CrateSpec, Fault, Request, RunningRegistry, TestRegistry, deterministic_tar_gz, index_path,
-    normalize_project, sha256_hex, wheel_bytes,
+    CrateSpec, Fault, Request, RunningRegistry, TestRegistry, index_path, wheel_bytes,
 };
 pub use server::PYPI_JSON;
 pub use xmake_repo::{FixtureArchive, PROJECT_OUTPUT, XmakeRepoFixture};

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use crate::registry::{deterministic_tar_gz, normalize_project, sha256_hex};
+use crate::files::{deterministic_tar_gz, normalize_project, sha256_hex};
 use crate::server::{Request, Server, Shared};
 
 /// The upload time of files published without one.

@@ -12,23 +12,18 @@
 //! /anything/else                      files added with [`TestRegistry::file`]
 //! ```
 //!
-//! Packages are real: a `.crate` is a deterministic gzip'd tar that cargo unpacks and builds, a wheel is a zip pip
+//! Packages are real (their bytes come from [`crate::files`]): a `.crate` is a deterministic gzip'd tar that cargo unpacks and builds, a wheel is a zip pip
 //! accepts. Both are byte-for-byte reproducible (fixed mtimes, modes and owners), so their checksums are stable
 //! across runs and machines.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-
+use crate::files::{deterministic_tar_gz, normalize_project, sha256_hex};
 pub use crate::server::{Fault, Request};
 use crate::server::{Server, Shared};
-
-/// Mtime written into every tar header (cargo's own deterministic value).
-const TAR_MTIME: u64 = 1_153_704_088;
 
 /// What a crate built by [`TestRegistry::crate_with`] contains.
 #[derive(Debug, Clone, Default)]
@@ -72,11 +67,6 @@ pub struct TestRegistry {
     shared: Arc<Shared>,
 }
 
-/// sha256 of `bytes` as lowercase hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
 /// Where cargo's index keeps `name` (lowercased): `1/a`, `2/ab`, `3/a/abc`, `ab/cd/abcd…`.
 pub fn index_path(name: &str) -> String {
     let name = name.to_lowercase();
@@ -86,43 +76,6 @@ pub fn index_path(name: &str) -> String {
         3 => format!("3/{}/{name}", &name[..1]),
         _ => format!("{}/{}/{name}", &name[..2], &name[2..4]),
     }
-}
-
-/// PEP 503 normalization: lowercase, runs of `-`, `_`, `.` become one `-`.
-pub fn normalize_project(name: &str) -> String {
-    let mut normalized = String::new();
-    for character in name.chars() {
-        if matches!(character, '-' | '_' | '.') {
-            if !normalized.ends_with('-') {
-                normalized.push('-');
-            }
-        } else {
-            normalized.push(character.to_ascii_lowercase());
-        }
-    }
-    normalized
-}
-
-/// A deterministic gzip'd tar of `files` (path, contents), as cargo packages crates.
-pub fn deterministic_tar_gz(files: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (path, contents) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(contents.len() as u64);
-        header.set_mode(0o644);
-        header.set_mtime(TAR_MTIME);
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_entry_type(tar::EntryType::Regular);
-        builder
-            .append_data(&mut header, path, contents.as_slice())
-            .expect("append to .crate");
-    }
-    let tar = builder.into_inner().expect("finish tar");
-    // flate2's default gzip header has mtime 0 and no file name, so this is reproducible too.
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(&tar).expect("gzip");
-    encoder.finish().expect("gzip")
 }
 
 fn crate_bytes(name: &str, version: &str, spec: &CrateSpec) -> Vec<u8> {

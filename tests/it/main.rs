@@ -11,6 +11,7 @@ mod export;
 mod fetch;
 mod import;
 mod lock;
+mod module_graph;
 mod namespaces;
 mod operator;
 mod provenance;

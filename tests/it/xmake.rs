@@ -287,7 +287,7 @@ fn xmake_requires_locks_in_the_sandbox_carries_and_builds_offline_from_the_store
     )
     .expect("write app recipe");
 
-    // Lock: pass one locks the trees and xmake's tarball; pass two builds xmake and probes the project for `cpu`.
+    // Lock, one pass: the trees and xmake's tarball first, then the evaluator builds xmake and probes `cpu`.
     let (_, stderr) = exited(&project.hstore(&["lock", "--mirror", &mirror]), 0);
     assert!(
         stderr.contains("xmake packages of `app.xpkgs` for target `cpu`"),

@@ -10,7 +10,9 @@
 
 use serde::Serialize;
 
-use super::{Component, ComponentType, Download, Inventory, License, content_uuid, to_bytes};
+use super::inventory::{
+    Component, ComponentType, Download, Inventory, License, content_uuid, to_bytes,
+};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]

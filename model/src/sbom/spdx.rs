@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{
+use super::inventory::{
     Component, ComponentType, Download, Inventory, License, Relation, content_uuid, to_bytes,
 };
 
