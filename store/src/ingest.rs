@@ -413,7 +413,6 @@ pub const MAX_PATH_LEN: usize = 4096;
 
 /// Lists every directory below `root` breadth-first, with the kind of each entry from `readdir` (no `stat` per
 /// file here: the file's own stat happens once, in parallel, when it is stored).
-
 fn scan(root: &Path, options: &Options<'_>) -> Result<(Vec<ScannedDir>, Vec<ScannedFile>)> {
     check_directory_access(root, options.access)?;
     let mut dirs = vec![ScannedDir {
