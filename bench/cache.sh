@@ -5,8 +5,8 @@
 #
 # Closure: the real InfiniLM-SVC lockfile (./lockfile.json: 1 git repository + 246 crates), fetched through the
 # InfiniLM-SVC git mirror when there is one (SVC_MIRROR), else from GitHub, and crates.io. If that fetch fails, the
-# bench falls back to `CLOSURE=self` (hstore's own source tree, much smaller) and says so loudly; `CLOSURE=self`
-# picks it on purpose.
+# bench falls back to `CLOSURE=self` (hstore's own committed source tree, much smaller) and says so loudly;
+# `CLOSURE=self` picks it on purpose.
 #
 # Goals (issue 24): push ≤ 1.25× export; pull ≤ 1.1× import; no-op push ≤ 0.2 s. Printed as ratios at the end.
 #
@@ -14,7 +14,8 @@
 # Env:   BENCH_DIR (scratch, default /tmp/hstore-cache-bench), HSTORE (a prebuilt binary), SVC_MIRROR (a bare git
 #        repo of InfiniLM-SVC; used only if it exists), CLOSURE (svc | self), BENCH_STORE (keep the fetched closure in
 #        this store between runs), RUNS (default 3; medians), HSTORE_CACHE_PROFILE=1 (print push/pull phase timings),
-#        CACHE_URL (bench this cache instead of starting Garage, e.g. file:///mnt/nfs/cache; each run under a new subpath)
+#        CACHE_URL (bench this cache instead of starting Garage, e.g. file:///mnt/nfs/cache; each run under a new subpath),
+#        BASELINE (another hstore binary whose push, no-op push and pull are timed in the same runs, for before/after)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -65,8 +66,12 @@ CLOSURE=${CLOSURE:-svc}
 LOCKFILE="$repo/lockfile.json"
 SELF_LOCKFILE="$STORE_A.lockfile.json"
 self_closure() {
+  # The committed source tree (`git archive HEAD`), not the working directory: no build outputs (target/ can be
+  # gigabytes), and the same closure on every machine at the same commit.
   local addr
-  addr=$("$HSTORE" store add "$repo" 2>/dev/null)
+  rm -rf "$W/self"; mkdir -p "$W/self"
+  git -C "$repo" archive HEAD | tar -x -C "$W/self"
+  addr=$("$HSTORE" store add "$W/self" 2>/dev/null)
   printf '{"version":1,"recipes":[],"artifacts":[{"kind":"path","id":"path+self","path":"self","address":"%s","size":0}]}\n' \
     "$addr" > "$SELF_LOCKFILE"
 }
@@ -150,24 +155,39 @@ fi
 # cache crate's debug events) to $W/profile-*.log and prints them.
 RUNS=${RUNS:-3}
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-declare -a E P N I L
+ratio() { echo "$1 / $2" | bc -l; }
+# `cache_runs BIN TAG STORE`: cold push, no-op push, pull into an empty STORE (no index cached): "push noop pull".
+cache_runs() {
+  local bin=$1 tag=$2 store=$3 url="$CACHE/run-$run-$RANDOM" push noop pull
+  rm -rf "$store" "$HSTORE_CACHE/cache-indexes-v1"
+  push=$(profiled "push$tag-$run" "$bin" cache push "$url" --lockfile "$LOCKFILE")
+  noop=$(profiled "noop$tag-$run" "$bin" cache push "$url" --lockfile "$LOCKFILE")
+  rm -rf "$HSTORE_CACHE/cache-indexes-v1"   # a fresh node: no index cached yet
+  pull=$(profiled "pull$tag-$run" "$bin" --store "$store" cache pull "$url" --lockfile "$LOCKFILE")
+  "$bin" --store "$store" store verify >/dev/null 2>&1 || echo "run $run: the store $bin pulled FAILED verification" >&2
+  echo "$push $noop $pull"
+}
+declare -a E P N I L BP BN BL
+VERIFY=clean
 for run in $(seq 1 "$RUNS"); do
-  rm -rf "$W/store-b" "$W/store-c" "$W/b.hsb" "$HSTORE_CACHE/cache-indexes-v1"
-  run_cache="$CACHE/run-$run-$RANDOM"
+  rm -rf "$W/store-b" "$W/b.hsb"
   sync
   E+=("$(profiled "export-$run" "$HSTORE" export --lockfile "$LOCKFILE" -o "$W/b.hsb")")
-  P+=("$(profiled "push-$run" "$HSTORE" cache push "$run_cache" --lockfile "$LOCKFILE")")
-  N+=("$(profiled "noop-$run" "$HSTORE" cache push "$run_cache" --lockfile "$LOCKFILE")")
+  read -r p n l < <(cache_runs "$HSTORE" "" "$W/store-c")
+  P+=("$p"); N+=("$n"); L+=("$l")
   I+=("$(profiled "import-$run" "$HSTORE" --store "$W/store-b" import "$W/b.hsb")")
-  rm -rf "$HSTORE_CACHE/cache-indexes-v1"   # a fresh node: no index cached yet
-  L+=("$(profiled "pull-$run" "$HSTORE" --store "$W/store-c" cache pull "$run_cache" --lockfile "$LOCKFILE")")
-  "$HSTORE" --store "$W/store-c" store verify >/dev/null 2>&1 && VERIFY=clean || VERIFY=FAILED
-  [[ "$VERIFY" == clean ]] || echo "run $run: the pulled store FAILED verification" >&2
-  awk -v r="$run" -v e="${E[-1]}" -v p="${P[-1]}" -v n="${N[-1]}" -v i="${I[-1]}" -v l="${L[-1]}" 'BEGIN {
+  "$HSTORE" --store "$W/store-c" store verify >/dev/null 2>&1 || VERIFY=FAILED
+  awk -v r="$run" -v e="${E[-1]}" -v p="$p" -v n="$n" -v i="${I[-1]}" -v l="$l" 'BEGIN {
     printf "run %d: export %.2f s, push %.2f s (%.2fx), no-op push %.2f s, import %.2f s, pull %.2f s (%.2fx)\n",
       r, e, p, p / e, n, i, l, l / i }'
+  if [[ -n "${BASELINE:-}" ]]; then
+    read -r p n l < <(cache_runs "$BASELINE" "-baseline" "$W/store-d")
+    BP+=("$p"); BN+=("$n"); BL+=("$l")
+    awk -v r="$run" -v e="${E[-1]}" -v p="$p" -v n="$n" -v i="${I[-1]}" -v l="$l" 'BEGIN {
+      printf "run %d, BASELINE: push %.2f s (%.2fx), no-op push %.2f s, pull %.2f s (%.2fx)\n", r, p, p / e, n, l, l / i }'
+  fi
   if [[ -n "${HSTORE_CACHE_PROFILE:-}" ]]; then
-    for phase in export push noop import pull; do
+    for phase in export push noop import pull ${BASELINE:+push-baseline noop-baseline pull-baseline}; do
       echo "  $phase:"; sed 's/^ *DEBUG //; s/^/    /' "$W/profile-$phase-$run.log"
     done
   fi
@@ -175,8 +195,8 @@ done
 T_EXPORT=$(printf '%s\n' "${E[@]}" | median); T_PUSH=$(printf '%s\n' "${P[@]}" | median)
 T_NOOP=$(printf '%s\n' "${N[@]}" | median); T_IMPORT=$(printf '%s\n' "${I[@]}" | median)
 T_PULL=$(printf '%s\n' "${L[@]}" | median)
-R_PUSH=$(for k in "${!E[@]}"; do echo "${P[$k]} / ${E[$k]}" | bc -l; done | median)
-R_PULL=$(for k in "${!I[@]}"; do echo "${L[$k]} / ${I[$k]}" | bc -l; done | median)
+R_PUSH=$(for k in "${!E[@]}"; do ratio "${P[$k]}" "${E[$k]}"; done | median)
+R_PULL=$(for k in "${!I[@]}"; do ratio "${L[$k]}" "${I[$k]}"; done | median)
 echo "closure: $OBJECTS objects; bundle $(( $(stat -c %s "$W/b.hsb") >> 20 )) MiB; medians of $RUNS runs:"
 printf '  %-52s %7.2f s\n' "hstore export -o FILE" "$T_EXPORT" \
   "hstore cache push $CACHE (cold)" "$T_PUSH" \
@@ -186,3 +206,9 @@ printf '  %-52s %7.2f s\n' "hstore export -o FILE" "$T_EXPORT" \
 awk -v p="$R_PUSH" -v l="$R_PULL" -v n="$T_NOOP" 'BEGIN {
   printf "ratios (median of per-run ratios): push/export %.2fx (goal <= 1.25), pull/import %.2fx (goal <= 1.1), no-op push %.2f s (goal <= 0.2)\n",
     p, l, n }'
+if [[ -n "${BASELINE:-}" ]]; then
+  awk -v p="$(for k in "${!E[@]}"; do ratio "${BP[$k]}" "${E[$k]}"; done | median)" \
+      -v l="$(for k in "${!I[@]}"; do ratio "${BL[$k]}" "${I[$k]}"; done | median)" \
+      -v n="$(printf '%s\n' "${BN[@]}" | median)" 'BEGIN {
+    printf "BASELINE (%s), same runs: push/export %.2fx, pull/import %.2fx, no-op push %.2f s\n", ENVIRON["BASELINE"], p, l, n }'
+fi

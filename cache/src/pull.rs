@@ -184,11 +184,16 @@ impl Cache {
             .await
             .map_err(|error| self.backend_error("get", &path, &error))?;
         let index = PackIndex::decode(&bytes, id).map_err(damaged)?;
-        if let Some(local) = &local {
-            // Best effort: the index cache only saves requests, and it is content-addressed.
-            let _ = save_atomic(local, &bytes);
-        }
+        self.remember_index(id, &bytes);
         Ok(index)
+    }
+
+    /// Keeps index `id` in the local index cache, so later runs on this machine (a pull, the next push) read it
+    /// without a request. Best effort: the index cache only saves requests, and it is content-addressed.
+    pub(crate) fn remember_index(&self, id: &str, bytes: &[u8]) {
+        if let Some(dir) = &self.local_indexes {
+            let _ = save_atomic(&dir.join(format!("{id}.idx")), bytes);
+        }
     }
 
     /// Reads the object at `path` whole, `None` if absent.

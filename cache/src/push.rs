@@ -188,7 +188,8 @@ async fn upload_packs(
         while let Some(uploaded) = receiver.recv().await {
             let started = Instant::now();
             let path = cache.path(&format!("{}/{}.idx", crate::PACKS_DIR, uploaded.id));
-            cache.put(&path, uploaded.index).await?;
+            cache.put(&path, uploaded.index.clone()).await?;
+            cache.remember_index(&uploaded.id, &uploaded.index);
             publishing += started.elapsed().as_secs_f64();
             report.packs += 1;
             report.uploaded_objects += uploaded.objects;
