@@ -106,7 +106,7 @@ if [[ "$CLOSURE" == self && "$LOCKFILE" != "$SELF_LOCKFILE" ]]; then
   echo "closure: hstore's own source tree (CLOSURE=self)"
 fi
 OBJECTS=$("$HSTORE" store ls | wc -l)
-echo "objects: $OBJECTS, $(du -sh "$STORE_A/objects-v1" | cut -f1) in the store ($(nproc) cores)"
+echo "objects: $OBJECTS, $(du -sh "$STORE_A" | cut -f1) in the store ($(nproc) cores)"
 
 # -- a three-node Garage cluster on 127.0.0.1 ------------------------------------------------------------------------
 if [[ -z "${CACHE_URL:-}" ]]; then
@@ -197,7 +197,7 @@ T_NOOP=$(printf '%s\n' "${N[@]}" | median); T_IMPORT=$(printf '%s\n' "${I[@]}" |
 T_PULL=$(printf '%s\n' "${L[@]}" | median)
 R_PUSH=$(for k in "${!E[@]}"; do ratio "${P[$k]}" "${E[$k]}"; done | median)
 R_PULL=$(for k in "${!I[@]}"; do ratio "${L[$k]}" "${I[$k]}"; done | median)
-echo "closure: $OBJECTS objects; bundle $(( $(stat -c %s "$W/b.hsb") >> 20 )) MiB; medians of $RUNS runs:"
+echo "closure: $CLOSURE, $OBJECTS objects; bundle $(( $(stat -c %s "$W/b.hsb") >> 20 )) MiB; medians of $RUNS runs:"
 printf '  %-52s %7.2f s\n' "hstore export -o FILE" "$T_EXPORT" \
   "hstore cache push $CACHE (cold)" "$T_PUSH" \
   "hstore import FILE (empty store)" "$T_IMPORT" \
