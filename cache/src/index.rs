@@ -2,9 +2,9 @@
 //! travels in a few requests. All integers are little-endian.
 //!
 //! ```text
-//! pack   magic "hstore-cache-pack\0" (18 bytes) · version u32 (= 1) · payload*
+//! pack   magic "hstore-cache-pack\0" (18 bytes) · version u32 (= 2) · payload*
 //!        payload = a store object's stored bytes verbatim (raw blob, zstd frame, or directory node), back to back
-//! index  magic "hstore-cache-idx\0" (17 bytes) · version u32 (= 1) · pack length u64 · pack BLAKE3 [32] ·
+//! index  magic "hstore-cache-idx\0" (17 bytes) · version u32 (= 2) · pack length u64 · pack BLAKE3 [32] ·
 //!        entry count u64 · entry* · BLAKE3 [32] of every byte before it
 //!        entry = address [32] · encoding u8 (1 raw blob, 2 zstd blob, 3 directory node) · offset u64 ·
 //!                length u64 (payload bytes in the pack) · size u64 (decoded bytes: blob length or node length)
@@ -13,8 +13,10 @@
 //! - The pack id is the lowercase hex BLAKE3 of the index bytes; the index names the pack's length and hash. A
 //!   reader refuses an index whose bytes do not hash to its name. (Pack bytes are not re-hashed as a whole: each
 //!   object is verified by its address as it is read, which is what matters, and allows ranged reads.)
-//! - Entries are in pack order, which is the closure's post-order (children before parents); offsets are strictly
-//!   increasing and every payload lies inside the pack.
+//! - Entries are in pack order: every directory node first, then every blob (version 2; version 1 interleaved
+//!   them), each group in the closure's post-order. Offsets are strictly increasing and every payload lies inside
+//!   the pack. So a pack's directory nodes are one contiguous section, which a pull reads in one request before it
+//!   knows which blobs it wants ([`CacheIndex::directory_section`]).
 //! - The same objects in the same order give byte-identical packs and indexes, hence the same id.
 
 use std::collections::HashMap;
@@ -26,8 +28,8 @@ use hstore_store::bundle::PayloadEncoding;
 pub const PACK_MAGIC: &[u8; 18] = b"hstore-cache-pack\0";
 /// First bytes of an index.
 pub const INDEX_MAGIC: &[u8; 17] = b"hstore-cache-idx\0";
-/// The pack/index format version.
-pub const FORMAT_VERSION: u32 = 1;
+/// The pack/index format version (2: directory nodes before blobs; see [`crate::CACHE_DIR`]).
+pub const FORMAT_VERSION: u32 = 2;
 /// Bytes before the first payload of a pack.
 pub const PACK_HEADER_LEN: u64 = PACK_MAGIC.len() as u64 + 4;
 /// Bytes of one index entry.
@@ -119,6 +121,7 @@ impl PackIndex {
         }
         let mut entries = Vec::with_capacity(reader.bytes.len() / ENTRY_LEN);
         let mut next = PACK_HEADER_LEN;
+        let mut blobs_began = false;
         while !reader.bytes.is_empty() {
             let address = reader.digest();
             let byte = reader.u8();
@@ -137,6 +140,12 @@ impl PackIndex {
                 ));
             }
             next = offset + length;
+            if encoding == PayloadEncoding::Directory && blobs_began {
+                return Err(format!(
+                    "directory entry {address} follows a blob (directories come first)"
+                ));
+            }
+            blobs_began |= encoding != PayloadEncoding::Directory;
             entries.push(IndexEntry {
                 address,
                 encoding,
@@ -196,12 +205,31 @@ pub struct CacheIndex {
     pub packs: Vec<String>,
     /// Each address, with every place it can be read from (first is preferred; the rest are fallbacks).
     pub objects: HashMap<Digest, Vec<Location>>,
+    /// Each pack's directory section: the byte range its directory nodes fill, and their entries.
+    pub directories: HashMap<String, (std::ops::Range<u64>, Vec<IndexEntry>)>,
 }
 
 impl CacheIndex {
+    /// The byte range of pack `id` that holds all its directory nodes, and their entries (none if it has none).
+    pub fn directory_section(&self, id: &str) -> Option<(std::ops::Range<u64>, &[IndexEntry])> {
+        self.directories
+            .get(id)
+            .map(|(range, entries)| (range.clone(), entries.as_slice()))
+    }
+
     /// Adds one pack's entries.
     pub fn add(&mut self, id: &str, index: &PackIndex) {
         self.packs.push(id.to_owned());
+        let directories: Vec<IndexEntry> = index
+            .entries
+            .iter()
+            .take_while(|entry| entry.encoding == PayloadEncoding::Directory)
+            .copied()
+            .collect();
+        if let (Some(first), Some(last)) = (directories.first(), directories.last()) {
+            let range = first.offset..last.offset + last.length;
+            self.directories.insert(id.to_owned(), (range, directories));
+        }
         for entry in &index.entries {
             self.objects
                 .entry(entry.address)
@@ -230,14 +258,14 @@ mod tests {
             entries: vec![
                 IndexEntry {
                     address: Digest::of_bytes(b"a"),
-                    encoding: PayloadEncoding::RawBlob,
+                    encoding: PayloadEncoding::Directory,
                     offset: PACK_HEADER_LEN,
                     length: 10,
                     size: 10,
                 },
                 IndexEntry {
                     address: Digest::of_bytes(b"b"),
-                    encoding: PayloadEncoding::Directory,
+                    encoding: PayloadEncoding::RawBlob,
                     offset: PACK_HEADER_LEN + 10,
                     length: 20,
                     size: 20,
@@ -270,5 +298,24 @@ mod tests {
                 .unwrap_err()
                 .contains("outside")
         );
+        let mut interleaved = sample();
+        interleaved.entries[0].encoding = PayloadEncoding::RawBlob;
+        interleaved.entries[1].encoding = PayloadEncoding::Directory;
+        let (bytes, id) = interleaved.encode();
+        assert!(
+            PackIndex::decode(&bytes, &id)
+                .unwrap_err()
+                .contains("directories come first")
+        );
+    }
+
+    #[test]
+    fn knows_each_packs_directory_section() {
+        let mut index = CacheIndex::default();
+        index.add("p", &sample());
+        let (range, entries) = index.directory_section("p").unwrap();
+        assert_eq!(range, PACK_HEADER_LEN..PACK_HEADER_LEN + 10);
+        assert_eq!(entries.len(), 1);
+        assert!(index.directory_section("other").is_none());
     }
 }

@@ -7,7 +7,7 @@
 //!
 //! # Layout (normative; `docs/cache-format.md` is the user-facing description)
 //! ```text
-//! <cache>/hstore-cache-v1/
+//! <cache>/hstore-cache-v2/
 //! ├── packs/<id>.pack        object payloads back to back, in their stored encoding (see [`index`])
 //! ├── packs/<id>.idx         the pack's index; <id> = BLAKE3 of these bytes; written after the pack (publishes it)
 //! └── builds/<key hex>.json  a build record (build key → output tree, log) with ed25519 signatures (see [`record`])
@@ -37,8 +37,18 @@ pub use pull::{PullReport, pull_objects};
 pub use push::{PushReport, PushSpec, push_closure};
 pub use record::{SignedRecord, TrustedRecord};
 
-/// The versioned top-level directory inside a cache; a format change adds a new name beside it.
-pub const CACHE_DIR: &str = "hstore-cache-v1";
+/// Logs how long one phase of a push or pull took, as a debug event (`RUST_LOG=hstore_cache=debug`, or `-v`):
+/// `bench/cache.sh` (`HSTORE_CACHE_PROFILE=1`) reads its profile from these lines.
+pub(crate) fn phase(name: &str, started: std::time::Instant, detail: std::fmt::Arguments<'_>) {
+    tracing::debug!(
+        "phase {name}: {:.3} s; {detail}",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// The versioned top-level directory inside a cache; a format change adds a new name beside it (v2: packs hold
+/// their directory nodes before their blobs; a v1 cache is left as it is, unread).
+pub const CACHE_DIR: &str = "hstore-cache-v2";
 /// Pack files and their indexes, under [`CACHE_DIR`].
 pub const PACKS_DIR: &str = "packs";
 /// Signed build records, under [`CACHE_DIR`].

@@ -1,9 +1,13 @@
 //! Reading a cache: loading its pack indexes ([`Cache::load_index`]) and bringing closures into a store
 //! ([`pull_objects`]).
 //!
-//! A pull walks the wanted trees breadth-first through the cache's indexes: each level's directory nodes are read
-//! in a few ranged requests per pack (neighbouring objects coalesced into one request of up to [`SPAN_BYTES`]),
-//! verified, decoded, and their missing children become the next level; then all blobs are read the same way and
+//! A pull walks the wanted trees breadth-first through the cache's indexes: the first time the walk needs a
+//! directory node of a pack, it reads the pack's whole directory section (directory nodes come first in a pack; one
+//! request of up to [`SECTION_BYTES`]; all packs' sections at once when together they are no larger), so later
+//! levels in that pack cost no request; other directory nodes are read
+//! in a few ranged requests per pack (neighbouring objects coalesced into one request of up to [`SPAN_BYTES`]).
+//! Each node is verified and decoded when the walk reaches it, and its missing children become the next level
+//! (nodes of a section the walk never reaches are dropped, verified or not). Then all blobs are read the same way and
 //! streamed into the store, each verified by address as it arrives. Directory nodes are written last, children
 //! first, and only when their whole subtree is present, all published by one batch commit. So a pull killed at any
 //! point (SIGKILL, a dead node, a lost network) leaves only complete, verified objects, and a rerun fetches only
@@ -14,6 +18,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufReader, Read, Seek, Write};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
@@ -26,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::index::{CacheIndex, Location, PackIndex};
 use crate::location::Cache;
+use crate::phase;
 
 /// Largest coalesced read; bigger objects are streamed alone to a temp file (memory stays bounded).
 pub const SPAN_BYTES: u64 = 16 << 20;
@@ -33,6 +39,9 @@ pub const SPAN_BYTES: u64 = 16 << 20;
 const GAP_BYTES: u64 = 256 << 10;
 /// Requests in flight at once.
 const CONCURRENCY: usize = 8;
+/// Largest directory section of a pack read whole (see [`CacheIndex::directory_section`]); a larger one is read
+/// object by object like blobs.
+const SECTION_BYTES: u64 = 4 << 20;
 /// The pack catalogue, for servers that cannot list (plain HTTP).
 pub(crate) const CATALOGUE: &str = "packs.json";
 
@@ -53,6 +62,8 @@ pub struct PullReport {
     pub fetched_bytes: u64,
     /// Requests made for objects (index loading not counted).
     pub requests: usize,
+    /// Bytes those requests read (payloads plus the gaps read through).
+    pub downloaded_bytes: u64,
     /// Wanted objects the cache does not hold (or that could not be completed): still missing locally.
     pub missing: Vec<Digest>,
     /// Objects that failed verification (not stored).
@@ -120,7 +131,9 @@ impl Cache {
     /// Reads (or takes from the local index cache) every published pack index. A damaged index is an error: it
     /// names the pack, and nothing of the cache is used.
     pub async fn load_index(&self) -> Result<CacheIndex> {
+        let started = Instant::now();
         let ids = self.pack_ids().await?;
+        phase("list", started, format_args!("{} packs", ids.len()));
         let loaded: Vec<(String, PackIndex)> = futures_util::stream::iter(ids)
             .map(|id| async move {
                 let index = self.pack_index(&id).await?;
@@ -133,6 +146,15 @@ impl Cache {
         for (id, pack) in &loaded {
             index.add(id, pack);
         }
+        phase(
+            "index",
+            started,
+            format_args!(
+                "{} packs, {} objects",
+                index.packs.len(),
+                index.objects.len()
+            ),
+        );
         Ok(index)
     }
 
@@ -162,11 +184,16 @@ impl Cache {
             .await
             .map_err(|error| self.backend_error("get", &path, &error))?;
         let index = PackIndex::decode(&bytes, id).map_err(damaged)?;
-        if let Some(local) = &local {
-            // Best effort: the index cache only saves requests, and it is content-addressed.
-            let _ = save_atomic(local, &bytes);
-        }
+        self.remember_index(id, &bytes);
         Ok(index)
+    }
+
+    /// Keeps index `id` in the local index cache, so later runs on this machine (a pull, the next push) read it
+    /// without a request. Best effort: the index cache only saves requests, and it is content-addressed.
+    pub(crate) fn remember_index(&self, id: &str, bytes: &[u8]) {
+        if let Some(dir) = &self.local_indexes {
+            let _ = save_atomic(&dir.join(format!("{id}.idx")), bytes);
+        }
     }
 
     /// Reads the object at `path` whole, `None` if absent.
@@ -280,11 +307,18 @@ pub async fn pull_objects(
             frontier.push(*address);
         }
     }
+    let started = Instant::now();
+    let mut levels = 0;
     let mut directories: HashMap<Digest, (Vec<u8>, Directory)> = HashMap::new();
     let mut blob_locations: Vec<Location> = Vec::new();
     let mut missing: HashSet<Digest> = HashSet::new();
-    // Breadth-first over directory nodes: one round of requests per tree level.
+    // Directory nodes read with their pack's whole directory section, not yet reached by the walk.
+    let mut prefetched: HashMap<Digest, Verified> = HashMap::new();
+    let mut sections_read: HashSet<String> = HashSet::new();
+    // Breadth-first over directory nodes: at most one round of requests per tree level, and usually only the first
+    // levels make any, because each pack's directory section is read whole the first time the walk enters it.
     while !frontier.is_empty() {
+        levels += 1;
         let mut level: Vec<Location> = Vec::new();
         for address in frontier.drain(..) {
             match index
@@ -301,9 +335,55 @@ pub async fn pull_objects(
                 Some(location) => blob_locations.push(location.clone()),
             }
         }
-        for outcome in fetch(cache, Arc::clone(&store), level, &mut report).await? {
+        // The packs whose directory section to read now: those this level enters; or, on the first level, every
+        // pack when all their sections together are small (one round of requests instead of one per level).
+        let all_sections: u64 = index
+            .directories
+            .values()
+            .map(|(range, _)| range.end - range.start)
+            .sum();
+        let entering: Vec<String> = if levels == 1 && all_sections <= SECTION_BYTES {
+            index.directories.keys().cloned().collect()
+        } else {
+            level.iter().map(|location| location.pack.clone()).collect()
+        };
+        let sections: Vec<Span> = entering
+            .into_iter()
+            .filter_map(|pack| {
+                if !sections_read.insert(pack.clone()) {
+                    return None;
+                }
+                let (range, entries) = index.directory_section(&pack)?;
+                (range.end - range.start <= SECTION_BYTES).then(|| Span {
+                    pack: pack.clone(),
+                    start: range.start,
+                    end: range.end,
+                    objects: entries
+                        .iter()
+                        .map(|entry| Location {
+                            pack: pack.clone(),
+                            entry: *entry,
+                        })
+                        .collect(),
+                })
+            })
+            .collect();
+        for (address, outcome) in fetch_spans(cache, &store, sections, &mut report).await? {
+            prefetched.insert(address, outcome);
+        }
+        let mut outcomes = Vec::with_capacity(level.len());
+        let mut unread = Vec::new();
+        for location in level {
+            match prefetched.remove(&location.entry.address) {
+                Some(outcome) => outcomes.push(outcome),
+                None => unread.push(location),
+            }
+        }
+        outcomes.extend(fetch(cache, &store, unread, &mut report).await?);
+        for outcome in outcomes {
             match outcome {
                 Verified::Directory(address, bytes, directory) => {
+                    report.fetched_bytes += bytes.len() as u64;
                     for (_, node) in directory.entries() {
                         if let Node::File { digest, .. } | Node::Directory { digest, .. } = node
                             && seen.insert(*digest)
@@ -319,16 +399,41 @@ pub async fn pull_objects(
             }
         }
     }
+    drop(prefetched);
+    phase(
+        "directories",
+        started,
+        format_args!(
+            "{} directory nodes in {levels} levels, {} requests, {} bytes read so far",
+            directories.len(),
+            report.requests,
+            report.downloaded_bytes
+        ),
+    );
+    let started = Instant::now();
     let mut fetched_blobs: HashSet<Digest> = HashSet::new();
-    for outcome in fetch(cache, Arc::clone(&store), blob_locations, &mut report).await? {
+    for outcome in fetch(cache, &store, blob_locations, &mut report).await? {
         match outcome {
-            Verified::Blob(address, _) => {
+            Verified::Blob(address, length) => {
+                report.fetched += 1;
+                report.fetched_bytes += length;
                 fetched_blobs.insert(address);
             }
             Verified::Directory(..) => {}
             Verified::Damaged(error) => report.damaged.push(error),
         }
     }
+    phase(
+        "blobs",
+        started,
+        format_args!(
+            "{} blobs, {} requests, {} bytes read in all",
+            fetched_blobs.len(),
+            report.requests,
+            report.downloaded_bytes
+        ),
+    );
+    let started = Instant::now();
     // Directory nodes, children first, each only when its whole subtree is present.
     let store_for_dirs = Arc::clone(&store);
     let roots: Vec<Digest> = wanted.to_vec();
@@ -342,6 +447,11 @@ pub async fn pull_objects(
     report.fetched += written;
     missing.extend(incomplete);
     store.commit_pending()?;
+    phase(
+        "write-directories",
+        started,
+        format_args!("{written} directory nodes written and committed"),
+    );
     let mut missing: Vec<Digest> = missing.into_iter().collect();
     missing.sort();
     report.missing = missing;
@@ -414,35 +524,42 @@ fn write_directories(
 /// Reads `locations` in spans, verifies each object, and stores blobs (directories are returned, not stored).
 async fn fetch(
     cache: &Cache,
-    store: Arc<Store>,
+    store: &Arc<Store>,
     locations: Vec<Location>,
     report: &mut PullReport,
 ) -> Result<Vec<Verified>> {
-    let spans = spans(locations);
+    Ok(fetch_spans(cache, store, spans(locations), report)
+        .await?
+        .into_iter()
+        .map(|(_, outcome)| outcome)
+        .collect())
+}
+
+/// Reads `spans`, a few at once, verifies each object, and stores blobs; returns each object's outcome by address.
+async fn fetch_spans(
+    cache: &Cache,
+    store: &Arc<Store>,
+    spans: Vec<Span>,
+    report: &mut PullReport,
+) -> Result<Vec<(Digest, Verified)>> {
     report.requests += spans.len();
-    let results: Vec<Vec<Verified>> = futures_util::stream::iter(spans)
+    report.downloaded_bytes += spans.iter().map(|span| span.end - span.start).sum::<u64>();
+    let results: Vec<Vec<(Digest, Verified)>> = futures_util::stream::iter(spans)
         .map(|span| {
-            let store = Arc::clone(&store);
+            let store = Arc::clone(store);
             async move { fetch_span(cache, store, span).await }
         })
         .buffer_unordered(CONCURRENCY)
         .try_collect()
         .await?;
-    let outcomes: Vec<Verified> = results.into_iter().flatten().collect();
-    for outcome in &outcomes {
-        match outcome {
-            Verified::Directory(_, bytes, _) => report.fetched_bytes += bytes.len() as u64,
-            Verified::Blob(_, length) => {
-                report.fetched += 1;
-                report.fetched_bytes += length;
-            }
-            Verified::Damaged(_) => {}
-        }
-    }
-    Ok(outcomes)
+    Ok(results.into_iter().flatten().collect())
 }
 
-async fn fetch_span(cache: &Cache, store: Arc<Store>, span: Span) -> Result<Vec<Verified>> {
+async fn fetch_span(
+    cache: &Cache,
+    store: Arc<Store>,
+    span: Span,
+) -> Result<Vec<(Digest, Verified)>> {
     let path = cache.path(&format!("{}/{}.pack", crate::PACKS_DIR, span.pack));
     let options = GetOptions {
         range: Some(GetRange::Bounded(span.start..span.end)),
@@ -475,7 +592,10 @@ async fn fetch_span(cache: &Cache, store: Arc<Store>, span: Span) -> Result<Vec<
                 source,
             })?;
             let mut reader = BufReader::new(temp.as_file());
-            Ok(vec![verify(&store, &url, &location, &mut reader)?])
+            Ok(vec![(
+                location.entry.address,
+                verify(&store, &url, &location, &mut reader)?,
+            )])
         })
         .await
         .map_err(|error| Error::Task {
@@ -493,7 +613,10 @@ async fn fetch_span(cache: &Cache, store: Arc<Store>, span: Span) -> Result<Vec<
             let end =
                 start.saturating_add(usize::try_from(location.entry.length).unwrap_or(usize::MAX));
             let payload = bytes.get(start..end).unwrap_or(&[]);
-            outcomes.push(verify(&store, &url, location, &mut &payload[..])?);
+            outcomes.push((
+                location.entry.address,
+                verify(&store, &url, location, &mut &payload[..])?,
+            ));
         }
         Ok(outcomes)
     })

@@ -306,9 +306,8 @@ fn push(args: &CachePushArgs, global: &GlobalSettings, printer: &Printer) -> Res
     printer.status(
         "Pushed",
         format!(
-            "{} of {} objects in {} packs ({}) and {} build records to `{}` in {:.2}s",
+            "{} objects the cache lacked in {} packs ({}) and {} build records to `{}` in {:.2}s",
             report.uploaded_objects,
-            report.closure_objects,
             report.packs,
             human_bytes(report.uploaded_bytes),
             report.records,

@@ -180,7 +180,7 @@ fn consumer(producer: &Side) -> Side {
 
 /// The pack files of a `file://` cache, largest first.
 fn packs(dir: &Path) -> Vec<PathBuf> {
-    let mut packs: Vec<PathBuf> = std::fs::read_dir(dir.join("hstore-cache-v1/packs"))
+    let mut packs: Vec<PathBuf> = std::fs::read_dir(dir.join("hstore-cache-v2/packs"))
         .unwrap()
         .map(|entry| entry.unwrap().path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "pack"))
@@ -402,7 +402,7 @@ echo built > "$out/stamp"
 
 /// The one build key (hex) recorded in a `file://` cache.
 fn recorded_key(cache: &Path) -> String {
-    let entries: Vec<String> = std::fs::read_dir(cache.join("hstore-cache-v1/builds"))
+    let entries: Vec<String> = std::fs::read_dir(cache.join("hstore-cache-v2/builds"))
         .unwrap()
         .map(|entry| {
             entry
@@ -419,7 +419,7 @@ fn recorded_key(cache: &Path) -> String {
 
 /// Rewrites the record of `key` in a `file://` cache with `edit`.
 fn edit_record(cache: &Path, key: &str, edit: impl FnOnce(&mut serde_json::Value)) {
-    let path = cache.join(format!("hstore-cache-v1/builds/{key}.json"));
+    let path = cache.join(format!("hstore-cache-v2/builds/{key}.json"));
     let mut record: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     edit(&mut record);
