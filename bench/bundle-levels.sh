@@ -60,7 +60,7 @@ for level in default ${LEVELS:-3 9 19}; do
   T_EX=$(secs "$HSTORE" export --lockfile "$LOCKFILE" "${flag[@]}" -o "$W/b.hsb")
   SIZE=$(stat -c %s "$W/b.hsb")
   T_IM=$(secs "$HSTORE" --store "$W/dst" import "$W/b.hsb")
-  "$HSTORE" --store "$W/dst" store verify >/dev/null
+  "$HSTORE" -q --store "$W/dst" store verify >/dev/null
   rm -rf "$W/dst" "$W/b.hsb"
   row "hstore export ${flag[*]:-(stored frames)}" "$T_EX" "$SIZE" "$T_IM"
 done
