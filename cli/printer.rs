@@ -1,5 +1,10 @@
 //! The one place hstore writes to the terminal: status lines and errors on stderr, data on stdout.
 //! Meaning never depends on colour; colour is off for NO_COLOR and non-terminals.
+
+#![expect(
+    clippy::disallowed_methods,
+    reason = "logging is set up before settings exist: RUST_LOG and NO_COLOR are read here (clippy.toml)"
+)]
 #![expect(
     clippy::print_stderr,
     reason = "the printer is the CLI's only writer to stderr"

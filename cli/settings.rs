@@ -1,5 +1,10 @@
 //! Resolves arguments, environment and defaults into validated settings, once, before any command runs.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "the one place that reads the environment (clippy.toml)"
+)]
+
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -94,4 +99,31 @@ pub fn plan_context() -> PlanContext {
         overrides: std::collections::BTreeMap::new(),
         keys_from_records: false,
     }
+}
+
+/// `$RUSTUP_HOME`, else `~/.rustup` (rustup's own rule), for `rust_toolchain` sources.
+pub fn rustup_home() -> Option<PathBuf> {
+    use crate::env_vars::{HOME, RUSTUP_HOME};
+    std::env::var_os(RUSTUP_HOME)
+        .filter(|home| !home.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os(HOME)
+                .filter(|home| !home.is_empty())
+                .map(|home| PathBuf::from(home).join(".rustup"))
+        })
+}
+
+/// Those of `variables` that are set and not empty, with their values (the S3 client's `AWS_*`, read when a cache
+/// command opens an S3 cache).
+pub fn aws_environment(variables: &[&'static str]) -> Vec<(&'static str, String)> {
+    variables
+        .iter()
+        .filter_map(|&name| {
+            std::env::var(name)
+                .ok()
+                .filter(|value| !value.is_empty())
+                .map(|value| (name, value))
+        })
+        .collect()
 }

@@ -85,7 +85,25 @@ pub fn load_config() -> Result<CachesConfig> {
 /// S3 settings from the environment, then the shared AWS files.
 fn s3_settings() -> S3Settings {
     let mut settings = S3Settings::default();
-    let env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    let environment = crate::settings::aws_environment(&[
+        env_vars::AWS_ENDPOINT_URL_S3,
+        env_vars::AWS_ENDPOINT_URL,
+        env_vars::AWS_REGION,
+        env_vars::AWS_DEFAULT_REGION,
+        env_vars::AWS_ACCESS_KEY_ID,
+        env_vars::AWS_SECRET_ACCESS_KEY,
+        env_vars::AWS_SESSION_TOKEN,
+        env_vars::AWS_PROFILE,
+        env_vars::AWS_SHARED_CREDENTIALS_FILE,
+        env_vars::AWS_CONFIG_FILE,
+        env_vars::HOME,
+    ]);
+    let env = |name: &str| {
+        environment
+            .iter()
+            .find(|(variable, _)| *variable == name)
+            .map(|(_, value)| value.clone())
+    };
     for (variable, key) in [
         (env_vars::AWS_ENDPOINT_URL_S3, "aws_endpoint_url"),
         (env_vars::AWS_ENDPOINT_URL, "aws_endpoint_url"),

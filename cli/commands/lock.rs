@@ -78,7 +78,7 @@ pub fn fetcher(
             ..DownloadOptions::default()
         },
         uv: global.uv.clone(),
-        rustup_home: rustup_home(),
+        rustup_home: crate::settings::rustup_home(),
         max_unpacked_size: match max_unpacked_size {
             None => MaxUnpackedSize::Default,
             Some(SizeLimit(Some(bytes))) => MaxUnpackedSize::Bytes(bytes),
@@ -88,19 +88,6 @@ pub fn fetcher(
     let fetcher = Fetcher::new(Arc::clone(&store), options, reporter)
         .context("failed to set up downloads")?;
     Ok((store, fetcher))
-}
-
-/// `$RUSTUP_HOME`, else `~/.rustup` (rustup's own rule), for `rust_toolchain` sources.
-fn rustup_home() -> Option<PathBuf> {
-    use crate::env_vars::{HOME, RUSTUP_HOME};
-    std::env::var_os(RUSTUP_HOME)
-        .filter(|home| !home.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os(HOME)
-                .filter(|home| !home.is_empty())
-                .map(|home| PathBuf::from(home).join(".rustup"))
-        })
 }
 
 /// Registers `lockfile` (its bytes stored as a blob too) as a gc root named after its hash.

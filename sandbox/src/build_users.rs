@@ -208,6 +208,10 @@ fn covers(map: &str, first: u32, count: u32) -> bool {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a test's scratch directory, removed by path"
+)]
 mod tests {
     use super::*;
 

@@ -31,6 +31,11 @@
 //! with [`SETUP_FAILED_EXIT`]. `fork` is sound here because the helper is single-threaded: it is a fresh `exec`,
 //! and the caller's `main` MUST call [`helper_main`] before starting any thread (tokio runtime included).
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "the helper and its forked children exit directly: they own no temp file or store lock, and a child must not run its parent's destructors"
+)]
+
 use std::ffi::CString;
 use std::fs::File;
 use std::io::Read;

@@ -4,6 +4,9 @@
 //! [`HELPER_ARG`]: this binary is its own helper. It also re-executes itself once with a marker variable set, so
 //! that "the host environment is invisible" is tested against a variable really present in the caller.
 //! Network traffic is only ever aimed at 127.0.0.1.
+
+// clippy.toml's house rules are the product's: tests read their own switches and clean up fixtures by path.
+#![allow(clippy::disallowed_methods)]
 #![expect(
     clippy::print_stdout,
     clippy::print_stderr,

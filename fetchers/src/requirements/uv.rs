@@ -52,6 +52,10 @@ impl<'a> Uv<'a> {
     }
 
     /// A command with the cleared environment, and the scratch `HOME` it runs in (removed when dropped).
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "uv gets the allowlisted variables (PATH, proxy, CA bundle) copied through, never interpreted here"
+    )]
     fn command(&self) -> Result<(Command, tempfile::TempDir)> {
         let home = tempfile::Builder::new()
             .prefix("hstore-uv-home-")
