@@ -109,6 +109,39 @@ pub struct CheckOutcome {
     pub differences: Vec<TreeDifference>,
 }
 
+/// Registers a build record that came from outside the build (a cache), already checked by whoever fetched it (its
+/// signature by a trusted key, its schema): the record under `key`, then the gc root keeping `objects` (its output
+/// and log), described as vouched for by `signer`. Nothing is written unless every object is in the store; returns
+/// whether it was registered.
+pub fn install_record(
+    store: &Store,
+    key: &str,
+    record: &serde_json::Value,
+    objects: &[Digest],
+    signer: &str,
+) -> Result<bool> {
+    let failed = |source| BuildError::store(format!("the build record `{key}`"), source);
+    for object in objects {
+        if store.object_format(object).map_err(failed)?.is_none() {
+            return Ok(false);
+        }
+    }
+    store
+        .put_meta(BUILD_NAMESPACE, key, record)
+        .map_err(failed)?;
+    store
+        .set_root(
+            &format!("{BUILD_ROOT_PREFIX}{key}"),
+            &Root {
+                description: format!("build record `{key}` from a cache, signed by {signer}"),
+                addresses: objects.to_vec(),
+            },
+        )
+        .map_err(failed)?;
+    store.flush().map_err(failed)?;
+    Ok(true)
+}
+
 /// The record for `key`, if it exists and its objects are all present.
 pub fn find_record(store: &Store, key: &Digest) -> Result<Option<BuildRecord>> {
     let record: Option<BuildRecord> = store

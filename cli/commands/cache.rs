@@ -463,28 +463,15 @@ fn warn_refused(printer: &Printer, error: &hstore_cache::Error) {
     }
 }
 
-/// Registers a trusted record whose objects are all present: the record, then its gc root. Returns whether it
-/// was complete.
+/// Registers a trusted record from a cache (see [`hstore_build::install_record`]).
 fn install_record(store: &Store, record: &TrustedRecord) -> Result<bool> {
-    for object in &record.objects {
-        if store.object_format(object)?.is_none() {
-            return Ok(false);
-        }
-    }
-    store.put_meta(BUILD_NAMESPACE, &record.key, &record.record)?;
-    let description = format!(
-        "build record `{}` from a cache, signed by {}",
-        record.key, record.signer
-    );
-    store.set_root(
-        &format!("{BUILD_ROOT_PREFIX}{}", record.key),
-        &Root {
-            description,
-            addresses: record.objects.clone(),
-        },
-    )?;
-    store.flush()?;
-    Ok(true)
+    Ok(hstore_build::install_record(
+        store,
+        &record.key,
+        &record.record,
+        &record.objects,
+        &record.signer.to_string(),
+    )?)
 }
 
 /// `fetch --cache`: brings what the caches hold of `wanted` into the store, trying each cache in order for what
