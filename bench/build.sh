@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks of `hstore build` (run by hand, not a test). Goals from issue 5 / ARCHITECTURE.md §6:
+# Benchmarks of `hstore build` (run by hand, not a test). Goals from issue 5:
 #
 #   1. sandbox overhead: the same build in and out of the sandbox         goal ≤ 1.05×
 #   2. a no-op (cache-hit) `hstore build`                                  goal ≤ 0.3 s

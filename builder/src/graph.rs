@@ -1,4 +1,4 @@
-//! The build graph (ARCHITECTURE.md §6b): (recipe, target) nodes, with an edge for every `recipe = "NAME"` source.
+//! The build graph (ARCHITECTURE.md, "The build graph"): (recipe, target) nodes, with an edge for every `recipe = "NAME"` source.
 //!
 //! [`plan_graph`] walks the graph from the requested recipes depth-first and plans each node after its
 //! dependencies, so the nodes come out in dependency order and a dependent's key can include its dependencies'

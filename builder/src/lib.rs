@@ -8,7 +8,7 @@
 //! `hstore-fetchers`' [`LockEvaluator`](hstore_fetchers::LockEvaluator) for `xmake_requires` sources, which builds
 //! the pinned xmake and evaluates the project in the sandbox at lock).
 //!
-//! The build key (ARCHITECTURE.md §6) is BLAKE3 over a canonical JSON document of everything that can change the
+//! The build key (ARCHITECTURE.md, "Build") is BLAKE3 over a canonical JSON document of everything that can change the
 //! output: [`BUILDER_VERSION`], the recipe name, the build script and environment, the target's name, host paths and
 //! tools, every input's address and shape, and the host fingerprints (base system, declared host paths, host tool
 //! output). Same key → cache hit, no rebuild. Nothing is recorded unless the script succeeded and its output was

@@ -1,5 +1,5 @@
 //! `hstore fetch`: make the store hold a lockfile's whole closure, then register the lockfile as a gc root.
-//! Per-artifact failures are reported and the run goes on; the exit code is set at the end (STYLE.md 13).
+//! Per-artifact failures are reported and the run goes on; the exit code is set at the end (1 when any artifact failed).
 //! With `--cache CACHE` (or `[caches] substitute`), missing objects come from the caches first, in order.
 
 use std::sync::Arc;

@@ -46,7 +46,7 @@ pub fn load_mirrors(specs: &[String], extra_dir: Option<&Path>) -> Result<Mirror
     Ok(mirrors)
 }
 
-/// A multi-threaded runtime for one command (main stays synchronous; see ARCHITECTURE.md §6).
+/// A multi-threaded runtime for one command (main stays synchronous: only the commands that download start one).
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     // The store hashes trees on rayon's pool; with many trees added at once a worker that waits in `join` steals
     // other trees' jobs and nests them on its stack, which overflows rayon's 2 MiB default. 16 MiB is plenty.

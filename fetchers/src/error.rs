@@ -1,4 +1,4 @@
-//! [`Error`]: everything a fetcher can fail with. One enum for the crate (STYLE.md 10); the archive, recipe and
+//! [`Error`]: everything a fetcher can fail with. One enum for the crate; the archive, recipe and
 //! lockfile modules keep their own and are forwarded here.
 //!
 //! Every variant names the artifact or URL involved, so a per-item failure in a run of hundreds reads on its own.

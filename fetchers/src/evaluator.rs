@@ -3,7 +3,7 @@
 //!
 //! The trait is defined here, where the one lock pass ([`crate::Fetcher::lock`]) calls it, and implemented by the
 //! crate that can build (`hstore-build`'s `XmakeEvaluator`, which builds the pinned xmake and runs the probe in the
-//! sandbox); the CLI constructs the implementation and passes it in (uv's `BuildContext` inversion, STYLE.md 28).
+//! sandbox); the CLI constructs the implementation and passes it in (uv's `BuildContext` inversion).
 //! So this crate never depends on the build crate, and lock stays one pass.
 //!
 //! Contract: an evaluator answers from the request alone (the trees and the pinned tool it names) and does not

@@ -1,4 +1,4 @@
-//! [`Reporter`]: how fetchers tell the CLI about progress and warnings without printing (STYLE.md 25).
+//! [`Reporter`]: how fetchers tell the CLI about progress and warnings without printing.
 
 /// Receives download progress. Implementations must be cheap: they are called for every chunk.
 pub trait Reporter: Send + Sync {

@@ -1,6 +1,6 @@
 //! Recipes: TOML files in `recipes/` naming the sources a build needs, its targets and its build script.
 //!
-//! The keys are a contract (ARCHITECTURE.md §4b): `[recipe] name`, `[sources.<name>]` with exactly one of `git`,
+//! The keys are a contract (docs/recipes.md): `[recipe] name`, `[sources.<name>]` with exactly one of `git`,
 //! `cargo_lock`, `url`, `path`, `recipe`, `rust_toolchain`, `requirements`/`requirements_file` or `xmake_requires`,
 //! `[targets.<name>]` with `host_paths`, `host_tools`, `env`, `python`, `xmake_options`, and `[build] script`.
 //! An `xmake_requires` source's normalized spec carries every target's `xmake_options`, like `requirements` carries
@@ -223,7 +223,7 @@ pub enum SourceSpec {
         /// The Python of every recipe target that declares one, by target name.
         targets: BTreeMap<String, PythonTarget>,
     },
-    /// Another recipe's build output (ARCHITECTURE.md §6b): built first, read-only at `$src_NAME`. Locks to no
+    /// Another recipe's build output (ARCHITECTURE.md, "The build graph"): built first, read-only at `$src_NAME`. Locks to no
     /// artifact: its identity is the dependency's build key, known at build time.
     Recipe {
         /// The recipe's name.

@@ -7,7 +7,7 @@
 //! read-only, the kernel command line masked), a minimal `/dev` and no `/sys`; only `lo` exists; `no_new_privs`
 //! is set; the build holds no capability, runs under a seccomp filter, in its own session, with no descriptor of
 //! the caller's but stdout/stderr, and under resource [`Limits`]; the environment is exactly the spec's plus a
-//! few fixed variables. See ARCHITECTURE.md §6 and its "Sandbox security model".
+//! few fixed variables. See ARCHITECTURE.md, "Build" and "Sandbox security model".
 //!
 //! The namespaces are created by a re-exec'd, single-threaded helper ([`helper_main`], selected by
 //! [`HELPER_ARG`]), because the kernel refuses `unshare(CLONE_NEWUSER)` to a multi-threaded process such as the

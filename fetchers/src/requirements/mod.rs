@@ -1,4 +1,4 @@
-//! `requirements` sources: Python requirements locked to one wheel set per target (ARCHITECTURE.md §4b, §5).
+//! `requirements` sources: Python requirements locked to one wheel set per target (docs/recipes.md, docs/lockfile.md "Python requirements").
 //!
 //! Lock, per source:
 //! 1. The requirement text is the recipe's inline lines plus the `requirements_file` read from another source's

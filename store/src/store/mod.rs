@@ -67,7 +67,7 @@ const FSYNC_DIRS_MAX: usize = 8;
 /// Bytes at the head of a large blob compressed to decide whether zstd is worth it (small: the probe is extra work).
 const PROBE_SIZE: usize = 128 << 10;
 
-/// Default zstd level (ARCHITECTURE.md §2).
+/// Default zstd level (ARCHITECTURE.md, "The store").
 pub const DEFAULT_COMPRESSION_LEVEL: i32 = 3;
 
 /// How a [`Store`] holds the store lock.
