@@ -215,16 +215,7 @@ impl Store {
         size: u64,
         source: &Path,
     ) -> Result<bool> {
-        if self.known_blob_format(&expected)?.is_some() {
-            copy_verified(
-                reader,
-                encoding,
-                &expected,
-                size,
-                &mut io::sink(),
-                source,
-                Path::new("<discarded>"),
-            )?;
+        if self.check_known_blob(reader, encoding, expected, size, source)? {
             return Ok(false);
         }
         if size < BUFFER_SIZE as u64 {
@@ -276,6 +267,31 @@ impl Store {
 }
 
 impl Store {
+    /// Whether the store holds blob `expected` already; if so, the incoming bytes are still read and checked (a
+    /// damaged bundle is reported even when nothing would be written), then discarded.
+    fn check_known_blob(
+        &self,
+        reader: &mut dyn Read,
+        encoding: BlobEncoding,
+        expected: Digest,
+        size: u64,
+        source: &Path,
+    ) -> Result<bool> {
+        if self.known_blob_format(&expected)?.is_none() {
+            return Ok(false);
+        }
+        copy_verified(
+            reader,
+            encoding,
+            &expected,
+            size,
+            &mut io::sink(),
+            source,
+            Path::new("<discarded>"),
+        )?;
+        Ok(true)
+    }
+
     /// Stores a blob that arrives decoded from a bundle compressed as a whole: as the store writes any new blob
     /// (compressed where that pays, at the store's level, so the stored bytes are the ones any other way of adding
     /// it gives), published only if it is exactly `size` bytes with address `expected`. A blob the store holds is
@@ -287,16 +303,7 @@ impl Store {
         size: u64,
         source: &Path,
     ) -> Result<bool> {
-        if self.known_blob_format(&expected)?.is_some() {
-            copy_verified(
-                reader,
-                BlobEncoding::Raw,
-                &expected,
-                size,
-                &mut io::sink(),
-                source,
-                Path::new("<discarded>"),
-            )?;
+        if self.check_known_blob(reader, BlobEncoding::Raw, expected, size, source)? {
             return Ok(false);
         }
         self.write_blob(
