@@ -535,8 +535,20 @@ fn sbom_of_a_bundle_equals_the_sbom_of_its_lockfile_byte_for_byte() {
     ok(&command(env, &["export", "-o", bundle.to_str().unwrap()])
         .output()
         .unwrap());
+    // The same closure compressed as a whole (`--level`): read through the decoder, the same SBOM.
+    let compressed = env.root().join("stack-l9.hsb");
+    ok(&command(
+        env,
+        &["export", "--level", "9", "-o", compressed.to_str().unwrap()],
+    )
+    .output()
+    .unwrap());
     let empty = env.root().join("gateway-store");
-    for format in ["cyclonedx", "spdx"] {
+    for (format, bundle) in [
+        ("cyclonedx", &bundle),
+        ("spdx", &bundle),
+        ("cyclonedx", &compressed),
+    ] {
         let of_lockfile = run(env, &["sbom", "--format", format], &[]);
         let of_bundle = run(
             env,
