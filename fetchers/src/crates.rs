@@ -37,7 +37,7 @@ use hstore_model::{CommitId, Sha256};
 /// Store metadata namespace: sha256 of a `.crate` → its vendored tree.
 pub const META_NAMESPACE: &str = "crate-sha256";
 
-/// The `.crate` download records' kind, for the registry of record namespaces ([`crate::record::KINDS`]).
+/// The `.crate` download records' kind, listed by the registry of record namespaces ([`crate::kinds::records`]).
 pub const RECORDS: hstore_store::RecordKind = crate::record::download_kind(META_NAMESPACE);
 
 /// The Cargo.lock `source` of crates.io.

@@ -4,8 +4,8 @@
 //! orchestrated by [`resolve`]; [`requirements`] locks Python wheels per target. (`recipe` sources, another recipe's
 //! output, lock to no artifact: their identity is a build key.)
 //!
-//! Module graph (no cycles): [`resolve`] (the orchestrator: `lock`, `fetch`, one `match` arm per kind) → each kind's
-//! module → [`context`] (the shared [`Fetcher`] state: store, downloader, git, mirrors, reporter) and [`record`]
+//! Module graph (no cycles): [`resolve`] (the orchestrator: `lock`, `fetch`, one `match` arm per kind) and
+//! [`kinds`] (the per-kind registry: record kinds) → each kind's module → [`context`] (the shared [`Fetcher`] state: store, downloader, git, mirrors, reporter) and [`record`]
 //! (download records shared by the kinds that download) → [`http`], [`archive`], [`error`]. The recipe and lockfile
 //! models are the `hstore-model` crate, re-exported here as [`recipe`] and [`lockfile`] for callers' convenience.
 //!
@@ -19,6 +19,7 @@ pub mod error;
 pub mod evaluator;
 pub mod git;
 pub mod http;
+pub mod kinds;
 pub mod license;
 pub mod mirrors;
 pub mod path;

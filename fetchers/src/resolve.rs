@@ -193,19 +193,8 @@ impl Fetcher {
                 name: recipe.name.clone(),
                 sources: Vec::new(),
             };
-            // Trees first: cargo_lock and requirements sources read a file out of another source's tree.
-            let mut ordered: Vec<(&String, &SourceSpec)> = recipe.sources.iter().collect();
-            ordered.sort_by_key(|(name, spec)| {
-                (
-                    matches!(
-                        spec,
-                        SourceSpec::CargoLock { .. }
-                            | SourceSpec::Requirements { .. }
-                            | SourceSpec::XmakeRequires { .. }
-                    ),
-                    name.as_str(),
-                )
-            });
+            // A source is locked after every tree it reads (`SourceSpec::reads`).
+            let ordered = lock_order(&recipe.sources);
             let mut trees: BTreeMap<String, Digest> = BTreeMap::new();
             for (name, spec) in ordered {
                 let same_name =
@@ -247,20 +236,10 @@ impl Fetcher {
                     .await;
                 match result {
                     Ok((artifacts, mut source_errors, (resolution, xmake))) => {
-                        if let [Artifact::Git { address, .. } | Artifact::Path { address, .. }] =
-                            artifacts.as_slice()
+                        if let [artifact] = artifacts.as_slice()
+                            && let Some(tree) = artifact.tree()
                         {
-                            trees.insert(name.clone(), *address);
-                        }
-                        if let [
-                            Artifact::Url {
-                                address,
-                                unpack: true,
-                                ..
-                            },
-                        ] = artifacts.as_slice()
-                        {
-                            trees.insert(name.clone(), *address);
+                            trees.insert(name.clone(), tree);
                         }
                         if let SourceSpec::XmakeRequires { project, repo, .. } = spec
                             && xmake.is_none()
@@ -328,8 +307,11 @@ impl Fetcher {
             target: xmake_target,
         }) = probe.recipe.sources.get(xmake)
         else {
-            errors.push(Error::Task {
-                message: format!("xmake_requires source `{label}` names `{xmake}`, which is not a `recipe` source"),
+            errors.push(Error::InconsistentSource {
+                source_name: label,
+                problem: format!(
+                    "is an `xmake_requires` source naming `{xmake}`, which is not a `recipe` source"
+                ),
             });
             return;
         };
@@ -487,10 +469,12 @@ impl Fetcher {
                         let mut artifacts = Vec::new();
                         for artifact in previous {
                             let pin = crate::xmake::XmakeArchive::from_artifact(artifact)
-                                .ok_or_else(|| Error::Task {
-                                    message: format!(
-                                        "xmake_requires source `{name}` lists `{}`, which is not an xmake archive",
-                                        artifact.id()
+                                .ok_or_else(|| Error::InconsistentLockfile {
+                                    artifact: artifact.id().to_owned(),
+                                    problem: format!(
+                                        "is listed by `xmake_requires` source `{}.{name}` but is a `{}` artifact",
+                                        recipe.name,
+                                        artifact.kind()
                                     ),
                                 })?;
                             artifacts.push(
@@ -750,8 +734,11 @@ impl Fetcher {
                     .map(|_| ())
             }
             Artifact::Wheel { .. } => {
-                let choice = WheelChoice::from_artifact(artifact).ok_or_else(|| Error::Task {
-                    message: "a wheel artifact is not a wheel".into(),
+                let choice = WheelChoice::from_artifact(artifact).ok_or_else(|| {
+                    Error::InconsistentLockfile {
+                        artifact: artifact.id().to_owned(),
+                        problem: "is a `wheel` artifact without a wheel's fields".into(),
+                    }
                 })?;
                 requirements::ensure_wheel(self, &choice, Some(artifact))
                     .await
@@ -764,8 +751,10 @@ impl Fetcher {
             }
             Artifact::XmakeArchive { .. } => {
                 let pin = crate::xmake::XmakeArchive::from_artifact(artifact).ok_or_else(|| {
-                    Error::Task {
-                        message: "an xmake archive artifact is not an xmake archive".into(),
+                    Error::InconsistentLockfile {
+                        artifact: artifact.id().to_owned(),
+                        problem: "is an `xmake_archive` artifact without an xmake archive's fields"
+                            .into(),
                     }
                 })?;
                 crate::xmake::ensure_archive(self, &pin, Some(artifact))
@@ -784,6 +773,26 @@ impl Fetcher {
             }
         }
     }
+}
+
+/// `sources` in the order `lock` takes them: each after the sources it [reads](SourceSpec::reads) (a topological
+/// sort, ties by name). Sources in a cycle, or reading one, come last in name order; locking them then fails with
+/// [`Error::NotATree`], naming the source they wait for.
+fn lock_order(sources: &BTreeMap<String, SourceSpec>) -> Vec<(&String, &SourceSpec)> {
+    let mut ordered: Vec<(&String, &SourceSpec)> = Vec::with_capacity(sources.len());
+    let mut waiting: Vec<(&String, &SourceSpec)> = sources.iter().collect();
+    while !waiting.is_empty() {
+        let ready = waiting.iter().position(|(_, spec)| {
+            spec.reads().iter().all(|read| {
+                !sources.contains_key(*read) || ordered.iter().any(|(name, _)| name == read)
+            })
+        });
+        match ready {
+            Some(index) => ordered.push(waiting.remove(index)),
+            None => ordered.append(&mut waiting),
+        }
+    }
+    ordered
 }
 
 /// Reads the UTF-8 file at `path` (`/`-separated) inside tree `root`; `Ok(None)` if there is no such file. `what`
@@ -843,6 +852,36 @@ pub fn read_text_in_tree(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sources_are_locked_after_the_trees_they_read() {
+        let git = SourceSpec::Git {
+            url: "file:///repo".into(),
+            reference: hstore_model::GitRef::new("HEAD").unwrap(),
+            submodules: true,
+        };
+        let cargo_lock = |source: &str| SourceSpec::CargoLock {
+            source: source.into(),
+            path: "Cargo.lock".into(),
+        };
+        let sources: BTreeMap<String, SourceSpec> = [
+            ("a-crates".to_owned(), cargo_lock("z-code")),
+            ("b-loop".to_owned(), cargo_lock("c-loop")),
+            ("c-loop".to_owned(), cargo_lock("b-loop")),
+            ("m-vendored".to_owned(), cargo_lock("a-crates")),
+            ("z-code".to_owned(), git),
+        ]
+        .into_iter()
+        .collect();
+        let order: Vec<&str> = lock_order(&sources)
+            .into_iter()
+            .map(|(name, _)| name.as_str())
+            .collect();
+        assert_eq!(
+            order,
+            ["z-code", "a-crates", "m-vendored", "b-loop", "c-loop"]
+        );
+    }
 
     #[test]
     fn update_names_match_source_or_recipe_dot_source_only() {

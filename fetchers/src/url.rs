@@ -19,7 +19,7 @@ use hstore_model::Sha256;
 /// Store metadata namespace.
 pub const META_NAMESPACE: &str = "url-sha256";
 
-/// The `url` download records' kind, for the registry of record namespaces ([`crate::record::KINDS`]).
+/// The `url` download records' kind, listed by the registry of record namespaces ([`crate::kinds::records`]).
 pub const RECORDS: hstore_store::RecordKind = crate::record::download_kind(META_NAMESPACE);
 
 /// What a `url` source asks for.

@@ -379,6 +379,26 @@ impl Artifact {
         }
     }
 
+    /// The tree address this artifact gives its source, if it is one a later source can read at lock time (a `git`
+    /// checkout, a `path` directory, an unpacked `url`); `lock` hands it to the sources that [read
+    /// it](crate::recipe::SourceSpec::reads).
+    pub fn tree(&self) -> Option<Digest> {
+        match self {
+            Artifact::Git { address, .. }
+            | Artifact::Path { address, .. }
+            | Artifact::Url {
+                address,
+                unpack: true,
+                ..
+            } => Some(*address),
+            Artifact::Url { unpack: false, .. }
+            | Artifact::Crate { .. }
+            | Artifact::Wheel { .. }
+            | Artifact::RustToolchain { .. }
+            | Artifact::XmakeArchive { .. } => None,
+        }
+    }
+
     /// The kind, as written in the lockfile.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -47,7 +47,7 @@ use tags::{TargetPython, WheelName};
 /// Store metadata namespace: sha256 of a wheel → its blob.
 pub const META_NAMESPACE: &str = "wheel-sha256";
 
-/// The wheel download records' kind, for the registry of record namespaces ([`crate::record::KINDS`]).
+/// The wheel download records' kind, listed by the registry of record namespaces ([`crate::kinds::records`]).
 pub const RECORDS: hstore_store::RecordKind = crate::record::download_kind(META_NAMESPACE);
 
 /// The `resolver` recorded for pre-pinned inputs.
