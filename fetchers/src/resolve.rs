@@ -614,16 +614,17 @@ impl Fetcher {
     }
 
     /// Makes the store hold every artifact of `lockfile` (paths resolved against `lockfile_dir`). Returns the
-    /// per-artifact errors; empty means the closure is complete.
+    /// per-artifact errors; empty means the closure is complete. Each artifact carries all its refetch needs; the
+    /// recipes' specs are read only to name an artifact's source in errors.
     pub async fn fetch(&self, lockfile: &Lockfile, lockfile_dir: &Path) -> Vec<Error> {
-        // Which spec each artifact came from (path excludes, git submodules), and its source for errors.
-        let mut specs: BTreeMap<&str, (&SourceSpec, String)> = BTreeMap::new();
+        // Which source each artifact came from, for errors.
+        let mut labels: BTreeMap<&str, String> = BTreeMap::new();
         for recipe in &lockfile.recipes {
             for source in &recipe.sources {
                 for id in &source.artifacts {
-                    specs.entry(id.as_str()).or_insert_with(|| {
-                        (&source.spec, format!("{}.{}", recipe.name, source.name))
-                    });
+                    labels
+                        .entry(id.as_str())
+                        .or_insert_with(|| format!("{}.{}", recipe.name, source.name));
                 }
             }
         }
@@ -631,16 +632,12 @@ impl Fetcher {
             .artifacts
             .iter()
             .map(|artifact| {
-                let (spec, label) = specs
-                    .get(artifact.id())
-                    .map_or((None, None), |(spec, label)| {
-                        (Some(*spec), Some(label.as_str()))
-                    });
+                let label = labels.get(artifact.id()).map(String::as_str);
                 async move {
                     (
                         artifact,
                         label,
-                        self.fetch_artifact(artifact, spec, lockfile_dir).await,
+                        self.fetch_artifact(artifact, lockfile_dir).await,
                     )
                 }
             })
@@ -661,22 +658,21 @@ impl Fetcher {
         errors
     }
 
-    async fn fetch_artifact(
-        &self,
-        artifact: &Artifact,
-        spec: Option<&SourceSpec>,
-        lockfile_dir: &Path,
-    ) -> Result<()> {
+    async fn fetch_artifact(&self, artifact: &Artifact, lockfile_dir: &Path) -> Result<()> {
         if self.store.closure_complete(&artifact.address())? {
             return Ok(());
         }
         match artifact {
-            Artifact::Git { url, commit, .. } => {
-                let submodules = match spec {
-                    Some(SourceSpec::Git { submodules, .. }) => *submodules,
-                    _ => true,
-                };
-                self.ensure_git(url, commit, submodules, Some(artifact))
+            Artifact::Git {
+                url,
+                commit,
+                submodules,
+                ..
+            } => {
+                // A source locked with `submodules = false` lists none; one locked with `submodules = true` lists
+                // every one placed. Where none was placed (none declared, or all `update = none`) both choices write
+                // the same tree, so the list alone says how to rebuild it.
+                self.ensure_git(url, commit, !submodules.is_empty(), Some(artifact))
                     .await
                     .map(|_| ())
             }
@@ -761,11 +757,13 @@ impl Fetcher {
                     .await
                     .map(|_| ())
             }
-            Artifact::Path { path, .. } => {
-                let exclude = match spec {
-                    Some(SourceSpec::Path { exclude, .. }) => exclude.clone(),
-                    _ => Vec::new(),
-                };
+            Artifact::Path { path, id, .. } => {
+                let exclude = PathSpec::excludes_from_id(path, id).ok_or_else(|| {
+                    Error::InconsistentLockfile {
+                        artifact: id.clone(),
+                        problem: format!("is not the id of a `path` artifact for `{path}`"),
+                    }
+                })?;
                 let spec = PathSpec::new(lockfile_dir, path, lockfile_dir, &exclude)?;
                 crate::path::ensure(self, &spec, Some(artifact))
                     .await

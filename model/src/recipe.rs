@@ -995,10 +995,15 @@ fn classify(file: &Path, name: &str, raw: RawSource) -> Result<SourceSpec, Error
                 return Err(unnamed());
             };
             only(&["exclude"])?;
-            Ok(SourceSpec::Path {
-                path,
-                exclude: raw.exclude.unwrap_or_default(),
-            })
+            let exclude = raw.exclude.unwrap_or_default();
+            // The lockfile id lists excludes joined by `,` (and `fetch` reads them back from it): an entry with a
+            // `,` would make two different exclude lists one id.
+            if let Some(entry) = exclude.iter().find(|entry| entry.contains(',')) {
+                return Err(invalid(format!(
+                    "has exclude entry `{entry}`; an entry may not contain `,` (list names separately)"
+                )));
+            }
+            Ok(SourceSpec::Path { path, exclude })
         }
     }
 }
