@@ -32,6 +32,7 @@ use crate::archive::{self, ArchiveFormat, MaxUnpackedSize, UnpackOptions};
 use crate::context::Fetcher;
 use crate::error::{Error, Result};
 use crate::lockfile::Artifact;
+use crate::pinned::Pinned;
 use hstore_model::{CommitId, Sha256};
 
 /// Store metadata namespace: sha256 of a `.crate` → its vendored tree.
@@ -227,7 +228,6 @@ async fn ensure_registry(
     sha256: &Sha256,
     locked: Option<&Artifact>,
 ) -> Result<Artifact> {
-    let store = fetcher.store();
     let what = format!("{}@{}", package.name, package.version);
     let artifact = |url: String, address: Digest, size: u64| Artifact::Crate {
         id: package.id(),
@@ -240,62 +240,42 @@ async fn ensure_registry(
         address,
         size,
     };
-    if let Some(Artifact::Crate {
-        url: Some(url),
-        address,
-        size,
-        ..
-    }) = locked
-        && store.closure_complete(address)?
-    {
-        return Ok(artifact(url.clone(), *address, *size));
-    }
-    if locked.is_none()
-        && let Some(record) = store.get_meta::<CrateRecord>(META_NAMESPACE, sha256)?
-        && store.closure_complete(&record.address)?
-    {
-        return Ok(artifact(record.url, record.address, record.size));
-    }
-    if fetcher.offline() {
-        return Err(Error::Offline {
-            what: format!("crate `{what}`"),
-        });
-    }
-    let url = if let Some(Artifact::Crate { url: Some(url), .. }) = locked {
-        url.clone()
-    } else {
-        let template = fetcher.index_dl(index).await?;
-        dl_url(&template, &package.name, &package.version, sha256)
+    let locked_url = match locked {
+        Some(Artifact::Crate { url: Some(url), .. }) => Some(url.clone()),
+        _ => None,
     };
-    let fetch_url = fetcher.mirrors().rewrite(&url);
-    let temp = store.temp_file()?;
-    fetcher
-        .downloader()
-        .download(&fetch_url, temp.path(), Some(sha256.as_str()), &what)
-        .await?;
-    let store_handle = Arc::clone(store);
+    let pinned = Pinned {
+        id: package.id(),
+        what: format!("crate `{what}`"),
+        label: what.clone(),
+        sha256: sha256.as_str(),
+        records: &RECORDS,
+        record_key: sha256.to_string(),
+        report: ("crate", &what),
+    };
     let sha = sha256.to_string();
     let limit = fetcher.max_unpacked_size();
-    let origin = url.clone();
-    let (address, size) = crate::error::blocking(move || -> Result<(Digest, u64)> {
-        let result = vendor_crate_file(&store_handle, temp.path(), &sha, limit, origin);
-        drop(temp);
-        result
-    })
-    .await?;
-    crate::error::check_drift(|| package.id(), locked, address)?;
-    crate::record::put(
-        store,
-        &RECORDS,
-        sha256,
-        &CrateRecord {
-            url: url.clone(),
-            address,
-            size,
-        },
-    )?;
-    fetcher.reporter().on_artifact("crate", &what);
-    Ok(artifact(url, address, size))
+    let url = async {
+        if let Some(url) = locked_url.clone() {
+            Ok(url)
+        } else {
+            let template = fetcher.index_dl(index).await?;
+            Ok(dl_url(&template, &package.name, &package.version, sha256))
+        }
+    };
+    let stored =
+        crate::pinned::ensure(fetcher, &pinned, locked, url, move |store, file, origin| {
+            vendor_crate_file(store, file, &sha, limit, origin)
+        })
+        .await?;
+    let url = stored
+        .url
+        .or(locked_url)
+        .ok_or_else(|| Error::InconsistentLockfile {
+            artifact: package.id(),
+            problem: "is a registry crate without a `url`".into(),
+        })?;
+    Ok(artifact(url, stored.address, stored.size))
 }
 
 /// Unpacks a verified `.crate` (downloaded from `origin`) into the store's `tmp/`, at most `max_unpacked_size`, lays

@@ -23,6 +23,7 @@ pub mod kinds;
 pub mod license;
 pub mod mirrors;
 pub mod path;
+mod pinned;
 pub mod record;
 pub mod reporter;
 pub mod requirements;

@@ -29,7 +29,6 @@ pub mod uv;
 pub use hstore_model::python as tags;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -39,8 +38,8 @@ use hstore_store::Digest;
 use crate::context::Fetcher;
 use crate::error::{Error, Result};
 use crate::lockfile::{Artifact, Resolution};
+use crate::pinned::Pinned;
 use crate::recipe::PythonTarget;
-use crate::record::DownloadRecord;
 use index::IndexFile;
 use tags::{TargetPython, WheelName};
 
@@ -421,55 +420,25 @@ pub async fn ensure_wheel(
     choice: &WheelChoice,
     locked: Option<&Artifact>,
 ) -> Result<Artifact> {
-    let store = fetcher.store();
-    if let Some(locked) = locked
-        && store.object_format(&locked.address())?.is_some()
-    {
-        return Ok(choice.artifact(locked.address(), locked.size()));
-    }
-    if locked.is_none()
-        && let Some(record) =
-            store.get_meta::<DownloadRecord>(META_NAMESPACE, choice.sha256.as_str())?
-        && store.object_format(&record.address)?.is_some()
-    {
-        return Ok(choice.artifact(record.address, record.size));
-    }
-    if fetcher.offline() {
-        return Err(Error::Offline {
-            what: format!("wheel `{}`", choice.filename),
-        });
-    }
-    let fetch_url = fetcher.mirrors().rewrite(&choice.url);
-    let temp = store.temp_file()?;
-    fetcher
-        .downloader()
-        .download(
-            &fetch_url,
-            temp.path(),
-            Some(choice.sha256.as_str()),
-            &format!("wheel `{}`", choice.filename),
-        )
-        .await?;
-    let store_handle = Arc::clone(store);
-    let (address, size) = crate::error::blocking(move || -> Result<(Digest, u64)> {
-        let result = store_handle.add_blob_file(temp.path()).map_err(Error::from);
-        drop(temp);
-        result
-    })
+    let pinned = Pinned {
+        id: choice.id(),
+        what: format!("wheel `{}`", choice.filename),
+        label: format!("wheel `{}`", choice.filename),
+        sha256: choice.sha256.as_str(),
+        records: &RECORDS,
+        record_key: choice.sha256.to_string(),
+        report: ("wheel", &choice.filename),
+    };
+    let url = choice.url.clone();
+    let stored = crate::pinned::ensure(
+        fetcher,
+        &pinned,
+        locked,
+        async { Ok(url) },
+        |store, file, _url| Ok(store.add_blob_file(file)?),
+    )
     .await?;
-    crate::error::check_drift(|| choice.id(), locked, address)?;
-    crate::record::put(
-        store,
-        &RECORDS,
-        choice.sha256.as_str(),
-        &DownloadRecord {
-            url: choice.url.clone(),
-            address,
-            size,
-        },
-    )?;
-    fetcher.reporter().on_artifact("wheel", &choice.filename);
-    Ok(choice.artifact(address, size))
+    Ok(choice.artifact(stored.address, stored.size))
 }
 
 /// A pre-pinned input ([`input::Requirements::pinned`]) as sorted pins; `None` when uv must resolve.

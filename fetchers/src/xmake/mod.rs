@@ -32,7 +32,6 @@ use hstore_store::Digest;
 use crate::context::Fetcher;
 use crate::evaluator::{LockEvaluator, XmakeProbeOutcome, XmakeProbeRequest};
 use crate::lockfile::{Artifact, XmakeResolution};
-use crate::url::UrlSpec;
 pub use pin::{
     Error, HostOrigin, HostPackage, Origin, ProbedPackage, ProbedUrl, XmakeArchive, XmakeLock,
     lock_entries,
@@ -156,21 +155,27 @@ pub async fn ensure_archive(
     pin: &XmakeArchive,
     locked: Option<&Artifact>,
 ) -> crate::Result<Artifact> {
-    if let Some(locked) = locked
-        && fetcher.store().closure_complete(&locked.address())?
-    {
-        // Warm path (and an imported store, which has the blob but no download record): nothing to do.
-        return Ok(locked.clone());
-    }
     let sha256 = Sha256::new(pin.sha256.clone())?;
-    let spec = UrlSpec {
-        url: pin.url.clone(),
-        sha256: sha256.clone(),
-        unpack: false,
-        strip_components: 0,
+    // A plain download under the `url` kind's records (the same key a `url` source of this file uses), through the
+    // one pinned-download skeleton; the warm path includes an imported store, which has the blob but no record.
+    let pinned = crate::pinned::Pinned {
+        id: pin.id.clone(),
+        what: format!("`{}`", pin.url),
+        label: pin.url.clone(),
+        sha256: sha256.as_str(),
+        records: &crate::url::RECORDS,
+        record_key: sha256.to_string(),
+        report: ("url", &pin.url),
     };
-    let stored = crate::url::ensure(fetcher, &spec, None).await?;
-    crate::error::check_drift(|| pin.id.clone(), locked, stored.address())?;
+    let url = pin.url.clone();
+    let stored = crate::pinned::ensure(
+        fetcher,
+        &pinned,
+        locked,
+        async { Ok(url) },
+        |store, file, _url| Ok(store.add_blob_file(file)?),
+    )
+    .await?;
     Ok(Artifact::XmakeArchive {
         id: pin.id.clone(),
         package: pin.package.clone(),
@@ -180,7 +185,7 @@ pub async fn ensure_archive(
         sha256,
         file_name: pin.file_name.clone(),
         search_names: pin.search_names.clone(),
-        address: stored.address(),
-        size: stored.size(),
+        address: stored.address,
+        size: stored.size,
     })
 }
