@@ -3,12 +3,13 @@
 //!
 //! Dispatch is a `match` on [`SourceSpec`] (lock) and on [`Artifact`] (fetch), one arm per source kind, each
 //! calling that kind's module (`git`, `crates`, `url`, `path`, `requirements`), which sees only the shared
-//! [`Fetcher`] context (`context.rs`), never this module. A new kind (wheels, xmake) is a new enum variant in
-//! `hstore-model`'s `recipe`/`lockfile`, a new module here with an `ensure(fetcher, spec, locked) -> Artifact`
-//! function, and one arm in each match (the compiler lists them: no match over kinds has a `_ =>` arm); see
-//! ARCHITECTURE.md's checklist. We chose enum dispatch over a `Source` trait object because every kind needs
-//! different inputs (a recipe directory, another source's tree, target tags) and the set of kinds is closed and
-//! versioned with the lockfile format anyway.
+//! [`Fetcher`] context (`context.rs`), never this module. A new kind is a new enum variant in `hstore-model`'s
+//! `recipe`/`lockfile`, a new module here with an `ensure(fetcher, spec, locked) -> Artifact` function, and one arm in
+//! each match (the compiler lists them: no match over kinds has a `_ =>` arm); see ARCHITECTURE.md's checklist. Which
+//! sources a source reads ([`SourceSpec::reads`], ordering the lock topologically) and which artifacts are trees
+//! ([`Artifact::tree`]) are the model's exhaustive matches, not lists here. We chose enum dispatch over a `Source`
+//! trait object because every kind needs different inputs (a recipe directory, another source's tree, target tags)
+//! and the set of kinds is closed and versioned with the lockfile format anyway.
 //!
 //! Invariants:
 //! - Every kind's `ensure` is idempotent and cheap when the store already holds the artifact (one `stat`), which is
