@@ -127,3 +127,107 @@ where
         url: Some(url),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::FetcherOptions;
+
+    const SHA256: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+    fn offline_fetcher(dir: &Path) -> Fetcher {
+        let store = Arc::new(Store::open(dir.join("store")).unwrap());
+        let options = FetcherOptions {
+            cache_dir: dir.join("cache"),
+            mirrors: crate::mirrors::Mirrors::default(),
+            offline: true,
+            download: crate::http::DownloadOptions::default(),
+            uv: "uv".into(),
+            rustup_home: None,
+            max_unpacked_size: crate::archive::MaxUnpackedSize::default(),
+        };
+        Fetcher::new(store, options, Arc::new(crate::NoReporter)).unwrap()
+    }
+
+    fn pinned(records: &RecordKind) -> Pinned<'_> {
+        Pinned {
+            id: "url+http://127.0.0.1/f".into(),
+            what: "`http://127.0.0.1/f`".into(),
+            label: "http://127.0.0.1/f".into(),
+            sha256: SHA256,
+            records,
+            record_key: SHA256.into(),
+            report: ("url", "http://127.0.0.1/f"),
+        }
+    }
+
+    fn never_stores(_: &Store, _: &Path, _: String) -> Result<(Digest, u64)> {
+        panic!("nothing may be downloaded or stored")
+    }
+
+    #[tokio::test]
+    async fn resumes_from_the_locked_address_or_the_download_record_without_network() {
+        let dir = tempfile::tempdir().unwrap();
+        let fetcher = offline_fetcher(dir.path());
+        let (address, _) = fetcher
+            .store()
+            .add_blob_reader(&mut &b"file"[..], Some(4), None, Path::new("file"))
+            .unwrap();
+        let records = crate::record::download_kind("example-sha256");
+        let pinned = pinned(&records);
+        let no_url = async { panic!("the URL is only needed to download") };
+
+        // Lock time: the record names a stored object.
+        crate::record::put(
+            fetcher.store(),
+            &records,
+            SHA256,
+            &DownloadRecord {
+                url: "http://127.0.0.1/f".into(),
+                address,
+                size: 4,
+            },
+        )
+        .unwrap();
+        let stored = ensure(&fetcher, &pinned, None, no_url, never_stores)
+            .await
+            .unwrap();
+        assert_eq!(
+            stored,
+            Stored {
+                address,
+                size: 4,
+                url: Some("http://127.0.0.1/f".into())
+            }
+        );
+
+        // Fetch time: the locked address is complete (the record is not consulted).
+        let locked = Artifact::Path {
+            id: "path+x".into(),
+            path: "x".into(),
+            address,
+            size: 4,
+        };
+        let no_url = async { panic!("the URL is only needed to download") };
+        let stored = ensure(&fetcher, &pinned, Some(&locked), no_url, never_stores)
+            .await
+            .unwrap();
+        assert_eq!(stored.url, None);
+        assert_eq!(stored.address, address);
+    }
+
+    #[tokio::test]
+    async fn offline_names_what_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let fetcher = offline_fetcher(dir.path());
+        let records = crate::record::download_kind("example-sha256");
+        let no_url = async { panic!("the URL is only needed to download") };
+        let error = ensure(&fetcher, &pinned(&records), None, no_url, never_stores)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, Error::Offline { what } if what == "`http://127.0.0.1/f`"),
+            "{error}"
+        );
+    }
+}
