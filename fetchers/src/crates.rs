@@ -31,7 +31,7 @@ use sha2::Digest as _;
 use crate::archive::{self, ArchiveFormat, MaxUnpackedSize, UnpackOptions};
 use crate::context::Fetcher;
 use crate::error::{Error, Result};
-use crate::lockfile::Artifact;
+use crate::lockfile::{Artifact, CrateArtifact};
 use crate::pinned::Pinned;
 use hstore_model::{CommitId, Sha256};
 
@@ -229,19 +229,21 @@ async fn ensure_registry(
     locked: Option<&Artifact>,
 ) -> Result<Artifact> {
     let what = format!("{}@{}", package.name, package.version);
-    let artifact = |url: String, address: Digest, size: u64| Artifact::Crate {
-        id: package.id(),
-        name: package.name.clone(),
-        version: package.version.clone(),
-        source: package.source.clone(),
-        url: Some(url),
-        sha256: Some(sha256.clone()),
-        commit: None,
-        address,
-        size,
+    let artifact = |url: String, address: Digest, size: u64| {
+        Artifact::Crate(CrateArtifact {
+            id: package.id(),
+            name: package.name.clone(),
+            version: package.version.clone(),
+            source: package.source.clone(),
+            url: Some(url),
+            sha256: Some(sha256.clone()),
+            commit: None,
+            address,
+            size,
+        })
     };
     let locked_url = match locked {
-        Some(Artifact::Crate { url: Some(url), .. }) => Some(url.clone()),
+        Some(Artifact::Crate(CrateArtifact { url: Some(url), .. })) => Some(url.clone()),
         _ => None,
     };
     let pinned = Pinned {
@@ -378,16 +380,18 @@ async fn ensure_git(
     locked: Option<&Artifact>,
 ) -> Result<Artifact> {
     let store = Arc::clone(fetcher.store());
-    let artifact = |address: Digest, size: u64| Artifact::Crate {
-        id: package.id(),
-        name: package.name.clone(),
-        version: package.version.clone(),
-        source: package.source.clone(),
-        url: Some(url.to_owned()),
-        sha256: None,
-        commit: Some(commit.clone()),
-        address,
-        size,
+    let artifact = |address: Digest, size: u64| {
+        Artifact::Crate(CrateArtifact {
+            id: package.id(),
+            name: package.name.clone(),
+            version: package.version.clone(),
+            source: package.source.clone(),
+            url: Some(url.to_owned()),
+            sha256: None,
+            commit: Some(commit.clone()),
+            address,
+            size,
+        })
     };
     if let Some(locked) = locked
         && store.closure_complete(&locked.address())?
@@ -512,7 +516,7 @@ pub fn vendor_config<'a>(
 ) -> String {
     let mut sources: BTreeMap<String, String> = BTreeMap::new();
     for artifact in artifacts {
-        let Artifact::Crate { source, .. } = artifact else {
+        let Artifact::Crate(CrateArtifact { source, .. }) = artifact else {
             continue;
         };
         if source == CRATES_IO_SOURCE {
@@ -625,16 +629,18 @@ source = "git+https://example.invalid/dep.git?branch=main#0123456789abcdef012345
         );
         let artifacts: Vec<Artifact> = packages
             .iter()
-            .map(|p| Artifact::Crate {
-                id: p.id(),
-                name: p.name.clone(),
-                version: p.version.clone(),
-                source: p.source.clone(),
-                url: None,
-                sha256: None,
-                commit: None,
-                address: Digest::from_bytes([0; 32]),
-                size: 0,
+            .map(|p| {
+                Artifact::Crate(CrateArtifact {
+                    id: p.id(),
+                    name: p.name.clone(),
+                    version: p.version.clone(),
+                    source: p.source.clone(),
+                    url: None,
+                    sha256: None,
+                    commit: None,
+                    address: Digest::from_bytes([0; 32]),
+                    size: 0,
+                })
             })
             .collect();
         let config = vendor_config(&artifacts, "vendor");

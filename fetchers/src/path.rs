@@ -17,7 +17,7 @@ use hstore_store::{Access, Digest};
 
 use crate::context::Fetcher;
 use crate::error::{Error, Result};
-use crate::lockfile::Artifact;
+use crate::lockfile::{Artifact, PathArtifact};
 
 /// Names always excluded, at any depth.
 pub const DEFAULT_EXCLUDES: [&str; 1] = [".git"];
@@ -167,12 +167,12 @@ pub async fn ensure(
     })
     .await?;
     crate::error::check_drift(|| spec.id(), locked, address)?;
-    Ok(Artifact::Path {
+    Ok(Artifact::Path(PathArtifact {
         id: spec.id(),
         path: spec.relative.clone(),
         address,
         size,
-    })
+    }))
 }
 
 #[cfg(test)]

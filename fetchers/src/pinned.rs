@@ -132,6 +132,7 @@ where
 mod tests {
     use super::*;
     use crate::context::FetcherOptions;
+    use crate::lockfile::PathArtifact;
 
     const SHA256: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -202,12 +203,12 @@ mod tests {
         );
 
         // Fetch time: the locked address is complete (the record is not consulted).
-        let locked = Artifact::Path {
+        let locked = Artifact::Path(PathArtifact {
             id: "path+x".into(),
             path: "x".into(),
             address,
             size: 4,
-        };
+        });
         let no_url = async { panic!("the URL is only needed to download") };
         let stored = ensure(&fetcher, &pinned, Some(&locked), no_url, never_stores)
             .await

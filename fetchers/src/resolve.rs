@@ -37,7 +37,8 @@ use crate::crates::{self, CratePackage, Origin};
 use crate::error::{Error, Result, blocking};
 use crate::evaluator::{LockEvaluator, XmakeProbeRequest};
 use crate::lockfile::{
-    Artifact, LockedRecipe, LockedSource, Lockfile, Resolution, XmakeResolution,
+    Artifact, CrateArtifact, GitArtifact, LockedRecipe, LockedSource, Lockfile, PathArtifact,
+    Resolution, RustToolchainArtifact, UrlArtifact, XmakeResolution,
 };
 use crate::path::PathSpec;
 use crate::recipe::{Recipe, SourceSpec};
@@ -380,16 +381,17 @@ impl Fetcher {
                 reference,
                 submodules,
             } => {
-                let artifact = if let Some(locked @ Artifact::Git { commit, .. }) = kept {
-                    self.ensure_git(url, commit, *submodules, Some(locked))
-                        .await?
-                } else {
-                    let git = self.git.clone();
-                    let (url_owned, reference) = (url.clone(), reference.clone());
-                    let commit = blocking(move || git.resolve(&url_owned, &reference)).await?;
-                    let commit = CommitId::new(commit)?;
-                    self.ensure_git(url, &commit, *submodules, None).await?
-                };
+                let artifact =
+                    if let Some(locked @ Artifact::Git(GitArtifact { commit, .. })) = kept {
+                        self.ensure_git(url, commit, *submodules, Some(locked))
+                            .await?
+                    } else {
+                        let git = self.git.clone();
+                        let (url_owned, reference) = (url.clone(), reference.clone());
+                        let commit = blocking(move || git.resolve(&url_owned, &reference)).await?;
+                        let commit = CommitId::new(commit)?;
+                        self.ensure_git(url, &commit, *submodules, None).await?
+                    };
                 Ok((vec![artifact], Vec::new(), (None, None)))
             }
             SourceSpec::Url {
@@ -572,14 +574,14 @@ impl Fetcher {
             });
         }
         self.reporter.on_artifact("git", &format!("{url}#{commit}"));
-        Ok(Artifact::Git {
+        Ok(Artifact::Git(GitArtifact {
             id,
             url: url.to_owned(),
             commit: commit.clone(),
             submodules: tree.submodules,
             address: tree.address,
             size: tree.size,
-        })
+        }))
     }
 
     /// Ensures every package concurrently (the downloader bounds the network side); returns artifacts in input
@@ -664,12 +666,12 @@ impl Fetcher {
             return Ok(());
         }
         match artifact {
-            Artifact::Git {
+            Artifact::Git(GitArtifact {
                 url,
                 commit,
                 submodules,
                 ..
-            } => {
+            }) => {
                 // A source locked with `submodules = false` lists none; one locked with `submodules = true` lists
                 // every one placed. Where none was placed (none declared, or all `update = none`) both choices write
                 // the same tree, so the list alone says how to rebuild it.
@@ -677,7 +679,7 @@ impl Fetcher {
                     .await
                     .map(|_| ())
             }
-            Artifact::Crate {
+            Artifact::Crate(CrateArtifact {
                 name,
                 version,
                 source,
@@ -685,7 +687,7 @@ impl Fetcher {
                 commit,
                 url,
                 ..
-            } => {
+            }) => {
                 let origin = match (sha256, commit, url) {
                     (Some(sha256), _, _) => Origin::Registry {
                         index: String::new(),
@@ -713,13 +715,13 @@ impl Fetcher {
                     .await
                     .map(|_| ())
             }
-            Artifact::Url {
+            Artifact::Url(UrlArtifact {
                 url,
                 sha256,
                 unpack,
                 strip_components,
                 ..
-            } => {
+            }) => {
                 let spec = UrlSpec {
                     url: url.clone(),
                     sha256: sha256.clone(),
@@ -730,7 +732,7 @@ impl Fetcher {
                     .await
                     .map(|_| ())
             }
-            Artifact::Wheel { .. } => {
+            Artifact::Wheel(_) => {
                 let choice = WheelChoice::from_artifact(artifact).ok_or_else(|| {
                     Error::InconsistentLockfile {
                         artifact: artifact.id().to_owned(),
@@ -741,12 +743,12 @@ impl Fetcher {
                     .await
                     .map(|_| ())
             }
-            Artifact::RustToolchain { toolchain, .. } => {
+            Artifact::RustToolchain(RustToolchainArtifact { toolchain, .. }) => {
                 crate::rust_toolchain::ensure(self, toolchain, Some(artifact))
                     .await
                     .map(|_| ())
             }
-            Artifact::XmakeArchive { .. } => {
+            Artifact::XmakeArchive(_) => {
                 let pin = crate::xmake::XmakeArchive::from_artifact(artifact).ok_or_else(|| {
                     Error::InconsistentLockfile {
                         artifact: artifact.id().to_owned(),
@@ -758,7 +760,7 @@ impl Fetcher {
                     .await
                     .map(|_| ())
             }
-            Artifact::Path { path, id, .. } => {
+            Artifact::Path(PathArtifact { path, id, .. }) => {
                 let exclude = PathSpec::excludes_from_id(path, id).ok_or_else(|| {
                     Error::InconsistentLockfile {
                         artifact: id.clone(),

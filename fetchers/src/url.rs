@@ -10,7 +10,7 @@ use hstore_store::Digest;
 use crate::archive::{self, ArchiveFormat, UnpackOptions};
 use crate::context::Fetcher;
 use crate::error::{Error, Result};
-use crate::lockfile::Artifact;
+use crate::lockfile::{Artifact, UrlArtifact};
 use crate::pinned::Pinned;
 use hstore_model::Sha256;
 
@@ -58,14 +58,16 @@ pub async fn ensure(
     spec: &UrlSpec,
     locked: Option<&Artifact>,
 ) -> Result<Artifact> {
-    let artifact = |address: Digest, size: u64| Artifact::Url {
-        id: spec.id(),
-        url: spec.url.clone(),
-        sha256: spec.sha256.clone(),
-        unpack: spec.unpack,
-        strip_components: spec.strip_components,
-        address,
-        size,
+    let artifact = |address: Digest, size: u64| {
+        Artifact::Url(UrlArtifact {
+            id: spec.id(),
+            url: spec.url.clone(),
+            sha256: spec.sha256.clone(),
+            unpack: spec.unpack,
+            strip_components: spec.strip_components,
+            address,
+            size,
+        })
     };
     let format = if spec.unpack {
         let name = spec.url.split(['?', '#']).next().unwrap_or(&spec.url);

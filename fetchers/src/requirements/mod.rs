@@ -37,7 +37,7 @@ use hstore_store::Digest;
 
 use crate::context::Fetcher;
 use crate::error::{Error, Result};
-use crate::lockfile::{Artifact, Resolution};
+use crate::lockfile::{Artifact, Resolution, WheelArtifact};
 use crate::pinned::Pinned;
 use crate::recipe::PythonTarget;
 use index::IndexFile;
@@ -95,7 +95,7 @@ impl WheelChoice {
     /// The choice a locked wheel artifact records.
     pub fn from_artifact(artifact: &Artifact) -> Option<Self> {
         match artifact {
-            Artifact::Wheel {
+            Artifact::Wheel(WheelArtifact {
                 name,
                 version,
                 filename,
@@ -104,7 +104,7 @@ impl WheelChoice {
                 tags,
                 target,
                 ..
-            } => Some(Self {
+            }) => Some(Self {
                 name: name.clone(),
                 version: version.clone(),
                 filename: filename.clone(),
@@ -113,17 +113,17 @@ impl WheelChoice {
                 tags: tags.clone(),
                 target: target.clone(),
             }),
-            Artifact::Git { .. }
-            | Artifact::Crate { .. }
-            | Artifact::Url { .. }
-            | Artifact::RustToolchain { .. }
-            | Artifact::XmakeArchive { .. }
-            | Artifact::Path { .. } => None,
+            Artifact::Git(_)
+            | Artifact::Crate(_)
+            | Artifact::Url(_)
+            | Artifact::RustToolchain(_)
+            | Artifact::XmakeArchive(_)
+            | Artifact::Path(_) => None,
         }
     }
 
     fn artifact(&self, address: Digest, size: u64) -> Artifact {
-        Artifact::Wheel {
+        Artifact::Wheel(WheelArtifact {
             id: self.id(),
             name: self.name.clone(),
             version: self.version.clone(),
@@ -134,7 +134,7 @@ impl WheelChoice {
             target: self.target.clone(),
             address,
             size,
-        }
+        })
     }
 }
 

@@ -31,7 +31,7 @@ use hstore_store::Digest;
 
 use crate::context::Fetcher;
 use crate::evaluator::{LockEvaluator, XmakeProbeOutcome, XmakeProbeRequest};
-use crate::lockfile::{Artifact, XmakeResolution};
+use crate::lockfile::{Artifact, XmakeArchiveArtifact, XmakeResolution};
 pub use pin::{
     Error, HostOrigin, HostPackage, Origin, ProbedPackage, ProbedUrl, XmakeArchive, XmakeLock,
     lock_entries,
@@ -123,7 +123,7 @@ pub async fn lock_source(
     let mut artifacts = Vec::new();
     for pin in &pins {
         let locked = previous.iter().find(|artifact| {
-            matches!(artifact, Artifact::XmakeArchive { id, sha256, .. } if *id == pin.id && sha256.as_str() == pin.sha256)
+            matches!(artifact, Artifact::XmakeArchive(XmakeArchiveArtifact { id, sha256, .. }) if *id == pin.id && sha256.as_str() == pin.sha256)
         });
         match ensure_archive(fetcher, pin, locked).await {
             Ok(artifact) => artifacts.push(artifact),
@@ -176,7 +176,7 @@ pub async fn ensure_archive(
         |store, file, _url| Ok(store.add_blob_file(file)?),
     )
     .await?;
-    Ok(Artifact::XmakeArchive {
+    Ok(Artifact::XmakeArchive(XmakeArchiveArtifact {
         id: pin.id.clone(),
         package: pin.package.clone(),
         version: pin.version.clone(),
@@ -187,5 +187,5 @@ pub async fn ensure_archive(
         search_names: pin.search_names.clone(),
         address: stored.address,
         size: stored.size,
-    })
+    }))
 }

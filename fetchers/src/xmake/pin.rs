@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::lockfile::Artifact;
+use crate::lockfile::{Artifact, XmakeArchiveArtifact};
 pub use crate::lockfile::{HostOrigin, HostPackage};
 
 /// Why the packages of an xmake probe could not be locked.
@@ -303,7 +303,7 @@ impl XmakeArchive {
     /// The pin of a locked archive entry; `None` for other artifacts.
     pub fn from_artifact(artifact: &Artifact) -> Option<Self> {
         match artifact {
-            Artifact::XmakeArchive {
+            Artifact::XmakeArchive(XmakeArchiveArtifact {
                 id,
                 package,
                 version,
@@ -313,7 +313,7 @@ impl XmakeArchive {
                 file_name,
                 search_names,
                 ..
-            } => Some(Self {
+            }) => Some(Self {
                 id: id.clone(),
                 package: package.clone(),
                 version: version.clone(),
@@ -323,12 +323,12 @@ impl XmakeArchive {
                 file_name: file_name.clone(),
                 search_names: search_names.clone(),
             }),
-            Artifact::Git { .. }
-            | Artifact::Crate { .. }
-            | Artifact::Url { .. }
-            | Artifact::Wheel { .. }
-            | Artifact::RustToolchain { .. }
-            | Artifact::Path { .. } => None,
+            Artifact::Git(_)
+            | Artifact::Crate(_)
+            | Artifact::Url(_)
+            | Artifact::Wheel(_)
+            | Artifact::RustToolchain(_)
+            | Artifact::Path(_) => None,
         }
     }
 }
