@@ -471,15 +471,17 @@ impl Fetcher {
                     Some(locked) => {
                         let mut artifacts = Vec::new();
                         for artifact in previous {
-                            let pin = crate::xmake::XmakeArchive::from_artifact(artifact)
-                                .ok_or_else(|| Error::InconsistentLockfile {
+                            let Artifact::XmakeArchive(archive) = artifact else {
+                                return Err(Error::InconsistentLockfile {
                                     artifact: artifact.id().to_owned(),
                                     problem: format!(
                                         "is listed by `xmake_requires` source `{}.{name}` but is a `{}` artifact",
                                         recipe.name,
                                         artifact.kind()
                                     ),
-                                })?;
+                                });
+                            };
+                            let pin = crate::xmake::XmakeArchive::from_artifact(archive);
                             artifacts.push(
                                 crate::xmake::ensure_archive(self, &pin, Some(artifact)).await?,
                             );
@@ -732,13 +734,8 @@ impl Fetcher {
                     .await
                     .map(|_| ())
             }
-            Artifact::Wheel(_) => {
-                let choice = WheelChoice::from_artifact(artifact).ok_or_else(|| {
-                    Error::InconsistentLockfile {
-                        artifact: artifact.id().to_owned(),
-                        problem: "is a `wheel` artifact without a wheel's fields".into(),
-                    }
-                })?;
+            Artifact::Wheel(wheel) => {
+                let choice = WheelChoice::from_artifact(wheel);
                 requirements::ensure_wheel(self, &choice, Some(artifact))
                     .await
                     .map(|_| ())
@@ -748,14 +745,8 @@ impl Fetcher {
                     .await
                     .map(|_| ())
             }
-            Artifact::XmakeArchive(_) => {
-                let pin = crate::xmake::XmakeArchive::from_artifact(artifact).ok_or_else(|| {
-                    Error::InconsistentLockfile {
-                        artifact: artifact.id().to_owned(),
-                        problem: "is an `xmake_archive` artifact without an xmake archive's fields"
-                            .into(),
-                    }
-                })?;
+            Artifact::XmakeArchive(archive) => {
+                let pin = crate::xmake::XmakeArchive::from_artifact(archive);
                 crate::xmake::ensure_archive(self, &pin, Some(artifact))
                     .await
                     .map(|_| ())

@@ -93,32 +93,15 @@ impl WheelChoice {
     }
 
     /// The choice a locked wheel artifact records.
-    pub fn from_artifact(artifact: &Artifact) -> Option<Self> {
-        match artifact {
-            Artifact::Wheel(WheelArtifact {
-                name,
-                version,
-                filename,
-                url,
-                sha256,
-                tags,
-                target,
-                ..
-            }) => Some(Self {
-                name: name.clone(),
-                version: version.clone(),
-                filename: filename.clone(),
-                url: url.clone(),
-                sha256: sha256.clone(),
-                tags: tags.clone(),
-                target: target.clone(),
-            }),
-            Artifact::Git(_)
-            | Artifact::Crate(_)
-            | Artifact::Url(_)
-            | Artifact::RustToolchain(_)
-            | Artifact::XmakeArchive(_)
-            | Artifact::Path(_) => None,
+    pub fn from_artifact(wheel: &WheelArtifact) -> Self {
+        Self {
+            name: wheel.name.clone(),
+            version: wheel.version.clone(),
+            filename: wheel.filename.clone(),
+            url: wheel.url.clone(),
+            sha256: wheel.sha256.clone(),
+            tags: wheel.tags.clone(),
+            target: wheel.target.clone(),
         }
     }
 
@@ -158,7 +141,14 @@ pub async fn lock(
     if let Some((resolution, artifacts)) = kept {
         let choices: Vec<(WheelChoice, &Artifact)> = artifacts
             .into_iter()
-            .filter_map(|artifact| Some((WheelChoice::from_artifact(artifact)?, artifact)))
+            // A projection, not a per-kind decision: a kept requirements source lists only wheels.
+            .filter_map(|artifact| {
+                if let Artifact::Wheel(wheel) = artifact {
+                    Some((WheelChoice::from_artifact(wheel), artifact))
+                } else {
+                    None
+                }
+            })
             .collect();
         let (artifacts, errors) = ensure_all(
             fetcher,
