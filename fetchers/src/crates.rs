@@ -231,7 +231,7 @@ async fn ensure_registry(
     let what = format!("{}@{}", package.name, package.version);
     let artifact = |url: String, address: Digest, size: u64| {
         Artifact::Crate(CrateArtifact {
-            id: package.id(),
+            id: package.id().into(),
             name: package.name.clone(),
             version: package.version.clone(),
             source: package.source.clone(),
@@ -382,7 +382,7 @@ async fn ensure_git(
     let store = Arc::clone(fetcher.store());
     let artifact = |address: Digest, size: u64| {
         Artifact::Crate(CrateArtifact {
-            id: package.id(),
+            id: package.id().into(),
             name: package.name.clone(),
             version: package.version.clone(),
             source: package.source.clone(),
@@ -631,7 +631,7 @@ source = "git+https://example.invalid/dep.git?branch=main#0123456789abcdef012345
             .iter()
             .map(|p| {
                 Artifact::Crate(CrateArtifact {
-                    id: p.id(),
+                    id: p.id().into(),
                     name: p.name.clone(),
                     version: p.version.clone(),
                     source: p.source.clone(),

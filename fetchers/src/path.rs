@@ -168,7 +168,7 @@ pub async fn ensure(
     .await?;
     crate::error::check_drift(|| spec.id(), locked, address)?;
     Ok(Artifact::Path(PathArtifact {
-        id: spec.id(),
+        id: spec.id().into(),
         path: spec.relative.clone(),
         address,
         size,

@@ -259,7 +259,7 @@ impl Fetcher {
                         locked_recipe.sources.push(LockedSource {
                             name: name.clone(),
                             spec: spec.clone(),
-                            artifacts: artifacts.iter().map(|a| a.id().to_owned()).collect(),
+                            artifacts: artifacts.iter().map(|a| a.id().into()).collect(),
                             resolution,
                             xmake,
                         });
@@ -348,7 +348,7 @@ impl Fetcher {
             .find(|locked| locked.name == probe.recipe.name)
             .and_then(|locked| locked.sources.iter_mut().find(|s| s.name == probe.source))
         {
-            locked.artifacts = artifacts.iter().map(|a| a.id().to_owned()).collect();
+            locked.artifacts = artifacts.iter().map(|a| a.id().into()).collect();
             locked.xmake = resolution;
         }
         lockfile.artifacts.extend(artifacts);
@@ -577,7 +577,7 @@ impl Fetcher {
         }
         self.reporter.on_artifact("git", &format!("{url}#{commit}"));
         Ok(Artifact::Git(GitArtifact {
-            id,
+            id: id.into(),
             url: url.to_owned(),
             commit: commit.clone(),
             submodules: tree.submodules,
@@ -754,7 +754,7 @@ impl Fetcher {
             Artifact::Path(PathArtifact { path, id, .. }) => {
                 let exclude = PathSpec::excludes_from_id(path, id).ok_or_else(|| {
                     Error::InconsistentLockfile {
-                        artifact: id.clone(),
+                        artifact: id.to_string(),
                         problem: format!("is not the id of a `path` artifact for `{path}`"),
                     }
                 })?;

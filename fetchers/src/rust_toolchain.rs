@@ -69,7 +69,7 @@ pub async fn ensure(fetcher: &Fetcher, name: &str, locked: Option<&Artifact>) ->
     crate::error::check_drift(|| id(name), locked, address)?;
     fetcher.reporter().on_artifact("rust_toolchain", name);
     Ok(Artifact::RustToolchain(RustToolchainArtifact {
-        id: id(name),
+        id: id(name).into(),
         toolchain: name.to_owned(),
         address,
         size,

@@ -60,7 +60,7 @@ pub async fn ensure(
 ) -> Result<Artifact> {
     let artifact = |address: Digest, size: u64| {
         Artifact::Url(UrlArtifact {
-            id: spec.id(),
+            id: spec.id().into(),
             url: spec.url.clone(),
             sha256: spec.sha256.clone(),
             unpack: spec.unpack,

@@ -301,7 +301,8 @@ mod tests {
         Artifact::Crate(CrateArtifact {
             id: format!(
                 "crate+registry+https://github.com/rust-lang/crates.io-index#{name}@{version}"
-            ),
+            )
+            .into(),
             name: name.to_owned(),
             version: version.to_owned(),
             source: "registry+https://github.com/rust-lang/crates.io-index".to_owned(),
@@ -315,7 +316,7 @@ mod tests {
 
     fn path_artifact(seed: u8) -> Artifact {
         Artifact::Path(PathArtifact {
-            id: "path+src".to_owned(),
+            id: "path+src".into(),
             path: "src".to_owned(),
             address: Digest::of_bytes(&[seed, seed]),
             size: 7,
@@ -332,7 +333,7 @@ mod tests {
                         path: "src".to_owned(),
                         exclude: Vec::new(),
                     },
-                    artifacts: artifacts.iter().map(|a| a.id().to_owned()).collect(),
+                    artifacts: artifacts.iter().map(|a| a.id().into()).collect(),
                     resolution: None,
                     xmake: None,
                 }],

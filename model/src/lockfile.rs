@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use hstore_store::Digest;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{CommitId, Sha256};
+use crate::ids::{ArtifactId, CommitId, Sha256};
 use crate::recipe::SourceSpec;
 
 /// The format version this build reads and writes.
@@ -129,7 +129,7 @@ pub struct LockedSource {
     /// The recipe's source table when it was locked.
     pub spec: SourceSpec,
     /// Ids of the artifacts it resolved to (one for most kinds, many for `cargo_lock`).
-    pub artifacts: Vec<String>,
+    pub artifacts: Vec<ArtifactId>,
     /// How a `requirements` source was resolved (absent for other kinds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution: Option<Resolution>,
@@ -238,7 +238,7 @@ pub enum Artifact {
 #[serde(deny_unknown_fields)]
 pub struct GitArtifact {
     /// `git+<url>#<commit>`.
-    pub id: String,
+    pub id: ArtifactId,
     /// Canonical repository URL.
     pub url: String,
     /// The full commit id (upstream integrity).
@@ -256,7 +256,7 @@ pub struct GitArtifact {
 #[serde(deny_unknown_fields)]
 pub struct CrateArtifact {
     /// `crate+<source>#<name>@<version>`.
-    pub id: String,
+    pub id: ArtifactId,
     /// Package name.
     pub name: String,
     /// Package version.
@@ -280,7 +280,7 @@ pub struct CrateArtifact {
 #[serde(deny_unknown_fields)]
 pub struct UrlArtifact {
     /// `url+<url>`, or `url+<url>#unpack-<strip_components>` when unpacked.
-    pub id: String,
+    pub id: ArtifactId,
     /// Canonical URL.
     pub url: String,
     /// sha256 from the recipe.
@@ -301,7 +301,7 @@ pub struct UrlArtifact {
 #[serde(deny_unknown_fields)]
 pub struct WheelArtifact {
     /// `wheel+<target>#<url>`.
-    pub id: String,
+    pub id: ArtifactId,
     /// Normalized project name (PEP 503).
     pub name: String,
     /// Version.
@@ -327,7 +327,7 @@ pub struct WheelArtifact {
 #[serde(deny_unknown_fields)]
 pub struct RustToolchainArtifact {
     /// `rust-toolchain+<version>-<host>`.
-    pub id: String,
+    pub id: ArtifactId,
     /// The rustup toolchain name, `<version>-<host>`.
     pub toolchain: String,
     /// Address of the tree.
@@ -341,7 +341,7 @@ pub struct RustToolchainArtifact {
 #[serde(deny_unknown_fields)]
 pub struct XmakeArchiveArtifact {
     /// `xmake+<target>/<package>@<version>`.
-    pub id: String,
+    pub id: ArtifactId,
     /// The package name.
     pub package: String,
     /// Its version, as xmake chose it.
@@ -367,7 +367,7 @@ pub struct XmakeArchiveArtifact {
 #[serde(deny_unknown_fields)]
 pub struct PathArtifact {
     /// `path+<path relative to the lockfile's directory>`, plus `#exclude=<a>,<b>` when the recipe excludes more.
-    pub id: String,
+    pub id: ArtifactId,
     /// Path relative to the lockfile's directory.
     pub path: String,
     /// Address of the tree.
@@ -386,7 +386,7 @@ impl Artifact {
             | Artifact::Wheel(WheelArtifact { id, .. })
             | Artifact::RustToolchain(RustToolchainArtifact { id, .. })
             | Artifact::XmakeArchive(XmakeArchiveArtifact { id, .. })
-            | Artifact::Path(PathArtifact { id, .. }) => id,
+            | Artifact::Path(PathArtifact { id, .. }) => id.as_str(),
         }
     }
 
@@ -520,7 +520,7 @@ impl Lockfile {
                         path: path.to_path_buf(),
                         recipe: recipe.name.clone(),
                         source_name: source.name.clone(),
-                        id: id.clone(),
+                        id: id.to_string(),
                     });
                 }
             }
@@ -656,7 +656,7 @@ mod tests {
                 path: ".".into(),
                 exclude: vec![],
             },
-            artifacts: artifacts.into_iter().map(String::from).collect(),
+            artifacts: artifacts.into_iter().map(ArtifactId::from).collect(),
             resolution: None,
             xmake: None,
         };

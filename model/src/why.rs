@@ -112,7 +112,7 @@ mod tests {
     #[test]
     fn chains_climb_through_recipe_sources_to_every_top_recipe() {
         let tree = Artifact::Path(PathArtifact {
-            id: "path+core".to_owned(),
+            id: "path+core".into(),
             path: "core".to_owned(),
             address: Digest::of_bytes(b"core"),
             size: 4,
@@ -127,7 +127,7 @@ mod tests {
                             path: "core".to_owned(),
                             exclude: Vec::new(),
                         },
-                        artifacts: vec!["path+core".to_owned()],
+                        artifacts: vec!["path+core".into()],
                         resolution: None,
                         xmake: None,
                     }],

@@ -129,7 +129,7 @@ impl Env {
                 .iter()
                 .map(|(id, address)| {
                     Artifact::Path(PathArtifact {
-                        id: format!("path+{id}"),
+                        id: format!("path+{id}").into(),
                         path: (*id).to_owned(),
                         address: *address,
                         size: 0,

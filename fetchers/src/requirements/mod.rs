@@ -107,7 +107,7 @@ impl WheelChoice {
 
     fn artifact(&self, address: Digest, size: u64) -> Artifact {
         Artifact::Wheel(WheelArtifact {
-            id: self.id(),
+            id: self.id().into(),
             name: self.name.clone(),
             version: self.version.clone(),
             filename: self.filename.clone(),

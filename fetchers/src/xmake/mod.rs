@@ -177,7 +177,7 @@ pub async fn ensure_archive(
     )
     .await?;
     Ok(Artifact::XmakeArchive(XmakeArchiveArtifact {
-        id: pin.id.clone(),
+        id: pin.id.clone().into(),
         package: pin.package.clone(),
         version: pin.version.clone(),
         target: pin.target.clone(),

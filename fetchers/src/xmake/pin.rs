@@ -303,7 +303,7 @@ impl XmakeArchive {
     /// The pin of a locked archive entry; `None` for other artifacts.
     pub fn from_artifact(archive: &XmakeArchiveArtifact) -> Self {
         Self {
-            id: archive.id.clone(),
+            id: archive.id.to_string(),
             package: archive.package.clone(),
             version: archive.version.clone(),
             target: archive.target.clone(),

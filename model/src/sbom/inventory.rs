@@ -254,7 +254,7 @@ impl Inventory {
                     let edges = relations.entry(bom_ref.clone()).or_default();
                     for source in &recipe.sources {
                         for id in &source.artifacts {
-                            edges.insert((Relation::DependsOn, id.clone()));
+                            edges.insert((Relation::DependsOn, id.to_string()));
                         }
                         if let SourceSpec::Recipe { recipe: read, .. } = &source.spec
                             && lockfile.recipe(read).is_some()
@@ -401,7 +401,7 @@ fn toolchain_specs(lockfile: &Lockfile) -> BTreeMap<String, (String, String)> {
     for source in lockfile.recipes.iter().flat_map(|recipe| &recipe.sources) {
         if let SourceSpec::RustToolchain { version, host } = &source.spec {
             for id in &source.artifacts {
-                specs.insert(id.clone(), (version.clone(), host.clone()));
+                specs.insert(id.to_string(), (version.clone(), host.clone()));
             }
         }
     }
@@ -453,7 +453,7 @@ fn artifact_component(
             for submodule in pinned {
                 let bom_ref = format!("{id}#submodule/{}", submodule.path);
                 let as_git = Artifact::Git(GitArtifact {
-                    id: bom_ref.clone(),
+                    id: bom_ref.clone().into(),
                     url: submodule.url.clone(),
                     commit: submodule.commit.clone(),
                     submodules: Vec::new(),

@@ -176,7 +176,7 @@ mod tests {
     fn github_and_other_git_hosts() {
         let git = |url: &str| {
             Artifact::Git(GitArtifact {
-                id: format!("git+{url}#{COMMIT}"),
+                id: format!("git+{url}#{COMMIT}").into(),
                 url: url.to_owned(),
                 commit: CommitId::new(COMMIT).unwrap(),
                 submodules: Vec::new(),
