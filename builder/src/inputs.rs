@@ -246,8 +246,15 @@ impl InputShape {
         recipe: &str,
         input: &str,
     ) -> Result<()> {
-        let InputShape::XmakePackages { archives, .. } = self else {
-            return Ok(());
+        let archives = match self {
+            InputShape::XmakePackages { archives, .. } => archives,
+            // Listed one by one (no `_ =>`): a new shape decides whether it has store objects to check here.
+            InputShape::Tree(_)
+            | InputShape::LocalTree(_)
+            | InputShape::File { .. }
+            | InputShape::CargoVendor { .. }
+            | InputShape::Wheelhouse { .. }
+            | InputShape::Output { .. } => return Ok(()),
         };
         for archive in archives {
             let present = store
@@ -282,13 +289,19 @@ impl InputShape {
         build_dir: &str,
         path: &str,
     ) -> Option<XmakeSetup> {
-        let InputShape::XmakePackages {
-            options,
-            xmake_input,
-            ..
-        } = self
-        else {
-            return None;
+        let (options, xmake_input) = match self {
+            InputShape::XmakePackages {
+                options,
+                xmake_input,
+                ..
+            } => (options, xmake_input),
+            // Listed one by one (no `_ =>`): a new shape decides whether it needs a setup phase.
+            InputShape::Tree(_)
+            | InputShape::LocalTree(_)
+            | InputShape::File { .. }
+            | InputShape::CargoVendor { .. }
+            | InputShape::Wheelhouse { .. }
+            | InputShape::Output { .. } => return None,
         };
         let mut env = vec![
             ("XMAKE_MAIN_REPO".to_owned(), format!("{inside}/repo")),
@@ -316,13 +329,19 @@ impl InputShape {
     /// Lines for the head of the build log about where this input's contents come from (for xmake packages: the
     /// store or the host system, one line per package); empty for the other shapes, whose origin the lockfile says.
     pub(crate) fn log_notes(&self) -> Vec<String> {
-        let InputShape::XmakePackages {
-            archives,
-            host_packages,
-            ..
-        } = self
-        else {
-            return Vec::new();
+        let (archives, host_packages) = match self {
+            InputShape::XmakePackages {
+                archives,
+                host_packages,
+                ..
+            } => (archives, host_packages),
+            // Listed one by one (no `_ =>`): a new shape decides whether its origin needs a note.
+            InputShape::Tree(_)
+            | InputShape::LocalTree(_)
+            | InputShape::File { .. }
+            | InputShape::CargoVendor { .. }
+            | InputShape::Wheelhouse { .. }
+            | InputShape::Output { .. } => return Vec::new(),
         };
         let mut notes = Vec::new();
         let mut sorted: Vec<&XmakeArchiveInput> = archives.iter().collect();
@@ -523,8 +542,15 @@ impl InputShape {
 
     /// The cargo config a vendor input needs, pointing at `vendor_dir` inside the sandbox.
     pub(crate) fn cargo_config(&self, vendor_dir: &str) -> Option<String> {
-        let InputShape::CargoVendor { crates } = self else {
-            return None;
+        let crates = match self {
+            InputShape::CargoVendor { crates } => crates,
+            // Listed one by one (no `_ =>`): a new shape decides whether it needs a cargo config.
+            InputShape::Tree(_)
+            | InputShape::LocalTree(_)
+            | InputShape::File { .. }
+            | InputShape::Wheelhouse { .. }
+            | InputShape::XmakePackages { .. }
+            | InputShape::Output { .. } => return None,
         };
         let mut config = format!(
             "# Written by hstore: every crate comes from the vendored tree in the store.\n\

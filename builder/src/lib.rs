@@ -46,7 +46,7 @@ pub use plan::{PlanContext, SourceOverride, plan, select_recipes};
 pub use record::{
     BUILD_NAMESPACE, BUILD_ROOT_PREFIX, BuildOptions, BuildOutcome, BuildRecord, CheckOutcome,
     PreparedBuild, RECORD_KINDS, RECORDS, build, build_prepared, find_record, input_env_name,
-    install_record, prepare, prepare_from_records,
+    install_record, prepare, prepare_from_records, record_kinds,
 };
 pub use xmake_probe::{ProbeEvent, XmakeEvaluator, XmakeProbe, xmake_probe_plan};
 

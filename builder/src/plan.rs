@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use hstore_model::lockfile::{Artifact, Lockfile};
+use hstore_model::lockfile::{
+    Artifact, CrateArtifact, Lockfile, WheelArtifact, XmakeArchiveArtifact,
+};
 use hstore_model::recipe::{Recipe, SourceSpec, Target};
 use hstore_store::Digest;
 
@@ -228,7 +230,7 @@ pub fn plan(
                     archives: artifacts
                         .iter()
                         .filter_map(|artifact| match artifact {
-                            Artifact::XmakeArchive {
+                            Artifact::XmakeArchive(XmakeArchiveArtifact {
                                 package,
                                 version,
                                 target: locked_for,
@@ -236,7 +238,7 @@ pub fn plan(
                                 search_names,
                                 address,
                                 ..
-                            } if locked_for == target => Some(XmakeArchiveInput {
+                            }) if locked_for == target => Some(XmakeArchiveInput {
                                 file_name: file_name.clone(),
                                 package: package.clone(),
                                 version: version.clone(),
@@ -350,7 +352,7 @@ fn wheelhouse(key: &str, artifacts: &[&Artifact]) -> InputShape {
     let mut wheels = Vec::new();
     let mut pins = Vec::new();
     for artifact in artifacts {
-        if let Artifact::Wheel {
+        if let Artifact::Wheel(WheelArtifact {
             name,
             version,
             filename,
@@ -358,7 +360,7 @@ fn wheelhouse(key: &str, artifacts: &[&Artifact]) -> InputShape {
             target,
             address,
             ..
-        } = artifact
+        }) = artifact
             && target == key
         {
             wheels.push((filename.clone(), *address));
@@ -373,13 +375,13 @@ fn wheelhouse(key: &str, artifacts: &[&Artifact]) -> InputShape {
 
 /// A locked crate as one entry of a vendor directory; `None` for artifacts that are not crates.
 fn vendored_crate(artifact: &Artifact) -> Option<VendoredCrate> {
-    let Artifact::Crate {
+    let Artifact::Crate(CrateArtifact {
         name,
         version,
         source,
         address,
         ..
-    } = artifact
+    }) = artifact
     else {
         return None;
     };

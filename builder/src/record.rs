@@ -45,6 +45,14 @@ pub const RECORDS: hstore_store::RecordKind = hstore_store::RecordKind {
 /// Every record kind the build crate writes.
 pub const RECORD_KINDS: [hstore_store::RecordKind; 1] = [RECORDS];
 
+/// The registry of every record namespace hstore writes: the fetchers' (derived from the source kinds,
+/// [`hstore_fetchers::kinds::record_kinds`]) and the build crate's ([`RECORD_KINDS`]). Import checks carried
+/// records against its travelling kinds, verify every record against all of them. The build crate owns it because
+/// it is the layer that sees both (the CLI only passes it on).
+pub fn record_kinds() -> hstore_store::RecordKinds {
+    hstore_store::RecordKinds::new(hstore_fetchers::kinds::record_kinds().chain(RECORD_KINDS))
+}
+
 /// Prefix of the gc roots that keep recorded build outputs (`build-<key hex>`); `export --with-builds` selects them.
 pub const BUILD_ROOT_PREFIX: &str = "build-";
 

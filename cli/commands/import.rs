@@ -14,7 +14,7 @@ use hstore_store::bundle::{self, ImportOptions, PublicKey, read_trusted_keys};
 
 use crate::args::ImportArgs;
 use crate::commands::cache;
-use crate::commands::store::{open_store, record_kinds};
+use crate::commands::store::open_store;
 use crate::error::CliError;
 use crate::printer::{ExitStatus, Printer, Severity, human_bytes};
 use crate::settings::GlobalSettings;
@@ -27,7 +27,7 @@ pub fn run(args: &ImportArgs, global: &GlobalSettings, printer: &Printer) -> Res
     let options = ImportOptions {
         trusted_keys,
         record_signers,
-        records: Some(Arc::new(record_kinds().travelling())),
+        records: Some(Arc::new(hstore_build::record_kinds().travelling())),
     };
     let report = bundle::import(&store, &mut input, &name, &options)
         .with_context(|| format!("failed to import `{name}`; no root or record was registered"))?;

@@ -1,11 +1,11 @@
-//! `hstore store …`: direct access to the object store, and [`record_kinds`], where the record kinds of the layers
-//! above meet before they are passed to the store (which itself knows nothing of builds or fetchers).
+//! `hstore store …`: direct access to the object store. The registry of record kinds it verifies against is
+//! [`hstore_build::record_kinds`] (the store itself knows nothing of builds or fetchers).
 
 use std::io::{self, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use hstore_store::{Digest, LockMode, Permissions, RecordKinds, Root, Store};
+use hstore_store::{Digest, LockMode, Permissions, Root, Store};
 
 use crate::args::{RootsCommand, StoreCommand};
 use crate::printer::{ExitStatus, Printer};
@@ -15,17 +15,6 @@ use crate::settings::GlobalSettings;
 pub fn open_store(global: &GlobalSettings) -> Result<Store> {
     Store::open(&global.store)
         .with_context(|| format!("failed to open the store at `{}`", global.store.display()))
-}
-
-/// The registry of every record namespace hstore writes: each kind is declared where its records are written (the
-/// fetchers' download records, the build records) and each crate lists its own; this is only where the lists meet.
-/// Import checks carried records against its travelling kinds, verify every record against all of them.
-pub fn record_kinds() -> RecordKinds {
-    RecordKinds::new(
-        hstore_fetchers::record::KINDS
-            .into_iter()
-            .chain(hstore_build::RECORD_KINDS),
-    )
 }
 
 /// Parses an address given on the command line.
@@ -82,7 +71,7 @@ pub fn run(
         }
         StoreCommand::Verify { repair } => {
             let store = open_store(global)?;
-            let report = store.verify_with(repair, Some(&record_kinds()))?;
+            let report = store.verify_with(repair, Some(&hstore_build::record_kinds()))?;
             for problem in &report.problems {
                 printer.warn(problem);
             }

@@ -4,7 +4,10 @@
 use std::io::{self, Write};
 
 use anyhow::{Context, Result};
-use hstore_fetchers::lockfile::{Artifact, Lockfile};
+use hstore_fetchers::lockfile::{
+    Artifact, CrateArtifact, GitArtifact, Lockfile, PathArtifact, RustToolchainArtifact,
+    UrlArtifact, WheelArtifact, XmakeArchiveArtifact,
+};
 use hstore_model::why::{Chain, why};
 use hstore_store::{Digest, Store};
 
@@ -92,21 +95,22 @@ fn matches_name(artifact: &Artifact, query: &str) -> bool {
             || last.strip_suffix(".git") == Some(query)
     };
     match artifact {
-        Artifact::Crate { name, version, .. } | Artifact::Wheel { name, version, .. } => {
-            named(name, version)
-        }
-        Artifact::XmakeArchive {
+        Artifact::Crate(CrateArtifact { name, version, .. })
+        | Artifact::Wheel(WheelArtifact { name, version, .. }) => named(name, version),
+        Artifact::XmakeArchive(XmakeArchiveArtifact {
             package, version, ..
-        } => named(package, version),
-        Artifact::Git { url, .. } | Artifact::Url { url, .. } => url_named(url),
-        Artifact::RustToolchain { toolchain, .. } => {
+        }) => named(package, version),
+        Artifact::Git(GitArtifact { url, .. }) | Artifact::Url(UrlArtifact { url, .. }) => {
+            url_named(url)
+        }
+        Artifact::RustToolchain(RustToolchainArtifact { toolchain, .. }) => {
             toolchain == query
                 || toolchain
                     .split('-')
                     .next()
                     .is_some_and(|release| format!("rust@{release}") == query)
         }
-        Artifact::Path { path, .. } => path == query,
+        Artifact::Path(PathArtifact { path, .. }) => path == query,
     }
 }
 

@@ -31,13 +31,14 @@ use sha2::Digest as _;
 use crate::archive::{self, ArchiveFormat, MaxUnpackedSize, UnpackOptions};
 use crate::context::Fetcher;
 use crate::error::{Error, Result};
-use crate::lockfile::Artifact;
+use crate::lockfile::{Artifact, CrateArtifact};
+use crate::pinned::Pinned;
 use hstore_model::{CommitId, Sha256};
 
 /// Store metadata namespace: sha256 of a `.crate` → its vendored tree.
 pub const META_NAMESPACE: &str = "crate-sha256";
 
-/// The `.crate` download records' kind, for the registry of record namespaces ([`crate::record::KINDS`]).
+/// The `.crate` download records' kind, listed by the registry of record namespaces ([`crate::kinds::records`]).
 pub const RECORDS: hstore_store::RecordKind = crate::record::download_kind(META_NAMESPACE);
 
 /// The Cargo.lock `source` of crates.io.
@@ -227,75 +228,56 @@ async fn ensure_registry(
     sha256: &Sha256,
     locked: Option<&Artifact>,
 ) -> Result<Artifact> {
-    let store = fetcher.store();
     let what = format!("{}@{}", package.name, package.version);
-    let artifact = |url: String, address: Digest, size: u64| Artifact::Crate {
-        id: package.id(),
-        name: package.name.clone(),
-        version: package.version.clone(),
-        source: package.source.clone(),
-        url: Some(url),
-        sha256: Some(sha256.clone()),
-        commit: None,
-        address,
-        size,
-    };
-    if let Some(Artifact::Crate {
-        url: Some(url),
-        address,
-        size,
-        ..
-    }) = locked
-        && store.closure_complete(address)?
-    {
-        return Ok(artifact(url.clone(), *address, *size));
-    }
-    if locked.is_none()
-        && let Some(record) = store.get_meta::<CrateRecord>(META_NAMESPACE, sha256)?
-        && store.closure_complete(&record.address)?
-    {
-        return Ok(artifact(record.url, record.address, record.size));
-    }
-    if fetcher.offline() {
-        return Err(Error::Offline {
-            what: format!("crate `{what}`"),
-        });
-    }
-    let url = if let Some(Artifact::Crate { url: Some(url), .. }) = locked {
-        url.clone()
-    } else {
-        let template = fetcher.index_dl(index).await?;
-        dl_url(&template, &package.name, &package.version, sha256)
-    };
-    let fetch_url = fetcher.mirrors().rewrite(&url);
-    let temp = store.temp_file()?;
-    fetcher
-        .downloader()
-        .download(&fetch_url, temp.path(), Some(sha256.as_str()), &what)
-        .await?;
-    let store_handle = Arc::clone(store);
-    let sha = sha256.to_string();
-    let limit = fetcher.max_unpacked_size();
-    let origin = url.clone();
-    let (address, size) = crate::error::blocking(move || -> Result<(Digest, u64)> {
-        let result = vendor_crate_file(&store_handle, temp.path(), &sha, limit, origin);
-        drop(temp);
-        result
-    })
-    .await?;
-    crate::error::check_drift(|| package.id(), locked, address)?;
-    crate::record::put(
-        store,
-        &RECORDS,
-        sha256,
-        &CrateRecord {
-            url: url.clone(),
+    let artifact = |url: String, address: Digest, size: u64| {
+        Artifact::Crate(CrateArtifact {
+            id: package.id().into(),
+            name: package.name.clone(),
+            version: package.version.clone(),
+            source: package.source.clone(),
+            url: Some(url),
+            sha256: Some(sha256.clone()),
+            commit: None,
             address,
             size,
-        },
-    )?;
-    fetcher.reporter().on_artifact("crate", &what);
-    Ok(artifact(url, address, size))
+        })
+    };
+    let locked_url = match locked {
+        Some(Artifact::Crate(CrateArtifact { url: Some(url), .. })) => Some(url.clone()),
+        _ => None,
+    };
+    let pinned = Pinned {
+        id: package.id(),
+        what: format!("crate `{what}`"),
+        label: what.clone(),
+        sha256: sha256.as_str(),
+        records: &RECORDS,
+        record_key: sha256.to_string(),
+        report: ("crate", &what),
+    };
+    let sha = sha256.to_string();
+    let limit = fetcher.max_unpacked_size();
+    let url = async {
+        if let Some(url) = locked_url.clone() {
+            Ok(url)
+        } else {
+            let template = fetcher.index_dl(index).await?;
+            Ok(dl_url(&template, &package.name, &package.version, sha256))
+        }
+    };
+    let stored =
+        crate::pinned::ensure(fetcher, &pinned, locked, url, move |store, file, origin| {
+            vendor_crate_file(store, file, &sha, limit, origin)
+        })
+        .await?;
+    let url = stored
+        .url
+        .or(locked_url)
+        .ok_or_else(|| Error::InconsistentLockfile {
+            artifact: package.id(),
+            problem: "is a registry crate without a `url`".into(),
+        })?;
+    Ok(artifact(url, stored.address, stored.size))
 }
 
 /// Unpacks a verified `.crate` (downloaded from `origin`) into the store's `tmp/`, at most `max_unpacked_size`, lays
@@ -398,16 +380,18 @@ async fn ensure_git(
     locked: Option<&Artifact>,
 ) -> Result<Artifact> {
     let store = Arc::clone(fetcher.store());
-    let artifact = |address: Digest, size: u64| Artifact::Crate {
-        id: package.id(),
-        name: package.name.clone(),
-        version: package.version.clone(),
-        source: package.source.clone(),
-        url: Some(url.to_owned()),
-        sha256: None,
-        commit: Some(commit.clone()),
-        address,
-        size,
+    let artifact = |address: Digest, size: u64| {
+        Artifact::Crate(CrateArtifact {
+            id: package.id().into(),
+            name: package.name.clone(),
+            version: package.version.clone(),
+            source: package.source.clone(),
+            url: Some(url.to_owned()),
+            sha256: None,
+            commit: Some(commit.clone()),
+            address,
+            size,
+        })
     };
     if let Some(locked) = locked
         && store.closure_complete(&locked.address())?
@@ -532,7 +516,7 @@ pub fn vendor_config<'a>(
 ) -> String {
     let mut sources: BTreeMap<String, String> = BTreeMap::new();
     for artifact in artifacts {
-        let Artifact::Crate { source, .. } = artifact else {
+        let Artifact::Crate(CrateArtifact { source, .. }) = artifact else {
             continue;
         };
         if source == CRATES_IO_SOURCE {
@@ -645,16 +629,18 @@ source = "git+https://example.invalid/dep.git?branch=main#0123456789abcdef012345
         );
         let artifacts: Vec<Artifact> = packages
             .iter()
-            .map(|p| Artifact::Crate {
-                id: p.id(),
-                name: p.name.clone(),
-                version: p.version.clone(),
-                source: p.source.clone(),
-                url: None,
-                sha256: None,
-                commit: None,
-                address: Digest::from_bytes([0; 32]),
-                size: 0,
+            .map(|p| {
+                Artifact::Crate(CrateArtifact {
+                    id: p.id().into(),
+                    name: p.name.clone(),
+                    version: p.version.clone(),
+                    source: p.source.clone(),
+                    url: None,
+                    sha256: None,
+                    commit: None,
+                    address: Digest::from_bytes([0; 32]),
+                    size: 0,
+                })
             })
             .collect();
         let config = vendor_config(&artifacts, "vendor");

@@ -315,6 +315,23 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// The lockfile contradicts itself: a source lists an artifact of another kind than the source locks. Only a
+    /// hand-edited or corrupted lockfile gets here (`lock` never writes one).
+    #[error("lockfile is inconsistent: artifact `{artifact}` {problem}")]
+    InconsistentLockfile {
+        /// The artifact's id.
+        artifact: String,
+        /// What is wrong with it, after its id (``is listed by `app.xmake`, which locks only xmake archives``).
+        problem: String,
+    },
+    /// A recipe's source contradicts what `Recipe::load` checked (a source named by another is of the wrong kind).
+    #[error("source `{source_name}` {problem}")]
+    InconsistentSource {
+        /// `recipe.source`.
+        source_name: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// A background task panicked or was cancelled.
     #[error("internal task failed: {message}")]
     Task {
@@ -478,7 +495,34 @@ impl hstore_store::Hint for Error {
             Error::Store(error) => error.hint(),
             Error::Xmake(error) => error.hint(),
             Error::RequirementsInput(error) => error.hint(),
-            _ => None,
+            Error::InconsistentLockfile { .. } => Some(
+                "the lockfile was edited by hand or is damaged: restore it from version control, or run `hstore \
+                 lock --update` to write it afresh"
+                    .into(),
+            ),
+            Error::InconsistentSource { .. } => {
+                Some("this is a bug in hstore (`Recipe::load` checks it); please report it".into())
+            }
+            // Listed one by one (no `_ =>`): a new variant must decide whether it has a hint.
+            Error::Http { .. }
+            | Error::HttpStatus { .. }
+            | Error::Transfer { .. }
+            | Error::Io { .. }
+            | Error::Git { .. }
+            | Error::NotText { .. }
+            | Error::Gitmodules { .. }
+            | Error::CargoLock { .. }
+            | Error::IndexConfig { .. }
+            | Error::UnsupportedCrateSource { .. }
+            | Error::MissingChecksum { .. }
+            | Error::GitPackageNotFound { .. }
+            | Error::NotATree { .. }
+            | Error::UnknownArchive { .. }
+            | Error::Requirements { .. }
+            | Error::Task { .. }
+            | Error::InvalidId(_)
+            | Error::Mirror(_)
+            | Error::Probe { .. } => None,
         }
     }
 }

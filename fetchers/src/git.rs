@@ -44,7 +44,7 @@ use hstore_model::CommitId;
 /// Store metadata namespace: which commit (and submodule choice) gave which tree.
 pub const META_NAMESPACE: &str = "git-commit";
 
-/// The commit records' kind, for the registry of record namespaces ([`crate::record::KINDS`]).
+/// The commit records' kind, listed by the registry of record namespaces ([`crate::kinds::records`]).
 pub const RECORDS: hstore_store::RecordKind = hstore_store::RecordKind {
     namespace: META_NAMESPACE,
     travels: false,

@@ -18,7 +18,7 @@ use hstore_model::sbom::Licenses;
 use hstore_store::bundle::{ObjectKind, read_selected};
 use hstore_store::{Digest, Directory, Node, PathComponent, Store};
 
-use crate::lockfile::{Artifact, Lockfile};
+use crate::lockfile::{Artifact, CrateArtifact, Lockfile, WheelArtifact};
 
 /// Most bytes of a `Cargo.toml` or a `METADATA` file read.
 pub const MAX_METADATA_BYTES: u64 = 1 << 20;
@@ -100,13 +100,13 @@ enum Source {
 
 fn source_of(artifact: &Artifact) -> Source {
     match artifact {
-        Artifact::Crate { address, .. } => Source::CrateTree(*address),
-        Artifact::Wheel { address, .. } => Source::Wheel(*address),
-        Artifact::Git { .. }
-        | Artifact::Url { .. }
-        | Artifact::RustToolchain { .. }
-        | Artifact::XmakeArchive { .. }
-        | Artifact::Path { .. } => Source::None,
+        Artifact::Crate(CrateArtifact { address, .. }) => Source::CrateTree(*address),
+        Artifact::Wheel(WheelArtifact { address, .. }) => Source::Wheel(*address),
+        Artifact::Git(_)
+        | Artifact::Url(_)
+        | Artifact::RustToolchain(_)
+        | Artifact::XmakeArchive(_)
+        | Artifact::Path(_) => Source::None,
     }
 }
 

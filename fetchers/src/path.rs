@@ -17,7 +17,7 @@ use hstore_store::{Access, Digest};
 
 use crate::context::Fetcher;
 use crate::error::{Error, Result};
-use crate::lockfile::Artifact;
+use crate::lockfile::{Artifact, PathArtifact};
 
 /// Names always excluded, at any depth.
 pub const DEFAULT_EXCLUDES: [&str; 1] = [".git"];
@@ -64,6 +64,19 @@ impl PathSpec {
         } else {
             format!("path+{}#exclude={}", self.relative, self.exclude.join(","))
         }
+    }
+
+    /// The extra excludes a `path` artifact was locked with, read back from its [id](Self::id) (`path` is the
+    /// artifact's `path`): what `fetch` re-hashes the directory with, from the artifact alone. `None` when the id is
+    /// not one [`PathSpec::id`] writes for `path`. Exclude entries hold no `,` (`Recipe::load` refuses one), so the
+    /// list reads back exactly.
+    pub fn excludes_from_id(path: &str, id: &str) -> Option<Vec<String>> {
+        let rest = id.strip_prefix("path+")?.strip_prefix(path)?;
+        if rest.is_empty() {
+            return Some(Vec::new());
+        }
+        let list = rest.strip_prefix("#exclude=")?;
+        Some(list.split(',').map(str::to_owned).collect())
     }
 
     fn excluded(&self, relative: &Path) -> bool {
@@ -154,12 +167,12 @@ pub async fn ensure(
     })
     .await?;
     crate::error::check_drift(|| spec.id(), locked, address)?;
-    Ok(Artifact::Path {
-        id: spec.id(),
+    Ok(Artifact::Path(PathArtifact {
+        id: spec.id().into(),
         path: spec.relative.clone(),
         address,
         size,
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -174,6 +187,25 @@ mod tests {
             relative_path(Path::new("/a/b"), Path::new("/a/c/d")),
             "../c/d"
         );
+    }
+
+    #[test]
+    fn excludes_read_back_from_the_id() {
+        let spec = PathSpec {
+            dir: PathBuf::from("/x"),
+            relative: "a#b".into(),
+            exclude: vec!["docs".into(), "a/b".into()],
+        };
+        assert_eq!(
+            PathSpec::excludes_from_id("a#b", &spec.id()),
+            Some(spec.exclude.clone())
+        );
+        assert_eq!(
+            PathSpec::excludes_from_id("a#b", "path+a#b"),
+            Some(Vec::new())
+        );
+        assert_eq!(PathSpec::excludes_from_id("a#b", "path+a#bc"), None);
+        assert_eq!(PathSpec::excludes_from_id("a", "git+a"), None);
     }
 
     #[test]

@@ -2,10 +2,10 @@
 //! a metadata key derived from its upstream integrity, so a warm `lock` or `fetch` finds the address without network
 //! or hashing. Shared by the kinds that download, owned by none of them.
 //!
-//! Also the fetchers' part of the registry of record namespaces: each kind declares its [`RecordKind`] beside its
-//! namespace, [`KINDS`] lists them all, and every record a fetcher writes goes through [`put`], which (in debug
-//! builds, so in every test) refuses a kind missing from [`KINDS`]. `store verify` and `import` check records
-//! against that registry, so a kind that forgot it would fail verify on every store holding its records.
+//! Also the mechanism of record namespaces, not their registry: each kind declares its [`RecordKind`] beside its
+//! namespace and writes through [`put`]; [`crate::kinds::records`] (above the kinds, an exhaustive `match` over
+//! source kinds) lists them, and `store verify` and `import` check records against that registry. This module
+//! names no kind, so the kinds can use it without a cycle.
 
 use hstore_store::{Digest, RecordKind, Store};
 use serde::{Deserialize, Serialize};
@@ -34,29 +34,14 @@ pub const fn download_kind(namespace: &'static str) -> RecordKind {
     }
 }
 
-/// Every record kind the fetchers write.
-pub const KINDS: [RecordKind; 4] = [
-    crate::git::RECORDS,
-    crate::crates::RECORDS,
-    crate::url::RECORDS,
-    crate::requirements::RECORDS,
-];
-
-/// Writes the record `kind/key`. The one way fetchers write records, so that none is written under a namespace
-/// the registry does not list.
+/// Writes the record `kind/key`: the one way fetchers write records, always through a declared [`RecordKind`] (which
+/// the kind's arm in [`crate::kinds::records`] lists), never a bare namespace string.
 pub(crate) fn put<T: Serialize>(
     store: &Store,
     kind: &RecordKind,
     key: &str,
     value: &T,
 ) -> hstore_store::Result<()> {
-    debug_assert!(
-        KINDS
-            .iter()
-            .any(|listed| listed.namespace == kind.namespace),
-        "record namespace `{}` is not listed in hstore_fetchers::record::KINDS",
-        kind.namespace
-    );
     store.put_meta(kind.namespace, key, value)
 }
 
@@ -65,43 +50,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_fetcher_kind_is_listed_once_and_names_its_address() {
-        let address = Digest::of_bytes(b"wheel");
-        let download =
-            serde_json::json!({"url": "http://127.0.0.1/x", "address": address, "size": 5});
-        let commit = serde_json::json!({
-            "url": "file:///repo", "address": address, "size": 5, "submodules": [],
-        });
-        let mut namespaces: Vec<&str> = KINDS.iter().map(|kind| kind.namespace).collect();
-        namespaces.sort_unstable();
-        assert_eq!(
-            namespaces,
-            ["crate-sha256", "git-commit", "url-sha256", "wheel-sha256"]
-        );
-        for kind in KINDS {
-            assert!(!kind.travels, "`{}` must not travel", kind.namespace);
-            let value = if kind.namespace == crate::git::META_NAMESPACE {
-                &commit
-            } else {
-                &download
-            };
-            assert_eq!(
-                (kind.check)("k", value),
-                Ok(vec![address]),
-                "{}",
-                kind.namespace
-            );
-            assert!((kind.check)("k", &serde_json::json!({"url": "x"})).is_err());
-        }
+    fn a_download_kind_names_its_address_and_rejects_other_values() {
+        let address = Digest::of_bytes(b"blob");
+        let kind = download_kind("example-sha256");
+        let value = serde_json::json!({"url": "http://127.0.0.1/x", "address": address, "size": 4});
+        assert_eq!((kind.check)("k", &value), Ok(vec![address]));
+        assert!((kind.check)("k", &serde_json::json!({"url": "x"})).is_err());
+        assert!(!kind.travels);
     }
 
     #[test]
-    #[cfg(debug_assertions)]
-    #[should_panic(expected = "is not listed in hstore_fetchers::record::KINDS")]
-    fn a_kind_missing_from_the_registry_cannot_write() {
+    fn put_writes_under_the_kinds_namespace() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let unlisted = download_kind("forgotten-sha256");
-        let _ = put(&store, &unlisted, "k", &serde_json::json!({}));
+        let record = DownloadRecord {
+            url: "http://127.0.0.1/x".into(),
+            address: Digest::of_bytes(b"blob"),
+            size: 4,
+        };
+        put(&store, &download_kind("example-sha256"), "k", &record).unwrap();
+        let read: Option<DownloadRecord> = store.get_meta("example-sha256", "k").unwrap();
+        assert_eq!(read, Some(record));
     }
 }

@@ -3,12 +3,13 @@
 //!
 //! Dispatch is a `match` on [`SourceSpec`] (lock) and on [`Artifact`] (fetch), one arm per source kind, each
 //! calling that kind's module (`git`, `crates`, `url`, `path`, `requirements`), which sees only the shared
-//! [`Fetcher`] context (`context.rs`), never this module. A new kind (wheels, xmake) is a new enum variant in
-//! `hstore-model`'s `recipe`/`lockfile`, a new module here with an `ensure(fetcher, spec, locked) -> Artifact`
-//! function, and one arm in each match (the compiler lists them: no match over kinds has a `_ =>` arm); see
-//! ARCHITECTURE.md's checklist. We chose enum dispatch over a `Source` trait object because every kind needs
-//! different inputs (a recipe directory, another source's tree, target tags) and the set of kinds is closed and
-//! versioned with the lockfile format anyway.
+//! [`Fetcher`] context (`context.rs`), never this module. A new kind is a new enum variant in `hstore-model`'s
+//! `recipe`/`lockfile`, a new module here with an `ensure(fetcher, spec, locked) -> Artifact` function, and one arm in
+//! each match (the compiler lists them: no match over kinds has a `_ =>` arm); see ARCHITECTURE.md's checklist. Which
+//! sources a source reads ([`SourceSpec::reads`], ordering the lock topologically) and which artifacts are trees
+//! ([`Artifact::tree`]) are the model's exhaustive matches, not lists here. We chose enum dispatch over a `Source`
+//! trait object because every kind needs different inputs (a recipe directory, another source's tree, target tags)
+//! and the set of kinds is closed and versioned with the lockfile format anyway.
 //!
 //! Invariants:
 //! - Every kind's `ensure` is idempotent and cheap when the store already holds the artifact (one `stat`), which is
@@ -36,7 +37,8 @@ use crate::crates::{self, CratePackage, Origin};
 use crate::error::{Error, Result, blocking};
 use crate::evaluator::{LockEvaluator, XmakeProbeRequest};
 use crate::lockfile::{
-    Artifact, LockedRecipe, LockedSource, Lockfile, Resolution, XmakeResolution,
+    Artifact, CrateArtifact, GitArtifact, LockedRecipe, LockedSource, Lockfile, PathArtifact,
+    Resolution, RustToolchainArtifact, UrlArtifact, XmakeResolution,
 };
 use crate::path::PathSpec;
 use crate::recipe::{Recipe, SourceSpec};
@@ -193,19 +195,8 @@ impl Fetcher {
                 name: recipe.name.clone(),
                 sources: Vec::new(),
             };
-            // Trees first: cargo_lock and requirements sources read a file out of another source's tree.
-            let mut ordered: Vec<(&String, &SourceSpec)> = recipe.sources.iter().collect();
-            ordered.sort_by_key(|(name, spec)| {
-                (
-                    matches!(
-                        spec,
-                        SourceSpec::CargoLock { .. }
-                            | SourceSpec::Requirements { .. }
-                            | SourceSpec::XmakeRequires { .. }
-                    ),
-                    name.as_str(),
-                )
-            });
+            // A source is locked after every tree it reads (`SourceSpec::reads`).
+            let ordered = lock_order(&recipe.sources);
             let mut trees: BTreeMap<String, Digest> = BTreeMap::new();
             for (name, spec) in ordered {
                 let same_name =
@@ -247,20 +238,10 @@ impl Fetcher {
                     .await;
                 match result {
                     Ok((artifacts, mut source_errors, (resolution, xmake))) => {
-                        if let [Artifact::Git { address, .. } | Artifact::Path { address, .. }] =
-                            artifacts.as_slice()
+                        if let [artifact] = artifacts.as_slice()
+                            && let Some(tree) = artifact.tree()
                         {
-                            trees.insert(name.clone(), *address);
-                        }
-                        if let [
-                            Artifact::Url {
-                                address,
-                                unpack: true,
-                                ..
-                            },
-                        ] = artifacts.as_slice()
-                        {
-                            trees.insert(name.clone(), *address);
+                            trees.insert(name.clone(), tree);
                         }
                         if let SourceSpec::XmakeRequires { project, repo, .. } = spec
                             && xmake.is_none()
@@ -278,7 +259,7 @@ impl Fetcher {
                         locked_recipe.sources.push(LockedSource {
                             name: name.clone(),
                             spec: spec.clone(),
-                            artifacts: artifacts.iter().map(|a| a.id().to_owned()).collect(),
+                            artifacts: artifacts.iter().map(|a| a.id().into()).collect(),
                             resolution,
                             xmake,
                         });
@@ -328,8 +309,11 @@ impl Fetcher {
             target: xmake_target,
         }) = probe.recipe.sources.get(xmake)
         else {
-            errors.push(Error::Task {
-                message: format!("xmake_requires source `{label}` names `{xmake}`, which is not a `recipe` source"),
+            errors.push(Error::InconsistentSource {
+                source_name: label,
+                problem: format!(
+                    "is an `xmake_requires` source naming `{xmake}`, which is not a `recipe` source"
+                ),
             });
             return;
         };
@@ -364,7 +348,7 @@ impl Fetcher {
             .find(|locked| locked.name == probe.recipe.name)
             .and_then(|locked| locked.sources.iter_mut().find(|s| s.name == probe.source))
         {
-            locked.artifacts = artifacts.iter().map(|a| a.id().to_owned()).collect();
+            locked.artifacts = artifacts.iter().map(|a| a.id().into()).collect();
             locked.xmake = resolution;
         }
         lockfile.artifacts.extend(artifacts);
@@ -397,16 +381,17 @@ impl Fetcher {
                 reference,
                 submodules,
             } => {
-                let artifact = if let Some(locked @ Artifact::Git { commit, .. }) = kept {
-                    self.ensure_git(url, commit, *submodules, Some(locked))
-                        .await?
-                } else {
-                    let git = self.git.clone();
-                    let (url_owned, reference) = (url.clone(), reference.clone());
-                    let commit = blocking(move || git.resolve(&url_owned, &reference)).await?;
-                    let commit = CommitId::new(commit)?;
-                    self.ensure_git(url, &commit, *submodules, None).await?
-                };
+                let artifact =
+                    if let Some(locked @ Artifact::Git(GitArtifact { commit, .. })) = kept {
+                        self.ensure_git(url, commit, *submodules, Some(locked))
+                            .await?
+                    } else {
+                        let git = self.git.clone();
+                        let (url_owned, reference) = (url.clone(), reference.clone());
+                        let commit = blocking(move || git.resolve(&url_owned, &reference)).await?;
+                        let commit = CommitId::new(commit)?;
+                        self.ensure_git(url, &commit, *submodules, None).await?
+                    };
                 Ok((vec![artifact], Vec::new(), (None, None)))
             }
             SourceSpec::Url {
@@ -486,13 +471,17 @@ impl Fetcher {
                     Some(locked) => {
                         let mut artifacts = Vec::new();
                         for artifact in previous {
-                            let pin = crate::xmake::XmakeArchive::from_artifact(artifact)
-                                .ok_or_else(|| Error::Task {
-                                    message: format!(
-                                        "xmake_requires source `{name}` lists `{}`, which is not an xmake archive",
-                                        artifact.id()
+                            let Artifact::XmakeArchive(archive) = artifact else {
+                                return Err(Error::InconsistentLockfile {
+                                    artifact: artifact.id().to_owned(),
+                                    problem: format!(
+                                        "is listed by `xmake_requires` source `{}.{name}` but is a `{}` artifact",
+                                        recipe.name,
+                                        artifact.kind()
                                     ),
-                                })?;
+                                });
+                            };
+                            let pin = crate::xmake::XmakeArchive::from_artifact(archive);
                             artifacts.push(
                                 crate::xmake::ensure_archive(self, &pin, Some(artifact)).await?,
                             );
@@ -587,14 +576,14 @@ impl Fetcher {
             });
         }
         self.reporter.on_artifact("git", &format!("{url}#{commit}"));
-        Ok(Artifact::Git {
-            id,
+        Ok(Artifact::Git(GitArtifact {
+            id: id.into(),
             url: url.to_owned(),
             commit: commit.clone(),
             submodules: tree.submodules,
             address: tree.address,
             size: tree.size,
-        })
+        }))
     }
 
     /// Ensures every package concurrently (the downloader bounds the network side); returns artifacts in input
@@ -630,16 +619,17 @@ impl Fetcher {
     }
 
     /// Makes the store hold every artifact of `lockfile` (paths resolved against `lockfile_dir`). Returns the
-    /// per-artifact errors; empty means the closure is complete.
+    /// per-artifact errors; empty means the closure is complete. Each artifact carries all its refetch needs; the
+    /// recipes' specs are read only to name an artifact's source in errors.
     pub async fn fetch(&self, lockfile: &Lockfile, lockfile_dir: &Path) -> Vec<Error> {
-        // Which spec each artifact came from (path excludes, git submodules), and its source for errors.
-        let mut specs: BTreeMap<&str, (&SourceSpec, String)> = BTreeMap::new();
+        // Which source each artifact came from, for errors.
+        let mut labels: BTreeMap<&str, String> = BTreeMap::new();
         for recipe in &lockfile.recipes {
             for source in &recipe.sources {
                 for id in &source.artifacts {
-                    specs.entry(id.as_str()).or_insert_with(|| {
-                        (&source.spec, format!("{}.{}", recipe.name, source.name))
-                    });
+                    labels
+                        .entry(id.as_str())
+                        .or_insert_with(|| format!("{}.{}", recipe.name, source.name));
                 }
             }
         }
@@ -647,16 +637,12 @@ impl Fetcher {
             .artifacts
             .iter()
             .map(|artifact| {
-                let (spec, label) = specs
-                    .get(artifact.id())
-                    .map_or((None, None), |(spec, label)| {
-                        (Some(*spec), Some(label.as_str()))
-                    });
+                let label = labels.get(artifact.id()).map(String::as_str);
                 async move {
                     (
                         artifact,
                         label,
-                        self.fetch_artifact(artifact, spec, lockfile_dir).await,
+                        self.fetch_artifact(artifact, lockfile_dir).await,
                     )
                 }
             })
@@ -677,26 +663,25 @@ impl Fetcher {
         errors
     }
 
-    async fn fetch_artifact(
-        &self,
-        artifact: &Artifact,
-        spec: Option<&SourceSpec>,
-        lockfile_dir: &Path,
-    ) -> Result<()> {
+    async fn fetch_artifact(&self, artifact: &Artifact, lockfile_dir: &Path) -> Result<()> {
         if self.store.closure_complete(&artifact.address())? {
             return Ok(());
         }
         match artifact {
-            Artifact::Git { url, commit, .. } => {
-                let submodules = match spec {
-                    Some(SourceSpec::Git { submodules, .. }) => *submodules,
-                    _ => true,
-                };
-                self.ensure_git(url, commit, submodules, Some(artifact))
+            Artifact::Git(GitArtifact {
+                url,
+                commit,
+                submodules,
+                ..
+            }) => {
+                // A source locked with `submodules = false` lists none; one locked with `submodules = true` lists
+                // every one placed. Where none was placed (none declared, or all `update = none`) both choices write
+                // the same tree, so the list alone says how to rebuild it.
+                self.ensure_git(url, commit, !submodules.is_empty(), Some(artifact))
                     .await
                     .map(|_| ())
             }
-            Artifact::Crate {
+            Artifact::Crate(CrateArtifact {
                 name,
                 version,
                 source,
@@ -704,7 +689,7 @@ impl Fetcher {
                 commit,
                 url,
                 ..
-            } => {
+            }) => {
                 let origin = match (sha256, commit, url) {
                     (Some(sha256), _, _) => Origin::Registry {
                         index: String::new(),
@@ -732,13 +717,13 @@ impl Fetcher {
                     .await
                     .map(|_| ())
             }
-            Artifact::Url {
+            Artifact::Url(UrlArtifact {
                 url,
                 sha256,
                 unpack,
                 strip_components,
                 ..
-            } => {
+            }) => {
                 let spec = UrlSpec {
                     url: url.clone(),
                     sha256: sha256.clone(),
@@ -749,34 +734,30 @@ impl Fetcher {
                     .await
                     .map(|_| ())
             }
-            Artifact::Wheel { .. } => {
-                let choice = WheelChoice::from_artifact(artifact).ok_or_else(|| Error::Task {
-                    message: "a wheel artifact is not a wheel".into(),
-                })?;
+            Artifact::Wheel(wheel) => {
+                let choice = WheelChoice::from_artifact(wheel);
                 requirements::ensure_wheel(self, &choice, Some(artifact))
                     .await
                     .map(|_| ())
             }
-            Artifact::RustToolchain { toolchain, .. } => {
+            Artifact::RustToolchain(RustToolchainArtifact { toolchain, .. }) => {
                 crate::rust_toolchain::ensure(self, toolchain, Some(artifact))
                     .await
                     .map(|_| ())
             }
-            Artifact::XmakeArchive { .. } => {
-                let pin = crate::xmake::XmakeArchive::from_artifact(artifact).ok_or_else(|| {
-                    Error::Task {
-                        message: "an xmake archive artifact is not an xmake archive".into(),
-                    }
-                })?;
+            Artifact::XmakeArchive(archive) => {
+                let pin = crate::xmake::XmakeArchive::from_artifact(archive);
                 crate::xmake::ensure_archive(self, &pin, Some(artifact))
                     .await
                     .map(|_| ())
             }
-            Artifact::Path { path, .. } => {
-                let exclude = match spec {
-                    Some(SourceSpec::Path { exclude, .. }) => exclude.clone(),
-                    _ => Vec::new(),
-                };
+            Artifact::Path(PathArtifact { path, id, .. }) => {
+                let exclude = PathSpec::excludes_from_id(path, id).ok_or_else(|| {
+                    Error::InconsistentLockfile {
+                        artifact: id.to_string(),
+                        problem: format!("is not the id of a `path` artifact for `{path}`"),
+                    }
+                })?;
                 let spec = PathSpec::new(lockfile_dir, path, lockfile_dir, &exclude)?;
                 crate::path::ensure(self, &spec, Some(artifact))
                     .await
@@ -784,6 +765,26 @@ impl Fetcher {
             }
         }
     }
+}
+
+/// `sources` in the order `lock` takes them: each after the sources it [reads](SourceSpec::reads) (a topological
+/// sort, ties by name). Sources in a cycle, or reading one, come last in name order; locking them then fails with
+/// [`Error::NotATree`], naming the source they wait for.
+fn lock_order(sources: &BTreeMap<String, SourceSpec>) -> Vec<(&String, &SourceSpec)> {
+    let mut ordered: Vec<(&String, &SourceSpec)> = Vec::with_capacity(sources.len());
+    let mut waiting: Vec<(&String, &SourceSpec)> = sources.iter().collect();
+    while !waiting.is_empty() {
+        let ready = waiting.iter().position(|(_, spec)| {
+            spec.reads().iter().all(|read| {
+                !sources.contains_key(*read) || ordered.iter().any(|(name, _)| name == read)
+            })
+        });
+        match ready {
+            Some(index) => ordered.push(waiting.remove(index)),
+            None => ordered.append(&mut waiting),
+        }
+    }
+    ordered
 }
 
 /// Reads the UTF-8 file at `path` (`/`-separated) inside tree `root`; `Ok(None)` if there is no such file. `what`
@@ -843,6 +844,36 @@ pub fn read_text_in_tree(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sources_are_locked_after_the_trees_they_read() {
+        let git = SourceSpec::Git {
+            url: "file:///repo".into(),
+            reference: hstore_model::GitRef::new("HEAD").unwrap(),
+            submodules: true,
+        };
+        let cargo_lock = |source: &str| SourceSpec::CargoLock {
+            source: source.into(),
+            path: "Cargo.lock".into(),
+        };
+        let sources: BTreeMap<String, SourceSpec> = [
+            ("a-crates".to_owned(), cargo_lock("z-code")),
+            ("b-loop".to_owned(), cargo_lock("c-loop")),
+            ("c-loop".to_owned(), cargo_lock("b-loop")),
+            ("m-vendored".to_owned(), cargo_lock("a-crates")),
+            ("z-code".to_owned(), git),
+        ]
+        .into_iter()
+        .collect();
+        let order: Vec<&str> = lock_order(&sources)
+            .into_iter()
+            .map(|(name, _)| name.as_str())
+            .collect();
+        assert_eq!(
+            order,
+            ["z-code", "a-crates", "m-vendored", "b-loop", "c-loop"]
+        );
+    }
 
     #[test]
     fn update_names_match_source_or_recipe_dot_source_only() {

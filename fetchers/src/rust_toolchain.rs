@@ -23,7 +23,7 @@ use hstore_store::Digest;
 
 use crate::context::Fetcher;
 use crate::error::{Error, Result};
-use crate::lockfile::Artifact;
+use crate::lockfile::{Artifact, RustToolchainArtifact};
 
 /// Directories of a toolchain left out of the stored tree (relative to the toolchain root).
 pub const EXCLUDED: [&str; 1] = ["share/doc"];
@@ -68,10 +68,10 @@ pub async fn ensure(fetcher: &Fetcher, name: &str, locked: Option<&Artifact>) ->
     .await?;
     crate::error::check_drift(|| id(name), locked, address)?;
     fetcher.reporter().on_artifact("rust_toolchain", name);
-    Ok(Artifact::RustToolchain {
-        id: id(name),
+    Ok(Artifact::RustToolchain(RustToolchainArtifact {
+        id: id(name).into(),
         toolchain: name.to_owned(),
         address,
         size,
-    })
+    }))
 }

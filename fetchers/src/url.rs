@@ -5,21 +5,19 @@
 //! [`crate::archive`], which refuses hostile entries naming them. Store metadata `url-sha256/<sha256>` (blob) or
 //! `url-sha256/<sha256>-unpack-<strip>` (tree) records the address, so a warm lock or fetch does no work.
 
-use std::sync::Arc;
-
 use hstore_store::Digest;
 
 use crate::archive::{self, ArchiveFormat, UnpackOptions};
 use crate::context::Fetcher;
 use crate::error::{Error, Result};
-use crate::lockfile::Artifact;
-use crate::record::DownloadRecord as CrateRecord;
+use crate::lockfile::{Artifact, UrlArtifact};
+use crate::pinned::Pinned;
 use hstore_model::Sha256;
 
 /// Store metadata namespace.
 pub const META_NAMESPACE: &str = "url-sha256";
 
-/// The `url` download records' kind, for the registry of record namespaces ([`crate::record::KINDS`]).
+/// The `url` download records' kind, listed by the registry of record namespaces ([`crate::kinds::records`]).
 pub const RECORDS: hstore_store::RecordKind = crate::record::download_kind(META_NAMESPACE);
 
 /// What a `url` source asks for.
@@ -60,32 +58,17 @@ pub async fn ensure(
     spec: &UrlSpec,
     locked: Option<&Artifact>,
 ) -> Result<Artifact> {
-    let store = fetcher.store();
-    let artifact = |address: Digest, size: u64| Artifact::Url {
-        id: spec.id(),
-        url: spec.url.clone(),
-        sha256: spec.sha256.clone(),
-        unpack: spec.unpack,
-        strip_components: spec.strip_components,
-        address,
-        size,
+    let artifact = |address: Digest, size: u64| {
+        Artifact::Url(UrlArtifact {
+            id: spec.id().into(),
+            url: spec.url.clone(),
+            sha256: spec.sha256.clone(),
+            unpack: spec.unpack,
+            strip_components: spec.strip_components,
+            address,
+            size,
+        })
     };
-    if let Some(locked) = locked
-        && store.closure_complete(&locked.address())?
-    {
-        return Ok(artifact(locked.address(), locked.size()));
-    }
-    if locked.is_none()
-        && let Some(record) = store.get_meta::<CrateRecord>(META_NAMESPACE, &spec.meta_key())?
-        && store.closure_complete(&record.address)?
-    {
-        return Ok(artifact(record.address, record.size));
-    }
-    if fetcher.offline() {
-        return Err(Error::Offline {
-            what: format!("`{}`", spec.url),
-        });
-    }
     let format = if spec.unpack {
         let name = spec.url.split(['?', '#']).next().unwrap_or(&spec.url);
         let name = name.rsplit('/').next().unwrap_or(name);
@@ -97,48 +80,36 @@ pub async fn ensure(
     } else {
         None
     };
-    let fetch_url = fetcher.mirrors().rewrite(&spec.url);
-    let temp = store.temp_file()?;
-    fetcher
-        .downloader()
-        .download(
-            &fetch_url,
-            temp.path(),
-            Some(spec.sha256.as_str()),
-            &spec.url,
-        )
-        .await?;
-    let store_handle = Arc::clone(store);
     let options = UnpackOptions {
         strip_components: spec.strip_components,
         max_unpacked_size: fetcher.max_unpacked_size(),
         origin: Some(spec.url.clone()),
     };
-    let (address, size) = crate::error::blocking(move || -> Result<(Digest, u64)> {
-        let result = match format {
-            None => store_handle.add_blob_file(temp.path()).map_err(Error::from),
-            Some(format) => (|| {
-                let staging = store_handle.temp_dir()?;
+    let pinned = Pinned {
+        id: spec.id(),
+        what: format!("`{}`", spec.url),
+        label: spec.url.clone(),
+        sha256: spec.sha256.as_str(),
+        records: &RECORDS,
+        record_key: spec.meta_key(),
+        report: ("url", &spec.url),
+    };
+    let url = spec.url.clone();
+    let stored = crate::pinned::ensure(
+        fetcher,
+        &pinned,
+        locked,
+        async { Ok(url) },
+        move |store, file, _url| match format {
+            None => Ok(store.add_blob_file(file)?),
+            Some(format) => {
+                let staging = store.temp_dir()?;
                 let dir = staging.path().join("tree");
-                archive::unpack(temp.path(), format, &dir, &options)?;
-                Ok(store_handle.add_tree(&dir, &|_| false)?)
-            })(),
-        };
-        drop(temp);
-        result
-    })
-    .await?;
-    crate::error::check_drift(|| spec.id(), locked, address)?;
-    crate::record::put(
-        store,
-        &RECORDS,
-        &spec.meta_key(),
-        &CrateRecord {
-            url: spec.url.clone(),
-            address,
-            size,
+                archive::unpack(file, format, &dir, &options)?;
+                Ok(store.add_tree(&dir, &|_| false)?)
+            }
         },
-    )?;
-    fetcher.reporter().on_artifact("url", &spec.url);
-    Ok(artifact(address, size))
+    )
+    .await?;
+    Ok(artifact(stored.address, stored.size))
 }

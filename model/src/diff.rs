@@ -12,7 +12,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use hstore_store::Digest;
 
-use crate::lockfile::{Artifact, Lockfile};
+use crate::lockfile::{
+    Artifact, CrateArtifact, GitArtifact, Lockfile, PathArtifact, RustToolchainArtifact,
+    UrlArtifact, WheelArtifact, XmakeArchiveArtifact,
+};
 
 /// The difference between two lockfiles.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -112,12 +115,12 @@ impl Summary {
 pub fn identity(artifact: &Artifact) -> (String, String) {
     let short = |text: &str, length: usize| text.get(..length).unwrap_or(text).to_owned();
     match artifact {
-        Artifact::Git {
+        Artifact::Git(GitArtifact {
             url,
             commit,
             submodules,
             ..
-        } => {
+        }) => {
             let version = short(commit.as_str(), 12);
             if submodules.is_empty() {
                 (url.clone(), version)
@@ -128,12 +131,12 @@ pub fn identity(artifact: &Artifact) -> (String, String) {
                 )
             }
         }
-        Artifact::Crate {
+        Artifact::Crate(CrateArtifact {
             name,
             version,
             source,
             ..
-        } => {
+        }) => {
             let registry = if source
                 .starts_with("registry+https://github.com/rust-lang/crates.io-index")
                 || source == "sparse+https://index.crates.io/"
@@ -144,30 +147,32 @@ pub fn identity(artifact: &Artifact) -> (String, String) {
             };
             (registry, version.clone())
         }
-        Artifact::Url { url, sha256, .. } => (
+        Artifact::Url(UrlArtifact { url, sha256, .. }) => (
             url.clone(),
             format!("sha256:{}", short(sha256.as_str(), 12)),
         ),
-        Artifact::Wheel {
+        Artifact::Wheel(WheelArtifact {
             name,
             version,
             target,
             ..
-        } => (format!("{target}/{name}"), version.clone()),
-        Artifact::RustToolchain { toolchain, .. } => {
+        }) => (format!("{target}/{name}"), version.clone()),
+        Artifact::RustToolchain(RustToolchainArtifact { toolchain, .. }) => {
             // `1.95.0-x86_64-unknown-linux-gnu`: the package is the host, the version the release.
             match toolchain.split_once('-') {
                 Some((version, host)) => (format!("rust ({host})"), version.to_owned()),
                 None => ("rust".to_owned(), toolchain.clone()),
             }
         }
-        Artifact::XmakeArchive {
+        Artifact::XmakeArchive(XmakeArchiveArtifact {
             package,
             version,
             target,
             ..
-        } => (format!("{target}/{package}"), version.clone()),
-        Artifact::Path { path, address, .. } => (path.clone(), short(&address.to_string(), 15)),
+        }) => (format!("{target}/{package}"), version.clone()),
+        Artifact::Path(PathArtifact { path, address, .. }) => {
+            (path.clone(), short(&address.to_string(), 15))
+        }
     }
 }
 
@@ -293,10 +298,11 @@ mod tests {
     use crate::recipe::SourceSpec;
 
     fn crate_artifact(name: &str, version: &str, seed: u8) -> Artifact {
-        Artifact::Crate {
+        Artifact::Crate(CrateArtifact {
             id: format!(
                 "crate+registry+https://github.com/rust-lang/crates.io-index#{name}@{version}"
-            ),
+            )
+            .into(),
             name: name.to_owned(),
             version: version.to_owned(),
             source: "registry+https://github.com/rust-lang/crates.io-index".to_owned(),
@@ -305,16 +311,16 @@ mod tests {
             commit: None,
             address: Digest::of_bytes(&[seed]),
             size: u64::from(seed) * 100,
-        }
+        })
     }
 
     fn path_artifact(seed: u8) -> Artifact {
-        Artifact::Path {
-            id: "path+src".to_owned(),
+        Artifact::Path(PathArtifact {
+            id: "path+src".into(),
             path: "src".to_owned(),
             address: Digest::of_bytes(&[seed, seed]),
             size: 7,
-        }
+        })
     }
 
     fn lockfile(artifacts: Vec<Artifact>) -> Lockfile {
@@ -327,7 +333,7 @@ mod tests {
                         path: "src".to_owned(),
                         exclude: Vec::new(),
                     },
-                    artifacts: artifacts.iter().map(|a| a.id().to_owned()).collect(),
+                    artifacts: artifacts.iter().map(|a| a.id().into()).collect(),
                     resolution: None,
                     xmake: None,
                 }],

@@ -138,9 +138,94 @@ string_id!(
         && !text.chars().any(|c| c.is_whitespace() || c.is_control())
 );
 
+/// The id a lockfile artifact is sorted and referred to by (`git+<url>#<commit>`, `crate+<source>#<name>@<version>`,
+/// …; docs/lockfile.md lists each kind's form). Each kind's fetcher module builds it; everything else only compares,
+/// orders and prints it. Serialized as the plain string, so lockfile bytes do not depend on the type.
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct ArtifactId(String);
+
+impl ArtifactId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for ArtifactId {
+    fn from(id: String) -> Self {
+        Self(id)
+    }
+}
+
+impl From<&str> for ArtifactId {
+    fn from(id: &str) -> Self {
+        Self(id.to_owned())
+    }
+}
+
+impl std::ops::Deref for ArtifactId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for ArtifactId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for ArtifactId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ArtifactId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for ArtifactId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for ArtifactId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<String> for ArtifactId {
+    fn eq(&self, other: &String) -> bool {
+        &self.0 == other
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_artifact_id_is_its_string_in_json_and_compares_with_text() {
+        let id = ArtifactId::from("git+file:///repo#0123");
+        assert_eq!(
+            serde_json::to_string(&id).unwrap(),
+            r#""git+file:///repo#0123""#
+        );
+        let back: ArtifactId = serde_json::from_str(r#""git+file:///repo#0123""#).unwrap();
+        assert_eq!(back, id);
+        assert!(id == "git+file:///repo#0123");
+        assert_eq!(id.as_str(), &*id);
+        assert_eq!(id.to_string(), "git+file:///repo#0123");
+    }
 
     #[test]
     fn validates_and_round_trips_as_plain_strings() {

@@ -18,4 +18,4 @@ pub mod recipe;
 pub mod sbom;
 pub mod why;
 
-pub use ids::{CommitId, GitRef, Sha256};
+pub use ids::{ArtifactId, CommitId, GitRef, Sha256};

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use hstore_store::Digest;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{CommitId, Sha256};
+use crate::ids::{ArtifactId, CommitId, Sha256};
 use crate::recipe::SourceSpec;
 
 /// The format version this build reads and writes.
@@ -129,7 +129,7 @@ pub struct LockedSource {
     /// The recipe's source table when it was locked.
     pub spec: SourceSpec,
     /// Ids of the artifacts it resolved to (one for most kinds, many for `cargo_lock`).
-    pub artifacts: Vec<String>,
+    pub artifacts: Vec<ArtifactId>,
     /// How a `requirements` source was resolved (absent for other kinds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution: Option<Resolution>,
@@ -211,184 +211,241 @@ pub struct LockedSubmodule {
     pub commit: CommitId,
 }
 
-/// One artifact: identity, origin, upstream integrity, and content address.
+/// One artifact: identity, origin, upstream integrity, and content address. Each kind is its own struct (its
+/// fields in lockfile order after `kind`), so a kind's code takes exactly its artifact (`&GitArtifact`), never an
+/// [`Artifact`] it must match again.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Artifact {
     /// A git commit's tree (no `.git`), submodules in place.
-    Git {
-        /// `git+<url>#<commit>`.
-        id: String,
-        /// Canonical repository URL.
-        url: String,
-        /// The full commit id (upstream integrity).
-        commit: CommitId,
-        /// Submodules, recursively, sorted by path.
-        submodules: Vec<LockedSubmodule>,
-        /// Address of the tree.
-        address: Digest,
-        /// Total file bytes of the tree.
-        size: u64,
-    },
+    Git(GitArtifact),
     /// A crate from a Cargo.lock, stored as its vendored directory (with `.cargo-checksum.json`).
-    Crate {
-        /// `crate+<source>#<name>@<version>`.
-        id: String,
-        /// Package name.
-        name: String,
-        /// Package version.
-        version: String,
-        /// The Cargo.lock `source` (e.g. `registry+https://github.com/rust-lang/crates.io-index`).
-        source: String,
-        /// Where the `.crate` was downloaded from (registry crates).
-        url: Option<String>,
-        /// Cargo.lock checksum: sha256 of the `.crate` (registry crates).
-        sha256: Option<Sha256>,
-        /// The commit (git crates).
-        commit: Option<CommitId>,
-        /// Address of the vendored directory tree.
-        address: Digest,
-        /// Total file bytes of the tree.
-        size: u64,
-    },
+    Crate(CrateArtifact),
     /// A plain download.
-    Url {
-        /// `url+<url>`, or `url+<url>#unpack-<strip_components>` when unpacked.
-        id: String,
-        /// Canonical URL.
-        url: String,
-        /// sha256 from the recipe.
-        sha256: Sha256,
-        /// Stored unpacked as a tree (else as a blob).
-        unpack: bool,
-        /// Leading path components dropped when unpacking.
-        #[serde(default)]
-        strip_components: usize,
-        /// Address of the blob or tree.
-        address: Digest,
-        /// Size of the blob, or total file bytes of the tree.
-        size: u64,
-    },
+    Url(UrlArtifact),
     /// A Python wheel, chosen for one target's interpreter and platform, stored as a blob.
-    Wheel {
-        /// `wheel+<target>#<url>`.
-        id: String,
-        /// Normalized project name (PEP 503).
-        name: String,
-        /// Version.
-        version: String,
-        /// The wheel's file name.
-        filename: String,
-        /// Canonical download URL (from the index).
-        url: String,
-        /// sha256 of the file, from the index (upstream integrity).
-        sha256: Sha256,
-        /// The wheel's compressed tag set (`cp310-cp310-manylinux_2_17_aarch64.manylinux2014_aarch64`).
-        tags: String,
-        /// The target interpreter and platform it was chosen for (`cp310-manylinux_2_28_aarch64`).
-        target: String,
-        /// Address of the blob.
-        address: Digest,
-        /// Size of the file.
-        size: u64,
-    },
+    Wheel(WheelArtifact),
     /// A Rust toolchain from the locking machine's rustup, stored without its HTML docs (`share/doc`).
-    RustToolchain {
-        /// `rust-toolchain+<version>-<host>`.
-        id: String,
-        /// The rustup toolchain name, `<version>-<host>`.
-        toolchain: String,
-        /// Address of the tree.
-        address: Digest,
-        /// Total file bytes of the tree.
-        size: u64,
-    },
+    RustToolchain(RustToolchainArtifact),
     /// An archive of an xmake package, locked for one target of an `xmake_requires` source, stored as a blob.
-    XmakeArchive {
-        /// `xmake+<target>/<package>@<version>`.
-        id: String,
-        /// The package name.
-        package: String,
-        /// Its version, as xmake chose it.
-        version: String,
-        /// The recipe target it was locked for.
-        target: String,
-        /// The canonical URL xmake-repo declares (the first one pinned by a sha256, which xmake tries first).
-        url: String,
-        /// The `add_versions` sha256 (upstream integrity).
-        sha256: Sha256,
-        /// The name it appears under in xmake's `pkg_searchdirs` (the first name xmake looks for).
-        file_name: String,
-        /// Every file name xmake accepts for it, in xmake's order.
-        search_names: Vec<String>,
-        /// Address of the blob.
-        address: Digest,
-        /// Size of the file.
-        size: u64,
-    },
+    XmakeArchive(XmakeArchiveArtifact),
     /// A local directory.
-    Path {
-        /// `path+<path relative to the lockfile's directory>`, plus `#exclude=<a>,<b>` when the recipe excludes more.
-        id: String,
-        /// Path relative to the lockfile's directory.
-        path: String,
-        /// Address of the tree.
-        address: Digest,
-        /// Total file bytes of the tree.
-        size: u64,
-    },
+    Path(PathArtifact),
+}
+
+/// A git commit's tree (no `.git`), submodules in place.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitArtifact {
+    /// `git+<url>#<commit>`.
+    pub id: ArtifactId,
+    /// Canonical repository URL.
+    pub url: String,
+    /// The full commit id (upstream integrity).
+    pub commit: CommitId,
+    /// Submodules, recursively, sorted by path.
+    pub submodules: Vec<LockedSubmodule>,
+    /// Address of the tree.
+    pub address: Digest,
+    /// Total file bytes of the tree.
+    pub size: u64,
+}
+
+/// A crate from a Cargo.lock, stored as its vendored directory (with `.cargo-checksum.json`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrateArtifact {
+    /// `crate+<source>#<name>@<version>`.
+    pub id: ArtifactId,
+    /// Package name.
+    pub name: String,
+    /// Package version.
+    pub version: String,
+    /// The Cargo.lock `source` (e.g. `registry+https://github.com/rust-lang/crates.io-index`).
+    pub source: String,
+    /// Where the `.crate` was downloaded from (registry crates).
+    pub url: Option<String>,
+    /// Cargo.lock checksum: sha256 of the `.crate` (registry crates).
+    pub sha256: Option<Sha256>,
+    /// The commit (git crates).
+    pub commit: Option<CommitId>,
+    /// Address of the vendored directory tree.
+    pub address: Digest,
+    /// Total file bytes of the tree.
+    pub size: u64,
+}
+
+/// A plain download.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UrlArtifact {
+    /// `url+<url>`, or `url+<url>#unpack-<strip_components>` when unpacked.
+    pub id: ArtifactId,
+    /// Canonical URL.
+    pub url: String,
+    /// sha256 from the recipe.
+    pub sha256: Sha256,
+    /// Stored unpacked as a tree (else as a blob).
+    pub unpack: bool,
+    /// Leading path components dropped when unpacking.
+    #[serde(default)]
+    pub strip_components: usize,
+    /// Address of the blob or tree.
+    pub address: Digest,
+    /// Size of the blob, or total file bytes of the tree.
+    pub size: u64,
+}
+
+/// A Python wheel, chosen for one target's interpreter and platform, stored as a blob.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WheelArtifact {
+    /// `wheel+<target>#<url>`.
+    pub id: ArtifactId,
+    /// Normalized project name (PEP 503).
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// The wheel's file name.
+    pub filename: String,
+    /// Canonical download URL (from the index).
+    pub url: String,
+    /// sha256 of the file, from the index (upstream integrity).
+    pub sha256: Sha256,
+    /// The wheel's compressed tag set (`cp310-cp310-manylinux_2_17_aarch64.manylinux2014_aarch64`).
+    pub tags: String,
+    /// The target interpreter and platform it was chosen for (`cp310-manylinux_2_28_aarch64`).
+    pub target: String,
+    /// Address of the blob.
+    pub address: Digest,
+    /// Size of the file.
+    pub size: u64,
+}
+
+/// A Rust toolchain from the locking machine's rustup, stored without its HTML docs (`share/doc`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RustToolchainArtifact {
+    /// `rust-toolchain+<version>-<host>`.
+    pub id: ArtifactId,
+    /// The rustup toolchain name, `<version>-<host>`.
+    pub toolchain: String,
+    /// Address of the tree.
+    pub address: Digest,
+    /// Total file bytes of the tree.
+    pub size: u64,
+}
+
+/// An archive of an xmake package, locked for one target of an `xmake_requires` source, stored as a blob.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XmakeArchiveArtifact {
+    /// `xmake+<target>/<package>@<version>`.
+    pub id: ArtifactId,
+    /// The package name.
+    pub package: String,
+    /// Its version, as xmake chose it.
+    pub version: String,
+    /// The recipe target it was locked for.
+    pub target: String,
+    /// The canonical URL xmake-repo declares (the first one pinned by a sha256, which xmake tries first).
+    pub url: String,
+    /// The `add_versions` sha256 (upstream integrity).
+    pub sha256: Sha256,
+    /// The name it appears under in xmake's `pkg_searchdirs` (the first name xmake looks for).
+    pub file_name: String,
+    /// Every file name xmake accepts for it, in xmake's order.
+    pub search_names: Vec<String>,
+    /// Address of the blob.
+    pub address: Digest,
+    /// Size of the file.
+    pub size: u64,
+}
+
+/// A local directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathArtifact {
+    /// `path+<path relative to the lockfile's directory>`, plus `#exclude=<a>,<b>` when the recipe excludes more.
+    pub id: ArtifactId,
+    /// Path relative to the lockfile's directory.
+    pub path: String,
+    /// Address of the tree.
+    pub address: Digest,
+    /// Total file bytes of the tree.
+    pub size: u64,
 }
 
 impl Artifact {
     /// The unique id entries are sorted and referred to by.
     pub fn id(&self) -> &str {
         match self {
-            Artifact::Git { id, .. }
-            | Artifact::Crate { id, .. }
-            | Artifact::Url { id, .. }
-            | Artifact::Wheel { id, .. }
-            | Artifact::RustToolchain { id, .. }
-            | Artifact::XmakeArchive { id, .. }
-            | Artifact::Path { id, .. } => id,
+            Artifact::Git(GitArtifact { id, .. })
+            | Artifact::Crate(CrateArtifact { id, .. })
+            | Artifact::Url(UrlArtifact { id, .. })
+            | Artifact::Wheel(WheelArtifact { id, .. })
+            | Artifact::RustToolchain(RustToolchainArtifact { id, .. })
+            | Artifact::XmakeArchive(XmakeArchiveArtifact { id, .. })
+            | Artifact::Path(PathArtifact { id, .. }) => id.as_str(),
         }
     }
 
     /// The content address.
     pub fn address(&self) -> Digest {
         match self {
-            Artifact::Git { address, .. }
-            | Artifact::Crate { address, .. }
-            | Artifact::Url { address, .. }
-            | Artifact::Wheel { address, .. }
-            | Artifact::RustToolchain { address, .. }
-            | Artifact::XmakeArchive { address, .. }
-            | Artifact::Path { address, .. } => *address,
+            Artifact::Git(GitArtifact { address, .. })
+            | Artifact::Crate(CrateArtifact { address, .. })
+            | Artifact::Url(UrlArtifact { address, .. })
+            | Artifact::Wheel(WheelArtifact { address, .. })
+            | Artifact::RustToolchain(RustToolchainArtifact { address, .. })
+            | Artifact::XmakeArchive(XmakeArchiveArtifact { address, .. })
+            | Artifact::Path(PathArtifact { address, .. }) => *address,
         }
     }
 
     /// Size in bytes (blob length or total file bytes of a tree).
     pub fn size(&self) -> u64 {
         match self {
-            Artifact::Git { size, .. }
-            | Artifact::Crate { size, .. }
-            | Artifact::Url { size, .. }
-            | Artifact::Wheel { size, .. }
-            | Artifact::RustToolchain { size, .. }
-            | Artifact::XmakeArchive { size, .. }
-            | Artifact::Path { size, .. } => *size,
+            Artifact::Git(GitArtifact { size, .. })
+            | Artifact::Crate(CrateArtifact { size, .. })
+            | Artifact::Url(UrlArtifact { size, .. })
+            | Artifact::Wheel(WheelArtifact { size, .. })
+            | Artifact::RustToolchain(RustToolchainArtifact { size, .. })
+            | Artifact::XmakeArchive(XmakeArchiveArtifact { size, .. })
+            | Artifact::Path(PathArtifact { size, .. }) => *size,
+        }
+    }
+
+    /// The tree address this artifact gives its source, if it is one a later source can read at lock time (a `git`
+    /// checkout, a `path` directory, an unpacked `url`); `lock` hands it to the sources that [read
+    /// it](crate::recipe::SourceSpec::reads).
+    pub fn tree(&self) -> Option<Digest> {
+        match self {
+            Artifact::Git(GitArtifact { address, .. })
+            | Artifact::Path(PathArtifact { address, .. })
+            | Artifact::Url(UrlArtifact {
+                address,
+                unpack: true,
+                ..
+            }) => Some(*address),
+            Artifact::Url(UrlArtifact { unpack: false, .. })
+            | Artifact::Crate(_)
+            | Artifact::Wheel(_)
+            | Artifact::RustToolchain(_)
+            | Artifact::XmakeArchive(_) => None,
         }
     }
 
     /// The kind, as written in the lockfile.
     pub fn kind(&self) -> &'static str {
         match self {
-            Artifact::Git { .. } => "git",
-            Artifact::Crate { .. } => "crate",
-            Artifact::Url { .. } => "url",
-            Artifact::Wheel { .. } => "wheel",
-            Artifact::RustToolchain { .. } => "rust_toolchain",
-            Artifact::XmakeArchive { .. } => "xmake_archive",
-            Artifact::Path { .. } => "path",
+            Artifact::Git(_) => "git",
+            Artifact::Crate(_) => "crate",
+            Artifact::Url(_) => "url",
+            Artifact::Wheel(_) => "wheel",
+            Artifact::RustToolchain(_) => "rust_toolchain",
+            Artifact::XmakeArchive(_) => "xmake_archive",
+            Artifact::Path(_) => "path",
         }
     }
 }
@@ -463,7 +520,7 @@ impl Lockfile {
                         path: path.to_path_buf(),
                         recipe: recipe.name.clone(),
                         source_name: source.name.clone(),
-                        id: id.clone(),
+                        id: id.to_string(),
                     });
                 }
             }
@@ -561,7 +618,7 @@ mod tests {
     use super::*;
 
     fn artifact(id: &str, byte: u8) -> Artifact {
-        Artifact::Url {
+        Artifact::Url(UrlArtifact {
             id: id.into(),
             url: format!("http://127.0.0.1/{id}"),
             sha256: Sha256::new("00".repeat(32)).unwrap(),
@@ -569,7 +626,26 @@ mod tests {
             strip_components: 0,
             address: Digest::from_bytes([byte; 32]),
             size: 3,
-        }
+        })
+    }
+
+    // See: issue 23 (each artifact kind its own struct): the repository's lockfile (git, crates, wheels, toolchains)
+    // reads and writes back byte for byte, so does a lone wheel, and an unknown field is still refused.
+    #[test]
+    fn the_repository_lockfile_and_every_kind_round_trip_byte_for_byte() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lockfile.json");
+        let bytes = std::fs::read(&path).unwrap();
+        let lockfile = Lockfile::from_slice(&bytes, &path).unwrap();
+        assert_eq!(
+            String::from_utf8(lockfile.to_json()).unwrap(),
+            String::from_utf8(bytes).unwrap()
+        );
+        let wheel = r#"{"kind":"wheel","id":"wheel+t#u","name":"n","version":"1","filename":"n-1-py3-none-any.whl","url":"u","sha256":"0000000000000000000000000000000000000000000000000000000000000000","tags":"py3-none-any","target":"t","address":"b3:0000000000000000000000000000000000000000000000000000000000000000","size":1}"#;
+        let artifact: Artifact = serde_json::from_str(wheel).unwrap();
+        assert_eq!(artifact.kind(), "wheel");
+        assert_eq!(serde_json::to_string(&artifact).unwrap(), wheel);
+        let unknown = wheel.replace(r#""size":1"#, r#""size":1,"extra":2"#);
+        assert!(serde_json::from_str::<Artifact>(&unknown).is_err());
     }
 
     #[test]
@@ -580,7 +656,7 @@ mod tests {
                 path: ".".into(),
                 exclude: vec![],
             },
-            artifacts: artifacts.into_iter().map(String::from).collect(),
+            artifacts: artifacts.into_iter().map(ArtifactId::from).collect(),
             resolution: None,
             xmake: None,
         };

@@ -45,6 +45,8 @@ pub enum Error {
         path: PathBuf,
         /// The source's name.
         source_name: String,
+        /// The kind the table names, when it names exactly one: the hint then lists only that kind's keys.
+        kind: Option<SourceKind>,
         /// What is wrong.
         reason: String,
     },
@@ -119,14 +121,13 @@ pub enum Error {
 impl hstore_store::Hint for Error {
     fn hint(&self) -> Option<String> {
         match self {
-            Error::InvalidSource { .. } => Some(
-                "a source is one of: `git = URL` (+ `ref`, `submodules`), `cargo_lock = \"SOURCE:PATH\"`, \
-                 `url = URL` + `sha256`, `path = DIR`, `recipe = NAME` (+ `target`), \
-                 `rust_toolchain = VERSION` (+ `host`), `requirements = [\"pkg>=1\"]` / \
-                 `requirements_file = \"SOURCE:PATH\"` (+ `index`, `exclude_newer`), or \
-                 `xmake_requires = PROJECT_SOURCE` + `repo = GIT_SOURCE` + `xmake = RECIPE_SOURCE`"
-                    .into(),
-            ),
+            Error::InvalidSource { kind: Some(kind), .. } => {
+                Some(format!("a `{}` source is {}", kind.name(), kind.keys()))
+            }
+            Error::InvalidSource { kind: None, .. } => Some(format!(
+                "a source is one of: {}",
+                SourceKind::ALL.map(SourceKind::keys).join(", ")
+            )),
             Error::NoRecipes { .. } => Some("pass `--recipes DIR` pointing at a directory of recipe files".into()),
             // The seed's "xmake is not installed": hstore never uses a host xmake, it builds the pinned one.
             Error::UnknownDependency { dependency, .. } if dependency == "xmake" => Some(
@@ -255,7 +256,123 @@ pub enum SourceSpec {
     },
 }
 
+/// The kinds of [`SourceSpec`], one per variant: what a recipe's source table names (`git = …`, `url = …`). Every
+/// list of kinds is derived from [`SourceKind::ALL`] and every per-kind decision is an exhaustive `match` on this
+/// enum (no `_ =>`), so a new kind does not compile until each place has its arm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SourceKind {
+    /// [`SourceSpec::Git`].
+    Git,
+    /// [`SourceSpec::CargoLock`].
+    CargoLock,
+    /// [`SourceSpec::Url`].
+    Url,
+    /// [`SourceSpec::Path`].
+    Path,
+    /// [`SourceSpec::Requirements`].
+    Requirements,
+    /// [`SourceSpec::Recipe`].
+    Recipe,
+    /// [`SourceSpec::RustToolchain`].
+    RustToolchain,
+    /// [`SourceSpec::XmakeRequires`].
+    XmakeRequires,
+}
+
+impl SourceKind {
+    /// Every kind, in the order recipes and hints list them.
+    pub const ALL: [SourceKind; 8] = [
+        SourceKind::Git,
+        SourceKind::CargoLock,
+        SourceKind::Url,
+        SourceKind::Path,
+        SourceKind::Recipe,
+        SourceKind::RustToolchain,
+        SourceKind::Requirements,
+        SourceKind::XmakeRequires,
+    ];
+
+    /// The kind's name, as `kind` in the lockfile and as its key in a recipe (`requirements` also has
+    /// `requirements_file`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            SourceKind::Git => "git",
+            SourceKind::CargoLock => "cargo_lock",
+            SourceKind::Url => "url",
+            SourceKind::Path => "path",
+            SourceKind::Requirements => "requirements",
+            SourceKind::Recipe => "recipe",
+            SourceKind::RustToolchain => "rust_toolchain",
+            SourceKind::XmakeRequires => "xmake_requires",
+        }
+    }
+
+    /// The keys a source table of this kind takes, in words (for hints).
+    pub const fn keys(self) -> &'static str {
+        match self {
+            SourceKind::Git => "`git = URL` (+ `ref`, `submodules`)",
+            SourceKind::CargoLock => "`cargo_lock = \"SOURCE:PATH\"`",
+            SourceKind::Url => "`url = URL` + `sha256` (+ `unpack`, `strip_components`)",
+            SourceKind::Path => "`path = DIR` (+ `exclude`)",
+            SourceKind::Requirements => {
+                "`requirements = [\"pkg>=1\"]` / `requirements_file = \"SOURCE:PATH\"` (+ `index`, `exclude_newer`)"
+            }
+            SourceKind::Recipe => "`recipe = NAME` (+ `target`)",
+            SourceKind::RustToolchain => "`rust_toolchain = VERSION` (+ `host`)",
+            SourceKind::XmakeRequires => {
+                "`xmake_requires = PROJECT_SOURCE` + `repo = GIT_SOURCE` + `xmake = RECIPE_SOURCE`"
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl SourceSpec {
+    /// The spec's kind.
+    pub const fn kind(&self) -> SourceKind {
+        match self {
+            SourceSpec::Git { .. } => SourceKind::Git,
+            SourceSpec::CargoLock { .. } => SourceKind::CargoLock,
+            SourceSpec::Url { .. } => SourceKind::Url,
+            SourceSpec::Path { .. } => SourceKind::Path,
+            SourceSpec::Requirements { .. } => SourceKind::Requirements,
+            SourceSpec::Recipe { .. } => SourceKind::Recipe,
+            SourceSpec::RustToolchain { .. } => SourceKind::RustToolchain,
+            SourceSpec::XmakeRequires { .. } => SourceKind::XmakeRequires,
+        }
+    }
+
+    /// The sources of the same recipe whose locked trees this one reads at lock time (a `cargo_lock`'s tree, a
+    /// `requirements_file`'s, an `xmake_requires` project and xmake-repo). `lock` orders a recipe's sources by it
+    /// (a topological sort), so a source is locked after every tree it reads. A `recipe` source is no lock-time
+    /// read: its output is built, not locked.
+    pub fn reads(&self) -> Vec<&str> {
+        match self {
+            SourceSpec::CargoLock { source, .. } => vec![source.as_str()],
+            SourceSpec::Requirements {
+                requirements_file, ..
+            } => requirements_file
+                .as_deref()
+                .and_then(|file| file.split_once(':'))
+                .map(|(source, _)| source)
+                .into_iter()
+                .collect(),
+            SourceSpec::XmakeRequires { project, repo, .. } => {
+                vec![project.as_str(), repo.as_str()]
+            }
+            SourceSpec::Git { .. }
+            | SourceSpec::Url { .. }
+            | SourceSpec::Path { .. }
+            | SourceSpec::Recipe { .. }
+            | SourceSpec::RustToolchain { .. } => Vec::new(),
+        }
+    }
+
     /// The rustup toolchain directory name (`<version>-<host>`) of a `rust_toolchain` source.
     pub fn rust_toolchain_name(version: &str, host: &str) -> String {
         format!("{version}-{host}")
@@ -376,6 +493,24 @@ struct RawSource {
     xmake: Option<String>,
 }
 
+impl RawSource {
+    /// Whether this table sets the key that names `kind`.
+    fn names(&self, kind: SourceKind) -> bool {
+        match kind {
+            SourceKind::Git => self.git.is_some(),
+            SourceKind::CargoLock => self.cargo_lock.is_some(),
+            SourceKind::Url => self.url.is_some(),
+            SourceKind::Path => self.path.is_some(),
+            SourceKind::Requirements => {
+                self.requirements.is_some() || self.requirements_file.is_some()
+            }
+            SourceKind::Recipe => self.recipe.is_some(),
+            SourceKind::RustToolchain => self.rust_toolchain.is_some(),
+            SourceKind::XmakeRequires => self.xmake_requires.is_some(),
+        }
+    }
+}
+
 /// Longest recipe, source or target name.
 pub const MAX_NAME_LEN: usize = 64;
 
@@ -466,6 +601,7 @@ impl Recipe {
                 return Err(Error::InvalidSource {
                     path: file.to_path_buf(),
                     source_name: name.clone(),
+                    kind: Some(SourceKind::CargoLock),
                     reason: format!(
                         "reads a Cargo.lock from source `{source}`, a recipe output, which is not known at lock time"
                     ),
@@ -480,26 +616,15 @@ impl Recipe {
             {
                 check_xmake_requires(file, name, &sources, project, repo, xmake)?;
             }
-            let referenced = match spec {
-                SourceSpec::CargoLock { source, .. } => Some(source.as_str()),
-                SourceSpec::Requirements {
-                    requirements_file: Some(file),
-                    ..
-                } => file.split_once(':').map(|(source, _)| source),
-                SourceSpec::Git { .. }
-                | SourceSpec::Url { .. }
-                | SourceSpec::Path { .. }
-                | SourceSpec::Recipe { .. }
-                | SourceSpec::RustToolchain { .. }
-                | SourceSpec::XmakeRequires { .. }
-                | SourceSpec::Requirements { .. } => None,
-            };
-            if let Some(source) = referenced
-                && !sources.contains_key(source)
+            if let Some(source) = spec
+                .reads()
+                .into_iter()
+                .find(|source| !sources.contains_key(*source))
             {
                 return Err(Error::InvalidSource {
                     path: file.to_path_buf(),
                     source_name: name.clone(),
+                    kind: Some(spec.kind()),
                     reason: format!(
                         "refers to source `{source}`, which this recipe does not define"
                     ),
@@ -637,35 +762,47 @@ fn resolve_variants(recipes: &mut [Recipe]) -> Result<(), Error> {
 }
 
 fn classify(file: &Path, name: &str, raw: RawSource) -> Result<SourceSpec, Error> {
+    let kinds: Vec<SourceKind> = SourceKind::ALL
+        .into_iter()
+        .filter(|kind| raw.names(*kind))
+        .collect();
+    let kind = match kinds.as_slice() {
+        [kind] => *kind,
+        [] => {
+            return Err(Error::InvalidSource {
+                path: file.to_path_buf(),
+                source_name: name.to_owned(),
+                kind: None,
+                reason: format!(
+                    "names no kind (expected one of {})",
+                    SourceKind::ALL.map(|kind| format!("`{kind}`")).join(", ")
+                ),
+            });
+        }
+        several => {
+            return Err(Error::InvalidSource {
+                path: file.to_path_buf(),
+                source_name: name.to_owned(),
+                kind: None,
+                reason: format!(
+                    "names several kinds ({}); use one per source",
+                    several
+                        .iter()
+                        .map(|kind| kind.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+    };
     let invalid = |reason: String| Error::InvalidSource {
         path: file.to_path_buf(),
         source_name: name.to_owned(),
+        kind: Some(kind),
         reason,
     };
-    let kinds: Vec<&str> = [
-        raw.git.as_ref().map(|_| "git"),
-        raw.cargo_lock.as_ref().map(|_| "cargo_lock"),
-        raw.url.as_ref().map(|_| "url"),
-        raw.path.as_ref().map(|_| "path"),
-        (raw.requirements.is_some() || raw.requirements_file.is_some()).then_some("requirements"),
-        raw.recipe.as_ref().map(|_| "recipe"),
-        raw.rust_toolchain.as_ref().map(|_| "rust_toolchain"),
-        raw.xmake_requires.as_ref().map(|_| "xmake_requires"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if kinds.len() != 1 {
-        return Err(invalid(if kinds.is_empty() {
-            "names no kind (expected one of `git`, `cargo_lock`, `url`, `path`, `recipe`, `rust_toolchain`, `requirements`, `xmake_requires`)"
-                .into()
-        } else {
-            format!(
-                "names several kinds ({}); use one per source",
-                kinds.join(", ")
-            )
-        }));
-    }
+    // `names` said the kind's key is set; a missing one is a bug in `RawSource::names`, reported, never a default.
+    let unnamed = || invalid(format!("does not set `{kind}`"));
     let only = |allowed: &[&str]| -> Result<(), Error> {
         let present = [
             ("ref", raw.reference.is_some()),
@@ -686,160 +823,189 @@ fn classify(file: &Path, name: &str, raw: RawSource) -> Result<SourceSpec, Error
             .find(|(key, set)| *set && !allowed.contains(key))
         {
             Some((key, _)) => Err(invalid(format!(
-                "sets `{key}`, which a `{}` source does not take",
-                kinds[0]
+                "sets `{key}`, which a `{kind}` source does not take"
             ))),
             None => Ok(()),
         }
     };
-    if let Some(url) = raw.git {
-        only(&["ref", "submodules"])?;
-        let reference = GitRef::new(raw.reference.unwrap_or_else(|| "HEAD".into()))
-            .map_err(|error| invalid(format!("has {error}")))?;
-        return Ok(SourceSpec::Git {
-            url,
-            reference,
-            submodules: raw.submodules.unwrap_or(true),
-        });
-    }
-    if let Some(spec) = raw.cargo_lock {
-        only(&[])?;
-        let Some((source, path)) = spec.split_once(':') else {
-            return Err(invalid(format!(
-                "has `cargo_lock = \"{spec}\"`; expected \"SOURCE:PATH\", e.g. \"svc:rust/Cargo.lock\""
-            )));
-        };
-        return Ok(SourceSpec::CargoLock {
-            source: source.to_owned(),
-            path: path.to_owned(),
-        });
-    }
-    if let Some(url) = raw.url {
-        only(&["sha256", "unpack", "strip_components"])?;
-        let Some(sha256) = raw.sha256 else {
-            return Err(invalid(
-                "is a `url` without `sha256`; every download must be pinned".into(),
-            ));
-        };
-        let sha256 = Sha256::new(sha256).map_err(|error| {
-            invalid(format!(
-                "has sha256 `{}`; expected {}",
-                error.value, error.expected
-            ))
-        })?;
-        return Ok(SourceSpec::Url {
-            url,
-            sha256,
-            unpack: raw.unpack.unwrap_or(false),
-            strip_components: raw.strip_components.unwrap_or(0),
-        });
-    }
-    if raw.requirements.is_some() || raw.requirements_file.is_some() {
-        only(&["index", "exclude_newer"])?;
-        if let Some(file) = &raw.requirements_file
-            && !file
-                .split_once(':')
-                .is_some_and(|(source, path)| !source.is_empty() && !path.is_empty())
-        {
-            return Err(invalid(format!(
-                "has `requirements_file = \"{file}\"`; expected \"SOURCE:PATH\", e.g. \"svc:requirements.txt\""
-            )));
+    match kind {
+        SourceKind::Git => {
+            let Some(url) = raw.git else {
+                return Err(unnamed());
+            };
+            only(&["ref", "submodules"])?;
+            let reference = GitRef::new(raw.reference.unwrap_or_else(|| "HEAD".into()))
+                .map_err(|error| invalid(format!("has {error}")))?;
+            Ok(SourceSpec::Git {
+                url,
+                reference,
+                submodules: raw.submodules.unwrap_or(true),
+            })
         }
-        if let Some(time) = &raw.exclude_newer
-            && !crate::python::is_rfc3339_utc(time)
-        {
-            return Err(invalid(format!(
-                "has `exclude_newer = \"{time}\"`; expected a UTC time like \"2026-11-01T00:00:00Z\""
-            )));
+        SourceKind::CargoLock => {
+            let Some(spec) = raw.cargo_lock else {
+                return Err(unnamed());
+            };
+            only(&[])?;
+            let Some((source, path)) = spec.split_once(':') else {
+                return Err(invalid(format!(
+                    "has `cargo_lock = \"{spec}\"`; expected \"SOURCE:PATH\", e.g. \"svc:rust/Cargo.lock\""
+                )));
+            };
+            Ok(SourceSpec::CargoLock {
+                source: source.to_owned(),
+                path: path.to_owned(),
+            })
         }
-        return Ok(SourceSpec::Requirements {
-            requirements: raw.requirements.unwrap_or_default(),
-            requirements_file: raw.requirements_file,
-            index: raw.index.map_or_else(
-                || DEFAULT_INDEX.to_owned(),
-                |index| index.trim_end_matches('/').to_owned(),
-            ),
-            exclude_newer: raw.exclude_newer,
-            targets: BTreeMap::new(),
-        });
-    }
-    if let Some(recipe) = raw.recipe {
-        only(&["target"])?;
-        if !is_valid_name(&recipe) {
-            return Err(invalid(format!(
-                "names recipe `{recipe}`, which is not a valid recipe name"
-            )));
+        SourceKind::Url => {
+            let Some(url) = raw.url else {
+                return Err(unnamed());
+            };
+            only(&["sha256", "unpack", "strip_components"])?;
+            let Some(sha256) = raw.sha256 else {
+                return Err(invalid(
+                    "is a `url` without `sha256`; every download must be pinned".into(),
+                ));
+            };
+            let sha256 = Sha256::new(sha256).map_err(|error| {
+                invalid(format!(
+                    "has sha256 `{}`; expected {}",
+                    error.value, error.expected
+                ))
+            })?;
+            Ok(SourceSpec::Url {
+                url,
+                sha256,
+                unpack: raw.unpack.unwrap_or(false),
+                strip_components: raw.strip_components.unwrap_or(0),
+            })
         }
-        if let Some(target) = raw
-            .target
-            .as_deref()
-            .filter(|target| !is_valid_name(target))
-        {
-            return Err(invalid(format!(
-                "names target `{target}`, which is not a valid target name"
-            )));
-        }
-        return Ok(SourceSpec::Recipe {
-            recipe,
-            target: raw.target,
-        });
-    }
-    if let Some(version) = raw.rust_toolchain {
-        only(&["host"])?;
-        let plain = |text: &str| {
-            !text.is_empty()
-                && !text.starts_with(['.', '-'])
-                && text
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
-        };
-        if !plain(&version) || matches!(version.as_str(), "stable" | "beta" | "nightly") {
-            return Err(invalid(format!(
-                "has `rust_toolchain = \"{version}\"`; expected a pinned release such as \"1.95.0\" or \
-                 \"nightly-2026-01-15\" (a moving channel would lock a different compiler on every machine)"
-            )));
-        }
-        let host = raw.host.unwrap_or_else(default_rust_host);
-        if !plain(&host) {
-            return Err(invalid(format!(
-                "has `host = \"{host}\"`; expected a target triple"
-            )));
-        }
-        return Ok(SourceSpec::RustToolchain { version, host });
-    }
-    if let Some(project) = raw.xmake_requires {
-        only(&["repo", "xmake"])?;
-        let named = |key: &str, value: Option<String>| -> Result<String, Error> {
-            let example = if key == "repo" { "xrepo" } else { "xmake" };
-            match value {
-                Some(value) if is_valid_name(&value) => Ok(value),
-                Some(value) => Err(invalid(format!(
-                    "has `{key} = \"{value}\"`, which is not a source name"
-                ))),
-                None => Err(invalid(format!(
-                    "is an `xmake_requires` source without `{key}`; name the source, e.g. `{key} = \"{example}\"`"
-                ))),
+        SourceKind::Requirements => {
+            only(&["index", "exclude_newer"])?;
+            if let Some(file) = &raw.requirements_file
+                && !file
+                    .split_once(':')
+                    .is_some_and(|(source, path)| !source.is_empty() && !path.is_empty())
+            {
+                return Err(invalid(format!(
+                    "has `requirements_file = \"{file}\"`; expected \"SOURCE:PATH\", e.g. \"svc:requirements.txt\""
+                )));
             }
-        };
-        let repo = named("repo", raw.repo)?;
-        let xmake = named("xmake", raw.xmake)?;
-        if !is_valid_name(&project) {
-            return Err(invalid(format!(
-                "has `xmake_requires = \"{project}\"`, which is not a source name"
-            )));
+            if let Some(time) = &raw.exclude_newer
+                && !crate::python::is_rfc3339_utc(time)
+            {
+                return Err(invalid(format!(
+                    "has `exclude_newer = \"{time}\"`; expected a UTC time like \"2026-11-01T00:00:00Z\""
+                )));
+            }
+            Ok(SourceSpec::Requirements {
+                requirements: raw.requirements.unwrap_or_default(),
+                requirements_file: raw.requirements_file,
+                index: raw.index.map_or_else(
+                    || DEFAULT_INDEX.to_owned(),
+                    |index| index.trim_end_matches('/').to_owned(),
+                ),
+                exclude_newer: raw.exclude_newer,
+                targets: BTreeMap::new(),
+            })
         }
-        return Ok(SourceSpec::XmakeRequires {
-            project,
-            repo,
-            xmake,
-            targets: BTreeMap::new(),
-        });
+        SourceKind::Recipe => {
+            let Some(recipe) = raw.recipe else {
+                return Err(unnamed());
+            };
+            only(&["target"])?;
+            if !is_valid_name(&recipe) {
+                return Err(invalid(format!(
+                    "names recipe `{recipe}`, which is not a valid recipe name"
+                )));
+            }
+            if let Some(target) = raw
+                .target
+                .as_deref()
+                .filter(|target| !is_valid_name(target))
+            {
+                return Err(invalid(format!(
+                    "names target `{target}`, which is not a valid target name"
+                )));
+            }
+            Ok(SourceSpec::Recipe {
+                recipe,
+                target: raw.target,
+            })
+        }
+        SourceKind::RustToolchain => {
+            let Some(version) = raw.rust_toolchain else {
+                return Err(unnamed());
+            };
+            only(&["host"])?;
+            let plain = |text: &str| {
+                !text.is_empty()
+                    && !text.starts_with(['.', '-'])
+                    && text
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+            };
+            if !plain(&version) || matches!(version.as_str(), "stable" | "beta" | "nightly") {
+                return Err(invalid(format!(
+                    "has `rust_toolchain = \"{version}\"`; expected a pinned release such as \"1.95.0\" or \
+                 \"nightly-2026-01-15\" (a moving channel would lock a different compiler on every machine)"
+                )));
+            }
+            let host = raw.host.unwrap_or_else(default_rust_host);
+            if !plain(&host) {
+                return Err(invalid(format!(
+                    "has `host = \"{host}\"`; expected a target triple"
+                )));
+            }
+            Ok(SourceSpec::RustToolchain { version, host })
+        }
+        SourceKind::XmakeRequires => {
+            let Some(project) = raw.xmake_requires else {
+                return Err(unnamed());
+            };
+            only(&["repo", "xmake"])?;
+            let named = |key: &str, value: Option<String>| -> Result<String, Error> {
+                let example = if key == "repo" { "xrepo" } else { "xmake" };
+                match value {
+                    Some(value) if is_valid_name(&value) => Ok(value),
+                    Some(value) => Err(invalid(format!(
+                        "has `{key} = \"{value}\"`, which is not a source name"
+                    ))),
+                    None => Err(invalid(format!(
+                        "is an `xmake_requires` source without `{key}`; name the source, e.g. `{key} = \"{example}\"`"
+                    ))),
+                }
+            };
+            let repo = named("repo", raw.repo)?;
+            let xmake = named("xmake", raw.xmake)?;
+            if !is_valid_name(&project) {
+                return Err(invalid(format!(
+                    "has `xmake_requires = \"{project}\"`, which is not a source name"
+                )));
+            }
+            Ok(SourceSpec::XmakeRequires {
+                project,
+                repo,
+                xmake,
+                targets: BTreeMap::new(),
+            })
+        }
+        SourceKind::Path => {
+            let Some(path) = raw.path else {
+                return Err(unnamed());
+            };
+            only(&["exclude"])?;
+            let exclude = raw.exclude.unwrap_or_default();
+            // The lockfile id lists excludes joined by `,` (and `fetch` reads them back from it): an entry with a
+            // `,` would make two different exclude lists one id.
+            if let Some(entry) = exclude.iter().find(|entry| entry.contains(',')) {
+                return Err(invalid(format!(
+                    "has exclude entry `{entry}`; an entry may not contain `,` (list names separately)"
+                )));
+            }
+            Ok(SourceSpec::Path { path, exclude })
+        }
     }
-    only(&["exclude"])?;
-    Ok(SourceSpec::Path {
-        path: raw.path.unwrap_or_default(),
-        exclude: raw.exclude.unwrap_or_default(),
-    })
 }
 
 /// An `xmake_requires` source's references: `project` a tree source (`git`, `path`, unpacked `url`), `repo` a
@@ -855,6 +1021,7 @@ fn check_xmake_requires(
     let invalid = |reason: String| Error::InvalidSource {
         path: file.to_path_buf(),
         source_name: name.to_owned(),
+        kind: Some(SourceKind::XmakeRequires),
         reason,
     };
     let kind_of = |key: &str, source: &str| -> Result<&SourceSpec, Error> {
@@ -1065,6 +1232,60 @@ script = "echo hi"
             vec![PathBuf::from("/usr/local/cuda")]
         );
         assert_eq!(recipe.build.unwrap().script, "echo hi");
+    }
+
+    #[test]
+    fn every_kind_is_listed_once_and_classified_from_its_key() {
+        let mut names: Vec<&str> = SourceKind::ALL.map(SourceKind::name).to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), SourceKind::ALL.len());
+        let recipe = Recipe::parse(EXAMPLE, Path::new("r.toml")).unwrap();
+        let kinds: Vec<SourceKind> = recipe.sources.values().map(SourceSpec::kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                SourceKind::CargoLock,
+                SourceKind::Path,
+                SourceKind::Git,
+                SourceKind::Url
+            ]
+        );
+        assert_eq!(recipe.sources["crates"].reads(), ["svc"]);
+        assert!(recipe.sources["svc"].reads().is_empty());
+    }
+
+    // See: issue 23 ("every `InvalidSource` gets the same list of kinds as its hint").
+    #[test]
+    fn an_invalid_source_hint_fits_the_failure() {
+        use hstore_store::Hint;
+        let hint_of = |text: &str| {
+            let error = Recipe::parse(text, Path::new("r.toml")).unwrap_err();
+            assert!(matches!(error, Error::InvalidSource { .. }), "{error}");
+            (error.to_string(), error.hint().unwrap_or_default())
+        };
+        let (error, hint) = hint_of("[recipe]\nname='a'\n[sources.t]\nurl='http://x/y'\n");
+        assert!(error.contains("without `sha256`"), "{error}");
+        assert!(
+            hint.starts_with("a `url` source is `url = URL` + `sha256`"),
+            "{hint}"
+        );
+        assert!(!hint.contains("git"), "{hint}");
+
+        let (error, hint) = hint_of("[recipe]\nname='a'\n[sources.t]\nexclude=['x']\n");
+        assert!(
+            error.contains("names no kind (expected one of `git`, `cargo_lock`"),
+            "{error}"
+        );
+        for kind in SourceKind::ALL {
+            assert!(hint.contains(kind.keys()), "{kind} missing from {hint}");
+        }
+
+        let (error, _) = hint_of("[recipe]\nname='a'\n[sources.t]\npath='.'\nsha256='00'\n");
+        assert!(
+            error.contains("sets `sha256`, which a `path` source does not take"),
+            "{error}"
+        );
     }
 
     #[test]

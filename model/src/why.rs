@@ -93,7 +93,7 @@ fn extend_upward(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lockfile::{LockedRecipe, LockedSource};
+    use crate::lockfile::{LockedRecipe, LockedSource, PathArtifact};
     use hstore_store::Digest;
 
     fn recipe_source(name: &str, reads: &str) -> LockedSource {
@@ -111,12 +111,12 @@ mod tests {
 
     #[test]
     fn chains_climb_through_recipe_sources_to_every_top_recipe() {
-        let tree = Artifact::Path {
-            id: "path+core".to_owned(),
+        let tree = Artifact::Path(PathArtifact {
+            id: "path+core".into(),
             path: "core".to_owned(),
             address: Digest::of_bytes(b"core"),
             size: 4,
-        };
+        });
         let lockfile = Lockfile {
             recipes: vec![
                 LockedRecipe {
@@ -127,7 +127,7 @@ mod tests {
                             path: "core".to_owned(),
                             exclude: Vec::new(),
                         },
-                        artifacts: vec!["path+core".to_owned()],
+                        artifacts: vec!["path+core".into()],
                         resolution: None,
                         xmake: None,
                     }],

@@ -574,3 +574,36 @@ fn a_gitmodules_git_cannot_read_fails_the_lock_instead_of_emptying_the_submodule
     );
     assert!(!env.root().join("lockfile.json").exists());
 }
+
+// See: issue 23 ("`fetch` looks back at recipe specs for what the artifact should carry"): a cold `fetch` rebuilds a
+// git tree with or without its submodules, and a `path` tree with its excludes, from the lockfile's artifacts alone
+// (it no longer reads the sources' specs for them).
+#[test]
+fn a_cold_fetch_rebuilds_submodule_choices_and_path_excludes_from_the_artifacts_alone() {
+    let env = TestEnv::new();
+    let (top, _sub) = submodule_fixture(&env);
+    let dir = env.root().join("local");
+    std::fs::create_dir_all(dir.join("docs")).unwrap();
+    std::fs::write(dir.join("keep.txt"), "kept\n").unwrap();
+    std::fs::write(dir.join("docs/skip.txt"), "skipped\n").unwrap();
+    recipe(
+        &env,
+        "g",
+        &format!(
+            "[recipe]\nname = \"g\"\n[sources.with]\ngit = \"{url}\"\n[sources.without]\ngit = \"{url}\"\n\
+             submodules = false\n[sources.local]\npath = \"../local\"\nexclude = [\"docs\", \"none\"]\n",
+            url = top.file_url()
+        ),
+    );
+    ok(&hstore(&env, &["lock"]));
+    let before = std::fs::read(env.root().join("lockfile.json")).unwrap();
+    std::fs::remove_dir_all(env.store()).unwrap();
+    std::fs::create_dir_all(env.store()).unwrap();
+    // An address drift (a tree rebuilt with the wrong choice) would fail the fetch.
+    ok(&hstore(&env, &["fetch"]));
+    ok(&hstore(&env, &["store", "verify"]));
+    assert_eq!(
+        std::fs::read(env.root().join("lockfile.json")).unwrap(),
+        before
+    );
+}

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hstore_fetchers::lockfile::{Artifact, Lockfile};
+use hstore_fetchers::lockfile::{Artifact, Lockfile, PathArtifact};
 use hstore_store::Digest;
 use serde_json::Value;
 
@@ -127,11 +127,13 @@ impl Env {
         let lockfile = Lockfile {
             artifacts: artifacts
                 .iter()
-                .map(|(id, address)| Artifact::Path {
-                    id: format!("path+{id}"),
-                    path: (*id).to_owned(),
-                    address: *address,
-                    size: 0,
+                .map(|(id, address)| {
+                    Artifact::Path(PathArtifact {
+                        id: format!("path+{id}").into(),
+                        path: (*id).to_owned(),
+                        address: *address,
+                        size: 0,
+                    })
                 })
                 .collect(),
             ..Lockfile::default()

@@ -29,7 +29,6 @@ pub mod uv;
 pub use hstore_model::python as tags;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -38,16 +37,16 @@ use hstore_store::Digest;
 
 use crate::context::Fetcher;
 use crate::error::{Error, Result};
-use crate::lockfile::{Artifact, Resolution};
+use crate::lockfile::{Artifact, Resolution, WheelArtifact};
+use crate::pinned::Pinned;
 use crate::recipe::PythonTarget;
-use crate::record::DownloadRecord;
 use index::IndexFile;
 use tags::{TargetPython, WheelName};
 
 /// Store metadata namespace: sha256 of a wheel → its blob.
 pub const META_NAMESPACE: &str = "wheel-sha256";
 
-/// The wheel download records' kind, for the registry of record namespaces ([`crate::record::KINDS`]).
+/// The wheel download records' kind, listed by the registry of record namespaces ([`crate::kinds::records`]).
 pub const RECORDS: hstore_store::RecordKind = crate::record::download_kind(META_NAMESPACE);
 
 /// The `resolver` recorded for pre-pinned inputs.
@@ -94,38 +93,21 @@ impl WheelChoice {
     }
 
     /// The choice a locked wheel artifact records.
-    pub fn from_artifact(artifact: &Artifact) -> Option<Self> {
-        match artifact {
-            Artifact::Wheel {
-                name,
-                version,
-                filename,
-                url,
-                sha256,
-                tags,
-                target,
-                ..
-            } => Some(Self {
-                name: name.clone(),
-                version: version.clone(),
-                filename: filename.clone(),
-                url: url.clone(),
-                sha256: sha256.clone(),
-                tags: tags.clone(),
-                target: target.clone(),
-            }),
-            Artifact::Git { .. }
-            | Artifact::Crate { .. }
-            | Artifact::Url { .. }
-            | Artifact::RustToolchain { .. }
-            | Artifact::XmakeArchive { .. }
-            | Artifact::Path { .. } => None,
+    pub fn from_artifact(wheel: &WheelArtifact) -> Self {
+        Self {
+            name: wheel.name.clone(),
+            version: wheel.version.clone(),
+            filename: wheel.filename.clone(),
+            url: wheel.url.clone(),
+            sha256: wheel.sha256.clone(),
+            tags: wheel.tags.clone(),
+            target: wheel.target.clone(),
         }
     }
 
     fn artifact(&self, address: Digest, size: u64) -> Artifact {
-        Artifact::Wheel {
-            id: self.id(),
+        Artifact::Wheel(WheelArtifact {
+            id: self.id().into(),
             name: self.name.clone(),
             version: self.version.clone(),
             filename: self.filename.clone(),
@@ -135,7 +117,7 @@ impl WheelChoice {
             target: self.target.clone(),
             address,
             size,
-        }
+        })
     }
 }
 
@@ -159,7 +141,14 @@ pub async fn lock(
     if let Some((resolution, artifacts)) = kept {
         let choices: Vec<(WheelChoice, &Artifact)> = artifacts
             .into_iter()
-            .filter_map(|artifact| Some((WheelChoice::from_artifact(artifact)?, artifact)))
+            // A projection, not a per-kind decision: a kept requirements source lists only wheels.
+            .filter_map(|artifact| {
+                if let Artifact::Wheel(wheel) = artifact {
+                    Some((WheelChoice::from_artifact(wheel), artifact))
+                } else {
+                    None
+                }
+            })
             .collect();
         let (artifacts, errors) = ensure_all(
             fetcher,
@@ -421,55 +410,25 @@ pub async fn ensure_wheel(
     choice: &WheelChoice,
     locked: Option<&Artifact>,
 ) -> Result<Artifact> {
-    let store = fetcher.store();
-    if let Some(locked) = locked
-        && store.object_format(&locked.address())?.is_some()
-    {
-        return Ok(choice.artifact(locked.address(), locked.size()));
-    }
-    if locked.is_none()
-        && let Some(record) =
-            store.get_meta::<DownloadRecord>(META_NAMESPACE, choice.sha256.as_str())?
-        && store.object_format(&record.address)?.is_some()
-    {
-        return Ok(choice.artifact(record.address, record.size));
-    }
-    if fetcher.offline() {
-        return Err(Error::Offline {
-            what: format!("wheel `{}`", choice.filename),
-        });
-    }
-    let fetch_url = fetcher.mirrors().rewrite(&choice.url);
-    let temp = store.temp_file()?;
-    fetcher
-        .downloader()
-        .download(
-            &fetch_url,
-            temp.path(),
-            Some(choice.sha256.as_str()),
-            &format!("wheel `{}`", choice.filename),
-        )
-        .await?;
-    let store_handle = Arc::clone(store);
-    let (address, size) = crate::error::blocking(move || -> Result<(Digest, u64)> {
-        let result = store_handle.add_blob_file(temp.path()).map_err(Error::from);
-        drop(temp);
-        result
-    })
+    let pinned = Pinned {
+        id: choice.id(),
+        what: format!("wheel `{}`", choice.filename),
+        label: format!("wheel `{}`", choice.filename),
+        sha256: choice.sha256.as_str(),
+        records: &RECORDS,
+        record_key: choice.sha256.to_string(),
+        report: ("wheel", &choice.filename),
+    };
+    let url = choice.url.clone();
+    let stored = crate::pinned::ensure(
+        fetcher,
+        &pinned,
+        locked,
+        async { Ok(url) },
+        |store, file, _url| Ok(store.add_blob_file(file)?),
+    )
     .await?;
-    crate::error::check_drift(|| choice.id(), locked, address)?;
-    crate::record::put(
-        store,
-        &RECORDS,
-        choice.sha256.as_str(),
-        &DownloadRecord {
-            url: choice.url.clone(),
-            address,
-            size,
-        },
-    )?;
-    fetcher.reporter().on_artifact("wheel", &choice.filename);
-    Ok(choice.artifact(address, size))
+    Ok(choice.artifact(stored.address, stored.size))
 }
 
 /// A pre-pinned input ([`input::Requirements::pinned`]) as sorted pins; `None` when uv must resolve.

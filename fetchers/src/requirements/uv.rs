@@ -20,7 +20,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::error::{Error, Result};
-use crate::requirements::tags::{TargetPython, normalize_name};
+use hstore_model::python::{TargetPython, normalize_name};
 
 /// The variables of hstore's environment that uv also gets (besides `PATH`): proxies and CA certificates, in both
 /// cases, as curl and uv read them.

@@ -31,8 +31,7 @@ use hstore_store::Digest;
 
 use crate::context::Fetcher;
 use crate::evaluator::{LockEvaluator, XmakeProbeOutcome, XmakeProbeRequest};
-use crate::lockfile::{Artifact, XmakeResolution};
-use crate::url::UrlSpec;
+use crate::lockfile::{Artifact, XmakeArchiveArtifact, XmakeResolution};
 pub use pin::{
     Error, HostOrigin, HostPackage, Origin, ProbedPackage, ProbedUrl, XmakeArchive, XmakeLock,
     lock_entries,
@@ -124,7 +123,7 @@ pub async fn lock_source(
     let mut artifacts = Vec::new();
     for pin in &pins {
         let locked = previous.iter().find(|artifact| {
-            matches!(artifact, Artifact::XmakeArchive { id, sha256, .. } if *id == pin.id && sha256.as_str() == pin.sha256)
+            matches!(artifact, Artifact::XmakeArchive(XmakeArchiveArtifact { id, sha256, .. }) if *id == pin.id && sha256.as_str() == pin.sha256)
         });
         match ensure_archive(fetcher, pin, locked).await {
             Ok(artifact) => artifacts.push(artifact),
@@ -156,23 +155,29 @@ pub async fn ensure_archive(
     pin: &XmakeArchive,
     locked: Option<&Artifact>,
 ) -> crate::Result<Artifact> {
-    if let Some(locked) = locked
-        && fetcher.store().closure_complete(&locked.address())?
-    {
-        // Warm path (and an imported store, which has the blob but no download record): nothing to do.
-        return Ok(locked.clone());
-    }
     let sha256 = Sha256::new(pin.sha256.clone())?;
-    let spec = UrlSpec {
-        url: pin.url.clone(),
-        sha256: sha256.clone(),
-        unpack: false,
-        strip_components: 0,
-    };
-    let stored = crate::url::ensure(fetcher, &spec, None).await?;
-    crate::error::check_drift(|| pin.id.clone(), locked, stored.address())?;
-    Ok(Artifact::XmakeArchive {
+    // A plain download under the `url` kind's records (the same key a `url` source of this file uses), through the
+    // one pinned-download skeleton; the warm path includes an imported store, which has the blob but no record.
+    let pinned = crate::pinned::Pinned {
         id: pin.id.clone(),
+        what: format!("`{}`", pin.url),
+        label: pin.url.clone(),
+        sha256: sha256.as_str(),
+        records: &crate::url::RECORDS,
+        record_key: sha256.to_string(),
+        report: ("url", &pin.url),
+    };
+    let url = pin.url.clone();
+    let stored = crate::pinned::ensure(
+        fetcher,
+        &pinned,
+        locked,
+        async { Ok(url) },
+        |store, file, _url| Ok(store.add_blob_file(file)?),
+    )
+    .await?;
+    Ok(Artifact::XmakeArchive(XmakeArchiveArtifact {
+        id: pin.id.clone().into(),
         package: pin.package.clone(),
         version: pin.version.clone(),
         target: pin.target.clone(),
@@ -180,7 +185,7 @@ pub async fn ensure_archive(
         sha256,
         file_name: pin.file_name.clone(),
         search_names: pin.search_names.clone(),
-        address: stored.address(),
-        size: stored.size(),
-    })
+        address: stored.address,
+        size: stored.size,
+    }))
 }

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::lockfile::Artifact;
+use crate::lockfile::XmakeArchiveArtifact;
 pub use crate::lockfile::{HostOrigin, HostPackage};
 
 /// Why the packages of an xmake probe could not be locked.
@@ -301,34 +301,16 @@ fn pin_archive(package: &ProbedPackage, target: &str) -> Result<XmakeArchive, Er
 
 impl XmakeArchive {
     /// The pin of a locked archive entry; `None` for other artifacts.
-    pub fn from_artifact(artifact: &Artifact) -> Option<Self> {
-        match artifact {
-            Artifact::XmakeArchive {
-                id,
-                package,
-                version,
-                target,
-                url,
-                sha256,
-                file_name,
-                search_names,
-                ..
-            } => Some(Self {
-                id: id.clone(),
-                package: package.clone(),
-                version: version.clone(),
-                target: target.clone(),
-                url: url.clone(),
-                sha256: sha256.as_str().to_owned(),
-                file_name: file_name.clone(),
-                search_names: search_names.clone(),
-            }),
-            Artifact::Git { .. }
-            | Artifact::Crate { .. }
-            | Artifact::Url { .. }
-            | Artifact::Wheel { .. }
-            | Artifact::RustToolchain { .. }
-            | Artifact::Path { .. } => None,
+    pub fn from_artifact(archive: &XmakeArchiveArtifact) -> Self {
+        Self {
+            id: archive.id.to_string(),
+            package: archive.package.clone(),
+            version: archive.version.clone(),
+            target: archive.target.clone(),
+            url: archive.url.clone(),
+            sha256: archive.sha256.as_str().to_owned(),
+            file_name: archive.file_name.clone(),
+            search_names: archive.search_names.clone(),
         }
     }
 }

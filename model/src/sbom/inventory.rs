@@ -7,7 +7,10 @@ use std::fmt::Write as _;
 
 use hstore_store::Digest;
 
-use crate::lockfile::{Artifact, Lockfile};
+use crate::lockfile::{
+    Artifact, CrateArtifact, GitArtifact, Lockfile, PathArtifact, RustToolchainArtifact,
+    UrlArtifact, WheelArtifact, XmakeArchiveArtifact,
+};
 use crate::recipe::SourceSpec;
 
 use super::purl;
@@ -251,7 +254,7 @@ impl Inventory {
                     let edges = relations.entry(bom_ref.clone()).or_default();
                     for source in &recipe.sources {
                         for id in &source.artifacts {
-                            edges.insert((Relation::DependsOn, id.clone()));
+                            edges.insert((Relation::DependsOn, id.to_string()));
                         }
                         if let SourceSpec::Recipe { recipe: read, .. } = &source.spec
                             && lockfile.recipe(read).is_some()
@@ -398,7 +401,7 @@ fn toolchain_specs(lockfile: &Lockfile) -> BTreeMap<String, (String, String)> {
     for source in lockfile.recipes.iter().flat_map(|recipe| &recipe.sources) {
         if let SourceSpec::RustToolchain { version, host } = &source.spec {
             for id in &source.artifacts {
-                specs.insert(id.clone(), (version.clone(), host.clone()));
+                specs.insert(id.to_string(), (version.clone(), host.clone()));
             }
         }
     }
@@ -436,12 +439,12 @@ fn artifact_component(
     };
     let mut submodules = Vec::new();
     match artifact {
-        Artifact::Git {
+        Artifact::Git(GitArtifact {
             url,
             commit,
             submodules: pinned,
             ..
-        } => {
+        }) => {
             purl::last_segment(url).clone_into(&mut component.name);
             component.version = Some(commit.as_str().to_owned());
             let location = purl::vcs_location(url, commit.as_str());
@@ -449,14 +452,14 @@ fn artifact_component(
             component.vcs = Some(location);
             for submodule in pinned {
                 let bom_ref = format!("{id}#submodule/{}", submodule.path);
-                let as_git = Artifact::Git {
-                    id: bom_ref.clone(),
+                let as_git = Artifact::Git(GitArtifact {
+                    id: bom_ref.clone().into(),
                     url: submodule.url.clone(),
                     commit: submodule.commit.clone(),
                     submodules: Vec::new(),
                     address: artifact.address(),
                     size: 0,
-                };
+                });
                 let location = purl::vcs_location(&submodule.url, submodule.commit.as_str());
                 relations
                     .entry(id.to_owned())
@@ -484,7 +487,7 @@ fn artifact_component(
                 });
             }
         }
-        Artifact::Crate {
+        Artifact::Crate(CrateArtifact {
             name,
             version,
             url,
@@ -492,7 +495,7 @@ fn artifact_component(
             commit,
             source,
             ..
-        } => {
+        }) => {
             component.name.clone_from(name);
             component.version = Some(version.clone());
             component.sha256 = sha256.as_ref().map(|sha| sha.as_str().to_owned());
@@ -507,14 +510,14 @@ fn artifact_component(
                 component.download = Download::Url(url.clone());
             }
         }
-        Artifact::Wheel {
+        Artifact::Wheel(WheelArtifact {
             name,
             version,
             url,
             sha256,
             target,
             ..
-        } => {
+        }) => {
             component.name.clone_from(name);
             component.version = Some(version.clone());
             component.sha256 = Some(sha256.as_str().to_owned());
@@ -523,12 +526,12 @@ fn artifact_component(
                 .properties
                 .push(("hstore:target".into(), target.clone()));
         }
-        Artifact::Url {
+        Artifact::Url(UrlArtifact {
             url,
             sha256,
             unpack,
             ..
-        } => {
+        }) => {
             purl::last_segment(url).clone_into(&mut component.name);
             component.kind = if *unpack {
                 ComponentType::Library
@@ -538,14 +541,14 @@ fn artifact_component(
             component.sha256 = Some(sha256.as_str().to_owned());
             component.download = Download::Url(url.clone());
         }
-        Artifact::XmakeArchive {
+        Artifact::XmakeArchive(XmakeArchiveArtifact {
             package,
             version,
             target,
             url,
             sha256,
             ..
-        } => {
+        }) => {
             component.name.clone_from(package);
             component.version = (!version.is_empty()).then(|| version.clone());
             component.sha256 = Some(sha256.as_str().to_owned());
@@ -554,9 +557,9 @@ fn artifact_component(
                 .properties
                 .push(("hstore:target".into(), target.clone()));
         }
-        Artifact::RustToolchain {
+        Artifact::RustToolchain(RustToolchainArtifact {
             toolchain: name, ..
-        } => {
+        }) => {
             component.kind = ComponentType::Application;
             component.name = "rust".into();
             component.version =
@@ -565,7 +568,7 @@ fn artifact_component(
                 .properties
                 .push(("hstore:toolchain".into(), name.clone()));
         }
-        Artifact::Path { path, .. } => {
+        Artifact::Path(PathArtifact { path, .. }) => {
             component.name.clone_from(path);
         }
     }

@@ -18,7 +18,10 @@
 
 use packageurl::PackageUrl;
 
-use crate::lockfile::Artifact;
+use crate::lockfile::{
+    Artifact, CrateArtifact, GitArtifact, PathArtifact, RustToolchainArtifact, UrlArtifact,
+    WheelArtifact, XmakeArchiveArtifact,
+};
 
 /// The crates.io index as Cargo.lock names it.
 const CRATES_IO: &str = "registry+https://github.com/rust-lang/crates.io-index";
@@ -80,13 +83,13 @@ pub fn of(
     toolchain: Option<(&str, &str)>,
 ) -> Result<String, packageurl::Error> {
     match artifact {
-        Artifact::Crate {
+        Artifact::Crate(CrateArtifact {
             name,
             version,
             source,
             commit,
             ..
-        } => {
+        }) => {
             let mut purl = PackageUrl::new("cargo", name.as_str())?;
             purl.with_version(version.as_str())?;
             if let Some(commit) = commit {
@@ -100,18 +103,18 @@ pub fn of(
             }
             Ok(purl.to_string())
         }
-        Artifact::Wheel {
+        Artifact::Wheel(WheelArtifact {
             name,
             version,
             filename,
             ..
-        } => {
+        }) => {
             let mut purl = PackageUrl::new("pypi", name.as_str())?;
             purl.with_version(version.as_str())?;
             purl.add_qualifier("file_name", filename.as_str())?;
             Ok(purl.to_string())
         }
-        Artifact::Git { url, commit, .. } => {
+        Artifact::Git(GitArtifact { url, commit, .. }) => {
             if let Some((owner, repository)) = github(url) {
                 let mut purl = PackageUrl::new("github", repository)?;
                 purl.with_namespace(owner)?.with_version(commit.as_str())?;
@@ -122,19 +125,19 @@ pub fn of(
             purl.add_qualifier("vcs_url", vcs_location(url, commit.as_str()))?;
             Ok(purl.to_string())
         }
-        Artifact::Url { url, sha256, .. } => {
+        Artifact::Url(UrlArtifact { url, sha256, .. }) => {
             let mut purl = PackageUrl::new("generic", generic_name(last_segment(url)))?;
             purl.add_qualifier("download_url", url.as_str())?;
             purl.add_qualifier("checksum", format!("sha256:{}", sha256.as_str()))?;
             Ok(purl.to_string())
         }
-        Artifact::XmakeArchive {
+        Artifact::XmakeArchive(XmakeArchiveArtifact {
             package,
             version,
             url,
             sha256,
             ..
-        } => {
+        }) => {
             let mut purl = PackageUrl::new("generic", generic_name(package))?;
             if !version.is_empty() {
                 purl.with_version(version.as_str())?;
@@ -143,13 +146,13 @@ pub fn of(
             purl.add_qualifier("checksum", format!("sha256:{}", sha256.as_str()))?;
             Ok(purl.to_string())
         }
-        Artifact::RustToolchain {
+        Artifact::RustToolchain(RustToolchainArtifact {
             toolchain: name, ..
-        } => match toolchain {
+        }) => match toolchain {
             Some((version, host)) => rust_toolchain(version, host),
             None => rust_toolchain(name, ""),
         },
-        Artifact::Path { path, .. } => {
+        Artifact::Path(PathArtifact { path, .. }) => {
             let name = last_segment(path);
             let name = if name.is_empty() || name == "." || name == ".." {
                 path.as_str()
@@ -171,13 +174,15 @@ mod tests {
 
     #[test]
     fn github_and_other_git_hosts() {
-        let git = |url: &str| Artifact::Git {
-            id: format!("git+{url}#{COMMIT}"),
-            url: url.to_owned(),
-            commit: CommitId::new(COMMIT).unwrap(),
-            submodules: Vec::new(),
-            address: Digest::of_bytes(b""),
-            size: 0,
+        let git = |url: &str| {
+            Artifact::Git(GitArtifact {
+                id: format!("git+{url}#{COMMIT}").into(),
+                url: url.to_owned(),
+                commit: CommitId::new(COMMIT).unwrap(),
+                submodules: Vec::new(),
+                address: Digest::of_bytes(b""),
+                size: 0,
+            })
         };
         assert_eq!(
             of(&git("https://github.com/Ceng23333/InfiniLM-SVC.git"), None).unwrap(),
@@ -194,7 +199,7 @@ mod tests {
     #[test]
     fn downloads_carry_url_and_checksum() {
         let sha = "ab".repeat(32);
-        let url = Artifact::Url {
+        let url = Artifact::Url(UrlArtifact {
             id: "url+https://example.org/dl/tool-1.0.tar.gz".into(),
             url: "https://example.org/dl/tool-1.0.tar.gz".into(),
             sha256: Sha256::new(sha.clone()).unwrap(),
@@ -202,19 +207,19 @@ mod tests {
             strip_components: 1,
             address: Digest::of_bytes(b""),
             size: 0,
-        };
+        });
         assert_eq!(
             of(&url, None).unwrap(),
             format!(
                 "pkg:generic/tool-1.0.tar.gz?checksum=sha256:{sha}&download_url=https:%2F%2Fexample.org%2Fdl%2Ftool-1.0.tar.gz"
             )
         );
-        let path = Artifact::Path {
+        let path = Artifact::Path(PathArtifact {
             id: "path+../src/app".into(),
             path: "../src/app".into(),
             address: Digest::of_bytes(b""),
             size: 0,
-        };
+        });
         assert_eq!(of(&path, None).unwrap(), "pkg:generic/app");
         assert_eq!(
             rust_toolchain("1.95.0", "x86_64-unknown-linux-gnu").unwrap(),
