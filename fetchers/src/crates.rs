@@ -10,7 +10,7 @@
 //!   without their `name-version/` prefix, minus every `.gitattributes`, `.gitignore`, `.git` and `.cargo-ok`,
 //!   plus `.cargo-checksum.json` = `{"files":{path:sha256,…},"package":"<sha256 of the .crate>"}` in compact JSON with
 //!   paths sorted (cargo serializes a `BTreeMap`). `cargo build --offline --frozen` accepts it with the
-//!   configuration [`vendor_config`] writes.
+//!   configuration a build writes (`hstore_build::InputShape`'s cargo config).
 //! - Git dependencies (`git+URL?branch=x#commit`) are checked out like git sources (submodules included, as cargo
 //!   does), the package is found by its `Cargo.toml` `name`, and its directory is vendored with `"package": null`.
 //!   Cargo normalizes git packages' manifests when it vendors them; we copy the manifest as is, which works for
@@ -20,7 +20,6 @@
 //!   warm `lock` or `fetch` needs neither the network nor any hashing.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -508,66 +507,6 @@ fn copy_package(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The `.cargo/config.toml` a build writes to use the vendored crates in `vendor_dir`: crates.io and every other
-/// registry or git source named by `artifacts` replaced with the directory source [`VENDORED_SOURCE_NAME`].
-pub fn vendor_config<'a>(
-    artifacts: impl IntoIterator<Item = &'a Artifact>,
-    vendor_dir: &str,
-) -> String {
-    let mut sources: BTreeMap<String, String> = BTreeMap::new();
-    for artifact in artifacts {
-        let Artifact::Crate(CrateArtifact { source, .. }) = artifact else {
-            continue;
-        };
-        if source == CRATES_IO_SOURCE {
-            sources.insert("crates-io".to_owned(), String::new());
-            continue;
-        }
-        if let Some(rest) = source.strip_prefix("git+") {
-            let without_commit = rest.split('#').next().unwrap_or(rest);
-            let (url, query) = without_commit
-                .split_once('?')
-                .unwrap_or((without_commit, ""));
-            let mut stanza = format!("git = {}\n", toml_string(url));
-            for pair in query.split('&').filter(|p| !p.is_empty()) {
-                if let Some((key, value)) = pair.split_once('=')
-                    && matches!(key, "branch" | "tag" | "rev")
-                {
-                    let _ = writeln!(stanza, "{key} = {}", toml_string(value));
-                }
-            }
-            sources.insert(format!("git+{without_commit}"), stanza);
-        } else if let Some(url) = source.strip_prefix("sparse+") {
-            sources.insert(
-                source.clone(),
-                format!("registry = {}\n", toml_string(&format!("sparse+{url}"))),
-            );
-        }
-    }
-    let mut config = String::from("# Written by hstore: use the vendored crates only.\n");
-    for (name, stanza) in &sources {
-        let key = if name == "crates-io" {
-            name.clone()
-        } else {
-            toml_string(name)
-        };
-        let _ = write!(
-            config,
-            "\n[source.{key}]\n{stanza}replace-with = \"{VENDORED_SOURCE_NAME}\"\n"
-        );
-    }
-    let _ = write!(
-        config,
-        "\n[source.{VENDORED_SOURCE_NAME}]\ndirectory = {}\n",
-        toml_string(vendor_dir)
-    );
-    config
-}
-
-fn toml_string(value: &str) -> String {
-    toml::Value::String(value.to_owned()).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -627,28 +566,5 @@ source = "git+https://example.invalid/dep.git?branch=main#0123456789abcdef012345
         assert!(
             matches!(&dep.origin, Origin::Git { url, commit } if url == "https://example.invalid/dep.git" && commit.starts_with("0123"))
         );
-        let artifacts: Vec<Artifact> = packages
-            .iter()
-            .map(|p| {
-                Artifact::Crate(CrateArtifact {
-                    id: p.id().into(),
-                    name: p.name.clone(),
-                    version: p.version.clone(),
-                    source: p.source.clone(),
-                    url: None,
-                    sha256: None,
-                    commit: None,
-                    address: Digest::from_bytes([0; 32]),
-                    size: 0,
-                })
-            })
-            .collect();
-        let config = vendor_config(&artifacts, "vendor");
-        assert!(
-            config.contains("[source.crates-io]\nreplace-with = \"vendored-sources\""),
-            "{config}"
-        );
-        assert!(config.contains("[source.\"git+https://example.invalid/dep.git?branch=main\"]\ngit = \"https://example.invalid/dep.git\"\nbranch = \"main\""), "{config}");
-        assert!(config.contains("directory = \"vendor\""), "{config}");
     }
 }
