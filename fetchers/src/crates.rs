@@ -46,8 +46,6 @@ pub const CRATES_IO_SOURCE: &str = "registry+https://github.com/rust-lang/crates
 /// Where crates.io's index config lives (cargo's default sparse protocol).
 pub const CRATES_IO_SPARSE_INDEX: &str = "https://index.crates.io/";
 
-/// The name of the cargo source every vendored crate replaces into.
-pub const VENDORED_SOURCE_NAME: &str = "vendored-sources";
 
 /// File names `cargo vendor` does not copy, at any depth (checked against cargo 1.95: a crate's
 /// `tests/x/.gitignore` is left out too).
