@@ -46,7 +46,6 @@ pub const CRATES_IO_SOURCE: &str = "registry+https://github.com/rust-lang/crates
 /// Where crates.io's index config lives (cargo's default sparse protocol).
 pub const CRATES_IO_SPARSE_INDEX: &str = "https://index.crates.io/";
 
-
 /// File names `cargo vendor` does not copy, at any depth (checked against cargo 1.95: a crate's
 /// `tests/x/.gitignore` is left out too).
 const SKIPPED_NAMES: [&str; 4] = [".gitattributes", ".gitignore", ".git", ".cargo-ok"];
