@@ -49,8 +49,16 @@ impl Attack {
             As::Caller => PathBuf::from(env!("CARGO_BIN_EXE_hstore")),
             As::Nobody => {
                 // The build tree may sit under a 0700 home; nobody runs its own copy.
+                // Copied by a `cp` process, not through a descriptor of ours: a write descriptor open here would be
+                // inherited by any child another test thread forks meanwhile, and exec of the copy would then fail
+                // with ETXTBSY ("Text file busy") until that child execs.
                 let copy = env.root().join("hstore");
-                std::fs::copy(env!("CARGO_BIN_EXE_hstore"), &copy).expect("copy hstore");
+                let copied = std::process::Command::new("cp")
+                    .arg(env!("CARGO_BIN_EXE_hstore"))
+                    .arg(&copy)
+                    .status()
+                    .expect("run cp");
+                assert!(copied.success(), "cp hstore: {copied}");
                 copy
             }
         };
