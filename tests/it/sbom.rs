@@ -427,19 +427,7 @@ fn sbom_of_a_lockfile_with_every_kind_is_valid_with_purls_hashes_and_licences() 
     assert!(app.get("externalReferences").is_none());
 
     // The recipe depends on every artifact its sources locked; the lockfile contains the recipe.
-    let depends = |reference: &str| -> BTreeSet<String> {
-        sbom["dependencies"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["ref"] == reference)
-            .unwrap_or_else(|| panic!("no dependencies of {reference}"))["dependsOn"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r.as_str().unwrap().to_owned())
-            .collect()
-    };
+    let depends = |reference: &str| depends_on(&sbom, reference);
     let locked: BTreeSet<String> = lockfile["recipes"][0]["sources"]
         .as_array()
         .unwrap()
@@ -643,19 +631,7 @@ fn sbom_of_a_build_lists_its_inputs_and_the_outputs_it_read_as_dependencies() {
         hash(subject, "BLAKE3").unwrap(),
         output.trim_start_matches("b3:")
     );
-    let depends = |reference: &str| -> BTreeSet<String> {
-        sbom["dependencies"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["ref"] == reference)
-            .unwrap_or_else(|| panic!("no dependencies of {reference}: {sbom}"))["dependsOn"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r.as_str().unwrap().to_owned())
-            .collect()
-    };
+    let depends = |reference: &str| depends_on(&sbom, reference);
     let crate_id = id_of("crate+");
     assert_eq!(
         depends(&format!("build:{output}")),
@@ -752,4 +728,19 @@ fn bad_inputs_are_named_with_a_hint() {
         "{epoch}"
     );
     assert!(epoch.contains("hint: set it to"), "{epoch}");
+}
+
+/// The refs a CycloneDX document says `reference` depends on.
+fn depends_on(sbom: &Value, reference: &str) -> BTreeSet<String> {
+    sbom["dependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["ref"] == reference)
+        .unwrap_or_else(|| panic!("no dependencies of {reference}: {sbom}"))["dependsOn"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_owned())
+        .collect()
 }
