@@ -51,6 +51,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The spec's base root (the tree that replaces the host base system) is missing or not a root file system.
+    #[error("base root `{}` is not usable: {reason}", path.display())]
+    BadBaseRoot {
+        /// The base root's host path.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A declared host tool (e.g. `nvcc`) cannot be run to fingerprint it.
     #[error("declared host tool `{program}` could not be run")]
     MissingHostTool {
@@ -204,6 +212,12 @@ impl Hint for Error {
             Error::SocketInHostPath { .. } => Some(
                 "declare only the subdirectories the build reads (e.g. `bin`, `lib`, `include`), or move the socket \
                  out of the declared path"
+                    .into(),
+            ),
+            Error::BadBaseRoot { .. } => Some(
+                "a base root is a complete root file system tree (`usr/`, `etc/` with passwd and group, `bin -> usr/bin`, \
+                 …), such as a materialized store tree of Debian packages: materialize it again, or leave the base \
+                 root unset to build on the host base system"
                     .into(),
             ),
             Error::MissingHostTool { .. } | Error::HostToolFailed { .. } => {

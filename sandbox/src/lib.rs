@@ -2,7 +2,8 @@
 //!
 //! A build runs in new user, mount, pid, network, ipc, uts and cgroup namespaces, as uid 0 inside and, outside,
 //! the caller's uid or, for a root caller, a leased [`BuildUser`] (never host uid 0). Its root is a fresh tmpfs
-//! holding the host base system read-only, a minimal `/etc` (the loader's files and CA certificates), its inputs
+//! holding either the spec's base root (a complete root file system tree, [`SandboxSpec::base_root`]) read-only
+//! or the host base system read-only with a minimal `/etc` (the loader's files and CA certificates), its inputs
 //! read-only, a writable `/build` and output directory, a tmpfs `/tmp`, a fresh `/proc` (its host-wide settings
 //! read-only, the kernel command line masked), a minimal `/dev` and no `/sys`; only `lo` exists; `no_new_privs`
 //! is set; the build holds no capability, runs under a seccomp filter, in its own session, with no descriptor of

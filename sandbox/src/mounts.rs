@@ -6,22 +6,36 @@
 //! 2. mount a small tmpfs on `/tmp` (the "base") holding `newroot/` (itself a tmpfs) and `oldroot/`, and
 //!    `pivot_root` into the base: the host is then reachable under `/oldroot`, *including* the host's `/tmp`
 //!    (the base tmpfs moved off it), so bind sources anywhere on the host work;
-//! 3. assemble `/newroot` from `/oldroot/...` (see the tree below), mount `proc` while the host's `/proc` is still
-//!    visible (the kernel refuses a new `proc` in a user namespace that cannot see a full one);
+//! 3. assemble `/newroot` from `/oldroot/...` (see the tree below): first the root file system (the spec's base
+//!    root, or the host base system and a minimal `/etc`), then mount `proc` while the host's `/proc` is still
+//!    visible (the kernel refuses a new `proc` in a user namespace that cannot see a full one), `/dev`, `/tmp`,
+//!    `HOME`, `/build` and the spec's binds;
 //! 4. detach `/oldroot`, `pivot_root` into `/newroot` and detach the base, then make the root tmpfs read-only.
 //!
-//! The spec's own binds (inputs, host paths, `/build`, the output) come from descriptors the helper opened before
-//! it gave up the caller's host ids ([`open_sources`]), through `/oldroot/proc/self/fd/N`: init runs as the build
-//! user, which may not traverse the directories above them (a store under `/root`, `0700`). The base system,
-//! `/etc` and `/dev` entries are world-readable host paths, bound by name.
+//! The spec's own binds (base root, inputs, host paths, `/build`, the output) come from descriptors the helper
+//! opened before it gave up the caller's host ids ([`open_sources`]), through `/oldroot/proc/self/fd/N`: init runs
+//! as the build user, which may not traverse the directories above them (a store under `/root`, `0700`). The host
+//! base system, `/etc` and `/dev` entries are world-readable host paths, bound by name.
 //!
-//! The tree inside:
+//! The tree inside, with a base root (a materialized tree of pinned Debian packages; [`SandboxSpec::base_root`]):
+//! ```text
+//! /usr /etc /var /lib64 …        every top-level directory (and file) of the base root, bound read-only, `etc/`
+//!                                whole (the base carries passwd, group, hosts, …; the sandbox writes none);
+//!                                top-level symlinks (`/bin -> usr/bin`) recreated; not bound: the names the
+//!                                sandbox mounts below (`proc`, `dev`, `tmp`, `build`, `homeless`) and an empty
+//!                                directory named like the first component of a spec bind (`opt/` for
+//!                                `/opt/sdk`), which the sandbox's own directory replaces. Nothing of the host.
+//! ```
+//! or, without one, the host's:
 //! ```text
 //! /usr /bin /sbin /lib /lib64 …  host base system, read-only; usrmerge symlinks (`/bin -> usr/bin`) recreated
 //! /etc                           passwd, group, hosts, nsswitch.conf, hostname written here; the loader's
 //!                                files, CA certificates and OpenSSL's configuration bound read-only where
 //!                                present (see [`ETC_FROM_HOST`]); nothing else of the host's /etc (no
 //!                                `ssl/private`, no `pki/tls/private`)
+//! ```
+//! and in both cases:
+//! ```text
 //! /proc                          fresh, for the new pid namespace; sys/ sysrq-trigger irq/ bus/ fs/ bound
 //!                                read-only onto themselves; the files of [`PROC_MASKED`] (cmdline, …)
 //!                                covered by /dev/null
@@ -34,17 +48,20 @@
 //! <inputs>, <host paths>         read-only, at their inside paths
 //! <output>                       writable, nosuid,nodev, at its inside path
 //! ```
+//! A spec bind below a bound directory of the root (`/usr/local/cuda`, `/etc/OpenCL`) is mounted over what is
+//! there; its mount point MUST already exist in that directory, which is read-only (the setup fails naming it).
 //! Read-only binds are remounted `MS_RDONLY|MS_NOSUID|MS_NODEV`, plus `MS_NOEXEC` when the source mount has it:
 //! inside a user namespace the flags of a mount inherited from the host are locked, and a remount that would
 //! clear one fails with `EPERM`. Atime flags are preserved by the kernel on a bind remount that names none.
 //! Binds are recursive (a non-recursive bind of a tree with locked submounts is refused); only the top mount is
 //! made read-only, so a rare writable submount *under* an input keeps its own flags.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use nix::fcntl::{OFlag, open};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
@@ -125,15 +142,15 @@ impl Sources {
     }
 }
 
-/// Opens every host path the spec binds (inputs, declared host paths, the build and output directories), in the
-/// helper, after `unshare` and before it becomes the build user. The descriptors are close-on-exec; init closes
-/// them once it has mounted.
+/// Opens every host path the spec binds (the base root, inputs, declared host paths, the build and output
+/// directories), in the helper, after `unshare` and before it becomes the build user. The descriptors are
+/// close-on-exec; init closes them once it has mounted.
 pub(crate) fn open_sources(spec: &SandboxSpec) -> Setup<Sources> {
     let mut sources = BTreeMap::new();
     let paths = spec
-        .inputs
+        .base_root
         .iter()
-        .map(|input| &input.host)
+        .chain(spec.inputs.iter().map(|input| &input.host))
         .chain(&spec.host_paths)
         .chain([&spec.build_dir, &spec.output.host]);
     for path in paths {
@@ -167,9 +184,18 @@ pub(crate) fn enter_new_root(build: Option<(&SandboxSpec, &Limits)>, sources: &S
         .map_err(|e| SetupFailure::errno("pivot_root into the staging tmpfs", e))?;
     chdir("/").map_err(|e| SetupFailure::errno("chdir to the staging root", e))?;
 
-    if spec.is_some() {
-        bind_base_system()?;
-        populate_etc()?;
+    match spec {
+        Some(
+            spec @ SandboxSpec {
+                base_root: Some(base),
+                ..
+            },
+        ) => bind_base_root(spec, base, sources)?,
+        Some(_) => {
+            bind_base_system()?;
+            populate_etc()?;
+        }
+        None => {}
     }
     let proc = inside("/proc");
     make_dir(&proc)?;
@@ -262,6 +288,74 @@ fn bind_base_system() -> Setup {
         }
     }
     Ok(())
+}
+
+/// Top-level names of a base root that the sandbox mounts itself: never taken from the base (a Debian tree has
+/// empty `proc/`, `dev/`, `tmp/`).
+fn sandbox_owned(name: &OsStr) -> bool {
+    ["/proc", "/dev", "/tmp", BUILD_DIR, HOME_DIR]
+        .iter()
+        .any(|owned| name == OsStr::new(owned.trim_start_matches('/')))
+}
+
+/// The root file system from the spec's base root: each top-level entry bound read-only (a directory, or a file)
+/// or recreated (a symlink), except what the sandbox mounts itself and an empty directory a spec bind lands in
+/// (see the module docs). Read through the descriptor [`open_sources`] opened, never by name.
+fn bind_base_root(spec: &SandboxSpec, base: &Path, sources: &Sources) -> Setup {
+    let staged = sources.path(base);
+    let bind_tops: BTreeSet<&OsStr> = spec
+        .inputs
+        .iter()
+        .map(|input| input.inside.as_path())
+        .chain(spec.host_paths.iter().map(PathBuf::as_path))
+        .chain([spec.output.inside.as_path()])
+        .filter_map(|inside| {
+            inside.components().find_map(|component| match component {
+                Component::Normal(name) => Some(name),
+                _ => None,
+            })
+        })
+        .collect();
+    let listing = fs::read_dir(&staged)
+        .map_err(|e| SetupFailure::io(format!("list the base root `{}`", base.display()), &e))?;
+    for entry in listing {
+        let entry = entry.map_err(|e| {
+            SetupFailure::io(format!("list the base root `{}`", base.display()), &e)
+        })?;
+        let name = entry.file_name();
+        if sandbox_owned(&name) {
+            continue;
+        }
+        let source = staged.join(&name);
+        let named = base.join(&name);
+        let target = inside(Path::new("/").join(&name));
+        let file_type = entry
+            .file_type()
+            .map_err(|e| SetupFailure::io(format!("read the type of `{}`", named.display()), &e))?;
+        if file_type.is_symlink() {
+            let link = fs::read_link(&source).map_err(|e| {
+                SetupFailure::io(format!("read the symlink `{}`", named.display()), &e)
+            })?;
+            symlink(&link, &target).map_err(|e| {
+                SetupFailure::io(format!("create the symlink `{}`", target.display()), &e)
+            })?;
+        } else if file_type.is_dir() {
+            if bind_tops.contains(name.as_os_str()) && is_empty_dir(&source, &named)? {
+                continue;
+            }
+            bind_from(&source, &named, &target, Access::ReadOnly)?;
+        } else if file_type.is_file() {
+            bind_from(&source, &named, &target, Access::ReadOnly)?;
+        }
+        // Anything else (a device node, a socket, a fifo) has no place in a base tree: left out.
+    }
+    Ok(())
+}
+
+fn is_empty_dir(path: &Path, named: &Path) -> Setup<bool> {
+    let mut listing = fs::read_dir(path)
+        .map_err(|e| SetupFailure::io(format!("list `{}`", named.display()), &e))?;
+    Ok(listing.next().is_none())
 }
 
 fn populate_etc() -> Setup {

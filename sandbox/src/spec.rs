@@ -5,12 +5,14 @@
 //! - every path inside the sandbox MUST be absolute, without `..`, and MUST NOT be `/`, or at or under `/proc`,
 //!   `/dev` or [`BUILD_DIR`]; it MUST NOT equal one of the sandbox's own mount points (`/tmp`, `/etc`, [`HOME_DIR`]);
 //! - no two binds share an inside path;
-//! - the writable binds (build and output directories) MUST NOT overlap a read-only host path, so a store
-//!   directory bound as an input can never become writable;
+//! - the writable binds (build and output directories) MUST NOT overlap a read-only host path (an input, a
+//!   declared host path, the base root), so a store directory bound read-only can never become writable;
+//! - a base root, when set, MUST be an absolute host path without `..`, and MUST NOT be the host's `/`;
 //! - environment names MUST be non-empty without `=` or NUL, and MUST NOT be one the sandbox sets itself
 //!   ([`RESERVED_ENV`]).
 //!
-//! Host-side existence checks need the file system and live in [`SandboxSpec::check_host`].
+//! Host-side existence checks need the file system and live in [`SandboxSpec::check_host`]; there a base root
+//! MUST be a directory holding `usr/` and `etc/` directories.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
@@ -53,8 +55,9 @@ impl Bind {
 
 /// What one sandboxed build runs and sees. Run it with [`Sandbox::run`](crate::Sandbox::run).
 ///
-/// Besides the fields, the sandbox always provides: the host base system read-only (`/usr`, `/bin`, `/lib*`,
-/// `/sbin`), a minimal `/etc`, a fresh `/proc`, a minimal `/dev`, a tmpfs `/tmp`, and an empty `HOME`.
+/// Besides the fields, the sandbox always provides a fresh `/proc`, a minimal `/dev`, a tmpfs `/tmp` and an empty
+/// `HOME`; and, as the rest of the root, either the [`base_root`](Self::base_root) tree read-only or, without one,
+/// the host base system read-only (`/usr`, `/bin`, `/lib*`, `/sbin`) with a minimal `/etc`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SandboxSpec {
     /// The command's argv; `command[0]` is an absolute path inside the sandbox (no `PATH` search).
@@ -74,6 +77,16 @@ pub struct SandboxSpec {
     pub workdir: PathBuf,
     /// Exported as `SOURCE_DATE_EPOCH`.
     pub source_date_epoch: u64,
+    /// A host directory holding a complete root file system (a materialized store tree of pinned Debian
+    /// packages: `usr/`, `bin -> usr/bin`, `lib -> usr/lib`, `etc/`, …) that becomes the sandbox's root instead of
+    /// the host base system: its top-level directories are bound read-only and its top-level symlinks recreated,
+    /// except the names the sandbox mounts itself (`proc`, `dev`, `tmp`, `build`, the home directory) and an empty
+    /// directory named like the first component of an input, declared host path or output. Its `etc/` is bound
+    /// whole, so it MUST carry `passwd`, `group`, `hosts`, `nsswitch.conf` (and `hostname`, `ld.so.conf.d/`,
+    /// `alternatives/` as the build needs them): the sandbox writes nothing there. Nothing of the host is visible
+    /// but the spec's own binds and the devices of `/dev`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_root: Option<PathBuf>,
 }
 
 impl SandboxSpec {
@@ -89,6 +102,7 @@ impl SandboxSpec {
             output,
             workdir: PathBuf::from(BUILD_DIR),
             source_date_epoch: DEFAULT_SOURCE_DATE_EPOCH,
+            base_root: None,
         }
     }
 
@@ -157,6 +171,16 @@ impl SandboxSpec {
         }
         check_inside_path("output directory", &self.output.inside, &mut seen_inside)?;
         check_absolute_inside("working directory", &self.workdir)?;
+        if let Some(base) = &self.base_root {
+            check_host_path_syntax("base root", base)?;
+            if base.parent().is_none() {
+                return Err(Error::invalid(
+                    "base root `/`",
+                    "the host's root is not a base tree; leave the base root unset to use the host base system",
+                ));
+            }
+            read_only_hosts.push(("base root", base));
+        }
 
         for (role, writable) in [
             ("build directory", &self.build_dir),
@@ -197,6 +221,9 @@ impl SandboxSpec {
     /// Checks, on the host, that every path the spec names exists and has the right kind, so that a missing
     /// declared host path is reported by name before anything runs.
     pub fn check_host(&self) -> Result<()> {
+        if let Some(base) = &self.base_root {
+            check_base_root(base)?;
+        }
         for path in &self.host_paths {
             std::fs::metadata(path).map_err(|source| Error::MissingHostPath {
                 path: path.clone(),
@@ -236,6 +263,28 @@ impl SandboxSpec {
         }
         Ok(())
     }
+}
+
+/// A base root must be a directory holding `usr/` and `etc/` (symlinks to directories count): without them it
+/// cannot be a root file system, and the sandbox would fail later with a less telling error.
+fn check_base_root(base: &Path) -> Result<()> {
+    let bad = |reason: String| Error::BadBaseRoot {
+        path: base.to_path_buf(),
+        reason,
+    };
+    match std::fs::metadata(base) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => return Err(bad("it is not a directory".into())),
+        Err(source) => return Err(bad(source.to_string())),
+    }
+    for name in ["usr", "etc"] {
+        match std::fs::metadata(base.join(name)) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => return Err(bad(format!("its `{name}` is not a directory"))),
+            Err(source) => return Err(bad(format!("it has no `{name}/` directory ({source})"))),
+        }
+    }
+    Ok(())
 }
 
 /// Host paths must be absolute and free of `..`, because the helper resolves them under the old root.
@@ -393,8 +442,26 @@ mod tests {
     }
 
     #[test]
+    fn a_base_root_is_absolute_not_the_host_root_and_never_writable() {
+        let mut s = spec();
+        s.base_root = Some(PathBuf::from("/store/trees/base"));
+        s.validate().expect("valid");
+        s.base_root = Some(PathBuf::from("trees/base"));
+        assert!(invalid_reason(&s).contains("absolute"));
+        s.base_root = Some(PathBuf::from("/"));
+        assert!(invalid_reason(&s).contains("not a base tree"));
+        s.base_root = Some(PathBuf::from("/store/trees/base"));
+        s.output.host = PathBuf::from("/store/trees/base/out");
+        assert!(invalid_reason(&s).contains("read-only base root `/store/trees/base`"));
+    }
+
+    #[test]
     fn spec_round_trips_through_json() {
-        let s = spec();
+        let mut s = spec();
+        let json = serde_json::to_string(&s).expect("serialize");
+        let back: SandboxSpec = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(back, s);
+        s.base_root = Some(PathBuf::from("/store/trees/base"));
         let json = serde_json::to_string(&s).expect("serialize");
         let back: SandboxSpec = serde_json::from_str(&json).expect("deserialize");
         assert_eq!(back, s);

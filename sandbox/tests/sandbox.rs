@@ -157,6 +157,18 @@ fn main() -> ExitCode {
             "host_cgroup_command_line_and_paths_are_hidden",
             host_cgroup_command_line_and_paths_are_hidden,
         ),
+        (
+            "a_base_root_replaces_the_host_base_system",
+            a_base_root_replaces_the_host_base_system,
+        ),
+        (
+            "a_missing_or_invalid_base_root_is_named_with_a_hint",
+            a_missing_or_invalid_base_root_is_named_with_a_hint,
+        ),
+        (
+            "start_up_with_a_base_root_and_the_host_root",
+            start_up_with_a_base_root_and_the_host_root,
+        ),
     ];
     let sandbox = Sandbox::new(&me);
     let (mut passed, mut failed) = (0, 0);
@@ -1256,4 +1268,250 @@ fn host_cgroup_command_line_and_paths_are_hidden(sandbox: &Sandbox) -> Outcome {
     ensure(!env.contains(&*s.root.to_string_lossy()), || {
         format!("the environment names the scratch directory:\n{env}")
     })
+}
+
+/// The programs copied into [`minimal_base`]: the shell `/bin/sh` is (dash on Debian), `cat` and `ls`.
+const BASE_PROGRAMS: &[&str] = &["/bin/sh", "/usr/bin/cat", "/usr/bin/ls"];
+/// The base's `/etc/hostname`, unlike the host's and the sandbox's own.
+const BASE_HOSTNAME: &str = "hstore-minimal-base\n";
+
+/// A minimal root file system under `dir/base`, laid out as a merged-/usr Debian tree: the real files of
+/// [`BASE_PROGRAMS`] in `usr/bin`, the libraries `ldd` lists for them at their paths under `usr/` (the loader at
+/// `usr/lib64/ld-linux-x86-64.so.2` on x86-64), `bin -> usr/bin`, `lib -> usr/lib`, `lib64 -> usr/lib64`, an `etc/`
+/// of its own, the empty `proc/`, `dev/`, `opt/` a Debian tree has, a `tmp/` holding a file, and a non-empty `srv/`.
+fn minimal_base(dir: &Path) -> Result<PathBuf, String> {
+    let base = dir.join("base");
+    let io = |what: &str, path: &Path| {
+        let what = what.to_owned();
+        let path = path.to_path_buf();
+        move |e: std::io::Error| format!("{what} `{}`: {e}", path.display())
+    };
+    for sub in [
+        "usr/bin", "etc", "proc", "dev", "opt", "tmp", "srv", "var/lib",
+    ] {
+        fs::create_dir_all(base.join(sub)).map_err(io("create", &base.join(sub)))?;
+    }
+    for (link, target) in [
+        ("bin", "usr/bin"),
+        ("lib", "usr/lib"),
+        ("lib64", "usr/lib64"),
+    ] {
+        std::os::unix::fs::symlink(target, base.join(link))
+            .map_err(io("link", &base.join(link)))?;
+    }
+    let mut libraries = std::collections::BTreeSet::new();
+    for program in BASE_PROGRAMS {
+        let real = fs::canonicalize(program).map_err(io("resolve", Path::new(program)))?;
+        let name = real.file_name().ok_or("a program without a name")?;
+        fs::copy(&real, base.join("usr/bin").join(name)).map_err(io("copy", &real))?;
+        if *program == "/bin/sh" && name != "sh" {
+            std::os::unix::fs::symlink(name, base.join("usr/bin/sh"))
+                .map_err(io("link", &base.join("usr/bin/sh")))?;
+        }
+        let ldd = Command::new("ldd")
+            .arg(&real)
+            .output()
+            .map_err(|e| format!("run ldd: {e}"))?;
+        ensure(ldd.status.success(), || {
+            format!(
+                "ldd {}: {}",
+                real.display(),
+                String::from_utf8_lossy(&ldd.stderr)
+            )
+        })?;
+        // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)` and `/lib64/ld-linux-x86-64.so.2 (0x…)`.
+        for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+            let path = line.split("=>").last().unwrap_or("").trim();
+            if let Some(path) = path
+                .split_whitespace()
+                .next()
+                .filter(|p| p.starts_with('/'))
+            {
+                libraries.insert(PathBuf::from(path));
+            }
+        }
+    }
+    ensure(libraries.len() >= 2, || {
+        format!("ldd found too little: {libraries:?}")
+    })?;
+    for library in libraries {
+        // Merged /usr: `/lib/x86_64-linux-gnu/libc.so.6` and `/usr/lib/…` both live under `usr/lib/…`.
+        let relative = library.strip_prefix("/").map_err(|e| e.to_string())?;
+        let relative = relative.strip_prefix("usr").unwrap_or(relative);
+        let destination = base.join("usr").join(relative);
+        let parent = destination.parent().ok_or("a library at the root")?;
+        fs::create_dir_all(parent).map_err(io("create", parent))?;
+        let real = fs::canonicalize(&library).map_err(io("resolve", &library))?;
+        fs::copy(&real, &destination).map_err(io("copy", &real))?;
+    }
+    for (name, content) in [
+        ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
+        ("etc/group", "root:x:0:\n"),
+        ("etc/hosts", "127.0.0.1 localhost\n"),
+        (
+            "etc/nsswitch.conf",
+            "passwd: files\ngroup: files\nhosts: files\n",
+        ),
+        ("etc/hostname", BASE_HOSTNAME),
+        ("tmp/from-the-base", "hidden by the sandbox's /tmp\n"),
+        ("srv/kept", "from the base\n"),
+    ] {
+        fs::write(base.join(name), content).map_err(io("write", &base.join(name)))?;
+    }
+    Ok(base)
+}
+
+/// With a base root the sandbox's root is that tree: the host base system, `/etc` and top level are gone; the
+/// base is read-only; `/dev`, `/proc`, `/tmp`, `HOME`, `/build`, the inputs, declared host paths and the output
+/// are the sandbox's, as without one.
+fn a_base_root_replaces_the_host_base_system(sandbox: &Sandbox) -> Outcome {
+    let s = Scratch::new()?;
+    let base = minimal_base(&s.root)?;
+    // Controls: what must be hidden exists on the host.
+    let hidden = [
+        "/usr/bin/python3",
+        "/usr/bin/git",
+        "/sbin",
+        "/etc/os-release",
+        "/etc/ld.so.cache",
+        "/work",
+    ];
+    let hidden: Vec<&str> = hidden
+        .into_iter()
+        .filter(|p| fs::symlink_metadata(p).is_ok())
+        .collect();
+    ensure(hidden.len() >= 3, || {
+        format!("too few host controls exist: {hidden:?}")
+    })?;
+    let input = s.root.join("input");
+    let sdk = s.root.join("sdk");
+    for (dir, file, content) in [(&input, "data", "input\n"), (&sdk, "version", "sdk 1.0\n")] {
+        fs::create_dir(dir).map_err(|e| e.to_string())?;
+        fs::write(dir.join(file), content).map_err(|e| e.to_string())?;
+    }
+    let mut spec = s.spec(
+        r#"echo ran > "$out/ran"
+        for p in $HIDDEN /tmp/from-the-base; do if test -e "$p" || test -L "$p"; then echo "visible $p"; fi; done > "$out/visible"
+        cat /etc/hostname > "$out/hostname"
+        for p in /usr/x /etc/x /x /srv/x; do if (: > "$p"); then echo "$p writable"; else echo "$p denied"; fi; done 2>/dev/null > "$out/writes"
+        echo discarded > /dev/null
+        if test -c /dev/null; then echo device; else echo not-a-device; fi > "$out/null"
+        cat "$SDK/version" /opt/input/data /srv/kept > "$out/read"
+        ls / > "$out/root""#,
+    );
+    spec.base_root = Some(base.clone());
+    spec.inputs.push(Bind::new(&input, "/opt/input"));
+    spec.host_paths.push(sdk.clone());
+    spec.env.insert("HIDDEN".into(), hidden.join(" "));
+    spec.env.insert("SDK".into(), sdk.display().to_string());
+    s.ok(sandbox, &spec)?;
+    ensure(s.output("ran")? == "ran\n", || {
+        "the script did not run".into()
+    })?;
+    let visible = s.output("visible")?;
+    ensure(visible.is_empty(), || {
+        format!("host or base paths visible inside:\n{visible}")
+    })?;
+    ensure(s.output("hostname")? == BASE_HOSTNAME, || {
+        format!("/etc/hostname inside: {:?}", s.output("hostname"))
+    })?;
+    let writes = s.output("writes")?;
+    ensure(
+        writes == "/usr/x denied\n/etc/x denied\n/x denied\n/srv/x denied\n",
+        || format!("writes into the base:\n{writes}"),
+    )?;
+    ensure(s.output("null")? == "device\n", || {
+        "/dev/null is not a device".into()
+    })?;
+    ensure(
+        s.output("read")? == "sdk 1.0\ninput\nfrom the base\n",
+        || {
+            format!(
+                "declared host path, input or base content: {:?}",
+                s.output("read")
+            )
+        },
+    )?;
+    let root = s.output("root")?;
+    let expected =
+        "bin\nbuild\ndev\netc\nhomeless\nlib\nlib64\nopt\nout\nproc\nsrv\ntmp\nusr\nvar\n";
+    ensure(root == expected, || format!("`ls /` inside:\n{root}"))?;
+    // The sandbox's mount points and the build's writes never land in the base itself.
+    for dir in ["dev", "opt", "proc"] {
+        let empty = fs::read_dir(base.join(dir)).is_ok_and(|mut listing| listing.next().is_none());
+        ensure(empty, || format!("the base's `{dir}/` is no longer empty"))?;
+    }
+    ensure(!base.join("usr/x").exists(), || {
+        "a write reached the base's `usr/`".into()
+    })
+}
+
+/// A base root that is missing, a file, or a directory that is no root file system fails before anything runs,
+/// naming the path, with a hint.
+fn a_missing_or_invalid_base_root_is_named_with_a_hint(sandbox: &Sandbox) -> Outcome {
+    use hstore_store::Hint as _;
+    let s = Scratch::new()?;
+    let not_a_root = s.root.join("not-a-root");
+    fs::create_dir_all(not_a_root.join("etc")).map_err(|e| e.to_string())?;
+    let missing = s.root.join("missing-base");
+    for (base, reason) in [
+        (missing, "No such file"),
+        (s.log.clone(), "not a directory"),
+        (not_a_root, "no `usr/` directory"),
+    ] {
+        fs::write(&s.log, "a file").map_err(|e| e.to_string())?;
+        let mut spec = s.spec("echo ran > \"$out/ran\"");
+        spec.base_root = Some(base.clone());
+        match sandbox.run(&spec, BuildOutput::Null) {
+            Err(error @ Error::BadBaseRoot { .. }) => {
+                let text = error.to_string();
+                ensure(
+                    text.contains(&format!("base root `{}`", base.display()))
+                        && text.contains(reason),
+                    || format!("unhelpful message: {text}"),
+                )?;
+                let hint = error.hint().unwrap_or_default();
+                ensure(hint.contains("root file system"), || {
+                    format!("hint: {hint:?}")
+                })?;
+            }
+            other => {
+                return Err(format!(
+                    "{}: expected BadBaseRoot, got {other:?}",
+                    base.display()
+                ));
+            }
+        }
+    }
+    ensure(!s.out.join("ran").exists(), || "the build ran".into())
+}
+
+/// Not a check: prints the start-up cost of a sandbox (`sh -c true`) on the host root and on [`minimal_base`],
+/// interleaved, so both see the same machine load.
+fn start_up_with_a_base_root_and_the_host_root(sandbox: &Sandbox) -> Outcome {
+    const RUNS: usize = 20;
+    let s = Scratch::new()?;
+    let base = minimal_base(&s.root)?;
+    let host = s.spec("true");
+    let mut with_base = host.clone();
+    with_base.base_root = Some(base);
+    let mut times: [Vec<std::time::Duration>; 2] = [Vec::new(), Vec::new()];
+    for _ in 0..RUNS {
+        for (index, spec) in [&host, &with_base].into_iter().enumerate() {
+            let started = std::time::Instant::now();
+            let status = s.run(sandbox, spec)?;
+            times[index].push(started.elapsed());
+            ensure(status.success(), || format!("`true` ended with {status}"))?;
+        }
+    }
+    for (label, mut runs) in ["host root", "base root"].into_iter().zip(times) {
+        runs.sort();
+        println!(
+            "    ({label}: {RUNS} runs of `sh -c true`, min {:?}, median {:?}, max {:?})",
+            runs[0],
+            runs[RUNS / 2],
+            runs[RUNS - 1]
+        );
+    }
+    Ok(())
 }
