@@ -86,15 +86,18 @@ pub struct BuildPlan {
 pub const HOST_TOOLS_FINGERPRINT: &str = "host-tools";
 
 /// Host fingerprints for the build key: the base system always, declared host paths and host tools when present.
-/// A host tool is written as a command line (`nvcc --version`); a leading `~/` is the invoking user's home.
+/// A host tool is written as a command line (`nvcc --version`); a leading `~/` is the invoking user's home. The
+/// base system's file contents are remembered in the store's `cache-v1/` (see [`hstore_sandbox::fingerprint`]).
 pub fn fingerprints(
+    store: &hstore_store::Store,
     host_paths: &[PathBuf],
     host_tools: &[String],
 ) -> Result<BTreeMap<String, String>> {
     let mut fingerprints = BTreeMap::new();
+    let content_cache = store.root().join(hstore_store::layout::CACHE_DIR);
     fingerprints.insert(
         "base-system".to_owned(),
-        hstore_sandbox::fingerprint_base_system()?.to_string(),
+        hstore_sandbox::fingerprint_base_system(Some(&content_cache))?.to_string(),
     );
     if !host_paths.is_empty() {
         fingerprints.insert(

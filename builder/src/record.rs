@@ -184,7 +184,7 @@ pub struct PreparedBuild {
 /// several recipes fails before the first one starts rather than after it.
 pub fn prepare(store: &Store, plan: &BuildPlan) -> Result<PreparedBuild> {
     check_inputs(store, plan)?;
-    let fingerprints = super::fingerprints(&plan.host_paths, &plan.host_tools)?;
+    let fingerprints = super::fingerprints(store, &plan.host_paths, &plan.host_tools)?;
     Ok(PreparedBuild {
         key: plan.key(&fingerprints)?,
         fingerprints,
@@ -201,7 +201,7 @@ pub fn prepare_from_records(store: &Store, plan: &BuildPlan) -> Result<PreparedB
         return prepare(store, plan);
     }
     check_inputs(store, plan)?;
-    let mut fingerprints = super::fingerprints(&plan.host_paths, &[])?;
+    let mut fingerprints = super::fingerprints(store, &plan.host_paths, &[])?;
     let keys = store
         .list_meta(BUILD_NAMESPACE)
         .map_err(|source| BuildError::store("the build records", source))?;

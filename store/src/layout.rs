@@ -15,6 +15,8 @@
 //! ├── meta-v1/<namespace>/<key>.json   small JSON records (upstream integrity → address, build records)
 //! ├── tmp/                       temp files and dirs on the same file system; only ever renamed out of
 //! ├── cache-v1/stat/<hex>        stat caches of added local trees (see `stat_cache`; deleting them loses nothing)
+//! ├── cache-v1/base-system-contents-v1   content digests of the host's /usr/local files, for the base-system
+//! │                              fingerprint (see `hstore_sandbox::fingerprint`; deleting it loses nothing)
 //! └── locks/store.lock           shared by every command, exclusive for gc
 //! ```
 //! The suffix, never the content, says how an object is stored: raw and zstd are never guessed. Every name above
