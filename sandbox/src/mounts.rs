@@ -22,7 +22,7 @@
 //! /usr /etc /var /lib64 …        every top-level directory (and file) of the base root, bound read-only, `etc/`
 //!                                whole (the base carries passwd, group, hosts, …; the sandbox writes none);
 //!                                top-level symlinks (`/bin -> usr/bin`) recreated; not bound: the names the
-//!                                sandbox mounts below (`proc`, `dev`, `tmp`, `build`, `homeless`) and an empty
+//!                                sandbox mounts below (`proc`, `dev`, `sys`, `tmp`, `build`, `homeless`) and an empty
 //!                                directory named like the first component of a spec bind (`opt/` for
 //!                                `/opt/sdk`), which the sandbox's own directory replaces. Nothing of the host.
 //! ```
@@ -290,10 +290,10 @@ fn bind_base_system() -> Setup {
     Ok(())
 }
 
-/// Top-level names of a base root that the sandbox mounts itself: never taken from the base (a Debian tree has
-/// empty `proc/`, `dev/`, `tmp/`).
+/// Top-level names of a base root that the sandbox mounts itself, or keeps out (`sys`): never taken from the base
+/// (a Debian tree has empty `proc/`, `dev/`, `sys/`, `tmp/`).
 fn sandbox_owned(name: &OsStr) -> bool {
-    ["/proc", "/dev", "/tmp", BUILD_DIR, HOME_DIR]
+    ["/proc", "/dev", "/sys", "/tmp", BUILD_DIR, HOME_DIR]
         .iter()
         .any(|owned| name == OsStr::new(owned.trim_start_matches('/')))
 }

@@ -80,7 +80,7 @@ pub struct SandboxSpec {
     /// A host directory holding a complete root file system (a materialized store tree of pinned Debian
     /// packages: `usr/`, `bin -> usr/bin`, `lib -> usr/lib`, `etc/`, …) that becomes the sandbox's root instead of
     /// the host base system: its top-level directories are bound read-only and its top-level symlinks recreated,
-    /// except the names the sandbox mounts itself (`proc`, `dev`, `tmp`, `build`, the home directory) and an empty
+    /// except the names the sandbox mounts itself or keeps out (`proc`, `dev`, `sys`, `tmp`, `build`, the home directory) and an empty
     /// directory named like the first component of an input, declared host path or output. Its `etc/` is bound
     /// whole, so it MUST carry `passwd`, `group`, `hosts`, `nsswitch.conf` (and `hostname`, `ld.so.conf.d/`,
     /// `alternatives/` as the build needs them): the sandbox writes nothing there. Nothing of the host is visible

@@ -1278,7 +1278,8 @@ const BASE_HOSTNAME: &str = "hstore-minimal-base\n";
 /// A minimal root file system under `dir/base`, laid out as a merged-/usr Debian tree: the real files of
 /// [`BASE_PROGRAMS`] in `usr/bin`, the libraries `ldd` lists for them at their paths under `usr/` (the loader at
 /// `usr/lib64/ld-linux-x86-64.so.2` on x86-64), `bin -> usr/bin`, `lib -> usr/lib`, `lib64 -> usr/lib64`, an `etc/`
-/// of its own, the empty `proc/`, `dev/`, `opt/` a Debian tree has, a `tmp/` holding a file, and a non-empty `srv/`.
+/// of its own, the empty `proc/`, `dev/`, `sys/`, `opt/` a Debian tree has, a `tmp/` holding a file, and a non-empty `srv/`
+/// with an empty `mount-point/`.
 fn minimal_base(dir: &Path) -> Result<PathBuf, String> {
     let base = dir.join("base");
     let io = |what: &str, path: &Path| {
@@ -1287,7 +1288,15 @@ fn minimal_base(dir: &Path) -> Result<PathBuf, String> {
         move |e: std::io::Error| format!("{what} `{}`: {e}", path.display())
     };
     for sub in [
-        "usr/bin", "etc", "proc", "dev", "opt", "tmp", "srv", "var/lib",
+        "usr/bin",
+        "etc",
+        "proc",
+        "dev",
+        "sys",
+        "opt",
+        "tmp",
+        "srv/mount-point",
+        "var/lib",
     ] {
         fs::create_dir_all(base.join(sub)).map_err(io("create", &base.join(sub)))?;
     }
@@ -1391,16 +1400,19 @@ fn a_base_root_replaces_the_host_base_system(sandbox: &Sandbox) -> Outcome {
     }
     let mut spec = s.spec(
         r#"echo ran > "$out/ran"
-        for p in $HIDDEN /tmp/from-the-base; do if test -e "$p" || test -L "$p"; then echo "visible $p"; fi; done > "$out/visible"
+        for p in $HIDDEN /tmp/from-the-base /sys; do if test -e "$p" || test -L "$p"; then echo "visible $p"; fi; done > "$out/visible"
         cat /etc/hostname > "$out/hostname"
         for p in /usr/x /etc/x /x /srv/x; do if (: > "$p"); then echo "$p writable"; else echo "$p denied"; fi; done 2>/dev/null > "$out/writes"
         echo discarded > /dev/null
         if test -c /dev/null; then echo device; else echo not-a-device; fi > "$out/null"
-        cat "$SDK/version" /opt/input/data /srv/kept > "$out/read"
+        cat "$SDK/version" /opt/input/data /srv/kept /srv/mount-point/data > "$out/read"
         ls / > "$out/root""#,
     );
     spec.base_root = Some(base.clone());
+    // An empty top-level directory of the base gives way to the sandbox's; a non-empty one is bound, and a bind
+    // below it lands on a mount point the base has.
     spec.inputs.push(Bind::new(&input, "/opt/input"));
+    spec.inputs.push(Bind::new(&input, "/srv/mount-point"));
     spec.host_paths.push(sdk.clone());
     spec.env.insert("HIDDEN".into(), hidden.join(" "));
     spec.env.insert("SDK".into(), sdk.display().to_string());
@@ -1424,7 +1436,7 @@ fn a_base_root_replaces_the_host_base_system(sandbox: &Sandbox) -> Outcome {
         "/dev/null is not a device".into()
     })?;
     ensure(
-        s.output("read")? == "sdk 1.0\ninput\nfrom the base\n",
+        s.output("read")? == "sdk 1.0\ninput\nfrom the base\ninput\n",
         || {
             format!(
                 "declared host path, input or base content: {:?}",
@@ -1437,7 +1449,7 @@ fn a_base_root_replaces_the_host_base_system(sandbox: &Sandbox) -> Outcome {
         "bin\nbuild\ndev\netc\nhomeless\nlib\nlib64\nopt\nout\nproc\nsrv\ntmp\nusr\nvar\n";
     ensure(root == expected, || format!("`ls /` inside:\n{root}"))?;
     // The sandbox's mount points and the build's writes never land in the base itself.
-    for dir in ["dev", "opt", "proc"] {
+    for dir in ["dev", "opt", "proc", "srv/mount-point"] {
         let empty = fs::read_dir(base.join(dir)).is_ok_and(|mut listing| listing.next().is_none());
         ensure(empty, || format!("the base's `{dir}/` is no longer empty"))?;
     }
