@@ -380,27 +380,34 @@ pub fn unpack(
         report: UnpackReport::default(),
     };
     let unpacked = match format {
-        ArchiveFormat::TarGz => {
-            unpacker.tar(flate2::read::MultiGzDecoder::new(BufReader::new(file)))
-        }
-        ArchiveFormat::TarXz => {
-            match xz2::stream::Stream::new_stream_decoder(
-                XZ_MEMORY_LIMIT,
-                xz2::stream::CONCATENATED,
-            ) {
-                Ok(stream) => unpacker.tar(xz2::read::XzDecoder::new_stream(file, stream)),
-                Err(source) => Err(unpacker.read_error(None, source.into())),
-            }
-        }
-        ArchiveFormat::TarZst => match zstd::stream::read::Decoder::new(file) {
-            Ok(decoder) => unpacker.tar(decoder),
+        ArchiveFormat::Zip => unpacker.zip(file),
+        format => match tar_reader(format, BufReader::new(file)) {
+            Ok(reader) => unpacker.tar(reader),
             Err(source) => Err(unpacker.read_error(None, source)),
         },
-        ArchiveFormat::Tar => unpacker.tar(BufReader::new(file)),
-        ArchiveFormat::Zip => unpacker.zip(file),
     };
     unpacked?;
     Ok(unpacker.report)
+}
+
+/// The decoded tar stream of `reader`, a tar archive in `format` (not [`ArchiveFormat::Zip`], which is read as
+/// plain tar): xz with the decoder's memory capped ([`XZ_MEMORY_LIMIT`]) and only `.xz` streams accepted.
+pub(crate) fn tar_reader<'r>(
+    format: ArchiveFormat,
+    reader: impl io::BufRead + 'r,
+) -> io::Result<Box<dyn Read + 'r>> {
+    Ok(match format {
+        ArchiveFormat::TarGz => Box::new(flate2::bufread::MultiGzDecoder::new(reader)),
+        ArchiveFormat::TarXz => {
+            let stream = xz2::stream::Stream::new_stream_decoder(
+                XZ_MEMORY_LIMIT,
+                xz2::stream::CONCATENATED,
+            )?;
+            Box::new(xz2::bufread::XzDecoder::new_stream(reader, stream))
+        }
+        ArchiveFormat::TarZst => Box::new(zstd::stream::read::Decoder::with_buffer(reader)?),
+        ArchiveFormat::Tar | ArchiveFormat::Zip => Box::new(reader),
+    })
 }
 
 /// Creates `dest`, or checks that it is an empty real directory.
