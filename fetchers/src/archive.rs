@@ -469,10 +469,16 @@ fn make_dir(path: &Path) -> Result<(), Error> {
 /// What an entry becomes on disk.
 enum Kind<'a> {
     Directory,
-    File { executable: bool },
-    Symlink { target: Cow<'a, [u8]> },
+    File {
+        executable: bool,
+    },
+    Symlink {
+        target: Cow<'a, [u8]>,
+    },
     /// A hardlink to a regular file unpacked earlier from the same archive; only in a [`Merge`], which copies it.
-    Hardlink { target: Vec<u8> },
+    Hardlink {
+        target: Vec<u8>,
+    },
 }
 
 /// The per-archive state shared by the tar and zip walkers.
@@ -529,10 +535,7 @@ impl Unpacker<'_> {
             let mut entry = entry.map_err(|source| self.read_error(last.as_deref(), source))?;
             let name = entry.path_bytes().into_owned();
             if let Some(merge) = self.merge.as_deref_mut()
-                && entry
-                    .header()
-                    .mode()
-                    .is_ok_and(|mode| mode & 0o7000 != 0)
+                && entry.header().mode().is_ok_and(|mode| mode & 0o7000 != 0)
             {
                 merge.counts.special_bits_stripped += 1;
             }

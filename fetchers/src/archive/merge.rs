@@ -33,8 +33,8 @@ use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 
 use super::{
-    Cow, Error, File, Kind, OpenOptions, Path, PathBuf, PathComponent, PathComponentError,
-    Refusal, UnpackReport, Unpacker, fs, io, make_dir, prepare_destination,
+    Cow, Error, File, Kind, OpenOptions, Path, PathBuf, PathComponent, PathComponentError, Refusal,
+    UnpackReport, Unpacker, fs, io, make_dir, prepare_destination,
 };
 
 /// The label of what [`Merge::add_file`] and [`Merge::add_symlink`] create.
@@ -317,7 +317,11 @@ impl Unpacker<'_> {
     }
 
     /// The real path and executable bit of the file a hardlink entry `name -> target` copies.
-    pub(super) fn hardlink_source(&self, name: &[u8], target: &[u8]) -> Result<(PathBuf, bool), Error> {
+    pub(super) fn hardlink_source(
+        &self,
+        name: &[u8],
+        target: &[u8],
+    ) -> Result<(PathBuf, bool), Error> {
         let refuse = || {
             let target = String::from_utf8_lossy(target).into_owned();
             self.refused(name, Refusal::Hardlink { target })
