@@ -311,9 +311,9 @@ pub enum Error {
     Generate {
         /// What hstore was doing (`write /etc/passwd`).
         what: String,
-        /// Why.
+        /// Why (boxed: an archive error is large).
         #[source]
-        source: archive::Error,
+        source: Box<archive::Error>,
     },
 }
 
@@ -381,7 +381,7 @@ pub fn assemble_base(
     };
     let mut merge = Merge::new(dest, redirects).map_err(|source| Error::Generate {
         what: "start".into(),
-        source,
+        source: Box::new(source),
     })?;
 
     // Pass 2: the data members.
@@ -466,7 +466,7 @@ impl Generated<'_> {
             .add_symlink(link, target)
             .map_err(|source| Error::Generate {
                 what: format!("link `{link}` to `{target}`"),
-                source,
+                source: Box::new(source),
             })?;
         self.report.links_made += 1;
         Ok(())
@@ -482,7 +482,7 @@ impl Generated<'_> {
             .add_file(path, content, false)
             .map_err(|source| Error::Generate {
                 what: format!("write `{path}`"),
-                source,
+                source: Box::new(source),
             })?;
         self.report.generated_files.push(path.to_owned());
         Ok(())
@@ -493,7 +493,7 @@ impl Generated<'_> {
             .read_file(path, MAX_TEMPLATE)
             .map_err(|source| Error::Generate {
                 what: format!("read `{path}`"),
-                source,
+                source: Box::new(source),
             })
     }
 
@@ -564,7 +564,12 @@ impl Generated<'_> {
             .files_under(CERTS)
             .into_iter()
             .filter(|entry| {
-                matches!(entry.kind, MergedKind::File { .. }) && entry.path.ends_with(".crt")
+                #[expect(
+                    clippy::case_sensitive_file_extension_comparisons,
+                    reason = "update-ca-certificates finds `-name '*.crt'`, case-sensitively"
+                )]
+                let certificate = entry.path.ends_with(".crt");
+                matches!(entry.kind, MergedKind::File { .. }) && certificate
             })
             .map(|entry| entry.path)
             .collect();
@@ -772,6 +777,19 @@ mod tests {
             builder.append(&header, data).expect("append");
         }
         builder.into_inner().expect("tar")
+    }
+
+    /// The package and refusal of an error that refused an entry of a package.
+    fn refusal(error: &Error) -> Option<(&str, &Refusal)> {
+        match error {
+            Error::Deb(deb::Error::Unpack {
+                package, source, ..
+            }) => match &**source {
+                archive::Error::Refused { reason, .. } => Some((package, reason)),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 
     fn mode(path: &Path) -> u32 {
@@ -1027,15 +1045,7 @@ mod tests {
             assert!(message.contains("second 1.0-1"), "{message}");
             assert!(message.contains("`first 1.0-1`"), "{message}");
             assert!(message.contains("usr/bin/same"), "{message}");
-            let Error::Deb(deb::Error::Unpack {
-                source:
-                    archive::Error::Refused {
-                        reason: Refusal::Conflict { path, other },
-                        ..
-                    },
-                ..
-            }) = &error
-            else {
+            let Some((_, Refusal::Conflict { path, other })) = refusal(&error) else {
                 panic!("{error:?}");
             };
             assert_eq!(path, "usr/bin/same");
@@ -1058,7 +1068,7 @@ mod tests {
         ];
         let error = scratch.assemble(&packages).expect_err("symlink conflict");
         assert!(
-            matches!(&error, Error::Deb(deb::Error::Unpack { package, source: archive::Error::Refused { reason: Refusal::Conflict { other, .. }, .. }, .. }) if package == "b 1.0-1" && other == "`a 1.0-1`"),
+            matches!(refusal(&error), Some((package, Refusal::Conflict { other, .. })) if package == "b 1.0-1" && other == "`a 1.0-1`"),
             "{error:?}"
         );
     }
@@ -1124,11 +1134,7 @@ mod tests {
                 scratch.crafted(name, b"2.0\n", &raw_tar(entries)),
             ];
             let error = scratch.assemble(&packages).expect_err(name);
-            let Error::Deb(deb::Error::Unpack {
-                source: archive::Error::Refused { reason, .. },
-                ..
-            }) = &error
-            else {
+            let Some((_, reason)) = refusal(&error) else {
                 panic!("{name}: {error:?}");
             };
             assert!(expected(reason), "{name}: {reason:?}");

@@ -110,9 +110,9 @@ pub enum Error {
         deb: PathBuf,
         /// The package, as labelled by the caller.
         package: String,
-        /// Why.
+        /// Why (boxed: an archive error is large).
         #[source]
-        source: archive::Error,
+        source: Box<archive::Error>,
     },
 }
 
@@ -310,7 +310,7 @@ pub fn unpack_data(
             .map_err(|source| Error::Unpack {
                 deb: deb.to_owned(),
                 package: package.to_owned(),
-                source,
+                source: Box::new(source),
             })
     })
 }
