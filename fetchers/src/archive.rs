@@ -48,6 +48,10 @@ use hstore_store::path_component::PathComponentError;
 use hstore_store::tree::MAX_SYMLINK_TARGET;
 use hstore_store::{Hint, PathComponent, SymlinkTargetError, check_symlink_target};
 
+mod merge;
+
+pub use merge::{Merge, MergeReport, MergedEntry, MergedKind, Redirect};
+
 /// The most memory the xz decoder may take. A header states the dictionary it needs, up to 4 GiB, and liblzma
 /// allocates it unasked (the fuzzer's 57-byte `.tar.xz` asked for more than 2 GiB); `xz -9` needs 65 MiB.
 const XZ_MEMORY_LIMIT: u64 = 256 << 20;
@@ -182,6 +186,14 @@ pub enum Refusal {
     },
     /// The entry would replace something already unpacked.
     Duplicate,
+    /// In a [`Merge`]: the entry's path was already unpacked from another archive (two Debian packages ship one
+    /// file), or it names one of the merge's own directory links as something else.
+    Conflict {
+        /// The path in the merged tree (after [`Redirect`]s), lossy.
+        path: String,
+        /// The archive that put it there first (its label), or the link's description.
+        other: String,
+    },
     /// The entry is a hardlink.
     Hardlink {
         /// Its target, lossy.
@@ -226,6 +238,9 @@ impl fmt::Display for Refusal {
                 )
             }
             Refusal::Duplicate => f.write_str("it would replace an entry unpacked earlier"),
+            Refusal::Conflict { path, other } => {
+                write!(f, "`{path}` is already in the tree, from {other}")
+            }
             Refusal::Hardlink { target } => write!(f, "it is a hardlink to `{target}`"),
             Refusal::SpecialFile { kind } => write!(f, "it is a {kind}"),
         }
@@ -339,6 +354,14 @@ impl Hint for Error {
                 reason: Refusal::SpecialFile { .. },
                 ..
             } => Some("device files and FIFOs cannot be stored; repack the archive without them".into()),
+            Error::Refused {
+                reason: Refusal::Conflict { .. },
+                ..
+            } => Some(
+                "two packages ship the same path, which dpkg would refuse too (unless one `Replaces` the other); \
+                 drop one of them from the set"
+                    .into(),
+            ),
             Error::Refused { .. } => Some(
                 "the archive is malformed or hostile; check the URL and sha256 in the recipe, or repack it".into(),
             ),
@@ -378,29 +401,37 @@ pub fn unpack(
         strip_components: options.strip_components,
         limit: options.max_unpacked_size.for_archive(archive_size),
         report: UnpackReport::default(),
+        merge: None,
     };
     let unpacked = match format {
-        ArchiveFormat::TarGz => {
-            unpacker.tar(flate2::read::MultiGzDecoder::new(BufReader::new(file)))
-        }
-        ArchiveFormat::TarXz => {
-            match xz2::stream::Stream::new_stream_decoder(
-                XZ_MEMORY_LIMIT,
-                xz2::stream::CONCATENATED,
-            ) {
-                Ok(stream) => unpacker.tar(xz2::read::XzDecoder::new_stream(file, stream)),
-                Err(source) => Err(unpacker.read_error(None, source.into())),
-            }
-        }
-        ArchiveFormat::TarZst => match zstd::stream::read::Decoder::new(file) {
-            Ok(decoder) => unpacker.tar(decoder),
+        ArchiveFormat::Zip => unpacker.zip(file),
+        format => match tar_reader(format, BufReader::new(file)) {
+            Ok(reader) => unpacker.tar(reader),
             Err(source) => Err(unpacker.read_error(None, source)),
         },
-        ArchiveFormat::Tar => unpacker.tar(BufReader::new(file)),
-        ArchiveFormat::Zip => unpacker.zip(file),
     };
     unpacked?;
     Ok(unpacker.report)
+}
+
+/// The decoded tar stream of `reader`, a tar archive in `format` (not [`ArchiveFormat::Zip`], which is read as
+/// plain tar): xz with the decoder's memory capped ([`XZ_MEMORY_LIMIT`]) and only `.xz` streams accepted.
+pub(crate) fn tar_reader<'r>(
+    format: ArchiveFormat,
+    reader: impl io::BufRead + 'r,
+) -> io::Result<Box<dyn Read + 'r>> {
+    Ok(match format {
+        ArchiveFormat::TarGz => Box::new(flate2::bufread::MultiGzDecoder::new(reader)),
+        ArchiveFormat::TarXz => {
+            let stream = xz2::stream::Stream::new_stream_decoder(
+                XZ_MEMORY_LIMIT,
+                xz2::stream::CONCATENATED,
+            )?;
+            Box::new(xz2::bufread::XzDecoder::new_stream(reader, stream))
+        }
+        ArchiveFormat::TarZst => Box::new(zstd::stream::read::Decoder::with_buffer(reader)?),
+        ArchiveFormat::Tar | ArchiveFormat::Zip => Box::new(reader),
+    })
 }
 
 /// Creates `dest`, or checks that it is an empty real directory.
@@ -438,8 +469,16 @@ fn make_dir(path: &Path) -> Result<(), Error> {
 /// What an entry becomes on disk.
 enum Kind<'a> {
     Directory,
-    File { executable: bool },
-    Symlink { target: Cow<'a, [u8]> },
+    File {
+        executable: bool,
+    },
+    Symlink {
+        target: Cow<'a, [u8]>,
+    },
+    /// A hardlink to a regular file unpacked earlier from the same archive; only in a [`Merge`], which copies it.
+    Hardlink {
+        target: Vec<u8>,
+    },
 }
 
 /// The per-archive state shared by the tar and zip walkers.
@@ -451,6 +490,8 @@ struct Unpacker<'a> {
     /// The cap on `report.bytes`.
     limit: Option<u64>,
     report: UnpackReport,
+    /// Set when this archive is one of several laid into one tree ([`Merge`]).
+    merge: Option<&'a mut merge::State>,
 }
 
 impl Unpacker<'_> {
@@ -493,6 +534,11 @@ impl Unpacker<'_> {
         for entry in entries {
             let mut entry = entry.map_err(|source| self.read_error(last.as_deref(), source))?;
             let name = entry.path_bytes().into_owned();
+            if let Some(merge) = self.merge.as_deref_mut()
+                && entry.header().mode().is_ok_and(|mode| mode & 0o7000 != 0)
+            {
+                merge.counts.special_bits_stripped += 1;
+            }
             let kind = match entry.header().entry_type() {
                 // Sparse files read back with their holes filled in; "contiguous" files are regular files.
                 tar::EntryType::Regular
@@ -519,6 +565,12 @@ impl Unpacker<'_> {
                     last = Some(name);
                     continue;
                 }
+                tar::EntryType::Link if self.merge.is_some() => Kind::Hardlink {
+                    target: entry
+                        .link_name_bytes()
+                        .map(Cow::into_owned)
+                        .unwrap_or_default(),
+                },
                 tar::EntryType::Link => {
                     let target = entry.link_name_bytes().unwrap_or_default();
                     let target = String::from_utf8_lossy(&target).into_owned();
@@ -671,10 +723,22 @@ impl Unpacker<'_> {
         Ok(path)
     }
 
-    fn entry(&mut self, name: &[u8], kind: Kind<'_>, content: &mut impl Read) -> Result<(), Error> {
-        let Some(components) = self.relative_path(name, matches!(kind, Kind::Directory))? else {
+    fn entry(
+        &mut self,
+        name: &[u8],
+        mut kind: Kind<'_>,
+        content: &mut impl Read,
+    ) -> Result<(), Error> {
+        let Some(mut components) = self.relative_path(name, matches!(kind, Kind::Directory))?
+        else {
             return Ok(());
         };
+        if self.merge.is_some() {
+            let Some(merged) = self.merge_entry(name, &mut components, kind)? else {
+                return Ok(());
+            };
+            kind = merged;
+        }
         if let Kind::Symlink { target } = &kind {
             self.check_symlink_target(name, &components, target)?;
         }
@@ -688,58 +752,89 @@ impl Unpacker<'_> {
             Kind::Directory => match fs::symlink_metadata(&path) {
                 // Tar archives often repeat directories, or list them after their contents.
                 Ok(metadata) if metadata.is_dir() => {}
-                Ok(_) => return Err(self.refused(name, Refusal::Duplicate)),
+                Ok(_) => return Err(self.replaced(name, &components)),
                 Err(error) if error.kind() == io::ErrorKind::NotFound => {
                     make_dir(&path)?;
                     self.report.directories += 1;
                 }
                 Err(error) => return Err(Error::io("inspect", path)(error)),
             },
-            Kind::File { executable } => {
-                let mut file = match OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&path)
-                {
-                    Ok(file) => file,
-                    Err(error) if already_exists(&error) => {
-                        return Err(self.refused(name, Refusal::Duplicate));
-                    }
-                    Err(error) => return Err(Error::io("create", path)(error)),
-                };
-                // Copy by hand so a read error (archive) and a write error (disk) are told apart.
-                let mut buffer = vec![0; 64 * 1024];
-                loop {
-                    let read = match content.read(&mut buffer) {
-                        Ok(0) => break,
-                        Ok(read) => read,
-                        Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(error) => return Err(self.read_error(Some(name), error)),
-                    };
-                    // Counted as it streams too: a header may understate what its entry holds.
-                    self.check_size(name, read as u64)?;
-                    io::Write::write_all(&mut file, &buffer[..read])
-                        .map_err(Error::io("write", &path))?;
-                    self.report.bytes += read as u64;
+            Kind::Hardlink { target } => {
+                let (source, executable) = self.hardlink_source(name, &target)?;
+                let mut source = OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(&source)
+                    .map_err(Error::io("open", &source))?;
+                self.write_file(name, &components, &path, executable, &mut source, true)?;
+                if let Some(merge) = self.merge.as_deref_mut() {
+                    merge.counts.hardlinks_copied += 1;
                 }
-                let mode = if executable { 0o755 } else { 0o644 };
-                // fchmod on the open file: never follows a symlink.
-                file.set_permissions(fs::Permissions::from_mode(mode))
-                    .map_err(Error::io("set permissions of", &path))?;
-                self.report.files += 1;
+            }
+            Kind::File { executable } => {
+                self.write_file(name, &components, &path, executable, content, false)?;
             }
             Kind::Symlink { target } => {
                 let target = Path::new(OsStr::from_bytes(&target));
                 match std::os::unix::fs::symlink(target, &path) {
-                    Ok(()) => self.report.symlinks += 1,
+                    Ok(()) => {
+                        self.report.symlinks += 1;
+                        self.record_owner(&components, MergedKind::Symlink);
+                    }
                     Err(error) if already_exists(&error) => {
-                        return Err(self.refused(name, Refusal::Duplicate));
+                        return Err(self.replaced(name, &components));
                     }
                     Err(error) => return Err(Error::io("create symlink", path)(error)),
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Creates `path` (the entry `components`) with `O_EXCL` and streams `content` into it, counting against the cap;
+    /// `copy` says the content is a copy of a file already counted (a hardlink), read from the tree, not the archive.
+    fn write_file(
+        &mut self,
+        name: &[u8],
+        components: &[PathComponent],
+        path: &Path,
+        executable: bool,
+        content: &mut impl Read,
+        copy: bool,
+    ) -> Result<(), Error> {
+        let mut file = match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(self.replaced(name, components));
+            }
+            Err(error) => return Err(Error::io("create", path)(error)),
+        };
+        // Copy by hand so a read error (archive) and a write error (disk) are told apart.
+        let mut buffer = vec![0; 64 * 1024];
+        loop {
+            let read = match content.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(read) => read,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) if copy => return Err(Error::io("read", path)(error)),
+                Err(error) => return Err(self.read_error(Some(name), error)),
+            };
+            // Counted as it streams too: a header may understate what its entry holds.
+            self.check_size(name, read as u64)?;
+            io::Write::write_all(&mut file, &buffer[..read]).map_err(Error::io("write", path))?;
+            self.report.bytes += read as u64;
+        }
+        let mode = if executable { 0o755 } else { 0o644 };
+        // fchmod on the open file: never follows a symlink.
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(Error::io("set permissions of", path))?;
+        self.report.files += 1;
+        self.record_owner(components, MergedKind::File { executable });
         Ok(())
     }
 
