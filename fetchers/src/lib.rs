@@ -17,6 +17,7 @@
 pub mod archive;
 pub mod context;
 pub mod crates;
+pub mod debian;
 pub mod error;
 pub mod evaluator;
 pub mod git;
