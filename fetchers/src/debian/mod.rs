@@ -2,7 +2,8 @@
 //! `Packages` indexes ([`packages`], over the deb822 parser [`control`]), ordering versions as dpkg does
 //! ([`version`]), and choosing the closure of packages a set of requests needs ([`resolve`]).
 //!
-//! Module graph (no cycles): [`resolve`] → [`packages`] → [`control`], [`version`]; [`release`] → [`control`].
+//! Module graph (no cycles): [`resolve`] → [`packages`] → [`control`], [`version`]; [`release`] → [`control`]
+//! (and `resolve`'s live test → [`release`], to verify the real archive it resolves from).
 //! Nothing here does I/O: callers fetch the files and hand over their bytes.
 
 pub mod control;
