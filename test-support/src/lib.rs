@@ -8,6 +8,8 @@
 //! - [`TestEnv`]: a sandboxed home and environment for running the `hstore` binary.
 //! - [`XmakeRepoFixture`]: an xmake-repo with three packages, their archives, and a C++ project requiring them.
 //! - [`GarageCluster`]: a real three-node Garage (S3) cluster; [`Nginx`]: a real nginx with WebDAV PUT.
+//! - [`DebianArchive`]: a loopback Debian archive: real `.deb` files, `Packages` indexes and an `InRelease`
+//!   clearsigned by a throwaway gpg key, with tampering hooks.
 //!
 //! Everything here talks only to `127.0.0.1` and the local file system.
 
@@ -15,6 +17,7 @@
 // starts live, and cleans up fixtures by path.
 #![allow(clippy::disallowed_methods)]
 
+mod debian_archive;
 mod env;
 mod files;
 mod garage;
@@ -25,6 +28,9 @@ mod registry;
 mod server;
 mod xmake_repo;
 
+pub use debian_archive::{
+    DEBIAN_ARCHIVE_DATE, DebSpec, DebianArchive, PublishedDeb, RunningDebianArchive,
+};
 pub use env::TestEnv;
 pub use files::{deterministic_tar_gz, normalize_project, sha256_hex};
 pub use garage::{GARAGE_BUCKET, GARAGE_KEY_ID, GARAGE_REGION, GARAGE_SECRET, GarageCluster};

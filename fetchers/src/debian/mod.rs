@@ -10,7 +10,8 @@
 //! - unpacking: one `.deb`'s members ([`deb`]) and a package set into one deterministic root tree ([`base`]).
 //!
 //! Module graph (no cycles): `source` → everything below; [`resolve`] → [`packages`] → [`control`], [`version`];
-//! [`release`] → [`control`]; [`base`] → [`deb`].
+//! [`release`] → [`control`] (and `resolve`'s live
+//! test → [`release`]); [`base`] → [`deb`].
 
 pub mod base;
 pub mod control;

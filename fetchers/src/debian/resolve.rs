@@ -863,6 +863,23 @@ mod tests {
     }
 
     #[test]
+    fn providers_tie_break_on_priority_as_apt_does() {
+        let packages = index(&[
+            paragraph("base-files 12", &["Pre-Depends: awk"]),
+            paragraph("gawk 5", &["Provides: awk", "Priority: optional"]),
+            paragraph("mawk 1.3", &["Provides: awk", "Priority: required"]),
+            paragraph("aawk 1", &["Provides: awk"]),
+        ]);
+        let resolution = resolve(
+            &[&packages],
+            &requests(&["base-files"]),
+            &ResolveOptions::new("amd64"),
+        )
+        .unwrap();
+        assert_eq!(names(&resolution), ["base-files 12", "mawk 1.3"]);
+    }
+
+    #[test]
     fn versions_pins_provides_and_index_priority() {
         let updates = index(&[
             paragraph("libc6 2.36-9+deb12u4", &[]),
