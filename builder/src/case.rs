@@ -210,6 +210,12 @@ fn describe(spec: &SourceSpec) -> String {
             format!("the locked xmake packages of source `{project}`")
         }
         SourceSpec::Recipe { recipe, .. } => format!("the output of recipe `{recipe}`"),
+        SourceSpec::Debian(debian) => format!(
+            "Debian {} ({}) packages {}",
+            debian.suite,
+            debian.architecture,
+            debian.packages.join(", ")
+        ),
     }
 }
 

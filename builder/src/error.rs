@@ -44,6 +44,19 @@ pub enum BuildError {
         /// The target.
         target: String,
     },
+    /// A plan's base names no input holding a tree (the recipe checks that it names a `debian` source, so this is
+    /// a plan made by hand or a lockfile edited by hand).
+    #[error(
+        "the base `{base}` of `{recipe}` for target `{target}` is not a tree input of the plan"
+    )]
+    InvalidBase {
+        /// The recipe.
+        recipe: String,
+        /// The target.
+        target: String,
+        /// The base's source name.
+        base: String,
+    },
     /// An input would need a file name that is not valid.
     #[error("input `{input}` needs the file name `{name}`, which is invalid: {reason}")]
     InvalidInputName {
@@ -359,6 +372,9 @@ impl hstore_store::Hint for BuildError {
                  a bundle exported with the same lockfile"
                     .into(),
             ),
+            BuildError::InvalidBase { base, .. } => Some(format!(
+                "`base` must name a `debian` source of the recipe; check `[sources.{base}]`, then run `hstore lock`"
+            )),
             BuildError::XmakeTargetNotLocked { target, .. } => Some(format!(
                 "`hstore lock` probes a target only where its declared host paths exist: run it on a machine that \
                  has target `{target}`'s SDK, and commit the lockfile"

@@ -71,6 +71,9 @@ pub struct BuildPlan {
     pub env: BTreeMap<String, String>,
     /// The recipe's sources, by name.
     pub inputs: Vec<Input>,
+    /// The input whose tree is the sandbox's root (`[build] base` / `[targets.T] base`, a `debian` source); `None`:
+    /// the host's base system, read-only.
+    pub base: Option<String>,
     /// `[targets.T] host_paths`, already expanded (bound read-only at the same path).
     pub host_paths: Vec<PathBuf>,
     /// `[targets.T] host_tools`: commands whose output goes into the key.
@@ -85,20 +88,30 @@ pub struct BuildPlan {
 /// The name of the host tools' fingerprint in a key's fingerprints (and a record's).
 pub const HOST_TOOLS_FINGERPRINT: &str = "host-tools";
 
-/// Host fingerprints for the build key: the base system always, declared host paths and host tools when present.
-/// A host tool is written as a command line (`nvcc --version`); a leading `~/` is the invoking user's home. The
-/// base system's file contents are remembered in the store's `cache-v1/` (see [`hstore_sandbox::fingerprint`]).
+/// The name of the base tree's entry in a key's fingerprints: `SOURCE ADDRESS` of the plan's base.
+pub const BASE_FINGERPRINT: &str = "base";
+
+/// The fingerprints for the build key: the root the build sees — the plan's base tree (its source and address,
+/// [`BASE_FINGERPRINT`]) or else the host's base system — then declared host paths and host tools when present.
+/// With a base, nothing of the host's `/usr` is read or keyed. A host tool is written as a command line
+/// (`nvcc --version`); a leading `~/` is the invoking user's home. The base system's file contents are remembered
+/// in the store's `cache-v1/` (see [`hstore_sandbox::fingerprint`]).
 pub fn fingerprints(
     store: &hstore_store::Store,
-    host_paths: &[PathBuf],
+    plan: &BuildPlan,
     host_tools: &[String],
 ) -> Result<BTreeMap<String, String>> {
+    let host_paths = &plan.host_paths;
     let mut fingerprints = BTreeMap::new();
-    let content_cache = store.root().join(hstore_store::layout::CACHE_DIR);
-    fingerprints.insert(
-        "base-system".to_owned(),
-        hstore_sandbox::fingerprint_base_system(Some(&content_cache))?.to_string(),
-    );
+    if let Some((name, tree)) = plan.base_input()? {
+        fingerprints.insert(BASE_FINGERPRINT.to_owned(), format!("{name} {tree}"));
+    } else {
+        let content_cache = store.root().join(hstore_store::layout::CACHE_DIR);
+        fingerprints.insert(
+            "base-system".to_owned(),
+            hstore_sandbox::fingerprint_base_system(Some(&content_cache))?.to_string(),
+        );
+    }
     if !host_paths.is_empty() {
         fingerprints.insert(
             "host-paths".to_owned(),
@@ -191,6 +204,26 @@ impl KeyParts<'_> {
 }
 
 impl BuildPlan {
+    /// The base input's name and tree address, when the plan has a base.
+    pub fn base_input(&self) -> Result<Option<(&str, Digest)>> {
+        let Some(base) = &self.base else {
+            return Ok(None);
+        };
+        match self
+            .inputs
+            .iter()
+            .find(|input| &input.name == base)
+            .map(|input| &input.shape)
+        {
+            Some(InputShape::Tree(tree)) => Ok(Some((base.as_str(), *tree))),
+            _ => Err(BuildError::InvalidBase {
+                recipe: self.recipe.clone(),
+                target: self.target.clone(),
+                base: base.clone(),
+            }),
+        }
+    }
+
     /// What this plan's key is computed from, given the host fingerprints.
     pub fn key_parts<'a>(&'a self, fingerprints: &'a BTreeMap<String, String>) -> KeyParts<'a> {
         KeyParts {

@@ -190,6 +190,16 @@ pub fn plan(
             | SourceSpec::Git { .. }
             | SourceSpec::Path { .. }
             | SourceSpec::RustToolchain { .. } => InputShape::Tree(single()?.address()),
+            // The unpacked root file system; its packages are in the lockfile (and the SBOM), not in the sandbox.
+            SourceSpec::Debian(_) => InputShape::Tree(
+                artifacts
+                    .iter()
+                    .find_map(|artifact| match artifact {
+                        Artifact::DebianBase(base) => Some(base.address),
+                        _ => None,
+                    })
+                    .ok_or_else(|| stale(Some(name.as_str())))?,
+            ),
             SourceSpec::Recipe {
                 recipe: dependency,
                 target: dependency_target,
@@ -285,6 +295,7 @@ pub fn plan(
         script: build_section.script.clone(),
         env,
         inputs,
+        base: recipe.base_for(target).map(str::to_owned),
         host_paths: host_paths(target_spec, context),
         host_tools: host_tools(target_spec, context),
         limits,
@@ -327,7 +338,8 @@ pub(crate) fn overridable(spec: &SourceSpec) -> bool {
         | SourceSpec::CargoLock { .. }
         | SourceSpec::Requirements { .. }
         | SourceSpec::XmakeRequires { .. }
-        | SourceSpec::Recipe { .. } => false,
+        | SourceSpec::Recipe { .. }
+        | SourceSpec::Debian(_) => false,
     }
 }
 
@@ -343,6 +355,7 @@ pub(crate) fn spec_kind(spec: &SourceSpec) -> &'static str {
         SourceSpec::Requirements { .. } => "requirements",
         SourceSpec::XmakeRequires { .. } => "xmake_requires",
         SourceSpec::Recipe { .. } => "recipe",
+        SourceSpec::Debian(_) => "debian",
     }
 }
 

@@ -179,12 +179,15 @@ pub struct PreparedBuild {
     pub fingerprints: BTreeMap<String, String>,
 }
 
+/// `PATH` of a build on a base without one of its own, as Debian's `/etc/profile` sets it for root.
+pub const BASE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// Everything that can fail before a build starts: inputs missing from the store, declared host paths or tools
 /// missing on this machine. Nothing is run or written. Call it for every plan of a command first, so a command building
 /// several recipes fails before the first one starts rather than after it.
 pub fn prepare(store: &Store, plan: &BuildPlan) -> Result<PreparedBuild> {
     check_inputs(store, plan)?;
-    let fingerprints = super::fingerprints(store, &plan.host_paths, &plan.host_tools)?;
+    let fingerprints = super::fingerprints(store, plan, &plan.host_tools)?;
     Ok(PreparedBuild {
         key: plan.key(&fingerprints)?,
         fingerprints,
@@ -201,7 +204,7 @@ pub fn prepare_from_records(store: &Store, plan: &BuildPlan) -> Result<PreparedB
         return prepare(store, plan);
     }
     check_inputs(store, plan)?;
-    let mut fingerprints = super::fingerprints(store, &plan.host_paths, &[])?;
+    let mut fingerprints = super::fingerprints(store, plan, &[])?;
     let keys = store
         .list_meta(BUILD_NAMESPACE)
         .map_err(|source| BuildError::store("the build records", source))?;
@@ -383,11 +386,17 @@ fn run_in_sandbox(
     }
     let mut env = plan.env.clone();
     let mut binds = Vec::new();
+    let mut base = None;
     for input in &plan.inputs {
         let tree = input.shape.tree(store, &input.name)?;
         let host = store
             .materialized_tree(&tree)
             .map_err(|source| BuildError::store(format!("input `{}`", input.name), source))?;
+        if plan.base.as_ref() == Some(&input.name) {
+            // The root itself, not an input under `/src`.
+            base = Some(host);
+            continue;
+        }
         let inside = format!("{INPUTS_DIR}/{}", input.name);
         env.insert(input_env_name(&input.name), inside.clone());
         if let super::InputShape::File { file_name, .. } = &input.shape {
@@ -444,9 +453,17 @@ fn run_in_sandbox(
         env.entry(key.to_owned())
             .or_insert_with(|| value.to_owned());
     }
+    if base.is_some() {
+        // A Debian root's tools live in sbin too (ldconfig, update-alternatives); its locale is C.UTF-8.
+        for (key, value) in [("PATH", BASE_PATH), ("LANG", "C.UTF-8")] {
+            env.entry(key.to_owned())
+                .or_insert_with(|| value.to_owned());
+        }
+    }
     spec.env = env;
     spec.inputs = binds;
     spec.host_paths.clone_from(&plan.host_paths);
+    spec.base_root = base;
     // The script's output goes to its own file; hstore's notes (where inputs came from) head the stored log.
     let script_log = scratch.path().join("script.log");
     let status = Sandbox::new(&options.helper_exe)

@@ -206,6 +206,9 @@ pub fn xmake_probe_plan(probe: &XmakeProbe<'_>, context: &PlanContext) -> Result
         script: probe_shell_script(),
         env,
         inputs,
+        // The probe reads xmake-repo's Lua against the host's base system: a recipe on a Debian base is probed
+        // without it (its packages are not in the request), so xmake's "from the host" answers describe this host.
+        base: None,
         host_paths: host_paths(target_spec, context),
         host_tools: host_tools(target_spec, context),
         limits: hstore_sandbox::LimitOverrides::default(),

@@ -4,10 +4,8 @@
 use std::io::{self, Write};
 
 use anyhow::{Context, Result};
-use hstore_fetchers::lockfile::{
-    Artifact, CrateArtifact, GitArtifact, Lockfile, PathArtifact, RustToolchainArtifact,
-    UrlArtifact, WheelArtifact, XmakeArchiveArtifact,
-};
+use hstore_fetchers::lockfile::{Artifact, Lockfile};
+use hstore_model::artifact::Query;
 use hstore_model::why::{Chain, why};
 use hstore_store::{Digest, Store};
 
@@ -76,42 +74,7 @@ fn why_address(
 /// Whether `query` names `artifact`: its lockfile id, or its name (`serde`, `serde@1.0.228`), or for git and URL
 /// artifacts the repository's URL or last path segment (`InfiniCore`, `InfiniCore.git`).
 fn matches_name(artifact: &Artifact, query: &str) -> bool {
-    if artifact.id() == query {
-        return true;
-    }
-    let (name, version) = query
-        .split_once('@')
-        .map_or((query, None), |(name, version)| (name, Some(version)));
-    let named = |candidate: &str, candidate_version: &str| {
-        candidate.eq_ignore_ascii_case(name)
-            && version.is_none_or(|version| version == candidate_version)
-    };
-    let url_named = |url: &str| {
-        let trimmed = url.trim_end_matches('/');
-        let last = trimmed.rsplit('/').next().unwrap_or(trimmed);
-        url == query
-            || trimmed == query
-            || last == query
-            || last.strip_suffix(".git") == Some(query)
-    };
-    match artifact {
-        Artifact::Crate(CrateArtifact { name, version, .. })
-        | Artifact::Wheel(WheelArtifact { name, version, .. }) => named(name, version),
-        Artifact::XmakeArchive(XmakeArchiveArtifact {
-            package, version, ..
-        }) => named(package, version),
-        Artifact::Git(GitArtifact { url, .. }) | Artifact::Url(UrlArtifact { url, .. }) => {
-            url_named(url)
-        }
-        Artifact::RustToolchain(RustToolchainArtifact { toolchain, .. }) => {
-            toolchain == query
-                || toolchain
-                    .split('-')
-                    .next()
-                    .is_some_and(|release| format!("rust@{release}") == query)
-        }
-        Artifact::Path(PathArtifact { path, .. }) => path == query,
-    }
+    artifact.id() == query || artifact.kind_impl().answers_to(&Query::parse(query))
 }
 
 /// One line per chain: `top --source--> recipe --source--> kind package version (id)[:/path inside]`.

@@ -332,6 +332,33 @@ pub enum Error {
         /// What is wrong.
         problem: String,
     },
+    /// A `debian` source's packages could not be resolved from the archive's indexes.
+    #[error("failed to resolve the packages of `debian` source `{source_name}`")]
+    Debian {
+        /// The source's name.
+        source_name: String,
+        /// What the resolver found.
+        #[source]
+        source: Box<super::debian::Error>,
+    },
+    /// A Debian archive's release or index could not be read, or its signature did not verify.
+    #[error("Debian archive file `{url}` was refused")]
+    DebianArchive {
+        /// The file's canonical URL.
+        url: String,
+        /// Why.
+        #[source]
+        source: Box<super::debian::Error>,
+    },
+    /// A `debian` source's packages could not be unpacked into its base tree.
+    #[error("failed to unpack the base tree `{id}`")]
+    DebianBase {
+        /// The base artifact's id.
+        id: String,
+        /// Why.
+        #[source]
+        source: Box<super::debian::Error>,
+    },
     /// A background task panicked or was cancelled.
     #[error("internal task failed: {message}")]
     Task {
@@ -503,6 +530,9 @@ impl hstore_store::Hint for Error {
             Error::InconsistentSource { .. } => {
                 Some("this is a bug in hstore (`Recipe::load` checks it); please report it".into())
             }
+            Error::Debian { source, .. }
+            | Error::DebianArchive { source, .. }
+            | Error::DebianBase { source, .. } => source.hint(),
             // Listed one by one (no `_ =>`): a new variant must decide whether it has a hint.
             Error::Http { .. }
             | Error::HttpStatus { .. }

@@ -18,6 +18,7 @@ pub const fn records(kind: SourceKind) -> &'static [RecordKind] {
         SourceKind::CargoLock => &[crate::crates::RECORDS],
         SourceKind::Url => &[crate::url::RECORDS],
         SourceKind::Requirements => &[crate::requirements::RECORDS],
+        SourceKind::Debian => &[crate::debian::source::RECORDS],
         // `path` is re-hashed on every lock, a toolchain is found by its directory, xmake archives are found by their
         // locked address, and a `recipe` source's output is a build record (the build crate's kind).
         SourceKind::Path
@@ -51,7 +52,13 @@ mod tests {
         namespaces.sort_unstable();
         assert_eq!(
             namespaces,
-            ["crate-sha256", "git-commit", "url-sha256", "wheel-sha256"]
+            [
+                "crate-sha256",
+                "deb-sha256",
+                "git-commit",
+                "url-sha256",
+                "wheel-sha256"
+            ]
         );
         for kind in record_kinds() {
             assert!(!kind.travels, "`{}` must not travel", kind.namespace);

@@ -18,7 +18,8 @@ use hstore_model::sbom::Licenses;
 use hstore_store::bundle::{ObjectKind, read_selected};
 use hstore_store::{Digest, Directory, Node, PathComponent, Store};
 
-use crate::lockfile::{Artifact, CrateArtifact, Lockfile, WheelArtifact};
+use crate::lockfile::Lockfile;
+use hstore_model::artifact::LicenceSource;
 
 /// Most bytes of a `Cargo.toml` or a `METADATA` file read.
 pub const MAX_METADATA_BYTES: u64 = 1 << 20;
@@ -88,25 +89,6 @@ impl hstore_store::Hint for Error {
             Error::Store { .. } => Some("run `hstore store verify` to find damaged objects".into()),
             Error::Open { .. } => None,
         }
-    }
-}
-
-/// What a licence is read from, per artifact: the crate's top tree, the wheel's blob, or nothing.
-enum Source {
-    CrateTree(Digest),
-    Wheel(Digest),
-    None,
-}
-
-fn source_of(artifact: &Artifact) -> Source {
-    match artifact {
-        Artifact::Crate(CrateArtifact { address, .. }) => Source::CrateTree(*address),
-        Artifact::Wheel(WheelArtifact { address, .. }) => Source::Wheel(*address),
-        Artifact::Git(_)
-        | Artifact::Url(_)
-        | Artifact::RustToolchain(_)
-        | Artifact::XmakeArchive(_)
-        | Artifact::Path(_) => Source::None,
     }
 }
 
@@ -202,8 +184,8 @@ pub fn from_store(store: &Store, lockfile: &Lockfile) -> Result<Licenses, Error>
             id: id.to_owned(),
             source,
         };
-        let found = match source_of(artifact) {
-            Source::CrateTree(tree) => {
+        let found = match artifact.kind_impl().licence_source() {
+            LicenceSource::CrateTree(tree) => {
                 let Some(directory) = store.get_directory(&tree).map_err(failed)? else {
                     continue;
                 };
@@ -218,13 +200,13 @@ pub fn from_store(store: &Store, lockfile: &Lockfile) -> Result<Licenses, Error>
                 })?;
                 cargo_license(&bytes)
             }
-            Source::Wheel(blob) => {
+            LicenceSource::Wheel(blob) => {
                 let Some(mut blob) = store.open_blob(&blob).map_err(failed)? else {
                     continue;
                 };
                 wheel_license(&mut blob.reader)
             }
-            Source::None => None,
+            LicenceSource::None => None,
         };
         if let Some(license) = found {
             licenses.insert(id.to_owned(), license);
@@ -306,10 +288,10 @@ pub fn from_bundle(
     let mut trees: BTreeMap<Digest, Vec<&str>> = BTreeMap::new();
     let mut wheels: BTreeMap<Digest, Vec<&str>> = BTreeMap::new();
     for artifact in &lockfile.artifacts {
-        match source_of(artifact) {
-            Source::CrateTree(tree) => trees.entry(tree).or_default().push(artifact.id()),
-            Source::Wheel(blob) => wheels.entry(blob).or_default().push(artifact.id()),
-            Source::None => {}
+        match artifact.kind_impl().licence_source() {
+            LicenceSource::CrateTree(tree) => trees.entry(tree).or_default().push(artifact.id()),
+            LicenceSource::Wheel(blob) => wheels.entry(blob).or_default().push(artifact.id()),
+            LicenceSource::None => {}
         }
     }
     let mut licenses = Licenses::new();

@@ -491,6 +491,14 @@ impl Fetcher {
                     None => Ok((Vec::new(), Vec::new(), (None, None))),
                 }
             }
+            SourceSpec::Debian(debian) => {
+                let kept: Vec<&Artifact> = if keep { previous.to_vec() } else { Vec::new() };
+                Ok((
+                    crate::debian::source::lock(self, name, debian, &kept).await?,
+                    Vec::new(),
+                    (None, None),
+                ))
+            }
             SourceSpec::Requirements {
                 requirements,
                 requirements_file,
@@ -622,14 +630,24 @@ impl Fetcher {
     /// per-artifact errors; empty means the closure is complete. Each artifact carries all its refetch needs; the
     /// recipes' specs are read only to name an artifact's source in errors.
     pub async fn fetch(&self, lockfile: &Lockfile, lockfile_dir: &Path) -> Vec<Error> {
-        // Which source each artifact came from, for errors.
+        // Which source each artifact came from, for errors, and the other artifacts of that source (a Debian base
+        // is unpacked from its source's packages).
         let mut labels: BTreeMap<&str, String> = BTreeMap::new();
+        let mut siblings: BTreeMap<&str, Vec<&Artifact>> = BTreeMap::new();
         for recipe in &lockfile.recipes {
             for source in &recipe.sources {
+                let of_source: Vec<&Artifact> = source
+                    .artifacts
+                    .iter()
+                    .filter_map(|id| lockfile.artifact(id))
+                    .collect();
                 for id in &source.artifacts {
                     labels
                         .entry(id.as_str())
                         .or_insert_with(|| format!("{}.{}", recipe.name, source.name));
+                    siblings
+                        .entry(id.as_str())
+                        .or_insert_with(|| of_source.clone());
                 }
             }
         }
@@ -638,11 +656,12 @@ impl Fetcher {
             .iter()
             .map(|artifact| {
                 let label = labels.get(artifact.id()).map(String::as_str);
+                let siblings = siblings.get(artifact.id()).map_or(&[][..], Vec::as_slice);
                 async move {
                     (
                         artifact,
                         label,
-                        self.fetch_artifact(artifact, lockfile_dir).await,
+                        self.fetch_artifact(artifact, siblings, lockfile_dir).await,
                     )
                 }
             })
@@ -663,7 +682,12 @@ impl Fetcher {
         errors
     }
 
-    async fn fetch_artifact(&self, artifact: &Artifact, lockfile_dir: &Path) -> Result<()> {
+    async fn fetch_artifact(
+        &self,
+        artifact: &Artifact,
+        siblings: &[&Artifact],
+        lockfile_dir: &Path,
+    ) -> Result<()> {
         if self.store.closure_complete(&artifact.address())? {
             return Ok(());
         }
@@ -748,6 +772,23 @@ impl Fetcher {
             Artifact::XmakeArchive(archive) => {
                 let pin = crate::xmake::XmakeArchive::from_artifact(archive);
                 crate::xmake::ensure_archive(self, &pin, Some(artifact))
+                    .await
+                    .map(|_| ())
+            }
+            Artifact::Deb(deb) => crate::debian::source::ensure_deb(self, deb, Some(artifact))
+                .await
+                .map(|_| ()),
+            Artifact::DebianBase(base) => {
+                // Its packages first (each fetch is idempotent: the store holds one copy however many ask).
+                let mut debs = Vec::new();
+                for sibling in siblings {
+                    if let Artifact::Deb(deb) = sibling {
+                        debs.push(
+                            crate::debian::source::ensure_deb(self, deb, Some(sibling)).await?,
+                        );
+                    }
+                }
+                crate::debian::source::ensure_base(self, base.clone(), &debs)
                     .await
                     .map(|_| ())
             }

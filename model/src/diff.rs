@@ -12,10 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use hstore_store::Digest;
 
-use crate::lockfile::{
-    Artifact, CrateArtifact, GitArtifact, Lockfile, PathArtifact, RustToolchainArtifact,
-    UrlArtifact, WheelArtifact, XmakeArchiveArtifact,
-};
+use crate::lockfile::{Artifact, Lockfile};
 
 /// The difference between two lockfiles.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -111,69 +108,10 @@ impl Summary {
     }
 }
 
-/// The package an artifact is a version of, and that version, as shown to a person.
+/// The package an artifact is a version of, and that version, as shown to a person (each kind says,
+/// [`ArtifactKind::identity`](crate::artifact::ArtifactKind::identity)).
 pub fn identity(artifact: &Artifact) -> (String, String) {
-    let short = |text: &str, length: usize| text.get(..length).unwrap_or(text).to_owned();
-    match artifact {
-        Artifact::Git(GitArtifact {
-            url,
-            commit,
-            submodules,
-            ..
-        }) => {
-            let version = short(commit.as_str(), 12);
-            if submodules.is_empty() {
-                (url.clone(), version)
-            } else {
-                (
-                    url.clone(),
-                    format!("{version} (+{} submodules)", submodules.len()),
-                )
-            }
-        }
-        Artifact::Crate(CrateArtifact {
-            name,
-            version,
-            source,
-            ..
-        }) => {
-            let registry = if source
-                .starts_with("registry+https://github.com/rust-lang/crates.io-index")
-                || source == "sparse+https://index.crates.io/"
-            {
-                name.clone()
-            } else {
-                format!("{name} ({source})")
-            };
-            (registry, version.clone())
-        }
-        Artifact::Url(UrlArtifact { url, sha256, .. }) => (
-            url.clone(),
-            format!("sha256:{}", short(sha256.as_str(), 12)),
-        ),
-        Artifact::Wheel(WheelArtifact {
-            name,
-            version,
-            target,
-            ..
-        }) => (format!("{target}/{name}"), version.clone()),
-        Artifact::RustToolchain(RustToolchainArtifact { toolchain, .. }) => {
-            // `1.95.0-x86_64-unknown-linux-gnu`: the package is the host, the version the release.
-            match toolchain.split_once('-') {
-                Some((version, host)) => (format!("rust ({host})"), version.to_owned()),
-                None => ("rust".to_owned(), toolchain.clone()),
-            }
-        }
-        Artifact::XmakeArchive(XmakeArchiveArtifact {
-            package,
-            version,
-            target,
-            ..
-        }) => (format!("{target}/{package}"), version.clone()),
-        Artifact::Path(PathArtifact { path, address, .. }) => {
-            (path.clone(), short(&address.to_string(), 15))
-        }
-    }
+    artifact.kind_impl().identity()
 }
 
 /// Compares `old` with `new`.
@@ -294,7 +232,7 @@ fn diff_source(old: &[Summary], new: &[Summary]) -> Vec<Change> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lockfile::{LockedRecipe, LockedSource};
+    use crate::lockfile::{CrateArtifact, LockedRecipe, LockedSource, PathArtifact};
     use crate::recipe::SourceSpec;
 
     fn crate_artifact(name: &str, version: &str, seed: u8) -> Artifact {

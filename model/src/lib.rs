@@ -10,6 +10,7 @@
 //! [`ids::GitRef`] are validated once, where they are parsed, and serialize as the plain strings they always were,
 //! so the lockfile's bytes do not change.
 
+pub mod artifact;
 pub mod diff;
 pub mod ids;
 pub mod lockfile;

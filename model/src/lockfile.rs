@@ -24,8 +24,13 @@ use std::path::{Path, PathBuf};
 use hstore_store::Digest;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ArtifactId, CommitId, Sha256};
+use crate::ids::ArtifactId;
 use crate::recipe::SourceSpec;
+
+pub use crate::artifact::{
+    Artifact, CrateArtifact, DebArtifact, DebianBaseArtifact, GitArtifact, LockedSubmodule,
+    PathArtifact, RustToolchainArtifact, UrlArtifact, WheelArtifact, XmakeArchiveArtifact,
+};
 
 /// The format version this build reads and writes.
 pub const LOCKFILE_VERSION: u32 = 1;
@@ -199,257 +204,6 @@ pub struct Resolution {
     pub exclude_newer: String,
 }
 
-/// A git submodule pinned inside a git artifact.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LockedSubmodule {
-    /// Its path in the parent tree.
-    pub path: String,
-    /// Its canonical URL (resolved against the parent's URL when relative).
-    pub url: String,
-    /// The commit the parent pins.
-    pub commit: CommitId,
-}
-
-/// One artifact: identity, origin, upstream integrity, and content address. Each kind is its own struct (its
-/// fields in lockfile order after `kind`), so a kind's code takes exactly its artifact (`&GitArtifact`), never an
-/// [`Artifact`] it must match again.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Artifact {
-    /// A git commit's tree (no `.git`), submodules in place.
-    Git(GitArtifact),
-    /// A crate from a Cargo.lock, stored as its vendored directory (with `.cargo-checksum.json`).
-    Crate(CrateArtifact),
-    /// A plain download.
-    Url(UrlArtifact),
-    /// A Python wheel, chosen for one target's interpreter and platform, stored as a blob.
-    Wheel(WheelArtifact),
-    /// A Rust toolchain from the locking machine's rustup, stored without its HTML docs (`share/doc`).
-    RustToolchain(RustToolchainArtifact),
-    /// An archive of an xmake package, locked for one target of an `xmake_requires` source, stored as a blob.
-    XmakeArchive(XmakeArchiveArtifact),
-    /// A local directory.
-    Path(PathArtifact),
-}
-
-/// A git commit's tree (no `.git`), submodules in place.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GitArtifact {
-    /// `git+<url>#<commit>`.
-    pub id: ArtifactId,
-    /// Canonical repository URL.
-    pub url: String,
-    /// The full commit id (upstream integrity).
-    pub commit: CommitId,
-    /// Submodules, recursively, sorted by path.
-    pub submodules: Vec<LockedSubmodule>,
-    /// Address of the tree.
-    pub address: Digest,
-    /// Total file bytes of the tree.
-    pub size: u64,
-}
-
-/// A crate from a Cargo.lock, stored as its vendored directory (with `.cargo-checksum.json`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CrateArtifact {
-    /// `crate+<source>#<name>@<version>`.
-    pub id: ArtifactId,
-    /// Package name.
-    pub name: String,
-    /// Package version.
-    pub version: String,
-    /// The Cargo.lock `source` (e.g. `registry+https://github.com/rust-lang/crates.io-index`).
-    pub source: String,
-    /// Where the `.crate` was downloaded from (registry crates).
-    pub url: Option<String>,
-    /// Cargo.lock checksum: sha256 of the `.crate` (registry crates).
-    pub sha256: Option<Sha256>,
-    /// The commit (git crates).
-    pub commit: Option<CommitId>,
-    /// Address of the vendored directory tree.
-    pub address: Digest,
-    /// Total file bytes of the tree.
-    pub size: u64,
-}
-
-/// A plain download.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UrlArtifact {
-    /// `url+<url>`, or `url+<url>#unpack-<strip_components>` when unpacked.
-    pub id: ArtifactId,
-    /// Canonical URL.
-    pub url: String,
-    /// sha256 from the recipe.
-    pub sha256: Sha256,
-    /// Stored unpacked as a tree (else as a blob).
-    pub unpack: bool,
-    /// Leading path components dropped when unpacking.
-    #[serde(default)]
-    pub strip_components: usize,
-    /// Address of the blob or tree.
-    pub address: Digest,
-    /// Size of the blob, or total file bytes of the tree.
-    pub size: u64,
-}
-
-/// A Python wheel, chosen for one target's interpreter and platform, stored as a blob.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WheelArtifact {
-    /// `wheel+<target>#<url>`.
-    pub id: ArtifactId,
-    /// Normalized project name (PEP 503).
-    pub name: String,
-    /// Version.
-    pub version: String,
-    /// The wheel's file name.
-    pub filename: String,
-    /// Canonical download URL (from the index).
-    pub url: String,
-    /// sha256 of the file, from the index (upstream integrity).
-    pub sha256: Sha256,
-    /// The wheel's compressed tag set (`cp310-cp310-manylinux_2_17_aarch64.manylinux2014_aarch64`).
-    pub tags: String,
-    /// The target interpreter and platform it was chosen for (`cp310-manylinux_2_28_aarch64`).
-    pub target: String,
-    /// Address of the blob.
-    pub address: Digest,
-    /// Size of the file.
-    pub size: u64,
-}
-
-/// A Rust toolchain from the locking machine's rustup, stored without its HTML docs (`share/doc`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RustToolchainArtifact {
-    /// `rust-toolchain+<version>-<host>`.
-    pub id: ArtifactId,
-    /// The rustup toolchain name, `<version>-<host>`.
-    pub toolchain: String,
-    /// Address of the tree.
-    pub address: Digest,
-    /// Total file bytes of the tree.
-    pub size: u64,
-}
-
-/// An archive of an xmake package, locked for one target of an `xmake_requires` source, stored as a blob.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct XmakeArchiveArtifact {
-    /// `xmake+<target>/<package>@<version>`.
-    pub id: ArtifactId,
-    /// The package name.
-    pub package: String,
-    /// Its version, as xmake chose it.
-    pub version: String,
-    /// The recipe target it was locked for.
-    pub target: String,
-    /// The canonical URL xmake-repo declares (the first one pinned by a sha256, which xmake tries first).
-    pub url: String,
-    /// The `add_versions` sha256 (upstream integrity).
-    pub sha256: Sha256,
-    /// The name it appears under in xmake's `pkg_searchdirs` (the first name xmake looks for).
-    pub file_name: String,
-    /// Every file name xmake accepts for it, in xmake's order.
-    pub search_names: Vec<String>,
-    /// Address of the blob.
-    pub address: Digest,
-    /// Size of the file.
-    pub size: u64,
-}
-
-/// A local directory.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PathArtifact {
-    /// `path+<path relative to the lockfile's directory>`, plus `#exclude=<a>,<b>` when the recipe excludes more.
-    pub id: ArtifactId,
-    /// Path relative to the lockfile's directory.
-    pub path: String,
-    /// Address of the tree.
-    pub address: Digest,
-    /// Total file bytes of the tree.
-    pub size: u64,
-}
-
-impl Artifact {
-    /// The unique id entries are sorted and referred to by.
-    pub fn id(&self) -> &str {
-        match self {
-            Artifact::Git(GitArtifact { id, .. })
-            | Artifact::Crate(CrateArtifact { id, .. })
-            | Artifact::Url(UrlArtifact { id, .. })
-            | Artifact::Wheel(WheelArtifact { id, .. })
-            | Artifact::RustToolchain(RustToolchainArtifact { id, .. })
-            | Artifact::XmakeArchive(XmakeArchiveArtifact { id, .. })
-            | Artifact::Path(PathArtifact { id, .. }) => id.as_str(),
-        }
-    }
-
-    /// The content address.
-    pub fn address(&self) -> Digest {
-        match self {
-            Artifact::Git(GitArtifact { address, .. })
-            | Artifact::Crate(CrateArtifact { address, .. })
-            | Artifact::Url(UrlArtifact { address, .. })
-            | Artifact::Wheel(WheelArtifact { address, .. })
-            | Artifact::RustToolchain(RustToolchainArtifact { address, .. })
-            | Artifact::XmakeArchive(XmakeArchiveArtifact { address, .. })
-            | Artifact::Path(PathArtifact { address, .. }) => *address,
-        }
-    }
-
-    /// Size in bytes (blob length or total file bytes of a tree).
-    pub fn size(&self) -> u64 {
-        match self {
-            Artifact::Git(GitArtifact { size, .. })
-            | Artifact::Crate(CrateArtifact { size, .. })
-            | Artifact::Url(UrlArtifact { size, .. })
-            | Artifact::Wheel(WheelArtifact { size, .. })
-            | Artifact::RustToolchain(RustToolchainArtifact { size, .. })
-            | Artifact::XmakeArchive(XmakeArchiveArtifact { size, .. })
-            | Artifact::Path(PathArtifact { size, .. }) => *size,
-        }
-    }
-
-    /// The tree address this artifact gives its source, if it is one a later source can read at lock time (a `git`
-    /// checkout, a `path` directory, an unpacked `url`); `lock` hands it to the sources that [read
-    /// it](crate::recipe::SourceSpec::reads).
-    pub fn tree(&self) -> Option<Digest> {
-        match self {
-            Artifact::Git(GitArtifact { address, .. })
-            | Artifact::Path(PathArtifact { address, .. })
-            | Artifact::Url(UrlArtifact {
-                address,
-                unpack: true,
-                ..
-            }) => Some(*address),
-            Artifact::Url(UrlArtifact { unpack: false, .. })
-            | Artifact::Crate(_)
-            | Artifact::Wheel(_)
-            | Artifact::RustToolchain(_)
-            | Artifact::XmakeArchive(_) => None,
-        }
-    }
-
-    /// The kind, as written in the lockfile.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Artifact::Git(_) => "git",
-            Artifact::Crate(_) => "crate",
-            Artifact::Url(_) => "url",
-            Artifact::Wheel(_) => "wheel",
-            Artifact::RustToolchain(_) => "rust_toolchain",
-            Artifact::XmakeArchive(_) => "xmake_archive",
-            Artifact::Path(_) => "path",
-        }
-    }
-}
-
 impl Default for Lockfile {
     fn default() -> Self {
         Self {
@@ -616,6 +370,7 @@ impl Lockfile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::Sha256;
 
     fn artifact(id: &str, byte: u8) -> Artifact {
         Artifact::Url(UrlArtifact {

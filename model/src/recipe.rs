@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::artifact::DebianSpec;
 use crate::ids::{GitRef, Sha256};
 pub use crate::python::PythonTarget;
 
@@ -254,6 +255,9 @@ pub enum SourceSpec {
         /// `[targets.T] xmake_options` of every target, by target name (empty list: none).
         targets: BTreeMap<String, Vec<String>>,
     },
+    /// Binary packages from a signed Debian archive and their dependency closure, unpacked into one root file
+    /// system tree (`crate::artifact::DebianSpec`).
+    Debian(DebianSpec),
 }
 
 /// The kinds of [`SourceSpec`], one per variant: what a recipe's source table names (`git = …`, `url = …`). Every
@@ -277,11 +281,13 @@ pub enum SourceKind {
     RustToolchain,
     /// [`SourceSpec::XmakeRequires`].
     XmakeRequires,
+    /// [`SourceSpec::Debian`].
+    Debian,
 }
 
 impl SourceKind {
     /// Every kind, in the order recipes and hints list them.
-    pub const ALL: [SourceKind; 8] = [
+    pub const ALL: [SourceKind; 9] = [
         SourceKind::Git,
         SourceKind::CargoLock,
         SourceKind::Url,
@@ -290,6 +296,7 @@ impl SourceKind {
         SourceKind::RustToolchain,
         SourceKind::Requirements,
         SourceKind::XmakeRequires,
+        SourceKind::Debian,
     ];
 
     /// The kind's name, as `kind` in the lockfile and as its key in a recipe (`requirements` also has
@@ -304,6 +311,7 @@ impl SourceKind {
             SourceKind::Recipe => "recipe",
             SourceKind::RustToolchain => "rust_toolchain",
             SourceKind::XmakeRequires => "xmake_requires",
+            SourceKind::Debian => "debian",
         }
     }
 
@@ -321,6 +329,9 @@ impl SourceKind {
             SourceKind::RustToolchain => "`rust_toolchain = VERSION` (+ `host`)",
             SourceKind::XmakeRequires => {
                 "`xmake_requires = PROJECT_SOURCE` + `repo = GIT_SOURCE` + `xmake = RECIPE_SOURCE`"
+            }
+            SourceKind::Debian => {
+                "`debian = SUITE` + `packages = [\"gcc\"]` (+ `archive`, `architecture`, `components`, `keyring`)"
             }
         }
     }
@@ -344,6 +355,7 @@ impl SourceSpec {
             SourceSpec::Recipe { .. } => SourceKind::Recipe,
             SourceSpec::RustToolchain { .. } => SourceKind::RustToolchain,
             SourceSpec::XmakeRequires { .. } => SourceKind::XmakeRequires,
+            SourceSpec::Debian(_) => SourceKind::Debian,
         }
     }
 
@@ -369,7 +381,8 @@ impl SourceSpec {
             | SourceSpec::Url { .. }
             | SourceSpec::Path { .. }
             | SourceSpec::Recipe { .. }
-            | SourceSpec::RustToolchain { .. } => Vec::new(),
+            | SourceSpec::RustToolchain { .. }
+            | SourceSpec::Debian(_) => Vec::new(),
         }
     }
 
@@ -410,6 +423,9 @@ pub struct Target {
     /// see them as `$xmake_options` (joined by spaces).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub xmake_options: Vec<String>,
+    /// This target's base (a `debian` source), over `[build] base`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
 }
 
 /// `[build.limits]` / `[targets.T.limits]`: a build's resource limits as written (`timeout = "12h"`,
@@ -446,6 +462,10 @@ pub struct Build {
     /// Resource limits for every target.
     #[serde(default)]
     pub limits: Limits,
+    /// The `debian` source whose tree is the sandbox's root (read-only): the build sees no host file system
+    /// (docs/recipes.md, "A Debian base"). Without one, the host's base system is bound read-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -491,6 +511,12 @@ struct RawSource {
     xmake_requires: Option<String>,
     repo: Option<String>,
     xmake: Option<String>,
+    debian: Option<String>,
+    archive: Option<String>,
+    architecture: Option<String>,
+    components: Option<Vec<String>>,
+    packages: Option<Vec<String>>,
+    keyring: Option<String>,
 }
 
 impl RawSource {
@@ -507,6 +533,7 @@ impl RawSource {
             SourceKind::Recipe => self.recipe.is_some(),
             SourceKind::RustToolchain => self.rust_toolchain.is_some(),
             SourceKind::XmakeRequires => self.xmake_requires.is_some(),
+            SourceKind::Debian => self.debian.is_some(),
         }
     }
 }
@@ -631,6 +658,31 @@ impl Recipe {
                 });
             }
         }
+        let bases = raw
+            .build
+            .iter()
+            .filter_map(|build| Some(("[build] base", build.base.as_deref()?)))
+            .chain(
+                raw.targets
+                    .iter()
+                    .filter_map(|(target, spec)| Some((target.as_str(), spec.base.as_deref()?))),
+            );
+        for (place, base) in bases {
+            if !matches!(sources.get(base), Some(SourceSpec::Debian(_))) {
+                let place = if place == "[build] base" {
+                    place.to_owned()
+                } else {
+                    format!("[targets.{place}] base")
+                };
+                return Err(Error::Parse {
+                    path: file.to_path_buf(),
+                    message: format!(
+                        "`{place} = \"{base}\"` names no `debian` source of this recipe; a base is a \
+                         `[sources.{base}] debian = \"bookworm\"` source (see docs/recipes.md, \"A Debian base\")"
+                    ),
+                });
+            }
+        }
         Ok(Self {
             file: file.to_path_buf(),
             name: raw.recipe.name,
@@ -639,6 +691,14 @@ impl Recipe {
             targets: raw.targets,
             build: raw.build,
         })
+    }
+
+    /// The `debian` source whose tree is `target`'s sandbox root: the target's `base`, else `[build] base`.
+    pub fn base_for(&self, target: &str) -> Option<&str> {
+        self.targets
+            .get(target)
+            .and_then(|spec| spec.base.as_deref())
+            .or_else(|| self.build.as_ref()?.base.as_deref())
     }
 
     /// The directory the recipe file is in (`path` sources are relative to it).
@@ -711,7 +771,8 @@ fn fill_target_details(
             | SourceSpec::Url { .. }
             | SourceSpec::Path { .. }
             | SourceSpec::Recipe { .. }
-            | SourceSpec::RustToolchain { .. } => {}
+            | SourceSpec::RustToolchain { .. }
+            | SourceSpec::Debian(_) => {}
         }
     }
 }
@@ -817,6 +878,11 @@ fn classify(file: &Path, name: &str, raw: RawSource) -> Result<SourceSpec, Error
             ("host", raw.host.is_some()),
             ("repo", raw.repo.is_some()),
             ("xmake", raw.xmake.is_some()),
+            ("archive", raw.archive.is_some()),
+            ("architecture", raw.architecture.is_some()),
+            ("components", raw.components.is_some()),
+            ("packages", raw.packages.is_some()),
+            ("keyring", raw.keyring.is_some()),
         ];
         match present
             .iter()
@@ -990,6 +1056,28 @@ fn classify(file: &Path, name: &str, raw: RawSource) -> Result<SourceSpec, Error
                 targets: BTreeMap::new(),
             })
         }
+        SourceKind::Debian => {
+            let Some(suite) = raw.debian else {
+                return Err(unnamed());
+            };
+            only(&[
+                "archive",
+                "architecture",
+                "components",
+                "packages",
+                "keyring",
+            ])?;
+            DebianSpec::new(
+                suite,
+                raw.archive,
+                raw.architecture,
+                raw.components,
+                raw.packages.unwrap_or_default(),
+                raw.keyring,
+            )
+            .map(SourceSpec::Debian)
+            .map_err(invalid)
+        }
         SourceKind::Path => {
             let Some(path) = raw.path else {
                 return Err(unnamed());
@@ -1039,7 +1127,8 @@ fn check_xmake_requires(
         | SourceSpec::Requirements { .. }
         | SourceSpec::Recipe { .. }
         | SourceSpec::RustToolchain { .. }
-        | SourceSpec::XmakeRequires { .. } => {
+        | SourceSpec::XmakeRequires { .. }
+        | SourceSpec::Debian(_) => {
             return Err(invalid(format!(
                 "has `xmake_requires = \"{project}\"`, which is not a source tree known at lock time; name a \
                  `git`, `path` or unpacked `url` source holding the project's `xmake.lua`"

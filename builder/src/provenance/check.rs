@@ -481,6 +481,7 @@ mod tests {
         BuildPlan {
             recipe: "app".into(),
             target: "cpu".into(),
+            base: None,
             script: "make".into(),
             env: BTreeMap::from([("A".into(), "1".into())]),
             inputs: vec![

@@ -7,13 +7,10 @@ use std::fmt::Write as _;
 
 use hstore_store::Digest;
 
-use crate::lockfile::{
-    Artifact, CrateArtifact, GitArtifact, Lockfile, PathArtifact, RustToolchainArtifact,
-    UrlArtifact, WheelArtifact, XmakeArchiveArtifact,
-};
+pub use crate::artifact::ComponentType;
+use crate::artifact::{Artifact, Description, SourceFacts};
+use crate::lockfile::Lockfile;
 use crate::recipe::SourceSpec;
-
-use super::purl;
 
 /// Declared licences (as the package's metadata writes them) by artifact id; an artifact missing here has none
 /// known (its metadata declares none, or the object was not at hand to read).
@@ -110,17 +107,6 @@ pub struct Request<'a> {
     pub created: Option<String>,
     /// The writing tool's version.
     pub tool_version: &'a str,
-}
-
-/// What a component is, in CycloneDX's words (SPDX's `primaryPackagePurpose` follows).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum ComponentType {
-    /// A recipe or a build output; a toolchain.
-    Application,
-    /// A package: a crate, a wheel, a repository or archive of source.
-    Library,
-    /// A single downloaded file.
-    File,
 }
 
 /// A declared licence: an SPDX expression when it parses as one, else the text as a name.
@@ -408,8 +394,9 @@ fn toolchain_specs(lockfile: &Lockfile) -> BTreeMap<String, (String, String)> {
     specs
 }
 
-/// The component of `artifact`, followed by its submodules' (a git artifact contains them; the edges are added to
-/// `relations`).
+/// The component of `artifact`, followed by the parts its tree contains (a git artifact's submodules; the edges
+/// are added to `relations`). What a kind says of itself is its
+/// [`ArtifactKind::describe`](crate::artifact::ArtifactKind::describe).
 fn artifact_component(
     artifact: &Artifact,
     licenses: &Licenses,
@@ -417,168 +404,78 @@ fn artifact_component(
     relations: &mut BTreeMap<String, BTreeSet<(Relation, String)>>,
 ) -> Result<Vec<Component>, Error> {
     let id = artifact.id();
-    let toolchain = toolchains
-        .get(id)
-        .map(|(version, host)| (version.as_str(), host.as_str()));
-    let purl = purl::of(artifact, toolchain).map_err(|source| Error::Purl {
+    let facts = SourceFacts {
+        toolchain: toolchains
+            .get(id)
+            .map(|(version, host)| (version.as_str(), host.as_str())),
+    };
+    let purl_error = |source| Error::Purl {
         id: id.to_owned(),
         source,
-    })?;
-    let mut component = Component {
-        bom_ref: id.to_owned(),
-        kind: ComponentType::Library,
-        name: String::new(),
-        version: None,
-        purl: Some(purl),
-        sha256: None,
-        blake3: Some(artifact.address().to_hex()),
-        license: licenses.get(id).and_then(|text| License::of(text)),
-        download: Download::None,
-        vcs: None,
-        properties: vec![("hstore:kind".into(), artifact.kind().into())],
     };
-    let mut submodules = Vec::new();
-    match artifact {
-        Artifact::Git(GitArtifact {
-            url,
-            commit,
-            submodules: pinned,
-            ..
-        }) => {
-            purl::last_segment(url).clone_into(&mut component.name);
-            component.version = Some(commit.as_str().to_owned());
-            let location = purl::vcs_location(url, commit.as_str());
-            component.download = Download::Url(location.clone());
-            component.vcs = Some(location);
-            for submodule in pinned {
-                let bom_ref = format!("{id}#submodule/{}", submodule.path);
-                let as_git = Artifact::Git(GitArtifact {
-                    id: bom_ref.clone().into(),
-                    url: submodule.url.clone(),
-                    commit: submodule.commit.clone(),
-                    submodules: Vec::new(),
-                    address: artifact.address(),
-                    size: 0,
-                });
-                let location = purl::vcs_location(&submodule.url, submodule.commit.as_str());
-                relations
-                    .entry(id.to_owned())
-                    .or_default()
-                    .insert((Relation::Contains, bom_ref.clone()));
-                submodules.push(Component {
-                    bom_ref,
-                    kind: ComponentType::Library,
-                    name: purl::last_segment(&submodule.url).to_owned(),
-                    version: Some(submodule.commit.as_str().to_owned()),
-                    purl: Some(purl::of(&as_git, None).map_err(|source| Error::Purl {
-                        id: id.to_owned(),
-                        source,
-                    })?),
-                    sha256: None,
-                    // Its files are inside the parent's tree, which is what the store addresses.
-                    blake3: None,
-                    license: None,
-                    download: Download::Url(location.clone()),
-                    vcs: Some(location),
-                    properties: vec![
-                        ("hstore:kind".into(), "git-submodule".into()),
-                        ("hstore:path".into(), submodule.path.clone()),
-                    ],
-                });
-            }
-        }
-        Artifact::Crate(CrateArtifact {
-            name,
-            version,
-            url,
-            sha256,
-            commit,
-            source,
-            ..
-        }) => {
-            component.name.clone_from(name);
-            component.version = Some(version.clone());
-            component.sha256 = sha256.as_ref().map(|sha| sha.as_str().to_owned());
-            if let Some(commit) = commit {
-                let repository = url.as_deref().unwrap_or(source);
-                let repository = repository.strip_prefix("git+").unwrap_or(repository);
-                let repository = repository.split(['?', '#']).next().unwrap_or(repository);
-                let location = purl::vcs_location(repository, commit.as_str());
-                component.download = Download::Url(location.clone());
-                component.vcs = Some(location);
-            } else if let Some(url) = url {
-                component.download = Download::Url(url.clone());
-            }
-        }
-        Artifact::Wheel(WheelArtifact {
-            name,
-            version,
-            url,
-            sha256,
-            target,
-            ..
-        }) => {
-            component.name.clone_from(name);
-            component.version = Some(version.clone());
-            component.sha256 = Some(sha256.as_str().to_owned());
-            component.download = Download::Url(url.clone());
-            component
-                .properties
-                .push(("hstore:target".into(), target.clone()));
-        }
-        Artifact::Url(UrlArtifact {
-            url,
-            sha256,
-            unpack,
-            ..
-        }) => {
-            purl::last_segment(url).clone_into(&mut component.name);
-            component.kind = if *unpack {
-                ComponentType::Library
-            } else {
-                ComponentType::File
-            };
-            component.sha256 = Some(sha256.as_str().to_owned());
-            component.download = Download::Url(url.clone());
-        }
-        Artifact::XmakeArchive(XmakeArchiveArtifact {
-            package,
-            version,
-            target,
-            url,
-            sha256,
-            ..
-        }) => {
-            component.name.clone_from(package);
-            component.version = (!version.is_empty()).then(|| version.clone());
-            component.sha256 = Some(sha256.as_str().to_owned());
-            component.download = Download::Url(url.clone());
-            component
-                .properties
-                .push(("hstore:target".into(), target.clone()));
-        }
-        Artifact::RustToolchain(RustToolchainArtifact {
-            toolchain: name, ..
-        }) => {
-            component.kind = ComponentType::Application;
-            component.name = "rust".into();
-            component.version =
-                Some(toolchain.map_or_else(|| name.clone(), |(version, _)| version.to_owned()));
-            component
-                .properties
-                .push(("hstore:toolchain".into(), name.clone()));
-        }
-        Artifact::Path(PathArtifact { path, .. }) => {
-            component.name.clone_from(path);
-        }
+    let kind = artifact.kind_impl();
+    let purl = kind.purl(&facts).map_err(purl_error)?;
+    let description = kind.describe(&facts).map_err(purl_error)?;
+    let mut all = Vec::with_capacity(1 + description.parts.len());
+    for part in &description.parts {
+        let bom_ref = format!("{id}#{}", part.reference);
+        relations
+            .entry(id.to_owned())
+            .or_default()
+            .insert((Relation::Contains, bom_ref.clone()));
+        // Its files are inside the parent's tree, which is what the store addresses: no blake3 of its own.
+        all.push(described(
+            bom_ref,
+            &part.description,
+            Some(part.purl.clone()),
+            None,
+            None,
+        ));
     }
-    if component.name.is_empty() {
-        id.clone_into(&mut component.name);
-    }
+    let mut component = described(
+        id.to_owned(),
+        &description,
+        Some(purl),
+        Some(artifact.address().to_hex()),
+        licenses.get(id).and_then(|text| License::of(text)),
+    );
+    component
+        .properties
+        .push(("hstore:kind".into(), artifact.kind().into()));
     component.properties.sort();
-    let mut all = vec![component];
-    all.extend(submodules);
+    all.insert(0, component);
     Ok(all)
+}
+
+/// The component a [`Description`] makes under `bom_ref`.
+fn described(
+    bom_ref: String,
+    description: &Description,
+    purl: Option<String>,
+    blake3: Option<String>,
+    license: Option<License>,
+) -> Component {
+    let name = if description.name.is_empty() {
+        bom_ref.clone()
+    } else {
+        description.name.clone()
+    };
+    Component {
+        bom_ref,
+        kind: description.component,
+        name,
+        version: description.version.clone(),
+        purl,
+        sha256: description.sha256.clone(),
+        blake3,
+        license,
+        download: description
+            .download
+            .clone()
+            .map_or(Download::None, Download::Url),
+        vcs: description.vcs.clone(),
+        properties: description.properties.clone(),
+    }
 }
 
 /// A UUID derived from `bytes`: the first 16 bytes of their BLAKE3 hash with the version nibble set to 5 and the
