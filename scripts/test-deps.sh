@@ -9,7 +9,9 @@
 #        python3-pip, python3-venv (the locked wheelhouse installs; uv's venv); make, libreadline-dev,
 #        libncurses-dev, g++ (building xmake from source and the fixture C++ projects); python3-dev,
 #        python3-setuptools-whl, python3-wheel-whl (the xmake chain's Python extension); nginx-core (the HTTP cache
-#        backend's WebDAV server)
+#        backend's WebDAV server); dpkg, gnupg, debian-archive-keyring (the loopback Debian archive: `dpkg-deb`
+#        builds its .debs, `gpg` signs its InRelease, `dpkg --compare-versions` is the version-order oracle, and the
+#        real Debian keyring is read by the release tests)
 #   uv   0.13.9 from PyPI, in its own venv (resolves `requirements` sources; the tests pin its version)
 #   garage  the S3 cache backend's three-node test cluster (`cargo install garage --locked`: compiles for ~20 minutes
 #        on 2 cores, once; AGPL, run as a separate server, never linked)
@@ -18,7 +20,7 @@ set -euo pipefail
 UV_VERSION=0.13.9
 APT_PACKAGES=(nix-bin zstd xz-utils git ca-certificates diffutils findutils iproute2 procps util-linux bsdutils gcc
   libc6-dev python3 python3-pip python3-venv make libreadline-dev libncurses-dev g++ python3-dev
-  python3-setuptools-whl python3-wheel-whl nginx-core)
+  python3-setuptools-whl python3-wheel-whl nginx-core dpkg gnupg debian-archive-keyring)
 
 say() { printf 'test-deps: %s\n' "$*" >&2; }
 as_root() {
