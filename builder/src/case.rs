@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use hstore_model::recipe::{Recipe, SourceSpec};
+use hstore_model::recipe::Recipe;
 
 use serde::Deserialize;
 
@@ -182,7 +182,7 @@ pub fn local_sources(all: &[Recipe], given: &[String]) -> Result<Vec<LocalSource
                     recipe: recipe.name.clone(),
                     source_name: source.to_owned(),
                     dir,
-                    locked: describe(spec),
+                    locked: spec.describe(),
                 });
             }
             out.push(LocalSource {
@@ -193,30 +193,6 @@ pub fn local_sources(all: &[Recipe], given: &[String]) -> Result<Vec<LocalSource
         }
     }
     Ok(out)
-}
-
-/// What a locked source is, for people: `git https://…/InfiniCore.git at issue/951`.
-fn describe(spec: &SourceSpec) -> String {
-    match spec {
-        SourceSpec::Git { url, reference, .. } => format!("`{url}` at `{reference}`"),
-        SourceSpec::Path { path, .. } => format!("the directory `{path}`"),
-        SourceSpec::Url { url, .. } => format!("the contents of `{url}`"),
-        SourceSpec::RustToolchain { version, host } => {
-            format!("the Rust toolchain {version}-{host}")
-        }
-        SourceSpec::CargoLock { source, path } => format!("the crates of `{source}:{path}`"),
-        SourceSpec::Requirements { .. } => "the locked Python requirements".to_owned(),
-        SourceSpec::XmakeRequires { project, .. } => {
-            format!("the locked xmake packages of source `{project}`")
-        }
-        SourceSpec::Recipe { recipe, .. } => format!("the output of recipe `{recipe}`"),
-        SourceSpec::Debian(debian) => format!(
-            "Debian {} ({}) packages {}",
-            debian.suite,
-            debian.architecture,
-            debian.packages.join(", ")
-        ),
-    }
 }
 
 #[cfg(test)]

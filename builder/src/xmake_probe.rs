@@ -25,6 +25,7 @@ use std::sync::{Mutex, PoisonError};
 
 use hstore_fetchers::xmake::{Origin, ProbedPackage, ProbedUrl};
 use hstore_fetchers::{EvaluatorError, LockEvaluator, XmakeProbeOutcome, XmakeProbeRequest};
+use hstore_model::lockfile::Artifact;
 use hstore_model::recipe::Recipe;
 use hstore_store::{Digest, Node, PathComponent, Store};
 use serde::{Deserialize, Deserializer};
@@ -129,6 +130,36 @@ xmake lua "${probe}_file" "$out/{REPORT_FILE}"
     )
 }
 
+/// The input name of the recipe's base in a probe's plan.
+const BASE_INPUT: &str = "base";
+
+/// The tree of the request recipe's base for the probed target (`[build] base` / `[targets.T] base`), from the lock
+/// so far; `None` without a base.
+fn locked_base(request: &XmakeProbeRequest<'_>) -> Result<Option<Digest>> {
+    let Some(base) = request.recipe.base_for(request.target) else {
+        return Ok(None);
+    };
+    request
+        .lockfile
+        .recipe(&request.recipe.name)
+        .and_then(|recipe| recipe.sources.iter().find(|source| source.name == base))
+        .and_then(|source| {
+            source
+                .artifacts
+                .iter()
+                .find_map(|id| match request.lockfile.artifact(id) {
+                    Some(Artifact::DebianBase(tree)) => Some(tree.address),
+                    _ => None,
+                })
+        })
+        .map(Some)
+        .ok_or_else(|| BuildError::InvalidBase {
+            recipe: request.recipe.name.clone(),
+            target: request.target.to_owned(),
+            base: base.to_owned(),
+        })
+}
+
 /// What [`xmake_probe_plan`] needs: the source being locked, its inputs, and the built xmake.
 #[derive(Debug, Clone)]
 pub struct XmakeProbe<'a> {
@@ -146,6 +177,9 @@ pub struct XmakeProbe<'a> {
     pub xmake: (&'a str, &'a str, Digest, Digest),
     /// The probe script ([`PROBE_SCRIPT`]), stored as a blob.
     pub script: Digest,
+    /// The recipe's Debian base for the target (its tree), so xmake sees the packages the build will see: what it
+    /// takes "from the host" is then a pinned Debian package.
+    pub base: Option<Digest>,
 }
 
 /// The sandboxed run that evaluates an `xmake_requires` source for one target at lock (see the module docs): keyed
@@ -168,7 +202,7 @@ pub fn xmake_probe_plan(probe: &XmakeProbe<'_>, context: &PlanContext) -> Result
     for (key, value) in &target_spec.env {
         env.insert(key.clone(), context.expand_home(value));
     }
-    let inputs = vec![
+    let mut inputs = vec![
         Input {
             name: PROJECT_INPUT.into(),
             shape: InputShape::Tree(probe.project),
@@ -200,15 +234,19 @@ pub fn xmake_probe_plan(probe: &XmakeProbe<'_>, context: &PlanContext) -> Result
             },
         },
     ];
+    if let Some(base) = probe.base {
+        inputs.push(Input {
+            name: BASE_INPUT.into(),
+            shape: InputShape::Tree(base),
+        });
+    }
     Ok(BuildPlan {
         recipe: format!("{}.{}.xmake-probe", recipe.name, probe.source),
         target: probe.target.to_owned(),
         script: probe_shell_script(),
         env,
         inputs,
-        // The probe reads xmake-repo's Lua against the host's base system: a recipe on a Debian base is probed
-        // without it (its packages are not in the request), so xmake's "from the host" answers describe this host.
-        base: None,
+        base: probe.base.map(|_| BASE_INPUT.to_owned()),
         host_paths: host_paths(target_spec, context),
         host_tools: host_tools(target_spec, context),
         limits: hstore_sandbox::LimitOverrides::default(),
@@ -444,6 +482,7 @@ impl<'a> XmakeEvaluator<'a> {
                     xmake_output,
                 ),
                 script,
+                base: locked_base(request)?,
             },
             self.context,
         )?;

@@ -386,6 +386,30 @@ impl SourceSpec {
         }
     }
 
+    /// What a locked source is, for people: `` `https://…/InfiniCore.git` at `issue/951` ``.
+    pub fn describe(&self) -> String {
+        match self {
+            SourceSpec::Git { url, reference, .. } => format!("`{url}` at `{reference}`"),
+            SourceSpec::Path { path, .. } => format!("the directory `{path}`"),
+            SourceSpec::Url { url, .. } => format!("the contents of `{url}`"),
+            SourceSpec::RustToolchain { version, host } => {
+                format!("the Rust toolchain {version}-{host}")
+            }
+            SourceSpec::CargoLock { source, path } => format!("the crates of `{source}:{path}`"),
+            SourceSpec::Requirements { .. } => "the locked Python requirements".to_owned(),
+            SourceSpec::XmakeRequires { project, .. } => {
+                format!("the locked xmake packages of source `{project}`")
+            }
+            SourceSpec::Recipe { recipe, .. } => format!("the output of recipe `{recipe}`"),
+            SourceSpec::Debian(debian) => format!(
+                "the Debian {} ({}) base of {}",
+                debian.suite,
+                debian.architecture,
+                debian.packages.join(", ")
+            ),
+        }
+    }
+
     /// The rustup toolchain directory name (`<version>-<host>`) of a `rust_toolchain` source.
     pub fn rust_toolchain_name(version: &str, host: &str) -> String {
         format!("{version}-{host}")

@@ -87,10 +87,7 @@ impl DebianSpec {
             || DEFAULT_ARCHIVE.to_owned(),
             |archive| archive.trim_end_matches('/').to_owned(),
         );
-        if !(archive.starts_with("http://")
-            || archive.starts_with("https://")
-            || archive.starts_with("file://"))
-        {
+        if !(archive.starts_with("http://") || archive.starts_with("https://")) {
             return Err(format!(
                 "has `archive = \"{archive}\"`; expected an http(s) URL such as \"{DEFAULT_ARCHIVE}\""
             ));
