@@ -286,3 +286,56 @@ fn a_base_naming_no_debian_source_is_refused_with_the_file() {
     assert!(stderr.contains("app.toml"), "{stderr}");
     assert!(stderr.contains("names no `debian` source"), "{stderr}");
 }
+
+/// Live (talks to deb.debian.org, the archive this machine's apt uses; run with `--ignored`): a base of real
+/// bookworm packages, locked from the signed archive with the Debian keyring, compiles and runs a C program in the
+/// sandbox through Debian's `cc` alternative, with no host `/usr`.
+#[test]
+#[ignore = "live: locks from deb.debian.org"]
+fn live_bookworm_base_compiles_and_runs_c_without_the_host() {
+    let env = TestEnv::new();
+    let project = env.root().join("project");
+    std::fs::create_dir_all(project.join("recipes")).unwrap();
+    std::fs::create_dir_all(project.join("src")).unwrap();
+    std::fs::write(
+        project.join("src/hello.c"),
+        "#include <stdio.h>\nint main(void) { puts(\"hello from bookworm\"); return 0; }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("recipes/hello.toml"),
+        r#"[recipe]
+name = "hello"
+[sources.code]
+path = "../src"
+[sources.base]
+debian = "bookworm"
+packages = ["libc6", "bash", "coreutils", "gcc", "libc6-dev"]
+[targets.cpu]
+[build]
+base = "base"
+script = '''
+set -eu
+test ! -e /usr/bin/git
+test ! -e /usr/local/bin/uv
+cc -O2 -o "$out/hello" "$src_code/hello.c"
+"$out/hello" > "$out/said"
+'''
+"#,
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        env.command(env!("CARGO_BIN_EXE_hstore"))
+            .current_dir(&project)
+            .args(args)
+            .output()
+            .expect("run hstore")
+    };
+    ok(&run(&["lock"]));
+    ok(&run(&["build", "--target", "cpu", "--out-link", "result"]));
+    assert_eq!(
+        std::fs::read_to_string(project.join("result/said")).unwrap(),
+        "hello from bookworm\n"
+    );
+    ok(&run(&["build", "--target", "cpu", "--check"]));
+}

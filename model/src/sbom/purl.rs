@@ -65,6 +65,40 @@ mod tests {
     }
 
     #[test]
+    fn debian_packages_are_deb_purls_and_a_base_is_generic() {
+        let deb = Artifact::Deb(crate::lockfile::DebArtifact {
+            id: "deb+amd64/gcc-12@12.2.0-14".into(),
+            package: "gcc-12".into(),
+            version: "12.2.0-14".into(),
+            architecture: "amd64".into(),
+            suite: "bookworm".into(),
+            url: "http://deb.debian.org/debian/pool/main/g/gcc-12/gcc-12_12.2.0-14_amd64.deb"
+                .into(),
+            sha256: Sha256::new("ab".repeat(32)).unwrap(),
+            address: Digest::of_bytes(b""),
+            size: 1,
+        });
+        assert_eq!(
+            of(&deb, None).unwrap(),
+            "pkg:deb/debian/gcc-12@12.2.0-14?arch=amd64&distro=debian-bookworm"
+        );
+        let base = Artifact::DebianBase(crate::lockfile::DebianBaseArtifact {
+            id: "debian-base+bookworm/amd64#0123456789abcdef".into(),
+            suite: "bookworm".into(),
+            architecture: "amd64".into(),
+            packages: 104,
+            release_date: "Sat, 11 Jul 2026 10:16:37 UTC".into(),
+            layout: 1,
+            address: Digest::of_bytes(b""),
+            size: 1,
+        });
+        assert_eq!(
+            of(&base, None).unwrap(),
+            "pkg:generic/debian-base@bookworm?arch=amd64"
+        );
+    }
+
+    #[test]
     fn downloads_carry_url_and_checksum() {
         let sha = "ab".repeat(32);
         let url = Artifact::Url(UrlArtifact {
