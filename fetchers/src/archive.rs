@@ -481,6 +481,43 @@ enum Kind<'a> {
     },
 }
 
+/// What a [`Merge`] adds to the per-entry rules of [`unpack`] (its module docs list the differences). The engine
+/// ([`Unpacker`]) asks these at each step of an entry and knows nothing else of the merge, so the merge depends on
+/// the engine and never the other way round; a plain [`unpack`] has none.
+trait Hooks {
+    /// Counts an entry whose setuid, setgid or sticky bits are dropped.
+    fn special_bits_stripped(&mut self);
+
+    /// Rewrites an entry's validated, stripped path and kind (redirects, absolute symlinks); `Ok(None)` means the
+    /// entry restates one of the merge's own links (skip it).
+    fn place<'k>(
+        &mut self,
+        components: &mut Vec<PathComponent>,
+        kind: Kind<'k>,
+    ) -> Result<Option<Kind<'k>>, Refusal>;
+
+    /// Why an entry may not take the path `components`, already on disk, when that is not a plain
+    /// [`Refusal::Duplicate`] (another archive put it there).
+    fn taken(&self, components: &[PathComponent]) -> Option<Refusal>;
+
+    /// Records that the current archive made the regular file `components`.
+    fn made_file(&mut self, components: &[PathComponent], executable: bool);
+
+    /// Records that the current archive made the symlink `components`.
+    fn made_symlink(&mut self, components: &[PathComponent]);
+
+    /// The real path (below the destination) and executable bit of the file a hardlink to `target` copies, after
+    /// `strip_components`; `None` refuses the hardlink.
+    fn hardlink_source(
+        &self,
+        target: &[u8],
+        strip_components: usize,
+    ) -> Option<(Vec<PathComponent>, bool)>;
+
+    /// Counts a hardlink written as a copy.
+    fn hardlink_copied(&mut self);
+}
+
 /// The per-archive state shared by the tar and zip walkers.
 struct Unpacker<'a> {
     archive: &'a Path,
@@ -491,7 +528,7 @@ struct Unpacker<'a> {
     limit: Option<u64>,
     report: UnpackReport,
     /// Set when this archive is one of several laid into one tree ([`Merge`]).
-    merge: Option<&'a mut merge::State>,
+    merge: Option<&'a mut dyn Hooks>,
 }
 
 impl Unpacker<'_> {
@@ -537,7 +574,7 @@ impl Unpacker<'_> {
             if let Some(merge) = self.merge.as_deref_mut()
                 && entry.header().mode().is_ok_and(|mode| mode & 0o7000 != 0)
             {
-                merge.counts.special_bits_stripped += 1;
+                merge.special_bits_stripped();
             }
             let kind = match entry.header().entry_type() {
                 // Sparse files read back with their holes filled in; "contiguous" files are regular files.
@@ -733,11 +770,12 @@ impl Unpacker<'_> {
         else {
             return Ok(());
         };
-        if self.merge.is_some() {
-            let Some(merged) = self.merge_entry(name, &mut components, kind)? else {
-                return Ok(());
-            };
-            kind = merged;
+        if let Some(merge) = self.merge.as_deref_mut() {
+            match merge.place(&mut components, kind) {
+                Ok(Some(placed)) => kind = placed,
+                Ok(None) => return Ok(()),
+                Err(reason) => return Err(self.refused(name, reason)),
+            }
         }
         if let Kind::Symlink { target } = &kind {
             self.check_symlink_target(name, &components, target)?;
@@ -768,7 +806,7 @@ impl Unpacker<'_> {
                     .map_err(Error::io("open", &source))?;
                 self.write_file(name, &components, &path, executable, &mut source, true)?;
                 if let Some(merge) = self.merge.as_deref_mut() {
-                    merge.counts.hardlinks_copied += 1;
+                    merge.hardlink_copied();
                 }
             }
             Kind::File { executable } => {
@@ -779,7 +817,9 @@ impl Unpacker<'_> {
                 match std::os::unix::fs::symlink(target, &path) {
                     Ok(()) => {
                         self.report.symlinks += 1;
-                        self.record_owner(&components, MergedKind::Symlink);
+                        if let Some(merge) = self.merge.as_deref_mut() {
+                            merge.made_symlink(&components);
+                        }
                     }
                     Err(error) if already_exists(&error) => {
                         return Err(self.replaced(name, &components));
@@ -834,8 +874,37 @@ impl Unpacker<'_> {
         file.set_permissions(fs::Permissions::from_mode(mode))
             .map_err(Error::io("set permissions of", path))?;
         self.report.files += 1;
-        self.record_owner(components, MergedKind::File { executable });
+        if let Some(merge) = self.merge.as_deref_mut() {
+            merge.made_file(components, executable);
+        }
         Ok(())
+    }
+
+    /// The refusal for an entry whose path is taken: what the merge says (a [`Refusal::Conflict`] naming the archive
+    /// that shipped it, when that was another one), else [`Refusal::Duplicate`].
+    fn replaced(&self, name: &[u8], components: &[PathComponent]) -> Error {
+        let reason = self
+            .merge
+            .as_deref()
+            .and_then(|merge| merge.taken(components))
+            .unwrap_or(Refusal::Duplicate);
+        self.refused(name, reason)
+    }
+
+    /// The real path and executable bit of the file a hardlink entry `name -> target` copies; only a merge allows
+    /// one (see [`Hooks::hardlink_source`]).
+    fn hardlink_source(&self, name: &[u8], target: &[u8]) -> Result<(PathBuf, bool), Error> {
+        let source = self
+            .merge
+            .as_deref()
+            .and_then(|merge| merge.hardlink_source(target, self.strip_components));
+        let Some((components, executable)) = source else {
+            let target = String::from_utf8_lossy(target).into_owned();
+            return Err(self.refused(name, Refusal::Hardlink { target }));
+        };
+        let mut path = self.dest.to_path_buf();
+        path.extend(components.iter().map(PathComponent::as_os_str));
+        Ok((path, executable))
     }
 
     /// The store's rule for links in a tree, with the link's directory `components` minus its last element.

@@ -33,8 +33,8 @@ use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 
 use super::{
-    Cow, Error, File, Kind, OpenOptions, Path, PathBuf, PathComponent, PathComponentError, Refusal,
-    UnpackReport, Unpacker, fs, io, make_dir, prepare_destination,
+    Cow, Error, File, Hooks, Kind, OpenOptions, Path, PathBuf, PathComponent, PathComponentError,
+    Refusal, UnpackReport, Unpacker, fs, io, make_dir, prepare_destination,
 };
 
 /// The label of what [`Merge::add_file`] and [`Merge::add_symlink`] create.
@@ -143,8 +143,8 @@ struct Owner {
     kind: MergedKind,
 }
 
-/// The merge's state an [`Unpacker`] sees while it lays one archive in.
-pub(super) struct State {
+/// The merge's state, which the engine ([`Unpacker`]) consults through [`Hooks`] while it lays one archive in.
+struct State {
     redirects: Vec<Redirect>,
     /// Every file and symlink unpacked so far, by real path (`usr/bin/bash`).
     owners: BTreeMap<Vec<u8>, Owner>,
@@ -152,7 +152,7 @@ pub(super) struct State {
     labels: Vec<String>,
     /// The archive being unpacked, an index into `labels`.
     current: usize,
-    pub(super) counts: MergeReport,
+    counts: MergeReport,
 }
 
 /// How a path relates to the redirects.
@@ -212,6 +212,15 @@ impl State {
     fn label(&self, owner: Owner) -> &str {
         &self.labels[owner.archive]
     }
+
+    /// Remembers that the current archive made `components`.
+    fn record_owner(&mut self, components: &[PathComponent], kind: MergedKind) {
+        let owner = Owner {
+            archive: self.current,
+            kind,
+        };
+        self.owners.insert(key(components), owner);
+    }
 }
 
 /// `a/./b//c` or `/a/b` as components, or `None` if a component is `..` or not a valid name.
@@ -240,23 +249,22 @@ fn join(components: &[PathComponent]) -> String {
     String::from_utf8_lossy(&key(components)).into_owned()
 }
 
-impl Unpacker<'_> {
-    /// Applies the merge's redirects and symlink rewrite to an entry; `None` means the entry is one of the merge's
-    /// own links, restated (skip it).
-    pub(super) fn merge_entry<'k>(
+impl Hooks for State {
+    fn special_bits_stripped(&mut self) {
+        self.counts.special_bits_stripped += 1;
+    }
+
+    /// Applies the redirects, and rewrites an absolute symlink target as a relative one.
+    fn place<'k>(
         &mut self,
-        name: &[u8],
         components: &mut Vec<PathComponent>,
         kind: Kind<'k>,
-    ) -> Result<Option<Kind<'k>>, Error> {
-        let Some(merge) = self.merge.as_deref_mut() else {
-            return Ok(Some(kind));
-        };
-        match merge.redirect(components) {
+    ) -> Result<Option<Kind<'k>>, Refusal> {
+        match self.redirect(components) {
             Redirected::No => {}
-            Redirected::Through => merge.counts.redirected += 1,
+            Redirected::Through => self.counts.redirected += 1,
             Redirected::Itself(index) => {
-                let redirect = &merge.redirects[index];
+                let redirect = &self.redirects[index];
                 let same = match &kind {
                     Kind::Directory => true,
                     Kind::Symlink { target } => parse(target).as_ref() == Some(&redirect.to),
@@ -265,23 +273,22 @@ impl Unpacker<'_> {
                 if same {
                     return Ok(None);
                 }
-                let reason = Refusal::Conflict {
+                return Err(Refusal::Conflict {
                     path: redirect.from.to_string(),
                     other: format!(
                         "the merged-/usr link `{} -> {}` that hstore made",
                         redirect.from,
                         redirect.target()
                     ),
-                };
-                return Err(self.refused(name, reason));
+                });
             }
         }
         if let Kind::Symlink { target } = &kind
             && target.first() == Some(&b'/')
         {
             let link_dir = &components[..components.len() - 1];
-            let target = merge.relative_target(link_dir, target);
-            merge.counts.absolute_symlinks_rewritten += 1;
+            let target = self.relative_target(link_dir, target);
+            self.counts.absolute_symlinks_rewritten += 1;
             return Ok(Some(Kind::Symlink {
                 target: Cow::Owned(target),
             }));
@@ -289,70 +296,52 @@ impl Unpacker<'_> {
         Ok(Some(kind))
     }
 
-    /// The refusal for an entry whose path is taken: a [`Refusal::Conflict`] naming the archive that shipped it, in
-    /// a merge, when that was another archive; else [`Refusal::Duplicate`].
-    pub(super) fn replaced(&self, name: &[u8], components: &[PathComponent]) -> Error {
-        if let Some(merge) = self.merge.as_deref()
-            && let Some(&owner) = merge.owners.get(&key(components))
-            && owner.archive != merge.current
-        {
-            let reason = Refusal::Conflict {
-                path: join(components),
-                other: format!("`{}`", merge.label(owner)),
-            };
-            return self.refused(name, reason);
-        }
-        self.refused(name, Refusal::Duplicate)
+    /// A [`Refusal::Conflict`] naming the archive that shipped `components`, when that was another archive.
+    fn taken(&self, components: &[PathComponent]) -> Option<Refusal> {
+        let &owner = self.owners.get(&key(components))?;
+        (owner.archive != self.current).then(|| Refusal::Conflict {
+            path: join(components),
+            other: format!("`{}`", self.label(owner)),
+        })
     }
 
-    /// Remembers, in a merge, that the current archive made `components`.
-    pub(super) fn record_owner(&mut self, components: &[PathComponent], kind: MergedKind) {
-        if let Some(merge) = self.merge.as_deref_mut() {
-            let owner = Owner {
-                archive: merge.current,
-                kind,
-            };
-            merge.owners.insert(key(components), owner);
-        }
+    fn made_file(&mut self, components: &[PathComponent], executable: bool) {
+        self.record_owner(components, MergedKind::File { executable });
     }
 
-    /// The real path and executable bit of the file a hardlink entry `name -> target` copies.
-    pub(super) fn hardlink_source(
+    fn made_symlink(&mut self, components: &[PathComponent]) {
+        self.record_owner(components, MergedKind::Symlink);
+    }
+
+    /// Only a relative `target` (passed through the redirects) naming a regular file that the current archive
+    /// unpacked.
+    fn hardlink_source(
         &self,
-        name: &[u8],
         target: &[u8],
-    ) -> Result<(PathBuf, bool), Error> {
-        let refuse = || {
-            let target = String::from_utf8_lossy(target).into_owned();
-            self.refused(name, Refusal::Hardlink { target })
-        };
-        let Some(merge) = self.merge.as_deref() else {
-            return Err(refuse());
-        };
+        strip_components: usize,
+    ) -> Option<(Vec<PathComponent>, bool)> {
         if target.first() == Some(&b'/') {
-            return Err(refuse());
+            return None;
         }
-        let Some(mut components) = parse(target) else {
-            return Err(refuse());
-        };
-        if components.len() <= self.strip_components {
-            return Err(refuse());
+        let mut components = parse(target)?;
+        if components.len() <= strip_components {
+            return None;
         }
-        components.drain(..self.strip_components);
-        if let Redirected::Itself(_) = merge.redirect(&mut components) {
-            return Err(refuse());
+        components.drain(..strip_components);
+        if let Redirected::Itself(_) = self.redirect(&mut components) {
+            return None;
         }
-        match merge.owners.get(&key(&components)) {
+        match self.owners.get(&key(&components)) {
             Some(&Owner {
                 archive,
                 kind: MergedKind::File { executable },
-            }) if archive == merge.current => {
-                let mut path = self.dest.to_path_buf();
-                path.extend(components.iter().map(PathComponent::as_os_str));
-                Ok((path, executable))
-            }
-            _ => Err(refuse()),
+            }) if archive == self.current => Some((components, executable)),
+            _ => None,
         }
+    }
+
+    fn hardlink_copied(&mut self) {
+        self.counts.hardlinks_copied += 1;
     }
 }
 
