@@ -241,11 +241,14 @@ fn lockfile_changes(old: &Lockfile, new: &Lockfile) -> Vec<String> {
             .iter()
             .flat_map(|recipe| {
                 recipe.sources.iter().map(move |source| {
-                    (
-                        format!("{}.{}", recipe.name, source.name),
-                        serde_json::to_string(&source.spec)
-                            .unwrap_or_else(|error| format!("(unprintable: {error})")),
-                    )
+                    let spec = serde_json::to_string(&source.spec)
+                        .unwrap_or_else(|error| format!("(unprintable: {error})"));
+                    let value = if source.targets.is_empty() {
+                        spec
+                    } else {
+                        format!("{spec} targets={}", source.targets.join(","))
+                    };
+                    (format!("{}.{}", recipe.name, source.name), value)
                 })
             })
             .collect()
