@@ -275,7 +275,7 @@ fn lockfile_root(
         .with_context(|| format!("failed to store lockfile `{}` as a blob", path.display()))?;
     let description = format!("lockfile `{}`", path.display());
     let (name, root) = match target {
-        Some(target) => lockfile.target_gc_root(target, &bytes, blob, description),
+        Some(target) => lockfile.target_gc_root(target, &bytes, blob, &description),
         None => lockfile.gc_root(&bytes, blob, description),
     };
     Ok((name, root, lockfile))

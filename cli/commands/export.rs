@@ -159,7 +159,7 @@ fn select(store: &Store, args: &ExportArgs) -> Result<ExportSpec> {
             .with_context(|| format!("failed to store lockfile `{}` as a blob", path.display()))?;
         let description = format!("lockfile `{}`", path.display());
         let (name, root) = match &args.target {
-            Some(target) => lockfile.target_gc_root(target, &bytes, blob, description),
+            Some(target) => lockfile.target_gc_root(target, &bytes, blob, &description),
             None => lockfile.gc_root(&bytes, blob, description),
         };
         spec.roots.insert(name, root);

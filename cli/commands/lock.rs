@@ -107,7 +107,7 @@ pub fn register_root(
         .display()
         .to_string();
     let (name, root) = match target {
-        Some(target) => lockfile.target_gc_root(target, &bytes, blob, description),
+        Some(target) => lockfile.target_gc_root(target, &bytes, blob, &description),
         None => lockfile.gc_root(&bytes, blob, description),
     };
     store

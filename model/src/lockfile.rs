@@ -378,6 +378,7 @@ impl Lockfile {
     /// limited to other targets, and a recipe reached only through one, drop out. A recipe without `target` keeps
     /// every source not limited away from it (the lockfile does not know which targets a recipe declares): more
     /// than needed, never less.
+    #[must_use]
     pub fn for_target(&self, target: &str) -> Lockfile {
         let mut wanted: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         let mut visited: BTreeSet<(&str, &str)> = BTreeSet::new();
@@ -450,7 +451,7 @@ impl Lockfile {
         target: &str,
         bytes: &[u8],
         blob: Digest,
-        description: String,
+        description: &str,
     ) -> (String, hstore_store::Root) {
         let (name, root) = self.for_target(target).gc_root(
             bytes,
@@ -612,8 +613,7 @@ mod tests {
             "{json}"
         );
         assert_eq!(json.matches("\"targets\"").count(), 3, "{json}");
-        let (name, root) =
-            lockfile.target_gc_root("cpu", b"x", Digest::from_bytes([9; 32]), "l".into());
+        let (name, root) = lockfile.target_gc_root("cpu", b"x", Digest::from_bytes([9; 32]), "l");
         assert!(
             name.starts_with("lockfile-") && name.ends_with("-cpu"),
             "{name}"
