@@ -12,6 +12,9 @@
 //! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, then the shared files (`AWS_CONFIG_FILE`, default
 //! `~/.aws/config`; `AWS_SHARED_CREDENTIALS_FILE`, default `~/.aws/credentials`; profile `AWS_PROFILE`, default
 //! `default`). Values never appear in output.
+//!
+//! `push --target T` and `pull --target T` move only the part of each lockfile T's builds read
+//! ([`Lockfile::for_target`]) and name its root `lockfile-<16 hex>-T`, as `fetch` and `export` do.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

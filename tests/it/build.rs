@@ -1772,9 +1772,10 @@ fn a_source_limited_to_gpu_is_not_built_bound_or_keyed_for_cpu() {
     );
 }
 
-// See: issue 21, item 2: `fetch --target` and `export --target` leave out what only other targets read.
+// See: issue 21, item 2: `fetch`, `export` and `cache push|pull` with `--target` leave out what only other targets
+// read.
 #[test]
-fn fetch_and_export_for_a_target_leave_out_the_sources_of_other_targets() {
+fn fetch_export_and_cache_for_a_target_leave_out_the_sources_of_other_targets() {
     let project = targets_project();
     project.run(&["lock"]).success();
     let (code, blob) = (
@@ -1873,5 +1874,23 @@ fn fetch_and_export_for_a_target_leave_out_the_sources_of_other_targets() {
     )
     .success();
     let held = ls(&imported);
+    assert!(held.contains(&code) && !held.contains(&blob), "{held}");
+
+    // A cache pushed for cpu, and pulled for cpu into a fresh store, holds no blob either.
+    let cache = format!("file://{}", project.env.root().join("cache").display());
+    project
+        .run(&["cache", "push", &cache, "--target", "cpu"])
+        .success();
+    let pulled = project.env.root().join("pulled-store");
+    let pull = Outcome::of(
+        project
+            .hstore(&["cache", "pull", &cache, "--target", "cpu"])
+            .env("HSTORE_STORE", &pulled)
+            .output()
+            .expect("run hstore cache pull"),
+    )
+    .success();
+    assert!(pull.stderr.contains("-cpu`"), "{}", pull.stderr);
+    let held = ls(&pulled);
     assert!(held.contains(&code) && !held.contains(&blob), "{held}");
 }
