@@ -200,6 +200,11 @@ pub struct FetchArgs {
     #[arg(long, value_name = "FILE", default_value = "lockfile.json")]
     pub lockfile: PathBuf,
 
+    /// Only what builds for this target read: leave out the sources limited to other targets (`targets = [...]` in
+    /// their recipe tables) and what only they name [default: every target]
+    #[arg(long, value_name = "TARGET")]
+    pub target: Option<String>,
+
     /// Rewrite a URL prefix (like git's insteadOf); repeatable; adds to `[mirrors]` in hstore.toml
     #[arg(long, value_name = "FROM=TO")]
     pub mirror: Vec<String>,
@@ -523,6 +528,11 @@ pub struct ExportArgs {
     #[arg(long, value_name = "FILE")]
     pub lockfile: Vec<PathBuf>,
 
+    /// Only what builds for this target read: leave out the sources limited to other targets (`targets = [...]` in
+    /// their recipe tables) and what only they name [default: every target]
+    #[arg(long, value_name = "TARGET")]
+    pub target: Option<String>,
+
     /// Also export recorded build outputs (roots named `build-*` and the `build` records)
     #[arg(long)]
     pub with_builds: bool,
@@ -720,6 +730,11 @@ pub struct CachePushArgs {
     #[arg(long, value_name = "FILE")]
     pub lockfile: Vec<PathBuf>,
 
+    /// Only what builds for this target read: leave out the sources limited to other targets (`targets = [...]` in
+    /// their recipe tables) and what only they name [default: every target]
+    #[arg(long, value_name = "TARGET")]
+    pub target: Option<String>,
+
     /// Also upload recorded builds (outputs, logs and signed records)
     #[arg(long)]
     pub with_builds: bool,
@@ -743,6 +758,11 @@ pub struct CachePullArgs {
     /// A lockfile whose closure to bring, repeatable [default: ./lockfile.json]
     #[arg(long, value_name = "FILE")]
     pub lockfile: Vec<PathBuf>,
+
+    /// Only what builds for this target read: leave out the sources limited to other targets (`targets = [...]` in
+    /// their recipe tables) and what only they name [default: every target]
+    #[arg(long, value_name = "TARGET")]
+    pub target: Option<String>,
 
     /// Also bring the build records signed by this public key, with their outputs; repeatable
     #[arg(long, value_name = "PUBKEY")]

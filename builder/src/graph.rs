@@ -1,4 +1,5 @@
-//! The build graph (ARCHITECTURE.md, "The build graph"): (recipe, target) nodes, with an edge for every `recipe = "NAME"` source.
+//! The build graph (ARCHITECTURE.md, "The build graph"): (recipe, target) nodes, with an edge for every
+//! `recipe = "NAME"` source the target uses (one limited to other targets by `targets = [...]` adds none).
 //!
 //! [`plan_graph`] walks the graph from the requested recipes depth-first and plans each node after its
 //! dependencies, so the nodes come out in dependency order and a dependent's key can include its dependencies'
@@ -117,7 +118,8 @@ impl Planner<'_> {
         self.stack.push(id.clone());
         let mut dependencies = Vec::new();
         let mut dependency_keys = BTreeMap::new();
-        for (source, spec) in &recipe.sources {
+        // A `recipe` source limited to other targets is no edge of this node.
+        for (source, spec) in recipe.sources_for(target) {
             let SourceSpec::Recipe {
                 recipe: dependency,
                 target: dependency_target,

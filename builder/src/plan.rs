@@ -3,7 +3,8 @@
 //! This is the one place that decides how each locked source kind appears in the sandbox. The `match` over
 //! [`SourceSpec`] has one arm per kind and no fallback, so a new source kind is a compile error here until its shape
 //! is decided. Everything that can be wrong with the inputs (unknown target, no `[build]`, a source changed since
-//! the lock, an artifact the lockfile does not list) fails here, before anything is built.
+//! the lock, an artifact the lockfile does not list) fails here, before anything is built. A source whose table
+//! limits it to other targets (`targets = [...]`, [`Recipe::uses`]) is no input of the plan at all.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -127,7 +128,8 @@ pub fn plan(
     let locked = lockfile.recipe(&recipe.name).ok_or_else(|| stale(None))?;
     let mut inputs = Vec::new();
     let mut notes = Vec::new();
-    for (name, spec) in &recipe.sources {
+    // A source limited to other targets (`targets = [...]`) is no input of this one: not bound, not keyed.
+    for (name, spec) in recipe.sources_for(target) {
         if let Some(local) = context.overrides.get(&(recipe.name.clone(), name.clone())) {
             if !overridable(spec) {
                 return Err(BuildError::NotOverridable {
@@ -148,10 +150,20 @@ pub fn plan(
             });
             continue;
         }
+        let limited_to: Vec<&String> = recipe
+            .source_targets
+            .get(name)
+            .into_iter()
+            .flatten()
+            .collect();
         let source = locked
             .sources
             .iter()
-            .find(|source| &source.name == name && &source.spec == spec)
+            .find(|source| {
+                &source.name == name
+                    && &source.spec == spec
+                    && source.targets.iter().eq(limited_to.iter().copied())
+            })
             .ok_or_else(|| stale(Some(name.as_str())))?;
         let artifacts: Vec<&Artifact> = source
             .artifacts

@@ -12,6 +12,9 @@
 //! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, then the shared files (`AWS_CONFIG_FILE`, default
 //! `~/.aws/config`; `AWS_SHARED_CREDENTIALS_FILE`, default `~/.aws/credentials`; profile `AWS_PROFILE`, default
 //! `default`). Values never appear in output.
+//!
+//! `push --target T` and `pull --target T` move only the part of each lockfile T's builds read
+//! ([`Lockfile::for_target`]) and name its root `lockfile-<16 hex>-T`, as `fetch` and `export` do.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -262,14 +265,22 @@ pub fn run(
     }
 }
 
-/// A lockfile's gc root and its blob, as `fetch` and `export` name them.
-fn lockfile_root(store: &Store, path: &Path) -> Result<(String, Root, Lockfile)> {
+/// A lockfile's gc root and its blob, as `fetch` and `export` name them (with `target`, that target's part).
+fn lockfile_root(
+    store: &Store,
+    path: &Path,
+    target: Option<&str>,
+) -> Result<(String, Root, Lockfile)> {
     let lockfile = Lockfile::load(path)?;
     let bytes = lockfile.to_json();
     let blob = store
         .add_bytes(&bytes)
         .with_context(|| format!("failed to store lockfile `{}` as a blob", path.display()))?;
-    let (name, root) = lockfile.gc_root(&bytes, blob, format!("lockfile `{}`", path.display()));
+    let description = format!("lockfile `{}`", path.display());
+    let (name, root) = match target {
+        Some(target) => lockfile.target_gc_root(target, &bytes, blob, &description),
+        None => lockfile.gc_root(&bytes, blob, description),
+    };
     Ok((name, root, lockfile))
 }
 
@@ -290,7 +301,7 @@ fn push(args: &CachePushArgs, global: &GlobalSettings, printer: &Printer) -> Res
         args.lockfile.clone()
     };
     for path in &lockfiles {
-        let (name, root, _) = lockfile_root(&store, path)?;
+        let (name, root, _) = lockfile_root(&store, path, args.target.as_deref())?;
         spec.roots.insert(name, root);
     }
     if args.all || args.with_builds {
@@ -350,8 +361,12 @@ fn pull(args: &CachePullArgs, global: &GlobalSettings, printer: &Printer) -> Res
     let mut wanted: Vec<Digest> = Vec::new();
     for path in &lockfiles {
         let lockfile = Lockfile::load(path)?;
-        wanted.extend(lockfile.artifacts.iter().map(Artifact::address));
-        loaded.push((path.clone(), lockfile));
+        let part = match &args.target {
+            Some(target) => lockfile.for_target(target),
+            None => lockfile.clone(),
+        };
+        wanted.extend(part.artifacts.iter().map(Artifact::address));
+        loaded.push((path.clone(), lockfile, part));
     }
     let runtime = runtime()?;
     let started = std::time::Instant::now();
@@ -396,15 +411,15 @@ fn pull(args: &CachePullArgs, global: &GlobalSettings, printer: &Printer) -> Res
     }
     let missing: std::collections::HashSet<Digest> = report.missing.iter().copied().collect();
     let mut incomplete = 0;
-    for (path, lockfile) in &loaded {
-        if lockfile.artifacts.iter().all(|artifact| {
+    for (path, lockfile, part) in &loaded {
+        if part.artifacts.iter().all(|artifact| {
             store
                 .object_format(&artifact.address())
                 .ok()
                 .flatten()
                 .is_some()
         }) {
-            let root = register_root(&store, path, lockfile)?;
+            let root = register_root(&store, path, lockfile, args.target.as_deref())?;
             printer.status("Registered", format!("gc root `{root}`"));
         } else {
             incomplete += 1;

@@ -4,7 +4,8 @@
 //! lockfile itself, stored as a blob, under the root `lockfile-<16 hex of the lockfile's BLAKE3>` — the same root
 //! `hstore fetch` registers, so gc on the receiving side keeps what was imported. `--with-builds` adds the roots named
 //! `build-*` and the records in namespace `build`; `--all` adds every root. `--exclude INVENTORY` drops what the
-//! receiving store already holds. The bundle goes to a temp file beside `-o FILE` and is renamed into place only
+//! receiving store already holds. `--target T` ships only the part of each lockfile T's builds read
+//! ([`Lockfile::for_target`]), under the root `lockfile-<16 hex>-T`. The bundle goes to a temp file beside `-o FILE` and is renamed into place only
 //! when complete, so a failed export never leaves a plausible-looking partial bundle.
 
 use std::fs;
@@ -156,7 +157,11 @@ fn select(store: &Store, args: &ExportArgs) -> Result<ExportSpec> {
         let blob = store
             .add_bytes(&bytes)
             .with_context(|| format!("failed to store lockfile `{}` as a blob", path.display()))?;
-        let (name, root) = lockfile.gc_root(&bytes, blob, format!("lockfile `{}`", path.display()));
+        let description = format!("lockfile `{}`", path.display());
+        let (name, root) = match &args.target {
+            Some(target) => lockfile.target_gc_root(target, &bytes, blob, &description),
+            None => lockfile.gc_root(&bytes, blob, description),
+        };
         spec.roots.insert(name, root);
         spec.lockfiles.push(blob);
     }

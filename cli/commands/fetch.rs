@@ -1,4 +1,6 @@
-//! `hstore fetch`: make the store hold a lockfile's whole closure, then register the lockfile as a gc root.
+//! `hstore fetch`: make the store hold a lockfile's whole closure, then register the lockfile as a gc root. With
+//! `--target T`, only the part T's builds read ([`Lockfile::for_target`]: sources limited to other targets left
+//! out), under its own root `lockfile-<16 hex>-T`.
 //! Per-artifact failures are reported and the run goes on; the exit code is set at the end (1 when any artifact failed).
 //! With `--cache CACHE` (or `[caches] substitute`), missing objects come from the caches first, in order.
 
@@ -14,7 +16,11 @@ use crate::reporter::ProgressReporter;
 use crate::settings::GlobalSettings;
 
 pub fn run(args: &FetchArgs, global: &GlobalSettings, printer: &Printer) -> Result<ExitStatus> {
-    let lockfile = Lockfile::load(&args.lockfile)?;
+    let whole = Lockfile::load(&args.lockfile)?;
+    let lockfile = match &args.target {
+        Some(target) => whole.for_target(target),
+        None => whole.clone(),
+    };
     let dir = lockfile_dir(&args.lockfile);
     let mirrors = load_mirrors(&args.mirror, Some(&dir))?;
     let reporter = Arc::new(ProgressReporter::new(printer, global.verbose));
@@ -60,13 +66,16 @@ pub fn run(args: &FetchArgs, global: &GlobalSettings, printer: &Printer) -> Resu
             args.lockfile.display()
         );
     }
-    let root = register_root(&store, &args.lockfile, &lockfile)?;
+    let root = register_root(&store, &args.lockfile, &whole, args.target.as_deref())?;
     printer.status(
         "Fetched",
         format!(
-            "{} artifacts of `{}` ({} new, {} bytes downloaded); gc root `{root}`",
+            "{} artifacts of `{}`{} ({} new, {} bytes downloaded); gc root `{root}`",
             lockfile.artifacts.len(),
             args.lockfile.display(),
+            args.target
+                .as_deref()
+                .map_or_else(String::new, |target| format!(" for target `{target}`")),
             reporter.artifacts_added(),
             reporter.bytes_downloaded()
         ),

@@ -90,8 +90,14 @@ pub fn fetcher(
     Ok((store, fetcher))
 }
 
-/// Registers `lockfile` (its bytes stored as a blob too) as a gc root named after its hash.
-pub fn register_root(store: &Store, path: &Path, lockfile: &Lockfile) -> Result<String> {
+/// Registers `lockfile` (its bytes stored as a blob too) as a gc root named after its hash; with `target`, only the
+/// part that target's builds read ([`Lockfile::target_gc_root`]).
+pub fn register_root(
+    store: &Store,
+    path: &Path,
+    lockfile: &Lockfile,
+    target: Option<&str>,
+) -> Result<String> {
     let bytes = lockfile.to_json();
     let blob = store
         .add_bytes(&bytes)
@@ -100,7 +106,10 @@ pub fn register_root(store: &Store, path: &Path, lockfile: &Lockfile) -> Result<
         .unwrap_or_else(|_| path.to_path_buf())
         .display()
         .to_string();
-    let (name, root) = lockfile.gc_root(&bytes, blob, description);
+    let (name, root) = match target {
+        Some(target) => lockfile.target_gc_root(target, &bytes, blob, &description),
+        None => lockfile.gc_root(&bytes, blob, description),
+    };
     store
         .set_root(&name, &root)
         .with_context(|| format!("failed to register gc root `{name}`"))?;
@@ -194,7 +203,7 @@ pub fn run(args: &LockArgs, global: &GlobalSettings, printer: &Printer) -> Resul
             .save(&args.lockfile)
             .with_context(|| format!("failed to write `{}`", args.lockfile.display()))?;
     }
-    register_root(&store, &args.lockfile, &lockfile)?;
+    register_root(&store, &args.lockfile, &lockfile, None)?;
     printer.status(
         if changed { "Locked" } else { "Unchanged" },
         format!(
@@ -241,11 +250,14 @@ fn lockfile_changes(old: &Lockfile, new: &Lockfile) -> Vec<String> {
             .iter()
             .flat_map(|recipe| {
                 recipe.sources.iter().map(move |source| {
-                    (
-                        format!("{}.{}", recipe.name, source.name),
-                        serde_json::to_string(&source.spec)
-                            .unwrap_or_else(|error| format!("(unprintable: {error})")),
-                    )
+                    let spec = serde_json::to_string(&source.spec)
+                        .unwrap_or_else(|error| format!("(unprintable: {error})"));
+                    let value = if source.targets.is_empty() {
+                        spec
+                    } else {
+                        format!("{spec} targets={}", source.targets.join(","))
+                    };
+                    (format!("{}.{}", recipe.name, source.name), value)
                 })
             })
             .collect()

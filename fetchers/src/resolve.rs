@@ -259,6 +259,11 @@ impl Fetcher {
                         locked_recipe.sources.push(LockedSource {
                             name: name.clone(),
                             spec: spec.clone(),
+                            targets: recipe
+                                .source_targets
+                                .get(name)
+                                .map(|targets| targets.iter().cloned().collect())
+                                .unwrap_or_default(),
                             artifacts: artifacts.iter().map(|a| a.id().into()).collect(),
                             resolution,
                             xmake,

@@ -271,6 +271,7 @@ mod tests {
                         path: "src".to_owned(),
                         exclude: Vec::new(),
                     },
+                    targets: Vec::new(),
                     artifacts: artifacts.iter().map(|a| a.id().into()).collect(),
                     resolution: None,
                     xmake: None,

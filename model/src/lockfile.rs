@@ -11,7 +11,10 @@
 //! Determinism rules, enforced by [`Lockfile::to_json`] and not by callers: recipes sorted by name, sources by
 //! name, artifacts by `id` with no duplicates, each source's artifact ids sorted, fields in declaration order, two-space
 //! indentation, a trailing newline, no timestamps. The same inputs give the same bytes on any machine.
-//! A source's `spec` is the recipe's normalized source table, so `--locked` can tell whether recipes changed.
+//! A source's `spec` is the recipe's normalized source table, so `--locked` can tell whether recipes changed; a source
+//! limited to some targets (`targets = [...]` in its table) also records them as `targets`, beside the spec (absent
+//! for a source every target uses, so lockfiles without limits keep their bytes). [`Lockfile::for_target`] is the
+//! part of a lockfile one target's builds read, for `fetch`, `export` and `cache push --target`.
 //! New source kinds (wheel, xmake) are new [`Artifact`] variants; existing ones never change shape within a version.
 //! A `requirements` source also records its [`Resolution`] (the resolver and index snapshot time), so re-locking
 //! after a recipe change resolves against the same snapshot until `--update`. An `xmake_requires` source records its
@@ -133,6 +136,9 @@ pub struct LockedSource {
     pub name: String,
     /// The recipe's source table when it was locked.
     pub spec: SourceSpec,
+    /// The recipe's targets that use this source, sorted (`targets = [...]` in its table); empty: every target.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
     /// Ids of the artifacts it resolved to (one for most kinds, many for `cargo_lock`).
     pub artifacts: Vec<ArtifactId>,
     /// How a `requirements` source was resolved (absent for other kinds).
@@ -365,6 +371,95 @@ impl Lockfile {
     pub fn recipe(&self, name: &str) -> Option<&LockedRecipe> {
         self.recipes.iter().find(|recipe| recipe.name == name)
     }
+
+    /// The part of this lockfile that builds for `target` read: every recipe built for `target`, and the recipes
+    /// their `recipe` sources name, for the pinned target or `target`, followed through the graph; of each, the
+    /// sources that target uses ([`LockedSource::targets`]), and only the artifacts those sources name. A source
+    /// limited to other targets, and a recipe reached only through one, drop out. A recipe without `target` keeps
+    /// every source not limited away from it (the lockfile does not know which targets a recipe declares): more
+    /// than needed, never less.
+    #[must_use]
+    pub fn for_target(&self, target: &str) -> Lockfile {
+        let mut wanted: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        let mut visited: BTreeSet<(&str, &str)> = BTreeSet::new();
+        let mut stack: Vec<(&str, &str)> = self
+            .recipes
+            .iter()
+            .map(|recipe| (recipe.name.as_str(), target))
+            .collect();
+        while let Some((name, node_target)) = stack.pop() {
+            if !visited.insert((name, node_target)) {
+                continue;
+            }
+            let Some(recipe) = self.recipe(name) else {
+                continue;
+            };
+            for source in &recipe.sources {
+                if !source.targets.is_empty() && !source.targets.iter().any(|t| t == node_target) {
+                    continue;
+                }
+                wanted.entry(name).or_default().insert(source.name.as_str());
+                if let SourceSpec::Recipe {
+                    recipe: dependency,
+                    target: pinned,
+                } = &source.spec
+                {
+                    stack.push((dependency, pinned.as_deref().unwrap_or(node_target)));
+                }
+            }
+        }
+        let recipes: Vec<LockedRecipe> = self
+            .recipes
+            .iter()
+            .map(|recipe| LockedRecipe {
+                name: recipe.name.clone(),
+                sources: recipe
+                    .sources
+                    .iter()
+                    .filter(|source| {
+                        wanted
+                            .get(recipe.name.as_str())
+                            .is_some_and(|names| names.contains(source.name.as_str()))
+                    })
+                    .cloned()
+                    .collect(),
+            })
+            .collect();
+        let ids: BTreeSet<&str> = recipes
+            .iter()
+            .flat_map(|recipe| &recipe.sources)
+            .flat_map(|source| source.artifacts.iter().map(ArtifactId::as_str))
+            .collect();
+        let artifacts = self
+            .artifacts
+            .iter()
+            .filter(|artifact| ids.contains(artifact.id()))
+            .cloned()
+            .collect();
+        Lockfile {
+            version: self.version,
+            recipes,
+            artifacts,
+        }
+    }
+
+    /// The gc root of `target`'s part of this lockfile ([`Lockfile::for_target`]): like [`Lockfile::gc_root`] (the
+    /// whole lockfile's `bytes`, stored as `blob`, stay in it), named `lockfile-<16 hex>-<target>`, so it sits
+    /// beside the whole lockfile's root and neither replaces the other.
+    pub fn target_gc_root(
+        &self,
+        target: &str,
+        bytes: &[u8],
+        blob: Digest,
+        description: &str,
+    ) -> (String, hstore_store::Root) {
+        let (name, root) = self.for_target(target).gc_root(
+            bytes,
+            blob,
+            format!("{description}, target `{target}`"),
+        );
+        (format!("{name}-{target}"), root)
+    }
 }
 
 #[cfg(test)]
@@ -411,6 +506,7 @@ mod tests {
                 path: ".".into(),
                 exclude: vec![],
             },
+            targets: Vec::new(),
             artifacts: artifacts.into_iter().map(ArtifactId::from).collect(),
             resolution: None,
             xmake: None,
@@ -436,6 +532,93 @@ mod tests {
         assert_eq!(parsed.to_json(), bytes);
         assert_eq!(parsed.artifacts.len(), 2);
         assert_eq!(parsed.addresses().len(), 2);
+    }
+
+    // See: issue 21, item 2: the part of a lockfile one target reads follows `recipe` sources and leaves out
+    // sources limited to other targets; a source without `targets` keeps the lockfile's bytes.
+    #[test]
+    fn a_target_reads_only_the_sources_it_uses() {
+        let source =
+            |name: &str, spec: SourceSpec, targets: &[&str], artifacts: &[&str]| LockedSource {
+                name: name.into(),
+                spec,
+                targets: targets.iter().map(|t| (*t).to_owned()).collect(),
+                artifacts: artifacts.iter().map(|id| ArtifactId::from(*id)).collect(),
+                resolution: None,
+                xmake: None,
+            };
+        let path = || SourceSpec::Path {
+            path: ".".into(),
+            exclude: vec![],
+        };
+        let dependency = |recipe: &str, target: Option<&str>| SourceSpec::Recipe {
+            recipe: recipe.into(),
+            target: target.map(str::to_owned),
+        };
+        let lockfile = Lockfile {
+            version: LOCKFILE_VERSION,
+            recipes: vec![
+                LockedRecipe {
+                    name: "app".into(),
+                    sources: vec![
+                        source("code", path(), &[], &["url+code"]),
+                        source("gpu-blob", path(), &["gpu"], &["url+gpu"]),
+                        source("toolkit", dependency("toolkit", None), &["gpu"], &[]),
+                        source("tool", dependency("tool", Some("host")), &[], &[]),
+                    ],
+                },
+                LockedRecipe {
+                    name: "tool".into(),
+                    sources: vec![source("src", path(), &["host"], &["url+tool"])],
+                },
+                LockedRecipe {
+                    name: "toolkit".into(),
+                    sources: vec![source("sdk", path(), &[], &["url+sdk"])],
+                },
+            ],
+            artifacts: vec![
+                artifact("url+code", 1),
+                artifact("url+gpu", 2),
+                artifact("url+sdk", 3),
+                artifact("url+tool", 4),
+            ],
+        };
+        let ids = |lockfile: &Lockfile| -> Vec<String> {
+            lockfile
+                .artifacts
+                .iter()
+                .map(|a| a.id().to_owned())
+                .collect()
+        };
+        // `toolkit` is a recipe of its own: built for `cpu` it would read `sdk`; `tool` is reached for `host`.
+        assert_eq!(
+            ids(&lockfile.for_target("cpu")),
+            ["url+code", "url+sdk", "url+tool"]
+        );
+        assert_eq!(
+            ids(&lockfile.for_target("gpu")),
+            ["url+code", "url+gpu", "url+sdk", "url+tool"]
+        );
+        let cpu = lockfile.for_target("cpu");
+        assert!(
+            cpu.recipe("app")
+                .unwrap()
+                .sources
+                .iter()
+                .all(|s| s.name != "gpu-blob" && s.name != "toolkit")
+        );
+        let json = String::from_utf8(lockfile.to_json()).unwrap();
+        assert!(
+            json.contains("\"targets\": [\n            \"gpu\"\n          ]"),
+            "{json}"
+        );
+        assert_eq!(json.matches("\"targets\"").count(), 3, "{json}");
+        let (name, root) = lockfile.target_gc_root("cpu", b"x", Digest::from_bytes([9; 32]), "l");
+        assert!(
+            name.starts_with("lockfile-") && name.ends_with("-cpu"),
+            "{name}"
+        );
+        assert_eq!(root.addresses.len(), 4);
     }
 
     #[test]

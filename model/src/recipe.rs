@@ -3,6 +3,10 @@
 //! The keys are a contract (docs/recipes.md): `[recipe] name`, `[sources.<name>]` with exactly one of `git`,
 //! `cargo_lock`, `url`, `path`, `recipe`, `rust_toolchain`, `requirements`/`requirements_file` or `xmake_requires`,
 //! `[targets.<name>]` with `host_paths`, `host_tools`, `env`, `python`, `xmake_options`, and `[build] script`.
+//! Any source table may also set `targets = ["T", …]`: only those targets of the recipe use it
+//! ([`Recipe::source_targets`]). It is validated against the recipe's targets (a variant's, its base's), recorded
+//! beside the spec in the lockfile (so `--locked` sees it change), and restricts what a `requirements` or
+//! `xmake_requires` spec carries to the listed targets; every other place asks [`Recipe::uses`].
 //! An `xmake_requires` source's normalized spec carries every target's `xmake_options`, like `requirements` carries
 //! the targets' Pythons, so changing a target's options makes `--locked` see a stale lockfile.
 //! A `requirements` source's normalized spec carries the `python` table of every target that has one, so changing a
@@ -109,6 +113,19 @@ pub enum Error {
         /// What is wrong, and the recipes there are.
         reason: String,
     },
+    /// A source's `targets` names a target the recipe does not declare, or a target's build would miss a source
+    /// another source it uses needs.
+    #[error("invalid recipe `{}`: source `{source_name}` {reason}", path.display())]
+    SourceTargets {
+        /// The recipe file.
+        path: PathBuf,
+        /// The source.
+        source_name: String,
+        /// What is wrong.
+        reason: String,
+        /// The recipe's targets (for the hint).
+        known: Vec<String>,
+    },
     /// `recipe` sources form a cycle.
     #[error("invalid recipe `{}`: `recipe` sources form a cycle: {}", path.display(), chain.join(" → "))]
     Cycle {
@@ -148,6 +165,10 @@ impl hstore_store::Hint for Error {
                     .into(),
             ),
             Error::Cycle { .. } => Some("a recipe cannot read its own output, even through others; break the chain".into()),
+            Error::SourceTargets { known, .. } => Some(format!(
+                "`targets = [\"T\", …]` lists targets of this recipe (a variant's are its base's): {}",
+                if known.is_empty() { "it declares none".to_owned() } else { known.join(", ") }
+            )),
             Error::Read { .. } | Error::Parse { .. } | Error::InvalidName { .. } | Error::DuplicateRecipe { .. } => None,
         }
     }
@@ -165,6 +186,9 @@ pub struct Recipe {
     pub extends: Option<String>,
     /// `[sources.*]`, by name.
     pub sources: BTreeMap<String, SourceSpec>,
+    /// `[sources.NAME] targets`: the targets that use each source limited to some, by source name (never empty); a
+    /// source not listed is used by every target. Ask [`Recipe::uses`].
+    pub source_targets: BTreeMap<String, BTreeSet<String>>,
     /// `[targets.*]`, by name.
     pub targets: BTreeMap<String, Target>,
     /// `[build]`, if the recipe builds anything.
@@ -541,6 +565,8 @@ struct RawSource {
     components: Option<Vec<String>>,
     packages: Option<Vec<String>>,
     keyring: Option<String>,
+    /// Any kind: the targets that use the source (taken out before [`classify`]).
+    targets: Option<Vec<String>>,
 }
 
 impl RawSource {
@@ -638,13 +664,39 @@ impl Recipe {
             }
         }
         let mut sources = BTreeMap::new();
-        for (name, source) in raw.sources {
+        let mut source_targets = BTreeMap::new();
+        for (name, mut source) in raw.sources {
             if !is_valid_name(&name) {
                 return Err(invalid_name(&name));
             }
-            sources.insert(name.clone(), classify(file, &name, source)?);
+            let targets = source.targets.take();
+            let spec = classify(file, &name, source)?;
+            if let Some(targets) = targets {
+                if targets.is_empty() {
+                    return Err(Error::InvalidSource {
+                        path: file.to_path_buf(),
+                        source_name: name,
+                        kind: Some(spec.kind()),
+                        reason: "has `targets = []`, which leaves it to no target; list the targets that use it, \
+                                 or drop the key to give it to every target"
+                            .into(),
+                    });
+                }
+                source_targets.insert(name.clone(), targets.into_iter().collect());
+            }
+            sources.insert(name, spec);
         }
-        fill_target_details(&mut sources, &raw.targets);
+        // A variant's targets are its base's: checked once `resolve_variants` has them.
+        if raw.recipe.extends.is_none() {
+            check_source_targets(
+                file,
+                &sources,
+                &source_targets,
+                &raw.targets,
+                raw.build.as_ref(),
+            )?;
+        }
+        fill_target_details(&mut sources, &raw.targets, &source_targets);
         for (name, spec) in &sources {
             if let SourceSpec::CargoLock { source, .. } = spec
                 && matches!(sources.get(source), Some(SourceSpec::Recipe { .. }))
@@ -712,6 +764,7 @@ impl Recipe {
             name: raw.recipe.name,
             extends: raw.recipe.extends,
             sources,
+            source_targets,
             targets: raw.targets,
             build: raw.build,
         })
@@ -723,6 +776,24 @@ impl Recipe {
             .get(target)
             .and_then(|spec| spec.base.as_deref())
             .or_else(|| self.build.as_ref()?.base.as_deref())
+    }
+
+    /// Whether `target`'s build uses source `source`: every target does, unless the source's table limits it with
+    /// `targets = [...]`.
+    pub fn uses(&self, source: &str, target: &str) -> bool {
+        self.source_targets
+            .get(source)
+            .is_none_or(|targets| targets.contains(target))
+    }
+
+    /// The sources `target`'s build uses (see [`Recipe::uses`]), by name.
+    pub fn sources_for<'a>(
+        &'a self,
+        target: &'a str,
+    ) -> impl Iterator<Item = (&'a String, &'a SourceSpec)> + 'a {
+        self.sources
+            .iter()
+            .filter(move |(name, _)| self.uses(name, target))
     }
 
     /// The directory the recipe file is in (`path` sources are relative to it).
@@ -768,25 +839,32 @@ impl Recipe {
 }
 
 /// Copies what sources need to know of the recipe's targets into them (a `requirements` source locks wheels for
-/// each target's Python, an `xmake_requires` source probes each target's `xmake_options`), so that a source's spec, the lockfile's record of it, says everything it was locked for.
+/// each target's Python, an `xmake_requires` source probes each target's `xmake_options`), so that a source's spec,
+/// the lockfile's record of it, says everything it was locked for. A source limited to some targets
+/// (`source_targets`) carries only theirs, so it locks nothing for the others.
 fn fill_target_details(
     sources: &mut BTreeMap<String, SourceSpec>,
     targets: &BTreeMap<String, Target>,
+    source_targets: &BTreeMap<String, BTreeSet<String>>,
 ) {
-    let pythons: BTreeMap<String, PythonTarget> = targets
-        .iter()
-        .filter_map(|(name, target)| Some((name.clone(), target.python.clone()?)))
-        .collect();
-    for spec in sources.values_mut() {
+    for (name, spec) in sources.iter_mut() {
+        let using = targets.iter().filter(|(target, _)| {
+            source_targets
+                .get(name)
+                .is_none_or(|only| only.contains(*target))
+        });
         match spec {
             SourceSpec::Requirements {
                 targets: wheels, ..
-            } => wheels.clone_from(&pythons),
+            } => {
+                *wheels = using
+                    .filter_map(|(name, target)| Some((name.clone(), target.python.clone()?)))
+                    .collect();
+            }
             SourceSpec::XmakeRequires {
                 targets: options, ..
             } => {
-                *options = targets
-                    .iter()
+                *options = using
                     .map(|(name, target)| (name.clone(), target.xmake_options.clone()))
                     .collect();
             }
@@ -836,12 +914,86 @@ fn resolve_variants(recipes: &mut [Recipe]) -> Result<(), Error> {
                 reason,
             });
         };
+        // A variant's source replaces the base's whole table, `targets` included.
+        let mut source_targets = base.source_targets.clone();
+        source_targets.retain(|name, _| !recipe.sources.contains_key(name));
+        source_targets.append(&mut recipe.source_targets);
         let mut sources = base.sources.clone();
         sources.append(&mut recipe.sources);
-        fill_target_details(&mut sources, &base.targets);
+        check_source_targets(
+            &recipe.file,
+            &sources,
+            &source_targets,
+            &base.targets,
+            base.build.as_ref(),
+        )?;
+        fill_target_details(&mut sources, &base.targets, &source_targets);
         recipe.sources = sources;
+        recipe.source_targets = source_targets;
         recipe.targets.clone_from(&base.targets);
         recipe.build.clone_from(&base.build);
+    }
+    Ok(())
+}
+
+/// A recipe's `targets` limits, checked against its targets (for a variant, its base's): every target listed is
+/// declared, a target's base (`[targets.T] base`, else `[build] base`) is a source that target uses, and a target
+/// that uses an `xmake_requires` source uses its `xmake` source too (the build puts its `bin/` on `PATH`).
+fn check_source_targets(
+    file: &Path,
+    sources: &BTreeMap<String, SourceSpec>,
+    source_targets: &BTreeMap<String, BTreeSet<String>>,
+    targets: &BTreeMap<String, Target>,
+    build: Option<&Build>,
+) -> Result<(), Error> {
+    let error = |source: &str, reason: String| Error::SourceTargets {
+        path: file.to_path_buf(),
+        source_name: source.to_owned(),
+        reason,
+        known: targets.keys().cloned().collect(),
+    };
+    let uses = |source: &str, target: &str| {
+        source_targets
+            .get(source)
+            .is_none_or(|only| only.contains(target))
+    };
+    for (source, only) in source_targets {
+        if let Some(unknown) = only.iter().find(|target| !targets.contains_key(*target)) {
+            return Err(error(
+                source,
+                format!(
+                    "has `targets` naming target `{unknown}`, which this recipe does not declare"
+                ),
+            ));
+        }
+    }
+    for (target, spec) in targets {
+        let (base, place) = match (&spec.base, build.and_then(|build| build.base.as_ref())) {
+            (Some(base), _) => (base, format!("[targets.{target}] base")),
+            (None, Some(base)) => (base, "[build] base".to_owned()),
+            (None, None) => continue,
+        };
+        if !uses(base, target) {
+            return Err(error(
+                base,
+                format!("is `{place}`, but its `targets` leave out target `{target}`"),
+            ));
+        }
+    }
+    for (source, spec) in sources {
+        if let SourceSpec::XmakeRequires { xmake, .. } = spec
+            && let Some(target) = targets
+                .keys()
+                .find(|target| uses(source, target) && !uses(xmake, target))
+        {
+            return Err(error(
+                source,
+                format!(
+                    "is used by target `{target}`, whose build needs its `xmake = \"{xmake}\"` source, but the \
+                     `targets` of `{xmake}` leave `{target}` out"
+                ),
+            ));
+        }
     }
     Ok(())
 }
@@ -913,7 +1065,12 @@ fn classify(file: &Path, name: &str, raw: RawSource) -> Result<SourceSpec, Error
             .find(|(key, set)| *set && !allowed.contains(key))
         {
             Some((key, _)) => Err(invalid(format!(
-                "sets `{key}`, which a `{kind}` source does not take"
+                "sets `{key}`, which a `{kind}` source does not take{}",
+                if *key == "target" {
+                    " (`targets = [\"T\", …]` limits a source to some targets of this recipe)"
+                } else {
+                    ""
+                }
             ))),
             None => Ok(()),
         }
@@ -1174,8 +1331,9 @@ fn check_xmake_requires(
 }
 
 /// Checks the graph that `recipe` sources make over `recipes` (all of one directory, `dir`): every named recipe
-/// exists, declares the target it is needed for (the pinned `target`, else each target of the dependent), and no
-/// chain of (recipe, target) leads back to itself. `hstore lock` runs this, so a broken graph never gets a lockfile.
+/// exists, declares the target it is needed for (the pinned `target`, else each target of the dependent that uses
+/// the source: a source limited by `targets` needs nothing for the others), and no chain of (recipe, target) leads
+/// back to itself. `hstore lock` runs this, so a broken graph never gets a lockfile.
 pub fn check_graph(recipes: &[Recipe], dir: &Path) -> Result<(), Error> {
     let by_name: BTreeMap<&str, &Recipe> = recipes.iter().map(|r| (r.name.as_str(), r)).collect();
     // (recipe, target) → [(source, dependency, target)]
@@ -1205,8 +1363,13 @@ pub fn check_graph(recipes: &[Recipe], dir: &Path) -> Result<(), Error> {
             let needed: Vec<(&str, &str)> = match target {
                 Some(pinned) => {
                     let pinned = pinned.as_str();
-                    let from: Vec<&str> = recipe.targets.keys().map(String::as_str).collect();
-                    if from.is_empty() {
+                    let from: Vec<&str> = recipe
+                        .targets
+                        .keys()
+                        .map(String::as_str)
+                        .filter(|target| recipe.uses(source, target))
+                        .collect();
+                    if recipe.targets.is_empty() {
                         // Only checkable for existence; the dependent has no target that could reach it.
                         if !dependency_recipe.targets.contains_key(pinned) {
                             return Err(missing_target(recipe, source, dependency_recipe, pinned));
@@ -1217,6 +1380,7 @@ pub fn check_graph(recipes: &[Recipe], dir: &Path) -> Result<(), Error> {
                 None => recipe
                     .targets
                     .keys()
+                    .filter(|target| recipe.uses(source, target))
                     .map(|t| (t.as_str(), t.as_str()))
                     .collect(),
             };
@@ -1775,6 +1939,121 @@ script = "xmake f $xmake_options -y"
                 "infinicore target `{target}` has xmake options"
             );
         }
+    }
+
+    // See: issue 21, item 2 (sources for some targets only).
+    #[test]
+    fn a_source_limited_to_some_targets_is_theirs_alone() {
+        use hstore_store::Hint;
+        let text = "[recipe]\nname = \"core\"\n[sources.code]\npath = \".\"\n\
+                    [sources.cuda]\nrecipe = \"cuda-toolkit\"\ntargets = [\"cuda\"]\n\
+                    [sources.wheels]\nrequirements = [\"numpy\"]\ntargets = [\"cuda\", \"cuda\"]\n\
+                    [targets.cpu]\npython = { version = \"3.11\", platform = \"manylinux_2_28_x86_64\" }\n\
+                    [targets.cuda]\npython = { version = \"3.11\", platform = \"manylinux_2_28_x86_64\" }\n";
+        let recipe = Recipe::parse(text, Path::new("core.toml")).unwrap();
+        assert_eq!(
+            recipe.source_targets["cuda"],
+            BTreeSet::from(["cuda".to_owned()])
+        );
+        assert!(recipe.uses("code", "cpu") && recipe.uses("cuda", "cuda"));
+        assert!(!recipe.uses("cuda", "cpu"));
+        let cpu: Vec<&String> = recipe.sources_for("cpu").map(|(name, _)| name).collect();
+        assert_eq!(cpu, ["code"]);
+        // A requirements source locks wheels only for the targets that use it.
+        assert!(matches!(
+            &recipe.sources["wheels"],
+            SourceSpec::Requirements { targets, .. } if targets.keys().eq(["cuda"])
+        ));
+
+        let error = Recipe::parse(
+            &text.replace("targets = [\"cuda\"]", "targets = [\"cdua\"]"),
+            Path::new("core.toml"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid recipe `core.toml`: source `cuda` has `targets` naming target `cdua`, which this recipe \
+             does not declare"
+        );
+        assert!(error.hint().unwrap().ends_with(": cpu, cuda"), "{error:?}");
+
+        let error = Recipe::parse(
+            &text.replace("targets = [\"cuda\"]", "targets = []"),
+            Path::new("core.toml"),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("`targets = []`"), "{error}");
+
+        let error = Recipe::parse(
+            "[recipe]\nname = \"a\"\n[sources.code]\npath = \".\"\ntarget = \"cpu\"\n[targets.cpu]\n",
+            Path::new("a.toml"),
+        )
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("`targets = [\"T\", …]` limits a source"),
+            "{error}"
+        );
+
+        let base = "[recipe]\nname = \"a\"\n[sources.base]\ndebian = \"bookworm\"\npackages = [\"gcc\"]\n\
+                    targets = [\"cpu\"]\n[targets.cpu]\n[targets.gpu]\n[build]\nscript = \"true\"\nbase = \"base\"\n";
+        let error = Recipe::parse(base, Path::new("a.toml")).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("is `[build] base`, but its `targets` leave out target `gpu`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_variant_checks_and_replaces_source_targets_against_its_base() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write(
+            "lm.toml",
+            "[recipe]\nname = \"lm\"\n[sources.a]\npath = \".\"\ntargets = [\"gpu\"]\n\
+             [sources.b]\npath = \".\"\ntargets = [\"gpu\"]\n[targets.cpu]\n[targets.gpu]\n\
+             [build]\nscript = \"true\"\n",
+        );
+        write(
+            "lm-x.toml",
+            "[recipe]\nname = \"lm-x\"\nextends = \"lm\"\n[sources.a]\npath = \"..\"\n\
+             [sources.c]\npath = \".\"\ntargets = [\"cpu\"]\n",
+        );
+        let recipes = Recipe::load_dir(dir.path()).unwrap();
+        let variant = &recipes[1];
+        assert!(variant.uses("a", "cpu"), "the variant's `a` has no limit");
+        assert!(!variant.uses("b", "cpu"), "`b` keeps the base's limit");
+        assert!(!variant.uses("c", "gpu"));
+        write(
+            "lm-x.toml",
+            "[recipe]\nname = \"lm-x\"\nextends = \"lm\"\n[sources.c]\npath = \".\"\ntargets = [\"tpu\"]\n",
+        );
+        let error = Recipe::load_dir(dir.path()).unwrap_err().to_string();
+        assert!(
+            error.contains("lm-x.toml") && error.contains("target `tpu`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_recipe_source_for_other_targets_needs_no_dependency_target() {
+        let toolkit = recipe("cuda-toolkit", &["cuda"], "");
+        let core = recipe(
+            "core",
+            &["cpu", "cuda"],
+            "[sources.cuda]\nrecipe = \"cuda-toolkit\"\ntargets = [\"cuda\"]",
+        );
+        check_graph(&[toolkit.clone(), core], Path::new("recipes")).unwrap();
+        let everyone = recipe(
+            "core",
+            &["cpu", "cuda"],
+            "[sources.cuda]\nrecipe = \"cuda-toolkit\"",
+        );
+        let error = check_graph(&[toolkit, everyone], Path::new("recipes")).unwrap_err();
+        assert!(error.to_string().contains("target `cpu`"), "{error}");
     }
 
     #[test]

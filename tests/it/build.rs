@@ -1610,3 +1610,287 @@ fn install_refuses_a_chain_of_relative_links_that_leaves_the_prefix() {
         );
     }
 }
+
+/// A project whose `app` has a `path` source `code` for every target, and, for target `gpu` only, a `recipe = "dep"`
+/// source and a `path` source `blob` (issue 21, item 2). `dep` declares `gpu` only: `cpu` never needs it.
+fn targets_project() -> Project {
+    let project = Project::new(&[("code.txt", "shared code\n")]);
+    for (dir, file, text) in [
+        ("gpu-src", "kernel.txt", "gpu kernel v1\n"),
+        ("dep-src", "dep.txt", "the dependency\n"),
+    ] {
+        std::fs::create_dir_all(project.dir().join(dir)).expect("create source dir");
+        std::fs::write(project.dir().join(dir).join(file), text).expect("write source");
+    }
+    project.raw_recipe(
+        "dep",
+        "[recipe]\nname = \"dep\"\n[sources.code]\npath = \"../dep-src\"\n[targets.gpu]\n[build]\nscript = '''\n\
+         set -eu\nmkdir -p \"$out\"\ncp \"$src_code/dep.txt\" \"$out/\"\n'''\n",
+    );
+    project.raw_recipe("app", &app_recipe("[\"gpu\"]"));
+    project
+}
+
+/// `app` of [`targets_project`], with `targets` of its `blob` source as given (TOML).
+fn app_recipe(blob_targets: &str) -> String {
+    format!(
+        "[recipe]\nname = \"app\"\n[sources.code]\npath = \"../src\"\n\
+         [sources.dep]\nrecipe = \"dep\"\ntargets = [\"gpu\"]\n\
+         [sources.blob]\npath = \"../gpu-src\"\ntargets = {blob_targets}\n\
+         [targets.cpu]\n[targets.gpu]\n[build]\nscript = '''\nset -eu\nmkdir -p \"$out\"\n\
+         echo \"code=$(cat \"$src_code/code.txt\") dep=${{src_dep:-unset}} blob=${{src_blob:-unset}}\" > \"$out/seen\"\n\
+         if [ -n \"${{src_dep:-}}\" ]; then cat \"$src_dep/dep.txt\" \"$src_blob/kernel.txt\" >> \"$out/seen\"; fi\n'''\n"
+    )
+}
+
+/// `(recipe, key)` of each node `build app --target TARGET --dry-run` lists.
+fn planned(project: &Project, target: &str) -> Vec<(String, String)> {
+    project
+        .run(&["build", "app", "--target", target, "--dry-run"])
+        .success()
+        .stdout
+        .lines()
+        .map(|line| {
+            let words: Vec<&str> = line.split(' ').collect();
+            assert_eq!(words[1], target, "{line}");
+            (words[0].to_owned(), words[2].to_owned())
+        })
+        .collect()
+}
+
+/// The lockfile's address of the artifact of source `source` of recipe `recipe`.
+fn locked_address(project: &Project, recipe: &str, source: &str) -> String {
+    let lockfile: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(project.dir().join("lockfile.json")).expect("read lockfile"),
+    )
+    .expect("parse lockfile");
+    let id = lockfile["recipes"]
+        .as_array()
+        .expect("recipes")
+        .iter()
+        .find(|r| r["name"] == recipe)
+        .and_then(|r| r["sources"].as_array())
+        .and_then(|sources| sources.iter().find(|s| s["name"] == source))
+        .map(|s| s["artifacts"][0].clone())
+        .expect("source");
+    lockfile["artifacts"]
+        .as_array()
+        .expect("artifacts")
+        .iter()
+        .find(|a| a["id"] == id)
+        .map(|a| a["address"].as_str().expect("address").to_owned())
+        .expect("artifact")
+}
+
+// See: issue 21, item 2 (sources that belong to some targets only).
+#[test]
+fn a_source_limited_to_gpu_is_not_built_bound_or_keyed_for_cpu() {
+    let project = targets_project();
+    project.run(&["lock"]).success();
+    let lockfile = std::fs::read_to_string(project.dir().join("lockfile.json")).expect("lockfile");
+    assert_eq!(
+        lockfile.matches("\"targets\": [\n").count(),
+        2,
+        "{lockfile}"
+    );
+
+    // cpu: one node, no dependency built, nothing of the gpu sources bound.
+    let cpu = planned(&project, "cpu");
+    assert_eq!(cpu.len(), 1, "{cpu:?}");
+    assert_eq!(cpu[0].0, "app");
+    let built = project
+        .run(&["build", "app", "--target", "cpu", "--out-link", "out-cpu"])
+        .success();
+    assert_eq!(
+        built_and_fresh(&built).0,
+        strings(&["app"]),
+        "{}",
+        built.stderr
+    );
+    assert_eq!(
+        project.output_file("out-cpu", "seen"),
+        "code=shared code dep=unset blob=unset\n"
+    );
+
+    // gpu: the dependency first, then `app` with both inputs.
+    let gpu = planned(&project, "gpu");
+    assert_eq!(
+        gpu.iter()
+            .map(|(recipe, _)| recipe.as_str())
+            .collect::<Vec<_>>(),
+        ["dep", "app"]
+    );
+    let built = project
+        .run(&["build", "app", "--target", "gpu", "--out-link", "out-gpu"])
+        .success();
+    assert_eq!(
+        built_and_fresh(&built).0,
+        strings(&["app", "dep"]),
+        "{}",
+        built.stderr
+    );
+    let seen = project.output_file("out-gpu", "seen");
+    assert!(
+        seen.contains("the dependency\ngpu kernel v1\n") && !seen.contains("unset"),
+        "{seen}"
+    );
+
+    // A new gpu kernel changes gpu's key, never cpu's: cpu stays built.
+    std::fs::write(project.dir().join("gpu-src/kernel.txt"), "gpu kernel v2\n").expect("write");
+    project.run(&["lock"]).success();
+    assert_eq!(planned(&project, "cpu"), cpu);
+    assert_ne!(planned(&project, "gpu")[1], gpu[1]);
+    let fresh = project.run(&["build", "app", "--target", "cpu"]).success();
+    assert_eq!(
+        built_and_fresh(&fresh),
+        (vec![], strings(&["app"])),
+        "{}",
+        fresh.stderr
+    );
+
+    // Changing `targets` is a recipe change `--locked` sees.
+    project.raw_recipe("app", &app_recipe("[\"cpu\", \"gpu\"]"));
+    let stale = project.run(&["lock", "--locked"]).code(1);
+    assert!(
+        stale.stderr.contains("app.blob") && stale.stderr.contains("targets=cpu,gpu"),
+        "{}",
+        stale.stderr
+    );
+
+    // A target the recipe does not declare is refused, naming the file, the source and the target.
+    project.raw_recipe("app", &app_recipe("[\"tpu\"]"));
+    let unknown = project.run(&["lock"]).code(2);
+    assert!(
+        unknown.stderr.contains("app.toml")
+            && unknown
+                .stderr
+                .contains("source `blob` has `targets` naming target `tpu`, which this recipe does not declare")
+            && unknown.stderr.contains("hint:")
+            && unknown.stderr.contains("cpu, gpu"),
+        "{}",
+        unknown.stderr
+    );
+}
+
+// See: issue 21, item 2: `fetch`, `export` and `cache push|pull` with `--target` leave out what only other targets
+// read.
+#[test]
+fn fetch_export_and_cache_for_a_target_leave_out_the_sources_of_other_targets() {
+    let project = targets_project();
+    project.run(&["lock"]).success();
+    let (code, blob) = (
+        locked_address(&project, "app", "code"),
+        locked_address(&project, "app", "blob"),
+    );
+    let ls = |store: &Path| -> String {
+        project
+            .hstore(&["store", "ls"])
+            .env("HSTORE_STORE", store)
+            .output()
+            .map(Outcome::of)
+            .expect("run hstore store ls")
+            .success()
+            .stdout
+    };
+
+    // A fresh store fetched for cpu holds `code` (and dep's source: `dep` is a recipe of its own), not `blob`.
+    let fresh = project.env.root().join("fresh-store");
+    let fetched = Outcome::of(
+        project
+            .hstore(&["fetch", "--target", "cpu"])
+            .env("HSTORE_STORE", &fresh)
+            .output()
+            .expect("run hstore fetch"),
+    )
+    .success();
+    assert!(
+        fetched.stderr.contains("for target `cpu`"),
+        "{}",
+        fetched.stderr
+    );
+    let held = ls(&fresh);
+    assert!(held.contains(&code) && !held.contains(&blob), "{held}");
+    let roots = std::fs::read_dir(fresh.join("roots-v1"))
+        .expect("roots")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect::<Vec<_>>();
+    assert!(
+        roots.len() == 1 && roots[0].starts_with("lockfile-") && roots[0].ends_with("-cpu.json"),
+        "{roots:?}"
+    );
+    Outcome::of(
+        project
+            .hstore(&["store", "verify"])
+            .env("HSTORE_STORE", &fresh)
+            .output()
+            .expect("run hstore store verify"),
+    )
+    .success();
+    // Without a target, everything, as before.
+    let whole = project.env.root().join("whole-store");
+    Outcome::of(
+        project
+            .hstore(&["fetch"])
+            .env("HSTORE_STORE", &whole)
+            .output()
+            .expect("run hstore fetch"),
+    )
+    .success();
+    assert!(ls(&whole).contains(&blob));
+
+    // A bundle exported for cpu carries neither the blob nor a root naming it; imported, the store lacks it.
+    project
+        .run(&["export", "--target", "cpu", "-o", "cpu.hsb"])
+        .success();
+    let inspected: serde_json::Value = serde_json::from_str(
+        &project
+            .run(&["bundle", "inspect", "cpu.hsb", "--json"])
+            .success()
+            .stdout,
+    )
+    .expect("inspect json");
+    let roots = inspected["roots"].as_object().expect("roots");
+    assert_eq!(roots.len(), 1, "{inspected}");
+    let (name, root) = roots.iter().next().expect("a root");
+    assert!(name.ends_with("-cpu"), "{name}");
+    let addresses = root["addresses"].to_string();
+    assert!(
+        addresses.contains(&code) && !addresses.contains(&blob),
+        "{addresses}"
+    );
+    let imported = project.env.root().join("imported-store");
+    Outcome::of(
+        project
+            .hstore(&["import", "cpu.hsb"])
+            .env("HSTORE_STORE", &imported)
+            .output()
+            .expect("run hstore import"),
+    )
+    .success();
+    let held = ls(&imported);
+    assert!(held.contains(&code) && !held.contains(&blob), "{held}");
+
+    // A cache pushed for cpu, and pulled for cpu into a fresh store, holds no blob either.
+    let cache = format!("file://{}", project.env.root().join("cache").display());
+    project
+        .run(&["cache", "push", &cache, "--target", "cpu"])
+        .success();
+    let pulled = project.env.root().join("pulled-store");
+    let pull = Outcome::of(
+        project
+            .hstore(&["cache", "pull", &cache, "--target", "cpu"])
+            .env("HSTORE_STORE", &pulled)
+            .output()
+            .expect("run hstore cache pull"),
+    )
+    .success();
+    assert!(pull.stderr.contains("-cpu`"), "{}", pull.stderr);
+    let held = ls(&pulled);
+    assert!(held.contains(&code) && !held.contains(&blob), "{held}");
+}
