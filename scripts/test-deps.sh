@@ -13,6 +13,8 @@
 #        builds its .debs, `gpg` signs its InRelease, `dpkg --compare-versions` is the version-order oracle, and the
 #        real Debian keyring is read by the release tests)
 #   uv   0.13.9 from PyPI, in its own venv (resolves `requirements` sources; the tests pin its version)
+#   CUDA wheels  NVIDIA's x86_64 CUDA 13 compile-set wheels (+ cuobjdump, ~105 MB) from PyPI, pinned by sha256, into a
+#        kept cache directory (scripts/cuda-wheels.sh: tests/it/cuda.rs serves them from its loopback index)
 #   garage  the S3 cache backend's three-node test cluster (`cargo install garage --locked`: compiles for ~20 minutes
 #        on 2 cores, once; AGPL, run as a separate server, never linked)
 set -euo pipefail
@@ -58,6 +60,9 @@ else
   [[ "$(PATH="$bin_dir:$PATH" uv --version)" == "uv $UV_VERSION"* ]] || { say "uv $UV_VERSION did not install"; exit 1; }
   [[ ":$PATH:" == *":$bin_dir:"* ]] || say "note: $bin_dir is not on PATH; scripts/test.sh adds it"
 fi
+
+# -- CUDA wheels, pinned ------------------------------------------------------------------------------------------------
+"$(dirname "$0")/cuda-wheels.sh"
 
 # -- garage ------------------------------------------------------------------------------------------------------------
 cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"

@@ -1903,6 +1903,8 @@ script = "xmake f $xmake_options -y"
         assert_eq!(
             names,
             [
+                "cuda-libraries",
+                "cuda-toolkit",
                 "infinicore",
                 "infinilm",
                 "infinilm-issue-216",
@@ -1910,7 +1912,13 @@ script = "xmake f $xmake_options -y"
                 "xmake"
             ]
         );
-        let (base, variant) = (&recipes[1], &recipes[2]);
+        let named = |name: &str| {
+            recipes
+                .iter()
+                .find(|recipe| recipe.name == name)
+                .expect("loaded")
+        };
+        let (base, variant) = (named("infinilm"), named("infinilm-issue-216"));
         assert_eq!(variant.extends.as_deref(), Some("infinilm"));
         assert_eq!(
             (&variant.targets, &variant.build),
@@ -1922,7 +1930,7 @@ script = "xmake f $xmake_options -y"
         assert!(
             matches!(&base.sources["lm"], SourceSpec::Git { reference, .. } if reference == "main")
         );
-        let infinicore = &recipes[0];
+        let infinicore = named("infinicore");
         for target in [
             "cpu",
             "cuda",

@@ -8,6 +8,7 @@ mod build;
 mod cache;
 mod campaign;
 mod common;
+mod cuda;
 mod debian;
 mod defects;
 mod escape;

@@ -17,11 +17,12 @@ use std::process::{Command, Output};
 use hstore_test_support::{PROJECT_OUTPUT, TestEnv, TestRegistry, XmakeRepoFixture, sha256_hex};
 
 /// The fixture tarball's sha256 (its README).
-const FIXTURE_SHA256: &str = "e8f5e55bfef235c00de20a4f24c5c852913daf34a7a0d5c3639d8ff2d56d2192";
+pub(crate) const FIXTURE_SHA256: &str =
+    "e8f5e55bfef235c00de20a4f24c5c852913daf34a7a0d5c3639d8ff2d56d2192";
 /// The upstream release tarball's sha256, as `recipes/xmake.toml` pins it.
 const UPSTREAM_SHA256: &str = "e749c2a902a1b88e6e3b73b78962a6417c9a04f91ce3c6e174a252598f10eb28";
 /// Where `recipes/xmake.toml` downloads from; the tests mirror this prefix to the loopback server.
-const UPSTREAM_PREFIX: &str = "https://github.com/xmake-io/xmake/releases/download/";
+pub(crate) const UPSTREAM_PREFIX: &str = "https://github.com/xmake-io/xmake/releases/download/";
 
 /// The repository root (this package's manifest directory).
 fn repo_root() -> PathBuf {
@@ -29,7 +30,7 @@ fn repo_root() -> PathBuf {
 }
 
 /// A file of `../shared/fixtures/`; panics naming the path if it is missing (CI places `shared/` beside the clone).
-fn fixture(name: &str) -> PathBuf {
+pub(crate) fn fixture(name: &str) -> PathBuf {
     let path = repo_root().join("../shared/fixtures").join(name);
     assert!(
         path.is_file(),
@@ -40,7 +41,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 /// `recipes/xmake.toml` as committed, pinned to the fixture's sha256 instead of the upstream tarball's.
-fn xmake_recipe_for_fixture() -> String {
+pub(crate) fn xmake_recipe_for_fixture() -> String {
     let recipe = std::fs::read_to_string(repo_root().join("recipes/xmake.toml"))
         .expect("read recipes/xmake.toml");
     assert!(
@@ -106,7 +107,7 @@ impl XmakeProject {
 
 /// Asserts `output` exited with `code`; returns (stdout, stderr).
 #[track_caller]
-fn exited(output: &Output, code: i32) -> (String, String) {
+pub(crate) fn exited(output: &Output, code: i32) -> (String, String) {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(
