@@ -26,7 +26,7 @@ use std::sync::{Mutex, PoisonError};
 use hstore_fetchers::xmake::{Origin, ProbedPackage, ProbedUrl};
 use hstore_fetchers::{EvaluatorError, LockEvaluator, XmakeProbeOutcome, XmakeProbeRequest};
 use hstore_model::lockfile::Artifact;
-use hstore_model::recipe::Recipe;
+use hstore_model::recipe::{Recipe, SourceSpec};
 use hstore_store::{Digest, Node, PathComponent, Store};
 use serde::{Deserialize, Deserializer};
 
@@ -180,6 +180,8 @@ pub struct XmakeProbe<'a> {
     /// The recipe's Debian base for the target (its tree), so xmake sees the packages the build will see: what it
     /// takes "from the host" is then a pinned Debian package.
     pub base: Option<Digest>,
+    /// Other recipes' outputs the target reads, built, at the paths the build sees them (`/src/NAME`).
+    pub recipe_inputs: Vec<Input>,
 }
 
 /// The sandboxed run that evaluates an `xmake_requires` source for one target at lock (see the module docs): keyed
@@ -234,6 +236,7 @@ pub fn xmake_probe_plan(probe: &XmakeProbe<'_>, context: &PlanContext) -> Result
             },
         },
     ];
+    inputs.extend(probe.recipe_inputs.iter().cloned());
     if let Some(base) = probe.base {
         inputs.push(Input {
             name: BASE_INPUT.into(),
@@ -483,6 +486,7 @@ impl<'a> XmakeEvaluator<'a> {
                 ),
                 script,
                 base: locked_base(request)?,
+                recipe_inputs: self.recipe_inputs(request)?,
             },
             self.context,
         )?;
@@ -504,10 +508,53 @@ impl<'a> XmakeEvaluator<'a> {
     /// Builds (or finds built) the request's xmake recipe for its target against the lock so far; returns its key
     /// and output.
     fn xmake(&self, request: &XmakeProbeRequest<'_>) -> Result<(Digest, Digest)> {
-        let slot = (
-            request.xmake_recipe.to_owned(),
-            request.xmake_target.to_owned(),
-        );
+        self.built_output(request, request.xmake_recipe, request.xmake_target)
+    }
+
+    /// The other recipes' outputs the probed target reads (`recipe` sources it uses, besides the pinned xmake),
+    /// built against the lock so far, by source name: `xmake f` sees them where the build will (a CUDA toolkit's
+    /// `--cuda=/src/cuda`).
+    fn recipe_inputs(&self, request: &XmakeProbeRequest<'_>) -> Result<Vec<Input>> {
+        let mut inputs = Vec::new();
+        for (name, spec) in request.recipe.sources_for(request.target) {
+            let SourceSpec::Recipe { recipe, target } = spec else {
+                continue;
+            };
+            // The pinned xmake is mounted already; a source named like one of the probe's own inputs cannot be.
+            if [
+                PROJECT_INPUT,
+                XMAKE_INPUT,
+                PROBE_INPUT,
+                PACKAGES_INPUT,
+                BASE_INPUT,
+            ]
+            .contains(&name.as_str())
+            {
+                continue;
+            }
+            let target = target.as_deref().unwrap_or(request.target);
+            let (key, output) = self.built_output(request, recipe, target)?;
+            inputs.push(Input {
+                name: name.clone(),
+                shape: InputShape::Output {
+                    recipe: recipe.clone(),
+                    target: target.to_owned(),
+                    key,
+                    output: Some(output),
+                },
+            });
+        }
+        Ok(inputs)
+    }
+
+    /// Builds (or finds built) `recipe_name` for `target` against the lock so far; returns its key and output.
+    fn built_output(
+        &self,
+        request: &XmakeProbeRequest<'_>,
+        recipe_name: &str,
+        target: &str,
+    ) -> Result<(Digest, Digest)> {
+        let slot = (recipe_name.to_owned(), target.to_owned());
         if let Some(found) = self
             .built
             .lock()
@@ -519,10 +566,10 @@ impl<'a> XmakeEvaluator<'a> {
         let Some(recipe) = request
             .recipes
             .iter()
-            .find(|recipe| recipe.name == request.xmake_recipe)
+            .find(|recipe| recipe.name == recipe_name)
         else {
             return Err(BuildError::UnknownRecipe {
-                name: request.xmake_recipe.to_owned(),
+                name: recipe_name.to_owned(),
                 dir: request.recipe.dir().to_path_buf(),
                 known: request.recipes.iter().map(|r| r.name.clone()).collect(),
             });
@@ -531,7 +578,7 @@ impl<'a> XmakeEvaluator<'a> {
             self.store,
             request.recipes,
             std::slice::from_ref(recipe),
-            request.xmake_target,
+            target,
             request.lockfile,
             self.lockfile_path,
             self.context,
@@ -546,7 +593,7 @@ impl<'a> XmakeEvaluator<'a> {
             .find(|(node, _)| node.requested)
             .map(|(_, outcome)| (outcome.record.key, outcome.record.output))
             .ok_or_else(|| BuildError::DependencyNotBuilt {
-                recipe: request.xmake_recipe.to_owned(),
+                recipe: recipe_name.to_owned(),
                 input: request.source.to_owned(),
             })?;
         self.built
