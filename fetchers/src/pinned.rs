@@ -128,6 +128,24 @@ where
     })
 }
 
+/// [`ensure`] for a file stored as it was downloaded (a blob) from a URL known up front: wheels, xmake archives,
+/// `.deb` files.
+pub(crate) async fn ensure_blob(
+    fetcher: &Fetcher,
+    pinned: &Pinned<'_>,
+    locked: Option<&Artifact>,
+    url: String,
+) -> Result<Stored> {
+    ensure(
+        fetcher,
+        pinned,
+        locked,
+        async { Ok(url) },
+        |store, file, _url| Ok(store.add_blob_file(file)?),
+    )
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

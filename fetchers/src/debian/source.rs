@@ -266,14 +266,7 @@ pub(crate) async fn ensure_deb(
         report: ("deb", &label),
     };
     let url = pin.url.clone();
-    let stored = crate::pinned::ensure(
-        fetcher,
-        &pinned,
-        locked,
-        async { Ok(url) },
-        move |store, file, _url| Ok(store.add_blob_file(file)?),
-    )
-    .await?;
+    let stored = crate::pinned::ensure_blob(fetcher, &pinned, locked, url).await?;
     Ok(DebArtifact {
         address: stored.address,
         size: stored.size,

@@ -420,14 +420,7 @@ pub async fn ensure_wheel(
         report: ("wheel", &choice.filename),
     };
     let url = choice.url.clone();
-    let stored = crate::pinned::ensure(
-        fetcher,
-        &pinned,
-        locked,
-        async { Ok(url) },
-        |store, file, _url| Ok(store.add_blob_file(file)?),
-    )
-    .await?;
+    let stored = crate::pinned::ensure_blob(fetcher, &pinned, locked, url).await?;
     Ok(choice.artifact(stored.address, stored.size))
 }
 

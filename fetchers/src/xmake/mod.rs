@@ -168,14 +168,7 @@ pub async fn ensure_archive(
         report: ("url", &pin.url),
     };
     let url = pin.url.clone();
-    let stored = crate::pinned::ensure(
-        fetcher,
-        &pinned,
-        locked,
-        async { Ok(url) },
-        |store, file, _url| Ok(store.add_blob_file(file)?),
-    )
-    .await?;
+    let stored = crate::pinned::ensure_blob(fetcher, &pinned, locked, url).await?;
     Ok(Artifact::XmakeArchive(XmakeArchiveArtifact {
         id: pin.id.clone().into(),
         package: pin.package.clone(),
