@@ -43,6 +43,8 @@ pub struct GraphNode {
     pub prepared: PreparedBuild,
     /// Indices of the nodes it reads (all earlier in [`BuildGraph::nodes`]).
     pub dependencies: Vec<usize>,
+    /// The dependencies its output needs at run time (`runtime = true` sources): a subset of `dependencies`.
+    pub runtime_dependencies: Vec<usize>,
     /// Whether this node was asked for (rather than only needed by one that was).
     pub requested: bool,
 }
@@ -55,6 +57,28 @@ pub struct BuildGraph {
 }
 
 impl BuildGraph {
+    /// The run-time closure of `node`: the nodes whose outputs it needs at run time, through `runtime = true`
+    /// sources, transitively, dependencies before dependents, ending with `node`. Build-time-only dependencies (a
+    /// compiler, xmake) and what only they need are left out, as Spack leaves out `build` dependencies.
+    pub fn runtime_closure(&self, node: usize) -> Vec<usize> {
+        let mut closure = Vec::new();
+        let mut stack = vec![(node, false)];
+        while let Some((current, expanded)) = stack.pop() {
+            if closure.contains(&current) {
+                continue;
+            }
+            if expanded {
+                closure.push(current);
+                continue;
+            }
+            stack.push((current, true));
+            for &dependency in self.nodes[current].runtime_dependencies.iter().rev() {
+                stack.push((dependency, false));
+            }
+        }
+        closure
+    }
+
     /// Whether `node` has a usable record in `store` already (a cache hit that runs nothing).
     pub fn is_cached(&self, store: &Store, node: usize) -> Result<bool> {
         Ok(find_record(store, &self.nodes[node].prepared.key)?.is_some())
@@ -117,12 +141,14 @@ impl Planner<'_> {
         }
         self.stack.push(id.clone());
         let mut dependencies = Vec::new();
+        let mut runtime_dependencies = Vec::new();
         let mut dependency_keys = BTreeMap::new();
         // A `recipe` source limited to other targets is no edge of this node.
         for (source, spec) in recipe.sources_for(target) {
             let SourceSpec::Recipe {
                 recipe: dependency,
                 target: dependency_target,
+                runtime,
             } = spec
             else {
                 continue;
@@ -139,6 +165,9 @@ impl Planner<'_> {
             };
             let node = self.visit(dependency_recipe, dependency_target)?;
             dependencies.push(node);
+            if *runtime {
+                runtime_dependencies.push(node);
+            }
             dependency_keys.insert(source.clone(), self.graph.nodes[node].prepared.key);
         }
         self.stack.pop();
@@ -157,12 +186,15 @@ impl Planner<'_> {
         };
         dependencies.sort_unstable();
         dependencies.dedup();
+        runtime_dependencies.sort_unstable();
+        runtime_dependencies.dedup();
         self.graph.nodes.push(GraphNode {
             recipe: recipe.name.clone(),
             target: target.to_owned(),
             plan,
             prepared,
             dependencies,
+            runtime_dependencies,
             requested: false,
         });
         let node = self.graph.nodes.len() - 1;

@@ -215,6 +215,7 @@ pub fn plan(
             SourceSpec::Recipe {
                 recipe: dependency,
                 target: dependency_target,
+                ..
             } => InputShape::Output {
                 recipe: dependency.clone(),
                 target: dependency_target.as_deref().unwrap_or(target).to_owned(),

@@ -517,7 +517,7 @@ impl<'a> XmakeEvaluator<'a> {
     fn recipe_inputs(&self, request: &XmakeProbeRequest<'_>) -> Result<Vec<Input>> {
         let mut inputs = Vec::new();
         for (name, spec) in request.recipe.sources_for(request.target) {
-            let SourceSpec::Recipe { recipe, target } = spec else {
+            let SourceSpec::Recipe { recipe, target, .. } = spec else {
                 continue;
             };
             // The pinned xmake is mounted already; a source named like one of the probe's own inputs cannot be.

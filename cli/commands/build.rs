@@ -162,16 +162,18 @@ pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> R
     if let Some(error) = push_error {
         return Err(error.context("failed to push a build to the cache"));
     }
-    let requested: Vec<(&GraphNode, &hstore_build::BuildOutcome)> = graph
+    let requested: Vec<(usize, &GraphNode, &hstore_build::BuildOutcome)> = graph
         .nodes
         .iter()
         .zip(&outcomes)
-        .filter(|(node, _)| node.requested)
+        .enumerate()
+        .filter(|(_, (node, _))| node.requested)
+        .map(|(index, (node, outcome))| (index, node, outcome))
         .collect();
     for recipe in &recipes {
-        let Some((node, outcome)) = requested
+        let Some(&(index, node, outcome)) = requested
             .iter()
-            .find(|(node, _)| node.recipe == recipe.name)
+            .find(|(_, node, _)| node.recipe == recipe.name)
         else {
             continue;
         };
@@ -187,23 +189,29 @@ pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> R
             printer.status("Linked", format!("{} → {output}", link.display()));
         }
         if let Some(dir) = &args.install_path {
-            let report = install(&store, &output, dir).with_context(|| {
-                format!(
-                    "failed to install `{}` into `{}`",
-                    node.recipe,
-                    dir.display()
-                )
-            })?;
-            printer.status(
-                "Installed",
-                format!(
-                    "{} ({} files, {} symlinks) into {}",
-                    node.recipe,
-                    report.files,
-                    report.symlinks,
-                    dir.display()
-                ),
-            );
+            // The run-time closure: what the output links or imports (`runtime = true` sources), dependencies
+            // first, then the output itself; build-time tools stay out.
+            for member in graph.runtime_closure(index) {
+                let (member_node, member_outcome) = (&graph.nodes[member], &outcomes[member]);
+                let report =
+                    install(&store, &member_outcome.record.output, dir).with_context(|| {
+                        format!(
+                            "failed to install `{}` into `{}`",
+                            member_node.recipe,
+                            dir.display()
+                        )
+                    })?;
+                printer.status(
+                    "Installed",
+                    format!(
+                        "{} ({} files, {} symlinks) into {}",
+                        member_node.recipe,
+                        report.files,
+                        report.symlinks,
+                        dir.display()
+                    ),
+                );
+            }
         }
     }
     Ok(status)

@@ -312,6 +312,7 @@ impl Fetcher {
         let Some(SourceSpec::Recipe {
             recipe: xmake_recipe,
             target: xmake_target,
+            ..
         }) = probe.recipe.sources.get(xmake)
         else {
             errors.push(Error::InconsistentSource {

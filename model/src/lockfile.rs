@@ -402,6 +402,7 @@ impl Lockfile {
                 if let SourceSpec::Recipe {
                     recipe: dependency,
                     target: pinned,
+                    ..
                 } = &source.spec
                 {
                     stack.push((dependency, pinned.as_deref().unwrap_or(node_target)));

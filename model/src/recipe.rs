@@ -257,6 +257,11 @@ pub enum SourceSpec {
         /// The target to build it for; `None`: the target being built.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         target: Option<String>,
+        /// Whether the output is needed at run time (linked or imported: `runtime = true`), so `--install-path`
+        /// installs it with the dependent (Spack's `link`/`run` dependency types); otherwise it is a build-time
+        /// tool (xmake, a compiler) that is not installed.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        runtime: bool,
     },
     /// A Rust toolchain installed by rustup on the locking machine (`$RUSTUP_HOME/toolchains/<version>-<host>`),
     /// stored as a tree without its HTML docs, so builds take the compiler from the store, not from the host.
@@ -349,7 +354,7 @@ impl SourceKind {
             SourceKind::Requirements => {
                 "`requirements = [\"pkg>=1\"]` / `requirements_file = \"SOURCE:PATH\"` (+ `index`, `exclude_newer`)"
             }
-            SourceKind::Recipe => "`recipe = NAME` (+ `target`)",
+            SourceKind::Recipe => "`recipe = NAME` (+ `target`, `runtime`)",
             SourceKind::RustToolchain => "`rust_toolchain = VERSION` (+ `host`)",
             SourceKind::XmakeRequires => {
                 "`xmake_requires = PROJECT_SOURCE` + `repo = GIT_SOURCE` + `xmake = RECIPE_SOURCE`"
@@ -565,6 +570,7 @@ struct RawSource {
     components: Option<Vec<String>>,
     packages: Option<Vec<String>>,
     keyring: Option<String>,
+    runtime: Option<bool>,
     /// Any kind: the targets that use the source (taken out before [`classify`]).
     targets: Option<Vec<String>>,
 }
@@ -1059,6 +1065,7 @@ fn classify(file: &Path, name: &str, raw: RawSource) -> Result<SourceSpec, Error
             ("components", raw.components.is_some()),
             ("packages", raw.packages.is_some()),
             ("keyring", raw.keyring.is_some()),
+            ("runtime", raw.runtime.is_some()),
         ];
         match present
             .iter()
@@ -1160,7 +1167,7 @@ fn classify(file: &Path, name: &str, raw: RawSource) -> Result<SourceSpec, Error
             let Some(recipe) = raw.recipe else {
                 return Err(unnamed());
             };
-            only(&["target"])?;
+            only(&["target", "runtime"])?;
             if !is_valid_name(&recipe) {
                 return Err(invalid(format!(
                     "names recipe `{recipe}`, which is not a valid recipe name"
@@ -1178,6 +1185,7 @@ fn classify(file: &Path, name: &str, raw: RawSource) -> Result<SourceSpec, Error
             Ok(SourceSpec::Recipe {
                 recipe,
                 target: raw.target,
+                runtime: raw.runtime.unwrap_or(false),
             })
         }
         SourceKind::RustToolchain => {
@@ -1343,6 +1351,7 @@ pub fn check_graph(recipes: &[Recipe], dir: &Path) -> Result<(), Error> {
             let SourceSpec::Recipe {
                 recipe: dependency,
                 target,
+                ..
             } = spec
             else {
                 continue;

@@ -1894,3 +1894,76 @@ fn fetch_export_and_cache_for_a_target_leave_out_the_sources_of_other_targets() 
     let held = ls(&pulled);
     assert!(held.contains(&code) && !held.contains(&blob), "{held}");
 }
+
+/// Issue 21: `--install-path` installs the run-time closure. `prog` links `lib` (`runtime = true`) and was compiled
+/// with `tool`'s output (a build-time dependency, as xmake or a CUDA compiler is): the prefix gets `prog` and `lib`,
+/// `prog` finds `libgreet.so` there at run time, and nothing of `tool` is installed.
+#[test]
+fn install_path_installs_the_runtime_closure_and_leaves_build_tools_out() {
+    let project = Project::new(&[]);
+    for (dir, file, text) in [
+        ("lib-src", "greet.c", GREET_C),
+        ("prog-src", "main.c", MAIN_C),
+    ] {
+        std::fs::create_dir_all(project.dir().join(dir)).expect("create source dir");
+        std::fs::write(project.dir().join(dir).join(file), text).expect("write source");
+    }
+    project.raw_recipe(
+        "lib",
+        "[recipe]\nname = \"lib\"\n[sources.code]\npath = \"../lib-src\"\n[targets.cpu]\n[build]\nscript = '''\n\
+         set -eu\nmkdir -p \"$out/lib\"\ncc -shared -fPIC -o \"$out/lib/libgreet.so\" \"$src_code/greet.c\"\n'''\n",
+    );
+    project.raw_recipe(
+        "tool",
+        "[recipe]\nname = \"tool\"\n[targets.cpu]\n[build]\nscript = '''\nset -eu\nmkdir -p \"$out/bin\"\n\
+         printf '%s\\n' '-O2' > \"$out/bin/tool-flags\"\n'''\n",
+    );
+    project.raw_recipe(
+        "prog",
+        "[recipe]\nname = \"prog\"\n[sources.code]\npath = \"../prog-src\"\n[sources.lib]\nrecipe = \"lib\"\n\
+         runtime = true\n[sources.tool]\nrecipe = \"tool\"\n[targets.cpu]\n[build]\nscript = '''\nset -eu\n\
+         mkdir -p \"$out/bin\"\ncc $(cat \"$src_tool/bin/tool-flags\") -o \"$out/bin/prog\" \"$src_code/main.c\" \
+         -L\"$src_lib/lib\" -lgreet -Wl,-rpath,'$ORIGIN/../lib'\n'''\n",
+    );
+    project.run(&["lock"]).success();
+    let lockfile =
+        std::fs::read_to_string(project.dir().join("lockfile.json")).expect("read lockfile");
+    assert!(lockfile.contains("\"runtime\": true"), "{lockfile}");
+
+    let installed = project.run(&[
+        "build",
+        "prog",
+        "--target",
+        "cpu",
+        "--install-path",
+        "prefix",
+    ]);
+    let installed = installed.success();
+    assert!(
+        installed.stderr.contains("Installed lib"),
+        "{}",
+        installed.stderr
+    );
+    assert!(
+        installed.stderr.contains("Installed prog"),
+        "{}",
+        installed.stderr
+    );
+    assert!(
+        !installed.stderr.contains("Installed tool"),
+        "{}",
+        installed.stderr
+    );
+    assert!(project.dir().join("prefix/lib/libgreet.so").is_file());
+    assert!(!project.dir().join("prefix/bin/tool-flags").exists());
+    let ran = Command::new(project.dir().join("prefix/bin/prog"))
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .expect("run prefix/bin/prog");
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert!(!ran.stdout.is_empty());
+}
