@@ -555,6 +555,7 @@ mod tests {
         let dependency = |recipe: &str, target: Option<&str>| SourceSpec::Recipe {
             recipe: recipe.into(),
             target: target.map(str::to_owned),
+            runtime: false,
         };
         let lockfile = Lockfile {
             version: LOCKFILE_VERSION,

@@ -102,6 +102,7 @@ mod tests {
             spec: SourceSpec::Recipe {
                 recipe: reads.to_owned(),
                 target: None,
+                runtime: false,
             },
             targets: Vec::new(),
             artifacts: Vec::new(),

@@ -252,7 +252,8 @@ fn the_recipe_graph_is_checked_for_unknown_names_missing_targets_and_cycles() {
         core.sources["xmake"],
         SourceSpec::Recipe {
             recipe: "xmake".into(),
-            target: Some("cpu".into())
+            target: Some("cpu".into()),
+            runtime: false,
         }
     );
 
