@@ -462,11 +462,14 @@ fn the_repository_recipes_load_with_the_infinilm_variant() {
         (&variant.targets, &variant.build),
         (&base.targets, &base.build)
     );
+    // The pinned pair (docs/stack.md): the variant's InfiniLM is issue/216-1, the base's issue/214.
     assert!(
-        matches!(&variant.sources["lm"], SourceSpec::Git { reference, .. } if reference == "issue/216")
+        matches!(&variant.sources["lm"], SourceSpec::Git { reference, .. }
+            if reference == "4c74f34a5c73c668920a58115d6ab6a7af737492")
     );
     assert!(
-        matches!(&base.sources["lm"], SourceSpec::Git { reference, .. } if reference == "main")
+        matches!(&base.sources["lm"], SourceSpec::Git { reference, .. }
+            if reference == "ee59b3f590b6d49ecfb29d094d897805e9632b6f")
     );
     let infinicore = named("infinicore");
     for target in [
