@@ -902,8 +902,8 @@ const MAIN_C: &str = "#include <stdio.h>\nconst char *greet(void);\n\
 
 /// A chain of three recipes, locked with `hstore lock`: `lib` (a C shared library), `prog` (a program linking it,
 /// with an `$ORIGIN`-relative rpath) and `pkg` (both, packaged as one prefix: `bin/prog`, `lib/libgreet.so`).
-fn chain_project() -> Project {
-    let project = Project::new(&[]);
+/// `lib-src/greet.c`, `prog-src/main.c` and the recipe `lib` building `lib/libgreet.so` from the first.
+fn write_library_and_program_sources(project: &Project) {
     for (dir, file, text) in [
         ("lib-src", "greet.c", GREET_C),
         ("prog-src", "main.c", MAIN_C),
@@ -916,6 +916,11 @@ fn chain_project() -> Project {
         "[recipe]\nname = \"lib\"\n[sources.code]\npath = \"../lib-src\"\n[targets.cpu]\n[build]\nscript = '''\n\
          set -eu\nmkdir -p \"$out/lib\"\ncc -shared -fPIC -o \"$out/lib/libgreet.so\" \"$src_code/greet.c\"\n'''\n",
     );
+}
+
+fn chain_project() -> Project {
+    let project = Project::new(&[]);
+    write_library_and_program_sources(&project);
     project.raw_recipe(
         "prog",
         "[recipe]\nname = \"prog\"\n[sources.code]\npath = \"../prog-src\"\n[sources.lib]\nrecipe = \"lib\"\n\
@@ -1901,18 +1906,7 @@ fn fetch_export_and_cache_for_a_target_leave_out_the_sources_of_other_targets() 
 #[test]
 fn install_path_installs_the_runtime_closure_and_leaves_build_tools_out() {
     let project = Project::new(&[]);
-    for (dir, file, text) in [
-        ("lib-src", "greet.c", GREET_C),
-        ("prog-src", "main.c", MAIN_C),
-    ] {
-        std::fs::create_dir_all(project.dir().join(dir)).expect("create source dir");
-        std::fs::write(project.dir().join(dir).join(file), text).expect("write source");
-    }
-    project.raw_recipe(
-        "lib",
-        "[recipe]\nname = \"lib\"\n[sources.code]\npath = \"../lib-src\"\n[targets.cpu]\n[build]\nscript = '''\n\
-         set -eu\nmkdir -p \"$out/lib\"\ncc -shared -fPIC -o \"$out/lib/libgreet.so\" \"$src_code/greet.c\"\n'''\n",
-    );
+    write_library_and_program_sources(&project);
     project.raw_recipe(
         "tool",
         "[recipe]\nname = \"tool\"\n[targets.cpu]\n[build]\nscript = '''\nset -eu\nmkdir -p \"$out/bin\"\n\
