@@ -794,7 +794,7 @@ impl Fetcher {
                         );
                     }
                 }
-                crate::debian::source::ensure_base(self, base.clone(), &debs)
+                crate::debian::source::ensure_base(self, base.clone(), &debs, true)
                     .await
                     .map(|_| ())
             }

@@ -55,6 +55,16 @@ impl Project {
         Outcome::of(self.hstore(args).output().expect("run hstore"))
     }
 
+    /// [`Project::run`] against the store at `store` instead of the project's.
+    fn run_in(&self, store: &Path, args: &[&str]) -> Outcome {
+        Outcome::of(
+            self.hstore(args)
+                .env("HSTORE_STORE", store)
+                .output()
+                .expect("run hstore"),
+        )
+    }
+
     /// Writes `recipes/<name>.toml`: a recipe using `src/` as `code`, with `targets` (TOML) and `script`.
     fn recipe(&self, name: &str, targets: &str, script: &str) -> &Self {
         self.raw_recipe(
@@ -1037,15 +1047,7 @@ fn a_chain_of_three_recipes_rebuilds_exactly_what_changed_and_runs_from_the_inst
         ])
         .success();
     let other_store = project.env.root().join("other-store");
-    let in_other = |args: &[&str]| {
-        Outcome::of(
-            project
-                .hstore(args)
-                .env("HSTORE_STORE", &other_store)
-                .output()
-                .expect("run hstore"),
-        )
-    };
+    let in_other = |args: &[&str]| project.run_in(&other_store, args);
     in_other(&["import", "--trust", "release.pub", "chain.hsb"]).success();
     let imported = in_other(&["build", "pkg", "--target", "cpu"]).success();
     assert_eq!(
@@ -1787,27 +1789,13 @@ fn fetch_export_and_cache_for_a_target_leave_out_the_sources_of_other_targets() 
         locked_address(&project, "app", "code"),
         locked_address(&project, "app", "blob"),
     );
-    let ls = |store: &Path| -> String {
-        project
-            .hstore(&["store", "ls"])
-            .env("HSTORE_STORE", store)
-            .output()
-            .map(Outcome::of)
-            .expect("run hstore store ls")
-            .success()
-            .stdout
-    };
+    let ls = |store: &Path| -> String { project.run_in(store, &["store", "ls"]).success().stdout };
 
     // A fresh store fetched for cpu holds `code` (and dep's source: `dep` is a recipe of its own), not `blob`.
     let fresh = project.env.root().join("fresh-store");
-    let fetched = Outcome::of(
-        project
-            .hstore(&["fetch", "--target", "cpu"])
-            .env("HSTORE_STORE", &fresh)
-            .output()
-            .expect("run hstore fetch"),
-    )
-    .success();
+    let fetched = project
+        .run_in(&fresh, &["fetch", "--target", "cpu"])
+        .success();
     assert!(
         fetched.stderr.contains("for target `cpu`"),
         "{}",
@@ -1829,24 +1817,10 @@ fn fetch_export_and_cache_for_a_target_leave_out_the_sources_of_other_targets() 
         roots.len() == 1 && roots[0].starts_with("lockfile-") && roots[0].ends_with("-cpu.json"),
         "{roots:?}"
     );
-    Outcome::of(
-        project
-            .hstore(&["store", "verify"])
-            .env("HSTORE_STORE", &fresh)
-            .output()
-            .expect("run hstore store verify"),
-    )
-    .success();
+    project.run_in(&fresh, &["store", "verify"]).success();
     // Without a target, everything, as before.
     let whole = project.env.root().join("whole-store");
-    Outcome::of(
-        project
-            .hstore(&["fetch"])
-            .env("HSTORE_STORE", &whole)
-            .output()
-            .expect("run hstore fetch"),
-    )
-    .success();
+    project.run_in(&whole, &["fetch"]).success();
     assert!(ls(&whole).contains(&blob));
 
     // A bundle exported for cpu carries neither the blob nor a root naming it; imported, the store lacks it.
@@ -1870,14 +1844,7 @@ fn fetch_export_and_cache_for_a_target_leave_out_the_sources_of_other_targets() 
         "{addresses}"
     );
     let imported = project.env.root().join("imported-store");
-    Outcome::of(
-        project
-            .hstore(&["import", "cpu.hsb"])
-            .env("HSTORE_STORE", &imported)
-            .output()
-            .expect("run hstore import"),
-    )
-    .success();
+    project.run_in(&imported, &["import", "cpu.hsb"]).success();
     let held = ls(&imported);
     assert!(held.contains(&code) && !held.contains(&blob), "{held}");
 
@@ -1887,14 +1854,9 @@ fn fetch_export_and_cache_for_a_target_leave_out_the_sources_of_other_targets() 
         .run(&["cache", "push", &cache, "--target", "cpu"])
         .success();
     let pulled = project.env.root().join("pulled-store");
-    let pull = Outcome::of(
-        project
-            .hstore(&["cache", "pull", &cache, "--target", "cpu"])
-            .env("HSTORE_STORE", &pulled)
-            .output()
-            .expect("run hstore cache pull"),
-    )
-    .success();
+    let pull = project
+        .run_in(&pulled, &["cache", "pull", &cache, "--target", "cpu"])
+        .success();
     assert!(pull.stderr.contains("-cpu`"), "{}", pull.stderr);
     let held = ls(&pulled);
     assert!(held.contains(&code) && !held.contains(&blob), "{held}");

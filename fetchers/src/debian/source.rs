@@ -60,7 +60,7 @@ pub(crate) async fn lock(
         && !kept_debs.is_empty()
     {
         let debs = ensure_debs(fetcher, &kept_debs, true).await?;
-        let base = ensure_base(fetcher, base.clone(), &debs).await?;
+        let base = ensure_base(fetcher, base.clone(), &debs, true).await?;
         let mut artifacts: Vec<Artifact> = debs.into_iter().map(Artifact::Deb).collect();
         artifacts.push(Artifact::DebianBase(base));
         return Ok(artifacts);
@@ -130,7 +130,7 @@ pub(crate) async fn lock(
         address: Digest::of_bytes(b""),
         size: 0,
     };
-    let base = ensure_base(fetcher, base, &debs).await?;
+    let base = ensure_base(fetcher, base, &debs, false).await?;
     let mut artifacts: Vec<Artifact> = debs.into_iter().map(Artifact::Deb).collect();
     artifacts.push(Artifact::DebianBase(base));
     Ok(artifacts)
@@ -274,16 +274,17 @@ pub(crate) async fn ensure_deb(
     })
 }
 
-/// Makes the store hold the base tree of `debs`: kept when the locked address is complete, else unpacked from the
-/// `.deb` blobs (which must be in the store) and checked against the locked address when there is one.
+/// Makes the store hold the base tree of `debs`. `locked`: `base` carries its locked address, so it is kept when
+/// that tree is complete, and a tree unpacked again from the `.deb` blobs (which must be in the store) must come out
+/// at that address; otherwise `base`'s address and size are filled in.
 pub(crate) async fn ensure_base(
     fetcher: &Fetcher,
     base: DebianBaseArtifact,
     debs: &[DebArtifact],
+    locked: bool,
 ) -> Result<DebianBaseArtifact> {
     let store = Arc::clone(fetcher.store());
-    let was_locked = base.size != 0 || base.address != Digest::of_bytes(b"");
-    if was_locked && store.closure_complete(&base.address)? {
+    if locked && store.closure_complete(&base.address)? {
         return Ok(base);
     }
     let debs = debs.to_vec();
@@ -333,7 +334,7 @@ pub(crate) async fn ensure_base(
         Ok(store.add_tree(&root, &|_| false)?)
     })
     .await?;
-    if was_locked && address != base.address {
+    if locked && address != base.address {
         return Err(Error::AddressDrift {
             id: base.id.to_string(),
             expected: base.address,

@@ -34,10 +34,6 @@ pub fn rust_toolchain_purl(version: &str, host: &str) -> Result<String, packageu
 impl ArtifactKind for RustToolchainArtifact {
     shared_fields!("rust_toolchain");
 
-    fn tree(&self) -> Option<Digest> {
-        None
-    }
-
     fn identity(&self) -> (String, String) {
         // `1.95.0-x86_64-unknown-linux-gnu`: the package is the host, the version the release.
         match self.toolchain.split_once('-') {
