@@ -2,7 +2,7 @@
 //! recipe's compile set, served by a loopback PEP 691 index ([`TestIndex`]), lock as the recipe pins them, the
 //! toolkit is assembled in the sandbox, and `--check` reproduces it byte for byte. Then a small xmake CUDA project (a
 //! kernel, `cudaMalloc`, a cub reduction; two files named `kernel.cu`) builds in the sandbox, network cut and `HOME`
-//! empty, with the pinned xmake (built from the fixture tarball, as in `xmake.rs`) against the toolkit from the store,
+//! empty, with the pinned xmake (built from the fixture's git repositories, as in `xmake.rs`) against the toolkit from the store,
 //! for sm_80 and sm_90; the toolkit's own `cuobjdump` finds both in the executable, and `--check` reproduces it too.
 //!
 //! The wheels (~105 MB) are not in the repository: `scripts/cuda-wheels.sh` (run by `scripts/test-deps.sh`, so by
@@ -12,9 +12,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use hstore_test_support::{RunningRegistry, TestEnv, TestIndex, TestRegistry, sha256_hex};
+use hstore_test_support::{TestEnv, TestIndex, sha256_hex};
 
-use crate::xmake::{FIXTURE_SHA256, UPSTREAM_PREFIX, exited, fixture, xmake_recipe_for_fixture};
+use crate::xmake::{XmakeGitFixture, exited};
 
 /// The repository root (this package's manifest directory).
 fn repo_root() -> PathBuf {
@@ -127,12 +127,11 @@ fn toolkit_recipe_for(index: &TestIndex) -> String {
     )
 }
 
-/// A project directory holding the toolkit recipe (against `index`) and the xmake recipe (its fixture tarball served
-/// by `server`).
+/// A project directory holding the toolkit recipe (against `index`) and the xmake recipe (pinned to `xmake_git`).
 struct CudaProject {
     env: TestEnv,
     index: TestIndex,
-    server: RunningRegistry,
+    xmake_git: XmakeGitFixture,
 }
 
 impl CudaProject {
@@ -156,25 +155,18 @@ impl CudaProject {
         for (project, name, bytes) in cached_wheels(&pins) {
             index.wheel_file(&project, &name, &bytes);
         }
-        let tarball = std::fs::read(fixture("xmake-3.0.0-src.tar.gz")).expect("read fixture");
-        assert_eq!(
-            sha256_hex(&tarball),
-            FIXTURE_SHA256,
-            "fixture tarball changed"
-        );
-        let server = TestRegistry::new()
-            .file("/xmake/v3.0.0/xmake-v3.0.0.tar.gz", tarball)
-            .start();
+        let env = TestEnv::new();
+        let xmake_git = XmakeGitFixture::new(env.root());
         let project = CudaProject {
-            env: TestEnv::new(),
+            env,
             index,
-            server,
+            xmake_git,
         };
         project.write(
             "recipes/cuda-toolkit.toml",
             &toolkit_recipe_for(&project.index),
         );
-        project.write("recipes/xmake.toml", &xmake_recipe_for_fixture());
+        project.write("recipes/xmake.toml", &project.xmake_git.recipe);
         project
     }
 
@@ -200,10 +192,9 @@ impl CudaProject {
             .expect("run hstore")
     }
 
-    /// `hstore lock`, the xmake tarball through the loopback mirror.
+    /// `hstore lock`, xmake's repositories through their mirrors.
     fn lock(&self) -> String {
-        let mirror = format!("{UPSTREAM_PREFIX}={}/xmake/", self.server.url());
-        exited(&self.hstore(&["lock", "--mirror", &mirror]), 0).1
+        exited(&self.hstore(&self.xmake_git.with_mirrors(&["lock"])), 0).1
     }
 }
 
@@ -414,7 +405,7 @@ fn an_xmake_cuda_project_builds_offline_against_the_toolkit_from_the_store_for_s
     project.write("app/src/sum/kernel.cu", APP_SUM);
     project.write("recipes/cudaapp.toml", APP_RECIPE);
     project.lock();
-    let served = project.index.requests().len() + project.server.requests().len();
+    let served = project.index.requests().len();
 
     // One command builds the chain in the sandbox: xmake, the toolkit, then the project.
     let (_, stderr) = exited(
@@ -436,7 +427,7 @@ fn an_xmake_cuda_project_builds_offline_against_the_toolkit_from_the_store_for_s
         assert!(stderr.contains(built), "`{built}` not in:\n{stderr}");
     }
     assert_eq!(
-        project.index.requests().len() + project.server.requests().len(),
+        project.index.requests().len(),
         served,
         "the builds must not download"
     );

@@ -1,10 +1,11 @@
-//! xmake end to end: `recipes/xmake.toml` builds xmake from source in the sandbox, from the fixture tarball
-//! (`../shared/fixtures/xmake-3.0.0-src.tar.gz`, beside the repository in CI) served by a loopback server as a `url`
-//! source reached through `--mirror`; the built xmake runs, a second build is a cache hit, and `--check` reproduces it.
+//! xmake end to end: `recipes/xmake.toml` builds xmake from source in the sandbox from its six git sources (xmake
+//! and its bundled libraries), reached through `--mirror`; the built xmake runs, a second build is a cache hit, and
+//! `--check` reproduces it.
 //!
-//! The fixture is made from the same upstream sources as the release tarball but is not byte-identical to it (see
-//! its README), so the test swaps the recipe's sha256 for the fixture's and keeps everything else of the real recipe.
-//! A missing fixture fails the test: it is never skipped.
+//! The git repositories are made by the test from the fixture tarball (`../shared/fixtures/xmake-3.0.0-src.tar.gz`,
+//! beside the repository in CI), which holds exactly those trees at the commits the recipe pins (its README): one
+//! repository per tree, so the commit ids are the test's own and the test swaps each `ref` of the real recipe for
+//! them, keeping everything else. A missing fixture fails the test: it is never skipped.
 //!
 //! The `xmake_requires` source kind end to end: a fixture xmake-repo (a real git repository, three packages and a
 //! host one, `test-support/src/xmake_repo.rs`) and a C++ project requiring them; `hstore lock` builds the pinned xmake,
@@ -14,15 +15,43 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use hstore_test_support::{PROJECT_OUTPUT, TestEnv, TestRegistry, XmakeRepoFixture, sha256_hex};
+use hstore_test_support::{
+    GitRepo, PROJECT_OUTPUT, TestEnv, TestRegistry, XmakeRepoFixture, sha256_hex,
+};
 
 /// The fixture tarball's sha256 (its README).
-pub(crate) const FIXTURE_SHA256: &str =
-    "e8f5e55bfef235c00de20a4f24c5c852913daf34a7a0d5c3639d8ff2d56d2192";
-/// The upstream release tarball's sha256, as `recipes/xmake.toml` pins it.
-const UPSTREAM_SHA256: &str = "e749c2a902a1b88e6e3b73b78962a6417c9a04f91ce3c6e174a252598f10eb28";
-/// Where `recipes/xmake.toml` downloads from; the tests mirror this prefix to the loopback server.
-pub(crate) const UPSTREAM_PREFIX: &str = "https://github.com/xmake-io/xmake/releases/download/";
+const FIXTURE_SHA256: &str = "e8f5e55bfef235c00de20a4f24c5c852913daf34a7a0d5c3639d8ff2d56d2192";
+
+/// The git sources of `recipes/xmake.toml`: (source name, canonical URL, where the tree sits in the fixture under
+/// `xmake-3.0.0/`, or `None` for xmake's own tree, which holds the others).
+const XMAKE_GIT_SOURCES: [(&str, &str, Option<&str>); 6] = [
+    ("xmake", "https://github.com/xmake-io/xmake.git", None),
+    (
+        "tbox",
+        "https://github.com/tboox/tbox.git",
+        Some("core/src/tbox/tbox"),
+    ),
+    (
+        "lua",
+        "https://github.com/xmake-io/xmake-core-lua.git",
+        Some("core/src/lua/lua"),
+    ),
+    (
+        "lz4",
+        "https://github.com/xmake-io/xmake-core-lz4.git",
+        Some("core/src/lz4/lz4"),
+    ),
+    (
+        "sv",
+        "https://github.com/xmake-io/xmake-core-sv.git",
+        Some("core/src/sv/sv"),
+    ),
+    (
+        "cjson",
+        "https://github.com/xmake-io/xmake-core-lua-cjson.git",
+        Some("core/src/lua-cjson/lua-cjson"),
+    ),
+];
 
 /// The repository root (this package's manifest directory).
 fn repo_root() -> PathBuf {
@@ -40,22 +69,86 @@ pub(crate) fn fixture(name: &str) -> PathBuf {
     path
 }
 
-/// `recipes/xmake.toml` as committed, pinned to the fixture's sha256 instead of the upstream tarball's.
-pub(crate) fn xmake_recipe_for_fixture() -> String {
-    let recipe = std::fs::read_to_string(repo_root().join("recipes/xmake.toml"))
-        .expect("read recipes/xmake.toml");
-    assert!(
-        recipe.contains(UPSTREAM_SHA256) && recipe.contains(UPSTREAM_PREFIX),
-        "recipes/xmake.toml no longer pins the upstream v3.0.0 tarball:\n{recipe}"
-    );
-    recipe.replace(UPSTREAM_SHA256, FIXTURE_SHA256)
+/// The repositories `recipes/xmake.toml` names, made from the fixture tarball, and the recipe pinned to them.
+pub(crate) struct XmakeGitFixture {
+    /// `recipes/xmake.toml` as committed, each `ref` swapped for the test repository's commit.
+    pub(crate) recipe: String,
+    /// `--mirror CANONICAL=file://…` for each repository, ready to append to `hstore lock`.
+    pub(crate) mirror_args: Vec<String>,
 }
 
-/// A served fixture tarball and a project directory whose `recipes/` holds the xmake recipe.
+impl XmakeGitFixture {
+    /// Unpacks the fixture under `root` and commits each of its trees as a repository of its own.
+    pub(crate) fn new(root: &Path) -> Self {
+        let tarball = fixture("xmake-3.0.0-src.tar.gz");
+        assert_eq!(
+            sha256_hex(&std::fs::read(&tarball).expect("read fixture")),
+            FIXTURE_SHA256,
+            "fixture tarball changed"
+        );
+        let unpacked = root.join("xmake-src");
+        std::fs::create_dir_all(&unpacked).expect("create unpack dir");
+        let status = Command::new("tar")
+            .arg("-xzf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(&unpacked)
+            .status()
+            .expect("run tar");
+        assert!(status.success(), "tar -xzf {} failed", tarball.display());
+        let top = unpacked.join("xmake-3.0.0");
+        let mut recipe = std::fs::read_to_string(repo_root().join("recipes/xmake.toml"))
+            .expect("read recipes/xmake.toml");
+        let mut mirror_args = Vec::new();
+        // The bundled libraries first: they leave xmake's tree before it is committed.
+        for (name, url, inside) in XMAKE_GIT_SOURCES.iter().rev() {
+            let tree = match inside {
+                Some(inside) => {
+                    let tree = root.join("xmake-git").join(name);
+                    std::fs::create_dir_all(tree.parent().expect("parent")).expect("create dir");
+                    std::fs::rename(top.join(inside), &tree).expect("move a bundled library out");
+                    tree
+                }
+                None => top.clone(),
+            };
+            let repo = GitRepo::init(&tree);
+            // Upstream tracks every file of these trees, some despite a `.gitignore`.
+            repo.git(&["add", "--all", "--force"]);
+            let commit = repo.commit(name);
+            recipe = pin_git_source(&recipe, url, &commit);
+            mirror_args.extend(["--mirror".to_owned(), format!("{url}={}", repo.file_url())]);
+        }
+        XmakeGitFixture {
+            recipe,
+            mirror_args,
+        }
+    }
+
+    /// `args` followed by the `--mirror`s.
+    pub(crate) fn with_mirrors<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
+        let mut all = args.to_vec();
+        all.extend(self.mirror_args.iter().map(String::as_str));
+        all
+    }
+}
+
+/// `recipe` with the `ref` of the source `git = "URL"` set to `commit`; panics if the recipe has no such source.
+fn pin_git_source(recipe: &str, url: &str, commit: &str) -> String {
+    let git_line = format!("git = \"{url}\"\nref = \"");
+    let start = recipe.find(&git_line).unwrap_or_else(|| {
+        panic!("recipes/xmake.toml has no git source `{url}` with a ref:\n{recipe}")
+    }) + git_line.len();
+    let end = start + recipe[start..].find('"').expect("end of ref");
+    format!("{}{commit}{}", &recipe[..start], &recipe[end..])
+}
+
+/// A project directory whose `recipes/` holds the xmake recipe, the repositories it pins, and a loopback server.
 struct XmakeProject {
     /// The test's environment.
     env: TestEnv,
-    /// Serves the fixture tarball.
+    /// The repositories of `recipes/xmake.toml`.
+    xmake_git: XmakeGitFixture,
+    /// Serves what a test adds to it (the fixture xmake-repo's archives).
     server: hstore_test_support::RunningRegistry,
 }
 
@@ -66,20 +159,18 @@ impl XmakeProject {
 
     /// Like [`XmakeProject::new`], letting `setup` add files to the loopback server before it starts.
     fn with(setup: impl FnOnce(&TestEnv, TestRegistry) -> TestRegistry) -> Self {
-        let tarball = std::fs::read(fixture("xmake-3.0.0-src.tar.gz")).expect("read fixture");
-        assert_eq!(
-            sha256_hex(&tarball),
-            FIXTURE_SHA256,
-            "fixture tarball changed"
-        );
         let env = TestEnv::new();
-        let registry = TestRegistry::new().file("/xmake/v3.0.0/xmake-v3.0.0.tar.gz", tarball);
-        let server = setup(&env, registry).start();
-        let project = XmakeProject { env, server };
+        let xmake_git = XmakeGitFixture::new(env.root());
+        let server = setup(&env, TestRegistry::new()).start();
+        let project = XmakeProject {
+            env,
+            xmake_git,
+            server,
+        };
         std::fs::create_dir_all(project.dir().join("recipes")).expect("create recipes dir");
         std::fs::write(
             project.dir().join("recipes/xmake.toml"),
-            xmake_recipe_for_fixture(),
+            &project.xmake_git.recipe,
         )
         .expect("write xmake recipe");
         project
@@ -89,9 +180,9 @@ impl XmakeProject {
         self.env.root().join("project")
     }
 
-    /// `--mirror` sending the recipe's upstream URL to the loopback server.
-    fn mirror(&self) -> String {
-        format!("{UPSTREAM_PREFIX}={}/xmake/", self.server.url())
+    /// `hstore ARGS` with xmake's repositories reached through their `--mirror`s (for `lock` and `fetch`).
+    fn mirrored(&self, args: &[&str]) -> Output {
+        self.hstore(&self.xmake_git.with_mirrors(args))
     }
 
     /// Runs `hstore ARGS` in the project directory.
@@ -135,27 +226,21 @@ fn xmake_command(xmake: &Path, home: &Path) -> Command {
 #[test]
 fn xmake_builds_from_source_in_the_sandbox_runs_is_a_cache_hit_and_reproduces() {
     let project = XmakeProject::new();
-    let mirror = project.mirror();
-    exited(&project.hstore(&["lock", "--mirror", &mirror]), 0);
-    // The lockfile keeps the canonical URL and the recipe's pin; the mirror only changed where the bytes came from.
+    exited(&project.mirrored(&["lock"]), 0);
+    // The lockfile keeps the canonical URLs; the mirrors only changed where the trees came from.
     let lockfile =
         std::fs::read_to_string(project.dir().join("lockfile.json")).expect("read lockfile");
-    assert!(
-        lockfile.contains(&format!("{UPSTREAM_PREFIX}v3.0.0/xmake-v3.0.0.tar.gz")),
-        "{lockfile}"
-    );
-    assert!(lockfile.contains(FIXTURE_SHA256), "{lockfile}");
-    assert!(!lockfile.contains("127.0.0.1"), "{lockfile}");
-    let served = project.server.requests().len();
+    for (_, url, _) in XMAKE_GIT_SOURCES {
+        assert!(
+            lockfile.contains(&format!("git+{url}#")),
+            "{url} in:\n{lockfile}"
+        );
+    }
+    assert!(!lockfile.contains("file://"), "{lockfile}");
 
     let build = ["build", "xmake", "--target", "cpu", "--out-link", "result"];
     let (first, stderr) = exited(&project.hstore(&build), 0);
     assert!(stderr.contains("Built"), "{stderr}");
-    assert_eq!(
-        project.server.requests().len(),
-        served,
-        "the build must not download"
-    );
 
     let home = project.env.root().join("xmake-home");
     std::fs::create_dir_all(&home).expect("create xmake home");
@@ -280,7 +365,6 @@ fn xmake_requires_locks_in_the_sandbox_carries_and_builds_offline_from_the_store
         registry
     });
     let fixture = made.expect("fixture made");
-    let mirror = project.mirror();
     write_dir(&project, "proj", &fixture.project);
     std::fs::write(
         project.dir().join("recipes/app.toml"),
@@ -289,7 +373,7 @@ fn xmake_requires_locks_in_the_sandbox_carries_and_builds_offline_from_the_store
     .expect("write app recipe");
 
     // Lock, one pass: the trees and xmake's tarball first, then the evaluator builds xmake and probes `cpu`.
-    let (_, stderr) = exited(&project.hstore(&["lock", "--mirror", &mirror]), 0);
+    let (_, stderr) = exited(&project.mirrored(&["lock"]), 0);
     assert!(
         stderr.contains("xmake packages of `app.xpkgs` for target `cpu`"),
         "{stderr}"
@@ -336,7 +420,7 @@ fn xmake_requires_locks_in_the_sandbox_carries_and_builds_offline_from_the_store
 
     // A second lock keeps every pin without probing (or downloading) again: byte-identical.
     let served = project.server.requests().len();
-    let (_, stderr) = exited(&project.hstore(&["lock", "--mirror", &mirror]), 0);
+    let (_, stderr) = exited(&project.mirrored(&["lock"]), 0);
     assert!(stderr.contains("Unchanged"), "{stderr}");
     assert!(
         !stderr.contains("xmake packages of"),
@@ -357,15 +441,12 @@ fn xmake_requires_locks_in_the_sandbox_carries_and_builds_offline_from_the_store
         recipe.replacen("[\"--mode=release\"]", "[\"--mode=debug\"]", 1),
     )
     .expect("write app recipe");
-    let (_, stderr) = exited(
-        &project.hstore(&["lock", "--locked", "--mirror", &mirror]),
-        1,
-    );
+    let (_, stderr) = exited(&project.mirrored(&["lock", "--locked"]), 1);
     assert!(stderr.contains("source app.xpkgs"), "{stderr}");
     assert_eq!(std::fs::read(&lockfile_path).expect("read lockfile"), bytes);
     std::fs::write(&recipe_path, recipe).expect("restore app recipe");
 
-    exited(&project.hstore(&["fetch", "--mirror", &mirror]), 0);
+    exited(&project.mirrored(&["fetch"]), 0);
     exited(&project.hstore(&["export", "-o", "stack.hsb"]), 0);
 
     // The air-gapped side: a fresh store, only the bundle; every build runs in the sandbox with no network and an
@@ -464,10 +545,7 @@ fn xmake_requires_locks_in_the_sandbox_carries_and_builds_offline_from_the_store
     fixture
         .repo
         .commit("greet: a sha256 its archive does not have");
-    let (_, stderr) = exited(
-        &project.hstore(&["lock", "--update", "--mirror", &mirror]),
-        2,
-    );
+    let (_, stderr) = exited(&project.mirrored(&["lock", "--update"]), 2);
     assert!(
         stderr.contains(&fixture.archives[1].url_path) && stderr.contains(&wrong),
         "{stderr}"
@@ -645,7 +723,7 @@ cp "$src_core"/lib/libcore.so "$out/lib/"
             .output()
             .expect("run hstore")
     };
-    exited(&hstore(&["lock", "--mirror", &project.mirror()]), 0);
+    exited(&hstore(&project.xmake_git.with_mirrors(&["lock"])), 0);
     let (_, stderr) = exited(
         &hstore(&["build", "ext", "--target", "cpu", "--out-link", "ext-out"]),
         0,
