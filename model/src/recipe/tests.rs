@@ -442,6 +442,7 @@ fn the_repository_recipes_load_with_the_infinilm_variant() {
         names,
         [
             "cuda-libraries",
+            "cuda-runtime",
             "cuda-toolkit",
             "infinicore",
             "infinilm",
@@ -487,6 +488,26 @@ fn the_repository_recipes_load_with_the_infinilm_variant() {
             !infinicore.targets[target].xmake_options.is_empty(),
             "infinicore target `{target}` has xmake options"
         );
+    }
+    // The whole stack builds for `cuda` with no host SDK: InfiniCore's comes from the store, the others need none.
+    for name in ["infinilm-svc", "infinicore", "infinilm"] {
+        let cuda = &named(name).targets["cuda"];
+        assert!(cuda.host_paths.is_empty(), "{name}: {:?}", cuda.host_paths);
+        assert_eq!(cuda.base.as_deref(), Some("base"), "{name}");
+    }
+    // The run-time CUDA libraries are installed with InfiniCore; the compiler is not.
+    assert!(matches!(&infinicore.sources["cudart"],
+        SourceSpec::Recipe { recipe, runtime: true, .. } if recipe == "cuda-runtime"));
+    assert!(matches!(&infinicore.sources["cuda"],
+        SourceSpec::Recipe { recipe, runtime: false, .. } if recipe == "cuda-libraries"));
+    // xmake from git: each of its sources a pinned commit, none a branch that could move.
+    for (name, source) in &named("xmake").sources {
+        if let SourceSpec::Git { reference, .. } = source {
+            assert!(
+                reference.len() == 40 && reference.bytes().all(|b| b.is_ascii_hexdigit()),
+                "xmake.{name}: {reference}"
+            );
+        }
     }
 }
 
