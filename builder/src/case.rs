@@ -218,7 +218,8 @@ mod tests {
                 "cache-routing-validation",
                 "cache-type-routing-validation",
                 "infinilm-metax-deployment",
-                "integration-validation"
+                "integration-validation",
+                "integration-validation-cuda"
             ]
         );
         for name in &cases {
