@@ -170,6 +170,9 @@ pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> R
         .filter(|(_, (node, _))| node.requested)
         .map(|(index, (node, outcome))| (index, node, outcome))
         .collect();
+    // A requested recipe that is also in another's run-time closure (a deployment case names InfiniCore, and
+    // InfiniLM needs it at run time) is installed once.
+    let mut installed = std::collections::BTreeSet::new();
     for recipe in &recipes {
         let Some(&(index, node, outcome)) = requested
             .iter()
@@ -192,6 +195,9 @@ pub fn run(mut args: BuildArgs, global: &GlobalSettings, printer: &Printer) -> R
             // The run-time closure: what the output links or imports (`runtime = true` sources), dependencies
             // first, then the output itself; build-time tools stay out.
             for member in graph.runtime_closure(index) {
+                if !installed.insert(member) {
+                    continue;
+                }
                 let (member_node, member_outcome) = (&graph.nodes[member], &outcomes[member]);
                 let report =
                     install(&store, &member_outcome.record.output, dir).with_context(|| {

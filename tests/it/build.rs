@@ -1922,4 +1922,24 @@ fn install_path_installs_the_runtime_closure_and_leaves_build_tools_out() {
         String::from_utf8_lossy(&ran.stderr)
     );
     assert!(!ran.stdout.is_empty());
+
+    // Both requested, as a deployment case names them: `lib` is in `prog`'s closure too, and is installed once.
+    let both = project
+        .run(&[
+            "build",
+            "lib",
+            "prog",
+            "--target",
+            "cpu",
+            "--install-path",
+            "prefix-both",
+        ])
+        .success();
+    assert_eq!(
+        both.stderr.matches("Installed lib").count(),
+        1,
+        "{}",
+        both.stderr
+    );
+    assert!(both.stderr.contains("Installed prog"), "{}", both.stderr);
 }
