@@ -372,7 +372,7 @@ fn xmake_requires_locks_in_the_sandbox_carries_and_builds_offline_from_the_store
     )
     .expect("write app recipe");
 
-    // Lock, one pass: the trees and xmake's tarball first, then the evaluator builds xmake and probes `cpu`.
+    // Lock, one pass: the trees and xmake's repositories first, then the evaluator builds xmake and probes `cpu`.
     let (_, stderr) = exited(&project.mirrored(&["lock"]), 0);
     assert!(
         stderr.contains("xmake packages of `app.xpkgs` for target `cpu`"),
