@@ -28,6 +28,7 @@ use hstore_store::Digest;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::ArtifactId;
+use crate::python::TargetPython;
 use crate::recipe::SourceSpec;
 
 pub use crate::artifact::{
@@ -375,12 +376,16 @@ impl Lockfile {
     /// The part of this lockfile that builds for `target` read: every recipe built for `target`, and the recipes
     /// their `recipe` sources name, for the pinned target or `target`, followed through the graph; of each, the
     /// sources that target uses ([`LockedSource::targets`]), and only the artifacts those sources name. A source
-    /// limited to other targets, and a recipe reached only through one, drop out. A recipe without `target` keeps
-    /// every source not limited away from it (the lockfile does not know which targets a recipe declares): more
-    /// than needed, never less.
+    /// limited to other targets, and a recipe reached only through one, drop out. A `requirements` source keeps
+    /// only the wheels of the targets it is read for (its spec names each target's Python), and drops out for a
+    /// target it has no Python for: the CUDA recipes' wheels (targets `x86_64`, `aarch64`) are not part of `cpu`,
+    /// nor their aarch64 wheels of a `cuda` build that reads them for `x86_64`. Otherwise a recipe without `target`
+    /// keeps every source not limited away from it (the lockfile does not know which targets a recipe declares):
+    /// more than needed, never less.
     #[must_use]
     pub fn for_target(&self, target: &str) -> Lockfile {
-        let mut wanted: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        // Per recipe, per source: every artifact (`None`), or only the wheels of these Python keys.
+        let mut wanted: BTreeMap<&str, BTreeMap<&str, Option<BTreeSet<String>>>> = BTreeMap::new();
         let mut visited: BTreeSet<(&str, &str)> = BTreeSet::new();
         let mut stack: Vec<(&str, &str)> = self
             .recipes
@@ -398,7 +403,27 @@ impl Lockfile {
                 if !source.targets.is_empty() && !source.targets.iter().any(|t| t == node_target) {
                     continue;
                 }
-                wanted.entry(name).or_default().insert(source.name.as_str());
+                let wheels = match &source.spec {
+                    SourceSpec::Requirements { targets, .. } if !targets.is_empty() => {
+                        let Some(python) = targets.get(node_target) else {
+                            continue;
+                        };
+                        // An unparsable Python keeps every wheel: more than needed, never less.
+                        TargetPython::parse(python).ok().map(|python| python.key())
+                    }
+                    _ => None,
+                };
+                let entry = wanted
+                    .entry(name)
+                    .or_default()
+                    .entry(source.name.as_str())
+                    .or_insert_with(|| Some(BTreeSet::new()));
+                match (entry.as_mut(), wheels) {
+                    (Some(keys), Some(key)) => {
+                        keys.insert(key);
+                    }
+                    _ => *entry = None,
+                }
                 if let SourceSpec::Recipe {
                     recipe: dependency,
                     target: pinned,
@@ -409,6 +434,17 @@ impl Lockfile {
                 }
             }
         }
+        let wheel_targets: BTreeMap<&str, &str> = self
+            .artifacts
+            .iter()
+            .filter_map(|artifact| {
+                if let Artifact::Wheel(wheel) = artifact {
+                    Some((wheel.id.as_str(), wheel.target.as_str()))
+                } else {
+                    None
+                }
+            })
+            .collect();
         let recipes: Vec<LockedRecipe> = self
             .recipes
             .iter()
@@ -417,12 +453,20 @@ impl Lockfile {
                 sources: recipe
                     .sources
                     .iter()
-                    .filter(|source| {
-                        wanted
-                            .get(recipe.name.as_str())
-                            .is_some_and(|names| names.contains(source.name.as_str()))
+                    .filter_map(|source| {
+                        let keys = wanted
+                            .get(recipe.name.as_str())?
+                            .get(source.name.as_str())?;
+                        let mut source = source.clone();
+                        if let Some(keys) = keys {
+                            source.artifacts.retain(|id| {
+                                wheel_targets
+                                    .get(id.as_str())
+                                    .is_none_or(|wheel_target| keys.contains(*wheel_target))
+                            });
+                        }
+                        Some(source)
                     })
-                    .cloned()
                     .collect(),
             })
             .collect();
@@ -621,6 +665,87 @@ mod tests {
             "{name}"
         );
         assert_eq!(root.addresses.len(), 4);
+    }
+
+    // See: issue 21, item 2, on the whole stack's lockfile: the CUDA recipes' wheels (targets `x86_64` and
+    // `aarch64`) are not part of `cpu`, and a `cuda` build that reads them for `x86_64` carries no aarch64 wheel.
+    #[test]
+    fn a_target_reads_only_the_wheels_of_the_targets_it_builds_them_for() {
+        let python = |platform: &str| crate::python::PythonTarget {
+            version: "3.11".into(),
+            platform: platform.into(),
+        };
+        let wheel = |target: &str| -> Artifact {
+            serde_json::from_str(&format!(
+                r#"{{"kind":"wheel","id":"wheel+{target}#u","name":"nvcc","version":"13","filename":"nvcc-13-py3-none-any.whl","url":"u","sha256":"{}","tags":"py3-none-any","target":"{target}","address":"b3:{}","size":1}}"#,
+                "00".repeat(32),
+                "00".repeat(32)
+            ))
+            .unwrap()
+        };
+        let (x86, arm) = (
+            "cp311-manylinux_2_28_x86_64",
+            "cp311-manylinux_2_28_aarch64",
+        );
+        let source =
+            |name: &str, spec: SourceSpec, targets: &[&str], artifacts: Vec<String>| LockedSource {
+                name: name.into(),
+                spec,
+                targets: targets.iter().map(|t| (*t).to_owned()).collect(),
+                artifacts: artifacts.into_iter().map(ArtifactId::from).collect(),
+                resolution: None,
+                xmake: None,
+            };
+        let wheels = SourceSpec::Requirements {
+            requirements: vec!["nvcc==13".into()],
+            requirements_file: None,
+            index: "https://pypi.org/simple".into(),
+            exclude_newer: None,
+            targets: BTreeMap::from([
+                ("x86_64".to_owned(), python("manylinux_2_28_x86_64")),
+                ("aarch64".to_owned(), python("manylinux_2_28_aarch64")),
+            ]),
+        };
+        let toolkit = SourceSpec::Recipe {
+            recipe: "toolkit".into(),
+            target: Some("x86_64".into()),
+            runtime: false,
+        };
+        let lockfile = Lockfile {
+            version: LOCKFILE_VERSION,
+            recipes: vec![
+                LockedRecipe {
+                    name: "core".into(),
+                    sources: vec![source("cuda", toolkit, &["cuda"], vec![])],
+                },
+                LockedRecipe {
+                    name: "toolkit".into(),
+                    sources: vec![source(
+                        "wheels",
+                        wheels,
+                        &[],
+                        vec![format!("wheel+{arm}#u"), format!("wheel+{x86}#u")],
+                    )],
+                },
+            ],
+            artifacts: vec![wheel(arm), wheel(x86)],
+        };
+        let ids = |target: &str| -> Vec<String> {
+            let part = lockfile.for_target(target);
+            let listed: Vec<String> = part
+                .recipes
+                .iter()
+                .flat_map(|recipe| &recipe.sources)
+                .flat_map(|source| source.artifacts.iter().map(|id| id.as_str().to_owned()))
+                .collect();
+            let kept: Vec<String> = part.artifacts.iter().map(|a| a.id().to_owned()).collect();
+            assert_eq!(listed, kept, "the sources list exactly the artifacts kept");
+            kept
+        };
+        assert!(ids("cpu").is_empty());
+        assert_eq!(ids("cuda"), [format!("wheel+{x86}#u")]);
+        assert_eq!(ids("aarch64"), [format!("wheel+{arm}#u")]);
+        assert_eq!(ids("x86_64"), [format!("wheel+{x86}#u")]);
     }
 
     #[test]
