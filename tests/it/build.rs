@@ -910,6 +910,21 @@ const GREET_C: &str = "const char *greet(void) { return \"v1\"; }\n";
 const MAIN_C: &str = "#include <stdio.h>\nconst char *greet(void);\n\
                       int main(void) { printf(\"prog says %s\\n\", greet()); return 0; }\n";
 
+/// Runs an installed program with no `LD_LIBRARY_PATH`, so its libraries must be found through the prefix (its
+/// `$ORIGIN` rpath); asserts it succeeded and returns its stdout.
+fn run_from_prefix(program: &Path) -> String {
+    let ran = Command::new(program)
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap_or_else(|error| panic!("run {}: {error}", program.display()));
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    String::from_utf8_lossy(&ran.stdout).into_owned()
+}
+
 /// A chain of three recipes, locked with `hstore lock`: `lib` (a C shared library), `prog` (a program linking it,
 /// with an `$ORIGIN`-relative rpath) and `pkg` (both, packaged as one prefix: `bin/prog`, `lib/libgreet.so`).
 /// `lib-src/greet.c`, `prog-src/main.c` and the recipe `lib` building `lib/libgreet.so` from the first.
@@ -1067,18 +1082,7 @@ fn a_chain_of_three_recipes_rebuilds_exactly_what_changed_and_runs_from_the_inst
             "prefix",
         ])
         .success();
-    let run_installed = || {
-        let ran = Command::new(project.dir().join("prefix/bin/prog"))
-            .env_remove("LD_LIBRARY_PATH")
-            .output()
-            .expect("run prefix/bin/prog");
-        assert!(
-            ran.status.success(),
-            "{}",
-            String::from_utf8_lossy(&ran.stderr)
-        );
-        String::from_utf8_lossy(&ran.stdout).into_owned()
-    };
+    let run_installed = || run_from_prefix(&project.dir().join("prefix/bin/prog"));
     assert_eq!(run_installed(), "prog says v1\n");
 
     // Change the library: all three rebuild; the dry run said so first.
@@ -1912,16 +1916,7 @@ fn install_path_installs_the_runtime_closure_and_leaves_build_tools_out() {
     );
     assert!(project.dir().join("prefix/lib/libgreet.so").is_file());
     assert!(!project.dir().join("prefix/bin/tool-flags").exists());
-    let ran = Command::new(project.dir().join("prefix/bin/prog"))
-        .env_remove("LD_LIBRARY_PATH")
-        .output()
-        .expect("run prefix/bin/prog");
-    assert!(
-        ran.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ran.stderr)
-    );
-    assert!(!ran.stdout.is_empty());
+    assert!(!run_from_prefix(&project.dir().join("prefix/bin/prog")).is_empty());
 
     // Both requested, as a deployment case names them: `lib` is in `prog`'s closure too, and is installed once.
     let both = project
